@@ -1,0 +1,3 @@
+"""hf_robattr.training (filled in by its issue)."""
+
+__all__: list[str] = []
