@@ -1,3 +1,44 @@
-"""hf_robattr.data (filled in by its issue)."""
+"""hf_robattr.data: Hub datasets by name, embedded offline defaults, transforms and an offline tokenizer."""
 
-__all__: list[str] = []
+from .embedded import (
+    EMBEDDED_DATASETS,
+    SENTIMENT_NEGATIVE_WORDS,
+    SENTIMENT_POSITIVE_WORDS,
+    load_embedded_dataset,
+    make_digits,
+    make_synthetic_images,
+    make_synthetic_sentiment,
+    split_dataset,
+)
+from .loading import (
+    IMAGE_COLUMN_CANDIDATES,
+    TEXT_COLUMN_CANDIDATES,
+    label_names,
+    load_classification_dataset,
+    resolve_column,
+    standardize_splits,
+)
+from .tokenizer import SPECIAL_TOKENS, build_offline_tokenizer
+from .transforms import ImageClassificationTransform, TextClassificationTransform
+
+
+__all__ = [
+    "EMBEDDED_DATASETS",
+    "IMAGE_COLUMN_CANDIDATES",
+    "SENTIMENT_NEGATIVE_WORDS",
+    "SENTIMENT_POSITIVE_WORDS",
+    "SPECIAL_TOKENS",
+    "TEXT_COLUMN_CANDIDATES",
+    "ImageClassificationTransform",
+    "TextClassificationTransform",
+    "build_offline_tokenizer",
+    "label_names",
+    "load_classification_dataset",
+    "load_embedded_dataset",
+    "make_digits",
+    "make_synthetic_images",
+    "make_synthetic_sentiment",
+    "resolve_column",
+    "split_dataset",
+    "standardize_splits",
+]

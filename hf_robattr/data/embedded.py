@@ -1,0 +1,162 @@
+"""Embedded offline datasets: no network, fixed seeds, fixed train/validation/test splits.
+
+Three sets are built in memory and returned as a :class:`datasets.DatasetDict`:
+
+- ``digits``: scikit-learn's ``load_digits`` (1797 real 8x8 handwritten digits), as grayscale images.
+- ``synthetic_images``: 32x32 RGB images whose class is decided by a textured square placed at a random
+  position over clutter and noise; the square's ground-truth mask is stored beside each image.
+- ``synthetic_sentiment``: short sentences whose label is decided by a few sentiment words among neutral
+  filler; the positions of those words (the rationale) are stored beside each sentence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Sequence, Value
+
+
+__all__ = [
+    "EMBEDDED_DATASETS",
+    "SENTIMENT_NEGATIVE_WORDS",
+    "SENTIMENT_POSITIVE_WORDS",
+    "load_embedded_dataset",
+    "make_digits",
+    "make_synthetic_images",
+    "make_synthetic_sentiment",
+    "split_dataset",
+]
+
+SYNTHETIC_IMAGE_CLASSES = ("horizontal_stripes", "vertical_stripes", "checkerboard", "diagonal_stripes")
+
+SENTIMENT_POSITIVE_WORDS = (
+    "good", "great", "excellent", "wonderful", "superb", "delightful", "brilliant", "enjoyable", "charming", "moving",
+)  # fmt: skip
+SENTIMENT_NEGATIVE_WORDS = (
+    "bad", "awful", "terrible", "boring", "dull", "poor", "weak", "tedious", "clumsy", "painful",
+)  # fmt: skip
+NEUTRAL_WORDS = (
+    "the", "a", "movie", "film", "plot", "actor", "actress", "story", "scene", "script", "director", "music",
+    "was", "is", "felt", "seemed", "and", "with", "of", "in", "this", "that", "it", "its", "ending", "cast",
+    "camera", "dialogue", "pacing", "score", "we", "saw", "on", "sunday", "at", "cinema", "second", "half",
+)  # fmt: skip
+
+
+def split_dataset(dataset: Dataset, *, validation_size: float, test_size: float, seed: int) -> DatasetDict:
+    """Split one dataset into fixed ``train``/``validation``/``test`` parts with a seeded shuffle."""
+    first = dataset.train_test_split(test_size=validation_size + test_size, seed=seed)
+    second = first["test"].train_test_split(test_size=test_size / (validation_size + test_size), seed=seed)
+    return DatasetDict({"train": first["train"], "validation": second["train"], "test": second["test"]})
+
+
+def make_digits(*, seed: int = 0) -> DatasetDict:
+    """scikit-learn's handwritten digits as 8x8 grayscale images (column ``image``) with 10 classes (``label``)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images * (255.0 / 16.0)).round().astype(np.uint8)
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(d) for d in range(10)])})
+    dataset = Dataset.from_dict({"image": list(images), "label": digits.target.tolist()}, features=features)
+    return split_dataset(dataset, validation_size=0.1, test_size=0.2, seed=seed)
+
+
+def _class_texture(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size x size`` binary texture that identifies the class (random phase, fixed pattern)."""
+    rows, cols = np.mgrid[0:size, 0:size]
+    phase = int(rng.integers(0, 2))
+    patterns = {
+        0: (rows + phase) // 2 % 2,
+        1: (cols + phase) // 2 % 2,
+        2: ((rows // 2) + (cols // 2) + phase) % 2,
+        3: ((rows + cols + phase) // 2) % 2,
+    }
+    return patterns[label].astype(np.float32)
+
+
+def _synthetic_image(
+    label: int, image_size: int, patch: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one cluttered image and the mask of the region that holds its class evidence."""
+    image = rng.uniform(0.0, 1.0, size=3).astype(np.float32) * 0.5 + 0.25
+    image = np.broadcast_to(image, (image_size, image_size, 3)).copy()
+    for _ in range(int(rng.integers(3, 7))):  # clutter: plain rectangles of random colours
+        h, w = rng.integers(3, image_size // 2, size=2)
+        top, left = rng.integers(0, image_size - h), rng.integers(0, image_size - w)
+        image[top : top + h, left : left + w] = rng.uniform(0.0, 1.0, size=3)
+    texture = _class_texture(label, patch, rng)
+    top, left = rng.integers(0, image_size - patch + 1, size=2)
+    dark, light = rng.uniform(0.0, 0.35, size=3), rng.uniform(0.65, 1.0, size=3)
+    image[top : top + patch, left : left + patch] = dark + texture[..., None] * (light - dark)
+    image += rng.normal(0.0, 0.08, size=image.shape)  # sensor noise
+    mask = np.zeros((image_size, image_size), dtype=np.uint8)
+    mask[top : top + patch, left : left + patch] = 255
+    return (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8), mask
+
+
+def make_synthetic_images(
+    *, num_examples: int = 2400, image_size: int = 32, evidence_size: int = 8, seed: int = 0
+) -> DatasetDict:
+    """Generated RGB images whose class evidence sits in a known square, with ground-truth masks.
+
+    Each image has a plain background, 3-6 random clutter rectangles, Gaussian noise, and one
+    ``evidence_size``-pixel square textured by its class (horizontal, vertical, checkerboard or diagonal
+    stripes, with random colours and phase) at a random position. Columns: ``image`` (RGB), ``mask``
+    (``L`` image, 255 inside the evidence square) and ``label``.
+    """
+    if image_size < evidence_size:
+        raise ValueError(f"image_size must be at least evidence_size ({evidence_size}), got {image_size}.")
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(SYNTHETIC_IMAGE_CLASSES), size=num_examples)
+    images, masks = zip(*(_synthetic_image(int(y), image_size, evidence_size, rng) for y in labels))
+    features = Features({"image": Image(), "mask": Image(), "label": ClassLabel(names=list(SYNTHETIC_IMAGE_CLASSES))})
+    dataset = Dataset.from_dict(
+        {"image": list(images), "mask": list(masks), "label": labels.tolist()}, features=features
+    )
+    return split_dataset(dataset, validation_size=0.1, test_size=0.1, seed=seed)
+
+
+def _sentence(label: int, rng: np.random.Generator) -> tuple[str, list[int]]:
+    """One sentence of neutral filler with 1-2 words of the label's sentiment; returns (text, rationale word ids)."""
+    words = list(rng.choice(NEUTRAL_WORDS, size=int(rng.integers(6, 14))))
+    lexicon = SENTIMENT_POSITIVE_WORDS if label == 1 else SENTIMENT_NEGATIVE_WORDS
+    for word in rng.choice(lexicon, size=int(rng.integers(1, 3)), replace=False):
+        words.insert(int(rng.integers(0, len(words) + 1)), str(word))
+    rationale = [i for i, word in enumerate(words) if word in lexicon]
+    return " ".join(words), rationale
+
+
+def make_synthetic_sentiment(*, num_examples: int = 2000, seed: int = 0) -> DatasetDict:
+    """Generated sentiment sentences with known rationale words.
+
+    Columns: ``sentence``, ``label`` (0 negative, 1 positive) and ``rationale`` (word indices, split on spaces,
+    of the sentiment words that decide the label).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=num_examples)
+    sentences, rationales = zip(*(_sentence(int(y), rng) for y in labels))
+    features = Features(
+        {
+            "sentence": Value("string"),
+            "label": ClassLabel(names=["negative", "positive"]),
+            "rationale": Sequence(Value("int32")),
+        }
+    )
+    dataset = Dataset.from_dict(
+        {"sentence": list(sentences), "label": labels.tolist(), "rationale": list(rationales)}, features=features
+    )
+    return split_dataset(dataset, validation_size=0.1, test_size=0.1, seed=seed)
+
+
+EMBEDDED_DATASETS: dict[str, Callable[..., DatasetDict]] = {
+    "digits": make_digits,
+    "synthetic_images": make_synthetic_images,
+    "synthetic_sentiment": make_synthetic_sentiment,
+}
+
+
+def load_embedded_dataset(name: str, *, seed: int = 0) -> DatasetDict:
+    """Build the embedded dataset ``name`` (one of :data:`EMBEDDED_DATASETS`) with fixed splits."""
+    if name not in EMBEDDED_DATASETS:
+        raise ValueError(f"Unknown embedded dataset {name!r}; expected one of {sorted(EMBEDDED_DATASETS)}.")
+    return EMBEDDED_DATASETS[name](seed=seed)
