@@ -1,0 +1,130 @@
+"""The logic behind the ``attribution_robustness`` evaluate module: checks, dataset encoding, distributed runs.
+
+It lives here, not in the evaluate script, so that it is importable and tested without ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from .inputs import dataset_to_inputs
+
+
+# Options of ``compute`` that this wrapper consumes (everything else goes to the scoring core unchanged).
+ENCODING_OPTIONS = ("image_processor", "tokenizer", "image_column", "text_column", "label_column", "max_length")
+
+
+def _scoring_core() -> Callable[..., dict[str, float]]:
+    """``hf_robattr.evaluate_attribution_robustness``, looked up at call time (it lives in a lower package)."""
+    robustness = importlib.import_module("hf_robattr.robustness")
+    core = getattr(robustness, "evaluate_attribution_robustness", None)
+    if core is None:
+        raise RuntimeError(
+            "hf_robattr.robustness.evaluate_attribution_robustness is not available in this installation."
+        )
+    return core
+
+
+def _check_options(core: Callable[..., Any], options: dict[str, Any]) -> None:
+    parameters = inspect.signature(core).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    valid = [name for name in parameters if name not in ("model", "inputs")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"attribution_robustness got unknown option(s) {unknown}; valid options are "
+            f"{sorted(valid + list(ENCODING_OPTIONS))}."
+        )
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare module under DDP/DataParallel/compile wrappers (a DDP forward on one rank would deadlock)."""
+    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
+
+
+def _is_dataset(inputs: Any) -> bool:
+    try:
+        import datasets
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        return False
+    return isinstance(inputs, datasets.Dataset)
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **options: Any) -> dict[str, float]:
+    """Score how well a model's attributions survive input perturbations; the body of the evaluate metric.
+
+    Every option except the dataset-encoding ones (``image_processor``, ``tokenizer``, ``image_column``,
+    ``text_column``, ``label_column``, ``max_length``; see :func:`dataset_to_inputs`) goes unchanged to
+    ``hf_robattr.evaluate_attribution_robustness``, so the same arguments give the same numbers.
+
+    Under ``torch.distributed`` (``accelerate launch``, ``torchrun``) the score is computed once, on rank 0, and
+    broadcast, so every rank returns the same dict as a single-process run. Pass the same inputs on every rank.
+
+    Args:
+        model: an image or text classifier (``torch.nn.Module``; DDP wrappers are unwrapped).
+        inputs: a pixel-values tensor, a tokenized batch, or a ``datasets.Dataset`` (with ``image_processor`` or
+            ``tokenizer``; without either, the dataset goes to the core as is).
+        **options: the core's options (``methods``, ``attack``, ``epsilon``, ...) and the encoding options.
+
+    Returns:
+        The core's flat dict: ``"{method}/{measure}"`` floats plus ``"num_samples"``.
+    """
+    if model is None:
+        raise ValueError("`model` is required: pass the classifier to score, e.g. `compute(model=model, inputs=...)`.")
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(
+            f"`model` must be a torch.nn.Module (an image or text classifier), got {type(model).__name__}."
+        )
+    if inputs is None:
+        raise ValueError(
+            "`inputs` is required: a pixel-values tensor, a tokenized batch, or a datasets.Dataset with an "
+            "`image_processor` or `tokenizer`."
+        )
+    encoding = {name: options.pop(name) for name in ENCODING_OPTIONS if name in options}
+    if _is_dataset(inputs) and (encoding.get("image_processor") is not None or encoding.get("tokenizer") is not None):
+        inputs, targets = dataset_to_inputs(inputs, **encoding)
+        if targets is not None:
+            if options.get("targets") is not None:
+                raise ValueError("Pass either `targets` or `label_column`, not both.")
+            options["targets"] = targets
+    elif any(value is not None for value in encoding.values()):
+        raise ValueError(
+            f"{sorted(k for k, v in encoding.items() if v is not None)} only apply when `inputs` is a "
+            "datasets.Dataset encoded with an `image_processor` or a `tokenizer`."
+        )
+
+    core = _scoring_core()
+    _check_options(core, options)
+    model = _unwrap(model)
+    rank, world_size = _distributed()
+    if world_size == 1:
+        return core(model, inputs, **options)
+
+    # Rank 0 computes, everyone receives the result (or the error, so no rank waits forever).
+    payload: list[Any] = [None]
+    if rank == 0:
+        try:
+            payload[0] = ("ok", core(model, inputs, **options))
+        except Exception as error:
+            payload[0] = ("error", f"{type(error).__name__}: {error}")
+            torch.distributed.broadcast_object_list(payload, src=0)
+            raise
+    torch.distributed.broadcast_object_list(payload, src=0)
+    status, value = payload[0]
+    if status == "error":
+        raise RuntimeError(f"attribution_robustness failed on rank 0: {value}")
+    return value
