@@ -1,0 +1,47 @@
+"""Configuration of the RobAttr ViT: a ``ViTConfig`` whose attention switches between softmax and kernel attention."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import ViTConfig
+
+from .kernel_attention import validate_kernel_config
+
+
+@strict
+class RobAttrViTConfig(ViTConfig):
+    r"""ViT configuration with a switchable attention (``model_type="robattr-vit"``).
+
+    Every ``ViTConfig`` argument is accepted; the fields below are added and saved in ``config.json``.
+
+    Args:
+        attention_type (`str`, defaults to `"softmax"`):
+            `"softmax"` (HF's ViT attention, SDPA by default) or `"kernel"` (linear attention, O(N)).
+        kernel_feature_map (`str`, defaults to `"elu"`):
+            Positive feature map of kernel attention: `"elu"`, `"relu"`, `"favor"` or `"hedgehog"`.
+        kernel_num_features (`int`, *optional*):
+            Feature size of `"favor"` (random features, default `2 * head_dim`) and `"hedgehog"` (projection size,
+            default `head_dim`). Ignored by the other maps.
+        kernel_seed (`int`, defaults to 0):
+            Seed of the FAVOR+ random features (layer `i` uses `kernel_seed + i`).
+        kernel_redraw_interval (`int`, defaults to 0):
+            Redraw the FAVOR+ features every this many training forward passes; 0 never redraws.
+        kernel_eps (`float`, defaults to 1e-6):
+            Epsilon added to the kernel-attention normaliser.
+    """
+
+    model_type = "robattr-vit"
+
+    attention_type: str = "softmax"
+    kernel_feature_map: str = "elu"
+    kernel_num_features: int | None = None
+    kernel_seed: int = 0
+    kernel_redraw_interval: int = 0
+    kernel_eps: float = 1e-6
+
+    def __post_init__(self, **kwargs):
+        # A plain ViT checkpoint's config.json carries model_type="vit"; it must not shadow ours.
+        kwargs.pop("model_type", None)
+        validate_kernel_config(self)
+        super().__post_init__(**kwargs)
+
+
+__all__ = ["RobAttrViTConfig"]
