@@ -1,0 +1,213 @@
+"""One view of image and text inputs: the differentiable features, the rest of the model kwargs, and the forward."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+
+IMAGE = "image"
+TEXT = "text"
+
+# Keys of a tokenized batch that are passed through to the model unchanged (all others are dropped).
+_TEXT_PASSTHROUGH = ("attention_mask", "token_type_ids", "position_ids")
+
+
+@dataclass(frozen=True)
+class PreparedInputs:
+    """Inputs ready for attribution.
+
+    ``features`` is the tensor attributions are taken over: ``pixel_values`` ``[B, C, H, W]`` (or any ``[B, ...]``
+    tensor for a plain module) for images, the word embeddings ``[B, T, D]`` for text. ``extra`` holds the other model
+    kwargs (attention mask, token type ids). ``token_mask`` is ``[B, T]`` for text (1 for real tokens) and ``None``
+    for images. ``positional`` is true for plain modules that take the tensor as their only positional argument.
+    """
+
+    features: torch.Tensor
+    kind: str
+    feature_key: str
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    token_mask: torch.Tensor | None = None
+    positional: bool = False
+
+    @property
+    def batch_size(self) -> int:
+        """Number of examples."""
+        return self.features.shape[0]
+
+    def with_features(self, features: torch.Tensor) -> PreparedInputs:
+        """The same inputs with other feature values (e.g. perturbed) of the same shape."""
+        return replace(self, features=features)
+
+    def repeat_interleave(self, repeats: int) -> PreparedInputs:
+        """Each example repeated ``repeats`` times in a row (the layout captum uses for perturbation samples)."""
+        extra = {key: value.repeat_interleave(repeats, dim=0) for key, value in self.extra.items()}
+        mask = None if self.token_mask is None else self.token_mask.repeat_interleave(repeats, dim=0)
+        return replace(self, features=self.features.repeat_interleave(repeats, dim=0), extra=extra, token_mask=mask)
+
+    def tile(self, repeats: int) -> PreparedInputs:
+        """The whole batch repeated ``repeats`` times one after another (step-major layout)."""
+        extra = {key: value.repeat(repeats, *([1] * (value.dim() - 1))) for key, value in self.extra.items()}
+        mask = None if self.token_mask is None else self.token_mask.repeat(repeats, 1)
+        features = self.features.repeat(repeats, *([1] * (self.features.dim() - 1)))
+        return replace(self, features=features, extra=extra, token_mask=mask)
+
+    def select(self, index: slice | torch.Tensor) -> PreparedInputs:
+        """A sub-batch."""
+        extra = {key: value[index] for key, value in self.extra.items()}
+        mask = None if self.token_mask is None else self.token_mask[index]
+        return replace(self, features=self.features[index], extra=extra, token_mask=mask)
+
+    def to(self, device: torch.device | str) -> PreparedInputs:
+        """The same inputs on ``device``."""
+        extra = {key: value.to(device) for key, value in self.extra.items()}
+        mask = None if self.token_mask is None else self.token_mask.to(device)
+        return replace(self, features=self.features.to(device), extra=extra, token_mask=mask)
+
+
+def _is_hf_model(model: nn.Module) -> bool:
+    # Duck-typed so that any transformers-style model (ours included) takes keyword inputs.
+    return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
+
+
+def _check_finite(name: str, value: torch.Tensor) -> None:
+    if value.is_floating_point() and not torch.isfinite(value).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values; expected finite numbers.")
+
+
+def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -> PreparedInputs:
+    """Turn a pixel tensor or a tokenized batch into :class:`PreparedInputs` for ``model``.
+
+    Text (a mapping with ``input_ids`` or ``inputs_embeds``) is moved into embedding space with the model's own input
+    embedding layer, so that attributions and perturbations act on embeddings. Raises ``ValueError`` with the
+    argument's name for NaN values, empty batches, mismatched batch sizes or unknown layouts.
+    """
+    if isinstance(inputs, torch.Tensor):
+        _check_batch(inputs, "inputs")
+        _check_finite("inputs", inputs)
+        return PreparedInputs(inputs, IMAGE, "pixel_values", positional=not _is_hf_model(model))
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"`inputs` must be a tensor of pixel values or a mapping with `pixel_values`, `input_ids` or "
+            f"`inputs_embeds`; got {type(inputs).__name__}."
+        )
+    tensors = {key: torch.as_tensor(value) for key, value in inputs.items() if key != "labels"}
+    sizes = {key: value.shape[0] for key, value in tensors.items() if value.dim() > 0}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"`inputs` has mismatched batch sizes: {sizes}; every tensor needs the same first dimension.")
+    if "pixel_values" in tensors:
+        pixels = tensors["pixel_values"]
+        _check_batch(pixels, "inputs['pixel_values']")
+        _check_finite("inputs['pixel_values']", pixels)
+        extra = {key: value for key, value in tensors.items() if key != "pixel_values"}
+        return PreparedInputs(pixels, IMAGE, "pixel_values", extra=extra)
+    if "inputs_embeds" in tensors:
+        embeds = tensors["inputs_embeds"]
+    elif "input_ids" in tensors:
+        if not hasattr(model, "get_input_embeddings"):
+            raise TypeError("`model` must provide `get_input_embeddings()` to attribute text given as `input_ids`.")
+        embeds = model.get_input_embeddings()(tensors["input_ids"])
+    else:
+        raise ValueError(
+            f"`inputs` must contain `pixel_values`, `input_ids` or `inputs_embeds`; got keys {sorted(tensors)}."
+        )
+    _check_batch(embeds, "inputs['input_ids']")
+    _check_finite("inputs['inputs_embeds']", embeds)
+    extra = {key: tensors[key] for key in _TEXT_PASSTHROUGH if key in tensors}
+    mask = extra.get("attention_mask")
+    token_mask = (mask if mask is not None else torch.ones(embeds.shape[:2], device=embeds.device)).to(embeds.dtype)
+    return PreparedInputs(embeds.detach(), TEXT, "inputs_embeds", extra=extra, token_mask=token_mask)
+
+
+def _check_batch(value: torch.Tensor, name: str) -> None:
+    if value.dim() < 2 or value.shape[0] == 0:
+        raise ValueError(
+            f"`{name}` must be a non-empty batch with a leading batch dimension; got shape {tuple(value.shape)}."
+        )
+
+
+def logits_from_output(output: Any) -> torch.Tensor:
+    """The logits of a model output: ``output.logits``, a bare tensor, or the first element of a tuple."""
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, torch.Tensor):
+        logits = output
+    if logits is None and isinstance(output, tuple | list) and output and isinstance(output[0], torch.Tensor):
+        logits = output[0]
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2:
+        raise TypeError(
+            "`model` must return classification logits of shape [batch, num_classes] (an output with `.logits` or a "
+            f"tensor); got {type(output).__name__}."
+        )
+    return logits
+
+
+def model_output(
+    model: nn.Module, prepared: PreparedInputs, features: torch.Tensor | None = None, **kwargs: Any
+) -> Any:
+    """Run ``model`` on ``prepared`` (optionally with replacement ``features``) and return its raw output."""
+    features = prepared.features if features is None else features
+    if prepared.positional:
+        return model(features, **kwargs)
+    return model(**{prepared.feature_key: features}, **prepared.extra, **kwargs)
+
+
+def forward_logits(model: nn.Module, prepared: PreparedInputs, features: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits ``[B, num_classes]`` of ``model`` on ``prepared``."""
+    return logits_from_output(model_output(model, prepared, features))
+
+
+def reduce_to_map(attributions: torch.Tensor, prepared: PreparedInputs) -> torch.Tensor:
+    """Reduce per-feature attributions to one map per example.
+
+    Images ``[B, C, H, W]`` are summed over channels to ``[B, H, W]``; other image-like tensors keep their shape.
+    Text ``[B, T, D]`` is summed over the embedding dimension to ``[B, T]`` and padding positions are set to 0.
+    """
+    if prepared.kind == TEXT:
+        return attributions.sum(dim=-1) * prepared.token_mask
+    if attributions.dim() == 4:
+        return attributions.sum(dim=1)
+    return attributions
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model without either)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@contextlib.contextmanager
+def frozen_eval(model: nn.Module, *, requires_grad: bool = False) -> Iterator[nn.Module]:
+    """Put ``model`` in eval mode with every parameter's ``requires_grad`` set to ``requires_grad``; restore after.
+
+    Freezing parameters is what makes input gradients cost one plain backward pass: no parameter gradients are
+    built. Both the train/eval mode of every submodule and each parameter's flag are restored on exit.
+    """
+    modes = {module: module.training for module in model.modules()}
+    flags = {param: param.requires_grad for param in model.parameters()}
+    try:
+        model.eval()
+        for param in flags:
+            param.requires_grad_(requires_grad)
+        yield model
+    finally:
+        for module, mode in modes.items():
+            module.training = mode
+        for param, flag in flags.items():
+            param.requires_grad_(flag)
+
+
+@contextlib.contextmanager
+def twice_differentiable_attention() -> Iterator[None]:
+    """Run scaled-dot-product attention on the MATH backend, the only CPU kernel with a double backward."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield

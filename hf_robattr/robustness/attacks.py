@@ -1,0 +1,215 @@
+"""Perturbations that keep the predicted label: random draws and PGD attacks on the attribution map.
+
+PGD attacks (Ghorbani et al. 2019) minimise an objective of the perturbed map by projected gradient steps through the
+attribution method (second derivatives, hence ``create_graph`` and MATH attention). Every visited point is checked
+against the clean prediction: the attack returns, per example, the label-preserving point with the lowest objective
+over all steps and restarts, so the worst case over restarts is what gets scored. An example where no perturbed point
+kept the label is returned unperturbed and flagged.
+
+Objectives (lower = stronger attack), on ``p = |a'| / sum |a'|``:
+
+- ``topk``: mass of ``p`` on the clean map's top-k features;
+- ``mass_center``: minus the distance between the centres of mass of ``|a'|`` and ``|a|``;
+- ``targeted``: minus the mass of ``p`` on a target region (default: the clean map's k weakest features; pass
+  ``target_region``, a boolean map, to choose).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hf_robattr.attribution.base import AttributionMethod
+from hf_robattr.attribution.inputs import PreparedInputs
+
+from .perturbations import ball_radius, check_norm, project_ball, range_projector, sample_ball, steepest_step
+from .similarity import center_of_mass, resolve_k, topk_mask
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """Knobs shared by all attacks. ``step_size`` is in units of ``epsilon`` (default ``2.5 * epsilon / num_steps``,
+    Madry et al.); ``k`` is a count or a fraction of the map's features."""
+
+    epsilon: float
+    norm: str = "linf"
+    num_steps: int = 10
+    step_size: float | None = None
+    k: int | float = 0.1
+    restarts: int = 1
+    input_range: tuple[float, float] | None = None
+    target_region: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if not self.epsilon > 0:
+            raise ValueError(f"`epsilon` must be > 0; got {self.epsilon}.")
+        check_norm(self.norm)
+        if self.num_steps < 1:
+            raise ValueError(f"`num_steps` must be >= 1; got {self.num_steps}.")
+        if self.restarts < 1:
+            raise ValueError(f"`restarts` must be >= 1; got {self.restarts}.")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"`step_size` must be > 0; got {self.step_size}.")
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """Per example: the chosen perturbed features and their maps, whether a label-preserving perturbed point was
+    found (``perturbed``), and whether any visited point changed the predicted label (``label_changed``)."""
+
+    features: torch.Tensor
+    maps: torch.Tensor
+    perturbed: torch.Tensor
+    label_changed: torch.Tensor
+
+
+def _mass(maps: torch.Tensor) -> torch.Tensor:
+    flat = maps.reshape(maps.shape[0], -1).abs()
+    return flat / flat.sum(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+Objective = Callable[[torch.Tensor], torch.Tensor]
+
+
+def topk_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+    """Mass of the perturbed map on the clean top-k features."""
+    mask = topk_mask(clean.abs(), resolve_k(settings.k, clean[0].numel())).to(clean.dtype)
+    return lambda maps: (_mass(maps) * mask).sum(dim=1)
+
+
+def mass_center_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+    """Minus the centre-of-mass displacement."""
+    center = center_of_mass(clean)
+    return lambda maps: -(center_of_mass(maps) - center).norm(dim=1)
+
+
+def targeted_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+    """Minus the mass on the target region."""
+    if settings.target_region is not None:
+        region = settings.target_region.to(clean.device).bool().expand_as(clean).reshape(clean.shape[0], -1)
+    else:
+        region = topk_mask(-clean.abs(), resolve_k(settings.k, clean[0].numel()))
+    region = region.to(clean.dtype)
+    return lambda maps: -(_mass(maps) * region).sum(dim=1)
+
+
+class Attack:
+    """Base class: search the ball around each example for a label-preserving point with a low objective."""
+
+    objective_factory: Callable[[torch.Tensor, AttackSettings], Objective] = staticmethod(topk_objective)
+
+    def __call__(
+        self,
+        model: nn.Module,
+        method: AttributionMethod,
+        prepared: PreparedInputs,
+        targets: torch.Tensor,
+        clean_maps: torch.Tensor,
+        labels: torch.Tensor,
+        settings: AttackSettings,
+        generator: torch.Generator,
+    ) -> AttackResult:
+        """Attack ``prepared`` whose clean maps are ``clean_maps`` and clean predictions ``labels``."""
+        radius = ball_radius(prepared, settings.epsilon, settings.norm)
+        clamp = range_projector(prepared, settings.input_range)
+        objective = type(self).objective_factory(clean_maps.detach(), settings)
+        x = prepared.features.detach()
+        best = _Best(x, clean_maps.detach())
+        for _ in range(settings.restarts):
+            start = sample_ball(prepared, radius, settings.norm, 1, generator).squeeze(1)
+            self.search(model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best)
+        return AttackResult(best.features, best.maps, best.found, best.changed)
+
+    def search(self, *args: object) -> None:
+        """Visit points of the ball and offer them to the ``best`` tracker."""
+        raise NotImplementedError
+
+
+class _Best:
+    """Tracks, per example, the label-preserving point with the lowest objective."""
+
+    def __init__(self, features: torch.Tensor, maps: torch.Tensor) -> None:
+        batch = features.shape[0]
+        self.features, self.maps = features.clone(), maps.clone()
+        self.score = torch.full((batch,), torch.inf, device=features.device)
+        self.found = torch.zeros(batch, dtype=torch.bool, device=features.device)
+        self.changed = torch.zeros_like(self.found)
+
+    def offer(
+        self, features: torch.Tensor, maps: torch.Tensor, score: torch.Tensor, keeps_label: torch.Tensor
+    ) -> None:
+        self.changed |= ~keeps_label
+        better = keeps_label & (score.detach() < self.score)
+        self.score = torch.where(better, score.detach().to(self.score.dtype), self.score)
+        self.found |= better
+        shape = (-1,) + (1,) * (features.dim() - 1)
+        self.features = torch.where(better.view(shape), features.detach(), self.features)
+        shape = (-1,) + (1,) * (maps.dim() - 1)
+        self.maps = torch.where(better.view(shape), maps.detach(), self.maps)
+
+
+class RandomAttack(Attack):
+    """One uniform draw from the ball per restart; the worst label-preserving draw (by the top-k objective) wins."""
+
+    def search(self, model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best):
+        features = clamp(prepared.features.detach() + start)
+        with torch.no_grad():
+            result = method.explain(model, prepared.with_features(features), targets)
+        best.offer(features, result.maps, objective(result.maps), result.logits.argmax(dim=1) == labels)
+
+
+class PGDAttack(Attack):
+    """Projected gradient descent on the objective from a random start, ``num_steps`` steps."""
+
+    def search(self, model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best):
+        x = prepared.features.detach()
+        step = (settings.step_size or 2.5 * settings.epsilon / settings.num_steps) / settings.epsilon
+        delta = clamp(x + start) - x
+        for index in range(settings.num_steps + 1):
+            last = index == settings.num_steps
+            delta = delta.detach().requires_grad_(not last)
+            features = x + delta
+            with torch.enable_grad() if not last else torch.no_grad():
+                result = method.explain(model, prepared.with_features(features), targets, create_graph=not last)
+                score = objective(result.maps)
+            best.offer(features, result.maps, score, result.logits.argmax(dim=1) == labels)
+            if last:
+                break
+            (grad,) = torch.autograd.grad(score.sum(), delta)
+            delta = delta - step * radius * steepest_step(prepared, grad, settings.norm)
+            delta = project_ball(prepared, delta, radius, settings.norm)
+            delta = clamp(x + delta) - x
+
+
+class TopKAttack(PGDAttack):
+    """PGD lowering the perturbed map's mass on the clean top-k features."""
+
+
+class MassCenterAttack(PGDAttack):
+    """PGD moving the perturbed map's centre of mass away from the clean one."""
+
+    objective_factory = staticmethod(mass_center_objective)
+
+
+class TargetedAttack(PGDAttack):
+    """PGD pushing the perturbed map's mass into a target region."""
+
+    objective_factory = staticmethod(targeted_objective)
+
+
+ATTACKS: dict[str, type[Attack]] = {
+    "random": RandomAttack,
+    "topk": TopKAttack,
+    "mass_center": MassCenterAttack,
+    "targeted": TargetedAttack,
+}
+
+
+def get_attack(name: str) -> Attack:
+    """The attack registered as ``name``."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown `attack` {name!r}; expected one of {sorted(ATTACKS)}.")
+    return ATTACKS[name]()

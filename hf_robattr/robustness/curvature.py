@@ -1,0 +1,229 @@
+"""Curvature diagnostics: the link the paper draws between parameter-space and input-space curvature.
+
+- :func:`hessian_trace`: Hutchinson estimate of ``tr(H)``, ``H`` the Hessian of the loss in parameter space.
+- :func:`hessian_top_eigenvalue`: power iteration on ``H`` (largest-magnitude eigenvalue).
+- :func:`input_curvature`: mean norm ``||H_x v||`` of the input Hessian of each example's loss along random unit
+  directions ``v`` (images: pixels; text: word embeddings).
+- :func:`attention_entropy`: mean entropy of attention rows per layer.
+
+All run the model in eval mode (dropout would change the function between probes), with softmax attention on the
+MATH backend (the only CPU kernel with a double backward), and restore the train/eval mode and ``requires_grad``
+flags afterwards. The loss is the model's own ``.loss``, or cross-entropy of ``.logits`` against ``batch["labels"]``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hf_robattr.attribution.attention import forward_with_attentions
+from hf_robattr.attribution.inputs import (
+    forward_logits,
+    frozen_eval,
+    logits_from_output,
+    model_device,
+    prepare_inputs,
+    twice_differentiable_attention,
+)
+
+
+# Defaults chosen so that stderr < 10% of the estimate on a trained tiny ViT (see benchmarks/README evidence in
+# the scoring-core notes): the per-probe spread of Hutchinson's estimator is about the size of the trace itself.
+DEFAULT_TRACE_PROBES = 200
+DEFAULT_POWER_ITERATIONS = 30
+DEFAULT_INPUT_PROBES = 30
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A stochastic estimate: its ``value``, the standard error of that value, and how many probes it used."""
+
+    value: float
+    stderr: float
+    num_probes: int
+
+
+def _split_batch(batch: Mapping[str, Any], device: torch.device) -> tuple[dict[str, Any], torch.Tensor]:
+    if not isinstance(batch, Mapping) or "labels" not in batch:
+        raise ValueError("`batch` must be a mapping of model inputs that includes `labels`.")
+    moved = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+    labels = moved.pop("labels")
+    return moved, labels
+
+
+def _is_hf(model: nn.Module) -> bool:
+    return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
+
+
+def _parameter_loss(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
+    inputs, labels = _split_batch(batch, model_device(model))
+    if _is_hf(model):
+        output = model(**inputs, labels=labels)
+        loss = getattr(output, "loss", None)
+        if loss is not None:
+            return loss
+    else:
+        if "pixel_values" not in inputs:
+            raise ValueError("`batch` for a plain module must hold `pixel_values` and `labels`.")
+        output = model(inputs["pixel_values"])
+    return F.cross_entropy(logits_from_output(output), labels)
+
+
+def _params(model: nn.Module, flags: Sequence[bool]) -> list[torch.nn.Parameter]:
+    params = list(model.parameters())
+    chosen = [param for param, flag in zip(params, flags) if flag]
+    # A fully frozen model has no trainable subspace: measure all parameters instead.
+    return chosen or params
+
+
+def _rademacher(params: Sequence[torch.Tensor], generator: torch.Generator) -> list[torch.Tensor]:
+    return [
+        (torch.randint(0, 2, p.shape, generator=generator, dtype=torch.int8).to(p.dtype) * 2 - 1).to(p.device)
+        for p in params
+    ]
+
+
+def _mean_and_stderr(samples: torch.Tensor) -> tuple[float, float]:
+    samples = samples.double()
+    stderr = samples.std(unbiased=True).item() / math.sqrt(samples.numel()) if samples.numel() > 1 else float("nan")
+    return samples.mean().item(), stderr
+
+
+def _hvps(
+    grads: Sequence[torch.Tensor], wrt: Sequence[torch.Tensor], probes: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, ...]:
+    """Hessian-vector products for a stack of probes (leading dimension) in one vectorised backward pass."""
+    try:
+        return torch.autograd.grad(grads, wrt, grad_outputs=probes, retain_graph=True, is_grads_batched=True)
+    except RuntimeError:
+        # Some ops have no batching rule for their double backward: fall back to one pass per probe.
+        per_probe = [
+            torch.autograd.grad(grads, wrt, grad_outputs=[p[i] for p in probes], retain_graph=True)
+            for i in range(probes[0].shape[0])
+        ]
+        return tuple(torch.stack(parts) for parts in zip(*per_probe))
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+# Probes per vectorised Hessian-vector product: bounds memory at chunk x (parameters or inputs).
+_PROBE_CHUNK = 25
+
+
+def _dot(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor]) -> torch.Tensor:
+    return sum((a * b).sum() for a, b in zip(left, right))
+
+
+def hessian_trace(
+    model: nn.Module, batch: Mapping[str, Any], *, num_probes: int = DEFAULT_TRACE_PROBES, seed: int = 0
+) -> Estimate:
+    """Hutchinson estimate of the trace of the loss Hessian in parameter space, ``E_v[v^T H v]`` with Rademacher
+    ``v``, over the parameters that require grad (all parameters if none does). ``stderr`` is the standard error
+    of the mean over probes."""
+    if num_probes < 2:
+        raise ValueError(f"`num_probes` must be >= 2 to report a standard error; got {num_probes}.")
+    flags = [param.requires_grad for param in model.parameters()]
+    generator = torch.Generator().manual_seed(seed)
+    with frozen_eval(model, requires_grad=True), twice_differentiable_attention(), torch.enable_grad():
+        params = _params(model, flags)
+        grads = torch.autograd.grad(_parameter_loss(model, batch), params, create_graph=True)
+        samples = []
+        for count in _chunks(num_probes, _PROBE_CHUNK):
+            probes = _rademacher([p.expand(count, *p.shape) for p in params], generator)
+            hvps = _hvps(grads, params, probes)
+            samples.append(sum((v * h).flatten(1).sum(dim=1) for v, h in zip(probes, hvps)).detach())
+    value, stderr = _mean_and_stderr(torch.cat(samples))
+    return Estimate(value, stderr, num_probes)
+
+
+def hessian_top_eigenvalue(
+    model: nn.Module, batch: Mapping[str, Any], *, num_iterations: int = DEFAULT_POWER_ITERATIONS, seed: int = 0
+) -> Estimate:
+    """Largest-magnitude eigenvalue of the loss Hessian in parameter space by power iteration.
+
+    ``value`` is the last Rayleigh quotient; ``stderr`` is the change of that quotient over the last iteration (a
+    convergence error, not a sampling error); ``num_probes`` is the number of Hessian-vector products.
+    """
+    if num_iterations < 2:
+        raise ValueError(f"`num_iterations` must be >= 2; got {num_iterations}.")
+    flags = [param.requires_grad for param in model.parameters()]
+    generator = torch.Generator().manual_seed(seed)
+    with frozen_eval(model, requires_grad=True), twice_differentiable_attention(), torch.enable_grad():
+        params = _params(model, flags)
+        grads = torch.autograd.grad(_parameter_loss(model, batch), params, create_graph=True)
+        vector = [torch.randn(p.shape, generator=generator, dtype=p.dtype).to(p.device) for p in params]
+        norm = torch.sqrt(_dot(vector, vector))
+        vector = [v / norm for v in vector]
+        previous = current = float("nan")
+        for _ in range(num_iterations):
+            hvp = torch.autograd.grad(grads, params, grad_outputs=vector, retain_graph=True)
+            previous, current = current, _dot(vector, hvp).item()
+            norm = torch.sqrt(_dot(hvp, hvp))
+            if norm == 0:
+                return Estimate(0.0, 0.0, num_iterations)
+            vector = [h.detach() / norm for h in hvp]
+    return Estimate(current, abs(current - previous), num_iterations)
+
+
+def input_curvature(
+    model: nn.Module, batch: Mapping[str, Any], *, num_probes: int = DEFAULT_INPUT_PROBES, seed: int = 0
+) -> Estimate:
+    """Input-space curvature: mean over examples and probes of ``||H_x v||_2``, where ``H_x`` is the Hessian of an
+    example's cross-entropy loss with respect to its input (pixels, or word embeddings for text) and ``v`` is a
+    random unit direction per example. ``stderr`` is the standard error over probes."""
+    if num_probes < 2:
+        raise ValueError(f"`num_probes` must be >= 2 to report a standard error; got {num_probes}.")
+    device = model_device(model)
+    inputs, labels = _split_batch(batch, device)
+    generator = torch.Generator().manual_seed(seed)
+    with frozen_eval(model, requires_grad=False), twice_differentiable_attention(), torch.enable_grad():
+        prepared = prepare_inputs(model, inputs)
+        features = prepared.features.detach().requires_grad_(True)
+        loss = F.cross_entropy(forward_logits(model, prepared, features), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, features, create_graph=True)
+        samples = []
+        for count in _chunks(num_probes, _PROBE_CHUNK):
+            shape = (count, *features.shape)
+            direction = torch.randn(shape, generator=generator, dtype=features.dtype).to(device)
+            if prepared.token_mask is not None:
+                direction = direction * prepared.token_mask[None, :, :, None]
+            flat = direction.reshape(count, features.shape[0], -1)
+            direction = (flat / flat.norm(dim=2, keepdim=True)).view(shape)
+            (hvp,) = _hvps((grad,), (features,), (direction,))
+            samples.append(hvp.reshape(count, features.shape[0], -1).norm(dim=2).mean(dim=1).detach())
+    value, stderr = _mean_and_stderr(torch.cat(samples))
+    return Estimate(value, stderr, num_probes)
+
+
+@torch.no_grad()
+def attention_entropy(model: nn.Module, batch: Mapping[str, Any]) -> list[float]:
+    """Mean entropy (nats) of the attention rows of each layer, over examples, heads and non-padding query rows.
+
+    Each value lies in ``[0, log N]`` for ``N`` keys; low entropy means peaked attention. ``labels`` in ``batch`` are
+    ignored.
+    """
+    device = model_device(model)
+    inputs = {key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+    inputs.pop("labels", None)
+    with frozen_eval(model, requires_grad=False):
+        prepared = prepare_inputs(model, inputs)
+        _, attentions = forward_with_attentions(model, prepared, prepared.features)
+    rows = None if prepared.token_mask is None else prepared.token_mask[:, None, :]
+    entropies = []
+    for weights in attentions:
+        weights = weights.float()
+        entropy = -(weights * torch.log(weights.clamp_min(1e-30))).sum(dim=-1)
+        if rows is None:
+            entropies.append(entropy.mean().item())
+        else:
+            mask = rows.expand_as(entropy)
+            entropies.append(((entropy * mask).sum() / mask.sum()).item())
+    return entropies
