@@ -1,3 +1,21 @@
-"""hf_robattr.hub (filled in by its issue)."""
+"""hf_robattr.hub: model cards with robustness results and pictures, and pushing a run folder to the Hub."""
 
-__all__: list[str] = []
+from .callback import RobAttrModelCardCallback
+from .card import build_model_card, save_model_card, template_path
+from .card_data import RobAttrModelCardData
+from .pictures import plot_attribution_maps, plot_training_curves
+from .push import HubPushError, check_output_dir, push_to_hub
+
+
+__all__ = [
+    "HubPushError",
+    "RobAttrModelCardCallback",
+    "RobAttrModelCardData",
+    "build_model_card",
+    "check_output_dir",
+    "plot_attribution_maps",
+    "plot_training_curves",
+    "push_to_hub",
+    "save_model_card",
+    "template_path",
+]

@@ -1,0 +1,341 @@
+"""Render a model card (``README.md``) for an hf_robattr run: strings built here, layout in the template."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import ModelCard
+
+from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
+from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
+
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE_NAME = "robattr_model_card"
+CARD_FILE = "README.md"
+PAPER_URL = "https://arxiv.org/abs/2605.29983"
+
+CITATION = """@inproceedings{mehrpanah2026improving,
+  title     = {Improving Adversarial Robustness of Attribution via Implicit Regularization},
+  author    = {Mehrpanah, Amir and Gamba, Matteo and Azizpour, Hossein},
+  booktitle = {International Conference on Machine Learning (ICML)},
+  year      = {2026},
+  eprint    = {2605.29983},
+  archivePrefix = {arXiv}
+}"""
+
+_TRAINING_ROWS = (
+    ("optimizer", "Optimizer"),
+    ("learning_rate", "Learning rate"),
+    ("per_device_train_batch_size", "Batch size per device"),
+    ("total_train_batch_size", "Total batch size"),
+    ("regularizer", "Regularizer"),
+    ("regularizer_weight", "Regularizer weight"),
+    ("num_train_epochs", "Epochs"),
+    ("max_steps", "Max steps"),
+    ("global_step", "Steps trained"),
+    ("seed", "Seed"),
+    ("target_train_loss", "Target training loss"),
+    ("target_reached", "Target reached"),
+    ("train_runtime_s", "Training time (s)"),
+)
+
+
+def template_path(name: str = TEMPLATE_NAME) -> Path:
+    """The Jinja template ``NAME.md``: the packaged copy, else the repository's ``model_cards/`` folder.
+
+    Both copies are identical (a test checks it): ``model_cards/`` is the one to edit, the packaged one ships in the
+    wheel.
+    """
+    candidates = [
+        Path(__file__).resolve().parent / "templates" / f"{name}.md",
+        Path(__file__).resolve().parents[2] / "model_cards" / f"{name}.md",
+    ]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"Model card template {name!r} not found; looked in {[str(c) for c in candidates]}.")
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> str:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(value)} |" for name, value in rows]
+    return "\n".join(lines)
+
+
+def _dataset_link(name: str | None) -> str:
+    if not name:
+        return "not recorded"
+    return f"[{name}](https://huggingface.co/datasets/{name})" if _is_repo_id(name) else f"`{name}`"
+
+
+def summary_section(data: RobAttrModelCardData) -> str:
+    """One paragraph: what the model is, how it was trained, and its headline numbers."""
+    model, training = data.model, data.training
+    attention = model.get("attention_type")
+    what = f"a `{data.architecture or 'transformers'}` {data.resolved_task.replace('-', ' ')} model"
+    if attention:
+        what += f" with **{attention}** attention"
+        if attention == "kernel" and model.get("kernel_feature_map"):
+            what += f" (feature map `{model['kernel_feature_map']}`)"
+    sentence = f"This is {what}, trained with hf_robattr "
+    regime = [part for part in (training.get("optimizer"), training.get("regularizer")) if part and part != "none"]
+    if regime:
+        sentence += "(" + ", ".join(f"`{part}`" for part in regime) + ") "
+    sentence += (
+        f"to study whether training makes gradient attributions robust to adversarial input perturbations "
+        f"([Mehrpanah et al., ICML 2026]({PAPER_URL}))."
+    )
+    headline = []
+    if isinstance(data.eval.get("accuracy"), (int, float)):
+        headline.append(f"accuracy {_fmt(float(data.eval['accuracy']))}")
+    scores = data.robustness_scores
+    for key in sorted(scores):
+        if key.endswith("/topk_intersection"):
+            headline.append(f"`{key}` {_fmt(scores[key])}")
+            break
+    if headline:
+        split = data.dataset.get("eval_split") or "evaluation"
+        sentence += f" On the {split} split: " + ", ".join(headline) + "."
+    return sentence
+
+
+def model_section(data: RobAttrModelCardData) -> str:
+    """The architecture, attention type and feature map."""
+    model = data.model
+    rows: list[tuple[str, Any]] = [
+        ("Architecture", model.get("architecture")),
+        ("Attention", model.get("attention_type")),
+    ]
+    if model.get("attention_type") == "kernel" or model.get("kernel_feature_map"):
+        rows.append(("Kernel feature map", model.get("kernel_feature_map")))
+    source = model.get("model_name_or_path")
+    rows.append(
+        (
+            "Initialised from",
+            f"[{source}](https://huggingface.co/{source})" if data.base_model else source or "scratch",
+        )
+    )
+    text = _table(rows, ("Model", ""))
+    text += (
+        "\n\nThe modeling code is in this repository (`auto_map` in `config.json`), so the model loads with "
+        "`trust_remote_code=True` and needs neither hf_robattr nor a custom transformers."
+    )
+    return text
+
+
+def training_section(data: RobAttrModelCardData) -> str:
+    """The training regime, plus every non-default training argument when the callback recorded them."""
+    training = data.training
+    rows = [(label, training[key]) for key, label in _TRAINING_ROWS if training.get(key) is not None]
+    lr, batch = training.get("learning_rate"), training.get("total_train_batch_size")
+    if isinstance(lr, (int, float)) and isinstance(batch, (int, float)) and batch:
+        rows.insert(4, ("Learning rate / total batch size", lr / batch))
+    if not rows:
+        return "Not recorded."
+    text = _table(rows, ("Hyperparameter", "Value"))
+    if training.get("optimizer") and str(training["optimizer"]).lower().startswith("sgd"):
+        text += (
+            "\n\nPlain SGD regularises implicitly: gradient descent with step h follows L + (h/4)·‖∇θL‖², and "
+            "mini-batch noise adds a term of strength about learning rate / batch size."
+        )
+    if data.hyperparameters:
+        items = "\n".join(f"- `{key}`: `{_fmt(value)}`" for key, value in sorted(data.hyperparameters.items()))
+        text += f"\n\n<details><summary>All non-default training arguments</summary>\n\n{items}\n\n</details>"
+    return text
+
+
+def data_section(data: RobAttrModelCardData) -> str:
+    """The dataset and the evaluation split."""
+    dataset = data.dataset
+    rows = [
+        ("Dataset", _dataset_link(dataset.get("name"))),
+        ("Configuration", dataset.get("config")),
+        ("Evaluation split", dataset.get("eval_split")),
+        ("Evaluation examples", dataset.get("num_eval_samples")),
+    ]
+    return _table([row for row in rows if row[1] is not None], ("Data", ""))
+
+
+def results_section(data: RobAttrModelCardData) -> str:
+    """Accuracy, then the robustness numbers as a methods x measures table, then how they were scored."""
+    parts = []
+    task_rows = [
+        (name.capitalize(), data.eval[name]) for name in ("accuracy", "loss") if data.eval.get(name) is not None
+    ]
+    if task_rows:
+        parts.append(_table(task_rows, ("Metric", "Value")))
+    scores = data.robustness_scores
+    if scores:
+        methods = list(dict.fromkeys(key.split("/", 1)[0] for key in scores))
+        measures = list(dict.fromkeys(key.split("/", 1)[1] for key in scores))
+        lines = ["| Method | " + " | ".join(measures) + " |", "|---" * (len(measures) + 1) + "|"]
+        for method in methods:
+            cells = [_fmt(scores.get(f"{method}/{measure}")) for measure in measures]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        config = {k: v for k, v in data.robustness_config.items() if v is not None}
+        how = ", ".join(f"{key}={_fmt(value)}" for key, value in config.items())
+        count = data.robustness.get("num_samples")
+        parts.append(
+            'Attribution robustness (`evaluate.load("attribution_robustness")`'
+            + (f"; {how}" if how else "")
+            + (f"; {_fmt(count)} examples" if count is not None else "")
+            + "). Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
+            "sensitivities and the prediction-change rate are lower-is-more-robust.\n\n" + "\n".join(lines)
+        )
+    if not parts:
+        return "No evaluation results were recorded."
+    parts.append(f"Every number is also in this card's `model-index` metadata (metric type `{METRIC_ID}`).")
+    return "\n\n".join(parts)
+
+
+def usage_section(data: RobAttrModelCardData) -> str:
+    """Loading with ``trust_remote_code=True`` and scoring with the evaluate metric."""
+    repo = data.model_id or "ORG/NAME"
+    if data.resolved_task == "text-classification":
+        loading = (
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
+            f'model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True)\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+            'inputs = tokenizer(["a great film", "a dull film"], padding=True, return_tensors="pt")\n'
+            "predictions = model(**inputs).logits.argmax(-1)\n"
+        )
+    else:
+        loading = (
+            "import torch\n"
+            "from transformers import AutoModelForImageClassification\n\n"
+            f'model = AutoModelForImageClassification.from_pretrained("{repo}", trust_remote_code=True)\n'
+            "size = model.config.image_size\n"
+            "inputs = torch.rand(4, model.config.num_channels, size, size)  # your preprocessed pixel values\n"
+            "predictions = model(pixel_values=inputs).logits.argmax(-1)\n"
+        )
+    methods = list(data.robustness_config.get("methods") or ["saliency"])
+    options = "".join(
+        f", {key}={data.robustness_config[key]!r}"
+        for key in ("attack", "epsilon", "norm")
+        if data.robustness_config.get(key) is not None
+    )
+    return (
+        f"```python\n{loading}```\n\n"
+        "Score the robustness of its attributions with the `attribution_robustness` metric "
+        "(`pip install hf_robattr`):\n\n"
+        "```python\n"
+        "import evaluate\n"
+        "import hf_robattr  # makes the metric loadable by name, offline\n\n"
+        'metric = evaluate.load("attribution_robustness")\n'
+        f"results = metric.compute(model=model, inputs=inputs, methods={methods!r}{options})\n"
+        "```"
+    )
+
+
+def pictures(data: RobAttrModelCardData, output_dir: Path) -> list[dict[str, str]]:
+    """The pictures present in ``output_dir``, with their captions."""
+    found = []
+    if (output_dir / ATTRIBUTION_PICTURE).is_file():
+        attack = data.robustness_config.get("attack", "an attack")
+        epsilon = data.robustness_config.get("epsilon")
+        found.append(
+            {
+                "title": "Attribution maps, clean and attacked",
+                "caption": f"Attribution maps of a few test samples on the clean input and under the `{attack}` "
+                + (f"attack (epsilon={_fmt(epsilon)})" if epsilon is not None else "attack")
+                + ". A robust model keeps the same important regions.",
+                "file": ATTRIBUTION_PICTURE,
+            }
+        )
+    if (output_dir / TRAINING_PICTURE).is_file():
+        found.append(
+            {
+                "title": "Robustness and sharpness during training",
+                "caption": "Attribution robustness and parameter-space sharpness as logged while training.",
+                "file": TRAINING_PICTURE,
+            }
+        )
+    return found
+
+
+def build_model_card(
+    data: RobAttrModelCardData, output_dir: str | Path, *, template: str | Path | None = None
+) -> ModelCard:
+    """Render the card for ``data``; pictures are referenced when they exist in ``output_dir``."""
+    output_dir = Path(output_dir)
+    path = Path(template) if template is not None else template_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"`template`={str(template)!r} is not a file.")
+    return ModelCard.from_template(
+        data,
+        template_path=str(path),
+        title=data.title,
+        summary=summary_section(data),
+        model_section=model_section(data),
+        training_section=training_section(data),
+        data_section=data_section(data),
+        results_section=results_section(data),
+        pictures=pictures(data, output_dir),
+        usage_section=usage_section(data),
+        citation=CITATION,
+    )
+
+
+def save_model_card(
+    output_dir: str | Path,
+    card_data: RobAttrModelCardData | None = None,
+    *,
+    model: Any = None,
+    inputs: Any = None,
+    template: str | Path | None = None,
+    **card_fields: Any,
+) -> Path:
+    """Write ``OUTPUT_DIR/README.md`` and its pictures, making the folder a complete Hub model repo.
+
+    Args:
+        output_dir: the run folder (model files and ``results.json``).
+        card_data: the card data; default: read from ``OUTPUT_DIR/results.json``.
+        model: with ``inputs``, draw the attribution maps (clean beside attacked) of these samples.
+        inputs: a few test samples (pixel values or a tokenized batch); without them an existing
+            ``attribution_maps.png`` is kept and shown.
+        template: a Jinja template path; default: the packaged ``robattr_model_card.md``.
+        **card_fields: user fields of :class:`RobAttrModelCardData` (``model_id``, ``tags``, ``language``...).
+
+    Returns:
+        The path of the written ``README.md``.
+    """
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        raise FileNotFoundError(f"`output_dir`={str(output_dir)!r} is not a directory.")
+    if card_data is None:
+        card_data = RobAttrModelCardData.from_output_dir(output_dir, **card_fields)
+    else:
+        for name, value in card_fields.items():
+            if not hasattr(card_data, name):
+                raise TypeError(f"unknown card field {name!r}; see RobAttrModelCardData for the fields.")
+            setattr(card_data, name, value)
+        card_data.__post_init__()
+    if card_data.log_history:
+        plot_training_curves(card_data.log_history, output_dir / TRAINING_PICTURE)
+    if (model is None) != (inputs is None):
+        raise ValueError("Pass both `model` and `inputs` to draw attribution maps, or neither.")
+    if model is not None:
+        from .attribution_picture import draw_attribution_picture
+
+        draw_attribution_picture(model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_config)
+    card = build_model_card(card_data, output_dir, template=template)
+    path = output_dir / CARD_FILE
+    card.save(path)
+    logger.info("Model card written to %s", path)
+    return path

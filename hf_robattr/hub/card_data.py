@@ -1,0 +1,213 @@
+"""The data behind a model card: ``RobAttrModelCardData``, a ``ModelCardData`` filled from a run.
+
+It is built from ``results.json`` (what the recipes write) with :meth:`RobAttrModelCardData.from_output_dir`, or
+filled during training by :class:`~hf_robattr.hub.callback.RobAttrModelCardCallback`. Its YAML holds only Hub
+metadata, with accuracy and every robustness number as ``model-index`` results (``EvalResult``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCardData
+
+
+RESULTS_FILE = "results.json"
+METRIC_ID = "attribution_robustness"
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_TASKS = {"image-classification", "text-classification"}
+
+
+def _is_repo_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_REPO_ID.match(value)) and not Path(value).exists()
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class RobAttrModelCardData(ModelCardData):
+    """Card data of an hf_robattr run: Hub metadata you set, plus fields filled from the run.
+
+    Args:
+        model_id: the Hub repo id (``ORG/NAME``) the card describes; used in the usage snippet.
+        model_name: the card title and ``model-index`` name; default derived from the run.
+        language: ISO code(s), for text models.
+        license: the model's license.
+        tags: extra tags; hf_robattr adds its own.
+        task: ``"image-classification"`` or ``"text-classification"``; default derived from the architecture.
+        model: ``architecture``, ``attention_type``, ``kernel_feature_map``, ``model_name_or_path``.
+        training: the training regime (``optimizer``, ``learning_rate``, ``per_device_train_batch_size``,
+            ``total_train_batch_size``, ``regularizer``, ``regularizer_weight``, ...), as in ``results.json``.
+        dataset: ``name``, ``config``, ``eval_split``, ``num_eval_samples``.
+        eval: ``accuracy``, ``loss``.
+        robustness: flat ``"{method}/{measure}"`` floats from the scoring core (``num_samples`` included).
+        robustness_config: the options the robustness was scored with (``methods``, ``attack``, ``epsilon``, ...).
+        hyperparameters: non-default training arguments (filled by the callback).
+        log_history: ``trainer.state.log_history``.
+    """
+
+    model_id: str | None = None
+    model_name: str | None = None
+    language: str | list[str] | None = None
+    license: str | None = "apache-2.0"
+    tags: list[str] = field(default_factory=list)
+    task: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    dataset: dict[str, Any] = field(default_factory=dict)
+    eval: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] = field(default_factory=dict)
+    robustness_config: dict[str, Any] = field(default_factory=dict)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.model_id is not None and not _REPO_ID.match(self.model_id):
+            raise ValueError(f"`model_id` must look like 'ORG/NAME' (a Hub repo id), got {self.model_id!r}.")
+        if self.task is not None and self.task not in _TASKS:
+            raise ValueError(f"`task` must be one of {sorted(_TASKS)}, got {self.task!r}.")
+        if isinstance(self.language, str):
+            self.language = [self.language]
+        for name in ("model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters"):
+            if not isinstance(getattr(self, name), dict):
+                raise TypeError(f"`{name}` must be a dict, got {type(getattr(self, name)).__name__}.")
+
+    # ----------------------------------------------------------------------------------------------- building
+    @classmethod
+    def from_results(cls, results: dict[str, Any], **overrides: Any) -> RobAttrModelCardData:
+        """Card data from a ``results.json`` dict; ``overrides`` set the user fields (``model_id``, ``tags``...)."""
+        if not isinstance(results, dict):
+            raise TypeError(f"`results` must be the dict of a results.json file, got {type(results).__name__}.")
+        sections = ("model", "training", "dataset", "eval", "robustness", "robustness_config")
+        kwargs: dict[str, Any] = {name: dict(results.get(name) or {}) for name in sections}
+        kwargs["log_history"] = list(results.get("log_history") or [])
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_output_dir(cls, output_dir: str | Path, **overrides: Any) -> RobAttrModelCardData:
+        """Card data from ``OUTPUT_DIR/results.json``, as written by the recipes."""
+        path = Path(output_dir) / RESULTS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
+                "`recipes/train_*.py` run."
+            )
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from error
+        return cls.from_results(results, **overrides)
+
+    # ----------------------------------------------------------------------------------------------- derived
+    @property
+    def architecture(self) -> str | None:
+        """The model class name (``config.architectures[0]``)."""
+        return self.model.get("architecture")
+
+    @property
+    def resolved_task(self) -> str:
+        """The pipeline task: ``task`` when set, otherwise guessed from the architecture (images by default)."""
+        if self.task:
+            return self.task
+        architecture = (self.architecture or "").lower()
+        if any(word in architecture for word in ("bert", "sequenceclassification", "text")):
+            return "text-classification"
+        return "image-classification"
+
+    @property
+    def base_model(self) -> str | None:
+        """The Hub checkpoint the run started from, when it started from one."""
+        source = self.model.get("model_name_or_path")
+        return source if _is_repo_id(source) else None
+
+    @property
+    def title(self) -> str:
+        """The card title and ``model-index`` name."""
+        if self.model_name:
+            return self.model_name
+        if self.model_id:
+            return self.model_id.split("/")[-1]
+        parts = [self.architecture or "hf_robattr model"]
+        if self.model.get("attention_type"):
+            parts.append(f"{self.model['attention_type']} attention")
+        if self.dataset.get("name"):
+            parts.append(f"on {self.dataset['name']}")
+        return " ".join(parts)
+
+    @property
+    def robustness_scores(self) -> dict[str, float]:
+        """The ``"{method}/{measure}"`` numbers (no ``num_samples``, no non-finite values)."""
+        return {
+            key: float(value)
+            for key, value in self.robustness.items()
+            if "/" in key and _finite_number(value) and not key.endswith("/per_sample")
+        }
+
+    def hub_tags(self) -> list[str]:
+        """hf_robattr's tags, then the user's."""
+        tags = ["hf_robattr", "attribution-robustness", "explainability", self.resolved_task]
+        attention = self.model.get("attention_type")
+        if attention:
+            tags.append(f"{attention}-attention")
+        if attention == "kernel":
+            tags.append("linear-attention")
+        architecture = (self.architecture or "").lower()
+        tags.extend(name for name in ("vit", "bert") if name in architecture)
+        return list(dict.fromkeys([*tags, *self.tags]))
+
+    @property
+    def eval_results(self) -> list[EvalResult]:  # type: ignore[override]
+        """Accuracy and every robustness number, as ``EvalResult`` entries for ``model-index``."""
+        name = self.dataset.get("name") or "unknown"
+        common: dict[str, Any] = {
+            "task_type": self.resolved_task,
+            "dataset_type": name,
+            "dataset_name": name if not self.dataset.get("config") else f"{name} ({self.dataset['config']})",
+            "dataset_config": self.dataset.get("config"),
+            "dataset_split": self.dataset.get("eval_split"),
+        }
+        results = []
+        if _finite_number(self.eval.get("accuracy")):
+            results.append(
+                EvalResult(
+                    metric_type="accuracy", metric_name="Accuracy", metric_value=self.eval["accuracy"], **common
+                )
+            )
+        args = {key: value for key, value in self.robustness_config.items() if value is not None}
+        if _finite_number(self.robustness.get("num_samples")):
+            args["num_samples"] = int(self.robustness["num_samples"])
+        for key, value in self.robustness_scores.items():
+            results.append(
+                EvalResult(
+                    metric_type=METRIC_ID, metric_name=key, metric_value=value, metric_args=args or None, **common
+                )
+            )
+        return results
+
+    def to_hub_card_data(self) -> ModelCardData:
+        """The plain ``ModelCardData`` that goes into the card's YAML header."""
+        dataset_name = self.dataset.get("name")
+        return ModelCardData(
+            model_name=self.title,
+            base_model=self.base_model,
+            datasets=[dataset_name] if _is_repo_id(dataset_name) else None,
+            eval_results=self.eval_results or None,
+            language=self.language,
+            library_name="transformers",
+            license=self.license,
+            metrics=["accuracy", METRIC_ID],
+            pipeline_tag=self.resolved_task,
+            tags=self.hub_tags(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML metadata: Hub fields only, with results as ``model-index`` (the run details go in the text)."""
+        return self.to_hub_card_data().to_dict()
