@@ -87,12 +87,10 @@ def orthogonal_gaussian_features(
     """
     # Explicit device: under a meta-device context (``from_pretrained``) the draw must still be real.
     device = generator.device if generator is not None else torch.device("cpu")
-    blocks = []
-    for _ in range(math.ceil(num_features / head_dim)):
-        gaussian = torch.randn(head_dim, head_dim, generator=generator, device=device)
-        q, _ = torch.linalg.qr(gaussian)
-        blocks.append(q.T)
-    features = torch.cat(blocks, dim=0)[:num_features]
+    num_blocks = math.ceil(num_features / head_dim)
+    gaussian = torch.randn(num_blocks, head_dim, head_dim, generator=generator, device=device)
+    q, _ = torch.linalg.qr(gaussian)
+    features = q.transpose(-1, -2).reshape(num_blocks * head_dim, head_dim)[:num_features]
     norms = torch.randn(num_features, head_dim, generator=generator, device=device).norm(dim=1, keepdim=True)
     return features * norms
 
@@ -375,6 +373,9 @@ class RobAttrAttentionMixin:
     """
 
     _robattr_attention_classes: tuple[type[nn.Module], ...] = ()
+    # Auto class name -> model class name in the same modeling file, written to ``auto_map`` on save so that every
+    # Auto class (not only the saved model's own) can load the folder with ``trust_remote_code=True``.
+    _robattr_auto_map: dict[str, str] = {}
 
     def post_init(self) -> None:
         """Attach the feature maps (kernel mode), then run ``PreTrainedModel.post_init``."""
@@ -393,6 +394,14 @@ class RobAttrAttentionMixin:
                 )
                 module.kernel_eps = self.config.kernel_eps
         super().post_init()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``PreTrainedModel.save_pretrained``; with code copying on, ``auto_map`` lists all the family's models."""
+        if self.is_remote_code():
+            module = type(self).__module__.rsplit(".", 1)[-1]
+            auto_map = {auto: f"{module}.{name}" for auto, name in self._robattr_auto_map.items()}
+            self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
         """Derive the attention implementation from ``config.attention_type``."""

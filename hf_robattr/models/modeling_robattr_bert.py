@@ -19,6 +19,11 @@ class RobAttrBertPreTrainedModel(RobAttrAttentionMixin, BertPreTrainedModel):
     config_class = RobAttrBertConfig
     config: RobAttrBertConfig
     _robattr_attention_classes = (BertSelfAttention,)
+    _robattr_auto_map = {
+        "AutoModel": "RobAttrBertModel",
+        "AutoModelForSequenceClassification": "RobAttrBertForSequenceClassification",
+        "AutoModelForMaskedLM": "RobAttrBertForMaskedLM",
+    }
 
 
 class RobAttrBertModel(RobAttrBertPreTrainedModel, BertModel):

@@ -20,6 +20,10 @@ class RobAttrViTPreTrainedModel(RobAttrAttentionMixin, ViTPreTrainedModel):
     config_class = RobAttrViTConfig
     config: RobAttrViTConfig
     _robattr_attention_classes = (ViTAttention,)
+    _robattr_auto_map = {
+        "AutoModel": "RobAttrViTModel",
+        "AutoModelForImageClassification": "RobAttrViTForImageClassification",
+    }
 
 
 class RobAttrViTModel(RobAttrViTPreTrainedModel, ViTModel):
