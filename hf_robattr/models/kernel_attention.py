@@ -279,13 +279,17 @@ def kernel_attention_forward(
         output = weights @ values
         return output.transpose(1, 2).contiguous().to(query.dtype), weights.to(query.dtype)
 
+    # A column of ones appended to the values makes one matmul give both phi_k^T v and the normaliser's sum_j phi_k.
+    # Padded keys are zeroed in both columns; dropped keys only in the values (the normaliser precedes dropout).
+    ones = torch.ones_like(values[..., :1])
     if keep is not None:
-        phi_k = phi_k * keep[:, :, 0, :, None]
-    normaliser = phi_q @ phi_k.sum(dim=-2).unsqueeze(-1)
+        key_keep = keep[:, :, 0, :, None]
+        values, ones = values * key_keep, ones * key_keep
     if key_drop is not None:
-        phi_k = phi_k * key_drop[..., None]
-    context = phi_k.transpose(-1, -2) @ values
-    output = (phi_q @ context) / (normaliser + eps)
+        values = values * key_drop[..., None]
+    context = phi_k.transpose(-1, -2) @ torch.cat([values, ones.expand(*values.shape[:-1], 1)], dim=-1)
+    projected = phi_q @ context
+    output = projected[..., :-1] / (projected[..., -1:] + eps)
     return output.transpose(1, 2).contiguous().to(query.dtype), None
 
 

@@ -229,3 +229,30 @@ def test_bert_auto_round_trip(bert_kwargs, text_batch, tmp_path, attention_type,
     assert type(loaded_mlm) is RobAttrBertForMaskedLM
     assert (loaded_mlm(**text_batch).logits - mlm(**text_batch).logits).abs().max() <= 1e-5
     assert loaded_mlm.cls.predictions.decoder.weight is loaded_mlm.bert.embeddings.word_embeddings.weight
+
+
+# --- higher-order gradients and attention switching ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("attention_type", "feature_map"), [ATTENTIONS[0], ATTENTIONS[1], ATTENTIONS[4]])
+def test_double_backward_through_the_model(vit_kwargs, pixel_values, attention_type, feature_map):
+    """Input-gradient penalties and attribution attacks differentiate an input gradient once more."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    model = _vit(vit_kwargs, attention_type, feature_map)
+    pixels = pixel_values.clone().requires_grad_()
+    # PyTorch's default CPU SDPA kernel has no double backward; the math backend has.
+    with sdpa_kernel(SDPBackend.MATH):
+        logits = model(pixels).logits
+        (input_grad,) = torch.autograd.grad(logits[:, 0].sum(), pixels, create_graph=True)
+        input_grad.pow(2).sum().backward()
+    assert model.vit.layers[0].attention.q_proj.weight.grad.abs().sum() > 0
+
+
+def test_kernel_model_keeps_kernel_attention_on_set_attn_implementation(vit_kwargs):
+    model = _vit(vit_kwargs, "kernel")
+    model.set_attn_implementation("eager")
+    assert model.config._attn_implementation == KERNEL_ATTENTION
+    softmax = _vit(vit_kwargs)
+    softmax.set_attn_implementation("eager")
+    assert softmax.config._attn_implementation == "eager"
