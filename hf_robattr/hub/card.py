@@ -93,10 +93,12 @@ def summary_section(data: RobAttrModelCardData) -> str:
         what += f" with **{attention}** attention"
         if attention == "kernel" and model.get("kernel_feature_map"):
             what += f" (feature map `{model['kernel_feature_map']}`)"
-    sentence = f"This is {what}, trained with hf_robattr "
-    regime = [part for part in (training.get("optimizer"), training.get("regularizer")) if part and part != "none"]
-    if regime:
-        sentence += "(" + ", ".join(f"`{part}`" for part in regime) + ") "
+    sentence = f"This is {what}, trained with hf_robattr"
+    if training.get("optimizer"):
+        sentence += f" using `{training['optimizer']}`"
+    if training.get("regularizer") and training["regularizer"] != "none":
+        sentence += f" with the `{training['regularizer']}` regularizer"
+    sentence += " "
     sentence += (
         f"to study whether training makes gradient attributions robust to adversarial input perturbations "
         f"([Mehrpanah et al., ICML 2026]({PAPER_URL}))."
@@ -105,7 +107,7 @@ def summary_section(data: RobAttrModelCardData) -> str:
     if isinstance(data.eval.get("accuracy"), (int, float)):
         headline.append(f"accuracy {_fmt(float(data.eval['accuracy']))}")
     scores = data.robustness_scores
-    for key in sorted(scores):
+    for key in scores:
         if key.endswith("/topk_intersection"):
             headline.append(f"`{key}` {_fmt(scores[key])}")
             break
@@ -122,7 +124,7 @@ def model_section(data: RobAttrModelCardData) -> str:
         ("Architecture", model.get("architecture")),
         ("Attention", model.get("attention_type")),
     ]
-    if model.get("attention_type") == "kernel" or model.get("kernel_feature_map"):
+    if model.get("attention_type") == "kernel":
         rows.append(("Kernel feature map", model.get("kernel_feature_map")))
     source = model.get("model_name_or_path")
     rows.append(

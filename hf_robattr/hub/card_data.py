@@ -181,7 +181,8 @@ class RobAttrModelCardData(ModelCardData):
                     metric_type="accuracy", metric_name="Accuracy", metric_value=self.eval["accuracy"], **common
                 )
             )
-        args = {key: value for key, value in self.robustness_config.items() if value is not None}
+        # The method is in each result's name; the other options say how it was scored.
+        args = {k: v for k, v in self.robustness_config.items() if v is not None and k != "methods"}
         if _finite_number(self.robustness.get("num_samples")):
             args["num_samples"] = int(self.robustness["num_samples"])
         for key, value in self.robustness_scores.items():

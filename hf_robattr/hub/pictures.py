@@ -13,10 +13,12 @@ import numpy as np
 ATTRIBUTION_PICTURE = "attribution_maps.png"
 TRAINING_PICTURE = "training_curves.png"
 
-# Logged keys are matched by name: the training callbacks log e.g. "robustness/saliency/topk_intersection" and
-# "sharpness/hessian_trace"; the recipes' eval adds an "eval_" prefix.
-ROBUSTNESS_KEY = re.compile(r"(robustness|topk_intersection|kendall_tau|spearman|sensitivity)", re.IGNORECASE)
+# Logged keys are matched by name: the training callbacks log e.g. "diagnostics/robustness/saliency/spearman" and
+# "diagnostics/hessian_trace"; an eval adds an "eval_" prefix. The robustness panel shows the similarity measures
+# (all in [-1, 1], so they share an axis).
+ROBUSTNESS_KEY = re.compile(r"(topk_intersection|kendall_tau|spearman)$", re.IGNORECASE)
 SHARPNESS_KEY = re.compile(r"(sharpness|hessian|eigenvalue|curvature)", re.IGNORECASE)
+_LABEL_PREFIX = re.compile(r"^(eval_)?(diagnostics/)?(robustness/|sharpness/)?")
 _SKIP_KEY = re.compile(r"(_std|_stderr|stderr|/std)$|num_samples|runtime|per_second", re.IGNORECASE)
 
 
@@ -63,7 +65,7 @@ def plot_training_curves(log_history: Sequence[dict[str, Any]], path: str | Path
     figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for axis, (title, data) in zip(axes[0], panels):
         for key, (steps, values) in sorted(data.items()):
-            axis.plot(steps, values, marker="o", markersize=3, label=key)
+            axis.plot(steps, values, marker="o", markersize=3, label=_LABEL_PREFIX.sub("", key))
         if title == "Sharpness" and all(v > 0 for _, values in data.values() for v in values):
             axis.set_yscale("log")
         axis.set_title(title)

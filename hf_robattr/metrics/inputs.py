@@ -5,26 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-
-IMAGE_COLUMNS = ("image", "img", "pixel_values")
-TEXT_COLUMNS = ("text", "sentence", "content")
+from ..data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, resolve_column
 
 
-def _pick_column(dataset: Any, column: str | None, candidates: Sequence[str], argument: str) -> str:
-    names = list(dataset.column_names)
-    if column is not None:
-        if column not in names:
-            raise ValueError(f"`{argument}`={column!r} is not a column of the dataset; its columns are {names}.")
-        return column
-    for candidate in candidates:
-        if candidate in names:
-            return candidate
-    raise ValueError(
-        f"Could not find the input column among the dataset's columns {names} (looked for {list(candidates)}); "
-        f"pass `{argument}`."
-    )
+def _column(dataset: Any, column: str | None, candidates: Sequence[str], argument: str, purpose: str) -> str:
+    return resolve_column(dataset, column, argument=argument, candidates=candidates, purpose=purpose)
 
 
 def dataset_to_inputs(
@@ -43,8 +31,8 @@ def dataset_to_inputs(
         dataset: the examples.
         image_processor: a ``transformers`` image processor; encodes ``image_column`` into ``pixel_values``.
         tokenizer: a ``transformers`` tokenizer; encodes ``text_column`` (padded, truncated to ``max_length``).
-        image_column: the image column; default: the first of ``image``, ``img``, ``pixel_values``.
-        text_column: the text column; default: the first of ``text``, ``sentence``, ``content``.
+        image_column: the image column; default: the first of ``hf_robattr.data.IMAGE_COLUMN_CANDIDATES``.
+        text_column: the text column; default: the first of ``hf_robattr.data.TEXT_COLUMN_CANDIDATES``.
         label_column: when given, its values become the attribution targets.
         max_length: truncation length for the tokenizer.
 
@@ -61,10 +49,12 @@ def dataset_to_inputs(
 
     inputs: torch.Tensor | Mapping[str, torch.Tensor]
     if image_processor is not None:
-        column = _pick_column(dataset, image_column, IMAGE_COLUMNS, "image_column")
-        inputs = image_processor(images=list(dataset[column]), return_tensors="pt")["pixel_values"]
+        column = _column(dataset, image_column, IMAGE_COLUMN_CANDIDATES, "image_column", "image")
+        # An ``Image`` column gives PIL images; a plain array column gives nested lists.
+        images = [np.asarray(image) if isinstance(image, list) else image for image in dataset[column]]
+        inputs = image_processor(images=images, return_tensors="pt")["pixel_values"]
     else:
-        column = _pick_column(dataset, text_column, TEXT_COLUMNS, "text_column")
+        column = _column(dataset, text_column, TEXT_COLUMN_CANDIDATES, "text_column", "text")
         encoded = tokenizer(
             list(dataset[column]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
@@ -72,10 +62,6 @@ def dataset_to_inputs(
 
     targets = None
     if label_column is not None:
-        if label_column not in dataset.column_names:
-            raise ValueError(
-                f"`label_column`={label_column!r} is not a column of the dataset; its columns are "
-                f"{list(dataset.column_names)}."
-            )
+        _column(dataset, label_column, (), "label_column", "label")
         targets = torch.as_tensor(dataset[label_column], dtype=torch.long)
     return inputs, targets

@@ -60,59 +60,77 @@ add() and add_batch() are not supported: pass everything to compute().
 """
 
 _KWARGS_DESCRIPTION = """
-Computes attribution-robustness scores of a classifier.
+Computes attribution-robustness scores of a classifier. Every argument except the dataset-encoding ones
+(image_processor, tokenizer, image_column, text_column, label_column, max_length) goes unchanged to
+hf_robattr.evaluate_attribution_robustness; defaults are the core's.
 
 Args:
     model (`torch.nn.Module`): the classifier: an hf_robattr ViT/BERT, a transformers image or text classifier
         (any model whose output has `.logits`), or a plain module mapping `pixel_values` to logits. DDP wrappers
-        are unwrapped.
-    inputs (`torch.Tensor`, mapping or `datasets.Dataset`): a float tensor of pixel values `[B, C, H, W]`; a tokenized batch (mapping with `input_ids` and
-        `attention_mask`); a `datasets.Dataset` or iterable of such batches; or a `datasets.Dataset` of raw
-        examples together with `image_processor` or `tokenizer`.
-    targets (`torch.Tensor` of shape `[B]`, *optional*): class indices to attribute; default: the model's
+        are unwrapped. Its train/eval mode and `requires_grad` flags are restored afterwards.
+    inputs (`torch.Tensor`, mapping or `datasets.Dataset`): pixel values `[N, C, H, W]`; a tokenized batch
+        (mapping with `input_ids` and `attention_mask`); a `datasets.Dataset` with such columns (fixed length) or
+        an iterable of such batches; or a `datasets.Dataset` of raw examples together with `image_processor` or
+        `tokenizer`.
+    targets (`torch.Tensor` of shape `[N]`, *optional*): class indices to attribute; default: the model's
         predictions.
     methods (`str` or sequence of `str`, default `("saliency",)`): attribution methods, several per call:
         "saliency", "input_x_gradient", "integrated_gradients", "smoothgrad", "raw_attention", "rollout",
         "grad_attention".
-    attack (`str`, default `"topk"`): how x' is found: "random" (uniform samples in the ball), "topk",
-        "mass_center" or "targeted" (PGD attacks on the attribution map).
-    epsilon (`float`): radius of the perturbation ball, in input units (pixels after the processor's
-        normalisation; for text, relative to the embedding norm). Must be > 0.
+    attack (`str`, default `"topk"`): how the perturbed input is found: "random" (uniform samples in the ball),
+        "topk", "mass_center" or "targeted" (PGD attacks on the attribution map, Ghorbani et al. 2019).
+    epsilon (`float`, default `8/255`): radius of the perturbation ball: absolute for pixels (in the units of the
+        processed pixel values), relative to each token's embedding norm for text. Must be > 0.
     norm (`str`, default `"linf"`): "linf" or "l2" ball.
-    num_steps (`int`): PGD steps of an attack.
-    step_size (`float`, *optional*): PGD step size; default derived from epsilon and num_steps.
-    k (`int`): the size of the top-k set for the top-k attack and top-k intersection.
-    restarts (`int`, default 1): attack restarts; the worst case per input is reported.
-    num_samples (`int`): uniform samples per input for the random perturbation and the sensitivity family.
-    seed (`int`, default 0): random seed; the same seed gives identical results.
-    batch_size (`int`): inputs per batch.
+    num_steps (`int`, default 10): PGD steps of an attack.
+    step_size (`float`, *optional*): PGD step length in units of epsilon; default 2.5 * epsilon / num_steps.
+    k (`int` or `float`, default 0.1): top-k size for topk_intersection and the top-k attack: a count, or a
+        fraction in (0, 1) of the map's features.
+    restarts (`int`, default 1): attack restarts from random starts; the worst label-preserving result is scored.
+    num_samples (`int`, default 10): uniform draws per example for the sensitivity family.
+    seed (`int`, default 0): seeds every random draw; the same seed gives identical results.
+    batch_size (`int`, default 32): examples per forward pass.
     device (`str` or `torch.device`, *optional*): where to compute; default: the model's device.
-    return_per_sample (`bool`, default False): also return the per-sample values (see the core's docs).
+    return_per_sample (`bool`, default False): also return "per_sample": {key: [value per example]} (NaN marks
+        an excluded example).
+    measures (sequence of `str`, *optional*): a subset of the measures listed under Returns; default all.
+    method_kwargs (`dict`, *optional*): options per method, e.g. {"integrated_gradients": {"n_steps": 32}}.
+    smoothing_beta (`float`, *optional*): explain with every ReLU replaced by softplus_beta (Dombrowski et al.
+        2019), a no-retraining baseline.
+    input_range (`tuple[float, float]`, *optional*): the valid (low, high) pixel range attacks project into;
+        default: each image's own min/max.
+    target_region (`torch.Tensor`, *optional*): boolean map for the "targeted" attack; default: the clean map's k
+        weakest features.
+    progress (`bool`, default True): show a tqdm bar over batches.
     image_processor (*optional*): with a `datasets.Dataset`: encodes `image_column` into `pixel_values`.
     tokenizer (*optional*): with a `datasets.Dataset`: encodes `text_column` (padded, truncated to `max_length`).
     image_column (`str`, *optional*): image column; default the first of "image", "img", "pixel_values".
-    text_column (`str`, *optional*): text column; default the first of "text", "sentence", "content".
+    text_column (`str`, *optional*): text column; default the first of "sentence", "text", "content", "review",
+        "sentence1".
     label_column (`str`, *optional*): when given, its values are the targets.
     max_length (`int`, *optional*): tokenizer truncation length.
 
 Returns:
-    `dict[str, float]` with, for every requested method `{method}`:
-        "{method}/topk_intersection": fraction of the clean top-k features still in the perturbed top-k, in [0, 1]
+    `dict` with, for every requested method `{method}` and measure, the mean over examples as a float and its
+    standard deviation as "{method}/{measure}_std":
+        "{method}/topk_intersection": fraction of the clean top-k features still in the attacked top-k, in [0, 1]
             (higher is more robust).
-        "{method}/kendall_tau": Kendall rank correlation of clean and perturbed maps, in [-1, 1].
+        "{method}/kendall_tau": Kendall rank correlation of the clean and attacked maps, in [-1, 1].
         "{method}/spearman": Spearman rank correlation, in [-1, 1].
         "{method}/pearson": Pearson correlation, in [-1, 1].
         "{method}/cosine": cosine similarity, in [-1, 1].
         "{method}/center_of_mass_shift": distance between the maps' centres of mass, in pixels (images only).
-        "{method}/max_sensitivity": max over perturbations of ||a(x) - a(x')|| / ||a(x)|| (Yeh et al. 2019), >= 0
-            (lower is more robust).
+        "{method}/attack_sensitivity": ||a(x) - a(x')|| / ||a(x)|| for the attacked x', >= 0 (lower is more
+            robust).
+        "{method}/prediction_change_rate": fraction of examples for which the attack met a label-changing point,
+            in [0, 1]; such examples are left out of the similarity measures.
+        "{method}/max_sensitivity": max over `num_samples` uniform draws of ||a(x) - a(x')|| / ||a(x)|| (Yeh et
+            al. 2019, as captum.metrics.sensitivity_max), >= 0.
         "{method}/avg_sensitivity": the mean instead of the max, >= 0.
         "{method}/local_lipschitz": local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018), >= 0.
         "{method}/relative_input_stability": relative input stability (Agarwal et al. 2022), >= 0.
-        "{method}/prediction_change_rate": fraction of perturbed inputs whose predicted label changed, in [0, 1].
-    Similarity measures are means over inputs; where the core reports spreads they come as
-    "{method}/{measure}_std". The exact set of measures is the core's; every key it returns is passed through.
-        "num_samples": number of inputs scored.
+        "num_samples": the number of examples scored.
+        "per_sample": only with return_per_sample=True, the per-example values of every key above.
 
 Examples:
     >>> import evaluate, torch, hf_robattr
@@ -147,7 +165,7 @@ class AttributionRobustness(evaluate.Metric):
     def compute(self, *, model=None, inputs=None, **options):
         """Score the robustness of ``model``'s attributions on ``inputs``; every option goes to the core.
 
-        Returns the same dict on every process of a distributed run.
+        Under torch.distributed the core runs once, on rank 0, and every rank returns the same dict.
         """
         return self._compute(model=model, inputs=inputs, **options)
 

@@ -1,0 +1,143 @@
+"""The run folder with its card is a valid Hub model repo."""
+
+import filecmp
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from huggingface_hub import ModelCard, metadata_load
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+import hf_robattr
+from hf_robattr.hub import RobAttrModelCardData, build_model_card, save_model_card, template_path
+
+
+PICTURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def test_card_is_a_valid_hub_repo(run_dir, expected_robustness):
+    path = save_model_card(run_dir, model_id="robattr-org/tiny-kernel-vit")
+    assert path == run_dir / "README.md"
+    card = ModelCard.load(path)
+    assert card.data.library_name == "transformers"
+    assert card.data.pipeline_tag == "image-classification"
+    assert "kernel-attention" in card.data.tags
+
+    metadata = metadata_load(path)
+    model_name, results = model_index_to_eval_results(metadata["model-index"])
+    assert model_name == "tiny-kernel-vit"
+    scores = {r.metric_name: r.metric_value for r in results if r.metric_type == "attribution_robustness"}
+    assert scores == {k: v for k, v in expected_robustness.items() if k != "num_samples"}
+    accuracy = [r for r in results if r.metric_type == "accuracy"]
+    assert [r.metric_value for r in accuracy] == [0.875]
+    assert all(r.dataset_split == "test" and r.task_type == "image-classification" for r in results)
+    robustness_args = next(r.metric_args for r in results if r.metric_type == "attribution_robustness")
+    assert robustness_args["attack"] == "topk" and robustness_args["num_samples"] == 16
+
+    pictures = PICTURE.findall(card.text)
+    assert "training_curves.png" in pictures
+    for picture in pictures:
+        assert (run_dir / picture).is_file(), picture
+
+
+def test_card_text_carries_the_run(run_dir):
+    text = ModelCard.load(save_model_card(run_dir)).text
+    for expected in (
+        "RobAttrViTForImageClassification",
+        "| Attention | kernel |",
+        "| Kernel feature map | elu |",
+        "| Optimizer | sgd |",
+        "| Learning rate | 0.1 |",
+        "| Total batch size | 16 |",
+        "| Regularizer | input_grad_norm |",
+        "| Regularizer weight | 0.01 |",
+        "`digits`",
+        "| Accuracy | 0.875 |",
+        "| saliency | 0.62 |",
+        "trust_remote_code=True",
+        'evaluate.load("attribution_robustness")',
+        "methods=['saliency', 'rollout'], attack='topk', epsilon=0.05",
+        "2605.29983",
+    ):
+        assert expected in text, expected
+    assert "\n\n\n\n" not in text
+
+
+def test_pictures_are_written_and_shown(run_dir):
+    hf_robattr.plot_attribution_maps(torch.rand(2, 8, 8), torch.rand(2, 8, 8), run_dir / "attribution_maps.png")
+    text = ModelCard.load(save_model_card(run_dir)).text
+    assert set(PICTURE.findall(text)) == {"attribution_maps.png", "training_curves.png"}
+
+
+def test_no_training_picture_without_logged_robustness(run_dir, results):
+    results["log_history"] = [{"loss": 1.0, "step": 1}]
+    (run_dir / "results.json").write_text(json.dumps(results))
+    text = ModelCard.load(save_model_card(run_dir)).text
+    assert PICTURE.findall(text) == []
+    assert not (run_dir / "training_curves.png").exists()
+
+
+def test_model_loads_with_remote_code_without_hf_robattr(run_dir, tmp_path):
+    save_model_card(run_dir)
+    code = f"""
+import sys
+sys.modules["hf_robattr"] = None  # any import of hf_robattr now fails
+import torch
+from transformers import AutoModelForImageClassification
+model = AutoModelForImageClassification.from_pretrained({str(run_dir)!r}, trust_remote_code=True)
+logits = model(pixel_values=torch.rand(2, 1, 8, 8)).logits
+assert logits.shape == (2, 3), logits.shape
+assert not any(name.startswith("hf_robattr.") for name in sys.modules)
+print(type(model).__module__)
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "modeling_robattr_vit" in result.stdout
+
+
+def test_templates_are_identical():
+    packaged = template_path()
+    repository = Path(__file__).resolve().parents[2] / "model_cards" / packaged.name
+    assert filecmp.cmp(packaged, repository, shallow=False), (
+        "edit model_cards/ and copy it to hf_robattr/hub/templates/"
+    )
+
+
+def test_custom_template(run_dir, tmp_path):
+    template = tmp_path / "mine.md"
+    template.write_text("---\n{{ card_data }}\n---\n\n# {{ title }}\n\n{{ results_section }}\n")
+    data = RobAttrModelCardData.from_output_dir(run_dir, model_name="mine")
+    card = build_model_card(data, run_dir, template=template)
+    assert card.text.lstrip().startswith("# mine")
+    assert card.data.eval_results
+
+
+def test_card_data_errors(tmp_path):
+    with pytest.raises(ValueError, match="model_id"):
+        RobAttrModelCardData(model_id="no-slash")
+    with pytest.raises(ValueError, match="task"):
+        RobAttrModelCardData(task="translation")
+    with pytest.raises(FileNotFoundError, match=r"results\.json"):
+        RobAttrModelCardData.from_output_dir(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        RobAttrModelCardData.from_output_dir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="output_dir"):
+        save_model_card(tmp_path / "missing")
+
+
+def test_text_model_card(run_dir, results):
+    results["model"]["architecture"] = "RobAttrBertForSequenceClassification"
+    results["model"]["attention_type"] = "softmax"
+    results["dataset"]["name"] = "stanfordnlp/sst2"
+    data = RobAttrModelCardData.from_results(results, model_id="org/bert", language="en")
+    card = build_model_card(data, run_dir)
+    assert card.data.pipeline_tag == "text-classification"
+    assert card.data.datasets == ["stanfordnlp/sst2"]
+    assert "AutoModelForSequenceClassification" in card.text
+    assert "Kernel feature map" not in card.text
+    assert "https://huggingface.co/datasets/stanfordnlp/sst2" in card.text

@@ -1,0 +1,141 @@
+"""compute() is a thin wrapper: same numbers as the core, datasets encoded, bad input rejected clearly."""
+
+import inspect
+import math
+
+import datasets
+import evaluate
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+import hf_robattr
+from hf_robattr.metrics import compute as compute_module
+
+
+def same(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(
+        (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)) or x == y
+        for x, y in ((a[k], b[k]) for k in a)
+    )
+
+
+def test_results_equal_the_core(image_model, pixel_values, fast_options):
+    expected = hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, **fast_options)
+    direct = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, **fast_options)
+    by_name = evaluate.load("attribution_robustness").compute(model=image_model, inputs=pixel_values, **fast_options)
+    assert same(direct, expected)
+    assert same(by_name, expected)
+    assert expected["num_samples"] == 6
+    for method in fast_options["methods"]:
+        for measure in ("topk_intersection", "kendall_tau", "spearman", "max_sensitivity", "prediction_change_rate"):
+            assert f"{method}/{measure}" in expected
+
+
+def test_every_option_reaches_the_core_unchanged(monkeypatch, image_model, pixel_values):
+    seen = {}
+
+    def fake_core(model, inputs, *, methods=("saliency",), attack="topk", epsilon=0.1, seed=0, measures=None):
+        seen.update(model=model, inputs=inputs, methods=methods, attack=attack, epsilon=epsilon, seed=seed)
+        seen["measures"] = measures
+        return {"saliency/spearman": 1.0, "num_samples": 6}
+
+    monkeypatch.setattr(compute_module, "_scoring_core", lambda: fake_core)
+    options = {"methods": ("saliency", "rollout"), "attack": "random", "epsilon": 0.25, "seed": 7, "measures": ["x"]}
+    result = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, **options)
+    assert result == {"saliency/spearman": 1.0, "num_samples": 6}
+    assert seen.pop("model") is image_model and seen.pop("inputs") is pixel_values
+    assert seen == options
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['num_stepz'\].*valid options are"):
+        hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, num_stepz=3)
+
+
+def test_every_core_argument_is_documented():
+    doc = hf_robattr.AttributionRobustness().inputs_description
+    for name in inspect.signature(hf_robattr.evaluate_attribution_robustness).parameters:
+        assert f"\n    {name} (" in doc, f"argument {name!r} of the core is not documented in the metric"
+    for name in compute_module.ENCODING_OPTIONS:
+        assert f"\n    {name} (" in doc, name
+    for measure in hf_robattr.robustness.MEASURES:
+        assert f'"{{method}}/{measure}"' in doc, f"measure {measure!r} is not documented"
+
+
+def test_dataset_with_image_processor(image_model, fast_options):
+    from transformers import ViTImageProcessor
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8) for _ in range(5)]
+    pictures = [PIL.Image.fromarray(image) for image in images]
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")})
+    dataset = datasets.Dataset.from_dict({"img": pictures, "label": [0, 1, 2, 0, 1]}, features=features)
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    metric = hf_robattr.AttributionRobustness()
+    result = metric.compute(
+        model=image_model, inputs=dataset, image_processor=processor, label_column="label", **fast_options
+    )
+    pixel_values = processor(images=pictures, return_tensors="pt")["pixel_values"]
+    expected = hf_robattr.evaluate_attribution_robustness(
+        image_model, pixel_values, targets=torch.tensor([0, 1, 2, 0, 1]), **fast_options
+    )
+    assert same(result, expected)
+
+
+def test_dataset_with_tokenizer():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tokenizer = hf_robattr.build_offline_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=2,
+        attn_implementation="eager",
+    )
+    model = BertForSequenceClassification(config).eval()
+    dataset = datasets.Dataset.from_dict({"sentence": ["good film", "bad bad film here", "great"]})
+    options = {"methods": "saliency", "epsilon": 0.1, "num_steps": 2, "k": 2, "num_samples": 2, "progress": False}
+    result = hf_robattr.AttributionRobustness().compute(model=model, inputs=dataset, tokenizer=tokenizer, **options)
+    encoded = dict(tokenizer(list(dataset["sentence"]), padding=True, truncation=True, return_tensors="pt"))
+    assert same(result, hf_robattr.evaluate_attribution_robustness(model, encoded, **options))
+    assert result["num_samples"] == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param({"model": None}, ValueError, "`model` is required", id="no-model"),
+        pytest.param({"model": "vit"}, TypeError, "`model` must be a torch.nn.Module", id="model-not-module"),
+        pytest.param({"inputs": None}, ValueError, "`inputs` is required", id="no-inputs"),
+        pytest.param({"tokenizer": object()}, ValueError, "only apply when `inputs` is a datasets.Dataset", id="tok"),
+        pytest.param({"epsilon": -1.0}, ValueError, "epsilon", id="negative-epsilon"),
+        pytest.param({"methods": ["nope"]}, ValueError, "nope", id="unknown-method"),
+        pytest.param({"attack": "nope"}, ValueError, "nope", id="unknown-attack"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(image_model, pixel_values, kwargs, error, match):
+    arguments = {"model": image_model, "inputs": pixel_values, "progress": False, **kwargs}
+    with pytest.raises(error, match=match):
+        hf_robattr.AttributionRobustness().compute(**arguments)
+
+
+def test_dataset_errors(image_model):
+    dataset = datasets.Dataset.from_dict({"pixels": [[0.0]], "label": [0]})
+    metric = hf_robattr.AttributionRobustness()
+    with pytest.raises(ValueError, match="image_column"):
+        metric.compute(model=image_model, inputs=dataset, image_processor=object())
+    with pytest.raises(ValueError, match="not both"):
+        metric.compute(model=image_model, inputs=dataset, image_processor=object(), tokenizer=object())
+
+
+def test_add_batch_is_not_supported():
+    metric = hf_robattr.AttributionRobustness()
+    with pytest.raises(NotImplementedError, match="compute"):
+        metric.add_batch(predictions=[0], references=[0])
+    with pytest.raises(NotImplementedError, match="compute"):
+        metric.add(prediction=0, reference=0)
