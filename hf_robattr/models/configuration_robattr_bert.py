@@ -48,5 +48,14 @@ class RobAttrBertConfig(BertConfig):
             )
         super().__post_init__(**kwargs)
 
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:
+        """Read a config dict; a plain ``bert`` checkpoint is read as ours (same weights, default attention fields)."""
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        # Without this, loading any Bert checkpoint warns that the model types differ and "can yield errors".
+        if config_dict.get("model_type") == BertConfig.model_type:
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        return config_dict, kwargs
+
 
 __all__ = ["RobAttrBertConfig"]
