@@ -14,7 +14,11 @@ def _card(args: argparse.Namespace) -> int:
     fields = {name: getattr(args, name) for name in ("model_id", "model_name", "license") if getattr(args, name)}
     if args.tags:
         fields["tags"] = args.tags
-    path = save_model_card(args.output_dir, template=args.template, **fields)
+    try:
+        path = save_model_card(args.output_dir, template=args.template, **fields)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"hf-robattr card: error: {error}", file=sys.stderr)
+        return 1
     print(f"Model card written to {path}")
     return 0
 

@@ -300,6 +300,7 @@ def save_model_card(
     *,
     model: Any = None,
     inputs: Any = None,
+    tokenizer: Any = None,
     template: str | Path | None = None,
     **card_fields: Any,
 ) -> Path:
@@ -309,8 +310,9 @@ def save_model_card(
         output_dir: the run folder (model files and ``results.json``).
         card_data: the card data; default: read from ``OUTPUT_DIR/results.json``.
         model: with ``inputs``, draw the attribution maps (clean beside attacked) of these samples.
-        inputs: a few test samples (pixel values or a tokenized batch); without them an existing
-            ``attribution_maps.png`` is kept and shown.
+        inputs: a few test samples (pixel values or a tokenized batch; the first 4 are drawn, attacked as in
+            ``robustness_config``); without them an existing ``attribution_maps.png`` is kept and shown.
+        tokenizer: for text models, labels the picture's bars with tokens.
         template: a Jinja template path; default: the packaged ``robattr_model_card.md``.
         **card_fields: user fields of :class:`RobAttrModelCardData` (``model_id``, ``tags``, ``language``...).
 
@@ -335,7 +337,14 @@ def save_model_card(
     if model is not None:
         from .attribution_picture import draw_attribution_picture
 
-        draw_attribution_picture(model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_config)
+        try:
+            draw_attribution_picture(
+                model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_config, tokenizer=tokenizer
+            )
+        except Exception as error:  # the card matters more than its picture: warn, then write the card without it
+            logger.warning(
+                "Could not draw the attribution picture (%s: %s); the card has none.", type(error).__name__, error
+            )
     card = build_model_card(card_data, output_dir, template=template)
     path = output_dir / CARD_FILE
     card.save(path)

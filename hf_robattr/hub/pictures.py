@@ -139,8 +139,9 @@ def plot_attribution_maps(
                 if name.endswith("input"):
                     picture = _image_for_display(data[row])
                     axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-                else:
-                    axis.imshow(np.abs(data[row]), cmap="inferno")
+                else:  # clean and attacked maps of a sample share one colour scale
+                    top = float(max(np.abs(clean[row]).max(), np.abs(attacked[row]).max())) or 1.0
+                    axis.imshow(np.abs(data[row]), cmap="inferno", vmin=0.0, vmax=top)
                 axis.set_xticks([])
                 axis.set_yticks([])
                 if row == 0:

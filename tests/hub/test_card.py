@@ -141,3 +141,49 @@ def test_text_model_card(run_dir, results):
     assert "AutoModelForSequenceClassification" in card.text
     assert "Kernel feature map" not in card.text
     assert "https://huggingface.co/datasets/stanfordnlp/sst2" in card.text
+
+
+def test_attribution_picture_from_model_and_samples(run_dir):
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(run_dir)
+    samples = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    text = ModelCard.load(save_model_card(run_dir, model=model, inputs=samples)).text
+    assert "attribution_maps.png" in PICTURE.findall(text)
+    assert (run_dir / "attribution_maps.png").stat().st_size > 1000
+
+
+def test_a_failed_picture_still_writes_the_card(run_dir, results, caplog):
+    from transformers import AutoModelForImageClassification
+
+    results["robustness_config"]["k"] = 10_000  # more than the map has: the core refuses
+    (run_dir / "results.json").write_text(json.dumps(results))
+    model = AutoModelForImageClassification.from_pretrained(run_dir)
+    with caplog.at_level("WARNING"):
+        path = save_model_card(run_dir, model=model, inputs=torch.rand(2, 1, 8, 8))
+    assert "Could not draw the attribution picture" in caplog.text and "`k`" in caplog.text
+    assert "attribution_maps.png" not in PICTURE.findall(ModelCard.load(path).text)
+    with pytest.raises(ValueError, match="both `model` and `inputs`"):
+        save_model_card(run_dir, model=model)
+
+
+def test_text_attribution_picture(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hf_robattr.hub.attribution_picture import draw_attribution_picture
+
+    tokenizer = hf_robattr.build_offline_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        attn_implementation="eager",
+    )
+    model = BertForSequenceClassification(config).eval()
+    batch = dict(tokenizer(["good film", "bad bad film"], padding=True, return_tensors="pt"))
+    config = {"methods": ["saliency"], "attack": "topk", "epsilon": 0.1, "num_steps": 2, "k": 2}
+    path = draw_attribution_picture(model, batch, tmp_path / "maps.png", config, tokenizer=tokenizer)
+    assert path.stat().st_size > 1000

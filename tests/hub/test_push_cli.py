@@ -1,0 +1,113 @@
+"""push_to_hub and the hf-robattr CLI: clear errors that leave the folder complete, and a real upload with HF_TOKEN."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import huggingface_hub
+import pytest
+from huggingface_hub import ModelCard
+
+import hf_robattr
+from hf_robattr.cli import main
+from hf_robattr.hub import HubPushError, push_to_hub, save_model_card
+
+
+UNREACHABLE = "http://127.0.0.1:9"  # loopback, closed port: connection refused at once
+
+
+def folder_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that the network error path is reached."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+def test_unreachable_hub_gives_a_clear_error_and_keeps_the_folder(run_dir, online):
+    save_model_card(run_dir)
+    before = folder_digest(run_dir)
+    with pytest.raises(HubPushError, match=r"org/tiny.*127\.0\.0\.1:9.*is complete; retry with `hf-robattr push"):
+        push_to_hub(run_dir, "org/tiny", token="hf_not_a_token", endpoint=UNREACHABLE)
+    assert folder_digest(run_dir) == before
+
+
+def test_no_token(run_dir, online, monkeypatch):
+    save_model_card(run_dir)
+    monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
+    with pytest.raises(HubPushError, match="no Hugging Face token"):
+        push_to_hub(run_dir, "org/tiny", endpoint=UNREACHABLE)
+
+
+def test_offline_mode(run_dir, monkeypatch):
+    save_model_card(run_dir)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubPushError, match="HF_HUB_OFFLINE"):
+        push_to_hub(run_dir, "org/tiny", token="hf_x")
+
+
+def test_incomplete_folder_and_bad_repo_id(run_dir):
+    with pytest.raises(FileNotFoundError, match=r"missing \['README.md'\]"):
+        push_to_hub(run_dir, "org/tiny", token="hf_x")
+    with pytest.raises(ValueError, match="ORG/NAME"):
+        push_to_hub(run_dir, "not a repo", token="hf_x")
+
+
+def test_cli_card_then_push_error(run_dir, online, monkeypatch, capsys):
+    assert main(["card", str(run_dir), "--model_id", "org/tiny", "--tags", "demo"]) == 0
+    card = ModelCard.load(run_dir / "README.md")
+    assert "demo" in card.data.tags and "org/tiny" in card.text
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", UNREACHABLE)
+    assert main(["push", str(run_dir), "org/tiny", "--token", "hf_not_a_token"]) == 1
+    assert "hf-robattr push: error:" in capsys.readouterr().err
+
+
+def test_cli_card_without_results(tmp_path, capsys):
+    assert main(["card", str(tmp_path)]) == 1
+    assert "results.json" in capsys.readouterr().err
+
+
+def test_console_script_push_error(run_dir, tmp_path):
+    save_model_card(run_dir)
+    env = dict(os.environ, HF_ENDPOINT=UNREACHABLE, HF_TOKEN="hf_not_a_token")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # either one puts huggingface_hub offline
+        env.pop(name, None)
+    script = Path(sys.executable).with_name("hf-robattr")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "hf_robattr.cli"]
+    result = subprocess.run(
+        [*command, "push", str(run_dir), "org/tiny"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "127.0.0.1:9" in result.stderr and "retry with" in result.stderr
+
+
+@pytest.mark.network
+@pytest.mark.skipif(not os.environ.get("HF_TOKEN"), reason="needs HF_TOKEN and the Hugging Face Hub")
+def test_real_upload(run_dir, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    api = huggingface_hub.HfApi()
+    repo_id = f"{api.whoami()['name']}/hf-robattr-test-{uuid.uuid4().hex[:8]}"
+    save_model_card(run_dir, model_id=repo_id)
+    try:
+        url = hf_robattr.push_to_hub(run_dir, repo_id, private=True)
+        assert repo_id in url
+        files = set(api.list_repo_files(repo_id))
+        assert {"README.md", "config.json", "model.safetensors", "results.json", "training_curves.png"} <= files
+        assert any(name.startswith("modeling_") for name in files)
+    finally:
+        api.delete_repo(repo_id, missing_ok=True)

@@ -1,0 +1,53 @@
+"""Run by test_distributed.py: score a tiny model with the metric, in one process or under a 2-process launch.
+
+Usage: python distributed_script.py OUT_DIR  (each rank writes OUT_DIR/rank{N}.json)
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import evaluate
+import torch
+from accelerate import Accelerator
+from torch import nn
+
+import hf_robattr  # noqa: F401  (makes the metric loadable by name)
+
+
+class TinyImageClassifier(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.conv(pixel_values)).flatten(1))
+
+
+def main() -> None:
+    out_dir = Path(sys.argv[1])
+    accelerator = Accelerator(cpu=True)
+    torch.manual_seed(0)
+    model = accelerator.prepare(TinyImageClassifier().eval())  # DDP-wrapped under the launch
+    pixel_values = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    metric = evaluate.load("attribution_robustness")
+    result = metric.compute(
+        model=model,
+        inputs=pixel_values,
+        methods=["saliency", "input_x_gradient"],
+        epsilon=0.05,
+        num_steps=2,
+        k=8,
+        num_samples=2,
+        batch_size=4,
+        seed=3,
+        progress=False,
+    )
+    (out_dir / f"rank{accelerator.process_index}.json").write_text(
+        json.dumps({"world_size": accelerator.num_processes, "result": result})
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The 2-process CPU launch gives the same numbers as one process (rank 0 computes, every rank receives)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+SCRIPT = Path(__file__).with_name("distributed_script.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    env.pop("HF_HUB_OFFLINE", None)  # the load-by-name hook needs no network either way
+    return env
+
+
+@pytest.mark.slow
+def test_two_process_launch_matches_one_process(tmp_path):
+    single, launched = tmp_path / "single", tmp_path / "launched"
+    single.mkdir()
+    launched.mkdir()
+    env = _env(tmp_path)
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), str(single)], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(_free_port()), str(SCRIPT), str(launched),
+    ]  # fmt: skip
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+    expected = json.loads((single / "rank0.json").read_text())
+    assert expected["world_size"] == 1
+    for rank in (0, 1):
+        got = json.loads((launched / f"rank{rank}.json").read_text())
+        assert got["world_size"] == 2
+        same = json.dumps(got["result"], sort_keys=True) == json.dumps(expected["result"], sort_keys=True)
+        assert same, f"rank {rank} differs from the single-process run"
