@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import BertConfig
 
-from .kernel_attention import validate_kernel_config
+from .kernel_attention import check_output_attentions, validate_kernel_config
 
 
 @strict
@@ -47,6 +47,20 @@ class RobAttrBertConfig(BertConfig):
                 f"got is_decoder={self.is_decoder!r}, add_cross_attention={self.add_cross_attention!r}."
             )
         super().__post_init__(**kwargs)
+
+    @property
+    def output_attentions(self) -> bool:
+        """Whether the model returns attention weights (``robattr_*`` attention returns them, unlike SDPA)."""
+        return self._output_attentions
+
+    @output_attentions.setter
+    def output_attentions(self, value: bool) -> None:
+        check_output_attentions(self._attn_implementation, value)
+        self._output_attentions = value
+
+    def validate_output_attentions(self) -> None:
+        """Strict-dataclass validator: ``output_attentions`` needs an implementation that returns weights."""
+        check_output_attentions(self._attn_implementation, self.output_attentions)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:

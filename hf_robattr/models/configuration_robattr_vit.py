@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import ViTConfig
 
-from .kernel_attention import validate_kernel_config
+from .kernel_attention import check_output_attentions, validate_kernel_config
 
 
 @strict
@@ -42,6 +42,20 @@ class RobAttrViTConfig(ViTConfig):
         kwargs.pop("model_type", None)
         validate_kernel_config(self)
         super().__post_init__(**kwargs)
+
+    @property
+    def output_attentions(self) -> bool:
+        """Whether the model returns attention weights (``robattr_*`` attention returns them, unlike SDPA)."""
+        return self._output_attentions
+
+    @output_attentions.setter
+    def output_attentions(self, value: bool) -> None:
+        check_output_attentions(self._attn_implementation, value)
+        self._output_attentions = value
+
+    def validate_output_attentions(self) -> None:
+        """Strict-dataclass validator: ``output_attentions`` needs an implementation that returns weights."""
+        check_output_attentions(self._attn_implementation, self.output_attentions)
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs) -> tuple[dict, dict]:

@@ -424,6 +424,17 @@ class RobAttrAttentionMixin:
 
 
 ATTENTION_TYPES: tuple[str, ...] = ("softmax", "kernel")
+# Attention implementations that return weights; transformers' own config check only knows "eager".
+WEIGHT_RETURNING_ATTENTIONS: tuple[str, ...] = ("eager", KERNEL_ATTENTION, SOFTMAX_ATTENTION)
+
+
+def check_output_attentions(attn_implementation: str | None, output_attentions: bool) -> None:
+    """Raise ``ValueError`` if ``output_attentions`` is on with an implementation that returns no weights."""
+    if output_attentions and attn_implementation not in (None, *WEIGHT_RETURNING_ATTENTIONS):
+        raise ValueError(
+            f"output_attentions=True needs attn_implementation in {list(WEIGHT_RETURNING_ATTENTIONS)}, "
+            f"got {attn_implementation!r}."
+        )
 
 
 def validate_kernel_config(config: object) -> None:

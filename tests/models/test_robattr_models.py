@@ -113,6 +113,15 @@ def test_vit_attention_weights(vit_kwargs, pixel_values, attention_type, feature
     assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in out.attentions)
 
 
+@pytest.mark.parametrize("attention_type", ["softmax", "kernel"])
+def test_output_attentions_can_be_set_on_the_config(vit_kwargs, pixel_values, attention_type):
+    model = _vit(vit_kwargs, attention_type)
+    model.config.output_attentions = True
+    assert len(model(pixel_values).attentions) == vit_kwargs["num_hidden_layers"]
+    with pytest.raises(ValueError, match="output_attentions=True needs attn_implementation in"):
+        RobAttrViTConfig(attn_implementation="sdpa").output_attentions = True
+
+
 @pytest.mark.parametrize(("attention_type", "feature_map"), ATTENTIONS)
 def test_bert_attention_weights_ignore_padding(bert_kwargs, text_batch, attention_type, feature_map):
     model = _bert(bert_kwargs, attention_type, feature_map)
