@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
@@ -18,7 +19,7 @@ _IGNORED_ARGUMENTS = {
     "hub_strategy", "hub_private_repo", "hub_always_push", "hub_revision", "overwrite_output_dir", "do_train",
     "do_eval", "do_predict", "local_rank", "ddp_backend", "use_cpu", "dataloader_num_workers", "disable_tqdm",
     "save_strategy", "save_steps", "save_total_limit", "logging_steps", "logging_strategy", "eval_steps",
-    "resume_from_checkpoint", "per_gpu_train_batch_size", "per_gpu_eval_batch_size", "deepspeed", "fsdp_config",
+    "resume_from_checkpoint", "accelerator_config", "per_gpu_train_batch_size", "per_gpu_eval_batch_size", "deepspeed", "fsdp_config",
 }  # fmt: skip
 
 
@@ -30,19 +31,33 @@ def _optimizer_name(args: TrainingArguments) -> str:
     return "unknown"
 
 
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # enums (``optim``, strategies) compare by value
+
+
 def non_default_arguments(args: TrainingArguments) -> dict[str, Any]:
-    """The training arguments that differ from a default instance of the same class (for the card)."""
-    try:
-        defaults = type(args)(output_dir=args.output_dir).to_dict()
-    except Exception as error:  # a subclass that needs more arguments: report nothing rather than fail training
-        logger.debug("could not build default %s: %s", type(args).__name__, error)
-        return {}
+    """The training arguments that differ from their declared defaults (for the card).
+
+    Defaults are read from the dataclass fields: building a second ``TrainingArguments`` during training would
+    reset accelerate's shared state.
+    """
     current = args.to_dict()
-    return {
-        key: value
-        for key, value in current.items()
-        if key not in _IGNORED_ARGUMENTS and not key.startswith("_") and defaults.get(key, object()) != value
-    }
+    changed = {}
+    for spec in dataclasses.fields(args):
+        name = spec.name
+        if name in _IGNORED_ARGUMENTS or name.startswith("_") or name not in current or not spec.init:
+            continue
+        if spec.default is not dataclasses.MISSING:
+            default = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        else:
+            continue
+        value = current[name]
+        unset = default is None or default == ""  # post-init fills these (False, [], {}): not a user choice
+        if _plain(value) != _plain(default) and not (unset and not value):
+            changed[name] = value
+    return changed
 
 
 class RobAttrModelCardCallback(TrainerCallback):
