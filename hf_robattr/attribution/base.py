@@ -50,4 +50,8 @@ class AttributionMethod:
 
 def select_target_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The logit of each example's target class, ``[B]``."""
+    if targets.shape[0] != logits.shape[0]:
+        raise ValueError(f"`targets` has {targets.shape[0]} entries but the batch has {logits.shape[0]} examples.")
+    if ((targets < 0) | (targets >= logits.shape[1])).any():
+        raise ValueError(f"`targets` must be class indices in [0, {logits.shape[1]}); got {targets.tolist()}.")
     return logits.gather(1, targets.view(-1, 1)).squeeze(1)

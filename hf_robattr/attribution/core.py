@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,12 @@ def get_method(name: str, **method_kwargs: Any) -> AttributionMethod:
     """Instantiate the attribution method registered as ``name`` with its options."""
     if name not in ATTRIBUTION_METHODS:
         raise ValueError(f"unknown attribution `method` {name!r}; expected one of {sorted(ATTRIBUTION_METHODS)}.")
-    return ATTRIBUTION_METHODS[name](**method_kwargs)
+    cls = ATTRIBUTION_METHODS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+    unknown = sorted(set(method_kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(f"attribution method {name!r} got unexpected options {unknown}; it accepts {accepted}.")
+    return cls(**method_kwargs)
 
 
 def resolve_targets(

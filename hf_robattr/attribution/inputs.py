@@ -105,7 +105,8 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
         _check_batch(pixels, "inputs['pixel_values']")
         _check_finite("inputs['pixel_values']", pixels)
         extra = {key: value for key, value in tensors.items() if key != "pixel_values"}
-        return PreparedInputs(pixels, IMAGE, "pixel_values", extra=extra)
+        positional = not extra and not _is_hf_model(model)
+        return PreparedInputs(pixels, IMAGE, "pixel_values", extra=extra, positional=positional)
     if "inputs_embeds" in tensors:
         embeds = tensors["inputs_embeds"]
     elif "input_ids" in tensors:

@@ -178,7 +178,11 @@ class PGDAttack(Attack):
             best.offer(features, result.maps, score, result.logits.argmax(dim=1) == labels)
             if last:
                 break
-            (grad,) = torch.autograd.grad(score.sum(), delta)
+            if score.requires_grad:
+                (grad,) = torch.autograd.grad(score.sum(), delta)
+            else:
+                # The map does not depend on the input (e.g. saliency of a linear model): nothing to follow.
+                grad = torch.zeros_like(delta)
             delta = delta - step * radius * steepest_step(prepared, grad, settings.norm)
             delta = project_ball(prepared, delta, radius, settings.norm)
             delta = clamp(x + delta) - x

@@ -94,6 +94,36 @@ def _perturbed_explanations(
     return maps_t.view(batch, samples, *maps_t.shape[1:]), logits_t.view(batch, samples, -1)
 
 
+def similarity_scores(
+    clean: torch.Tensor,
+    perturbed: torch.Tensor,
+    names: Sequence[str],
+    k: int | float,
+    token_mask: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Similarity measures ``{name: [B]}`` between maps; for text only real tokens count (padding left out).
+
+    Examples with the same number of real tokens are scored together, so padding never enters a ranking.
+    """
+    measure_kwargs = {"topk_intersection": {"k": k}}
+    if token_mask is None or bool(token_mask.all()):
+        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **measure_kwargs.get(name, {})) for name in names}
+    real = token_mask.bool()
+    lengths = real.sum(dim=1)
+    scores = {name: torch.full((clean.shape[0],), torch.nan, device=clean.device) for name in names}
+    for length in lengths.unique().tolist():
+        rows = (lengths == length).nonzero().squeeze(1)
+        group_mask = real[rows]
+        group_clean = clean[rows][group_mask].view(len(rows), length)
+        group_perturbed = perturbed[rows][group_mask].view(len(rows), length)
+        # An int k longer than a short text is cut to its length.
+        group_kwargs = {"topk_intersection": {"k": min(k, length) if isinstance(k, int) else k}}
+        for name in names:
+            value = SIMILARITY_MEASURES[name](group_clean, group_perturbed, **group_kwargs.get(name, {}))
+            scores[name][rows] = value.to(scores[name].dtype)
+    return scores
+
+
 def _score_batch(
     model: nn.Module,
     method: AttributionMethod,
@@ -115,16 +145,10 @@ def _score_batch(
     if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
         result = get_attack(attack)(model, method, prepared, targets, clean.maps, labels, settings, generator)
         nan = torch.full((prepared.batch_size,), torch.nan, device=clean.maps.device)
-        clean_importance, adv_importance = clean.maps.abs(), result.maps.abs()
-        for name in SIMILARITY_MEASURES:
-            if name in wanted:
-                measure = SIMILARITY_MEASURES[name]
-                value = (
-                    measure(clean_importance, adv_importance, settings.k)
-                    if name == "topk_intersection"
-                    else (measure(clean_importance, adv_importance))
-                )
-                scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
+        names = [name for name in SIMILARITY_MEASURES if name in wanted]
+        similarity = similarity_scores(clean.maps.abs(), result.maps.abs(), names, settings.k, prepared.token_mask)
+        for name, value in similarity.items():
+            scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
         if "attack_sensitivity" in wanted:
             value = sensitivity_ratio(clean.maps, result.maps.unsqueeze(1)).squeeze(1)
             scores["attack_sensitivity"] = torch.where(result.perturbed, value.to(nan.dtype), nan)

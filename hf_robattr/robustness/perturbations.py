@@ -59,7 +59,7 @@ def sample_ball(
         return noise * radius
     direction = torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
     dims = _group_dims(prepared, direction)
-    direction = direction / direction.norm(dim=dims, keepdim=True).clamp_min(1e-12)
+    direction = direction / torch.linalg.vector_norm(direction, dim=dims, keepdim=True).clamp_min(1e-12)
     size = math.prod(direction.shape[d] for d in dims)
     scale_shape = [1 if d in {dd % direction.dim() for dd in dims} else s for d, s in enumerate(direction.shape)]
     scale = torch.rand(scale_shape, generator=generator, dtype=x.dtype).to(x.device) ** (1.0 / size)
@@ -71,7 +71,7 @@ def project_ball(prepared: PreparedInputs, delta: torch.Tensor, radius: torch.Te
     if norm == "linf":
         return torch.maximum(torch.minimum(delta, radius), -radius)
     dims = _group_dims(prepared, delta)
-    length = delta.norm(dim=dims, keepdim=True)
+    length = torch.linalg.vector_norm(delta, dim=dims, keepdim=True)
     return delta * torch.clamp(radius / length.clamp_min(1e-12), max=1.0)
 
 
@@ -80,7 +80,7 @@ def steepest_step(prepared: PreparedInputs, grad: torch.Tensor, norm: str) -> to
     if norm == "linf":
         return grad.sign()
     dims = _group_dims(prepared, grad)
-    return grad / grad.norm(dim=dims, keepdim=True).clamp_min(1e-12)
+    return grad / torch.linalg.vector_norm(grad, dim=dims, keepdim=True).clamp_min(1e-12)
 
 
 def range_projector(

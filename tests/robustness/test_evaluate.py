@@ -1,0 +1,155 @@
+"""The public entry point: values on known cases, ranges, determinism, model state, text, datasets, errors."""
+
+import math
+
+import datasets
+import pytest
+import torch
+from torch import nn
+
+import hf_robattr
+from hf_robattr.robustness import MEASURES, SIMILARITY_MEASURES
+from hf_robattr.robustness.evaluate import similarity_scores
+from hf_robattr.robustness.similarity import SIMILARITY_RANGES
+
+
+FAST = dict(num_steps=2, num_samples=3, batch_size=4, progress=False)
+
+
+def test_linear_model_saliency_is_constant(linear_model, images):
+    result = hf_robattr.evaluate_attribution_robustness(linear_model, images, epsilon=0.05, **FAST)
+    for name in ("topk_intersection", "kendall_tau", "spearman", "pearson", "cosine"):
+        assert result[f"saliency/{name}"] == pytest.approx(1.0, abs=1e-6), name
+    for name in (
+        "center_of_mass_shift",
+        "attack_sensitivity",
+        "max_sensitivity",
+        "avg_sensitivity",
+        "local_lipschitz",
+    ):
+        assert result[f"saliency/{name}"] == pytest.approx(0.0, abs=1e-6), name
+    assert result["num_samples"] == 6
+
+
+def test_keys_and_documented_ranges(vit, images):
+    result = hf_robattr.evaluate_attribution_robustness(
+        vit, images, methods=("saliency", "rollout"), epsilon=0.1, **FAST
+    )
+    for method in ("saliency", "rollout"):
+        for measure in MEASURES:
+            value = result[f"{method}/{measure}"]
+            assert isinstance(value, float) and math.isfinite(value), (method, measure)
+            low, high = SIMILARITY_RANGES.get(measure, (0.0, math.inf))
+            if measure == "center_of_mass_shift":
+                high = math.hypot(7, 7)
+            if measure == "prediction_change_rate":
+                high = 1.0
+            assert low - 1e-6 <= value <= high + 1e-6, (method, measure, value)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(vit, images):
+    kwargs = dict(methods=("saliency", "smoothgrad"), attack="random", restarts=2, epsilon=0.1, **FAST)
+    first = hf_robattr.evaluate_attribution_robustness(vit, images, seed=3, **kwargs)
+    again = hf_robattr.evaluate_attribution_robustness(vit, images, seed=3, **kwargs)
+    other = hf_robattr.evaluate_attribution_robustness(vit, images, seed=4, **kwargs)
+    assert first == again
+    assert first["saliency/max_sensitivity"] != other["saliency/max_sensitivity"]
+
+
+def test_model_state_is_restored(vit, images):
+    vit.train()
+    vit.vit.embeddings.requires_grad_(False)
+    flags = [p.requires_grad for p in vit.parameters()]
+    hf_robattr.evaluate_attribution_robustness(vit, images[:2], methods=("saliency", "grad_attention"), **FAST)
+    assert vit.training and all(module.training for module in vit.modules())
+    assert [p.requires_grad for p in vit.parameters()] == flags
+    assert vit.config._attn_implementation == "sdpa"
+
+
+def test_text_with_padding(bert, text_batch):
+    methods = ("saliency", "integrated_gradients", "raw_attention", "grad_attention")
+    result = hf_robattr.evaluate_attribution_robustness(
+        bert, text_batch, methods=methods, epsilon=0.05, method_kwargs={"integrated_gradients": {"n_steps": 4}}, **FAST
+    )
+    assert result["num_samples"] == 4
+    assert "saliency/center_of_mass_shift" not in result
+    assert all(math.isfinite(result[f"{m}/max_sensitivity"]) for m in methods)
+
+
+def test_padding_is_left_out_of_similarities():
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(3, 6, generator=generator)
+    perturbed = clean + 0.3 * torch.rand(3, 6, generator=generator)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0]])
+    names = list(SIMILARITY_MEASURES)[:-1]
+    padded = similarity_scores(clean * mask, perturbed * mask, names, 0.5, mask)
+    for row, length in ((1, 4), (2, 3)):
+        alone = similarity_scores(clean[row : row + 1, :length], perturbed[row : row + 1, :length], names, 0.5)
+        for name in names:
+            torch.testing.assert_close(padded[name][row : row + 1], alone[name], msg=name)
+
+
+def test_dataset_and_iterable_inputs_give_the_same_numbers(vit, images):
+    dataset = datasets.Dataset.from_dict({"pixel_values": images.numpy(), "label": [0] * 6})
+    kwargs = dict(attack="random", epsilon=0.1, **FAST)
+    from_tensor = hf_robattr.evaluate_attribution_robustness(vit, images, **kwargs)
+    from_dataset = hf_robattr.evaluate_attribution_robustness(vit, dataset, **kwargs)
+    from_batches = hf_robattr.evaluate_attribution_robustness(vit, [images[:4], images[4:]], **kwargs)
+    assert from_tensor == pytest.approx(from_dataset) and from_tensor == pytest.approx(from_batches)
+
+
+def test_per_sample_values_and_targets(vit, images):
+    result = hf_robattr.evaluate_attribution_robustness(
+        vit, images, targets=[0, 1, 2, 0, 1, 2], measures=("max_sensitivity",), return_per_sample=True, **FAST
+    )
+    assert set(result) == {"saliency/max_sensitivity", "saliency/max_sensitivity_std", "num_samples", "per_sample"}
+    assert len(result["per_sample"]["saliency/max_sensitivity"]) == 6
+
+
+class _NoLogits(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 3)
+
+    def forward(self, x):
+        return {"scores": self.linear(x.flatten(1))}
+
+
+BAD = [
+    pytest.param({"epsilon": 0.0}, "`epsilon`", id="zero-epsilon"),
+    pytest.param({"epsilon": -1.0}, "`epsilon`", id="negative-epsilon"),
+    pytest.param({"methods": ("saliency", "lime")}, "integrated_gradients", id="unknown-method"),
+    pytest.param({"attack": "fgsm"}, "mass_center", id="unknown-attack"),
+    pytest.param({"measures": ("kendall",)}, "kendall_tau", id="unknown-measure"),
+    pytest.param({"targets": [0, 1]}, "`targets`", id="short-targets"),
+    pytest.param({"num_samples": 0}, "`num_samples`", id="no-samples"),
+    pytest.param({"norm": "l1"}, "`norm`", id="bad-norm"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), BAD)
+def test_bad_arguments_are_named(linear_model, images, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        hf_robattr.evaluate_attribution_robustness(linear_model, images, **{**FAST, **kwargs})
+
+
+def test_nan_inputs_are_named(linear_model, images):
+    images[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"`inputs`.*NaN"):
+        hf_robattr.evaluate_attribution_robustness(linear_model, images, **FAST)
+
+
+def test_mismatched_batch_sizes_are_named(bert, text_batch):
+    text_batch["attention_mask"] = text_batch["attention_mask"][:3]
+    with pytest.raises(ValueError, match="`inputs` has mismatched batch sizes"):
+        hf_robattr.evaluate_attribution_robustness(bert, text_batch, **FAST)
+
+
+def test_model_without_logits_is_named(images):
+    with pytest.raises(TypeError, match="`model` must return classification logits"):
+        hf_robattr.evaluate_attribution_robustness(_NoLogits(), images, **FAST)
+
+
+def test_similarity_measure_names_are_all_scored(vit, images):
+    result = hf_robattr.evaluate_attribution_robustness(vit, images[:2], measures=tuple(SIMILARITY_MEASURES), **FAST)
+    assert {f"saliency/{name}" for name in SIMILARITY_MEASURES} <= set(result)
