@@ -75,7 +75,7 @@ def _class_texture(label: int, size: int, rng: np.random.Generator) -> np.ndarra
 
 
 def _synthetic_image(
-    label: int, image_size: int, patch: int, rng: np.random.Generator
+    label: int, image_size: int, patch: int, align: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one cluttered image and the mask of the region that holds its class evidence."""
     image = rng.uniform(0.0, 1.0, size=3).astype(np.float32) * 0.5 + 0.25
@@ -85,7 +85,7 @@ def _synthetic_image(
         top, left = rng.integers(0, image_size - h), rng.integers(0, image_size - w)
         image[top : top + h, left : left + w] = rng.uniform(0.0, 1.0, size=3)
     texture = _class_texture(label, patch, rng)
-    top, left = rng.integers(0, image_size - patch + 1, size=2)
+    top, left = rng.integers(0, (image_size - patch) // align + 1, size=2) * align
     dark, light = rng.uniform(0.0, 0.35, size=3), rng.uniform(0.65, 1.0, size=3)
     image[top : top + patch, left : left + patch] = dark + texture[..., None] * (light - dark)
     image += rng.normal(0.0, 0.08, size=image.shape)  # sensor noise
@@ -95,20 +95,21 @@ def _synthetic_image(
 
 
 def make_synthetic_images(
-    *, num_examples: int = 2400, image_size: int = 32, evidence_size: int = 8, seed: int = 0
+    *, num_examples: int = 2400, image_size: int = 32, evidence_size: int = 8, align: int = 4, seed: int = 0
 ) -> DatasetDict:
     """Generated RGB images whose class evidence sits in a known square, with ground-truth masks.
 
     Each image has a plain background, 3-6 random clutter rectangles, Gaussian noise, and one
     ``evidence_size``-pixel square textured by its class (horizontal, vertical, checkerboard or diagonal
-    stripes, with random colours and phase) at a random position. Columns: ``image`` (RGB), ``mask``
+    stripes, with random colours and phase) at a random position on an ``align``-pixel grid (4 matches the
+    default ViT's patches). Columns: ``image`` (RGB), ``mask``
     (``L`` image, 255 inside the evidence square) and ``label``.
     """
     if image_size < evidence_size:
         raise ValueError(f"image_size must be at least evidence_size ({evidence_size}), got {image_size}.")
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(SYNTHETIC_IMAGE_CLASSES), size=num_examples)
-    images, masks = zip(*(_synthetic_image(int(y), image_size, evidence_size, rng) for y in labels))
+    images, masks = zip(*(_synthetic_image(int(y), image_size, evidence_size, align, rng) for y in labels))
     features = Features({"image": Image(), "mask": Image(), "label": ClassLabel(names=list(SYNTHETIC_IMAGE_CLASSES))})
     dataset = Dataset.from_dict(
         {"image": list(images), "mask": list(masks), "label": labels.tolist()}, features=features

@@ -1,0 +1,359 @@
+"""Explicit regularizers: the baselines that the implicit-regularization regime (plain SGD) is compared against.
+
+Every regularizer works on a classification batch (a mapping of model kwargs with ``labels``) and on the model's
+*input space*: pixels (``pixel_values``) for images, word embeddings (``inputs_embeds``) for text. With
+``L = mean_i CE_i`` the data loss over a batch of ``B`` examples and ``lambda`` the weight, the objectives are:
+
+- ``input_grad_norm``: ``L + lambda * mean_i ||d CE_i / d x_i||^2`` (double backprop).
+- ``ig_norm``: ``L + lambda * mean_i ||IG_i||_1`` with ``IG_i = (x_i - b_i) * mean_k d CE_i / d x (b_i + k/m (x_i - b_i))``,
+  ``k = 1..m``, and the baseline ``b_i = x_i + U(-eps, eps)`` drawn in the input ball (IG-NORM, Chen et al. 2019,
+  with a random rather than attacked point). The ``m`` path points are processed ``chunk_size`` at a time; with
+  more than one chunk the exact gradient is accumulated chunk by chunk (see :class:`IGNormRegularizer`).
+- ``curvature``: ``L + lambda * mean_i ||g_i(x_i + h z_i) - g_i(x_i)||^2 / h^2`` with ``g_i = d CE_i / d x`` and
+  ``z_i = sign(g_i) / ||sign(g_i)||`` held constant: a finite-difference input-Hessian penalty (CURE/SSR style).
+- ``igr``: ``L + lambda * ||d L / d theta||^2`` (explicit gradient regularization, Barrett & Dherin 2021).
+- ``sam``: the gradient of ``L(theta + rho g / ||g||)``, ``g = dL/dtheta``, with ``rho = lambda`` (Foret et al. 2021).
+
+``none`` adds nothing: the implicit regime is the plain Trainer step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+__all__ = [
+    "REGULARIZERS",
+    "CurvatureRegularizer",
+    "GradientNormRegularizer",
+    "IGNormRegularizer",
+    "InputGradNormRegularizer",
+    "NoRegularizer",
+    "Regularizer",
+    "SAMRegularizer",
+    "get_regularizer_class",
+    "input_space",
+    "second_derivative_context",
+]
+
+
+def second_derivative_context() -> AbstractContextManager:
+    """Force the MATH SDPA kernel, the one PyTorch's CPU attention can differentiate twice."""
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+def input_space(core: nn.Module, inputs: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any], str]:
+    """Split a batch into the differentiable input ``x``, the other model kwargs, and the kwarg name for ``x``.
+
+    Images: ``x`` is ``pixel_values``. Text: ``x`` is the word embeddings of ``input_ids`` (a function of the
+    embedding matrix, so gradients still reach it), passed back as ``inputs_embeds``. ``labels`` is dropped.
+    """
+    rest = {key: value for key, value in inputs.items() if key != "labels"}
+    if "pixel_values" in rest:
+        return rest.pop("pixel_values"), rest, "pixel_values"
+    if "input_ids" in rest:
+        embeddings = core.get_input_embeddings()(rest.pop("input_ids"))
+        return embeddings, rest, "inputs_embeds"
+    if "inputs_embeds" in rest:
+        return rest.pop("inputs_embeds"), rest, "inputs_embeds"
+    raise ValueError(
+        f"Cannot find the model input in the batch (keys {sorted(inputs)}); expected pixel_values, input_ids "
+        "or inputs_embeds."
+    )
+
+
+def _logits(model: Callable[..., Any], x: torch.Tensor, rest: Mapping[str, Any], key: str) -> torch.Tensor:
+    return model(**{key: x}, **rest).logits
+
+
+def _per_sample_sq_norm(t: torch.Tensor) -> torch.Tensor:
+    return t.pow(2).flatten(1).sum(1)
+
+
+def _expand(t: torch.Tensor, times: int) -> torch.Tensor:
+    """Repeat every batch tensor ``times`` times along dim 0 (``[k * B + i]`` holds example ``i``)."""
+    return t.repeat(times, *([1] * (t.dim() - 1)))
+
+
+class Regularizer:
+    """An explicit regularizer used by :class:`~hf_robattr.training.RobAttrTrainer`.
+
+    Subclasses set :attr:`name` and implement either :meth:`loss_and_penalty` (a differentiable penalty that the
+    trainer adds in ``compute_loss``) or, when :meth:`owns_backward` is true, :meth:`step` (which runs its own
+    backward passes from ``training_step``).
+
+    ``model`` is what the main forward runs through (maybe DDP-wrapped; call it once per step); ``core`` is the
+    unwrapped model, used for embeddings, parameters and any further forward passes.
+    """
+
+    name: ClassVar[str]
+    needs_second_derivatives: ClassVar[bool] = True
+
+    def __init__(self, weight: float = 0.0) -> None:
+        if weight < 0:
+            raise ValueError(f"regularizer_weight must be >= 0, got {weight}.")
+        self.weight = float(weight)
+
+    def owns_backward(self) -> bool:
+        """Whether this regularizer runs its own backward passes (then the trainer calls :meth:`step`)."""
+        return False
+
+    def objective(self, loss: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+        """The objective minimised, from the data loss ``L`` and penalty ``R``: ``L + lambda R``."""
+        return loss + self.weight * penalty
+
+    def context(self) -> AbstractContextManager:
+        """Context for the regularizer's computation (MATH attention when second derivatives are needed)."""
+        return second_derivative_context() if self.needs_second_derivatives else nullcontext()
+
+    def loss_and_penalty(
+        self, model: Callable[..., Any], inputs: Mapping[str, Any], *, core: nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(L, R)``: the mean data loss and the (unweighted) penalty, both differentiable."""
+        raise NotImplementedError
+
+    def step(
+        self,
+        model: Callable[..., Any],
+        inputs: Mapping[str, Any],
+        *,
+        core: nn.Module,
+        backward: Callable[[torch.Tensor], None],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Accumulate the objective's gradient with ``backward`` (called last on the main forward's graph).
+
+        Returns the detached ``(L, R)`` for logging.
+        """
+        loss, penalty = self.loss_and_penalty(model, inputs, core=core)
+        backward(self.objective(loss, penalty))
+        return loss.detach(), penalty.detach()
+
+
+class NoRegularizer(Regularizer):
+    """``none``: nothing added; the trainer runs the plain ``Trainer`` step (the implicit regime under SGD)."""
+
+    name = "none"
+    needs_second_derivatives = False
+
+    def loss_and_penalty(self, model, inputs, *, core):
+        x, rest, key = input_space(core, inputs)
+        loss = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+        return loss, loss.new_zeros(())
+
+
+class InputGradNormRegularizer(Regularizer):
+    """``input_grad_norm``: ``lambda * mean_i ||d CE_i / d x_i||^2`` by double backprop, on the main forward."""
+
+    name = "input_grad_norm"
+
+    def loss_and_penalty(self, model, inputs, *, core):
+        x, rest, key = input_space(core, inputs)
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        losses = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"], reduction="none")
+        (grad,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
+        return losses.mean(), _per_sample_sq_norm(grad).mean()
+
+
+class CurvatureRegularizer(Regularizer):
+    """``curvature``: ``lambda * mean_i ||g_i(x_i + h z_i) - g_i(x_i)||^2 / h^2``, ``z_i = sign(g_i)/||sign(g_i)||``.
+
+    A finite-difference estimate of ``||H_x z||^2`` (input Hessian along the gradient-sign direction), as in
+    CURE (Moosavi-Dezfooli et al. 2019); ``h`` is ``step``.
+    """
+
+    name = "curvature"
+
+    def __init__(self, weight: float = 0.0, *, step: float = 0.1) -> None:
+        super().__init__(weight)
+        if step <= 0:
+            raise ValueError(f"curvature_step must be > 0, got {step}.")
+        self.step_size = float(step)
+
+    def loss_and_penalty(self, model, inputs, *, core):
+        x, rest, key = input_space(core, inputs)
+        if not x.requires_grad:
+            x = x.detach().requires_grad_(True)
+        labels = inputs["labels"]
+        losses = F.cross_entropy(_logits(model, x, rest, key), labels, reduction="none")
+        (grad,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
+        direction = grad.detach().sign()
+        norms = direction.flatten(1).norm(dim=1).clamp_min(1e-12)
+        direction = direction / norms.view(-1, *([1] * (x.dim() - 1)))
+        shifted = x + self.step_size * direction
+        if not shifted.requires_grad:
+            shifted.requires_grad_(True)
+        shifted_losses = F.cross_entropy(_logits(core, shifted, rest, key), labels, reduction="none")
+        (shifted_grad,) = torch.autograd.grad(shifted_losses.sum(), shifted, create_graph=True)
+        penalty = _per_sample_sq_norm(shifted_grad - grad) / self.step_size**2
+        return losses.mean(), penalty.mean()
+
+
+class GradientNormRegularizer(Regularizer):
+    """``igr``: ``lambda * ||d L / d theta||^2`` over all trainable parameters (Barrett & Dherin 2021).
+
+    Gradient descent with step ``h`` follows ``L + (h/4) ||grad L||^2`` implicitly; this makes it explicit.
+    """
+
+    name = "igr"
+
+    def loss_and_penalty(self, model, inputs, *, core):
+        x, rest, key = input_space(core, inputs)
+        loss = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+        params = [p for p in core.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        penalty = sum(g.pow(2).sum() for g in grads if g is not None)
+        return loss, penalty
+
+
+class IGNormRegularizer(Regularizer):
+    """``ig_norm``: ``lambda * mean_i ||IG_i||_1`` with ``m = steps`` path points from a random baseline.
+
+    The baseline ``b = x + U(-epsilon, epsilon)`` is drawn with the global torch RNG (seeded by the Trainer).
+    Path points ``b + (k/m)(x - b)``, ``k = 1..m``, are processed ``chunk_size`` at a time.
+
+    - One chunk (``chunk_size >= steps``): one graph through all ``m`` points; autograd differentiates the L1 norm.
+    - Several chunks: memory stays at one chunk's graph. A first pass without a graph gives ``IG`` and
+      ``s = sign(IG)``; since ``d||IG||_1 = <s, dIG>`` and ``IG`` is a sum over points, a second pass
+      back-propagates ``<s * (x - b), d CE / d x(point)> / m`` chunk by chunk. This is the exact gradient of the
+      penalty (the same subgradient autograd takes), at the cost of one extra first-order pass over the points.
+    """
+
+    name = "ig_norm"
+
+    def __init__(self, weight: float = 0.0, *, steps: int = 10, chunk_size: int = 10, epsilon: float = 0.1) -> None:
+        super().__init__(weight)
+        if steps < 1:
+            raise ValueError(f"ig_steps must be >= 1, got {steps}.")
+        if chunk_size < 1:
+            raise ValueError(f"ig_chunk_size must be >= 1, got {chunk_size}.")
+        if epsilon < 0:
+            raise ValueError(f"ig_epsilon must be >= 0, got {epsilon}.")
+        self.steps, self.chunk_size, self.epsilon = int(steps), int(chunk_size), float(epsilon)
+
+    def owns_backward(self) -> bool:
+        return self.chunk_size < self.steps
+
+    def baseline_offset(self, x: torch.Tensor) -> torch.Tensor:
+        """``b - x``: uniform noise in the L-inf ball of radius ``epsilon`` (global torch RNG)."""
+        return (torch.rand_like(x) * 2 - 1) * self.epsilon
+
+    def _chunks(self) -> Iterator[torch.Tensor]:
+        alphas = torch.arange(1, self.steps + 1, dtype=torch.float64) / self.steps
+        yield from alphas.split(self.chunk_size)
+
+    def _path_gradients(
+        self,
+        core: nn.Module,
+        split: tuple[torch.Tensor, dict[str, Any], str],
+        delta: torch.Tensor,
+        alphas: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        create_graph: bool,
+    ) -> torch.Tensor:
+        """``d CE / d x`` at the points ``x + (1 - alpha) delta`` (``= b + alpha (x - b)``), ``[len(alphas), *x.shape]``."""
+        x, rest, key = split
+        n = len(alphas)
+        scale = (1 - alphas).to(x.dtype).view(n, *([1] * x.dim()))
+        points = (x.unsqueeze(0) + scale * delta.unsqueeze(0)).flatten(0, 1)
+        if not points.requires_grad:
+            points.requires_grad_(True)
+        expanded = {k: _expand(v, n) if torch.is_tensor(v) else v for k, v in rest.items()}
+        losses = F.cross_entropy(_logits(core, points, expanded, key), _expand(labels, n), reduction="sum")
+        (grads,) = torch.autograd.grad(losses, points, create_graph=create_graph)
+        return grads.view(n, *x.shape)
+
+    def loss_and_penalty(self, model, inputs, *, core):
+        split = input_space(core, inputs)
+        labels = inputs["labels"]
+        loss = F.cross_entropy(_logits(model, *split), labels)
+        delta = self.baseline_offset(split[0].detach())
+        path = [self._path_gradients(core, split, delta, a, labels, create_graph=True) for a in self._chunks()]
+        mean_grad = torch.cat(path).sum(0) / self.steps
+        ig = -delta * mean_grad  # (x - b) * mean path gradient
+        return loss, ig.abs().flatten(1).sum(1).mean()
+
+    def step(self, model, inputs, *, core, backward):
+        labels = inputs["labels"]
+        x, rest, key = input_space(core, inputs)
+        delta = self.baseline_offset(x.detach())
+        first = (x.detach(), rest, key)
+        mean_grad = sum(
+            self._path_gradients(core, first, delta, a, labels, create_graph=False).sum(0) for a in self._chunks()
+        )
+        ig = -delta * mean_grad / self.steps
+        penalty = ig.abs().flatten(1).sum(1).mean()
+        direction = ig.sign() * -delta / (self.steps * x.shape[0])  # d||IG||_1 / d(mean_k grad_k), per point
+        for alphas in self._chunks():
+            split = input_space(core, inputs)  # a fresh graph to the embeddings (text) for every chunk
+            grads = self._path_gradients(core, split, delta, alphas, labels, create_graph=True)
+            backward(self.weight * (grads * direction.unsqueeze(0)).sum())
+        loss = F.cross_entropy(_logits(model, *input_space(core, inputs)), labels)
+        backward(loss)  # last: under DDP, this backward's gradient synchronisation averages the accumulated sum
+        return loss.detach(), penalty.detach()
+
+
+class SAMRegularizer(Regularizer):
+    """``sam``: sharpness-aware minimisation with radius ``rho = regularizer_weight`` (Foret et al. 2021).
+
+    One forward/backward on ``core`` gives ``g = dL/dtheta`` (the local batch gradient); the parameters move to
+    ``theta + rho g/||g||``; the main forward/backward there gives the update direction; the parameters move back.
+    The logged penalty is the sharpness ``L(theta + e) - L(theta)``.
+    """
+
+    name = "sam"
+    needs_second_derivatives = False
+
+    def owns_backward(self) -> bool:
+        return True
+
+    def objective(self, loss: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
+        """SAM minimises the perturbed loss ``L(theta + e) = L + sharpness``."""
+        return loss + penalty
+
+    def step(self, model, inputs, *, core, backward):
+        params = [p for p in core.parameters() if p.requires_grad]
+        x, rest, key = input_space(core, inputs)
+        loss = F.cross_entropy(_logits(core, x, rest, key), inputs["labels"])
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).clamp_min(1e-12)
+        offsets = [g * (self.weight / norm) for g in grads]
+        with torch.no_grad():
+            torch._foreach_add_(params, offsets)
+        try:
+            x, rest, key = input_space(core, inputs)
+            perturbed = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+            backward(perturbed)
+        finally:
+            with torch.no_grad():
+                torch._foreach_sub_(params, offsets)
+        return loss.detach(), (perturbed - loss).detach()
+
+
+REGULARIZERS: dict[str, type[Regularizer]] = {
+    cls.name: cls
+    for cls in (
+        NoRegularizer,
+        InputGradNormRegularizer,
+        IGNormRegularizer,
+        CurvatureRegularizer,
+        GradientNormRegularizer,
+        SAMRegularizer,
+    )
+}
+
+
+def get_regularizer_class(name: str) -> type[Regularizer]:
+    """Look ``name`` up in :data:`REGULARIZERS`; an unknown name raises ``ValueError`` listing the valid ones."""
+    if name not in REGULARIZERS:
+        raise ValueError(f"Unknown --regularizer {name!r}; expected one of {sorted(REGULARIZERS)}.")
+    return REGULARIZERS[name]

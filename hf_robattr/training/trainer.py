@@ -1,0 +1,124 @@
+"""``RobAttrTrainer``: a ``Trainer`` that adds an explicit regularizer through narrow overrides."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer
+
+from .arguments import RobAttrTrainingArguments
+from .regularizers import Regularizer, get_regularizer_class
+
+
+__all__ = ["RobAttrTrainer", "build_regularizer"]
+
+
+def build_regularizer(args: RobAttrTrainingArguments) -> Regularizer | None:
+    """The regularizer that ``args`` names, with its options; ``None`` for ``--regularizer none``."""
+    cls = get_regularizer_class(args.regularizer)
+    options: dict[str, dict[str, Any]] = {
+        "ig_norm": {"steps": args.ig_steps, "chunk_size": args.ig_chunk_size, "epsilon": args.ig_epsilon},
+        "curvature": {"step": args.curvature_step},
+    }
+    if args.regularizer == "none":
+        return None
+    return cls(args.regularizer_weight, **options.get(args.regularizer, {}))
+
+
+class RobAttrTrainer(Trainer):
+    """A ``Trainer`` that applies ``args.regularizer`` and binds trainer-aware callbacks.
+
+    - ``--regularizer none`` changes nothing: the step is exactly ``Trainer``'s (the implicit regime under SGD).
+    - Penalty regularizers (``input_grad_norm``, ``curvature``, ``igr``, unchunked ``ig_norm``) override only
+      ``compute_loss``: it returns ``L + lambda R`` (per-batch means, so the loss has the same scale on 1 or N
+      processes), under MATH attention so it can be differentiated twice.
+    - ``sam`` and chunked ``ig_norm`` run several backward passes, so they override ``training_step``.
+
+    The data loss ``L`` and penalty ``R`` are averaged between logs (and across processes) and logged as
+    ``data_loss`` and ``regularizer_penalty`` beside ``loss`` (the full objective).
+    Callbacks with a ``bind_trainer`` method get this trainer (to log through :meth:`log`).
+    """
+
+    def __init__(self, *args: Any, regularizer: Regularizer | None = None, **kwargs: Any) -> None:
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if not isinstance(training_args, RobAttrTrainingArguments):
+            raise TypeError(
+                f"RobAttrTrainer needs args of type RobAttrTrainingArguments, got {type(training_args).__name__}."
+            )
+        super().__init__(*args, **kwargs)
+        self.regularizer = regularizer if regularizer is not None else build_regularizer(training_args)
+        if self.regularizer is not None:
+            if self.is_fsdp_enabled or self.is_deepspeed_enabled:
+                raise ValueError(
+                    f"--regularizer {training_args.regularizer} needs the full parameters on every process; it runs "
+                    "single-process or with DDP, not with FSDP/DeepSpeed. Use --regularizer none with FSDP."
+                )
+            self.loss_is_scaled_for_ga = False  # L + lambda R is a per-batch mean
+        self._reg_totals = torch.zeros(3, dtype=torch.float64)  # sum L, sum R, count
+        for callback in self.callback_handler.callbacks:
+            if hasattr(callback, "bind_trainer"):
+                callback.bind_trainer(self)
+
+    def add_callback(self, callback: Any) -> None:
+        """``Trainer.add_callback``, then bind the callback to this trainer if it asks for it."""
+        super().add_callback(callback)
+        for registered in self.callback_handler.callbacks:
+            if hasattr(registered, "bind_trainer"):
+                registered.bind_trainer(self)
+
+    def compute_loss_context_manager(self) -> contextlib.ExitStack:
+        """``Trainer``'s context plus MATH attention when the regularizer differentiates twice."""
+        stack = super().compute_loss_context_manager()
+        if self.regularizer is not None and self.model.training:
+            stack.enter_context(self.regularizer.context())
+        return stack
+
+    def _record(self, loss: torch.Tensor, penalty: torch.Tensor) -> None:
+        self._reg_totals += torch.tensor([float(loss), float(penalty), 1.0], dtype=torch.float64)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """``L + lambda R`` while training with a penalty regularizer; ``Trainer.compute_loss`` otherwise."""
+        if self.regularizer is None or return_outputs or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        core = self.accelerator.unwrap_model(model)
+        loss, penalty = self.regularizer.loss_and_penalty(model, inputs, core=core)
+        self._record(loss.detach(), penalty.detach())
+        return self.regularizer.objective(loss, penalty)
+
+    def _scaled_backward(self, loss: torch.Tensor) -> None:
+        self.accelerator.backward(loss / self.current_gradient_accumulation_steps)
+
+    def training_step(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        """``Trainer.training_step``, except for regularizers that run their own backward passes (SAM, chunked IG)."""
+        if self.regularizer is None or not self.regularizer.owns_backward():
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        core = self.accelerator.unwrap_model(model)
+        with self.compute_loss_context_manager():
+            loss, penalty = self.regularizer.step(model, inputs, core=core, backward=self._scaled_backward)
+        self._record(loss, penalty)
+        return self.regularizer.objective(loss, penalty).detach() / self.current_gradient_accumulation_steps
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add ``data_loss`` and ``regularizer_penalty`` (averaged since the last log) to training-loss logs."""
+        if self.regularizer is not None and "loss" in logs:
+            totals = self._reg_totals.to(self.args.device)
+            if self.args.world_size > 1:
+                totals = self.accelerator.reduce(totals, reduction="sum")
+            if totals[2] > 0:
+                logs["data_loss"] = round(float(totals[0] / totals[2]), 6)
+                logs["regularizer_penalty"] = round(float(totals[1] / totals[2]), 6)
+            self._reg_totals.zero_()
+        super().log(logs, start_time)
