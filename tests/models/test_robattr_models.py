@@ -131,6 +131,21 @@ def test_bert_attention_weights_ignore_padding(bert_kwargs, text_batch, attentio
 
 
 @pytest.mark.parametrize("feature_map", FEATURE_MAPS)
+def test_kernel_bert_input_gradients_agree_with_the_explicit_weights_path(bert_kwargs, text_batch, feature_map):
+    model = _bert(bert_kwargs, "kernel", feature_map)
+    embeds = model.bert.embeddings.word_embeddings(text_batch["input_ids"]).detach()
+    grads = []
+    for output_attentions in (False, True):
+        inputs = embeds.clone().requires_grad_()
+        logits = model(
+            inputs_embeds=inputs, attention_mask=text_batch["attention_mask"], output_attentions=output_attentions
+        ).logits
+        grads.append(torch.autograd.grad(logits[:, 1].sum(), inputs)[0])
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+    assert torch.all(grads[0][1, 6:] == 0) and torch.all(grads[0][2, 3:] == 0)
+
+
+@pytest.mark.parametrize("feature_map", FEATURE_MAPS)
 def test_kernel_bert_real_tokens_ignore_padded_tokens(bert_kwargs, text_batch, feature_map):
     model = _bert(bert_kwargs, "kernel", feature_map, model_class=RobAttrBertModel)
     hidden = model(**text_batch).last_hidden_state
