@@ -139,3 +139,16 @@ def test_add_batch_is_not_supported():
         metric.add_batch(predictions=[0], references=[0])
     with pytest.raises(NotImplementedError, match="compute"):
         metric.add(prediction=0, reference=0)
+
+
+def test_readme_example_runs():
+    from pathlib import Path
+
+    readme = Path(hf_robattr.metric_path()).with_name("README.md").read_text(encoding="utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    example = example.replace("epsilon=8 / 255,", "epsilon=8 / 255, progress=False,")
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    results = namespace["results"]
+    assert results["num_samples"] == 4
+    assert 0.0 <= results["saliency/topk_intersection"] <= 1.0
