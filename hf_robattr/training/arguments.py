@@ -118,11 +118,18 @@ class RobAttrTrainingArguments(TrainingArguments):
     )
     robustness_norm: str = field(default="linf", metadata={"help": "Attack norm: linf or l2."})
     robustness_num_steps: int = field(default=5, metadata={"help": "Attack (PGD) steps."})
-    robustness_k: int = field(default=16, metadata={"help": "k of the top-k attack and intersection."})
-    robustness_num_samples: int = field(
-        default=64, metadata={"help": "Test examples scored for attribution robustness (0: skip)."}
+    robustness_k: float = field(
+        default=0.1, metadata={"help": "k of the top-k attack and intersection: a count, or a fraction in (0, 1)."}
     )
-    robustness_batch_size: int = field(default=16, metadata={"help": "Batch size of the robustness evaluation."})
+    robustness_num_examples: int = field(
+        default=64, metadata={"help": "Test examples scored for attribution robustness (0: skip the scoring)."}
+    )
+    robustness_num_samples: int = field(
+        default=4, metadata={"help": "Random draws per example for the sensitivity measures."}
+    )
+    robustness_batch_size: int = field(
+        default=16, metadata={"help": "Examples per forward pass of the robustness evaluation."}
+    )
 
     def __post_init__(self) -> None:
         _choice(self.optimizer, OPTIMIZERS, "--optimizer")
@@ -135,7 +142,8 @@ class RobAttrTrainingArguments(TrainingArguments):
             ("--ig_chunk_size", self.ig_chunk_size, 1),
             ("--diagnostics_steps", self.diagnostics_steps, 0),
             ("--diagnostics_batch_size", self.diagnostics_batch_size, 1),
-            ("--robustness_num_samples", self.robustness_num_samples, 0),
+            ("--robustness_num_examples", self.robustness_num_examples, 0),
+            ("--robustness_num_samples", self.robustness_num_samples, 1),
         ):
             if value < minimum:
                 raise ValueError(f"{name} must be >= {minimum}, got {value}.")

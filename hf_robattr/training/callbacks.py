@@ -120,10 +120,10 @@ class DiagnosticsCallback(TrainerCallback):
                         model,
                         {k: v for k, v in batch.items() if k != "labels"},
                         targets=batch["labels"],
-                        num_samples=len(batch["labels"]),
-                        batch_size=len(batch["labels"]),
+                        batch_size=args.robustness_batch_size,
                         seed=args.seed,
                         device=args.device,
+                        progress=False,
                         **robustness_options(args),
                     )
                     logs.update(
@@ -148,6 +148,10 @@ class DiagnosticsCallback(TrainerCallback):
         self._maybe_log(args, state)
 
 
+def _is_reported(key: str) -> bool:
+    return key != "num_samples" and not key.endswith("_std")
+
+
 def robustness_options(args: Any) -> dict[str, Any]:
     """Keyword arguments for ``evaluate_attribution_robustness`` from ``RobAttrTrainingArguments``."""
     return {
@@ -157,4 +161,5 @@ def robustness_options(args: Any) -> dict[str, Any]:
         "norm": args.robustness_norm,
         "num_steps": args.robustness_num_steps,
         "k": args.robustness_k,
+        "num_samples": args.robustness_num_samples,
     }

@@ -179,13 +179,17 @@ def training_callbacks(args: RobAttrTrainingArguments) -> list[TrainerCallback]:
 def evaluate_test_robustness(
     model: torch.nn.Module, dataset: Dataset, collator: Any, args: RobAttrTrainingArguments
 ) -> dict[str, float]:
-    """Score attribution robustness on the first ``args.robustness_num_samples`` test examples (true labels as
-    attribution targets) with :func:`hf_robattr.robustness.evaluate_attribution_robustness`."""
+    """Score attribution robustness on the first ``args.robustness_num_examples`` test examples (true labels as
+    attribution targets) with :func:`hf_robattr.robustness.evaluate_attribution_robustness`.
+
+    Returns its flat dict (``"{method}/{measure}"``, ``"{method}/{measure}_std"``, ``"num_samples"`` = examples
+    scored), or ``{}`` when ``robustness_num_examples`` is 0.
+    """
     from hf_robattr.robustness import evaluate_attribution_robustness
 
-    if args.robustness_num_samples == 0:
+    if args.robustness_num_examples == 0:
         return {}
-    size = min(args.robustness_num_samples, len(dataset))
+    size = min(args.robustness_num_examples, len(dataset))
     batch = collator([dataset[i] for i in range(size)])
     inputs = {k: v for k, v in batch.items() if torch.is_tensor(v) and k not in ("labels", "masks", "rationale_mask")}
     model.eval()
@@ -193,10 +197,10 @@ def evaluate_test_robustness(
         model,
         inputs,
         targets=batch["labels"],
-        num_samples=size,
         batch_size=args.robustness_batch_size,
         seed=args.seed,
         device=args.device,
+        progress=not args.disable_tqdm,
         **robustness_options(args),
     )
     return {key: float(value) for key, value in scores.items()}
@@ -250,7 +254,7 @@ def build_results(
         "robustness": {k: v for k, v in robustness.items() if k != "num_samples"},
         "robustness_config": {
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in robustness_options(args).items()},
-            "num_samples": int(robustness.get("num_samples", 0)),
+            "num_examples": int(robustness.get("num_samples", 0)),
         },
         "log_history": trainer.state.log_history,
     }
