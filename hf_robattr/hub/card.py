@@ -32,6 +32,7 @@ _TRAINING_ROWS = (
     ("learning_rate", "Learning rate"),
     ("per_device_train_batch_size", "Batch size per device"),
     ("total_train_batch_size", "Total batch size"),
+    ("momentum", "Momentum"),
     ("regularizer", "Regularizer"),
     ("regularizer_weight", "Regularizer weight"),
     ("num_train_epochs", "Epochs"),
@@ -187,17 +188,24 @@ def results_section(data: RobAttrModelCardData) -> str:
         methods = list(dict.fromkeys(key.split("/", 1)[0] for key in scores))
         measures = list(dict.fromkeys(key.split("/", 1)[1] for key in scores))
         lines = ["| Method | " + " | ".join(measures) + " |", "|---" * (len(measures) + 1) + "|"]
+        spreads = data.robustness_spreads
         for method in methods:
-            cells = [_fmt(scores.get(f"{method}/{measure}")) for measure in measures]
+            cells = []
+            for measure in measures:
+                key = f"{method}/{measure}"
+                cell = _fmt(scores.get(key))
+                cells.append(f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell)
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        config = {k: v for k, v in data.robustness_config.items() if v is not None}
+        config = {k: v for k, v in data.robustness_config.items() if v is not None and k != "num_examples"}
         how = ", ".join(f"{key}={_fmt(value)}" for key, value in config.items())
-        count = data.robustness.get("num_samples")
+        count = data.num_examples
         parts.append(
             'Attribution robustness (`evaluate.load("attribution_robustness")`'
             + (f"; {how}" if how else "")
             + (f"; {_fmt(count)} examples" if count is not None else "")
-            + "). Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
+            + "). "
+            + ("Mean ± standard deviation over examples. " if spreads else "Means over examples. ")
+            + "Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
             "sensitivities and the prediction-change rate are lower-is-more-robust.\n\n" + "\n".join(lines)
         )
     if not parts:

@@ -144,12 +144,27 @@ class RobAttrModelCardData(ModelCardData):
 
     @property
     def robustness_scores(self) -> dict[str, float]:
-        """The ``"{method}/{measure}"`` numbers (no ``num_samples``, no non-finite values)."""
+        """The ``"{method}/{measure}"`` means (no ``_std`` spreads, no ``num_samples``, no non-finite values)."""
         return {
             key: float(value)
             for key, value in self.robustness.items()
-            if "/" in key and _finite_number(value) and not key.endswith("/per_sample")
+            if "/" in key and _finite_number(value) and not key.endswith("_std")
         }
+
+    @property
+    def robustness_spreads(self) -> dict[str, float]:
+        """The standard deviations over examples, keyed like :attr:`robustness_scores`."""
+        return {
+            key.removesuffix("_std"): float(value)
+            for key, value in self.robustness.items()
+            if "/" in key and key.endswith("_std") and _finite_number(value)
+        }
+
+    @property
+    def num_examples(self) -> int | None:
+        """How many examples the robustness was scored on."""
+        count = self.robustness.get("num_samples", self.robustness_config.get("num_examples"))
+        return int(count) if _finite_number(count) else None
 
     def hub_tags(self) -> list[str]:
         """hf_robattr's tags, then the user's."""
@@ -183,8 +198,8 @@ class RobAttrModelCardData(ModelCardData):
             )
         # The method is in each result's name; the other options say how it was scored.
         args = {k: v for k, v in self.robustness_config.items() if v is not None and k != "methods"}
-        if _finite_number(self.robustness.get("num_samples")):
-            args["num_samples"] = int(self.robustness["num_samples"])
+        if self.num_examples is not None:
+            args["num_examples"] = self.num_examples
         for key, value in self.robustness_scores.items():
             results.append(
                 EvalResult(

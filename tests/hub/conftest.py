@@ -19,8 +19,8 @@ ROBUSTNESS = {
     "rollout/spearman": 0.27,
     "rollout/max_sensitivity": 0.71,
     "rollout/prediction_change_rate": 0.0,
-    "num_samples": 16,
 }
+SPREADS = {"saliency/topk_intersection_std": 0.05, "rollout/topk_intersection_std": 0.07}
 
 
 def results_json() -> dict:
@@ -49,6 +49,7 @@ def results_json() -> dict:
         },
         "training": {
             "optimizer": "sgd",
+            "momentum": 0.0,
             "learning_rate": 0.1,
             "per_device_train_batch_size": 8,
             "total_train_batch_size": 16,
@@ -64,7 +65,7 @@ def results_json() -> dict:
         },
         "dataset": {"name": "digits", "config": None, "eval_split": "test", "num_eval_samples": 16},
         "eval": {"accuracy": 0.875, "loss": 0.41},
-        "robustness": dict(ROBUSTNESS),
+        "robustness": {**ROBUSTNESS, **SPREADS},
         "robustness_config": {
             "methods": ["saliency", "rollout"],
             "attack": "topk",
@@ -72,6 +73,8 @@ def results_json() -> dict:
             "norm": "linf",
             "num_steps": 3,
             "k": 8,
+            "num_samples": 4,
+            "num_examples": 16,
         },
         "log_history": log_history,
     }

@@ -31,12 +31,12 @@ def test_card_is_a_valid_hub_repo(run_dir, expected_robustness):
     model_name, results = model_index_to_eval_results(metadata["model-index"])
     assert model_name == "tiny-kernel-vit"
     scores = {r.metric_name: r.metric_value for r in results if r.metric_type == "attribution_robustness"}
-    assert scores == {k: v for k, v in expected_robustness.items() if k != "num_samples"}
+    assert scores == expected_robustness  # means only: the _std spreads stay in the text table
     accuracy = [r for r in results if r.metric_type == "accuracy"]
     assert [r.metric_value for r in accuracy] == [0.875]
     assert all(r.dataset_split == "test" and r.task_type == "image-classification" for r in results)
     robustness_args = next(r.metric_args for r in results if r.metric_type == "attribution_robustness")
-    assert robustness_args["attack"] == "topk" and robustness_args["num_samples"] == 16
+    assert robustness_args["attack"] == "topk" and robustness_args["num_examples"] == 16
 
     pictures = PICTURE.findall(card.text)
     assert "training_curves.png" in pictures
@@ -57,7 +57,8 @@ def test_card_text_carries_the_run(run_dir):
         "| Regularizer weight | 0.01 |",
         "`digits`",
         "| Accuracy | 0.875 |",
-        "| saliency | 0.62 |",
+        "| saliency | 0.62 ± 0.05 | 0.41 |",
+        "16 examples",
         "trust_remote_code=True",
         'evaluate.load("attribution_robustness")',
         "methods=['saliency', 'rollout'], attack='topk', epsilon=0.05",
@@ -187,3 +188,13 @@ def test_text_attribution_picture(tmp_path):
     config = {"methods": ["saliency"], "attack": "topk", "epsilon": 0.1, "num_steps": 2, "k": 2}
     path = draw_attribution_picture(model, batch, tmp_path / "maps.png", config, tokenizer=tokenizer)
     assert path.stat().st_size > 1000
+
+
+def test_metric_output_shape_is_accepted():
+    # robustness straight from the metric: "num_samples" counts the examples, no "_std" keys needed
+    data = RobAttrModelCardData(
+        robustness={"saliency/spearman": 0.5, "num_samples": 8}, dataset={"name": "digits", "eval_split": "test"}
+    )
+    assert data.num_examples == 8
+    [result] = data.eval_results
+    assert result.metric_name == "saliency/spearman" and result.metric_args == {"num_examples": 8}
