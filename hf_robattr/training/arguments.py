@@ -101,7 +101,7 @@ class RobAttrTrainingArguments(TrainingArguments):
         default=16, metadata={"help": "Size of the fixed training batch the diagnostics use."}
     )
     diagnostics_num_probes: int = field(
-        default=1, metadata={"help": "Hutchinson probes for the Hessian-trace and input-curvature estimates."}
+        default=2, metadata={"help": "Hutchinson probes (>= 2) for the Hessian-trace and input-curvature estimates."}
     )
     diagnostics_num_iterations: int = field(
         default=5, metadata={"help": "Power iterations for the top Hessian eigenvalue."}
@@ -142,6 +142,8 @@ class RobAttrTrainingArguments(TrainingArguments):
             ("--ig_chunk_size", self.ig_chunk_size, 1),
             ("--diagnostics_steps", self.diagnostics_steps, 0),
             ("--diagnostics_batch_size", self.diagnostics_batch_size, 1),
+            ("--diagnostics_num_probes", self.diagnostics_num_probes, 2),
+            ("--diagnostics_num_iterations", self.diagnostics_num_iterations, 1),
             ("--robustness_num_examples", self.robustness_num_examples, 0),
             ("--robustness_num_samples", self.robustness_num_samples, 1),
         ):

@@ -51,8 +51,13 @@ class TargetLossCallback(TrainerCallback, ExportableState):
         }
 
 
-def _estimate_value(estimate: Any) -> float:
-    return float(getattr(estimate, "value", estimate))
+def _estimate_logs(key: str, estimate: Any) -> dict[str, float]:
+    """``{key: value}`` plus ``{key}_stderr`` when the estimate has one."""
+    logs = {key: float(getattr(estimate, "value", estimate))}
+    stderr = getattr(estimate, "stderr", None)
+    if stderr is not None:
+        logs[f"{key}_stderr"] = float(stderr)
+    return logs
 
 
 class DiagnosticsCallback(TrainerCallback):
@@ -104,13 +109,13 @@ class DiagnosticsCallback(TrainerCallback):
                     top = robustness.hessian_top_eigenvalue(
                         model, batch, num_iterations=args.diagnostics_num_iterations, seed=args.seed
                     )
-                    logs["diagnostics/hessian_trace"] = _estimate_value(trace)
-                    logs["diagnostics/hessian_top_eigenvalue"] = _estimate_value(top)
+                    logs.update(_estimate_logs("diagnostics/hessian_trace", trace))
+                    logs.update(_estimate_logs("diagnostics/hessian_top_eigenvalue", top))
                 if "input_curvature" in wanted:
                     curvature = robustness.input_curvature(
                         model, batch, num_probes=args.diagnostics_num_probes, seed=args.seed
                     )
-                    logs["diagnostics/input_curvature"] = _estimate_value(curvature)
+                    logs.update(_estimate_logs("diagnostics/input_curvature", curvature))
                 if "attention_entropy" in wanted:
                     entropies = [float(e) for e in robustness.attention_entropy(model, batch)]
                     if entropies:

@@ -86,3 +86,9 @@ def text_batch():
     attention_mask[1, 4:] = 0  # one padded row
     input_ids[1, 4:] = 0
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": torch.tensor([1, 0, 1])}
+
+
+@pytest.fixture
+def make_vit():
+    """The tiny ViT builder (fresh model each call; same seed gives the same weights)."""
+    return tiny_vit

@@ -1,0 +1,84 @@
+"""Argument dataclasses: CLI and JSON parsing, regime defaults, and bad values failing fast with the argument named."""
+
+import json
+
+import pytest
+from transformers import HfArgumentParser
+
+from hf_robattr.training import (
+    ImageDataArguments,
+    RobAttrTrainingArguments,
+    TextModelArguments,
+    VisionModelArguments,
+    parse_arguments,
+)
+
+
+def parser():
+    return HfArgumentParser((VisionModelArguments, ImageDataArguments, RobAttrTrainingArguments))
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "optim", "optim_args", "lr"),
+    [
+        pytest.param("sgd", "sgd", "momentum=0", 0.3, id="sgd"),
+        pytest.param("momentum_sgd", "sgd", "momentum=0.9", 0.03, id="momentum"),
+        pytest.param("adamw", "adamw_torch", None, 1e-3, id="adamw"),
+    ],
+)
+def test_optimizer_regime_sets_optim_and_default_learning_rate(tmp_path, optimizer, optim, optim_args, lr):
+    args = RobAttrTrainingArguments(output_dir=str(tmp_path), optimizer=optimizer)
+    assert (args.optim, args.optim_args, args.learning_rate) == (optim, optim_args, lr)
+
+
+def test_cli_and_json_parse_the_same(tmp_path):
+    flags = {
+        "output_dir": str(tmp_path),
+        "regularizer": "ig_norm",
+        "regularizer_weight": 0.5,
+        "ig_steps": 50,
+        "ig_chunk_size": 10,
+        "attention_type": "kernel",
+        "kernel_feature_map": "relu",
+        "dataset_name": "digits",
+        "diagnostics": ["sharpness", "attention_entropy"],
+        "target_train_loss": 0.1,
+    }
+    argv = []
+    for key, value in flags.items():
+        argv += [f"--{key}", *(value if isinstance(value, list) else [str(value)])]
+    from_cli = parse_arguments(parser(), argv)
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(flags))
+    from_json = parse_arguments(parser(), [str(path)])
+    for cli, js in zip(from_cli, from_json):
+        assert cli.to_dict() == js.to_dict() if hasattr(cli, "to_dict") else cli == js
+    model_args, data_args, training_args = from_cli
+    assert (model_args.attention_type, model_args.kernel_feature_map) == ("kernel", "relu")
+    assert data_args.dataset_name == "digits"
+    assert training_args.diagnostics == ["sharpness", "attention_entropy"]
+    assert training_args.regularizer == "ig_norm" and training_args.ig_steps == 50
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        pytest.param(["--regularizer", "l2"], r"--regularizer 'l2'", id="regularizer"),
+        pytest.param(["--optimizer", "lion"], r"--optimizer 'lion'", id="optimizer"),
+        pytest.param(["--attention_type", "sparse"], r"--attention_type 'sparse'", id="attention-type"),
+        pytest.param(["--kernel_feature_map", "cos"], r"--kernel_feature_map 'cos'", id="feature-map"),
+        pytest.param(["--diagnostics", "loss"], r"--diagnostics entry 'loss'", id="diagnostics"),
+        pytest.param(["--regularizer_weight", "-1"], r"--regularizer_weight must be >= 0", id="weight"),
+        pytest.param(["--target_train_loss", "0"], r"--target_train_loss must be > 0", id="target"),
+        pytest.param(["--diagnostics_num_probes", "1"], r"--diagnostics_num_probes must be >= 2", id="probes"),
+        pytest.param(["--hidden_size", "30", "--num_attention_heads", "4"], r"--hidden_size \(30\)", id="heads"),
+    ],
+)
+def test_bad_arguments_fail_fast_naming_the_argument(tmp_path, argv, match):
+    with pytest.raises(ValueError, match=match):
+        parse_arguments(parser(), ["--output_dir", str(tmp_path), *argv])
+
+
+def test_text_model_arguments_share_the_checks():
+    with pytest.raises(ValueError, match="--attention_type"):
+        TextModelArguments(attention_type="linear")

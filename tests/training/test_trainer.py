@@ -1,0 +1,156 @@
+"""RobAttrTrainer: the step applies the regularizer's gradient, ``none`` is the plain Trainer step, logging,
+target-loss stopping and diagnostics logging."""
+
+import pytest
+import torch
+from datasets import Dataset
+from transformers import Trainer, default_data_collator
+
+from hf_robattr.training import (
+    DiagnosticsCallback,
+    IGNormRegularizer,
+    InputGradNormRegularizer,
+    RobAttrTrainer,
+    RobAttrTrainingArguments,
+    SAMRegularizer,
+    TargetLossCallback,
+    second_derivative_context,
+)
+
+
+def make_args(tmp_path, **overrides):
+    defaults = {
+        "output_dir": str(tmp_path),
+        "report_to": "none",
+        "disable_tqdm": True,
+        "save_strategy": "no",
+        "per_device_train_batch_size": 4,
+        "use_cpu": True,
+        "seed": 0,
+    }
+    return RobAttrTrainingArguments(**{**defaults, **overrides})
+
+
+def image_dataset(n=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    pixels = torch.randn(n, 3, 8, 8, generator=generator)
+    labels = torch.randint(0, 3, (n,), generator=generator)
+    return Dataset.from_dict({"pixel_values": pixels.numpy(), "labels": labels.numpy()}).with_format("torch")
+
+
+def grads_of(model):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+
+
+def direct_gradient(regularizer, model, batch):
+    model.zero_grad(set_to_none=True)
+    with second_derivative_context():
+        if regularizer.owns_backward():
+            regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
+        else:
+            regularizer.objective(*regularizer.loss_and_penalty(model, batch, core=model)).backward()
+    return grads_of(model)
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "cls"),
+    [
+        pytest.param("input_grad_norm", {}, InputGradNormRegularizer, id="input_grad_norm"),
+        pytest.param("sam", {}, SAMRegularizer, id="sam"),
+        pytest.param(
+            "ig_norm", {"ig_steps": 4, "ig_chunk_size": 2, "ig_epsilon": 0.0}, IGNormRegularizer, id="ig-chunked"
+        ),
+    ],
+)
+def test_training_step_applies_the_regularizer(tmp_path, image_batch, make_vit, name, options, cls):
+    model = make_vit().train()
+    args = make_args(tmp_path, regularizer=name, regularizer_weight=0.3, **options)
+    trainer = RobAttrTrainer(model=model, args=args, train_dataset=image_dataset())
+    assert isinstance(trainer.regularizer, cls)
+    trainer.current_gradient_accumulation_steps = 1
+    model.zero_grad(set_to_none=True)
+    trainer.training_step(model, dict(image_batch))
+    actual = grads_of(model)
+    expected = direct_gradient(trainer.regularizer, make_vit().train(), dict(image_batch))
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-7, atol=1e-9)
+
+
+def test_none_is_the_plain_trainer_step(tmp_path, image_batch, make_vit):
+    grads = []
+    for trainer_cls, args in ((Trainer, make_args(tmp_path)), (RobAttrTrainer, make_args(tmp_path))):
+        model = make_vit().train()
+        trainer = trainer_cls(model=model, args=args, train_dataset=image_dataset())
+        trainer.current_gradient_accumulation_steps = 1
+        trainer.training_step(model, dict(image_batch))
+        grads.append(grads_of(model))
+    assert getattr(trainer, "regularizer", "missing") is None
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_args_must_be_robattr_training_arguments(tmp_path, make_vit):
+    from transformers import TrainingArguments
+
+    with pytest.raises(TypeError, match="RobAttrTrainingArguments"):
+        RobAttrTrainer(model=make_vit().float(), args=TrainingArguments(output_dir=str(tmp_path)))
+
+
+def train(tmp_path, make_vit, callbacks=(), **overrides):
+    args = make_args(tmp_path, **overrides)
+    model = make_vit().float().train()
+    trainer = RobAttrTrainer(
+        model=model,
+        args=args,
+        train_dataset=image_dataset(),
+        data_collator=default_data_collator,
+        callbacks=list(callbacks),
+    )
+    trainer.train()
+    return trainer
+
+
+def test_regularized_training_logs_data_loss_and_penalty(tmp_path, make_vit):
+    trainer = train(tmp_path, make_vit, regularizer="curvature", max_steps=4, logging_steps=2)
+    rows = [row for row in trainer.state.log_history if "loss" in row]
+    assert len(rows) == 2
+    for row in rows:
+        assert row["regularizer_penalty"] >= 0
+        assert row["loss"] == pytest.approx(row["data_loss"] + 0.01 * row["regularizer_penalty"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("target", "reached", "steps"),
+    [pytest.param(50.0, True, 2, id="reached-at-first-log"), pytest.param(1e-9, False, 6, id="never-reached")],
+)
+def test_target_train_loss_stops_and_records(tmp_path, make_vit, target, reached, steps):
+    callback = TargetLossCallback(target)
+    trainer = train(tmp_path, make_vit, callbacks=[callback], max_steps=6, logging_steps=2, target_train_loss=target)
+    assert callback.reached is reached
+    assert trainer.state.global_step == steps
+    assert callback.reached_at_step == (2 if reached else None)
+    assert callback.state()["attributes"]["reached"] is reached
+
+
+def test_diagnostics_are_logged_through_trainer_log(tmp_path, make_vit):
+    args = {
+        "max_steps": 2,
+        "logging_steps": 1,
+        "diagnostics_steps": 2,
+        "diagnostics_batch_size": 4,
+        "robustness_num_samples": 1,
+        "robustness_num_steps": 1,
+        "report_to": "tensorboard",
+    }
+    trainer = train(tmp_path, make_vit, callbacks=[DiagnosticsCallback()], **args)
+    rows = [row for row in trainer.state.log_history if "diagnostics/hessian_trace" in row]
+    assert [row["step"] for row in rows] == [0, 2]
+    for key in (
+        "diagnostics/hessian_top_eigenvalue",
+        "diagnostics/input_curvature",
+        "diagnostics/attention_entropy",
+        "diagnostics/robustness/saliency/topk_intersection",
+    ):
+        assert all(isinstance(row[key], float) for row in rows), key
+    assert trainer.model.training
+    assert list(tmp_path.rglob("events.out.tfevents*"))
