@@ -4,6 +4,7 @@ from .callback import RobAttrModelCardCallback
 from .card import build_model_card, save_model_card, template_path
 from .card_data import RobAttrModelCardData
 from .pictures import plot_attribution_maps, plot_training_curves
+from .publish import defer_hub_push, publish_run
 from .push import HubPushError, check_output_dir, push_to_hub
 
 
@@ -13,8 +14,10 @@ __all__ = [
     "RobAttrModelCardData",
     "build_model_card",
     "check_output_dir",
+    "defer_hub_push",
     "plot_attribution_maps",
     "plot_training_curves",
+    "publish_run",
     "push_to_hub",
     "save_model_card",
     "template_path",

@@ -17,6 +17,7 @@ import torch
 from ..attribution.attention import ATTENTION_METHODS, attention_weights_enabled
 from ..attribution.core import get_method
 from ..attribution.inputs import IMAGE, forward_logits, frozen_eval, prepare_inputs, twice_differentiable_attention
+from ..metrics.compute import unwrap_model
 from ..robustness.attacks import AttackSettings, get_attack
 from .pictures import plot_attribution_maps
 
@@ -57,6 +58,7 @@ def attacked_attributions(
     method_kwargs: Mapping[str, Any] | None = None,
 ) -> AttackedMaps:
     """Attribution maps of ``inputs`` before and after ``attack`` (the core's attack, label preserved)."""
+    model = unwrap_model(model)
     runner = get_method(method, **dict(method_kwargs or {}))
     settings = AttackSettings(epsilon=float(epsilon), norm=norm, num_steps=num_steps, k=k)
     with contextlib.ExitStack() as stack:

@@ -145,7 +145,10 @@ def model_section(data: RobAttrModelCardData) -> str:
 def training_section(data: RobAttrModelCardData) -> str:
     """The training regime, plus every non-default training argument when the callback recorded them."""
     training = data.training
-    rows = [(label, training[key]) for key, label in _TRAINING_ROWS if training.get(key) is not None]
+    hidden = {"regularizer_weight"} if training.get("regularizer") in (None, "none") else set()
+    rows = [
+        (label, training[key]) for key, label in _TRAINING_ROWS if training.get(key) is not None and key not in hidden
+    ]
     lr, batch = training.get("learning_rate"), training.get("total_train_batch_size")
     if isinstance(lr, (int, float)) and isinstance(batch, (int, float)) and batch:
         rows.insert(4, ("Learning rate / total batch size", lr / batch))
@@ -187,15 +190,16 @@ def results_section(data: RobAttrModelCardData) -> str:
     if scores:
         methods = list(dict.fromkeys(key.split("/", 1)[0] for key in scores))
         measures = list(dict.fromkeys(key.split("/", 1)[1] for key in scores))
-        lines = ["| Method | " + " | ".join(measures) + " |", "|---" * (len(measures) + 1) + "|"]
         spreads = data.robustness_spreads
-        for method in methods:
+        # One row per measure, one column per method: stays readable with a dozen measures.
+        lines = ["| Measure | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for measure in measures:
             cells = []
-            for measure in measures:
+            for method in methods:
                 key = f"{method}/{measure}"
                 cell = _fmt(scores.get(key))
                 cells.append(f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell)
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {measure} | " + " | ".join(cells) + " |")
         config = {k: v for k, v in data.robustness_config.items() if v is not None and k != "num_examples"}
         how = ", ".join(f"{key}={_fmt(value)}" for key, value in config.items())
         count = data.num_examples
@@ -356,5 +360,5 @@ def save_model_card(
     card = build_model_card(card_data, output_dir, template=template)
     path = output_dir / CARD_FILE
     card.save(path)
-    logger.info("Model card written to %s", path)
+    logger.debug("Model card written to %s", path)
     return path

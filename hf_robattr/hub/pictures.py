@@ -56,22 +56,21 @@ def plot_training_curves(log_history: Sequence[dict[str, Any]], path: str | Path
     """
     robustness = _series(log_history, ROBUSTNESS_KEY)
     sharpness = {key: value for key, value in _series(log_history, SHARPNESS_KEY).items() if key not in robustness}
-    panels = [
-        (title, data) for title, data in (("Attribution robustness", robustness), ("Sharpness", sharpness)) if data
-    ]
+    # Robustness similarities share one axis; each sharpness estimate has its own scale, so its own panel.
+    panels = [("Attribution robustness", robustness)] if robustness else []
+    panels += [(_LABEL_PREFIX.sub("", key), {key: series}) for key, series in sorted(sharpness.items())]
     if not panels:
         return None
     plt = _pyplot()
-    figure, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for axis, (title, data) in zip(axes[0], panels):
         for key, (steps, values) in sorted(data.items()):
             axis.plot(steps, values, marker="o", markersize=3, label=_LABEL_PREFIX.sub("", key))
-        if title == "Sharpness" and all(v > 0 for _, values in data.values() for v in values):
-            axis.set_yscale("log")
-        axis.set_title(title)
+        axis.set_title(title, fontsize=10)
         axis.set_xlabel("training step")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+        if len(data) > 1:
+            axis.legend(fontsize=7)
     figure.tight_layout()
     path = Path(path)
     figure.savefig(path, dpi=100)

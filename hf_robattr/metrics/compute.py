@@ -43,7 +43,7 @@ def _check_options(core: Callable[..., Any], options: dict[str, Any]) -> None:
         )
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
     """The bare module under DDP/DataParallel/compile wrappers (a DDP forward on one rank would deadlock)."""
     while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
         model = model.module
@@ -109,7 +109,7 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
 
     core = _scoring_core()
     _check_options(core, options)
-    model = _unwrap(model)
+    model = unwrap_model(model)
     rank, world_size = _distributed()
     if world_size == 1:
         return core(model, inputs, **options)

@@ -111,3 +111,25 @@ def test_real_upload(run_dir, monkeypatch):
         assert any(name.startswith("modeling_") for name in files)
     finally:
         api.delete_repo(repo_id, missing_ok=True)
+
+
+def test_recipe_wiring_defers_the_trainer_push(run_dir, online, monkeypatch, tmp_path):
+    import torch
+    from transformers import AutoModelForImageClassification, TrainingArguments
+
+    args = TrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_model_id="org/tiny", report_to=[])
+    assert hf_robattr.defer_hub_push(args) is True and args.push_to_hub is False
+    assert hf_robattr.defer_hub_push(args) is False  # already taken over
+    with pytest.raises(ValueError, match="hub_model_id"):
+        hf_robattr.defer_hub_push(TrainingArguments(output_dir=str(tmp_path), push_to_hub=True, report_to=[]))
+
+    model = AutoModelForImageClassification.from_pretrained(run_dir)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", UNREACHABLE)
+    with pytest.raises(HubPushError, match="is complete; retry"):
+        hf_robattr.publish_run(
+            run_dir, model=model, inputs=torch.rand(3, 1, 8, 8), repo_id="org/tiny", push=True, token="hf_x"
+        )
+    # the failed push left a complete, loadable folder with its card and pictures
+    hf_robattr.check_output_dir(run_dir)
+    assert (run_dir / "attribution_maps.png").is_file()
+    assert "org/tiny" in (run_dir / "README.md").read_text()

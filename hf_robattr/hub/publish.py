@@ -1,0 +1,59 @@
+"""The two calls a training recipe needs: take the push over from the Trainer, then write the card and push."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .card import save_model_card
+from .push import push_to_hub
+
+
+def defer_hub_push(args: Any) -> bool:
+    """Turn off the ``Trainer``'s own push and return whether ``--push_to_hub`` was asked for.
+
+    With ``push_to_hub=True`` a ``Trainer`` creates the repo when it is built (so an offline run fails before
+    training), uploads every checkpoint, and replaces ``README.md`` with its generic card. Call this on the
+    training arguments before building the ``Trainer``, then :func:`publish_run` once the run folder is complete.
+    """
+    requested = bool(getattr(args, "push_to_hub", False))
+    if requested and not getattr(args, "hub_model_id", None):
+        raise ValueError("`--push_to_hub` needs `--hub_model_id ORG/NAME`: the Hub repo to create and upload to.")
+    args.push_to_hub = False
+    return requested
+
+
+def publish_run(
+    output_dir: str | Path,
+    *,
+    model: Any = None,
+    inputs: Any = None,
+    tokenizer: Any = None,
+    repo_id: str | None = None,
+    push: bool = False,
+    token: str | None = None,
+    private: bool | None = None,
+) -> Path:
+    """Write ``OUTPUT_DIR/README.md`` with its pictures, then upload the folder when ``push`` is true.
+
+    Args:
+        output_dir: the finished run folder (model files and ``results.json``).
+        model: the trained model; with ``inputs`` the card gets attribution maps, clean beside attacked.
+        inputs: a few test samples (pixel values or a tokenized batch).
+        tokenizer: for text models, labels the attribution picture with tokens.
+        repo_id: ``ORG/NAME``, used in the card's usage snippet and as the push target.
+        push: upload with :func:`~hf_robattr.hub.push_to_hub` (a failure raises ``HubPushError``; the folder
+            stays complete, so ``hf-robattr push OUTPUT_DIR REPO_ID`` can retry).
+        token: the Hub token (default ``HF_TOKEN`` or the stored login).
+        private: create the repo private.
+
+    Returns:
+        The path of the card.
+    """
+    if push and not repo_id:
+        raise ValueError("`push=True` needs `repo_id` ('ORG/NAME').")
+    fields = {"model_id": repo_id} if repo_id else {}
+    card = save_model_card(output_dir, model=model, inputs=inputs, tokenizer=tokenizer, **fields)
+    if push:
+        push_to_hub(output_dir, repo_id, token=token, private=private)
+    return card
