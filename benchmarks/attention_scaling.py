@@ -6,40 +6,34 @@ Usage::
     python benchmarks/attention_scaling.py --lengths 256 1024 --model-tokens 0   # quick run, no whole-model row
 
 It prints a markdown table of times, their ratio and peak memory per sequence length, the log-log slopes of time
-against N (1 = linear, 2 = quadratic), the whole-model ratio for a 1-layer ViT whose image gives ~16384 tokens, and
-whether the issue's targets hold. Peak memory is the growth of the process's resident set during one forward+backward
-(``VmHWM`` after a reset via ``/proc/self/clear_refs``, Linux only); the script re-executes itself with
-``MALLOC_MMAP_THRESHOLD_`` set so that freed tensors go back to the OS and do not hide later peaks. The CPU is shared:
-note the machine load next to the numbers.
+against N (1 = linear, 2 = quadratic), the whole-model ratio for a 1-layer ViT whose image gives 16385 tokens, and
+whether the issue's targets hold.
+
+Times are measured in this process (fastest of several runs: on a shared CPU other processes only ever add time).
+Peak memory is measured in a child process started with ``MALLOC_MMAP_THRESHOLD_`` set, so that freed tensors go
+back to the OS and cannot hide a later peak; it is the growth of the resident set during one forward+backward
+(``VmHWM`` after a reset through ``/proc/self/clear_refs``, Linux only). That allocator setting slows large
+allocations down, which is why timing does not run under it. The CPU may be shared: note the load next to numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 
 DEFAULT_LENGTHS = [256, 512, 1024, 2048, 4096, 8192, 16384]
-_MMAP_ENV = "MALLOC_MMAP_THRESHOLD_"
-
-
-@dataclass
-class Measurement:
-    """Fastest forward+backward seconds over the repeats, and peak extra resident memory (MiB) of one run."""
-
-    seconds: float
-    peak_mib: float
-    repeats: int
 
 
 def _rss_mib(field: str) -> float:
@@ -47,30 +41,27 @@ def _rss_mib(field: str) -> float:
         return int(re.search(rf"{field}:\s+(\d+)", status.read()).group(1)) / 1024
 
 
-def _reset_peak_rss() -> None:
-    with open("/proc/self/clear_refs", "w") as clear_refs:
-        clear_refs.write("5")
-
-
-def measure(
-    step: Callable[[], None], min_seconds: float = 1.0, min_repeats: int = 3, max_repeats: int = 20
-) -> Measurement:
-    """Warm up once, then time runs (the first also measures peak memory) until both minimums are met.
-
-    The minimum over repeats is reported: on a shared CPU, other processes only ever add time.
-    """
+def peak_memory_mib(step: Callable[[], None]) -> float:
+    """Resident-memory growth (MiB) during one call of ``step``, after one warm-up call."""
     step()
     before = _rss_mib("VmRSS")
-    _reset_peak_rss()
-    start = time.perf_counter()
+    with open("/proc/self/clear_refs", "w") as clear_refs:
+        clear_refs.write("5")  # resets VmHWM to the current resident set
     step()
-    times = [time.perf_counter() - start]
-    peak = max(_rss_mib("VmHWM") - before, 0.0)
+    return max(_rss_mib("VmHWM") - before, 0.0)
+
+
+def fastest_seconds(
+    step: Callable[[], None], min_seconds: float, min_repeats: int = 3, max_repeats: int = 20
+) -> float:
+    """Fastest of the timed calls of ``step`` after one warm-up; calls go on until both minimums are met."""
+    step()
+    times: list[float] = []
     while (sum(times) < min_seconds or len(times) < min_repeats) and len(times) < max_repeats:
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return Measurement(min(times), peak, len(times))
+    return min(times)
 
 
 class _KernelModule(nn.Module):
@@ -83,7 +74,7 @@ class _KernelModule(nn.Module):
 
 
 def attention_op_step(kind: str, length: int, heads: int, head_dim: int, feature_map: str) -> Callable[[], None]:
-    """A closure running one forward+backward of the attention op alone (B=1)."""
+    """A closure running one forward+backward of the attention op alone (B=1): ``kind`` is "sdpa" or "kernel"."""
     from hf_robattr.models import build_feature_map, kernel_attention_forward
 
     generator = torch.Generator().manual_seed(0)
@@ -103,7 +94,7 @@ def attention_op_step(kind: str, length: int, heads: int, head_dim: int, feature
 
 
 def vit_step(attention_type: str, tokens: int, heads: int, head_dim: int, feature_map: str) -> Callable[[], None]:
-    """A closure running one training forward+backward of a 1-layer RobAttr ViT whose image gives ~``tokens`` tokens."""
+    """A closure running one training forward+backward of a 1-layer RobAttr ViT whose image gives ``tokens`` tokens."""
     from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
 
     patch = 16
@@ -131,6 +122,22 @@ def vit_step(attention_type: str, tokens: int, heads: int, head_dim: int, featur
     return step
 
 
+def benchmark_steps(args: argparse.Namespace) -> dict[str, Callable[[], Callable[[], None]]]:
+    """Name -> factory of the step to measure, in measuring order."""
+    steps: dict[str, Callable[[], Callable[[], None]]] = {}
+    for length in args.lengths:
+        for kind in ("sdpa", "kernel"):
+            steps[f"{kind}-{length}"] = lambda kind=kind, length=length: attention_op_step(
+                kind, length, args.heads, args.head_dim, args.feature_map
+            )
+    if args.model_tokens > 0:
+        for attention_type in ("softmax", "kernel"):
+            steps[f"vit-{attention_type}"] = lambda attention_type=attention_type: vit_step(
+                attention_type, args.model_tokens, args.heads, args.head_dim, args.feature_map
+            )
+    return steps
+
+
 def loglog_slope(lengths: list[int], seconds: list[float]) -> float:
     """Least-squares slope of log(time) against log(N)."""
     xs, ys = [math.log(n) for n in lengths], [math.log(s) for s in seconds]
@@ -138,8 +145,53 @@ def loglog_slope(lengths: list[int], seconds: list[float]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sum((x - mean_x) ** 2 for x in xs)
 
 
+def _memory_in_child(argv: list[str]) -> dict[str, float]:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    result = subprocess.run(
+        [sys.executable, __file__, *argv, "--memory-only"], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def report(args: argparse.Namespace, seconds: dict[str, float], peaks: dict[str, float]) -> None:
+    """Print the markdown table, the slopes, the whole-model ratio and the targets."""
+    print(
+        f"Forward+backward on the CPU ({torch.get_num_threads()} threads, torch {torch.__version__}), "
+        f"B=1, H={args.heads}, D={args.head_dim}, kernel feature map {args.feature_map!r}; "
+        f"load average {os.getloadavg()[0]:.2f}.\n"
+    )
+    print("| N | SDPA (ms) | kernel (ms) | SDPA / kernel | kernel µs/token | SDPA peak (MiB) | kernel peak (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    for n in args.lengths:
+        sdpa, kernel = seconds[f"sdpa-{n}"], seconds[f"kernel-{n}"]
+        print(
+            f"| {n} | {sdpa * 1e3:.1f} | {kernel * 1e3:.1f} | {sdpa / kernel:.1f}x | {kernel * 1e6 / n:.2f} "
+            f"| {peaks[f'sdpa-{n}']:.1f} | {peaks[f'kernel-{n}']:.1f} |"
+        )
+    print("\nTimes: fastest of >= 3 runs after a warm-up. Peak: resident-memory growth during one forward+backward.")
+
+    large = [n for n in args.lengths if n >= 1024] or args.lengths
+    if len(large) >= 2:
+        kernel_slope = loglog_slope(large, [seconds[f"kernel-{n}"] for n in large])
+        sdpa_slope = loglog_slope(large, [seconds[f"sdpa-{n}"] for n in large])
+        print(f"\nlog-log slope of time vs N (N >= {large[0]}): kernel {kernel_slope:.2f}, SDPA {sdpa_slope:.2f}")
+        print(f"- target kernel time linear in N (slope <= 1.2): {'PASS' if kernel_slope <= 1.2 else 'FAIL'}")
+    last = args.lengths[-1]
+    ratio = seconds[f"sdpa-{last}"] / seconds[f"kernel-{last}"]
+    print(f"- target SDPA / kernel >= 50x at N={last}: {ratio:.1f}x {'PASS' if ratio >= 50 else 'FAIL'}")
+
+    if args.model_tokens > 0:
+        softmax, kernel = seconds["vit-softmax"], seconds["vit-kernel"]
+        print(
+            f"\n1-layer ViT (hidden {args.heads * args.head_dim}, {args.model_tokens} tokens), training "
+            f"forward+backward: softmax (SDPA) {softmax * 1e3:.0f} ms / {peaks['vit-softmax']:.0f} MiB, "
+            f"kernel {kernel * 1e3:.0f} ms / {peaks['vit-kernel']:.0f} MiB; whole-model ratio {softmax / kernel:.1f}x"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the markdown report."""
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=DEFAULT_LENGTHS)
     parser.add_argument("--heads", type=int, default=4)
@@ -152,59 +204,24 @@ def main(argv: list[str] | None = None) -> int:
         "--min-seconds", type=float, default=1.0, help="keep timing a configuration at least this long"
     )
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    rows = []
-    for length in args.lengths:
-        sdpa = measure(
-            attention_op_step("sdpa", length, args.heads, args.head_dim, args.feature_map), args.min_seconds
-        )
-        kernel = measure(
-            attention_op_step("kernel", length, args.heads, args.head_dim, args.feature_map), args.min_seconds
-        )
-        rows.append((length, sdpa, kernel))
-        print(f"measured N={length}", file=sys.stderr, flush=True)
-
-    print(
-        f"Forward+backward on the CPU ({torch.get_num_threads()} threads, torch {torch.__version__}), "
-        f"B=1, H={args.heads}, D={args.head_dim}, kernel feature map {args.feature_map!r}; "
-        f"load average {os.getloadavg()[0]:.2f}.\n"
-    )
-    print("| N | SDPA (ms) | kernel (ms) | SDPA / kernel | kernel µs/token | SDPA peak (MiB) | kernel peak (MiB) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for length, sdpa, kernel in rows:
-        print(
-            f"| {length} | {sdpa.seconds * 1e3:.1f} | {kernel.seconds * 1e3:.1f} | {sdpa.seconds / kernel.seconds:.1f}x "
-            f"| {kernel.seconds * 1e6 / length:.2f} | {sdpa.peak_mib:.1f} | {kernel.peak_mib:.1f} |"
-        )
-    print("\nTimes: fastest of >= 3 runs after a warm-up. Peak: resident-memory growth during one forward+backward.")
-
-    large = [(n, s, k) for n, s, k in rows if n >= 1024] or rows
-    if len(large) >= 2:
-        lengths = [n for n, _, _ in large]
-        kernel_slope = loglog_slope(lengths, [k.seconds for _, _, k in large])
-        sdpa_slope = loglog_slope(lengths, [s.seconds for _, s, _ in large])
-        print(f"\nlog-log slope of time vs N (N >= {lengths[0]}): kernel {kernel_slope:.2f}, SDPA {sdpa_slope:.2f}")
-        print(f"- target kernel time linear in N (slope <= 1.2): {'PASS' if kernel_slope <= 1.2 else 'FAIL'}")
-    last_n, last_sdpa, last_kernel = rows[-1]
-    ratio = last_sdpa.seconds / last_kernel.seconds
-    print(f"- target SDPA / kernel >= 50x at N={last_n}: {ratio:.1f}x {'PASS' if ratio >= 50 else 'FAIL'}")
-
-    if args.model_tokens > 0:
-        softmax = measure(vit_step("softmax", args.model_tokens, args.heads, args.head_dim, args.feature_map), 0.0, 2)
-        kernel = measure(vit_step("kernel", args.model_tokens, args.heads, args.head_dim, args.feature_map), 0.0, 2)
-        print(
-            f"\n1-layer ViT (hidden {args.heads * args.head_dim}, {args.model_tokens} tokens), training "
-            f"forward+backward: softmax (SDPA) {softmax.seconds * 1e3:.0f} ms / {softmax.peak_mib:.0f} MiB, "
-            f"kernel {kernel.seconds * 1e3:.0f} ms / {kernel.peak_mib:.0f} MiB; "
-            f"whole-model ratio {softmax.seconds / kernel.seconds:.1f}x"
-        )
+    steps = benchmark_steps(args)
+    if args.memory_only:
+        print(json.dumps({name: peak_memory_mib(make()) for name, make in steps.items()}))
+        return 0
+    seconds = {}
+    for name, make in steps.items():
+        # The whole model is slow at 16k tokens; two runs are enough there.
+        seconds[name] = fastest_seconds(make(), args.min_seconds, min_repeats=2 if name.startswith("vit") else 3)
+        print(f"timed {name}", file=sys.stderr, flush=True)
+    peaks = _memory_in_child(argv) if sys.platform.startswith("linux") else dict.fromkeys(steps, float("nan"))
+    report(args, seconds, peaks)
     return 0
 
 
 if __name__ == "__main__":
-    if _MMAP_ENV not in os.environ and sys.platform.startswith("linux"):
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, _MMAP_ENV: "65536"})
     sys.exit(main())
