@@ -38,7 +38,7 @@ def _exact_parameter_hessian(model, batch):
 def test_hutchinson_trace_matches_the_exact_trace(small):
     model, batch = small
     exact = torch.trace(_exact_parameter_hessian(model, batch)).item()
-    estimate = hessian_trace(model, batch, num_probes=400, seed=0)
+    estimate = hessian_trace(model, batch, num_probes=400, seed=0, rel_stderr=None)
     assert estimate.num_probes == 400 and estimate.stderr > 0
     assert abs(estimate.value - exact) < 4 * estimate.stderr
 
@@ -54,7 +54,7 @@ def test_power_iteration_finds_the_top_eigenvalue(small):
 def test_input_curvature_matches_exact_input_hessians(small):
     model, batch = small
     probes = 300
-    estimate = input_curvature(model, batch, num_probes=probes, seed=0)
+    estimate = input_curvature(model, batch, num_probes=probes, seed=0, rel_stderr=None)
     # Same directions as the estimator draws: per probe, one unit direction per example.
     generator = torch.Generator().manual_seed(0)
     directions = torch.randn((probes, 8, 4), generator=generator)
@@ -73,7 +73,7 @@ def test_state_and_flags_are_restored(small):
     model.train()
     model[0].requires_grad_(False)
     for diagnostic in (hessian_trace, input_curvature):
-        diagnostic(model, batch, num_probes=4)
+        diagnostic(model, batch, num_probes=4, rel_stderr=None)
     hessian_top_eigenvalue(model, batch, num_iterations=3)
     assert model.training
     assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
@@ -81,8 +81,12 @@ def test_state_and_flags_are_restored(small):
 
 def test_same_seed_same_estimate(small):
     model, batch = small
-    assert hessian_trace(model, batch, num_probes=10, seed=5) == hessian_trace(model, batch, num_probes=10, seed=5)
-    assert hessian_trace(model, batch, num_probes=10, seed=5) != hessian_trace(model, batch, num_probes=10, seed=6)
+    assert hessian_trace(model, batch, num_probes=10, seed=5, rel_stderr=None) == hessian_trace(
+        model, batch, num_probes=10, seed=5, rel_stderr=None
+    )
+    assert hessian_trace(model, batch, num_probes=10, seed=5, rel_stderr=None) != hessian_trace(
+        model, batch, num_probes=10, seed=6, rel_stderr=None
+    )
 
 
 def test_hf_models_and_text(small):
@@ -106,7 +110,10 @@ def test_hf_models_and_text(small):
         "attention_mask": mask,
         "labels": torch.tensor([0, 1]),
     }
-    for value in (hessian_trace(bert, batch, num_probes=4), input_curvature(bert, batch, num_probes=4)):
+    for value in (
+        hessian_trace(bert, batch, num_probes=4, rel_stderr=None),
+        input_curvature(bert, batch, num_probes=4, rel_stderr=None),
+    ):
         assert math.isfinite(value.value) and math.isfinite(value.stderr)
     entropies = attention_entropy(bert, batch)
     assert len(entropies) == 1 and 0 < entropies[0] <= math.log(4)
@@ -148,3 +155,13 @@ def test_batch_without_labels_is_rejected(small):
     model, batch = small
     with pytest.raises(ValueError, match="`labels`"):
         input_curvature(model, {"pixel_values": batch["pixel_values"]})
+
+
+def test_probes_are_added_until_the_stderr_target(small):
+    model, batch = small
+    fixed = hessian_trace(model, batch, num_probes=4, rel_stderr=None)
+    adaptive = hessian_trace(model, batch, num_probes=4, rel_stderr=0.1, max_probes=3000)
+    assert fixed.num_probes == 4
+    assert adaptive.num_probes > 4 and adaptive.stderr <= 0.1 * abs(adaptive.value)
+    capped = hessian_trace(model, batch, num_probes=4, rel_stderr=1e-9, max_probes=60)
+    assert capped.num_probes == 60
