@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any
 
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import PreTrainedModel, Trainer
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .arguments import RobAttrTrainingArguments
 from .regularizers import Regularizer, get_regularizer_class
@@ -110,6 +112,25 @@ class RobAttrTrainer(Trainer):
             loss, penalty = self.regularizer.step(model, inputs, core=core, backward=self._scaled_backward)
         self._record(loss, penalty)
         return self.regularizer.objective(loss, penalty).detach() / self.current_gradient_accumulation_steps
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Load checkpoint weights through ``from_pretrained`` so that checkpoint key renames apply.
+
+        transformers 5.x saves ViT weights under the checkpoint layout (``encoder.layer.N.attention.attention.query``)
+        but ``Trainer._load_from_checkpoint`` loads the file with a plain ``load_state_dict`` into the v5 module
+        layout (``layers.N.attention.q_proj``): every renamed weight is reported missing and silently keeps its
+        current value, so ``--resume_from_checkpoint`` would not resume. ``from_pretrained`` applies the renames.
+        FSDP, DeepSpeed and non-``PreTrainedModel`` models keep ``Trainer``'s loader.
+        """
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        weights = os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
+        if self.is_fsdp_enabled or self.is_deepspeed_enabled or not isinstance(unwrapped, PreTrainedModel):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        if not os.path.isfile(weights):
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        loaded = type(unwrapped).from_pretrained(resume_from_checkpoint, config=unwrapped.config)
+        unwrapped.load_state_dict(loaded.state_dict(), strict=True)
+        return None
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``data_loss`` and ``regularizer_penalty`` (averaged since the last log) to training-loss logs."""

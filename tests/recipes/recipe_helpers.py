@@ -1,0 +1,59 @@
+"""Helpers to run the recipes in-process (``main(argv)``) and as a 2-process ``accelerate launch``."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = ROOT / "recipes"
+
+# A few steps of the tiny defaults, a tiny robustness evaluation.
+QUICK = [
+    "--max_steps", "4",
+    "--logging_steps", "2",
+    "--per_device_train_batch_size", "8",
+    "--max_eval_samples", "16",
+    "--robustness_num_examples", "4",
+    "--robustness_num_steps", "1",
+    "--robustness_num_samples", "1",
+    "--disable_tqdm", "true",
+    "--save_strategy", "no",
+    "--report_to", "none",
+    "--use_cpu",
+]  # fmt: skip
+
+
+def load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def launch_two_processes(recipe: str, argv: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+    """``accelerate launch`` the recipe on 2 CPU processes (gloo DDP), as documented in the README."""
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch",
+        "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", "29517",
+        str(RECIPES / f"{recipe}.py"), *argv,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def read_results(output_dir) -> dict:
+    return json.loads((Path(output_dir) / "results.json").read_text())
+
+
+def read_weights(output_dir) -> dict:
+    return load_file(str(Path(output_dir) / "model.safetensors"))

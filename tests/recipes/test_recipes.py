@@ -1,0 +1,103 @@
+"""The recipes end to end: single process (in-process ``main``), 2-process DDP launch, resume, and saved outputs."""
+
+import json
+
+import pytest
+import torch
+from recipe_helpers import QUICK, launch_two_processes, read_results, read_weights
+from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+
+
+TRAINING_KEYS = {
+    "optimizer", "learning_rate", "per_device_train_batch_size", "total_train_batch_size", "regularizer",
+    "regularizer_weight", "num_train_epochs", "max_steps", "seed", "target_train_loss", "target_reached",
+    "train_runtime_s", "global_step",
+}  # fmt: skip
+
+
+def check_results(results: dict, *, architecture: str, steps: int) -> None:
+    assert set(results) >= {"model", "training", "dataset", "eval", "robustness", "robustness_config", "log_history"}
+    assert set(results["model"]) >= {"architecture", "attention_type", "kernel_feature_map", "model_name_or_path"}
+    assert results["model"]["architecture"] == architecture
+    assert set(results["training"]) >= TRAINING_KEYS
+    assert results["training"]["global_step"] == steps
+    assert set(results["dataset"]) >= {"name", "config", "eval_split", "num_eval_samples"}
+    assert 0.0 <= results["eval"]["accuracy"] <= 1.0 and results["eval"]["loss"] > 0
+    assert "saliency/topk_intersection" in results["robustness"]
+    assert all(isinstance(v, float) for v in results["robustness"].values())
+    assert set(results["robustness_config"]) >= {"methods", "attack", "epsilon", "norm", "num_steps", "k"}
+    assert any("loss" in row for row in results["log_history"])
+
+
+def test_vit_recipe_single_process(recipes, tmp_path):
+    argv = ["--output_dir", str(tmp_path), *QUICK, "--attention_type", "kernel", "--regularizer", "input_grad_norm"]
+    results = recipes["train_vit"].main(argv)
+    check_results(read_results(tmp_path), architecture="RobAttrViTForImageClassification", steps=4)
+    assert results["model"]["attention_type"] == "kernel" and results["training"]["regularizer"] == "input_grad_norm"
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert "AutoModelForImageClassification" in config["auto_map"]
+    assert (tmp_path / "modeling_robattr_vit.py").exists() and (tmp_path / "preprocessor_config.json").exists()
+    model = AutoModelForImageClassification.from_pretrained(tmp_path)
+    assert model.config.attention_type == "kernel"
+
+
+def test_bert_recipe_single_process_with_target_loss(recipes, tmp_path):
+    argv = ["--output_dir", str(tmp_path), *QUICK, "--target_train_loss", "50", "--regularizer", "sam"]
+    recipes["train_bert"].main(argv)
+    results = read_results(tmp_path)
+    check_results(results, architecture="RobAttrBertForSequenceClassification", steps=2)
+    assert results["training"]["target_reached"] is True
+    assert results["training"]["optimizer"] == "adamw"  # the BERT recipe's default regime
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert model.config.num_labels == 2 and (tmp_path / "tokenizer.json").exists()
+
+
+def test_recipe_fails_fast_on_bad_dataset_column(recipes, tmp_path):
+    with pytest.raises(ValueError, match="--image_column='picture'"):
+        recipes["train_vit"].main(["--output_dir", str(tmp_path), *QUICK, "--image_column", "picture"])
+
+
+def test_resume_from_checkpoint_reaches_the_same_weights(recipes, tmp_path):
+    common = [*QUICK, "--max_steps", "6", "--regularizer", "sam", "--robustness_num_examples", "0"]
+    recipes["train_vit"].main(["--output_dir", str(tmp_path / "straight"), *common])
+    recipes["train_vit"].main(
+        ["--output_dir", str(tmp_path / "interrupted"), *common, "--save_strategy", "steps", "--save_steps", "3"]
+    )
+    checkpoint = tmp_path / "interrupted" / "checkpoint-3"
+    recipes["train_vit"].main(
+        ["--output_dir", str(tmp_path / "resumed"), *common, "--resume_from_checkpoint", str(checkpoint)]
+    )
+    straight, resumed = read_weights(tmp_path / "straight"), read_weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)
+    assert read_results(tmp_path / "resumed")["training"]["global_step"] == 6
+
+
+@pytest.mark.slow
+def test_vit_two_process_launch_equals_one_process_with_the_global_batch(recipes, tmp_path):
+    """2 ranks x 8 examples see the same global batches as 1 process x 16: same logged losses, same weights."""
+    common = [*QUICK, "--max_steps", "4", "--regularizer", "input_grad_norm", "--robustness_num_examples", "2"]
+    launch_two_processes("train_vit", ["--output_dir", str(tmp_path / "ddp"), *common])
+    recipes["train_vit"].main(
+        ["--output_dir", str(tmp_path / "single"), *common, "--per_device_train_batch_size", "16"]
+    )
+    ddp, single = read_results(tmp_path / "ddp"), read_results(tmp_path / "single")
+    assert ddp["training"]["total_train_batch_size"] == single["training"]["total_train_batch_size"] == 16
+    ddp_losses = [row["loss"] for row in ddp["log_history"] if "loss" in row]
+    single_losses = [row["loss"] for row in single["log_history"] if "loss" in row]
+    assert ddp_losses == pytest.approx(single_losses, rel=1e-5)
+    for name, value in read_weights(tmp_path / "single").items():
+        torch.testing.assert_close(read_weights(tmp_path / "ddp")[name], value, rtol=1e-5, atol=1e-6, msg=name)
+    outputs = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert outputs.count("results.json") == 1 and outputs.count("model.safetensors") == 1
+
+
+@pytest.mark.slow
+def test_bert_two_process_launch(tmp_path):
+    launch_two_processes(
+        "train_bert", ["--output_dir", str(tmp_path), *QUICK, "--regularizer", "ig_norm", "--ig_chunk_size", "5"]
+    )
+    results = read_results(tmp_path)
+    check_results(results, architecture="RobAttrBertForSequenceClassification", steps=4)
+    assert results["training"]["total_train_batch_size"] == 16
