@@ -115,7 +115,28 @@ def draw_attribution_picture(
             attacked_images=maps.attacked_features,
             title=title,
         )
-    tokens = None
+    clean, attacked, tokens = maps.clean_maps, maps.attacked_maps, None
     if tokenizer is not None and isinstance(inputs, Mapping) and "input_ids" in inputs:
-        tokens = [tokenizer.convert_ids_to_tokens(row) for row in _head(inputs, num_samples)["input_ids"].tolist()]
-    return plot_attribution_maps(maps.clean_maps, maps.attacked_maps, path, tokens=tokens, title=title)
+        clean, attacked, tokens = _without_special_tokens(
+            clean, attacked, _head(inputs, num_samples)["input_ids"], tokenizer
+        )
+        title += " (special tokens hidden)"
+    return plot_attribution_maps(clean, attacked, path, tokens=tokens, title=title)
+
+
+def _without_special_tokens(
+    clean: torch.Tensor, attacked: torch.Tensor, input_ids: torch.Tensor, tokenizer: Any
+) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+    """Drop [CLS]/[SEP]/[PAD]-like positions (they dwarf the words in a bar chart); rows are NaN-padded."""
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    rows = []
+    for ids in input_ids.tolist():
+        keep = [position for position, token_id in enumerate(ids) if token_id not in special] or list(range(len(ids)))
+        rows.append((keep, tokenizer.convert_ids_to_tokens([ids[p] for p in keep])))
+    width = max(len(keep) for keep, _ in rows)
+    new_clean = torch.full((len(rows), width), float("nan"))
+    new_attacked = torch.full((len(rows), width), float("nan"))
+    for row, (keep, _) in enumerate(rows):
+        new_clean[row, : len(keep)] = clean[row, keep].float().cpu()
+        new_attacked[row, : len(keep)] = attacked[row, keep].float().cpu()
+    return new_clean, new_attacked, [tokens for _, tokens in rows]

@@ -154,7 +154,8 @@ def plot_attribution_maps(
             axis.bar(positions + 0.2, np.abs(attacked[row]), width=0.4, label="attacked")
             if tokens is not None:
                 axis.set_xticks(positions)
-                axis.set_xticklabels(list(tokens[row])[: len(positions)], rotation=90, fontsize=6)
+                labels = [*list(tokens[row])[: len(positions)], *[""] * max(0, len(positions) - len(tokens[row]))]
+                axis.set_xticklabels(labels, rotation=90, fontsize=6)
             if row == 0:
                 axis.legend(fontsize=7)
     if title:
