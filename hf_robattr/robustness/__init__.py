@@ -4,6 +4,7 @@ and the public entry point :func:`evaluate_attribution_robustness`."""
 from .attacks import ATTACKS, AttackResult, AttackSettings, get_attack
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
 from .evaluate import MEASURES, evaluate_attribution_robustness
+from .family import sensitivity_family
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 from .similarity import (
     SIMILARITY_MEASURES,
@@ -34,6 +35,7 @@ __all__ = [
     "input_curvature",
     "kendall_tau",
     "pearson",
+    "sensitivity_family",
     "sensitivity_measures",
     "spearman",
     "topk_intersection",

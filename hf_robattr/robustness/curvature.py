@@ -38,7 +38,8 @@ from hf_robattr.attribution.inputs import (
 # off-diagonal mass (top eigenvalue 172). So the estimators keep drawing probes until the relative stderr target is
 # met (or the cap is hit), and report how many they used. 30 input-curvature probes gave 2.5-4%.
 DEFAULT_TRACE_PROBES = 200
-DEFAULT_MAX_PROBES = 2000
+# Unless given, the cap on added probes is this many times ``num_probes`` (2000 for the trace default).
+MAX_PROBES_FACTOR = 10
 DEFAULT_REL_STDERR = 0.1
 DEFAULT_POWER_ITERATIONS = 30
 DEFAULT_INPUT_PROBES = 30
@@ -123,12 +124,13 @@ _PROBE_CHUNK = 25
 
 
 def _sample_until_precise(
-    draw: Callable[[int], torch.Tensor], num_probes: int, max_probes: int, rel_stderr: float | None
+    draw: Callable[[int], torch.Tensor], num_probes: int, max_probes: int | None, rel_stderr: float | None
 ) -> Estimate:
     """Mean and standard error of probe samples: ``num_probes`` first, then more (in chunks) until
     ``stderr <= rel_stderr * |mean|`` or ``max_probes`` samples are drawn."""
     if num_probes < 2:
         raise ValueError(f"`num_probes` must be >= 2 to report a standard error; got {num_probes}.")
+    max_probes = MAX_PROBES_FACTOR * num_probes if max_probes is None else max_probes
     samples = [draw(count) for count in _chunks(num_probes, _PROBE_CHUNK)]
     drawn = num_probes
     value, stderr = _mean_and_stderr(torch.cat(samples))
@@ -150,14 +152,14 @@ def hessian_trace(
     *,
     num_probes: int = DEFAULT_TRACE_PROBES,
     seed: int = 0,
-    max_probes: int = DEFAULT_MAX_PROBES,
+    max_probes: int | None = None,
     rel_stderr: float | None = DEFAULT_REL_STDERR,
 ) -> Estimate:
     """Hutchinson estimate of the trace of the loss Hessian in parameter space, ``E_v[v^T H v]`` with Rademacher
     ``v``, over the parameters that require grad (all parameters if none does).
 
     ``num_probes`` are drawn first; while the standard error exceeds ``rel_stderr`` times the estimate, more are
-    drawn, up to ``max_probes`` (``rel_stderr=None`` keeps exactly ``num_probes``). ``stderr`` is the standard error
+    drawn, up to ``max_probes`` (default ``10 * num_probes``; ``rel_stderr=None`` keeps exactly ``num_probes``). ``stderr`` is the standard error
     of the mean over probes; ``num_probes`` in the result is the number used.
     """
     flags = [param.requires_grad for param in model.parameters()]
@@ -209,7 +211,7 @@ def input_curvature(
     *,
     num_probes: int = DEFAULT_INPUT_PROBES,
     seed: int = 0,
-    max_probes: int = DEFAULT_MAX_PROBES,
+    max_probes: int | None = None,
     rel_stderr: float | None = DEFAULT_REL_STDERR,
 ) -> Estimate:
     """Input-space curvature: mean over examples and probes of ``||H_x v||_2``, where ``H_x`` is the Hessian of an

@@ -29,6 +29,7 @@ from hf_robattr.attribution.smoothing import softplus_smoothing
 
 from .attacks import AttackSettings, get_attack
 from .batching import count_batches, iter_batches, move
+from .family import perturbed_explanations
 from .perturbations import ball_radius, sample_ball
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
@@ -68,30 +69,6 @@ def _targets_for(targets: torch.Tensor | None, offset: int, size: int, device: t
     if part.shape[0] != size:
         raise ValueError(f"`targets` has {targets.shape[0]} entries, fewer than the examples in `inputs`.")
     return part.to(device)
-
-
-def _perturbed_explanations(
-    model: nn.Module,
-    method: AttributionMethod,
-    prepared: PreparedInputs,
-    targets: torch.Tensor,
-    offsets: torch.Tensor,
-    batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maps ``[B, S, ...]`` and logits ``[B, S, C]`` of ``prepared`` shifted by ``offsets`` ``[B, S, ...]``, run in
-    chunks of ``batch_size`` examples."""
-    batch, samples = offsets.shape[:2]
-    expanded = prepared.repeat_interleave(samples)
-    expanded = expanded.with_features(expanded.features + offsets.reshape(-1, *offsets.shape[2:]))
-    expanded_targets = targets.repeat_interleave(samples)
-    maps, logits = [], []
-    for start in range(0, batch * samples, batch_size):
-        part = slice(start, start + batch_size)
-        result = method.explain(model, expanded.select(part), expanded_targets[part])
-        maps.append(result.maps)
-        logits.append(result.logits)
-    maps_t, logits_t = torch.cat(maps), torch.cat(logits)
-    return maps_t.view(batch, samples, *maps_t.shape[1:]), logits_t.view(batch, samples, -1)
 
 
 def similarity_scores(
@@ -158,7 +135,7 @@ def _score_batch(
     if sensitivity_names:
         radius = ball_radius(prepared, settings.epsilon, settings.norm)
         offsets = sample_ball(prepared, radius, settings.norm, num_samples, generator)
-        maps, logits = _perturbed_explanations(model, method, prepared, targets, offsets, batch_size)
+        maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, batch_size)
         x = prepared.features
         scores.update(
             sensitivity_measures(

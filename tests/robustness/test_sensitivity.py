@@ -9,7 +9,7 @@ from captum.metrics import sensitivity_max
 from torch import nn
 
 from hf_robattr.attribution import Saliency, prepare_inputs
-from hf_robattr.robustness.evaluate import _perturbed_explanations
+from hf_robattr.robustness.family import perturbed_explanations, sensitivity_family
 from hf_robattr.robustness.sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 
 
@@ -27,7 +27,7 @@ def setup():
         targets = model(x).argmax(1)
     prepared = prepare_inputs(model, x)
     clean = Saliency().explain(model, prepared, targets).maps
-    perturbed, _logits = _perturbed_explanations(model, Saliency(), prepared, targets, noise, batch_size=5)
+    perturbed, _logits = perturbed_explanations(model, Saliency(), prepared, targets, noise, batch_size=5)
     ours = sensitivity_measures(clean, perturbed, inputs=x, perturbed_inputs=x.unsqueeze(1) + noise)
     return model, x, noise, targets, ours
 
@@ -124,3 +124,23 @@ def test_unknown_measure_is_named():
 @pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in SENSITIVITY_MEASURES])
 def test_values_are_non_negative(setup, name):
     assert torch.all(setup[4][name] >= 0)
+
+
+def test_sensitivity_family_takes_given_noise_and_checks_its_shape(setup):
+    model, x, noise, _targets, ours = setup
+    direct = sensitivity_family(model, x, perturbations=noise, keep_label=False, batch_size=7)
+    for name, values in ours.items():
+        torch.testing.assert_close(direct[name], values)
+    with pytest.raises(ValueError, match="`perturbations`"):
+        sensitivity_family(model, x, perturbations=noise[:, :, 0])
+
+
+def test_sensitivity_family_draws_from_the_ball_by_seed(setup):
+    model, x, *_ = setup
+    first = sensitivity_family(model, x, num_samples=4, seed=1)
+    assert torch.equal(
+        first["max_sensitivity"], sensitivity_family(model, x, num_samples=4, seed=1)["max_sensitivity"]
+    )
+    assert not torch.equal(
+        first["max_sensitivity"], sensitivity_family(model, x, num_samples=4, seed=2)["max_sensitivity"]
+    )

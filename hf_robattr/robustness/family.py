@@ -1,0 +1,103 @@
+"""Run the sensitivity family on a model: explain perturbed copies of each example in large batches.
+
+The same perturbed forward passes serve every measure of the family, and their logits serve the label check, so no
+pass is spent twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from hf_robattr.attribution.base import AttributionMethod
+from hf_robattr.attribution.core import get_method, resolve_targets
+from hf_robattr.attribution.inputs import (
+    PreparedInputs,
+    forward_logits,
+    frozen_eval,
+    prepare_inputs,
+    twice_differentiable_attention,
+)
+
+from .perturbations import ball_radius, sample_ball
+from .sensitivity import sensitivity_measures
+
+
+def perturbed_explanations(
+    model: nn.Module,
+    method: AttributionMethod,
+    prepared: PreparedInputs,
+    targets: torch.Tensor,
+    offsets: torch.Tensor,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps ``[B, S, ...]`` and logits ``[B, S, C]`` of ``prepared`` shifted by ``offsets`` ``[B, S, ...]``.
+
+    The ``B * S`` perturbed examples run in chunks of ``batch_size``, whatever ``B`` is.
+    """
+    batch, samples = offsets.shape[:2]
+    expanded = prepared.repeat_interleave(samples)
+    expanded = expanded.with_features(expanded.features + offsets.reshape(-1, *offsets.shape[2:]))
+    expanded_targets = targets.repeat_interleave(samples)
+    maps, logits = [], []
+    for start in range(0, batch * samples, batch_size):
+        part = slice(start, start + batch_size)
+        result = method.explain(model, expanded.select(part), expanded_targets[part])
+        maps.append(result.maps)
+        logits.append(result.logits)
+    maps_t, logits_t = torch.cat(maps), torch.cat(logits)
+    return maps_t.view(batch, samples, *maps_t.shape[1:]), logits_t.view(batch, samples, -1)
+
+
+def sensitivity_family(
+    model: nn.Module,
+    inputs: torch.Tensor | Mapping[str, Any],
+    *,
+    method: str = "saliency",
+    targets: torch.Tensor | Sequence[int] | None = None,
+    perturbations: torch.Tensor | None = None,
+    epsilon: float = 0.02,
+    norm: str = "linf",
+    num_samples: int = 10,
+    seed: int = 0,
+    batch_size: int = 256,
+    keep_label: bool = True,
+    measures: Sequence[str] | None = None,
+    method_kwargs: Mapping[str, Any] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Sensitivity measures per example, ``{name: [B]}`` (see :mod:`hf_robattr.robustness.sensitivity`).
+
+    ``perturbations`` ``[B, S, *feature_shape]`` are the offsets to add (pixels, or embeddings for text); without
+    them ``num_samples`` uniform draws from the ``epsilon`` ball are made from ``seed``. With ``keep_label``,
+    perturbed copies whose predicted label differs from the clean one are left out. The model runs in eval mode
+    with frozen parameters; its state is restored afterwards.
+    """
+    runner = get_method(method, **dict(method_kwargs or {}))
+    with frozen_eval(model), twice_differentiable_attention():
+        prepared = prepare_inputs(model, inputs)
+        with torch.no_grad():
+            labels = forward_logits(model, prepared).argmax(dim=1)
+        target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
+        target_ids = labels if targets is None else target_ids
+        if perturbations is None:
+            radius = ball_radius(prepared, epsilon, norm)
+            perturbations = sample_ball(prepared, radius, norm, num_samples, torch.Generator().manual_seed(seed))
+        expected = (prepared.batch_size, *prepared.features.shape[1:])
+        if perturbations.dim() != prepared.features.dim() + 1 or (
+            (perturbations.shape[0], *perturbations.shape[2:]) != expected
+        ):
+            raise ValueError(
+                f"`perturbations` must have shape [B, S, *feature_shape] = [{expected[0]}, S, "
+                f"{', '.join(map(str, expected[1:]))}]; got {list(perturbations.shape)}."
+            )
+        perturbations = perturbations.to(prepared.features)
+        clean = runner.explain(model, prepared, target_ids).maps
+        maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, batch_size)
+        valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else None
+        x = prepared.features
+        return sensitivity_measures(
+            clean, maps, inputs=x, perturbed_inputs=x.unsqueeze(1) + perturbations, valid=valid, measures=measures
+        )
