@@ -80,8 +80,10 @@ def sensitivity_family(
         prepared = prepare_inputs(model, inputs)
         with torch.no_grad():
             labels = forward_logits(model, prepared).argmax(dim=1)
-        target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
-        target_ids = labels if targets is None else target_ids
+        if targets is None:
+            target_ids = labels
+        else:
+            target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
         if perturbations is None:
             radius = ball_radius(prepared, epsilon, norm)
             perturbations = sample_ball(prepared, radius, norm, num_samples, torch.Generator().manual_seed(seed))
