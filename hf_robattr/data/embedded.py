@@ -11,6 +11,7 @@ Three sets are built in memory and returned as a :class:`datasets.DatasetDict`:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -157,7 +158,16 @@ EMBEDDED_DATASETS: dict[str, Callable[..., DatasetDict]] = {
 
 
 def load_embedded_dataset(name: str, *, seed: int = 0) -> DatasetDict:
-    """Build the embedded dataset ``name`` (one of :data:`EMBEDDED_DATASETS`) with fixed splits."""
+    """Build the embedded dataset ``name`` (one of :data:`EMBEDDED_DATASETS`) with fixed splits.
+
+    Built once per process and seed (later calls return a shallow copy of the cached splits; transforms attached
+    with ``with_transform`` make new datasets, so the cache is never changed by callers).
+    """
     if name not in EMBEDDED_DATASETS:
         raise ValueError(f"Unknown embedded dataset {name!r}; expected one of {sorted(EMBEDDED_DATASETS)}.")
+    return DatasetDict(_cached_embedded_dataset(name, seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_embedded_dataset(name: str, seed: int) -> DatasetDict:
     return EMBEDDED_DATASETS[name](seed=seed)

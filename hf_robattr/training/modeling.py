@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import AutoImageProcessor, AutoTokenizer, PreTrainedModel, ViTImageProcessorPil
+from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedModel, ViTImageProcessorPil
 
 from hf_robattr.data import build_offline_tokenizer
 from hf_robattr.models import (
@@ -99,14 +99,17 @@ def build_bert_classifier(args: TextModelArguments, *, label_names: list[str], t
 
 def load_image_processor(args: VisionModelArguments) -> Any:
     """The checkpoint's image processor, or (from scratch, or a checkpoint without one) a ``ViTImageProcessor``
-    that resizes to ``image_size`` and maps ``[0, 1]`` to ``[-1, 1]``, matching the recipes' own transform."""
+    that resizes to the model's ``image_size`` and maps ``[0, 1]`` to ``[-1, 1]``, matching the recipes' own
+    transform."""
+    image_size = args.image_size
     if args.model_name_or_path is not None:
         try:
             return AutoImageProcessor.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
         except OSError:
-            pass
+            config = AutoConfig.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
+            image_size = getattr(config, "image_size", image_size)
     return ViTImageProcessorPil(
-        size={"height": args.image_size, "width": args.image_size},
+        size={"height": image_size, "width": image_size},
         image_mean=[0.5, 0.5, 0.5],
         image_std=[0.5, 0.5, 0.5],
     )

