@@ -93,7 +93,7 @@ class AttentionMethod(AttributionMethod):
         raise NotImplementedError
 
     def explain(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> Explanation:
         """See :class:`AttributionMethod`."""
         features = prepared.features

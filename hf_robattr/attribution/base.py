@@ -42,14 +42,16 @@ class AttributionMethod:
             raise TypeError(f"attribution method {self.name!r} got unexpected options {sorted(kwargs)}.")
 
     def explain(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> Explanation:
-        """Attribute ``targets`` (class indices ``[B]``) of ``model`` on ``prepared``."""
+        """Attribute ``targets`` (class indices ``[B]``; ``None``: the predicted classes) of ``model`` on ``prepared``."""
         raise NotImplementedError
 
 
-def select_target_logits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The logit of each example's target class, ``[B]``."""
+def select_target_logits(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """The logit of each example's target class, ``[B]`` (``targets=None``: the predicted class)."""
+    if targets is None:
+        targets = logits.detach().argmax(dim=1)
     if targets.shape[0] != logits.shape[0]:
         raise ValueError(f"`targets` has {targets.shape[0]} entries but the batch has {logits.shape[0]} examples.")
     if ((targets < 0) | (targets >= logits.shape[1])).any():

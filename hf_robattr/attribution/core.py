@@ -13,7 +13,7 @@ from torch import nn
 from .attention import ATTENTION_METHODS
 from .base import AttributionMethod, Explanation
 from .gradient import GRADIENT_METHODS
-from .inputs import PreparedInputs, forward_logits, prepare_inputs
+from .inputs import PreparedInputs, prepare_inputs
 from .smoothing import softplus_smoothing
 
 
@@ -63,11 +63,10 @@ def explain(
     runner = method if isinstance(method, AttributionMethod) else get_method(method, **method_kwargs)
     smoothing = softplus_smoothing(model, smoothing_beta) if smoothing_beta is not None else contextlib.nullcontext()
     with smoothing:
-        logits = None
-        if targets is None:
-            with torch.no_grad():
-                logits = forward_logits(model, prepared)
-        target_ids = resolve_targets(targets, logits, prepared.batch_size, prepared.features.device)
+        # No targets: each method explains the predicted class from its own forward pass (no extra pass here).
+        target_ids = (
+            None if targets is None else resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
+        )
         return runner.explain(model, prepared, target_ids, create_graph=create_graph)
 
 

@@ -16,7 +16,7 @@ from .inputs import PreparedInputs, forward_logits, reduce_to_map
 
 
 def input_gradient(
-    model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+    model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient of each example's target logit with respect to ``prepared.features``, plus the logits."""
     features = prepared.features
@@ -38,14 +38,14 @@ class Saliency(AttributionMethod):
         self.abs = abs
 
     def per_feature(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and logits."""
         grad, logits = input_gradient(model, prepared, targets, create_graph=create_graph)
         return (grad.abs() if self.abs else grad), logits
 
     def explain(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> Explanation:
         """See :class:`AttributionMethod`."""
         values, logits = self.per_feature(model, prepared, targets, create_graph=create_graph)
@@ -62,7 +62,7 @@ class InputXGradient(Saliency):
         super().__init__(abs=False)
 
     def per_feature(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and logits."""
         grad, logits = input_gradient(model, prepared, targets, create_graph=create_graph)
@@ -114,10 +114,13 @@ class IntegratedGradients(Saliency):
         self.internal_batch_size = internal_batch_size
 
     def per_feature(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and the logits on the clean inputs."""
         x = prepared.features
+        with torch.no_grad():
+            logits = forward_logits(model, prepared)
+        targets = logits.argmax(dim=1) if targets is None else targets
         baseline = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
         batch = x.shape[0]
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
@@ -136,8 +139,6 @@ class IntegratedGradients(Saliency):
             grads.append(grad)
         grads = torch.cat(grads).view(self.n_steps, batch, *x.shape[1:])
         total = (weights.view(shape) * grads).sum(dim=0)
-        with torch.no_grad():
-            logits = forward_logits(model, prepared)
         return (x - baseline) * total, logits
 
 
@@ -188,16 +189,17 @@ class SmoothGrad(Saliency):
         return draws.to(x.device) * scale.view(-1, *([1] * (x.dim())))
 
     def per_feature(
-        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor, *, create_graph: bool = False
+        self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and the logits on the clean inputs."""
         x = prepared.features
+        with torch.no_grad():
+            logits = forward_logits(model, prepared)
+        targets = logits.argmax(dim=1) if targets is None else targets
         noisy = (x.unsqueeze(1) + self._noise(x)).reshape(-1, *x.shape[1:])
         expanded = prepared.repeat_interleave(self.n_samples).with_features(noisy)
         grad, _ = input_gradient(model, expanded, targets.repeat_interleave(self.n_samples), create_graph=create_graph)
         grad = grad.abs() if self.abs else grad
-        with torch.no_grad():
-            logits = forward_logits(model, prepared)
         return grad.view(x.shape[0], self.n_samples, *x.shape[1:]).mean(dim=1), logits
 
 

@@ -16,7 +16,6 @@ from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.core import get_method, resolve_targets
 from hf_robattr.attribution.inputs import (
     PreparedInputs,
-    forward_logits,
     frozen_eval,
     prepare_inputs,
     twice_differentiable_attention,
@@ -78,11 +77,8 @@ def sensitivity_family(
     runner = get_method(method, **dict(method_kwargs or {}))
     with frozen_eval(model), twice_differentiable_attention():
         prepared = prepare_inputs(model, inputs)
-        with torch.no_grad():
-            labels = forward_logits(model, prepared).argmax(dim=1)
-        if targets is None:
-            target_ids = labels
-        else:
+        target_ids = None
+        if targets is not None:
             target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
         if perturbations is None:
             radius = ball_radius(prepared, epsilon, norm)
@@ -96,7 +92,10 @@ def sensitivity_family(
                 f"{', '.join(map(str, expected[1:]))}]; got {list(perturbations.shape)}."
             )
         perturbations = perturbations.to(prepared.features)
-        clean = runner.explain(model, prepared, target_ids).maps
+        # The clean pass also gives the labels to keep (and the targets, if none were given).
+        clean_result = runner.explain(model, prepared, target_ids)
+        clean, labels = clean_result.maps, clean_result.logits.argmax(dim=1)
+        target_ids = labels if target_ids is None else target_ids
         maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, batch_size)
         valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else None
         x = prepared.features
