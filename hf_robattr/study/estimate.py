@@ -1,0 +1,64 @@
+"""Estimate the wall time of a study from the measured times of the runs already stored."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from .grid import RunSpec
+
+
+__all__ = ["estimate_seconds", "format_duration"]
+
+_LEVELS: tuple[Callable[[dict[str, Any]], tuple], ...] = (
+    lambda r: (r["cell"]["model"], r["cell"]["attention_type"], r["regime"], r["cell"]["batch_size"], r["budget"]),
+    lambda r: (r["cell"]["model"], r["regime"], r["cell"]["batch_size"], r["budget"]),
+    lambda r: (r["cell"]["model"], r["regime"], r["budget"]),
+    lambda r: (r["cell"]["model"], r["regime"]),
+    lambda r: (r["cell"]["model"],),
+    lambda r: (),
+)
+
+
+def _spec_fields(spec: RunSpec) -> dict[str, Any]:
+    return {"cell": {"model": spec.cell.model, "attention_type": spec.cell.attention_type,
+                     "batch_size": spec.cell.batch_size}, "regime": spec.cell.regime, "budget": spec.budget}  # fmt: skip
+
+
+def estimate_seconds(pending: list[RunSpec], records: list[dict[str, Any]], num_workers: int) -> dict[str, Any]:
+    """Predict the wall time of ``pending`` on ``num_workers`` workers from ``records``' ``total_seconds``.
+
+    Each pending run takes the mean time of the stored runs most like it (same model, attention, regime, batch and
+    budget; else progressively coarser groups). Returns ``{"seconds", "runs", "measured_runs", "unmatched"}``;
+    ``seconds`` is NaN when nothing has been measured. Workers are assumed to share the work evenly.
+    """
+    timed = [r for r in records if isinstance(r.get("total_seconds"), int | float) and r.get("status") != "error"]
+    tables = []
+    for level in _LEVELS:
+        table: dict[tuple, list[float]] = defaultdict(list)
+        for record in timed:
+            table[level(record)].append(float(record["total_seconds"]))
+        tables.append(table)
+    total, unmatched = 0.0, 0
+    for spec in pending:
+        fields = _spec_fields(spec)
+        for depth, (level, table) in enumerate(zip(_LEVELS, tables)):
+            times = table.get(level(fields))
+            if times:
+                total += sum(times) / len(times)
+                unmatched += depth >= 3
+                break
+        else:
+            return {"seconds": math.nan, "runs": len(pending), "measured_runs": len(timed), "unmatched": len(pending)}
+    seconds = total / max(num_workers, 1)
+    return {"seconds": seconds, "runs": len(pending), "measured_runs": len(timed), "unmatched": unmatched}
+
+
+def format_duration(seconds: float) -> str:
+    """``1 h 05 min`` / ``12 min`` / ``n/a``."""
+    if not math.isfinite(seconds):
+        return "n/a"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
