@@ -8,6 +8,7 @@ activation is one); functional ReLUs and other activations (GELU) are left alone
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
 from torch import nn
@@ -29,6 +30,10 @@ def softplus_smoothing(model: nn.Module, beta: float) -> Iterator[int]:
         for name, child in parent.named_children():
             if type(child) in SMOOTHABLE_ACTIVATIONS:
                 swapped.append((parent, name, child))
+    if not swapped:
+        warnings.warn(
+            f"`smoothing_beta` has no effect: {type(model).__name__} has no nn.ReLU modules to replace.", stacklevel=3
+        )
     try:
         for parent, name, _child in swapped:
             setattr(parent, name, nn.Softplus(beta=beta))

@@ -74,3 +74,8 @@ def test_softplus_smoothing_swaps_relus_and_restores_them():
 def test_smoothing_beta_must_be_positive(images):
     with pytest.raises(ValueError, match="smoothing_beta"):
         attribute(nn.Sequential(nn.Flatten(), nn.Linear(192, 3)), images, smoothing_beta=0.0)
+
+
+def test_smoothing_a_model_without_relus_warns(images):
+    with pytest.warns(UserWarning, match="no nn.ReLU"):
+        attribute(nn.Sequential(nn.Flatten(), nn.Linear(192, 3)), images, smoothing_beta=2.0)
