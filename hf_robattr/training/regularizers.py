@@ -101,6 +101,10 @@ class Regularizer:
             raise ValueError(f"regularizer_weight must be >= 0, got {weight}.")
         self.weight = float(weight)
 
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({options})"
+
     def owns_backward(self) -> bool:
         """Whether this regularizer runs its own backward passes (then the trainer calls :meth:`step`)."""
         return False
@@ -237,6 +241,11 @@ class IGNormRegularizer(Regularizer):
         if epsilon < 0:
             raise ValueError(f"ig_epsilon must be >= 0, got {epsilon}.")
         self.steps, self.chunk_size, self.epsilon = int(steps), int(chunk_size), float(epsilon)
+
+    def __repr__(self) -> str:
+        chunks = -(-self.steps // self.chunk_size)
+        how = "one graph" if chunks == 1 else f"{chunks} chunks of <= {self.chunk_size} steps, exact chunked gradient"
+        return f"IGNormRegularizer(weight={self.weight}, steps={self.steps}, epsilon={self.epsilon}: {how})"
 
     def owns_backward(self) -> bool:
         return self.chunk_size < self.steps

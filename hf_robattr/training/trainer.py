@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Any
 
@@ -13,6 +14,9 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .arguments import RobAttrTrainingArguments
 from .regularizers import Regularizer, get_regularizer_class
+
+
+logger = logging.getLogger(__name__)
 
 
 __all__ = ["RobAttrTrainer", "build_regularizer"]
@@ -59,6 +63,7 @@ class RobAttrTrainer(Trainer):
                     "single-process or with DDP, not with FSDP/DeepSpeed. Use --regularizer none with FSDP."
                 )
             self.loss_is_scaled_for_ga = False  # L + lambda R is a per-batch mean
+            logger.info("Explicit regularizer: %r", self.regularizer)
         self._reg_totals = torch.zeros(3, dtype=torch.float64)  # sum L, sum R, count
         for callback in self.callback_handler.callbacks:
             if hasattr(callback, "bind_trainer"):
