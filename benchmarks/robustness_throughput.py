@@ -10,7 +10,9 @@ Same model, inputs and noise for everyone. The core (``hf_robattr.robustness.sen
 - captum ``sensitivity_max`` (10 samples, L-inf radius 0.02, its defaults), with the same replayed noise.
 - The floor: the same forward+backward passes (input gradients of the target logit) run as one bare loop.
 
-It also times one top-k PGD step of the attribution attack against a plain forward+backward pass.
+It also times one top-k PGD step of the attribution attack (the difference between 11 and 1 steps, over 10)
+against a plain forward+backward pass: input gradients on the default SDPA kernel, the same on the MATH kernel the
+attack must use for its double backward, and a training step with parameter gradients.
 Timings are the fastest of ``--repeats`` interleaved runs (the CPU may be shared). Prints markdown tables.
 
     python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--repeats 3]
@@ -268,18 +270,30 @@ def attack_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
             inputs = x.clone().requires_grad_(True)
             torch.autograd.grad(forward_logits(model, prepared, inputs).gather(1, targets[:, None]).sum(), inputs)
 
+    def input_gradient_math() -> None:
+        with twice_differentiable_attention():
+            input_gradient()
+
     def training_step() -> None:
         model.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), targets).backward()
         model.zero_grad(set_to_none=True)
 
-    runs = {"steps1": attack(1), "steps11": attack(11), "input_grad": input_gradient, "train": training_step}
+    runs = {
+        "steps1": attack(1),
+        "steps11": attack(11),
+        "input_grad": input_gradient,
+        "input_grad_math": input_gradient_math,
+        "train": training_step,
+    }
     times, _ = fastest(runs, repeats)
     step = (times["steps11"] - times["steps1"]) / 10
     return [
         f"| top-k PGD step (batch {x.shape[0]}) | s per step | plain forward+backward s | ratio |",
         "|---|---|---|---|",
         f"| vs input-gradient forward+backward | {step:.4f} | {times['input_grad']:.4f} | {step / times['input_grad']:.2f}x |",
+        f"| vs input-gradient forward+backward, MATH attention like the attack | {step:.4f} | "
+        f"{times['input_grad_math']:.4f} | {step / times['input_grad_math']:.2f}x |",
         f"| vs training forward+backward (parameter grads) | {step:.4f} | {times['train']:.4f} | {step / times['train']:.2f}x |",
     ]
 

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hf_robattr.attribution.base import AttributionMethod
-from hf_robattr.attribution.inputs import PreparedInputs
+from hf_robattr.attribution.inputs import PreparedInputs, twice_differentiable_attention
 
 from .perturbations import ball_radius, check_norm, project_ball, range_projector, sample_ball, steepest_step
 from .similarity import center_of_mass, resolve_k, topk_mask
@@ -118,9 +118,11 @@ class Attack:
         objective = type(self).objective_factory(clean_maps.detach(), settings)
         x = prepared.features.detach()
         best = _Best(x, clean_maps.detach())
-        for _ in range(settings.restarts):
-            start = sample_ball(prepared, radius, settings.norm, 1, generator).squeeze(1)
-            self.search(model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best)
+        # PGD differentiates through the attribution: softmax attention must run on the MATH backend.
+        with twice_differentiable_attention():
+            for _ in range(settings.restarts):
+                start = sample_ball(prepared, radius, settings.norm, 1, generator).squeeze(1)
+                self.search(model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best)
         return AttackResult(best.features, best.maps, best.found, best.changed)
 
     def search(self, *args: object) -> None:

@@ -23,7 +23,6 @@ from hf_robattr.attribution.inputs import (
     frozen_eval,
     model_device,
     prepare_inputs,
-    twice_differentiable_attention,
 )
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
@@ -257,7 +256,6 @@ def evaluate_attribution_robustness(
             model.to(device)
             stack.callback(model.to, original_device)
         stack.enter_context(frozen_eval(model))
-        stack.enter_context(twice_differentiable_attention())
         if needs_weights:
             stack.enter_context(attention_weights_enabled(model))
         if smoothing_beta is not None:

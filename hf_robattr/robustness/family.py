@@ -18,7 +18,6 @@ from hf_robattr.attribution.inputs import (
     PreparedInputs,
     frozen_eval,
     prepare_inputs,
-    twice_differentiable_attention,
 )
 
 from .perturbations import ball_radius, sample_ball
@@ -75,7 +74,7 @@ def sensitivity_family(
     with frozen parameters; its state is restored afterwards.
     """
     runner = get_method(method, **dict(method_kwargs or {}))
-    with frozen_eval(model), twice_differentiable_attention():
+    with frozen_eval(model):
         prepared = prepare_inputs(model, inputs)
         target_ids = None
         if targets is not None:
