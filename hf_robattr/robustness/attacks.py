@@ -117,7 +117,7 @@ class Attack:
         clamp = range_projector(prepared, settings.input_range)
         objective = type(self).objective_factory(clean_maps.detach(), settings)
         x = prepared.features.detach()
-        best = _Best(x, clean_maps.detach())
+        best = BestPoints(x, clean_maps.detach())
         # PGD differentiates through the attribution: softmax attention must run on the MATH backend.
         with twice_differentiable_attention():
             for _ in range(settings.restarts):
@@ -125,12 +125,25 @@ class Attack:
                 self.search(model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best)
         return AttackResult(best.features, best.maps, best.found, best.changed)
 
-    def search(self, *args: object) -> None:
-        """Visit points of the ball and offer them to the ``best`` tracker."""
+    def search(
+        self,
+        model: nn.Module,
+        method: AttributionMethod,
+        prepared: PreparedInputs,
+        targets: torch.Tensor,
+        labels: torch.Tensor,
+        objective: Objective,
+        radius: torch.Tensor,
+        clamp: Callable[[torch.Tensor], torch.Tensor],
+        start: torch.Tensor,
+        settings: AttackSettings,
+        best: BestPoints,
+    ) -> None:
+        """Visit points of the ball from ``start``; offer each, with its map and label check, to ``best``."""
         raise NotImplementedError
 
 
-class _Best:
+class BestPoints:
     """Tracks, per example, the label-preserving point with the lowest objective."""
 
     def __init__(self, features: torch.Tensor, maps: torch.Tensor) -> None:
@@ -143,6 +156,7 @@ class _Best:
     def offer(
         self, features: torch.Tensor, maps: torch.Tensor, score: torch.Tensor, keeps_label: torch.Tensor
     ) -> None:
+        """Record a visited point; it replaces the current one where it keeps the label and scores lower."""
         self.changed |= ~keeps_label
         better = keeps_label & (score.detach() < self.score)
         self.score = torch.where(better, score.detach().to(self.score.dtype), self.score)
@@ -156,7 +170,21 @@ class _Best:
 class RandomAttack(Attack):
     """One uniform draw from the ball per restart; the worst label-preserving draw (by the top-k objective) wins."""
 
-    def search(self, model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best):
+    def search(
+        self,
+        model: nn.Module,
+        method: AttributionMethod,
+        prepared: PreparedInputs,
+        targets: torch.Tensor,
+        labels: torch.Tensor,
+        objective: Objective,
+        radius: torch.Tensor,
+        clamp: Callable[[torch.Tensor], torch.Tensor],
+        start: torch.Tensor,
+        settings: AttackSettings,
+        best: BestPoints,
+    ) -> None:
+        """Score the random start itself."""
         features = clamp(prepared.features.detach() + start)
         with torch.no_grad():
             result = method.explain(model, prepared.with_features(features), targets)
@@ -166,7 +194,21 @@ class RandomAttack(Attack):
 class PGDAttack(Attack):
     """Projected gradient descent on the objective from a random start, ``num_steps`` steps."""
 
-    def search(self, model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best):
+    def search(
+        self,
+        model: nn.Module,
+        method: AttributionMethod,
+        prepared: PreparedInputs,
+        targets: torch.Tensor,
+        labels: torch.Tensor,
+        objective: Objective,
+        radius: torch.Tensor,
+        clamp: Callable[[torch.Tensor], torch.Tensor],
+        start: torch.Tensor,
+        settings: AttackSettings,
+        best: BestPoints,
+    ) -> None:
+        """``num_steps`` projected steps from ``start``; every visited point is offered to ``best``."""
         x = prepared.features.detach()
         step = (settings.step_size or 2.5 * settings.epsilon / settings.num_steps) / settings.epsilon
         delta = clamp(x + start) - x

@@ -26,8 +26,25 @@ def _slice(batch: torch.Tensor | Mapping[str, Any], start: int, stop: int) -> to
     return {key: value[start:stop] for key, value in batch.items()}
 
 
+def _column(values: Any) -> torch.Tensor:
+    if isinstance(values, torch.Tensor):
+        return values
+    if isinstance(values, list | tuple) and values and isinstance(values[0], torch.Tensor | list):
+        rows = [torch.as_tensor(row) for row in values]
+        if len({row.shape for row in rows}) > 1:
+            # Unpadded token columns: right-pad with 0 (the attention mask is padded with 0 too).
+            return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0)
+        return torch.stack(rows)
+    return torch.as_tensor(values)
+
+
 def _as_tensors(batch: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: torch.as_tensor(value) for key, value in batch.items() if key in INPUT_COLUMNS}
+    tensors = {key: _column(value) for key, value in batch.items() if key in INPUT_COLUMNS}
+    ids = batch.get("input_ids")
+    if "attention_mask" not in tensors and isinstance(ids, list | tuple) and len({len(row) for row in ids}) > 1:
+        mask = [torch.ones(len(row), dtype=torch.long) for row in ids]
+        tensors["attention_mask"] = torch.nn.utils.rnn.pad_sequence(mask, batch_first=True, padding_value=0)
+    return tensors
 
 
 def count_batches(inputs: Any, batch_size: int) -> int | None:
@@ -45,8 +62,9 @@ def iter_batches(inputs: Any, batch_size: int) -> Iterator[torch.Tensor | dict[s
     """Yield batches of at most ``batch_size`` examples.
 
     ``inputs`` is a pixel tensor, a tokenized mapping (``input_ids``, ``attention_mask``, ...), a
-    ``datasets.Dataset`` with fixed-length model-input columns, or an iterable of tensors / mappings (each re-split
-    to ``batch_size``).
+    ``datasets.Dataset`` with model-input columns, or an iterable of tensors / mappings (each re-split to
+    ``batch_size``). Unpadded token columns are right-padded with 0 per batch, and an attention mask is made for them
+    if there is none.
     """
     if isinstance(inputs, torch.Tensor | Mapping):
         batches: Iterable[Any] = [inputs]

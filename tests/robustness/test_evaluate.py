@@ -98,6 +98,19 @@ def test_dataset_and_iterable_inputs_give_the_same_numbers(vit, images):
     assert from_tensor == pytest.approx(from_dataset) and from_tensor == pytest.approx(from_batches)
 
 
+def test_unpadded_text_dataset_is_padded_per_batch(bert):
+    rows = [[2, 5, 7, 9, 3], [2, 8, 3], [2, 6, 11, 3]]
+    padded = {
+        "input_ids": torch.tensor([row + [0] * (5 - len(row)) for row in rows]),
+        "attention_mask": torch.tensor([[1] * len(row) + [0] * (5 - len(row)) for row in rows]),
+    }
+    kwargs = dict(attack="random", epsilon=0.05, **{**FAST, "batch_size": 3})
+    from_dataset = hf_robattr.evaluate_attribution_robustness(
+        bert, datasets.Dataset.from_dict({"input_ids": rows, "text": ["a", "b", "c"]}), **kwargs
+    )
+    assert from_dataset == pytest.approx(hf_robattr.evaluate_attribution_robustness(bert, padded, **kwargs))
+
+
 def test_per_sample_values_and_targets(vit, images):
     result = hf_robattr.evaluate_attribution_robustness(
         vit, images, targets=[0, 1, 2, 0, 1, 2], measures=("max_sensitivity",), return_per_sample=True, **FAST
