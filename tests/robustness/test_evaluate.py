@@ -166,3 +166,40 @@ def test_model_without_logits_is_named(images):
 def test_similarity_measure_names_are_all_scored(vit, images):
     result = hf_robattr.evaluate_attribution_robustness(vit, images[:2], measures=tuple(SIMILARITY_MEASURES), **FAST)
     assert {f"saliency/{name}" for name in SIMILARITY_MEASURES} <= set(result)
+
+
+@pytest.mark.parametrize(
+    "attention_type", [pytest.param("softmax", id="softmax"), pytest.param("kernel", id="kernel")]
+)
+def test_robattr_models_with_attention_methods(attention_type, images):
+    models = pytest.importorskip("hf_robattr.models")
+    torch.manual_seed(0)
+    config = models.RobAttrViTConfig(
+        image_size=8,
+        patch_size=2,
+        num_channels=1,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=3,
+        attention_type=attention_type,
+    )
+    model = models.RobAttrViTForImageClassification(config).eval()
+    result = hf_robattr.evaluate_attribution_robustness(
+        model, images[:3], methods=("raw_attention", "grad_attention"), epsilon=0.1, **FAST
+    )
+    for method in ("raw_attention", "grad_attention"):
+        assert 0.0 <= result[f"{method}/topk_intersection"] <= 1.0
+        assert math.isfinite(result[f"{method}/max_sensitivity"])
+
+
+def test_smoothing_beta_changes_relu_scores_and_is_undone():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+    x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    kwargs = dict(epsilon=0.1, measures=("max_sensitivity",), **FAST)
+    plain = hf_robattr.evaluate_attribution_robustness(model, x, **kwargs)
+    smooth = hf_robattr.evaluate_attribution_robustness(model, x, smoothing_beta=2.0, **kwargs)
+    assert plain["saliency/max_sensitivity"] != smooth["saliency/max_sensitivity"]
+    assert isinstance(model[2], nn.ReLU)
