@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -36,13 +37,20 @@ def load_recipe(name: str):
     return module
 
 
+def free_port() -> int:
+    """A TCP port that is free now (so parallel test workers do not collide on a fixed one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def launch_two_processes(recipe: str, argv: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
     """``accelerate launch`` the recipe on 2 CPU processes (gloo DDP), as documented in the README."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch",
         "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", "29517",
+        "--main_process_port", str(free_port()),
         str(RECIPES / f"{recipe}.py"), *argv,
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
