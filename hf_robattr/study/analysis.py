@@ -290,15 +290,15 @@ def verdict(trends: list[Trend], expect_rise: bool) -> str:
     """``supported`` / ``contradicted`` / ``not supported`` / ``cannot be judged`` for trends expected to rise
     (``expect_rise``) or expected not to rise. "Not rising" is supported when no CI lies above 0."""
     if not trends or any(math.isnan(t.rho) or math.isnan(t.low) for t in trends):
-        return "cannot be judged (too few usable runs)"
+        return "cannot be judged: too few usable runs"
     directions = [t.direction for t in trends]
     if expect_rise:
         if all(d == "rises" for d in directions):
             return "supported"
-        return "contradicted" if any(d == "falls" for d in directions) else "not supported (no clear trend)"
+        return "contradicted" if any(d == "falls" for d in directions) else "not supported: no clear trend"
     if any(d == "rises" for d in directions):
         return "contradicted"
-    return "supported (no rise detected)"
+    return "supported: no rise detected"
 
 
 def _trend_text(where: str, trend: Trend) -> str:
@@ -337,7 +337,7 @@ def claims(records: list[dict[str, Any]], settings: StudySettings) -> dict[str, 
             baselines.append(f"{regime} {diff.format()} ({attention})")
     result = verdict(trends, expect_rise=True)
     sentence = (
-        f"Claim 1 is {result}: at matched fit, the top-k intersection of gradient attributions "
+        f"Claim 1 ({result}): at matched fit, the top-k intersection of gradient attributions "
         f"({', '.join(settings.gradient_methods)}) under the top-k PGD attack "
         + "; ".join(parts or ["has no usable SGD runs"])
         + f"; the most strongly regularized SGD cell minus AdamW is {', '.join(versus_parts) or 'n/a'}"
@@ -361,7 +361,7 @@ def claims(records: list[dict[str, Any]], settings: StudySettings) -> dict[str, 
             parts.append(_trend_text(where, trend))
         result = verdict(trends, expect_rise)
         sentence = (
-            f"Claim {claim[-1]} is {result}: under {attention} attention, the top-k intersection of attention "
+            f"Claim {claim[-1]} ({result}): under {attention} attention, the top-k intersection of attention "
             f"attributions ({', '.join(settings.attention_methods)}) against lr/batch at matched fit "
             + "; ".join(parts or ["has no runs"])
         )

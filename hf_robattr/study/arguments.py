@@ -23,6 +23,9 @@ class StudyArguments:
     num_workers: int = field(
         default=1, metadata={"help": "Parallel worker processes (spawn); each gets cpu_count // num_workers threads."}
     )
+    threads_per_worker: int | None = field(
+        default=None, metadata={"help": "Torch threads per worker (default: cpu_count // num_workers, at least 1)."}
+    )
     dataset_name: str | None = field(
         default=None,
         metadata={"help": "Image dataset for the ViT runs instead of the scale's default (embedded name or Hub id)."},
@@ -57,7 +60,7 @@ class StudyArguments:
         unknown = [model for model in self.models if model not in MODELS]
         if unknown:
             raise ValueError(f"--models has unknown entries {unknown}; expected names from {list(MODELS)}.")
-        for name in ("seeds", "max_runs"):
+        for name in ("seeds", "max_runs", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")

@@ -27,19 +27,23 @@ def _spec_fields(spec: RunSpec) -> dict[str, Any]:
                      "batch_size": spec.cell.batch_size}, "regime": spec.cell.regime, "budget": spec.budget}  # fmt: skip
 
 
-def estimate_seconds(pending: list[RunSpec], records: list[dict[str, Any]], num_workers: int) -> dict[str, Any]:
-    """Predict the wall time of ``pending`` on ``num_workers`` workers from ``records``' ``total_seconds``.
+def estimate_seconds(
+    pending: list[RunSpec], records: list[dict[str, Any]], num_workers: int, field: str = "total_seconds"
+) -> dict[str, Any]:
+    """Predict the wall time of ``pending`` on ``num_workers`` workers from ``records``' measured ``field``:
+    ``total_seconds`` (wall clock, includes the machine's load when measured) or ``total_cpu_seconds`` (CPU time
+    of the run's process: the wall time of a worker that has its cores to itself).
 
     Each pending run takes the mean time of the stored runs most like it (same model, attention, regime, batch and
     budget; else progressively coarser groups). Returns ``{"seconds", "runs", "measured_runs", "unmatched"}``;
     ``seconds`` is NaN when nothing has been measured. Workers are assumed to share the work evenly.
     """
-    timed = [r for r in records if isinstance(r.get("total_seconds"), int | float) and r.get("status") != "error"]
+    timed = [r for r in records if isinstance(r.get(field), int | float) and r.get("status") != "error"]
     tables = []
     for level in _LEVELS:
         table: dict[tuple, list[float]] = defaultdict(list)
         for record in timed:
-            table[level(record)].append(float(record["total_seconds"]))
+            table[level(record)].append(float(record[field]))
         tables.append(table)
     total, unmatched = 0.0, 0
     for spec in pending:

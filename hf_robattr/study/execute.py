@@ -6,6 +6,7 @@ process, so an interrupted study continues where it stopped. Workers split the C
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import time
@@ -37,6 +38,10 @@ def _init_worker(threads: int) -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
+def _error_record(spec: RunSpec, error: BaseException) -> dict[str, Any]:
+    return {**spec_record(spec), "status": "error", "error": f"{type(error).__name__}: {error}"}
+
+
 def pending_runs(specs: list[RunSpec], store: RunStore) -> list[RunSpec]:
     """The runs of ``specs`` without a finished record in ``store``."""
     return [spec for spec in specs if not store.is_finished(spec.key)]
@@ -54,11 +59,13 @@ def run_study(
     dataset_name: str | None = None,
     run_function: RunFunction = run_one,
     progress: bool = True,
+    threads_per_worker: int | None = None,
 ) -> dict[str, int]:
     """Run every spec without a finished record and store each record as it arrives.
 
     ``num_workers <= 1`` runs in this process; otherwise a ``ProcessPoolExecutor`` with the ``spawn`` start method
-    and ``num_workers`` processes, each using ``cpu_count // num_workers`` torch threads. The progress bar counts
+    and ``num_workers`` processes, each using ``threads_per_worker`` torch threads (default
+    ``cpu_count // num_workers``). The progress bar counts
     all runs of the study (finished earlier ones included) and its ETA is over the runs left. ``run_function``
     must be a picklable top-level function ``(spec, dataset_name) -> record``. Returns the count of new records
     by status.
@@ -68,7 +75,7 @@ def run_study(
     todo = pending_runs(specs, store)
     counts: dict[str, int] = {}
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc="study runs", unit="run", disable=not progress)
-    threads = max(1, (os.cpu_count() or 1) // max(num_workers, 1))
+    threads = threads_per_worker or max(1, (os.cpu_count() or 1) // max(num_workers, 1))
 
     def finish(record: dict[str, Any]) -> None:
         store.save(record)
@@ -77,11 +84,20 @@ def run_study(
         bar.update(1)
 
     start = time.perf_counter()
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(bar.close)
         if num_workers <= 1:
+            import torch  # already imported by the run functions; here to restore its thread count
+
+            previous = torch.get_num_threads()
+            stack.callback(torch.set_num_threads, previous)
             _init_worker(threads)
             for spec in todo:
-                finish(run_function(spec, dataset_name))
+                try:
+                    record = run_function(spec, dataset_name)
+                except Exception as error:  # same contract as a crashed worker
+                    record = _error_record(spec, error)
+                finish(record)
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
@@ -100,13 +116,7 @@ def run_study(
                         try:
                             record = future.result()
                         except Exception as error:  # a crashed worker: record it, keep going
-                            record = {
-                                **spec_record(spec),
-                                "status": "error",
-                                "error": f"{type(error).__name__}: {error}",
-                            }
+                            record = _error_record(spec, error)
                         finish(record)
-    finally:
-        bar.close()
     counts["elapsed_seconds"] = int(time.perf_counter() - start)
     return counts

@@ -128,10 +128,15 @@ def difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.
     return Difference(difference, float(interval.low), float(interval.high), float(result.pvalue), x.size, y.size)
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # constant resamples: rho is undefined (NaN)
-        return float(stats.spearmanr(x, y).statistic)
+def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Spearman's rho along ``axis`` (Pearson correlation of average ranks, as ``scipy.stats.spearmanr``),
+    vectorised over resamples for ``scipy.stats.bootstrap``; NaN where a resample is constant."""
+    rx = stats.rankdata(x, axis=axis)
+    ry = stats.rankdata(y, axis=axis)
+    rx = rx - rx.mean(axis=axis, keepdims=True)
+    ry = ry - ry.mean(axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (rx * ry).sum(axis=axis) / np.sqrt((rx * rx).sum(axis=axis) * (ry * ry).sum(axis=axis))
 
 
 def rank_trend(
@@ -144,7 +149,8 @@ def rank_trend(
 ) -> Trend:
     """Spearman's rho of ``y`` against ``x`` (pairs with a non-finite member dropped), the p-value of
     ``scipy.stats.spearmanr``, and a percentile bootstrap CI over pairs (``scipy.stats.bootstrap``,
-    ``paired=True``). Fewer than 3 pairs, or a constant ``x`` or ``y``, give NaN."""
+    ``paired=True``). Resamples whose rho is undefined (constant) are left out of the percentiles when at most half
+    of them are; otherwise the CI is NaN. Fewer than 3 pairs, or a constant ``x`` or ``y``, give NaN."""
     _check_confidence(confidence)
     if len(x) != len(y):
         raise ValueError(f"`x` and `y` must have the same length, got {len(x)} and {len(y)}.")
@@ -162,11 +168,17 @@ def rank_trend(
             (xs, ys),
             _spearman,
             paired=True,
-            vectorized=False,
+            vectorized=True,
             n_resamples=n_resamples,
             confidence_level=confidence,
             method="percentile",
             rng=np.random.default_rng(seed),
         )
     low, high = boot.confidence_interval
+    if not (math.isfinite(low) and math.isfinite(high)):
+        # Some resamples were constant (few distinct x values): take the percentiles over the defined ones.
+        distribution = boot.bootstrap_distribution[np.isfinite(boot.bootstrap_distribution)]
+        if distribution.size >= n_resamples // 2:
+            alpha = (1 - confidence) / 2
+            low, high = np.percentile(distribution, [100 * alpha, 100 * (1 - alpha)])
     return Trend(float(result.statistic), float(result.pvalue), float(low), float(high), n)

@@ -54,16 +54,30 @@ def reproduce(args: StudyArguments) -> dict[str, Any]:
     if not args.estimate_only:
         todo = pending if args.max_runs is None else pending[: args.max_runs]
         start = time.perf_counter()
-        counts = run_study(todo, store, num_workers=args.num_workers, dataset_name=None, progress=args.progress)
+        counts = run_study(
+            todo,
+            store,
+            num_workers=args.num_workers,
+            progress=args.progress,
+            threads_per_worker=args.threads_per_worker,
+        )
         logger.info("Ran %d runs in %.0f s", len(todo), time.perf_counter() - start)
     records = store.records(keys)
     still = pending_runs(specs, store)
     after = estimate_seconds(still, records, max(args.num_workers, 1))
-    total = estimate_seconds(specs, records, max(args.num_workers, 1))
+    workers = max(args.num_workers, 1)
+    total = estimate_seconds(specs, records, workers)
+    total_cpu = estimate_seconds(specs, records, workers, field="total_cpu_seconds")
     timing = {
-        "measured runs": len([r for r in records if "total_seconds" in r]),
-        "mean seconds per measured run": _mean_seconds(records),
-        "estimated wall time of the whole grid": f"{format_duration(total['seconds'])} on {max(args.num_workers, 1)} worker(s)",
+        "measured runs": total["measured_runs"],
+        "mean wall seconds per measured run": _mean(records, "total_seconds"),
+        "mean CPU seconds per measured run": _mean(records, "total_cpu_seconds"),
+        "estimated wall time of the whole grid (measured wall times, machine load included)": (
+            f"{format_duration(total['seconds'])} on {workers} worker(s)"
+        ),
+        "estimated wall time of the whole grid (CPU times: an unloaded machine, 1 core per worker)": (
+            f"{format_duration(total_cpu['seconds'])} on {workers} worker(s)"
+        ),
         "estimated wall time of the runs left": format_duration(after["seconds"]),
     }
     analysis = write_report(
@@ -71,12 +85,14 @@ def reproduce(args: StudyArguments) -> dict[str, Any]:
     )
     print(
         f"Report: {args.output_dir}/report.md. Runs left: {len(still)} "
-        f"(estimated {format_duration(after['seconds'])}); whole grid: {format_duration(total['seconds'])}."
+        f"(estimated {format_duration(after['seconds'])}); whole grid: {format_duration(total['seconds'])} "
+        f"(measured wall times), {format_duration(total_cpu['seconds'])} (CPU times, unloaded machine)."
     )
-    return {"analysis": analysis, "estimate": {"before": before, "after": after, "total": total}, "counts": counts,
+    estimates = {"before": before, "after": after, "total": total, "total_cpu": total_cpu}
+    return {"analysis": analysis, "estimate": estimates, "counts": counts,
             "report": f"{args.output_dir}/report.md"}  # fmt: skip
 
 
-def _mean_seconds(records: list[dict[str, Any]]) -> str:
-    times = [r["total_seconds"] for r in records if isinstance(r.get("total_seconds"), int | float)]
+def _mean(records: list[dict[str, Any]], field: str) -> str:
+    times = [r[field] for r in records if isinstance(r.get(field), int | float)]
     return f"{sum(times) / len(times):.1f}" if times else "n/a"
