@@ -239,6 +239,9 @@ def evaluate_attribution_robustness(
         target_region=target_region,
     )
     options = dict(method_kwargs or {})
+    stray = sorted(set(options) - set(method_names))
+    if stray:
+        raise ValueError(f"`method_kwargs` names methods that are not in `methods` ({method_names}): {stray}.")
     runners: dict[str, AttributionMethod] = {}
     for name in method_names:
         runners[name] = get_method(name, **options.get(name, {}))

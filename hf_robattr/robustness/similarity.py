@@ -50,13 +50,25 @@ def topk_intersection(clean: torch.Tensor, perturbed: torch.Tensor, k: int | flo
 _PAIR_BUDGET = 1 << 24
 
 
+# Above this many features per map, pairwise counting (O(F^2)) costs more than scipy's O(F log F) per example.
+PAIRWISE_KENDALL_MAX_FEATURES = 4096
+
+
 def kendall_tau(clean: torch.Tensor, perturbed: torch.Tensor) -> torch.Tensor:
     """Kendall's tau-b between the two maps' feature orderings (ties as in ``scipy.stats.kendalltau``). Range [-1, 1].
 
-    Exact O(F^2) pair counting, chunked over rows; fine for the few hundred to few thousand features of a map.
+    Batched exact pair counting in torch, chunked over rows, for maps of up to
+    :data:`PAIRWISE_KENDALL_MAX_FEATURES` features (patch grids, token maps, small images); larger maps (e.g. 224 x
+    224 pixels) use ``scipy.stats.kendalltau`` example by example, the same statistic in O(F log F).
     """
     x, y = _flat(clean), _flat(perturbed)
     batch, features = x.shape
+    if features > PAIRWISE_KENDALL_MAX_FEATURES:
+        import scipy.stats
+
+        rows = zip(x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy())
+        values = [scipy.stats.kendalltau(a, b).statistic for a, b in rows]
+        return torch.tensor(values, dtype=x.dtype, device=x.device)
     rows = max(1, _PAIR_BUDGET // max(1, batch * features))
     concordance = torch.zeros(batch, dtype=torch.float64, device=x.device)
     pairs_x = torch.zeros_like(concordance)

@@ -137,6 +137,7 @@ BAD = [
     pytest.param({"targets": [0, 1]}, "`targets`", id="short-targets"),
     pytest.param({"num_samples": 0}, "`num_samples`", id="no-samples"),
     pytest.param({"norm": "l1"}, "`norm`", id="bad-norm"),
+    pytest.param({"method_kwargs": {"smoothgrad": {"n_samples": 2}}}, "`method_kwargs`", id="stray-method-kwargs"),
 ]
 
 

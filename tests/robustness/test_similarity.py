@@ -64,6 +64,13 @@ def test_kendall_chunking_is_invisible(monkeypatch):
     torch.testing.assert_close(kendall_tau(x, y), whole)
 
 
+def test_large_maps_use_the_same_statistic(monkeypatch):
+    x, y = _pairs("ties", seed=5)
+    pairwise = kendall_tau(x, y)
+    monkeypatch.setattr("hf_robattr.robustness.similarity.PAIRWISE_KENDALL_MAX_FEATURES", 10)
+    torch.testing.assert_close(kendall_tau(x, y), pairwise, rtol=1e-12, atol=1e-12)
+
+
 def test_constant_map_gives_nan_like_scipy():
     x = torch.ones(1, 10)
     y = torch.arange(10.0).view(1, 10)
