@@ -44,9 +44,16 @@ def main() -> None:
         seed=3,
         progress=False,
     )
+    try:  # an error on rank 0 must reach every rank instead of leaving them waiting
+        metric.compute(model=model, inputs=pixel_values, epsilon=-1.0, progress=False)
+        error = None
+    except (ValueError, RuntimeError) as caught:
+        error = f"{type(caught).__name__}: {caught}"
     (out_dir / f"rank{accelerator.process_index}.json").write_text(
-        json.dumps({"world_size": accelerator.num_processes, "result": result})
+        json.dumps({"world_size": accelerator.num_processes, "result": result, "error": error})
     )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # destroys the process group: gloo aborts at exit otherwise (now and then)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,12 @@ def test_dataset_with_image_processor(image_model, fast_options):
     assert same(result, expected)
 
 
+def test_dataset_of_tensors_goes_to_the_core_as_is(image_model, pixel_values, fast_options):
+    dataset = datasets.Dataset.from_dict({"pixel_values": pixel_values.numpy()}).with_format("torch")
+    result = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=dataset, **fast_options)
+    assert same(result, hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, **fast_options))
+
+
 def test_dataset_with_tokenizer():
     from transformers import BertConfig, BertForSequenceClassification
 

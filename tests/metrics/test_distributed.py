@@ -50,3 +50,4 @@ def test_two_process_launch_matches_one_process(tmp_path):
         assert got["world_size"] == 2
         same = json.dumps(got["result"], sort_keys=True) == json.dumps(expected["result"], sort_keys=True)
         assert same, f"rank {rank} differs from the single-process run"
+        assert "epsilon" in got["error"], got["error"]
