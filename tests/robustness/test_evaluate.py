@@ -204,3 +204,18 @@ def test_smoothing_beta_changes_relu_scores_and_is_undone():
     smooth = hf_robattr.evaluate_attribution_robustness(model, x, smoothing_beta=2.0, **kwargs)
     assert plain["saliency/max_sensitivity"] != smooth["saliency/max_sensitivity"]
     assert isinstance(model[2], nn.ReLU)
+
+
+def test_explicit_device_gives_the_same_numbers(linear_model, images):
+    kwargs = dict(epsilon=0.05, attack="random", **FAST)
+    default = hf_robattr.evaluate_attribution_robustness(linear_model, images, **kwargs)
+    assert hf_robattr.evaluate_attribution_robustness(linear_model, images, device="cpu", **kwargs) == default
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(vit, images):
+    kwargs = dict(methods=("saliency", "rollout"), epsilon=0.1, attack="random", **FAST)
+    on_cpu = hf_robattr.evaluate_attribution_robustness(vit, images, **kwargs)
+    on_cuda = hf_robattr.evaluate_attribution_robustness(vit, images, device="cuda", **kwargs)
+    assert next(vit.parameters()).device.type == "cpu"
+    assert on_cuda == pytest.approx(on_cpu, rel=1e-3, abs=1e-5)
