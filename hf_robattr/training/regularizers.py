@@ -77,11 +77,6 @@ def _per_sample_sq_norm(t: torch.Tensor) -> torch.Tensor:
     return t.pow(2).flatten(1).sum(1)
 
 
-def _expand(t: torch.Tensor, times: int) -> torch.Tensor:
-    """Repeat every batch tensor ``times`` times along dim 0 (``[k * B + i]`` holds example ``i``)."""
-    return t.repeat(times, *([1] * (t.dim() - 1)))
-
-
 class Regularizer:
     """An explicit regularizer used by :class:`~hf_robattr.training.RobAttrTrainer`.
 
@@ -268,17 +263,19 @@ class IGNormRegularizer(Regularizer):
         *,
         create_graph: bool,
     ) -> torch.Tensor:
-        """``d CE / d x`` at the points ``x + (1 - alpha) delta`` (``= b + alpha (x - b)``), ``[len(alphas), *x.shape]``."""
+        """``d CE / d x`` at the points ``x + (1 - alpha) delta`` (``= b + alpha (x - b)``), ``[len(alphas), *x.shape]``.
+
+        One forward of ``B`` examples per alpha (on CPU this is faster than one forward of ``len(alphas) * B``).
+        """
         x, rest, key = split
-        n = len(alphas)
-        scale = (1 - alphas).to(x.dtype).view(n, *([1] * x.dim()))
-        points = (x.unsqueeze(0) + scale * delta.unsqueeze(0)).flatten(0, 1)
-        if not points.requires_grad:
-            points.requires_grad_(True)
-        expanded = {k: _expand(v, n) if torch.is_tensor(v) else v for k, v in rest.items()}
-        losses = F.cross_entropy(_logits(core, points, expanded, key), _expand(labels, n), reduction="sum")
-        (grads,) = torch.autograd.grad(losses, points, create_graph=create_graph)
-        return grads.view(n, *x.shape)
+        grads = []
+        for alpha in alphas.tolist():
+            point = x + (1 - alpha) * delta
+            if not point.requires_grad:
+                point.requires_grad_(True)
+            loss = F.cross_entropy(_logits(core, point, rest, key), labels, reduction="sum")
+            grads.append(torch.autograd.grad(loss, point, create_graph=create_graph)[0])
+        return torch.stack(grads)
 
     def loss_and_penalty(self, model, inputs, *, core):
         split = input_space(core, inputs)
