@@ -106,6 +106,7 @@ class StudySettings:
     num_attention_heads: int = 4
     intermediate_size: int = 128
     initializer_range: float = 0.02
+    text_initializer_range: float = 0.2
     kernel_feature_map: str = "elu"
     max_seq_length: int = 32
     text_tokenizer: str | None = None
@@ -232,6 +233,7 @@ _GPU_SETTINGS = StudySettings(
     image_dataset="uoft-cs/cifar10",
     text_dataset="stanfordnlp/sst2",
     text_tokenizer="google-bert/bert-base-uncased",
+    text_initializer_range=0.02,
     hidden_size=192,
     num_hidden_layers=6,
     num_attention_heads=3,
@@ -293,19 +295,19 @@ SCALES: dict[str, tuple[StudySettings, dict[str, GridPlan]]] = {
         _CPU_SETTINGS,
         {
             "vit": GridPlan(
-                sgd=((0.05, 8), (0.1, 16), (0.2, 32), (0.3, 64), (0.3, 128)),
+                sgd=((0.1, 8), (0.1, 16), (0.1, 32), (0.1, 64), (0.1, 128)),
                 adamw_lr=1e-3,
                 adamw_batch=32,
                 baselines=(("input_grad_norm", 0.01), ("ig_norm", 0.01), ("sam", 0.05)),
-                baseline_lr=0.2,
+                baseline_lr=0.1,
                 baseline_batch=32,
                 attention_types=("softmax", "kernel"),
                 seeds=5,
-                fixed_seeds=3,
+                fixed_seeds=2,
                 fixed_attention_types=("softmax", "kernel"),
             ),
             "bert": GridPlan(
-                sgd=((0.1, 16), (0.3, 64)),
+                sgd=((0.1, 16), (0.1, 32), (0.1, 128)),
                 adamw_lr=1e-3,
                 adamw_batch=32,
                 baselines=(),
@@ -322,7 +324,7 @@ SCALES: dict[str, tuple[StudySettings, dict[str, GridPlan]]] = {
         _GPU_SETTINGS,
         {
             "vit": GridPlan(
-                sgd=((0.02, 8), (0.05, 32), (0.1, 64), (0.2, 128), (0.4, 256)),
+                sgd=((0.05, 16), (0.05, 32), (0.05, 64), (0.05, 128), (0.05, 256)),
                 adamw_lr=5e-4,
                 adamw_batch=128,
                 baselines=(("input_grad_norm", 0.01), ("ig_norm", 0.01), ("sam", 0.05)),
@@ -334,7 +336,7 @@ SCALES: dict[str, tuple[StudySettings, dict[str, GridPlan]]] = {
                 fixed_attention_types=("softmax", "kernel"),
             ),
             "bert": GridPlan(
-                sgd=((0.02, 16), (0.05, 64), (0.1, 128)),
+                sgd=((0.02, 16), (0.02, 64), (0.02, 128)),
                 adamw_lr=5e-5,
                 adamw_batch=32,
                 baselines=(),

@@ -110,7 +110,7 @@ def _build_model(spec: RunSpec, data: StudyData) -> torch.nn.Module:
         "num_hidden_layers": settings.num_hidden_layers,
         "num_attention_heads": settings.num_attention_heads,
         "intermediate_size": settings.intermediate_size,
-        "initializer_range": settings.initializer_range,
+        "initializer_range": settings.initializer_range if cell.model == "vit" else settings.text_initializer_range,
     }
     if cell.model == "vit":
         args = VisionModelArguments(**common, image_size=settings.image_size, patch_size=settings.patch_size)
@@ -160,7 +160,6 @@ def _robustness(model: torch.nn.Module, spec: RunSpec, data: StudyData, correct:
         "batch_size": settings.robustness_batch_size,
         "device": next(model.parameters()).device,
         "measures": ROBUSTNESS_MEASURES,
-        "method_kwargs": {"integrated_gradients": {"n_steps": settings.ig_steps}},
         "input_range": (-1.0, 1.0) if image and data.dataset_name in ("synthetic_images", "digits") else None,
         "progress": False,
     }
@@ -174,7 +173,10 @@ def _robustness(model: torch.nn.Module, spec: RunSpec, data: StudyData, correct:
             continue
         batch = data.collator(_rows(data.test, examples))
         inputs = {k: v for k, v in batch.items() if torch.is_tensor(v) and k not in _NON_INPUT_KEYS}
-        result = evaluate_attribution_robustness(model, inputs, targets=batch["labels"], methods=methods, **options)
+        kwargs = {m: {"n_steps": settings.ig_steps} for m in methods if m == "integrated_gradients"}
+        result = evaluate_attribution_robustness(
+            model, inputs, targets=batch["labels"], methods=methods, method_kwargs=kwargs, **options
+        )
         scores.update({key: float(value) for key, value in result.items() if key != "num_samples"})
         scores.update({f"num_examples/{method}": float(len(examples)) for method in methods})
     return scores
