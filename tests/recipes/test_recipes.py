@@ -95,13 +95,16 @@ def test_vit_two_process_launch_equals_one_process_with_the_global_batch(recipes
 
 
 @pytest.mark.slow
-def test_bert_two_process_launch(tmp_path):
-    launch_two_processes(
-        "train_bert", ["--output_dir", str(tmp_path), *QUICK, "--regularizer", "ig_norm", "--ig_chunk_size", "5"]
-    )
+def test_bert_two_process_launch_with_chunked_ig_norm_and_diagnostics(tmp_path):
+    argv = ["--output_dir", str(tmp_path), *QUICK, "--regularizer", "ig_norm", "--ig_chunk_size", "5"]
+    argv += ["--diagnostics_steps", "2", "--diagnostics_batch_size", "4"]
+    launch_two_processes("train_bert", argv)
     results = read_results(tmp_path)
     check_results(results, architecture="RobAttrBertForSequenceClassification", steps=4)
     assert results["training"]["total_train_batch_size"] == 16
+    steps = [row["step"] for row in results["log_history"] if "diagnostics/hessian_trace" in row]
+    assert steps == [0, 2, 4]
+    assert all("regularizer_penalty" in row for row in results["log_history"] if "loss" in row)
 
 
 @pytest.mark.slow
