@@ -138,19 +138,22 @@ class DiagnosticsCallback(TrainerCallback):
             model.train(was_training)
         return logs
 
-    def _maybe_log(self, args: Any, state: TrainerState) -> None:
+    def _maybe_log(self, args: Any, state: TrainerState, control: TrainerControl) -> None:
         if self.trainer is None or not args.diagnostics_steps:
             return
         if state.global_step % args.diagnostics_steps:
             return
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
+        # Trainer.log resets control.should_log (CallbackHandler.on_log); keep the step's own loss log.
+        should_log = control.should_log
         self.trainer.log(self.compute(model, args))
+        control.should_log = should_log
 
     def on_train_begin(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self._maybe_log(args, state)
+        self._maybe_log(args, state, control)
 
     def on_step_end(self, args: Any, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        self._maybe_log(args, state)
+        self._maybe_log(args, state, control)
 
 
 def _is_reported(key: str) -> bool:

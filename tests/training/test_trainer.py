@@ -153,4 +153,5 @@ def test_diagnostics_are_logged_through_trainer_log(tmp_path, make_vit):
     ):
         assert all(isinstance(row[key], float) for row in rows), key
     assert trainer.model.training
+    assert [row["step"] for row in trainer.state.log_history if "loss" in row] == [1, 2]  # loss logs kept
     assert list(tmp_path.rglob("events.out.tfevents*"))
