@@ -241,6 +241,7 @@ def build_results(
             "seed": args.seed,
             "target_train_loss": args.target_train_loss,
             "target_reached": None if target is None else target.reached,
+            "target_reached_at_step": None if target is None else target.reached_at_step,
             "train_runtime_s": round(train_runtime, 3),
             "global_step": trainer.state.global_step,
         },

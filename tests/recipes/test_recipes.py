@@ -46,7 +46,7 @@ def test_bert_recipe_single_process_with_target_loss(recipes, tmp_path):
     recipes["train_bert"].main(argv)
     results = read_results(tmp_path)
     check_results(results, architecture="RobAttrBertForSequenceClassification", steps=2)
-    assert results["training"]["target_reached"] is True
+    assert results["training"]["target_reached"] is True and results["training"]["target_reached_at_step"] == 2
     assert results["training"]["optimizer"] == "adamw"  # the BERT recipe's default regime
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert model.config.num_labels == 2 and (tmp_path / "tokenizer.json").exists()
