@@ -118,24 +118,32 @@ class RobAttrTrainer(Trainer):
         self._record(loss, penalty)
         return self.regularizer.objective(loss, penalty).detach() / self.current_gradient_accumulation_steps
 
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
-        """Load checkpoint weights through ``from_pretrained`` so that checkpoint key renames apply.
+    def _load_pretrained_weights(self, checkpoint: str, model: nn.Module | None = None) -> bool:
+        """Load ``checkpoint``'s weights into the model through ``from_pretrained``; ``False`` if not applicable.
 
         transformers 5.x saves ViT weights under the checkpoint layout (``encoder.layer.N.attention.attention.query``)
-        but ``Trainer._load_from_checkpoint`` loads the file with a plain ``load_state_dict`` into the v5 module
-        layout (``layers.N.attention.q_proj``): every renamed weight is reported missing and silently keeps its
-        current value, so ``--resume_from_checkpoint`` would not resume. ``from_pretrained`` applies the renames.
-        FSDP, DeepSpeed and non-``PreTrainedModel`` models keep ``Trainer``'s loader.
+        but ``Trainer`` reloads its checkpoints with a plain ``load_state_dict`` into the v5 module layout
+        (``layers.N.attention.q_proj``): every renamed weight is reported missing and silently keeps its current
+        value, so ``--resume_from_checkpoint`` and ``load_best_model_at_end`` would not load. ``from_pretrained``
+        applies the renames. FSDP, DeepSpeed and non-``PreTrainedModel`` models keep ``Trainer``'s loaders.
         """
         unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
-        weights = os.path.join(resume_from_checkpoint, SAFE_WEIGHTS_NAME)
-        if self.is_fsdp_enabled or self.is_deepspeed_enabled or not isinstance(unwrapped, PreTrainedModel):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        if not os.path.isfile(weights):
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        loaded = type(unwrapped).from_pretrained(resume_from_checkpoint, config=unwrapped.config)
+        applicable = isinstance(unwrapped, PreTrainedModel) and not (self.is_fsdp_enabled or self.is_deepspeed_enabled)
+        if not applicable or not os.path.isfile(os.path.join(checkpoint, SAFE_WEIGHTS_NAME)):
+            return False
+        loaded = type(unwrapped).from_pretrained(checkpoint, config=unwrapped.config)
         unwrapped.load_state_dict(loaded.state_dict(), strict=True)
-        return None
+        return True
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        """Resume: load the checkpoint's weights with the key renames applied (see :meth:`_load_pretrained_weights`)."""
+        if not self._load_pretrained_weights(resume_from_checkpoint, model):
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        """``load_best_model_at_end``: as :meth:`_load_from_checkpoint`, from the best checkpoint."""
+        if not self._load_pretrained_weights(self.state.best_model_checkpoint):
+            super()._load_best_model()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``data_loss`` and ``regularizer_penalty`` (averaged since the last log) to training-loss logs."""

@@ -155,3 +155,26 @@ def test_diagnostics_are_logged_through_trainer_log(tmp_path, make_vit):
     assert trainer.model.training
     assert [row["step"] for row in trainer.state.log_history if "loss" in row] == [1, 2]  # loss logs kept
     assert list(tmp_path.rglob("events.out.tfevents*"))
+
+
+def test_load_best_model_at_end_loads_the_best_checkpoint(tmp_path, make_vit):
+    """transformers 5.x reloads Trainer checkpoints without ViT key renames; RobAttrTrainer must really load them."""
+    from safetensors.torch import load_file
+
+    overrides = {"max_steps": 4, "eval_strategy": "steps", "eval_steps": 2, "save_strategy": "steps", "save_steps": 2}
+    overrides |= {"load_best_model_at_end": True, "metric_for_best_model": "loss", "logging_steps": 2}
+    args = make_args(tmp_path, **overrides)
+    trainer = RobAttrTrainer(
+        model=make_vit().float().train(),
+        args=args,
+        train_dataset=image_dataset(),
+        eval_dataset=image_dataset(8, seed=1),
+        data_collator=default_data_collator,
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    trainer.save_model(str(tmp_path / "final"))
+    saved, final = load_file(f"{best}/model.safetensors"), load_file(str(tmp_path / "final" / "model.safetensors"))
+    assert saved.keys() == final.keys()
+    for name in saved:
+        torch.testing.assert_close(final[name], saved[name], rtol=0, atol=0, msg=name)
