@@ -302,7 +302,8 @@ def verdict(trends: list[Trend], expect_rise: bool) -> str:
 
 
 def _trend_text(where: str, trend: Trend) -> str:
-    return f"{trend.direction} on the {where} ({trend.format()})"
+    verb = "shows no clear trend" if trend.direction == "no clear trend" else trend.direction
+    return f"{verb} on the {where} ({trend.format()})"
 
 
 def claims(records: list[dict[str, Any]], settings: StudySettings) -> dict[str, Any]:

@@ -89,7 +89,8 @@ def _settings_lines(settings: StudySettings) -> list[str]:
         f"(k = {s.topk:g}, L-inf epsilon {s.attack_epsilon:.3g} on [-1, 1] pixels / {s.text_epsilon:g} relative on "
         f"embeddings, {s.attack_steps} steps, worst of {s.attack_restarts} restarts, label preserved); top-k "
         f"intersection and Kendall tau between clean and attacked maps; max-sensitivity over "
-        f"{s.sensitivity_samples} uniform draws. Methods: {', '.join(s.methods)} (IG with {s.ig_steps} steps).",
+        f"{s.sensitivity_samples} uniform draws. Methods: {', '.join(s.methods)} (IG with {s.ig_steps} steps, "
+        f"scored on the first {s.ig_eval_examples} of those examples: it costs ~10x the others under attack).",
         f"- Diagnostics on the first {s.diagnostics_batch_size} training examples: Hessian trace (Hutchinson, "
         f">= {s.trace_probes} probes, more up to {s.trace_max_probes} until stderr <= 10%), top Hessian eigenvalue "
         f"({s.power_iterations} power iterations), input curvature (>= {s.input_probes} probes), attention entropy.",
