@@ -17,6 +17,7 @@ import logging
 
 from transformers import HfArgumentParser, default_data_collator, set_seed
 
+from hf_robattr.hub import defer_hub_push, publish_run
 from hf_robattr.training import (
     ImageDataArguments,
     RobAttrTrainer,
@@ -39,10 +40,11 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """Parse arguments, train, evaluate on the test split, save the model and ``results.json``; return the results."""
+    """Parse arguments, train, evaluate on the test split, save the model, ``results.json`` and the model card (pushed with ``--push_to_hub``); return the results."""
     parser = HfArgumentParser((VisionModelArguments, ImageDataArguments, RobAttrTrainingArguments))
     model_args, data_args, training_args = parse_arguments(parser, argv)
     setup_logging(training_args)
+    push = defer_hub_push(training_args)  # the card and the upload come after the run folder is complete
     logger.info("Training arguments: %s", training_args)
     set_seed(training_args.seed)
 
@@ -82,6 +84,18 @@ def main(argv: list[str] | None = None) -> dict:
         robustness=robustness,
     )
     save_outputs(trainer, results)
+    if trainer.is_world_process_zero():
+        samples = default_data_collator([data.test[i] for i in range(min(4, len(data.test)))])
+        publish_run(
+            training_args.output_dir,
+            model=trainer.model,
+            inputs=samples["pixel_values"],
+            repo_id=training_args.hub_model_id,
+            push=push,
+            token=training_args.hub_token,
+            private=training_args.hub_private_repo,
+        )
+    trainer.accelerator.wait_for_everyone()
     return results
 
 

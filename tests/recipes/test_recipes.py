@@ -2,8 +2,12 @@
 
 import json
 
+import re
+
 import pytest
 import torch
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
 from recipe_helpers import QUICK, launch_two_processes, read_results, read_weights
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
@@ -29,6 +33,21 @@ def check_results(results: dict, *, architecture: str, steps: int) -> None:
     assert any("loss" in row for row in results["log_history"])
 
 
+def check_hub_repo(folder, results: dict) -> None:
+    """The run folder is a Hub model repo: a parsable card whose model-index holds the robustness numbers, and every
+    picture it shows exists."""
+    card = ModelCard.load(folder / "README.md")
+    _, eval_results = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    reported = {result.metric_name: result.metric_value for result in eval_results}
+    for key, value in results["robustness"].items():
+        if not key.endswith("_std"):
+            assert reported[key] == pytest.approx(value), key
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card.text)
+    assert pictures, "the card shows no picture"
+    for picture in pictures:
+        assert (folder / picture).is_file(), picture
+
+
 def test_vit_recipe_single_process(recipes, tmp_path):
     argv = ["--output_dir", str(tmp_path), *QUICK, "--attention_type", "kernel", "--regularizer", "input_grad_norm"]
     results = recipes["train_vit"].main(argv)
@@ -39,6 +58,7 @@ def test_vit_recipe_single_process(recipes, tmp_path):
     assert (tmp_path / "modeling_robattr_vit.py").exists() and (tmp_path / "preprocessor_config.json").exists()
     model = AutoModelForImageClassification.from_pretrained(tmp_path)
     assert model.config.attention_type == "kernel"
+    check_hub_repo(tmp_path, results)
 
 
 def test_bert_recipe_single_process_with_target_loss(recipes, tmp_path):
@@ -50,6 +70,7 @@ def test_bert_recipe_single_process_with_target_loss(recipes, tmp_path):
     assert results["training"]["optimizer"] == "adamw"  # the BERT recipe's default regime
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert model.config.num_labels == 2 and (tmp_path / "tokenizer.json").exists()
+    check_hub_repo(tmp_path, results)
 
 
 def test_recipe_fails_fast_on_bad_dataset_column(recipes, tmp_path):
