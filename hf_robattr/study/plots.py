@@ -64,7 +64,7 @@ def plot_robustness_vs_strength(cells: list[dict[str, Any]], model: str, setting
                 if cell["attention_type"] == attention and cell["regime"] == "adamw" and value and value["n"]:
                     axis.axhline(value["mean"], color=color, linestyle="--", linewidth=1, label=f"{attention} AdamW")
         axis.set_xscale("log")
-        axis.set_title(target, fontsize=9)
+        axis.set_title(f"{target} methods (mean)" if target in ("gradient", "attention") else target, fontsize=9)
         axis.set_xlabel("lr / batch")
         axis.set_ylabel("top-k intersection")
     for axis in list(axes.flat)[len(targets) :]:
@@ -130,7 +130,7 @@ def plot_training_cost(costs: list[dict[str, Any]], path: Path) -> bool:
     axis.set_xticks(range(len(rows)))
     axis.set_xticklabels(labels, rotation=90, fontsize=6)
     axis.set_ylabel("training wall-clock to the target (s)")
-    axis.set_title("Training cost per cell (green: plain SGD, grey: AdamW, red: explicit baselines)")
+    axis.set_title("Training cost per cell\n(green: plain SGD, grey: AdamW, red: explicit baselines)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
