@@ -4,14 +4,14 @@ Importing the package registers the kernel-attention models with the ``transform
 ``attribution_robustness`` metric loadable by name with ``evaluate.load``.
 """
 
-from .models import *  # noqa: F403
-from .data import *  # noqa: F403
+from . import attribution, data, hub, metrics, models, robustness, training
 from .attribution import *  # noqa: F403
-from .robustness import *  # noqa: F403
-from .training import *  # noqa: F403
+from .data import *  # noqa: F403
 from .hub import *  # noqa: F403
 from .metrics import *  # noqa: F403
-from . import attribution, data, hub, metrics, models, robustness, training
+from .models import *  # noqa: F403
+from .robustness import *  # noqa: F403
+from .training import *  # noqa: F403
 
 
 __version__ = "0.1.0"
