@@ -30,6 +30,7 @@ __all__ = ["HEADLINE_MEASURE", "analyse", "claims", "run_values", "usable", "ver
 
 HEADLINE_MEASURE = "topk_intersection"
 STATUSES = ("ok", "not_fit", "diverged", "error")
+NO_RISE_BOUND = 0.3
 DIFFERENCE_FIELDS = ("difference", "low", "high", "p_value", "n_a", "n_b")
 DIAGNOSTICS = ("hessian_trace", "hessian_top_eigenvalue", "input_curvature", "attention_entropy")
 
@@ -287,8 +288,9 @@ def _strongest_sgd(records: list[dict[str, Any]], model: str, attention: str) ->
 
 
 def verdict(trends: list[Trend], expect_rise: bool) -> str:
-    """``supported`` / ``contradicted`` / ``not supported`` / ``cannot be judged`` for trends expected to rise
-    (``expect_rise``) or expected not to rise. "Not rising" is supported when no CI lies above 0."""
+    """``supported`` / ``contradicted`` / ``not supported`` / ``inconclusive`` / ``cannot be judged`` for trends
+    expected to rise (``expect_rise``) or expected not to rise. "Not rising" is supported only when every CI's upper
+    bound is below :data:`NO_RISE_BOUND` (absence of a detected rise alone is called inconclusive)."""
     if not trends or any(math.isnan(t.rho) or math.isnan(t.low) for t in trends):
         return "cannot be judged: too few usable runs"
     directions = [t.direction for t in trends]
@@ -298,7 +300,9 @@ def verdict(trends: list[Trend], expect_rise: bool) -> str:
         return "contradicted" if any(d == "falls" for d in directions) else "not supported: no clear trend"
     if any(d == "rises" for d in directions):
         return "contradicted"
-    return "supported: no rise detected"
+    if all(t.high < NO_RISE_BOUND for t in trends):
+        return f"supported: a rise of rho >= {NO_RISE_BOUND} is excluded"
+    return "inconclusive: no rise detected, but the CI does not exclude one"
 
 
 def _trend_text(where: str, trend: Trend) -> str:
