@@ -31,6 +31,7 @@ from hf_robattr.training import (
     build_results,
     compute_accuracy,
     evaluate_test_robustness,
+    finish_run,
     load_tokenizer,
     parse_arguments,
     prepare_text_data,
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
             token=training_args.hub_token,
             private=training_args.hub_private_repo,
         )
-    trainer.accelerator.wait_for_everyone()
+    finish_run(trainer)
     return results
 
 

@@ -27,6 +27,7 @@ from hf_robattr.training import (
     build_vit_classifier,
     compute_accuracy,
     evaluate_test_robustness,
+    finish_run,
     load_image_processor,
     parse_arguments,
     prepare_image_data,
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
             token=training_args.hub_token,
             private=training_args.hub_private_repo,
         )
-    trainer.accelerator.wait_for_everyone()
+    finish_run(trainer)
     return results
 
 

@@ -5,6 +5,7 @@ The recipes (``recipes/train_vit.py``, ``recipes/train_bert.py``) call these in 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -274,3 +275,16 @@ def save_outputs(trainer: Trainer, results: dict[str, Any]) -> str:
         logger.info("Wrote %s", path)
     trainer.accelerator.wait_for_everyone()
     return path
+
+
+def finish_run(trainer: Trainer) -> None:
+    """End a recipe run: wait for every process, free leftover autograd graphs, then close the trackers and the
+    process group.
+
+    Under a multi-process CPU launch, a rank that exits with the gloo process group still open (or with attribution
+    graphs still to be collected) can abort at interpreter shutdown ("terminate called without an active
+    exception"), failing the launch after all outputs were written.
+    """
+    trainer.accelerator.wait_for_everyone()
+    gc.collect()
+    trainer.accelerator.end_training()
