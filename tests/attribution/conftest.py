@@ -4,38 +4,7 @@ import copy
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, ViTConfig, ViTForImageClassification
-
-
-def tiny_vit(**overrides) -> ViTForImageClassification:
-    torch.manual_seed(0)
-    config = dict(
-        image_size=8,
-        patch_size=2,
-        num_channels=3,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-    )
-    config.update(overrides)
-    return ViTForImageClassification(ViTConfig(**config)).eval()
-
-
-def tiny_bert(**overrides) -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = dict(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    config.update(overrides)
-    return BertForSequenceClassification(BertConfig(**config)).eval()
+from tiny_models import tiny_bert, tiny_vit
 
 
 @pytest.fixture(scope="session")

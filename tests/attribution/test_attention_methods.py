@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import tiny_bert, tiny_vit
 
 from hf_robattr.attribution import AttentionRollout, GradAttention, RawAttention, attribute, prepare_inputs
 from hf_robattr.attribution.inputs import twice_differentiable_attention
@@ -69,32 +70,10 @@ def test_padding_does_not_change_text_maps(bert, text_batch):
 
 def _robattr_models(attention_type):
     models = pytest.importorskip("hf_robattr.models")
-    torch.manual_seed(0)
-    vit = models.RobAttrViTForImageClassification(
-        models.RobAttrViTConfig(
-            image_size=8,
-            patch_size=2,
-            num_channels=3,
-            hidden_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=32,
-            num_labels=3,
-            attention_type=attention_type,
-        )
-    ).eval()
-    bert = models.RobAttrBertForSequenceClassification(
-        models.RobAttrBertConfig(
-            vocab_size=40,
-            hidden_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=16,
-            num_labels=2,
-            attention_type=attention_type,
-        )
-    ).eval()
+    vit = tiny_vit(models.RobAttrViTConfig, models.RobAttrViTForImageClassification, attention_type=attention_type)
+    bert = tiny_bert(
+        models.RobAttrBertConfig, models.RobAttrBertForSequenceClassification, attention_type=attention_type
+    )
     return vit, bert
 
 

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
+from tiny_models import tiny_robattr_vit
 
 
 ROBUSTNESS = {
@@ -80,22 +80,16 @@ def results_json() -> dict:
     }
 
 
-def tiny_vit():
-    from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
+def tiny_vit(**overrides):
+    """The tiny kernel-attention ViT the card tests save and load."""
+    settings = dict(patch_size=4, num_channels=1, num_hidden_layers=1, attention_type="kernel")
+    return tiny_robattr_vit(**{**settings, **overrides})
 
-    torch.manual_seed(0)
-    config = RobAttrViTConfig(
-        image_size=8,
-        patch_size=4,
-        num_channels=1,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        attention_type="kernel",
-    )
-    return RobAttrViTForImageClassification(config).eval()
+
+@pytest.fixture
+def tiny_kernel_vit():
+    """The factory :func:`tiny_vit`, for tests that need their own variant."""
+    return tiny_vit
 
 
 @pytest.fixture

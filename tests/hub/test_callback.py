@@ -27,23 +27,8 @@ def accuracy(prediction) -> dict:
     return {"accuracy": float((np.argmax(prediction.predictions, axis=-1) == prediction.label_ids).mean())}
 
 
-def test_callback_fills_the_card(tmp_path):
-    from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
-
-    torch.manual_seed(0)
-    config = RobAttrViTConfig(
-        image_size=8,
-        patch_size=4,
-        num_channels=1,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-        attention_type="kernel",
-        kernel_feature_map="relu",
-    )
-    model = RobAttrViTForImageClassification(config)
+def test_callback_fills_the_card(tmp_path, tiny_kernel_vit):
+    model = tiny_kernel_vit(kernel_feature_map="relu").train()
     args = TrainingArguments(
         output_dir=str(tmp_path / "out"),
         max_steps=3,

@@ -4,39 +4,18 @@ import copy
 
 import pytest
 import torch
+from tiny_models import tiny_bert, tiny_vit
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification, ViTConfig, ViTForImageClassification
 
 
 @pytest.fixture(scope="session")
 def _vit_session():
-    torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=8,
-        patch_size=2,
-        num_channels=1,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
-    )
-    return ViTForImageClassification(config).eval()
+    return tiny_vit(num_channels=1)
 
 
 @pytest.fixture(scope="session")
 def _bert_session():
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=40,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config).eval()
+    return tiny_bert()
 
 
 @pytest.fixture

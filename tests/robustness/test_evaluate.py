@@ -5,6 +5,7 @@ import math
 import datasets
 import pytest
 import torch
+from tiny_models import tiny_vit
 from torch import nn
 
 import hf_robattr
@@ -174,19 +175,12 @@ def test_similarity_measure_names_are_all_scored(vit, images):
 )
 def test_robattr_models_with_attention_methods(attention_type, images):
     models = pytest.importorskip("hf_robattr.models")
-    torch.manual_seed(0)
-    config = models.RobAttrViTConfig(
-        image_size=8,
-        patch_size=2,
+    model = tiny_vit(
+        models.RobAttrViTConfig,
+        models.RobAttrViTForImageClassification,
         num_channels=1,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=3,
         attention_type=attention_type,
     )
-    model = models.RobAttrViTForImageClassification(config).eval()
     result = hf_robattr.evaluate_attribution_robustness(
         model, images[:3], methods=("raw_attention", "grad_attention"), epsilon=0.1, **FAST
     )

@@ -1,0 +1,44 @@
+"""Tiny seeded ViT/BERT classifiers shared by the test packages (each conftest picks its overrides)."""
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification, ViTConfig, ViTForImageClassification
+
+
+TINY_VIT = dict(
+    image_size=8,
+    patch_size=2,
+    num_channels=3,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    num_labels=3,
+)
+TINY_BERT = dict(
+    vocab_size=40,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=16,
+    num_labels=2,
+)
+
+
+def tiny_vit(config_class=ViTConfig, model_class=ViTForImageClassification, seed: int = 0, **overrides):
+    """A tiny ViT classifier in eval mode, seeded; ``overrides`` replace fields of :data:`TINY_VIT`."""
+    torch.manual_seed(seed)
+    return model_class(config_class(**{**TINY_VIT, **overrides})).eval()
+
+
+def tiny_bert(config_class=BertConfig, model_class=BertForSequenceClassification, seed: int = 0, **overrides):
+    """A tiny BERT classifier in eval mode, seeded; ``overrides`` replace fields of :data:`TINY_BERT`."""
+    torch.manual_seed(seed)
+    return model_class(config_class(**{**TINY_BERT, **overrides})).eval()
+
+
+def tiny_robattr_vit(**overrides):
+    """A tiny ``RobAttrViTForImageClassification`` (``overrides`` as in :func:`tiny_vit`, ``attention_type`` too)."""
+    from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
+
+    return tiny_vit(RobAttrViTConfig, RobAttrViTForImageClassification, **overrides)
