@@ -1,7 +1,6 @@
 """The recipes end to end: single process (in-process ``main``), 2-process DDP launch, resume, and saved outputs."""
 
 import json
-
 import re
 
 import pytest
