@@ -197,7 +197,8 @@ def write_report(
         lines += ["> Scale `ci` is a smoke test of the pipeline (tiny grid, few steps): its numbers mean nothing.", ""]
     lines += ["## The claims", "", *_claims_lines(analysis["claims"])]
     lines += [
-        "Reading: a trend **rises** when the 95% bootstrap CI of Spearman's rho lies above 0, **falls** when below, "
+        "Reading: a trend **rises** when the 95% bootstrap CI of Spearman's rho lies above 0 and p < 0.05, **falls** "
+        "when both say it is below, "
         "otherwise there is no clear trend. Claim 2 (no rise) counts as supported only when every CI's upper bound "
         "is below 0.3; a mere absence of a detected rise is called inconclusive. Only runs that reached the target "
         "loss (`ok`) count.",

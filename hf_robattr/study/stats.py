@@ -51,10 +51,11 @@ class Trend:
 
     @property
     def direction(self) -> str:
-        """``rises`` / ``falls`` when the bootstrap CI excludes 0, else ``no clear trend``."""
-        if self.low > 0:
+        """``rises`` / ``falls`` when the bootstrap CI excludes 0 *and* Spearman's p < 0.05 (the percentile bootstrap
+        alone is anti-conservative with few runs), else ``no clear trend``."""
+        if self.p_value < 0.05 and self.low > 0:
             return "rises"
-        if self.high < 0:
+        if self.p_value < 0.05 and self.high < 0:
             return "falls"
         return "no clear trend"
 
