@@ -1,4 +1,5 @@
-"""The study's figures (matplotlib, Agg backend), written as PNG files.
+"""The study's figures, written as PNG files with ``matplotlib.figure.Figure`` (no pyplot: the caller's backend and
+global state are left alone).
 
 - ``robustness_vs_strength_<model>.png``: per method family and method, robustness of SGD runs against lr/batch,
   one line per attention type with its 95% CI band, AdamW as a dashed reference line.
@@ -14,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from .analysis import HEADLINE_MEASURE, run_values, usable
 from .grid import StudySettings
@@ -40,7 +38,8 @@ def plot_robustness_vs_strength(cells: list[dict[str, Any]], model: str, setting
     targets = ["gradient", "attention", *settings.methods]
     columns = min(4, len(targets))
     lines = math.ceil(len(targets) / columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(4 * columns, 3.2 * lines), squeeze=False)
+    figure = Figure(figsize=(4 * columns, 3.2 * lines))
+    axes = figure.subplots(lines, columns, squeeze=False)
     for axis, target in zip(axes.flat, targets):
         name = f"{target}/{HEADLINE_MEASURE}"
         for attention in sorted({c["attention_type"] for c in rows}):
@@ -75,7 +74,6 @@ def plot_robustness_vs_strength(cells: list[dict[str, Any]], model: str, setting
     figure.suptitle(f"{model}: attribution robustness under the top-k attack vs implicit-regularization strength")
     figure.tight_layout(rect=(0, 0.06, 1, 0.95))
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return True
 
 
@@ -87,9 +85,10 @@ def plot_sharpness_vs_robustness(
     if not runs:
         return False
     attentions = sorted({r["cell"]["attention_type"] for r in runs})
-    figure, axes = plt.subplots(1, len(attentions), figsize=(5 * len(attentions), 4), squeeze=False)
+    figure = Figure(figsize=(5 * len(attentions), 4))
+    axes = figure.subplots(1, len(attentions), squeeze=False)
     regimes = sorted({r["regime"] for r in runs})
-    colors = {regime: plt.get_cmap("tab10")(i) for i, regime in enumerate(regimes)}
+    colors = {regime: matplotlib.colormaps["tab10"](i) for i, regime in enumerate(regimes)}
     for axis, attention in zip(axes.flat, attentions):
         logscale = True
         for regime in regimes:
@@ -107,7 +106,6 @@ def plot_sharpness_vs_robustness(
         axis.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return True
 
 
@@ -125,7 +123,8 @@ def plot_training_cost(costs: list[dict[str, Any]], path: Path) -> bool:
     colors = [
         "tab:green" if c["regime"] == "sgd" else "tab:gray" if c["regime"] == "adamw" else "tab:red" for c in rows
     ]
-    figure, axis = plt.subplots(figsize=(max(6, 0.45 * len(rows)), 4.5))
+    figure = Figure(figsize=(max(6, 0.45 * len(rows)), 4.5))
+    axis = figure.subplots()
     axis.bar(range(len(rows)), means, yerr=errors, color=colors, capsize=2)
     axis.set_xticks(range(len(rows)))
     axis.set_xticklabels(labels, rotation=90, fontsize=6)
@@ -133,7 +132,6 @@ def plot_training_cost(costs: list[dict[str, Any]], path: Path) -> bool:
     axis.set_title("Training cost per cell\n(green: plain SGD, grey: AdamW, red: explicit baselines)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return True
 
 
