@@ -37,6 +37,12 @@ def tiny_bert(config_class=BertConfig, model_class=BertForSequenceClassification
     return model_class(config_class(**{**TINY_BERT, **overrides})).eval()
 
 
+def tiny_text_bert(tokenizer, **overrides):
+    """A one-layer eager BERT classifier over ``tokenizer``'s vocabulary (texts up to 16 tokens)."""
+    settings = dict(vocab_size=tokenizer.vocab_size, num_hidden_layers=1, attn_implementation="eager")
+    return tiny_bert(**{**settings, **overrides})
+
+
 def tiny_robattr_vit(**overrides):
     """A tiny ``RobAttrViTForImageClassification`` (``overrides`` as in :func:`tiny_vit`, ``attention_type`` too)."""
     from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification

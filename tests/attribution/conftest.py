@@ -1,30 +1,7 @@
-"""Tiny seeded models for the attribution tests (built once per session, deep-copied per test)."""
-
-import copy
+"""Inputs for the attribution tests (the tiny models ``vit`` / ``bert`` come from ``tests/conftest.py``)."""
 
 import pytest
 import torch
-from tiny_models import tiny_bert, tiny_vit
-
-
-@pytest.fixture(scope="session")
-def _vit_session():
-    return tiny_vit()
-
-
-@pytest.fixture(scope="session")
-def _bert_session():
-    return tiny_bert()
-
-
-@pytest.fixture
-def vit(_vit_session):
-    return copy.deepcopy(_vit_session)
-
-
-@pytest.fixture
-def bert(_bert_session):
-    return copy.deepcopy(_bert_session)
 
 
 @pytest.fixture

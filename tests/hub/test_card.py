@@ -11,6 +11,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
+from tiny_models import tiny_text_bert
 
 import hf_robattr
 from hf_robattr.hub import RobAttrModelCardData, build_model_card, save_model_card, template_path
@@ -171,21 +172,10 @@ def test_a_failed_picture_still_writes_the_card(run_dir, results, caplog):
 
 
 def test_text_attribution_picture(tmp_path):
-    from transformers import BertConfig, BertForSequenceClassification
-
     from hf_robattr.hub.attribution_picture import draw_attribution_picture
 
     tokenizer = hf_robattr.build_offline_tokenizer()
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        attn_implementation="eager",
-    )
-    model = BertForSequenceClassification(config).eval()
+    model = tiny_text_bert(tokenizer)
     batch = dict(tokenizer(["good film", "bad bad film"], padding=True, return_tensors="pt"))
     config = {"methods": ["saliency"], "attack": "topk", "epsilon": 0.1, "num_steps": 2, "k": 2}
     path = draw_attribution_picture(model, batch, tmp_path / "maps.png", config, tokenizer=tokenizer)

@@ -9,6 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from tiny_models import tiny_text_bert
 
 import hf_robattr
 from hf_robattr.metrics import compute as compute_module
@@ -90,20 +91,8 @@ def test_dataset_of_tensors_goes_to_the_core_as_is(image_model, pixel_values, fa
 
 
 def test_dataset_with_tokenizer():
-    from transformers import BertConfig, BertForSequenceClassification
-
     tokenizer = hf_robattr.build_offline_tokenizer()
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        num_labels=2,
-        attn_implementation="eager",
-    )
-    model = BertForSequenceClassification(config).eval()
+    model = tiny_text_bert(tokenizer)
     dataset = datasets.Dataset.from_dict({"sentence": ["good film", "bad bad film here", "great"]})
     options = {"methods": "saliency", "epsilon": 0.1, "num_steps": 2, "k": 2, "num_samples": 2, "progress": False}
     result = hf_robattr.AttributionRobustness().compute(model=model, inputs=dataset, tokenizer=tokenizer, **options)

@@ -1,31 +1,15 @@
-"""Tiny seeded models for the robustness tests (built once per session, deep-copied per test)."""
-
-import copy
+"""Inputs and models for the robustness tests: a one-channel tiny ViT (``vit`` / ``bert`` come from
+``tests/conftest.py``) and a linear model."""
 
 import pytest
 import torch
-from tiny_models import tiny_bert, tiny_vit
+from tiny_models import tiny_vit
 from torch import nn
 
 
 @pytest.fixture(scope="session")
 def _vit_session():
     return tiny_vit(num_channels=1)
-
-
-@pytest.fixture(scope="session")
-def _bert_session():
-    return tiny_bert()
-
-
-@pytest.fixture
-def vit(_vit_session):
-    return copy.deepcopy(_vit_session)
-
-
-@pytest.fixture
-def bert(_bert_session):
-    return copy.deepcopy(_bert_session)
 
 
 @pytest.fixture
