@@ -12,6 +12,7 @@ Three sets are built in memory and returned as a :class:`datasets.DatasetDict`:
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -157,17 +158,23 @@ EMBEDDED_DATASETS: dict[str, Callable[..., DatasetDict]] = {
 }
 
 
-def load_embedded_dataset(name: str, *, seed: int = 0) -> DatasetDict:
+def load_embedded_dataset(name: str, *, seed: int = 0, **options: object) -> DatasetDict:
     """Build the embedded dataset ``name`` (one of :data:`EMBEDDED_DATASETS`) with fixed splits.
 
-    Built once per process and seed (later calls return a shallow copy of the cached splits; transforms attached
-    with ``with_transform`` make new datasets, so the cache is never changed by callers).
+    ``options`` go to the builder (e.g. ``num_examples=4000`` for ``synthetic_images``; see
+    :func:`make_synthetic_images`, :func:`make_synthetic_sentiment`); an option the builder lacks is an error.
+    Built once per process, seed and options (later calls return a shallow copy of the cached splits; transforms
+    attached with ``with_transform`` make new datasets, so the cache is never changed by callers).
     """
     if name not in EMBEDDED_DATASETS:
         raise ValueError(f"Unknown embedded dataset {name!r}; expected one of {sorted(EMBEDDED_DATASETS)}.")
-    return DatasetDict(_cached_embedded_dataset(name, seed))
+    accepted = set(inspect.signature(EMBEDDED_DATASETS[name]).parameters) - {"seed"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TypeError(f"Embedded dataset {name!r} has no option(s) {unknown}; it accepts {sorted(accepted)}.")
+    return DatasetDict(_cached_embedded_dataset(name, seed, tuple(sorted(options.items()))))
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_embedded_dataset(name: str, seed: int) -> DatasetDict:
-    return EMBEDDED_DATASETS[name](seed=seed)
+def _cached_embedded_dataset(name: str, seed: int, options: tuple[tuple[str, object], ...]) -> DatasetDict:
+    return EMBEDDED_DATASETS[name](seed=seed, **dict(options))

@@ -103,16 +103,22 @@ def _mean_and_stderr(samples: torch.Tensor) -> tuple[float, float]:
 def _hvps(
     grads: Sequence[torch.Tensor], wrt: Sequence[torch.Tensor], probes: Sequence[torch.Tensor]
 ) -> tuple[torch.Tensor, ...]:
-    """Hessian-vector products for a stack of probes (leading dimension) in one vectorised backward pass."""
-    try:
-        return torch.autograd.grad(grads, wrt, grad_outputs=probes, retain_graph=True, is_grads_batched=True)
-    except RuntimeError:
-        # Some ops have no batching rule for their double backward: fall back to one pass per probe.
-        per_probe = [
-            torch.autograd.grad(grads, wrt, grad_outputs=[p[i] for p in probes], retain_graph=True)
-            for i in range(probes[0].shape[0])
-        ]
-        return tuple(torch.stack(parts) for parts in zip(*per_probe))
+    """Hessian-vector products for a stack of probes (leading dimension).
+
+    On CPU one backward pass per probe: measured on the tiny ViT, it is 1.6-1.7x faster than the vectorised
+    (``is_grads_batched``) pass, whose vmap'd double backward loses to plain kernels there. Elsewhere one vectorised
+    pass, falling back to the loop for ops without a batching rule.
+    """
+    if probes[0].device.type != "cpu":
+        try:
+            return torch.autograd.grad(grads, wrt, grad_outputs=probes, retain_graph=True, is_grads_batched=True)
+        except RuntimeError:
+            pass  # some ops have no batching rule for their double backward
+    per_probe = [
+        torch.autograd.grad(grads, wrt, grad_outputs=[p[i] for p in probes], retain_graph=True)
+        for i in range(probes[0].shape[0])
+    ]
+    return tuple(torch.stack(parts) for parts in zip(*per_probe))
 
 
 def _chunks(total: int, size: int) -> list[int]:

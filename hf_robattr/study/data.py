@@ -22,8 +22,7 @@ from hf_robattr.data import (
     build_offline_tokenizer,
     label_names,
     load_classification_dataset,
-    make_synthetic_images,
-    make_synthetic_sentiment,
+    load_embedded_dataset,
 )
 
 from .grid import StudySettings
@@ -31,11 +30,8 @@ from .grid import StudySettings
 
 __all__ = ["StudyData", "load_study_data"]
 
-# Embedded sets whose size the study chooses: name -> (builder, input column, settings field with the size).
-_SIZED = {
-    "synthetic_images": (make_synthetic_images, "image", "num_images"),
-    "synthetic_sentiment": (make_synthetic_sentiment, "sentence", "num_sentences"),
-}
+# Embedded sets whose size the study chooses: name -> (input column, settings field with the size).
+_SIZED = {"synthetic_images": ("image", "num_images"), "synthetic_sentiment": ("sentence", "num_sentences")}
 
 
 @dataclass
@@ -52,8 +48,8 @@ class StudyData:
 
 def _splits(name: str, settings: StudySettings, candidates: tuple[str, ...], argument: str, purpose: str):
     if name in _SIZED:
-        builder, column, size_field = _SIZED[name]
-        return builder(num_examples=getattr(settings, size_field), seed=0), column, "label"
+        column, size_field = _SIZED[name]
+        return load_embedded_dataset(name, seed=0, num_examples=getattr(settings, size_field)), column, "label"
     return load_classification_dataset(
         name,
         input_column=None,

@@ -49,6 +49,14 @@ def second_derivative_context() -> AbstractContextManager:
     return sdpa_kernel([SDPBackend.MATH])
 
 
+def first_order_context() -> AbstractContextManager:
+    """Every SDPA kernel again (inside :func:`second_derivative_context`), for passes that are differentiated once:
+    the fused CPU kernel is about 20% faster per forward/backward of the tiny ViT than MATH."""
+    return sdpa_kernel(
+        [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
+    )
+
+
 def input_space(core: nn.Module, inputs: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any], str]:
     """Split a batch into the differentiable input ``x``, the other model kwargs, and the kwarg name for ``x``.
 
@@ -222,7 +230,9 @@ class IGNormRegularizer(Regularizer):
     - Several chunks: memory stays at one chunk's graph. A first pass without a graph gives ``IG`` and
       ``s = sign(IG)``; since ``d||IG||_1 = <s, dIG>`` and ``IG`` is a sum over points, a second pass
       back-propagates ``<s * (x - b), d CE / d x(point)> / m`` chunk by chunk. This is the exact gradient of the
-      penalty (the same subgradient autograd takes), at the cost of one extra first-order pass over the points.
+      penalty (the same subgradient autograd takes), at the cost of one extra first-order pass over the points of
+      every chunk but the first (whose graph is kept through the first pass: memory peaks at one chunk's graph plus
+      one point's).
     """
 
     name = "ig_norm"
@@ -291,19 +301,27 @@ class IGNormRegularizer(Regularizer):
         labels = inputs["labels"]
         x, rest, key = input_space(core, inputs)
         delta = self.baseline_offset(x.detach())
-        first = (x.detach(), rest, key)
-        mean_grad = sum(
-            self._path_gradients(core, first, delta, a, labels, create_graph=False).sum(0) for a in self._chunks()
-        )
+        first, *rest_chunks = list(self._chunks())
+        # The first chunk keeps its graph from the start, so only the other chunks need the extra first-order pass.
+        kept = self._path_gradients(core, input_space(core, inputs), delta, first, labels, create_graph=True)
+        mean_grad = kept.detach().sum(0)
+        with first_order_context():
+            for alphas in rest_chunks:
+                mean_grad += self._path_gradients(
+                    core, (x.detach(), rest, key), delta, alphas, labels, create_graph=False
+                ).sum(0)
         ig = -delta * mean_grad / self.steps
         penalty = ig.abs().flatten(1).sum(1).mean()
         direction = ig.sign() * -delta / (self.steps * x.shape[0])  # d||IG||_1 / d(mean_k grad_k), per point
-        for alphas in self._chunks():
+        backward(self.weight * (kept * direction.unsqueeze(0)).sum())
+        del kept
+        for alphas in rest_chunks:
             split = input_space(core, inputs)  # a fresh graph to the embeddings (text) for every chunk
             grads = self._path_gradients(core, split, delta, alphas, labels, create_graph=True)
             backward(self.weight * (grads * direction.unsqueeze(0)).sum())
-        loss = F.cross_entropy(_logits(model, *input_space(core, inputs)), labels)
-        backward(loss)  # last: under DDP, this backward's gradient synchronisation averages the accumulated sum
+        with first_order_context():
+            loss = F.cross_entropy(_logits(model, *input_space(core, inputs)), labels)
+            backward(loss)  # last: under DDP, this backward's gradient synchronisation averages the accumulated sum
         return loss.detach(), penalty.detach()
 
 

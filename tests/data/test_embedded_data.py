@@ -87,6 +87,17 @@ def test_unknown_embedded_name_lists_the_valid_ones():
         load_embedded_dataset("cifar")
 
 
+def test_embedded_options_reach_the_builder_and_unknown_ones_are_named():
+    small = load_embedded_dataset("synthetic_sentiment", num_examples=100)
+    assert sum(len(split) for split in small.values()) == 100
+    assert (
+        load_embedded_dataset("synthetic_sentiment", num_examples=100)["train"]["sentence"]
+        == small["train"]["sentence"]
+    )
+    with pytest.raises(TypeError, match="num_examples"):
+        load_embedded_dataset("digits", num_examples=10)
+
+
 def test_transform_rejects_bad_channels():
     with pytest.raises(ValueError, match="num_channels"):
         ImageClassificationTransform(num_channels=2)
