@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from study_helpers import load_reproduce_recipe
 
 
@@ -28,3 +30,18 @@ def test_ci_study_end_to_end_and_resume(tmp_path):
     recipe.main([*argv[:-6], "--estimate_only", "true", "--progress", "false"])  # resumes: nothing recomputed
     assert [p.stat().st_mtime_ns for p in runs] == stamps
     assert "Runs stored: 3 of 11" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_whole_ci_grid_completes_with_two_workers(tmp_path):
+    """The README's smoke command as CI runs it: every run of the ci grid, both models, two spawned workers."""
+    recipe = load_reproduce_recipe()
+    recipe.main(["--scale", "ci", "--output_dir", str(tmp_path), "--num_workers", "2", "--progress", "false"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["complete"] and results["runs_stored"] == results["runs_expected"] == 21
+    records = [json.loads(path.read_text()) for path in (tmp_path / "runs").glob("*.json")]
+    assert {record["cell"]["model"] for record in records} == {"vit", "bert"}
+    assert all(record["status"] in ("ok", "not_fit", "diverged") for record in records)
+    report = (tmp_path / "report.md").read_text()
+    for claim in ("Claim 1", "Claim 2", "Claim 3"):
+        assert claim in report
