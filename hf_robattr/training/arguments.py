@@ -78,7 +78,11 @@ class RobAttrTrainingArguments(TrainingArguments):
         default=10, metadata={"help": "ig_norm: number m of integrated-gradient steps inside the loss."}
     )
     ig_chunk_size: int = field(
-        default=10, metadata={"help": "ig_norm: IG steps per forward/backward chunk (memory bound)."}
+        default=10,
+        metadata={
+            "help": "ig_norm: IG steps per chunk. Memory holds one chunk's graph; with several chunks the exact "
+            "gradient adds a first-order pass over the other chunks' points (larger chunks: faster, more memory)."
+        },
     )
     ig_epsilon: float = field(
         default=0.1, metadata={"help": "ig_norm: L-inf radius of the random IG baseline around x."}

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from study_helpers import load_reproduce_recipe
 
 
