@@ -4,49 +4,30 @@ import copy
 
 import pytest
 import torch
+from tiny_models import tiny_bert as tiny_base_bert
+from tiny_models import tiny_robattr_vit
 
 from hf_robattr.models import (
     RobAttrBertConfig,
     RobAttrBertForSequenceClassification,
-    RobAttrViTConfig,
     RobAttrViTForImageClassification,
 )
 
 
+# Smaller than tests/tiny_models.py's defaults, dropout off, and a wide init so the penalties are far from zero.
+_SIZE = dict(hidden_size=8, num_hidden_layers=1, intermediate_size=16, initializer_range=0.5)
+_NO_DROPOUT = dict(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+
 def tiny_vit(attention_type: str = "softmax", seed: int = 0) -> RobAttrViTForImageClassification:
-    torch.manual_seed(seed)
-    config = RobAttrViTConfig(
-        image_size=8,
-        patch_size=4,
-        num_channels=3,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=3,
-        attention_type=attention_type,
-        initializer_range=0.5,
-    )
-    return RobAttrViTForImageClassification(config).double().eval()
+    return tiny_robattr_vit(patch_size=4, attention_type=attention_type, seed=seed, **_SIZE, **_NO_DROPOUT).double()
 
 
 def tiny_bert(seed: int = 0) -> RobAttrBertForSequenceClassification:
-    torch.manual_seed(seed)
-    config = RobAttrBertConfig(
-        vocab_size=20,
-        hidden_size=8,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=16,
-        max_position_embeddings=16,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=2,
-        initializer_range=0.5,
+    model = tiny_base_bert(
+        RobAttrBertConfig, RobAttrBertForSequenceClassification, seed=seed, vocab_size=20, **_SIZE, **_NO_DROPOUT
     )
-    return RobAttrBertForSequenceClassification(config).double().eval()
+    return model.double()
 
 
 @pytest.fixture(scope="session")
