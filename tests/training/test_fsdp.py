@@ -6,8 +6,6 @@ torch directly: one SGD step of the sharded model, each rank on half the batch, 
 the whole batch.
 """
 
-import socket
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -43,8 +41,10 @@ def _sgd_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> None:
     optimizer.step()
 
 
-def _run(rank: int, world_size: int, port: int, name: str, attention_type: str, errors: dict, moved: dict) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+def _run(
+    rank: int, world_size: int, rendezvous: str, name: str, attention_type: str, errors: dict, moved: dict
+) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
         reference, sharded = _model(name, attention_type), _model(name, attention_type)
         batch = _batch(reference, name)
@@ -65,13 +65,11 @@ def _run(rank: int, world_size: int, port: int, name: str, attention_type: str, 
 
 @pytest.mark.parametrize("name", ["vit", "bert"])
 @pytest.mark.parametrize("attention_type", ["softmax", "kernel"])
-def test_fully_sharded_step_equals_single_process_step(name, attention_type):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_fully_sharded_step_equals_single_process_step(name, attention_type, tmp_path):
+    rendezvous = str(tmp_path / "rendezvous")  # a file, not a port: no race with other processes for a free port
     manager = torch.multiprocessing.Manager()
     errors, moved = manager.dict(), manager.dict()
-    torch.multiprocessing.spawn(_run, args=(2, port, name, attention_type, errors, moved), nprocs=2)
+    torch.multiprocessing.spawn(_run, args=(2, rendezvous, name, attention_type, errors, moved), nprocs=2)
     assert sorted(errors) == [0, 1]
     assert min(moved.values()) > 1e-3  # the step changed the weights
     assert max(errors.values()) < 1e-6
