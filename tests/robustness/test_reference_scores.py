@@ -18,9 +18,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tiny_models import tiny_bert, tiny_vit  # noqa: E402
+from tiny_models import tiny_bert, tiny_vit
 
-import hf_robattr  # noqa: E402
+import hf_robattr
 
 
 REFERENCE = Path(__file__).with_name("reference_scores.json")
