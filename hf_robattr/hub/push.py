@@ -14,13 +14,49 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("README.md", "config.json")
 WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
-# Trainer checkpoints and local caches are not part of the model repo.
-IGNORE_PATTERNS = ["checkpoint-*", "checkpoint-*/**", "**/__pycache__/**", "*.lock", ".cache/**"]
+# Trainer checkpoints, local caches and pickles (training arguments, optimizer/RNG states) are not part of the model
+# repo: a pickle runs code when a user loads it, and ``training_args.bin`` can hold the Hub token.
+IGNORE_PATTERNS = [
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "**/__pycache__/**",
+    "*.lock",
+    ".cache/**",
+    "training_args.bin",
+    "*.pt",
+    "*.pth",
+    "*.pkl",
+    "*.pickle",
+]
+_SCAN_CHUNK = 1 << 20
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class HubPushError(RuntimeError):
     """A push to the Hub failed (no token, offline, no network, refused); the local folder is left as it was."""
+
+
+def files_to_upload(folder: Path) -> list[Path]:
+    """The files of ``folder`` that :func:`push_to_hub` uploads (everything but :data:`IGNORE_PATTERNS`)."""
+    from huggingface_hub.utils import filter_repo_objects
+
+    relative = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+    return [folder / name for name in filter_repo_objects(relative, ignore_patterns=IGNORE_PATTERNS)]
+
+
+def files_holding(secret: str, files: list[Path]) -> list[Path]:
+    """The files among ``files`` whose bytes contain ``secret`` (read in chunks; overlapping chunk borders)."""
+    needle = secret.encode()
+    found = []
+    for path in files:
+        with open(path, "rb") as handle:
+            tail = b""
+            while chunk := handle.read(_SCAN_CHUNK):
+                if needle in tail + chunk:
+                    found.append(path)
+                    break
+                tail = chunk[-len(needle) :]
+    return found
 
 
 def check_output_dir(output_dir: str | Path) -> Path:
@@ -78,6 +114,12 @@ def push_to_hub(
         raise HubPushError(
             f"Cannot push to {repo_id}: no Hugging Face token. Set HF_TOKEN, pass `token=`, or run `hf auth login`. "
             f"{retry}"
+        )
+    leaking = files_holding(token, files_to_upload(folder))
+    if leaking:
+        raise HubPushError(
+            f"Refusing to push {str(folder)!r} to {repo_id}: {[str(p.relative_to(folder)) for p in leaking]} contain "
+            "your Hub token. Remove the token from those files (or delete them) and push again."
         )
     api = HfApi(endpoint=endpoint, token=token)
     try:

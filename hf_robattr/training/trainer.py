@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel, Trainer
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
 from .arguments import RobAttrTrainingArguments
@@ -19,7 +21,34 @@ from .regularizers import Regularizer, get_regularizer_class
 logger = logging.getLogger(__name__)
 
 
-__all__ = ["RobAttrTrainer", "build_regularizer"]
+__all__ = ["TRAINING_ARGS_JSON", "RobAttrTrainer", "build_regularizer"]
+
+TRAINING_ARGS_JSON = "training_args.json"
+
+
+@contextlib.contextmanager
+def secrets_removed(args: Any) -> Iterator[None]:
+    """Blank every ``*_token`` field of ``args`` (e.g. ``hub_token``) for the duration, then restore it.
+
+    ``Trainer`` pickles its arguments with ``torch.save``; inside this context the pickle holds no token.
+    """
+    secrets = {name: value for name, value in vars(args).items() if name.endswith("_token") and value is not None}
+    for name in secrets:
+        setattr(args, name, None)
+    try:
+        yield
+    finally:
+        for name, value in secrets.items():
+            setattr(args, name, value)
+
+
+def write_training_args_json(args: Any, output_dir: str) -> None:
+    """Replace ``training_args.bin`` (a pickle) in ``output_dir`` by ``training_args.json`` (tokens masked)."""
+    pickled = os.path.join(output_dir, TRAINING_ARGS_NAME)
+    if os.path.exists(pickled):
+        os.remove(pickled)
+    with open(os.path.join(output_dir, TRAINING_ARGS_JSON), "w", encoding="utf-8") as handle:
+        handle.write(args.to_json_string())  # TrainingArguments.to_dict masks every ``*_token`` field
 
 
 def build_regularizer(args: RobAttrTrainingArguments) -> Regularizer | None:
@@ -144,6 +173,22 @@ class RobAttrTrainer(Trainer):
         """``load_best_model_at_end``: as :meth:`_load_from_checkpoint`, from the best checkpoint."""
         if not self._load_pretrained_weights(self.state.best_model_checkpoint):
             super()._load_best_model()
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        """``Trainer._save`` (final model and every checkpoint), writing the training arguments as JSON with
+        tokens masked instead of the ``training_args.bin`` pickle: no file of a run holds a secret or a pickle of
+        the arguments."""
+        with secrets_removed(self.args):
+            super()._save(output_dir, state_dict=state_dict)
+        if self.args.should_save:
+            write_training_args_json(self.args, output_dir if output_dir is not None else self.args.output_dir)
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """``Trainer``'s checkpoint push, with no token in the arguments it pickles."""
+        with secrets_removed(self.args):
+            super()._push_from_checkpoint(checkpoint_folder)
+        if self.args.should_save:
+            write_training_args_json(self.args, self.args.output_dir)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``data_loss`` and ``regularizer_penalty`` (averaged since the last log) to training-loss logs."""

@@ -133,3 +133,20 @@ def test_recipe_wiring_defers_the_trainer_push(run_dir, online, monkeypatch, tmp
     hf_robattr.check_output_dir(run_dir)
     assert (run_dir / "attribution_maps.png").is_file()
     assert "org/tiny" in (run_dir / "README.md").read_text()
+
+
+def test_push_skips_pickles_and_refuses_a_file_holding_the_token(run_dir, online):
+    from hf_robattr.hub.push import files_to_upload
+
+    save_model_card(run_dir)
+    for name in ("training_args.bin", "optimizer.pt", "rng_state.pth", "extra.pkl"):
+        (run_dir / name).write_bytes(b"pickle")
+    uploaded = {path.name for path in files_to_upload(run_dir)}
+    assert {"README.md", "config.json", "model.safetensors"} <= uploaded
+    assert not uploaded & {"training_args.bin", "optimizer.pt", "rng_state.pth", "extra.pkl"}
+    # A token in a pickle that is not uploaded does not block; in an uploaded file it does, before any network call.
+    (run_dir / "training_args.bin").write_bytes(b"...hf_leaked_token_123...")
+    with pytest.raises(HubPushError, match="Hub token") as error:
+        (run_dir / "notes.txt").write_text("token: hf_leaked_token_123")
+        push_to_hub(run_dir, "org/tiny", token="hf_leaked_token_123", endpoint=UNREACHABLE)
+    assert "notes.txt" in str(error.value) and "training_args.bin" not in str(error.value)
