@@ -1,10 +1,13 @@
 """Attribution robustness: perturbations and attacks, similarity and sensitivity measures, curvature diagnostics,
-and the public entry point :func:`evaluate_attribution_robustness`."""
+the scoring settings :class:`RobustnessConfig` and the public entry point :func:`evaluate_attribution_robustness`."""
 
+from .arguments import RobustnessArguments
 from .attacks import ATTACKS, AttackResult, AttackSettings, get_attack
+from .config import RobustnessConfig
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
-from .evaluate import MEASURES, evaluate_attribution_robustness
+from .evaluate import evaluate_attribution_robustness
 from .family import sensitivity_family
+from .measures import MEASURES
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 from .similarity import (
     SIMILARITY_MEASURES,
@@ -25,6 +28,8 @@ __all__ = [
     "AttackResult",
     "AttackSettings",
     "Estimate",
+    "RobustnessArguments",
+    "RobustnessConfig",
     "attention_entropy",
     "center_of_mass_shift",
     "cosine",

@@ -28,37 +28,12 @@ from hf_robattr.attribution.smoothing import softplus_smoothing
 
 from .attacks import AttackSettings, get_attack
 from .batching import count_batches, iter_batches, move
+from .config import RobustnessConfig
 from .family import perturbed_explanations
+from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES
 from .perturbations import ball_radius, sample_ball
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
-
-
-ATTACK_MEASURES = ("attack_sensitivity", "prediction_change_rate")
-IMAGE_ONLY_MEASURES = ("center_of_mass_shift",)
-MEASURES: tuple[str, ...] = (*SIMILARITY_MEASURES, *ATTACK_MEASURES, *SENSITIVITY_MEASURES)
-
-
-def _validate(
-    methods: Sequence[str],
-    attack: str,
-    measures: Sequence[str],
-    epsilon: float,
-    num_samples: int,
-    batch_size: int,
-) -> None:
-    if not isinstance(epsilon, int | float) or not epsilon > 0 or not math.isfinite(epsilon):
-        raise ValueError(f"`epsilon` must be a finite number > 0; got {epsilon!r}.")
-    if num_samples < 1:
-        raise ValueError(f"`num_samples` must be >= 1; got {num_samples}.")
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}.")
-    unknown = [name for name in measures if name not in MEASURES]
-    if unknown:
-        raise ValueError(f"unknown `measures` {unknown}; expected names from {list(MEASURES)}.")
-    get_attack(attack)
-    if not methods:
-        raise ValueError("`methods` is empty; name at least one attribution method.")
 
 
 def _targets_for(targets: torch.Tensor | None, offset: int, size: int, device: torch.device) -> torch.Tensor | None:
@@ -107,11 +82,9 @@ def _score_batch(
     targets: torch.Tensor,
     labels: torch.Tensor,
     *,
-    attack: str,
+    config: RobustnessConfig,
     settings: AttackSettings,
     measures: Sequence[str],
-    num_samples: int,
-    batch_size: int,
     generator: torch.Generator,
 ) -> dict[str, torch.Tensor]:
     """Per-example values of ``measures`` for one batch and one method (NaN where an example is excluded)."""
@@ -119,7 +92,7 @@ def _score_batch(
     scores: dict[str, torch.Tensor] = {}
     wanted = set(measures)
     if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
-        result = get_attack(attack)(model, method, prepared, targets, clean.maps, labels, settings, generator)
+        result = get_attack(config.attack)(model, method, prepared, targets, clean.maps, labels, settings, generator)
         nan = torch.full((prepared.batch_size,), torch.nan, device=clean.maps.device)
         names = [name for name in SIMILARITY_MEASURES if name in wanted]
         similarity = similarity_scores(clean.maps.abs(), result.maps.abs(), names, settings.k, prepared.token_mask)
@@ -133,8 +106,8 @@ def _score_batch(
     sensitivity_names = tuple(name for name in SENSITIVITY_MEASURES if name in wanted)
     if sensitivity_names:
         radius = ball_radius(prepared, settings.epsilon, settings.norm)
-        offsets = sample_ball(prepared, radius, settings.norm, num_samples, generator)
-        maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, batch_size)
+        offsets = sample_ball(prepared, radius, settings.norm, config.num_samples, generator)
+        maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)
         x = prepared.features
         scores.update(
             sensitivity_measures(
@@ -167,27 +140,14 @@ def _summarise(per_sample: Mapping[str, list[torch.Tensor]], num_examples: int, 
 def evaluate_attribution_robustness(
     model: nn.Module,
     inputs: Any,
+    config: RobustnessConfig | Mapping[str, Any] | None = None,
     *,
     targets: torch.Tensor | Sequence[int] | None = None,
-    methods: str | Sequence[str] = ("saliency",),
-    attack: str = "topk",
-    epsilon: float = 8 / 255,
-    norm: str = "linf",
-    num_steps: int = 10,
-    step_size: float | None = None,
-    k: int | float = 0.1,
-    restarts: int = 1,
-    num_samples: int = 10,
-    seed: int = 0,
-    batch_size: int = 32,
+    target_region: torch.Tensor | None = None,
     device: torch.device | str | None = None,
     return_per_sample: bool = False,
-    measures: Sequence[str] | None = None,
-    method_kwargs: Mapping[str, Mapping[str, Any]] | None = None,
-    smoothing_beta: float | None = None,
-    input_range: tuple[float, float] | None = None,
-    target_region: torch.Tensor | None = None,
     progress: bool = True,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Score the robustness of ``model``'s attributions on ``inputs``.
 
@@ -199,25 +159,15 @@ def evaluate_attribution_robustness(
         model: a transformers image/text classifier or a plain module mapping pixel values to logits.
         inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids``, ``attention_mask``); a
             ``datasets.Dataset`` with such columns (fixed length); or an iterable of such batches.
+        config: the scoring settings (:class:`RobustnessConfig`, or a dict of its fields; default: the defaults).
         targets: class indices ``[N]`` to explain (default: the model's predictions).
-        methods: attribution method names (see ``hf_robattr.ATTRIBUTION_METHODS``).
-        attack: ``"random"``, ``"topk"``, ``"mass_center"`` or ``"targeted"``.
-        epsilon: ball radius; pixels: absolute; text: relative to each token's embedding norm.
-        norm: ``"linf"`` or ``"l2"``.
-        num_steps / step_size: PGD steps and step length (units of ``epsilon``; default ``2.5 * epsilon / num_steps``).
-        k: top-k size for ``topk_intersection`` and the top-k attack: a count, or a fraction in (0, 1).
-        restarts: attack restarts (random starts); the worst label-preserving result is scored.
-        num_samples: random draws per example for the sensitivity family.
-        seed: seeds every random draw; the same seed gives identical results.
-        batch_size: examples per forward pass (perturbed copies included).
+        target_region: boolean map for the ``targeted`` attack (default: the clean map's k weakest features).
         device: where to compute (default: the model's device); the model is moved back afterwards.
         return_per_sample: also return ``"per_sample"``: ``{key: [value per example]}`` (NaN = excluded).
-        measures: subset of :data:`MEASURES` (default: all; ``center_of_mass_shift`` only for images).
-        method_kwargs: options per method name, e.g. ``{"integrated_gradients": {"n_steps": 32}}``.
-        smoothing_beta: explain with ReLUs replaced by ``softplus_beta`` (Dombrowski et al. 2019).
-        input_range: valid ``(low, high)`` of pixel values for attacks (default: each image's own min/max).
-        target_region: boolean map for the ``targeted`` attack (default: the clean map's k weakest features).
         progress: show a tqdm bar over batches.
+        **overrides: settings of :class:`RobustnessConfig` that replace those of ``config`` (``methods``,
+            ``attack``, ``epsilon``, ``norm``, ``num_steps``, ``step_size``, ``restarts``, ``k``, ``num_samples``,
+            ``batch_size``, ``input_range``, ``method_kwargs``, ``measures``, ``smoothing_beta``, ``seed``).
 
     Returns:
         A flat dict: ``"{method}/{measure}"`` (mean over examples, excluded ones left out) and
@@ -225,32 +175,28 @@ def evaluate_attribution_robustness(
         ``prediction_change_rate`` is the fraction of examples for which the attack met a label-changing point;
         similarity measures skip examples where no label-preserving perturbed point was found.
     """
-    method_names = [methods] if isinstance(methods, str) else list(methods)
-    measure_names = list(MEASURES if measures is None else measures)
-    _validate(method_names, attack, measure_names, epsilon, num_samples, batch_size)
+    config = RobustnessConfig.from_options(config, **overrides)
+    method_names = list(config.methods)
+    measure_names = list(MEASURES if config.measures is None else config.measures)
     settings = AttackSettings(
-        epsilon=float(epsilon),
-        norm=norm,
-        num_steps=num_steps,
-        step_size=step_size,
-        k=k,
-        restarts=restarts,
-        input_range=input_range,
+        epsilon=config.epsilon,
+        norm=config.norm,
+        num_steps=config.num_steps,
+        step_size=config.step_size,
+        k=config.k,
+        restarts=config.restarts,
+        input_range=config.input_range,
         target_region=target_region,
     )
-    options = dict(method_kwargs or {})
-    stray = sorted(set(options) - set(method_names))
-    if stray:
-        raise ValueError(f"`method_kwargs` names methods that are not in `methods` ({method_names}): {stray}.")
     runners: dict[str, AttributionMethod] = {}
     for name in method_names:
-        runners[name] = get_method(name, **options.get(name, {}))
+        runners[name] = get_method(name, **config.method_kwargs.get(name, {}))
         if isinstance(runners[name], SmoothGrad) and runners[name].generator is None:
-            runners[name].generator = torch.Generator().manual_seed(seed + 1)
+            runners[name].generator = torch.Generator().manual_seed(config.seed + 1)
     target_tensor = None if targets is None else torch.as_tensor(targets).long().view(-1)
     original_device = model_device(model)
     device = torch.device(device) if device is not None else original_device
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(config.seed)
     per_sample: dict[str, list[torch.Tensor]] = defaultdict(list)
     seen = 0
     needs_weights = any(name in ATTENTION_METHODS for name in method_names)
@@ -261,11 +207,11 @@ def evaluate_attribution_robustness(
         stack.enter_context(frozen_eval(model))
         if needs_weights:
             stack.enter_context(attention_weights_enabled(model))
-        if smoothing_beta is not None:
-            stack.enter_context(softplus_smoothing(model, smoothing_beta))
-        total = count_batches(inputs, batch_size)
+        if config.smoothing_beta is not None:
+            stack.enter_context(softplus_smoothing(model, config.smoothing_beta))
+        total = count_batches(inputs, config.batch_size)
         for batch in tqdm(
-            iter_batches(inputs, batch_size), total=total, desc="attribution robustness", disable=not progress
+            iter_batches(inputs, config.batch_size), total=total, desc="attribution robustness", disable=not progress
         ):
             prepared = prepare_inputs(model, move(batch, device))
             with torch.no_grad():
@@ -280,11 +226,9 @@ def evaluate_attribution_robustness(
                     prepared,
                     batch_targets,
                     labels,
-                    attack=attack,
+                    config=config,
                     settings=settings,
                     measures=wanted,
-                    num_samples=num_samples,
-                    batch_size=batch_size,
                     generator=generator,
                 )
                 for measure, values in scores.items():

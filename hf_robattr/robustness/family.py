@@ -20,8 +20,9 @@ from hf_robattr.attribution.inputs import (
     prepare_inputs,
 )
 
+from .config import RobustnessConfig
 from .perturbations import ball_radius, sample_ball
-from .sensitivity import sensitivity_measures
+from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 
 
 def perturbed_explanations(
@@ -53,35 +54,47 @@ def perturbed_explanations(
 def sensitivity_family(
     model: nn.Module,
     inputs: torch.Tensor | Mapping[str, Any],
+    config: RobustnessConfig | Mapping[str, Any] | None = None,
     *,
-    method: str = "saliency",
+    method: str | None = None,
     targets: torch.Tensor | Sequence[int] | None = None,
     perturbations: torch.Tensor | None = None,
-    epsilon: float = 0.02,
-    norm: str = "linf",
-    num_samples: int = 10,
-    seed: int = 0,
-    batch_size: int = 256,
     keep_label: bool = True,
-    measures: Sequence[str] | None = None,
-    method_kwargs: Mapping[str, Any] | None = None,
+    **overrides: Any,
 ) -> dict[str, torch.Tensor]:
     """Sensitivity measures per example, ``{name: [B]}`` (see :mod:`hf_robattr.robustness.sensitivity`).
 
-    ``perturbations`` ``[B, S, *feature_shape]`` are the offsets to add (pixels, or embeddings for text); without
-    them ``num_samples`` uniform draws from the ``epsilon`` ball are made from ``seed``. With ``keep_label``,
-    perturbed copies whose predicted label differs from the clean one are left out. The model runs in eval mode
-    with frozen parameters; its state is restored afterwards.
+    The settings come from ``config`` (a :class:`RobustnessConfig`) and keyword ``overrides`` of its fields:
+    ``epsilon``, ``norm``, ``num_samples``, ``seed``, ``batch_size``, ``method_kwargs``, ``measures`` (the sensitivity
+    measures among them; default all four). ``method`` names the one attribution method (default: the config's
+    ``methods``, which must then name exactly one). ``perturbations`` ``[B, S, *feature_shape]`` are the offsets to
+    add (pixels, or embeddings for text); without them ``num_samples`` uniform draws from the ``epsilon`` ball are
+    made from ``seed``. With ``keep_label``, perturbed copies whose predicted label differs from the clean one are
+    left out. The model runs in eval mode with frozen parameters; its state is restored afterwards.
     """
-    runner = get_method(method, **dict(method_kwargs or {}))
+    if method is not None:
+        overrides["methods"] = (method,)
+    config = RobustnessConfig.from_options(config, **overrides)
+    if len(config.methods) != 1:
+        raise ValueError(f"`methods` must name one method for sensitivity_family; got {list(config.methods)}.")
+    (name,) = config.methods
+    measures = tuple(SENSITIVITY_MEASURES) if config.measures is None else config.measures
+    measures = tuple(m for m in measures if m in SENSITIVITY_MEASURES)
+    if not measures:
+        raise ValueError(
+            f"`measures` names no sensitivity measure; expected some of {list(SENSITIVITY_MEASURES)}, got "
+            f"{list(config.measures or ())}."
+        )
+    runner = get_method(name, **config.method_kwargs.get(name, {}))
     with frozen_eval(model):
         prepared = prepare_inputs(model, inputs)
         target_ids = None
         if targets is not None:
             target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
         if perturbations is None:
-            radius = ball_radius(prepared, epsilon, norm)
-            perturbations = sample_ball(prepared, radius, norm, num_samples, torch.Generator().manual_seed(seed))
+            radius = ball_radius(prepared, config.epsilon, config.norm)
+            generator = torch.Generator().manual_seed(config.seed)
+            perturbations = sample_ball(prepared, radius, config.norm, config.num_samples, generator)
         expected = (prepared.batch_size, *prepared.features.shape[1:])
         if perturbations.dim() != prepared.features.dim() + 1 or (
             (perturbations.shape[0], *perturbations.shape[2:]) != expected
@@ -95,7 +108,7 @@ def sensitivity_family(
         clean_result = runner.explain(model, prepared, target_ids)
         clean, labels = clean_result.maps, clean_result.logits.argmax(dim=1)
         target_ids = labels if target_ids is None else target_ids
-        maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, batch_size)
+        maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, config.batch_size)
         valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else None
         x = prepared.features
         return sensitivity_measures(

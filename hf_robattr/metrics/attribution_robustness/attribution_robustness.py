@@ -72,6 +72,8 @@ Args:
         (mapping with `input_ids` and `attention_mask`); a `datasets.Dataset` with such columns (fixed length) or
         an iterable of such batches; or a `datasets.Dataset` of raw examples together with `image_processor` or
         `tokenizer`.
+    config (`hf_robattr.RobustnessConfig` or `dict`, *optional*): all scoring settings in one validated object;
+        the keyword arguments below (methods ... seed) override its fields.
     targets (`torch.Tensor` of shape `[N]`, *optional*): class indices to attribute; default: the model's
         predictions.
     methods (`str` or sequence of `str`, default `("saliency",)`): attribution methods, several per call:

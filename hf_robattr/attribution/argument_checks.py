@@ -1,0 +1,90 @@
+"""Checks of user arguments that name the argument, the bad value and what is allowed.
+
+Numbers may be Python or numpy scalars (``np.float32(0.1)``, ``np.int64(5)``); ``bool`` is never a number here
+(``epsilon=True`` is a mistake, not ``1.0``). Every check returns the value as a plain Python ``int`` / ``float``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Collection, Sequence
+from typing import Any
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or numpy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (Python or numpy, integer or float), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
+    """``value`` as an ``int``; raise ``TypeError`` for a non-integer, ``ValueError`` below ``minimum``."""
+    if not is_integer(value):
+        raise TypeError(f"`{name}` must be an integer{_bound(minimum, '>=')}; got {value!r} ({type(value).__name__}).")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def check_number(
+    name: str, value: Any, *, positive: bool = False, non_negative: bool = False, finite: bool = True
+) -> float:
+    """``value`` as a ``float``; raise ``TypeError`` for a non-number, ``ValueError`` for NaN, infinity (with
+    ``finite``), a value <= 0 (with ``positive``) or < 0 (with ``non_negative``)."""
+    wanted = "a finite number" if finite else "a number"
+    wanted += " > 0" if positive else " >= 0" if non_negative else ""
+    if not is_real(value):
+        raise TypeError(f"`{name}` must be {wanted}; got {value!r} ({type(value).__name__}).")
+    number = float(value)
+    if math.isnan(number) or (finite and math.isinf(number)):
+        raise ValueError(f"`{name}` must be {wanted}; got {number!r}.")
+    if (positive and not number > 0) or (non_negative and not number >= 0):
+        raise ValueError(f"`{name}` must be {wanted}; got {number!r}.")
+    return number
+
+
+def check_optional_number(name: str, value: Any, **kwargs: bool) -> float | None:
+    """``None``, or ``value`` checked by :func:`check_number`."""
+    return None if value is None else check_number(name, value, **kwargs)
+
+
+def check_choice(name: str, value: Any, allowed: Collection[str]) -> str:
+    """``value`` if it is one of ``allowed``; else ``ValueError`` (or ``TypeError`` for a non-string) listing them."""
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be one of {sorted(allowed)}; got {value!r} ({type(value).__name__}).")
+    if value not in allowed:
+        raise ValueError(f"unknown `{name}` {value!r}; expected one of {sorted(allowed)}.")
+    return value
+
+
+def check_names(name: str, value: Any, allowed: Collection[str]) -> tuple[str, ...]:
+    """A non-empty tuple of distinct names from ``allowed``; a single string means one name."""
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Sequence) or isinstance(value, bytes):
+        raise TypeError(
+            f"`{name}` must be a name or a sequence of names from {sorted(allowed)}; got {value!r} "
+            f"({type(value).__name__})."
+        )
+    names = tuple(value)
+    if not names:
+        raise ValueError(f"`{name}` is empty; name at least one of {sorted(allowed)}.")
+    wrong_type = [item for item in names if not isinstance(item, str)]
+    if wrong_type:
+        raise TypeError(f"`{name}` must hold names (strings) from {sorted(allowed)}; got {wrong_type!r}.")
+    unknown = [item for item in names if item not in allowed]
+    if unknown:
+        raise ValueError(f"unknown `{name}` {unknown}; expected names from {sorted(allowed)}.")
+    repeated = sorted({item for item in names if names.count(item) > 1})
+    if repeated:
+        raise ValueError(f"`{name}` names {repeated} more than once; name each at most once.")
+    return names
+
+
+def _bound(value: int | None, relation: str) -> str:
+    return "" if value is None else f" {relation} {value}"
