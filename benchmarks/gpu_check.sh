@@ -16,8 +16,8 @@
 #   torch sees CUDA (--smoke: the first with torch). On the lent H200 machines python3 is Python 3.12 with CUDA
 #   torch, transformers, accelerate, pytest, scipy, sklearn and matplotlib.
 # - Packages that Python lacks travel as wheels in .whl/ at the root, made beforehand where PyPI is reachable with
-#   `bash benchmarks/gpu/fetch_wheels.sh` (datasets, evaluate, captum, quantus, ...; ~16 MB). When the chosen Python
-#   is not the .venv's, they are installed with pip --no-index into a temporary folder that goes first on PYTHONPATH.
+#   `bash benchmarks/gpu/fetch_wheels.sh` (datasets, evaluate, captum, quantus, ...; ~16 MB). Unless the chosen Python
+#   is the checkout's .venv, they are installed with pip --no-index into a temporary folder put first on PYTHONPATH.
 # - Time: every check has its own time limit and the checks together a budget (GPU 420 s, --budget-s to change);
 #   with the set-up the GPU run stays under 8 minutes. A check that runs out of time is killed and fails.
 # - Output: run folders and full logs under outputs/gpu_check/ (git-ignored). The table goes to $OUT/gpu_check.md
@@ -75,7 +75,8 @@ if [ $mode = gpu ] && ! sees_cuda "$python"; then
 fi
 
 site=""
-if [ "$python" != "$PWD/.venv/bin/python" ] && compgen -G ".whl/*.whl" >/dev/null; then
+prefix=$("$python" -c 'import os, sys; print(os.path.realpath(sys.prefix))')
+if [ "$prefix" != "$(realpath -m .venv)" ] && compgen -G ".whl/*.whl" >/dev/null; then
     site="${TMPDIR:-/tmp}/gpu_check_site"
     echo "gpu_check: installing the carried wheels in .whl/ into $site" >&2
     if ! "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl; then
