@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--table", type=Path, default=None, help="also write the table here (default: WORKDIR/../gpu_check.md)"
     )
     parser.add_argument("--logs-out", type=Path, default=None, help="also write the tail of every log into this file")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print each check's commands and time limit; run nothing"
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.only or ()) - set(BUILDERS))
     if unknown:
@@ -125,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
     names = args.only or list(BUILDERS)
     checks = [BUILDERS[name](setup) for name in names]
     deadline = started + args.budget_s
+    if args.dry_run:
+        for check in checks:
+            print(f"{check.name} (limit {check.limit_s:.0f} s{', alone' if check.exclusive else ''}): {check.title}")
+            for run in check.runs:
+                print("    " + " ".join(run.argv))
+            if check.not_run:
+                print(f"    {check.not_run}")
+        return 0
 
     for check in [c for c in checks if c.exclusive]:
         execute(check, repo, deadline)

@@ -217,3 +217,27 @@ def test_cuda_tests_are_selected_by_the_plugin_and_may_skip_only_without_a_gpu(t
     assert outcome.numbers == "2 CUDA tests in 1 file: 1 passed, 1 skipped, 0 failed"  # test_plain deselected
     with pytest.raises(judges.CheckFailed, match="skipped although a GPU is present: test_needs_device"):
         judges.cuda_tests(run, junit, 1, gpu=True)
+
+
+def test_dry_run_shows_the_gpu_commands(tmp_path, capsys):
+    assert run_checks.main(["--mode", "gpu", "--dry-run", "--workdir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    commands: dict[str, str] = {}
+    name = ""
+    for line in out.splitlines():
+        if line.startswith(" "):
+            commands[name] += line + "\n"
+        else:
+            name = line.split(" ", 1)[0]
+            commands[name] = ""
+    assert list(commands) == list(run_checks.BUILDERS)
+    assert "--num_processes 1" in commands["ddp"] and "recipes/accelerate_ddp.yaml" in commands["ddp"]
+    assert "--num_processes 1" in commands["fsdp"] and "recipes/accelerate_fsdp.yaml" in commands["fsdp"]
+    assert commands["bf16"].count("--attention_type kernel") == 2 and commands["bf16"].count("--bf16") == 1
+    assert "--scale ci" in commands["study"] and "--max_runs" not in commands["study"]
+    for name, script in (("scoring", "robustness_throughput.py"), ("attention", "attention_scaling.py")):
+        if '"--device"' in (REPO / "benchmarks" / script).read_text():
+            assert "--device cuda" in commands[name]
+        else:
+            assert f"not measured on the GPU: {script} has no --device option yet" in commands[name]
+    assert not (tmp_path / "w").exists()  # nothing ran
