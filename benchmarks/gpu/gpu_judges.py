@@ -69,7 +69,10 @@ def cuda_tests(run: Run, junit: Path, num_files: int, gpu: bool) -> Outcome:
         elif outcome.tag == "skipped":
             skipped.append((name, outcome.get("message", "")))
         else:
-            failed.append(name)
+            # pytest's "E ..." lines hold the assertion or the exception; the first one says most.
+            detail = [line[1:].strip() for line in (outcome.text or "").splitlines() if line.startswith("E ")]
+            detail = detail or [outcome.get("message", "")]
+            failed.append(f"{name} ({detail[0][:150]})" if detail[0] else name)
     total = passed + len(skipped) + len(failed)
     numbers = (
         f"{total} CUDA test{'s' * (total != 1)} in {num_files} file{'s' * (num_files != 1)}: "
@@ -78,7 +81,7 @@ def cuda_tests(run: Run, junit: Path, num_files: int, gpu: bool) -> Outcome:
     if total == 0:
         raise CheckFailed("no CUDA test selected", numbers)
     if failed:
-        raise CheckFailed("failed: " + ", ".join(failed[:5]), numbers)
+        raise CheckFailed("failed: " + ", ".join(failed[:3]), numbers)
     cuda_skips = [name for name, reason in skipped if re.search(r"cuda|gpu", reason, re.IGNORECASE)]
     if gpu and cuda_skips:
         raise CheckFailed("skipped although a GPU is present: " + ", ".join(cuda_skips[:5]), numbers)

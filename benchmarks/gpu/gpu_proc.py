@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -26,13 +27,20 @@ class Run:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def last_error(self) -> str:
-        """The line that best says why the command failed: the last exception line, else the last line."""
+        """The line that best says why the command failed: the last exception line of the failing code itself (not
+        of a launcher reporting that its child failed), else the last line."""
         lines = [line.strip() for line in self.text().splitlines() if line.strip()]
-        for line in reversed(lines):
-            head = line.split(":", 1)[0]
-            if head.endswith(("Error", "Exception", "Interrupt")) or head in ("FAILED", "ERROR"):
-                return line[:300]
-        return lines[-1][:300] if lines else "(no output)"
+        errors = [line for line in lines if _EXCEPTION.match(line) or line.startswith(("FAILED ", "ERROR "))]
+        own = [
+            line for line in errors if not _EXCEPTION.match(line) or _EXCEPTION.match(line).group(1) not in _WRAPPERS
+        ]
+        chosen = (own or errors or lines or ["(no output)"])[-1]
+        return chosen[:300]
+
+
+_EXCEPTION = re.compile(r"^(?:\[[^\]]*\]:?\s*)?(?:[\w]+\.)*(\w+(?:Error|Exception|Interrupt))(?::|$)")
+# Launchers that only report a failed child: their line says less than the child's own traceback.
+_WRAPPERS = {"ChildFailedError", "CalledProcessError"}
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -241,3 +241,17 @@ def test_dry_run_shows_the_gpu_commands(tmp_path, capsys):
         else:
             assert f"not measured on the GPU: {script} has no --device option yet" in commands[name]
     assert not (tmp_path / "w").exists()  # nothing ran
+
+
+def test_a_failing_cuda_test_is_named_with_its_error(tmp_path):
+    (tmp_path / "test_failing.py").write_text("def test_cuda_sums():\n    assert 1 + 1 == 3\n")
+    junit = tmp_path / "junit.xml"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "benchmarks" / "gpu")}
+    argv = [sys.executable, "-m", "pytest", "-p", "cuda_tests_plugin", "-p", "no:cacheprovider", "-q"]
+    result = subprocess.run(
+        [*argv, f"--junitxml={junit}", "test_failing.py"], cwd=tmp_path, env=env, capture_output=True, timeout=120
+    )
+    run = planted_run(tmp_path, "pytest", result.stdout.decode(), result.returncode)
+    with pytest.raises(judges.CheckFailed, match=r"failed: test_cuda_sums \(assert \(1 \+ 1\) == 3\)") as failure:
+        judges.cuda_tests(run, junit, 1, gpu=False)
+    assert failure.value.numbers == "1 CUDA test in 1 file: 0 passed, 0 skipped, 1 failed"
