@@ -6,6 +6,7 @@
 #   bash benchmarks/gpu_check.sh --smoke            # no GPU needed: every check at tiny sizes on the CPU (plumbing)
 #   bash benchmarks/gpu_check.sh --only scoring attention   # a subset; names: cuda_tests scoring attention bf16
 #                                                   #   ddp fsdp train_vit study
+#   bash benchmarks/gpu_check.sh --dry-run          # each check's commands and time limit; runs nothing
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh   # the same as --smoke
 #
 # Assumptions:
@@ -28,10 +29,12 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 
 mode=gpu
+dry_run=0
 forward=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) mode=smoke ;;
+        --dry-run) dry_run=1; forward+=("$1") ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) forward+=("$1") ;;
     esac
@@ -68,7 +71,7 @@ if [ -z "$python" ]; then
     exit 2
 fi
 
-if [ $mode = gpu ] && ! sees_cuda "$python"; then
+if [ $mode = gpu ] && [ $dry_run = 0 ] && ! sees_cuda "$python"; then
     torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
     echo "gpu_check: no GPU present (torch $torch_version at $python sees no CUDA device): nothing checked; 'bash benchmarks/gpu_check.sh --smoke' runs the checks at tiny sizes on the CPU."
     exit 0
