@@ -10,7 +10,7 @@ from transformers import BertForMaskedLM, BertForSequenceClassification, BertMod
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead, BertSelfAttention
 
 from .configuration_robattr_bert import RobAttrBertConfig
-from .kernel_attention import RobAttrAttentionMixin
+from .modeling_robattr_common import RobAttrAttentionMixin
 
 
 class RobAttrBertPreTrainedModel(RobAttrAttentionMixin, BertPreTrainedModel):

@@ -11,7 +11,7 @@ from transformers.conversion_mapping import get_checkpoint_conversion_mapping, r
 from transformers.models.vit.modeling_vit import ViTAttention
 
 from .configuration_robattr_vit import RobAttrViTConfig
-from .kernel_attention import RobAttrAttentionMixin
+from .modeling_robattr_common import RobAttrAttentionMixin
 
 
 class RobAttrViTPreTrainedModel(RobAttrAttentionMixin, ViTPreTrainedModel):

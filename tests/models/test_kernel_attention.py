@@ -40,7 +40,9 @@ def _reference_features(feature_map: nn.Module, x: torch.Tensor, is_query: bool)
             logits = logits - logits.max(dim=-1, keepdim=True).values
         return torch.exp(logits)
     if name == "HedgehogFeatureMap":
-        z = torch.einsum("bhnd,hdf->bhnf", x, feature_map.weight.double()) + feature_map.bias.double()[:, None]
+        prefix = "" if feature_map.shared_qk else ("query_" if is_query else "key_")
+        weight, bias = getattr(feature_map, f"{prefix}weight"), getattr(feature_map, f"{prefix}bias")
+        z = torch.einsum("bhnd,hdf->bhnf", x, weight.double()) + bias.double()[:, None]
         return torch.cat([torch.softmax(z, -1), torch.softmax(-z, -1)], -1)
     raise AssertionError(name)
 
@@ -64,12 +66,18 @@ def _inputs(seed: int = 0):
     return q, k, v, keep
 
 
+# Every feature map, Hedgehog both with a map each for queries and keys (the default) and with one shared map.
+MAP_NAMES = [*sorted(FEATURE_MAPS), "hedgehog-shared"]
+
+
 def _make_map(name: str) -> nn.Module:
-    feature_map = build_feature_map(name, num_heads=H, head_dim=D, num_features=16, seed=3)
-    if name == "hedgehog":  # move away from the identity init so the test covers learned weights
-        with torch.no_grad():
-            feature_map.weight.add_(0.3 * torch.randn_like(feature_map.weight))
-            feature_map.bias.add_(0.1)
+    base, shared = name.removesuffix("-shared"), name.endswith("-shared")
+    feature_map = build_feature_map(base, num_heads=H, head_dim=D, num_features=16, seed=3, shared_qk=shared)
+    # move learnable maps away from their identity init, each parameter differently, to cover learned weights
+    generator = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for parameter in feature_map.parameters():
+            parameter.add_(0.3 * torch.randn(parameter.shape, generator=generator) + 0.1)
     return feature_map
 
 
@@ -77,7 +85,7 @@ CASES = [
     pytest.param(
         name, masked, weights, id=f"{name}-{'pad' if masked else 'nopad'}-{'weights' if weights else 'linear'}"
     )
-    for name in sorted(FEATURE_MAPS)
+    for name in MAP_NAMES
     for masked in (False, True)
     for weights in (False, True)
 ]
@@ -106,7 +114,7 @@ def test_matches_naive_reference_outputs_and_input_gradients(name, masked, with_
         torch.testing.assert_close(grad, ref_grad, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(FEATURE_MAPS))
+@pytest.mark.parametrize("name", MAP_NAMES)
 def test_real_tokens_do_not_depend_on_padded_tokens(name):
     module = _Attention(_make_map(name)).eval()
     q, k, v, keep = _inputs()
@@ -119,7 +127,7 @@ def test_real_tokens_do_not_depend_on_padded_tokens(name):
     torch.testing.assert_close(out[1, :4], out2[1, :4], atol=1e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["elu", "favor", "hedgehog"])
+@pytest.mark.parametrize("name", ["elu", "favor", "hedgehog", "hedgehog-shared"])
 def test_weights_rows_sum_to_one_and_lie_on_the_autograd_path(name):
     module = _Attention(_make_map(name)).eval()
     q, k, v, keep = _inputs()
@@ -149,17 +157,18 @@ def test_full_4d_mask_matches_key_padding_mask():
     torch.testing.assert_close(out_pad, out_full, atol=1e-6, rtol=1e-5)
 
 
-def test_key_padding_mask_is_linear_in_length():
+def test_key_padding_mask_is_linear_in_length_and_never_reads_values():
     keep = torch.ones(2, 5, dtype=torch.long)
     assert key_padding_mask(2, 5, 5, attention_mask=None) is None
-    assert key_padding_mask(2, 5, 5, attention_mask=keep) is None
+    # a mask of all ones is returned as a mask too: no branch on tensor values, so the model can be exported
+    assert key_padding_mask(2, 5, 5, attention_mask=keep).all()
     keep[0, 3:] = 0
     mask = key_padding_mask(2, 5, 5, attention_mask=keep)
     assert mask.shape == (2, 1, 1, 5) and mask.dtype == torch.bool
     assert mask[0, 0, 0].tolist() == [True, True, True, False, False]
 
 
-@pytest.mark.parametrize("name", sorted(FEATURE_MAPS))
+@pytest.mark.parametrize("name", MAP_NAMES)
 def test_dropout_is_applied_and_both_paths_agree(name):
     module = _Attention(_make_map(name)).train()
     q, k, v, keep = _inputs()
@@ -175,7 +184,7 @@ def test_dropout_is_applied_and_both_paths_agree(name):
 
 
 @pytest.mark.parametrize("dtype", [pytest.param(torch.float16, id="fp16"), pytest.param(torch.bfloat16, id="bf16")])
-@pytest.mark.parametrize("name", sorted(FEATURE_MAPS))
+@pytest.mark.parametrize("name", MAP_NAMES)
 def test_half_precision_is_stable(name, dtype):
     module = _Attention(_make_map(name)).eval()
     gen = torch.Generator().manual_seed(0)

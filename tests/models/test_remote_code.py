@@ -55,6 +55,16 @@ _CHILD = textwrap.dedent(
 )
 
 
+# Sibling files every saved folder needs besides the family's configuration and modeling files.
+_SHARED_CODE = {
+    "configuration_robattr_common.py",
+    "modeling_robattr_common.py",
+    "kernel_attention.py",
+    "feature_maps.py",
+}
+_ALLOWED_IMPORTS = set(sys.stdlib_module_names) | {"torch", "transformers", "huggingface_hub"}
+
+
 def _imports(path) -> set[str]:
     tree = ast.parse(path.read_text())
     names = set()
@@ -74,7 +84,13 @@ def test_saved_folders_load_as_remote_code_without_hf_robattr(
         RobAttrViTConfig(attention_type="kernel", kernel_feature_map="hedgehog", **vit_kwargs)
     ).eval()
     with torch.no_grad():
-        vit.vit.layers[0].attention.feature_map.weight.add_(0.5)
+        vit.vit.layers[0].attention.feature_map.query_weight.add_(0.5)
+    legacy_config = RobAttrViTConfig(
+        attention_type="kernel", kernel_feature_map="hedgehog", kernel_shared_qk_map=True, **vit_kwargs
+    )
+    vit_legacy = RobAttrViTForImageClassification(legacy_config).eval()
+    with torch.no_grad():
+        vit_legacy.vit.layers[1].attention.feature_map.weight.add_(0.5)
     vit_softmax = RobAttrViTForImageClassification(RobAttrViTConfig(**vit_kwargs)).eval()
     bert = RobAttrBertForSequenceClassification(
         RobAttrBertConfig(attention_type="kernel", kernel_feature_map="favor", **bert_kwargs)
@@ -85,6 +101,7 @@ def test_saved_folders_load_as_remote_code_without_hf_robattr(
     cases, expected = {}, {}
     for name, model, auto_class, inputs in [
         ("vit_kernel", vit, "AutoModelForImageClassification", "images.pt"),
+        ("vit_kernel_legacy", vit_legacy, "AutoModelForImageClassification", "images.pt"),
         ("vit_softmax", vit_softmax, "AutoModelForImageClassification", "images.pt"),
         ("bert_kernel", bert, "AutoModelForSequenceClassification", "text.pt"),
     ]:
@@ -92,8 +109,17 @@ def test_saved_folders_load_as_remote_code_without_hf_robattr(
         model.save_pretrained(folder)
         auto_map = json.loads((folder / "config.json").read_text())["auto_map"]
         assert auto_class in auto_map and "AutoConfig" in auto_map and "AutoModel" in auto_map
+        family = "vit" if "vit" in name else "bert"
+        assert {f.name for f in folder.glob("*.py")} == _SHARED_CODE | {
+            f"configuration_robattr_{family}.py",
+            f"modeling_robattr_{family}.py",
+        }
         for code_file in folder.glob("*.py"):
-            assert _imports(code_file) <= {"__future__", "math", "torch", "transformers", "huggingface_hub"}, code_file
+            assert _imports(code_file) <= _ALLOWED_IMPORTS, code_file
+        if name == "vit_kernel_legacy":  # a Hedgehog folder saved before kernel_shared_qk_map existed
+            config = json.loads((folder / "config.json").read_text())
+            del config["kernel_shared_qk_map"]
+            (folder / "config.json").write_text(json.dumps(config))
         cases[name] = {
             "path": str(folder),
             "auto_class": auto_class,

@@ -1,5 +1,7 @@
 """RobAttr ViT/BERT models: softmax parity with HF, kernel-mode behaviour, checkpoint loading, Auto round trips."""
 
+import json
+
 import pytest
 import torch
 from transformers import (
@@ -166,7 +168,8 @@ def test_kernel_vit_trains_with_dropout(vit_kwargs, pixel_values, feature_map):
     grads = [p.grad for n, p in model.named_parameters() if "q_proj" in n]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     if feature_map == "hedgehog":
-        assert model.vit.layers[0].attention.feature_map.weight.grad is not None
+        feature_map = model.vit.layers[0].attention.feature_map
+        assert feature_map.query_weight.grad.abs().sum() > 0 and feature_map.key_weight.grad.abs().sum() > 0
 
 
 # --- checkpoint loading ----------------------------------------------------------------------------------------
@@ -185,10 +188,11 @@ def test_plain_vit_checkpoint_loads_into_kernel_model(vit_kwargs, pixel_values, 
     assert bool(info["missing_keys"]) == (feature_map in ("favor", "hedgehog"))
     assert model.config.model_type == "robattr-vit" and model.config.attention_type == "kernel"
     torch.testing.assert_close(model.vit.layers[1].attention.q_proj.weight, hf.vit.layers[1].attention.q_proj.weight)
-    if feature_map == "hedgehog":  # initialised by _init_weights: identity projection, zero bias
+    if feature_map == "hedgehog":  # initialised by _init_weights: identity projections, zero biases
         feature = model.vit.layers[0].attention.feature_map
-        torch.testing.assert_close(feature.weight[0], torch.eye(8))
-        assert torch.all(feature.bias == 0)
+        for side in ("query", "key"):
+            torch.testing.assert_close(getattr(feature, f"{side}_weight")[0], torch.eye(8))
+            assert torch.all(getattr(feature, f"{side}_bias") == 0)
     if feature_map == "favor":  # drawn from the seed, per layer
         layers = model.vit.layers
         assert not torch.allclose(
@@ -228,7 +232,7 @@ def test_vit_auto_round_trip(vit_kwargs, pixel_values, tmp_path, attention_type,
     model = _vit(vit_kwargs, attention_type, feature_map)
     if feature_map == "hedgehog":  # make sure trained feature-map weights are saved, not re-initialised
         with torch.no_grad():
-            model.vit.layers[0].attention.feature_map.weight.add_(0.5)
+            model.vit.layers[0].attention.feature_map.key_weight.add_(0.5)
     model.save_pretrained(tmp_path)
     loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert type(loaded) is RobAttrViTForImageClassification
@@ -273,10 +277,32 @@ def test_double_backward_through_the_model(vit_kwargs, pixel_values, attention_t
     assert model.vit.layers[0].attention.q_proj.weight.grad.abs().sum() > 0
 
 
-def test_kernel_model_keeps_kernel_attention_on_set_attn_implementation(vit_kwargs):
-    model = _vit(vit_kwargs, "kernel")
-    model.set_attn_implementation("eager")
-    assert model.config._attn_implementation == KERNEL_ATTENTION
+def test_softmax_model_switches_its_softmax_implementation(vit_kwargs, pixel_values):
     softmax = _vit(vit_kwargs)
+    want = softmax(pixel_values).logits
     softmax.set_attn_implementation("eager")
     assert softmax.config._attn_implementation == "eager"
+    torch.testing.assert_close(softmax(pixel_values).logits, want, atol=1e-5, rtol=1e-5)
+    softmax.set_attn_implementation(SOFTMAX_ATTENTION)
+    assert softmax.config._attn_implementation == SOFTMAX_ATTENTION
+
+
+def test_hedgehog_checkpoint_with_one_shared_map_loads_with_its_weights(vit_kwargs, pixel_values, tmp_path):
+    """A Hedgehog folder saved before separate query/key maps existed: ``feature_map.weight``/``bias`` and no
+    ``kernel_shared_qk_map`` in its config.json."""
+    model = _vit(vit_kwargs, "kernel", "hedgehog", kernel_shared_qk_map=True)
+    with torch.no_grad():
+        model.vit.layers[1].attention.feature_map.weight.add_(0.5)
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    del config["kernel_shared_qk_map"]
+    (tmp_path / "config.json").write_text(json.dumps(config))
+
+    loaded, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    assert loaded.config.kernel_shared_qk_map is True
+    assert (loaded.eval()(pixel_values).logits - model(pixel_values).logits).abs().max() <= 1e-6
+    fresh = _vit(vit_kwargs, "kernel", "hedgehog")  # new models get a map each for queries and keys
+    assert {"query_weight", "key_weight"} <= {
+        n for n, _ in fresh.vit.layers[0].attention.feature_map.named_parameters()
+    }
