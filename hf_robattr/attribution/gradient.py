@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .argument_checks import check_int, check_number, check_optional_number
 from .base import AttributionMethod, Explanation, select_target_logits
 from .inputs import PreparedInputs, forward_logits, reduce_to_map
 
@@ -106,8 +107,9 @@ class IntegratedGradients(Saliency):
         internal_batch_size: int | None = None,
     ) -> None:
         super().__init__(abs=False)
-        if n_steps < 1:
-            raise ValueError(f"`n_steps` must be >= 1; got {n_steps}.")
+        n_steps = check_int("n_steps", n_steps, minimum=1)
+        if internal_batch_size is not None:
+            internal_batch_size = check_int("internal_batch_size", internal_batch_size, minimum=1)
         self.baseline = baseline
         self.n_steps = n_steps
         self.alphas, self.weights = _integration_nodes(n_steps, method)
@@ -164,29 +166,46 @@ class SmoothGrad(Saliency):
         abs: bool = True,
     ) -> None:
         super().__init__(abs=abs)
-        if n_samples < 1:
-            raise ValueError(f"`n_samples` must be >= 1; got {n_samples}.")
-        if (stdev is not None and stdev < 0) or noise_level < 0:
-            raise ValueError(f"`stdev` and `noise_level` must be >= 0; got {stdev} and {noise_level}.")
+        n_samples = check_int("n_samples", n_samples, minimum=1)
+        noise_level = check_number("noise_level", noise_level, non_negative=True)
+        stdev = check_optional_number("stdev", stdev, non_negative=True)
         self.n_samples = n_samples
         self.noise_level = noise_level
         self.stdev = stdev
         self.noise = noise
         self.generator = generator
 
-    def _noise(self, x: torch.Tensor) -> torch.Tensor:
+    def _scale(self, prepared: PreparedInputs) -> torch.Tensor:
+        """The noise standard deviation of each example, ``[B]``."""
+        x = prepared.features.detach()
+        if self.stdev is not None:
+            return torch.full((x.shape[0],), float(self.stdev), dtype=x.dtype, device=x.device)
+        if prepared.token_mask is None:
+            flat = x.reshape(x.shape[0], -1)
+            return self.noise_level * (flat.amax(dim=1) - flat.amin(dim=1))
+        # Text: the spread of the real tokens' embeddings (padding does not set the noise level).
+        real = prepared.token_mask.bool().unsqueeze(-1).expand_as(x).reshape(x.shape[0], -1)
+        flat = x.reshape(x.shape[0], -1)
+        high = torch.where(real, flat, -torch.inf).amax(dim=1)
+        low = torch.where(real, flat, torch.inf).amin(dim=1)
+        return self.noise_level * torch.where(real.any(dim=1), high - low, torch.zeros_like(high))
+
+    def _noise(self, prepared: PreparedInputs) -> torch.Tensor:
+        x = prepared.features
         if self.noise is not None:
             expected = (x.shape[0], self.n_samples, *x.shape[1:])
             if tuple(self.noise.shape) != expected:
                 raise ValueError(f"`noise` must have shape {expected}; got {tuple(self.noise.shape)}.")
             return self.noise.to(device=x.device, dtype=x.dtype)
-        if self.stdev is not None:
-            scale = torch.full((x.shape[0],), float(self.stdev), dtype=x.dtype, device=x.device)
+        shape = (self.n_samples, *x.shape[1:])
+        if prepared.streams is not None:
+            # One stream per example; text draws for its real tokens only (axis 1 of [n_samples, T, D]).
+            draws = prepared.streams.draw(
+                "randn", shape, dtype=x.dtype, device=x.device, positions=prepared.token_mask, token_axis=1
+            )
         else:
-            flat = x.detach().reshape(x.shape[0], -1)
-            scale = self.noise_level * (flat.amax(dim=1) - flat.amin(dim=1))
-        draws = torch.randn((x.shape[0], self.n_samples, *x.shape[1:]), generator=self.generator, dtype=x.dtype)
-        return draws.to(x.device) * scale.view(-1, *([1] * (x.dim())))
+            draws = torch.randn((x.shape[0], *shape), generator=self.generator, dtype=x.dtype).to(x.device)
+        return draws * self._scale(prepared).view(-1, *([1] * x.dim()))
 
     def per_feature(
         self, model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None, *, create_graph: bool = False
@@ -196,7 +215,7 @@ class SmoothGrad(Saliency):
         with torch.no_grad():
             logits = forward_logits(model, prepared)
         targets = logits.argmax(dim=1) if targets is None else targets
-        noisy = (x.unsqueeze(1) + self._noise(x)).reshape(-1, *x.shape[1:])
+        noisy = (x.unsqueeze(1) + self._noise(prepared)).reshape(-1, *x.shape[1:])
         expanded = prepared.repeat_interleave(self.n_samples).with_features(noisy)
         grad, _ = input_gradient(model, expanded, targets.repeat_interleave(self.n_samples), create_graph=create_graph)
         grad = grad.abs() if self.abs else grad

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .random_streams import ExampleStreams
+
 
 IMAGE = "image"
 TEXT = "text"
@@ -26,6 +28,8 @@ class PreparedInputs:
     tensor for a plain module) for images, the word embeddings ``[B, T, D]`` for text. ``extra`` holds the other model
     kwargs (attention mask, token type ids). ``token_mask`` is ``[B, T]`` for text (1 for real tokens) and ``None``
     for images. ``positional`` is true for plain modules that take the tensor as their only positional argument.
+    ``streams`` (optional) gives every row its own random stream (:class:`ExampleStreams`); methods and
+    perturbations that draw noise use it when present.
     """
 
     features: torch.Tensor
@@ -34,6 +38,7 @@ class PreparedInputs:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     token_mask: torch.Tensor | None = None
     positional: bool = False
+    streams: ExampleStreams | None = None
 
     @property
     def batch_size(self) -> int:
@@ -44,24 +49,34 @@ class PreparedInputs:
         """The same inputs with other feature values (e.g. perturbed) of the same shape."""
         return replace(self, features=features)
 
+    def with_streams(self, streams: ExampleStreams | None) -> PreparedInputs:
+        """The same inputs with one random stream per row (or none)."""
+        if streams is not None and len(streams) != self.batch_size:
+            raise ValueError(f"{len(streams)} random streams for a batch of {self.batch_size} examples.")
+        return replace(self, streams=streams)
+
     def repeat_interleave(self, repeats: int) -> PreparedInputs:
         """Each example repeated ``repeats`` times in a row (the layout captum uses for perturbation samples)."""
         extra = {key: value.repeat_interleave(repeats, dim=0) for key, value in self.extra.items()}
         mask = None if self.token_mask is None else self.token_mask.repeat_interleave(repeats, dim=0)
-        return replace(self, features=self.features.repeat_interleave(repeats, dim=0), extra=extra, token_mask=mask)
+        streams = None if self.streams is None else self.streams.repeat_interleave(repeats)
+        features = self.features.repeat_interleave(repeats, dim=0)
+        return replace(self, features=features, extra=extra, token_mask=mask, streams=streams)
 
     def tile(self, repeats: int) -> PreparedInputs:
         """The whole batch repeated ``repeats`` times one after another (step-major layout)."""
         extra = {key: value.repeat(repeats, *([1] * (value.dim() - 1))) for key, value in self.extra.items()}
         mask = None if self.token_mask is None else self.token_mask.repeat(repeats, 1)
         features = self.features.repeat(repeats, *([1] * (self.features.dim() - 1)))
-        return replace(self, features=features, extra=extra, token_mask=mask)
+        streams = None if self.streams is None else self.streams.tile(repeats)
+        return replace(self, features=features, extra=extra, token_mask=mask, streams=streams)
 
     def select(self, index: slice | torch.Tensor) -> PreparedInputs:
         """A sub-batch."""
         extra = {key: value[index] for key, value in self.extra.items()}
         mask = None if self.token_mask is None else self.token_mask[index]
-        return replace(self, features=self.features[index], extra=extra, token_mask=mask)
+        streams = None if self.streams is None else self.streams.select(index)
+        return replace(self, features=self.features[index], extra=extra, token_mask=mask, streams=streams)
 
     def to(self, device: torch.device | str) -> PreparedInputs:
         """The same inputs on ``device``."""
@@ -70,9 +85,18 @@ class PreparedInputs:
         return replace(self, features=self.features.to(device), extra=extra, token_mask=mask)
 
 
-def _is_hf_model(model: nn.Module) -> bool:
-    # Duck-typed so that any transformers-style model (ours included) takes keyword inputs.
+def is_hf_model(model: nn.Module) -> bool:
+    """Whether ``model`` is a transformers-style model (keyword inputs, ``config``, input embeddings); duck-typed so
+    that any such model, ours included, qualifies."""
     return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The bare module under DDP / DataParallel / ``torch.compile`` wrappers (a DDP forward on one rank alone would
+    wait for the others)."""
+    while isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+        model = model.module
+    return getattr(model, "_orig_mod", model)
 
 
 def _check_finite(name: str, value: torch.Tensor) -> None:
@@ -90,7 +114,7 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     if isinstance(inputs, torch.Tensor):
         _check_batch(inputs, "inputs")
         _check_finite("inputs", inputs)
-        return PreparedInputs(inputs, IMAGE, "pixel_values", positional=not _is_hf_model(model))
+        return PreparedInputs(inputs, IMAGE, "pixel_values", positional=not is_hf_model(model))
     if not isinstance(inputs, Mapping):
         raise TypeError(
             f"`inputs` must be a tensor of pixel values or a mapping with `pixel_values`, `input_ids` or "
@@ -105,8 +129,10 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
         _check_batch(pixels, "inputs['pixel_values']")
         _check_finite("inputs['pixel_values']", pixels)
         extra = {key: value for key, value in tensors.items() if key != "pixel_values"}
-        positional = not extra and not _is_hf_model(model)
+        positional = not extra and not is_hf_model(model)
         return PreparedInputs(pixels, IMAGE, "pixel_values", extra=extra, positional=positional)
+    if "inputs_embeds" in tensors and "input_ids" in tensors:
+        raise ValueError("`inputs` holds both `input_ids` and `inputs_embeds`; pass one of them.")
     if "inputs_embeds" in tensors:
         embeds = tensors["inputs_embeds"]
     elif "input_ids" in tensors:

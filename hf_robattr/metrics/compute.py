@@ -5,13 +5,14 @@ It lives here, not in the evaluate script, so that it is importable and tested w
 
 from __future__ import annotations
 
-import gc
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from hf_robattr.attribution.inputs import unwrap_model
+from hf_robattr.robustness import RobustnessConfig, evaluate_attribution_robustness
 
 from .inputs import dataset_to_inputs
 
@@ -20,35 +21,22 @@ from .inputs import dataset_to_inputs
 ENCODING_OPTIONS = ("image_processor", "tokenizer", "image_column", "text_column", "label_column", "max_length")
 
 
-def _scoring_core() -> Callable[..., dict[str, float]]:
-    """``hf_robattr.evaluate_attribution_robustness``, looked up at call time (it lives in a lower package)."""
-    robustness = importlib.import_module("hf_robattr.robustness")
-    core = getattr(robustness, "evaluate_attribution_robustness", None)
-    if core is None:
-        raise RuntimeError(
-            "hf_robattr.robustness.evaluate_attribution_robustness is not available in this installation."
-        )
-    return core
+def _scoring_core() -> Callable[..., dict[str, Any]]:
+    """The scoring core (a function, so that tests can stand in for it)."""
+    return evaluate_attribution_robustness
 
 
 def _check_options(core: Callable[..., Any], options: dict[str, Any]) -> None:
     parameters = inspect.signature(core).parameters
+    valid = [name for name, p in parameters.items() if name not in ("model", "inputs") and p.kind != p.VAR_KEYWORD]
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    valid = [name for name in parameters if name not in ("model", "inputs")]
+        valid += list(RobustnessConfig.field_names())
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise TypeError(
             f"attribution_robustness got unknown option(s) {unknown}; valid options are "
             f"{sorted(valid + list(ENCODING_OPTIONS))}."
         )
-
-
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The bare module under DDP/DataParallel/compile wrappers (a DDP forward on one rank would deadlock)."""
-    while isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
-        model = model.module
-    return getattr(model, "_orig_mod", model)
 
 
 def _is_dataset(inputs: Any) -> bool:
@@ -59,12 +47,6 @@ def _is_dataset(inputs: Any) -> bool:
     return isinstance(inputs, datasets.Dataset)
 
 
-def _distributed() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **options: Any) -> dict[str, float]:
     """Score how well a model's attributions survive input perturbations; the body of the evaluate metric.
 
@@ -72,9 +54,8 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
     ``text_column``, ``label_column``, ``max_length``; see :func:`dataset_to_inputs`) goes unchanged to
     ``hf_robattr.evaluate_attribution_robustness``, so the same arguments give the same numbers.
 
-    Under ``torch.distributed`` (``accelerate launch``, ``torchrun``) the score is computed once, on rank 0, and
-    broadcast, so every rank returns the same dict as a single-process run. Pass the same inputs on every rank.
-    Without an initialised process group each process computes the full score itself.
+    Under ``torch.distributed`` (``accelerate launch``, ``torchrun``) every rank scores its own shard of the examples
+    and every rank returns the same dict, equal to a single-process run. Pass the same inputs on every rank.
 
     Args:
         model: an image or text classifier (``torch.nn.Module``; DDP wrappers are unwrapped).
@@ -111,26 +92,4 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
 
     core = _scoring_core()
     _check_options(core, options)
-    model = unwrap_model(model)
-    rank, world_size = _distributed()
-    if world_size == 1:
-        return core(model, inputs, **options)
-
-    # Rank 0 computes, everyone receives the result (or the error, so no rank waits forever).
-    payload: list[Any] = [None]
-    if rank == 0:
-        try:
-            payload[0] = ("ok", core(model, inputs, **options))
-        except Exception as error:
-            payload[0] = ("error", f"{type(error).__name__}: {error}")
-            torch.distributed.broadcast_object_list(payload, src=0)
-            gc.collect()
-            raise
-    torch.distributed.broadcast_object_list(payload, src=0)
-    # Free the attribution graphs' reference cycles now: collected only at interpreter exit, after the process
-    # group is gone, they made about half of 2-process CPU (gloo) launches hang on exit.
-    gc.collect()
-    status, value = payload[0]
-    if status == "error":
-        raise RuntimeError(f"attribution_robustness failed on rank 0: {value}")
-    return value
+    return core(unwrap_model(model), inputs, **options)

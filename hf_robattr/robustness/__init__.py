@@ -3,11 +3,12 @@ the scoring settings :class:`RobustnessConfig` and the public entry point :func:
 
 from .arguments import RobustnessArguments
 from .attacks import ATTACKS, AttackResult, AttackSettings, get_attack
+from .batch_scoring import AttackedMaps, BatchScores, RobustnessScorer
 from .config import RobustnessConfig
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
-from .evaluate import evaluate_attribution_robustness
 from .family import sensitivity_family
 from .measures import MEASURES
+from .scoring import evaluate_attribution_robustness
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 from .similarity import (
     SIMILARITY_MEASURES,
@@ -18,6 +19,7 @@ from .similarity import (
     spearman,
     topk_intersection,
 )
+from .summary import json_ready
 
 
 __all__ = [
@@ -27,9 +29,12 @@ __all__ = [
     "SIMILARITY_MEASURES",
     "AttackResult",
     "AttackSettings",
+    "AttackedMaps",
+    "BatchScores",
     "Estimate",
     "RobustnessArguments",
     "RobustnessConfig",
+    "RobustnessScorer",
     "attention_entropy",
     "center_of_mass_shift",
     "cosine",
@@ -38,6 +43,7 @@ __all__ = [
     "hessian_top_eigenvalue",
     "hessian_trace",
     "input_curvature",
+    "json_ready",
     "kendall_tau",
     "pearson",
     "sensitivity_family",

@@ -17,7 +17,13 @@ def _length(batch: torch.Tensor | Mapping[str, Any]) -> int:
         return batch.shape[0]
     for value in batch.values():
         return len(value)
-    raise ValueError("`inputs` is an empty mapping; expected `pixel_values` or `input_ids`.")
+    raise ValueError("`inputs` is an empty mapping; expected `pixel_values`, `input_ids` or `inputs_embeds`.")
+
+
+def _select(batch: torch.Tensor | Mapping[str, Any], rows: torch.Tensor) -> torch.Tensor | dict[str, Any]:
+    if isinstance(batch, torch.Tensor):
+        return batch[rows]
+    return {key: value[rows] for key, value in batch.items()}
 
 
 def _slice(batch: torch.Tensor | Mapping[str, Any], start: int, stop: int) -> torch.Tensor | dict[str, Any]:
@@ -40,6 +46,11 @@ def _column(values: Any) -> torch.Tensor:
 
 def _as_tensors(batch: Mapping[str, Any]) -> dict[str, Any]:
     tensors = {key: _column(value) for key, value in batch.items() if key in INPUT_COLUMNS}
+    if not tensors:
+        raise ValueError(
+            f"`inputs` has no model-input key; expected `pixel_values`, `input_ids` or `inputs_embeds` (and "
+            f"optionally {list(INPUT_COLUMNS[2:4])}), got keys {sorted(map(str, batch))}."
+        )
     ids = batch.get("input_ids")
     if "attention_mask" not in tensors and isinstance(ids, list | tuple) and len({len(row) for row in ids}) > 1:
         mask = [torch.ones(len(row), dtype=torch.long) for row in ids]
@@ -47,47 +58,74 @@ def _as_tensors(batch: Mapping[str, Any]) -> dict[str, Any]:
     return tensors
 
 
-def count_batches(inputs: Any, batch_size: int) -> int | None:
-    """Number of batches :func:`iter_batches` will yield, when known without consuming ``inputs``."""
-    if isinstance(inputs, torch.Tensor | Mapping) or hasattr(inputs, "column_names"):
-        return -(-_dataset_or_batch_length(inputs) // batch_size)
+def count_batches(inputs: Any, batch_size: int, *, rank: int = 0, world_size: int = 1) -> int | None:
+    """Number of batches :func:`iter_batches` will yield on ``rank``, when known without consuming ``inputs``."""
+    total = num_examples(inputs)
+    if total is None:
+        return None
+    return -(-len(range(rank, total, world_size)) // batch_size)
+
+
+def num_examples(inputs: Any) -> int | None:
+    """The number of examples in a tensor, mapping or dataset (``None`` for an iterable of batches)."""
+    if hasattr(inputs, "column_names"):
+        return len(inputs)
+    if isinstance(inputs, torch.Tensor | Mapping):
+        return _length(_as_tensors(inputs) if isinstance(inputs, Mapping) else inputs)
     return None
 
 
-def _dataset_or_batch_length(inputs: Any) -> int:
-    return len(inputs) if hasattr(inputs, "column_names") else _length(inputs)
-
-
-def iter_batches(inputs: Any, batch_size: int) -> Iterator[torch.Tensor | dict[str, Any]]:
-    """Yield batches of at most ``batch_size`` examples.
+def iter_batches(
+    inputs: Any, batch_size: int, *, rank: int = 0, world_size: int = 1
+) -> Iterator[tuple[torch.Tensor | dict[str, Any], torch.Tensor]]:
+    """Yield ``(batch, example_ids)``: batches of at most ``batch_size`` examples and the examples' indices in
+    ``inputs``.
 
     ``inputs`` is a pixel tensor, a tokenized mapping (``input_ids``, ``attention_mask``, ...), a
     ``datasets.Dataset`` with model-input columns, or an iterable of tensors / mappings (each re-split to
     ``batch_size``). Unpadded token columns are right-padded with 0 per batch, and an attention mask is made for them
-    if there is none.
+    if there is none. With ``world_size > 1`` only this ``rank``'s shard is yielded: the examples whose index is
+    ``rank`` modulo ``world_size`` (an iterable is read whole on every rank and filtered).
     """
     if isinstance(inputs, torch.Tensor | Mapping):
         batches: Iterable[Any] = [inputs]
     elif hasattr(inputs, "column_names"):
         columns = [name for name in inputs.column_names if name in INPUT_COLUMNS]
         if not columns:
-            raise ValueError(f"`inputs` dataset has no model-input column; expected some of {list(INPUT_COLUMNS)}.")
-        dataset = inputs.select_columns(columns).with_format("torch")
-        batches = (dataset[start : start + batch_size] for start in range(0, len(dataset), batch_size))
-    elif isinstance(inputs, Iterable):
+            raise ValueError(
+                f"`inputs` dataset has no model-input column; expected some of {list(INPUT_COLUMNS)}, got "
+                f"{list(inputs.column_names)}."
+            )
+        dataset = inputs.select_columns(columns)
+        if world_size > 1:
+            dataset = dataset.select(range(rank, len(dataset), world_size))
+        dataset = dataset.with_format("torch")
+        for start in range(0, len(dataset), batch_size):
+            batch = _as_tensors(dataset[start : start + batch_size])
+            ids = torch.arange(start, min(start + batch_size, len(dataset))) * world_size + rank
+            yield batch, ids
+        return
+    elif isinstance(inputs, Iterable) and not isinstance(inputs, str | bytes):
         batches = inputs
     else:
         raise TypeError(
-            f"`inputs` must be a tensor, a mapping, a datasets.Dataset or an iterable of batches; got {type(inputs).__name__}."
+            "`inputs` must be a tensor, a mapping, a datasets.Dataset or an iterable of batches; got "
+            f"{type(inputs).__name__}."
         )
+    seen = 0
     for batch in batches:
         if isinstance(batch, Mapping):
             batch = _as_tensors(batch)
         elif not isinstance(batch, torch.Tensor):
             raise TypeError(f"each batch of `inputs` must be a tensor or a mapping; got {type(batch).__name__}.")
         size = _length(batch)
-        for start in range(0, size, batch_size):
-            yield _slice(batch, start, start + batch_size)
+        ids = torch.arange(seen, seen + size)
+        seen += size
+        mine = (ids % world_size == rank).nonzero().squeeze(1)
+        if world_size > 1:
+            batch, ids = _select(batch, mine), ids[mine]
+        for start in range(0, len(ids), batch_size):
+            yield _slice(batch, start, start + batch_size), ids[start : start + batch_size]
 
 
 def move(batch: torch.Tensor | Mapping[str, Any], device: torch.device) -> torch.Tensor | dict[str, Any]:

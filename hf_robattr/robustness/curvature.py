@@ -26,6 +26,7 @@ from hf_robattr.attribution.attention import forward_with_attentions
 from hf_robattr.attribution.inputs import (
     forward_logits,
     frozen_eval,
+    is_hf_model,
     logits_from_output,
     model_device,
     prepare_inputs,
@@ -62,13 +63,9 @@ def _split_batch(batch: Mapping[str, Any], device: torch.device) -> tuple[dict[s
     return moved, labels
 
 
-def _is_hf(model: nn.Module) -> bool:
-    return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
-
-
 def _parameter_loss(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
     inputs, labels = _split_batch(batch, model_device(model))
-    if _is_hf(model):
+    if is_hf_model(model):
         output = model(**inputs, labels=labels)
         loss = getattr(output, "loss", None)
         if loss is not None:

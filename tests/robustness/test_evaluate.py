@@ -10,7 +10,7 @@ from torch import nn
 
 import hf_robattr
 from hf_robattr.robustness import MEASURES, SIMILARITY_MEASURES
-from hf_robattr.robustness.evaluate import similarity_scores
+from hf_robattr.robustness.batch_scoring import similarity_scores
 from hf_robattr.robustness.similarity import SIMILARITY_RANGES
 
 

@@ -54,7 +54,7 @@ perturbed in embedding space.
 
 The module is a thin wrapper over hf_robattr.evaluate_attribution_robustness: every option is passed through
 unchanged, so the same arguments give the same numbers. Under torch.distributed (accelerate launch, torchrun)
-the score is computed once on the main process (rank 0) and broadcast; every rank gets the same dict as a
+every process scores its own shard of the examples and every process gets the same dict, equal to a
 single-process run. Unlike most evaluate metrics it takes a model and inputs, not predictions and references, so
 add() and add_batch() are not supported: pass everything to compute().
 """
@@ -167,7 +167,7 @@ class AttributionRobustness(evaluate.Metric):
     def compute(self, *, model=None, inputs=None, **options):
         """Score the robustness of ``model``'s attributions on ``inputs``; every option goes to the core.
 
-        Under torch.distributed the core runs once, on rank 0, and every rank returns the same dict.
+        Under torch.distributed every rank scores its shard of the examples and returns the same dict.
         """
         return self._compute(model=model, inputs=inputs, **options)
 

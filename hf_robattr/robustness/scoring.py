@@ -1,0 +1,165 @@
+"""The public entry point: score how robust a model's attributions are, as plain numbers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from hf_robattr.attribution.argument_checks import is_integer
+
+from .batch_scoring import RobustnessScorer
+from .batching import count_batches, iter_batches, num_examples
+from .config import RobustnessConfig
+from .distributed import process_group, run_on_every_rank
+from .summary import summarise
+
+
+def evaluate_attribution_robustness(
+    model: nn.Module,
+    inputs: Any,
+    config: RobustnessConfig | Mapping[str, Any] | None = None,
+    *,
+    targets: torch.Tensor | Sequence[int] | int | None = None,
+    target_region: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    return_per_sample: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Score the robustness of ``model``'s attributions on ``inputs``.
+
+    For every batch and every attribution method: the clean map is compared with the map after the attack (worst
+    case over ``restarts``, label preserved) using the similarity measures, and ``num_samples`` uniform draws from
+    the ``epsilon`` ball give the sensitivity family. Similarity measures use the maps' magnitudes ``|a|``.
+
+    Under an initialised ``torch.distributed`` process group (``accelerate launch``, ``torchrun``) every rank scores
+    its own shard of the examples (every ``world_size``-th one) and all ranks return the same result, equal to a
+    one-process run. Pass the same ``inputs`` on every rank.
+
+    Args:
+        model: a transformers image/text classifier or a plain module mapping pixel values to logits (DDP and
+            ``torch.compile`` wrappers are unwrapped).
+        inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids``, ``attention_mask``); a
+            ``datasets.Dataset`` with such columns; or an iterable of such batches.
+        config: the scoring settings (:class:`RobustnessConfig`, or a dict of its fields; default: the defaults).
+        targets: class indices ``[N]`` to explain, or one index for all (default: the model's predictions).
+        target_region: boolean map for the ``targeted`` attack (default: the clean map's k weakest features).
+        device: where to compute (default: the model's device); the model is moved back afterwards.
+        return_per_sample: also return ``"per_sample"``: ``{key: [value per example]}`` (NaN = excluded).
+        progress: show a tqdm bar over batches (on rank 0).
+        **overrides: settings of :class:`RobustnessConfig` that replace those of ``config`` (``methods``,
+            ``attack``, ``epsilon``, ``norm``, ``num_steps``, ``step_size``, ``restarts``, ``k``, ``num_samples``,
+            ``batch_size``, ``input_range``, ``method_kwargs``, ``measures``, ``smoothing_beta``, ``seed``).
+
+    Returns:
+        A flat dict: ``"{method}/{measure}"`` (mean over examples, excluded ones left out) and
+        ``"{method}/{measure}_std"`` as floats, plus ``"num_samples"`` (examples scored).
+        ``prediction_change_rate`` is the fraction of examples for which the attack met a label-changing point;
+        similarity measures skip examples where no label-preserving perturbed point was found.
+    """
+    config = RobustnessConfig.from_options(config, **overrides)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"`model` must be a torch.nn.Module (a classifier); got {type(model).__name__}.")
+    if inputs is None:
+        raise TypeError("`inputs` is required: pixel values, a tokenized batch, a datasets.Dataset or batches.")
+    target_tensor = _check_targets(targets)
+    _check_flag("return_per_sample", return_per_sample)
+    _check_flag("progress", progress)
+    device = _check_device(device)
+    total = num_examples(inputs)
+    if total == 0:
+        raise ValueError("`inputs` holds no examples.")
+    if target_tensor is not None and target_tensor.dim() == 1 and total is not None and len(target_tensor) != total:
+        raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {total} examples.")
+    rank, world_size = process_group()
+
+    def score_shard() -> tuple[list[int], dict[str, list[float]]]:
+        ids: list[torch.Tensor] = []
+        values: dict[str, list[torch.Tensor]] = {}
+        batches = iter_batches(inputs, config.batch_size, rank=rank, world_size=world_size)
+        bar = tqdm(
+            batches,
+            total=count_batches(inputs, config.batch_size, rank=rank, world_size=world_size),
+            desc="attribution robustness",
+            disable=not progress or rank != 0,
+        )
+        with RobustnessScorer(model, config, device=device, target_region=target_region) as scorer:
+            for batch, batch_ids in bar:
+                scores = scorer.score_batch(
+                    batch, targets=_targets_for(target_tensor, batch_ids), example_ids=batch_ids
+                )
+                ids.append(batch_ids)
+                for key, value in scores.per_sample.items():
+                    values.setdefault(key, []).append(value.cpu())
+        flat_ids = torch.cat(ids).tolist() if ids else []
+        return flat_ids, {key: torch.cat(parts).tolist() for key, parts in values.items()}
+
+    shards = run_on_every_rank(score_shard, world_size)
+    ids = torch.tensor([i for shard_ids, _ in shards for i in shard_ids], dtype=torch.long)
+    if ids.numel() == 0:
+        raise ValueError("`inputs` holds no examples.")
+    if target_tensor is not None and target_tensor.dim() == 1 and len(target_tensor) != ids.numel():
+        raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {ids.numel()} examples.")
+    order = ids.argsort()
+    per_sample = {
+        key: torch.tensor([v for _, shard_values in shards for v in shard_values[key]], dtype=torch.float64)[order]
+        for key in shards[0][1]
+    }
+    return summarise(per_sample, ids.numel(), return_per_sample)
+
+
+def _check_targets(targets: Any) -> torch.Tensor | None:
+    """``targets`` as a long tensor (``[N]``, or a 0-d tensor for one class for all), checked up front."""
+    if targets is None:
+        return None
+    if is_integer(targets):
+        value = torch.tensor(int(targets))
+    elif isinstance(targets, torch.Tensor | np.ndarray):
+        value = torch.as_tensor(targets)
+        if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool or value.dim() > 1:
+            raise TypeError(
+                f"`targets` must hold class indices (integers) in a 1-D tensor; got a {value.dtype} tensor of shape "
+                f"{tuple(value.shape)}."
+            )
+    elif isinstance(targets, Sequence) and not isinstance(targets, str | bytes):
+        wrong = [item for item in targets if not is_integer(item)]
+        if wrong:
+            raise TypeError(f"`targets` must hold class indices (integers); got {wrong[:3]!r}.")
+        value = torch.tensor([int(item) for item in targets], dtype=torch.long)
+    else:
+        raise TypeError(
+            f"`targets` must be class indices: a 1-D integer tensor, a sequence of ints or one int; got {targets!r}."
+        )
+    value = value.long()
+    if (value < 0).any():
+        raise ValueError(f"`targets` must be class indices >= 0; got {value.tolist()}.")
+    return value
+
+
+def _targets_for(targets: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
+    if targets is None:
+        return None
+    if targets.dim() == 0:
+        return targets.expand(len(ids))
+    if len(ids) and int(ids.max()) >= len(targets):
+        raise ValueError(f"`targets` has {len(targets)} entries, fewer than the examples in `inputs`.")
+    return targets[ids]
+
+
+def _check_flag(name: str, value: Any) -> None:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+
+
+def _check_device(device: Any) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"`device` must name a torch device such as 'cpu' or 'cuda:0'; got {device!r}.") from error
