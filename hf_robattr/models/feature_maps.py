@@ -11,9 +11,24 @@ This module imports only ``torch``: ``save_pretrained`` copies it next to the mo
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+
+@dataclass(frozen=True)
+class FeatureMapOptions:
+    """The options a config holds for its feature maps; each map reads the ones that concern it.
+
+    ``num_features``: FAVOR+ random features / Hedgehog projections (None: the map's default); ``seed`` and
+    ``redraw_interval``: FAVOR+; ``shared_qk``: Hedgehog (one map for queries and keys).
+    """
+
+    num_features: int | None = None
+    seed: int = 0
+    redraw_interval: int = 0
+    shared_qk: bool = False
 
 
 class KernelFeatureMap(nn.Module):
@@ -31,16 +46,7 @@ class KernelFeatureMap(nn.Module):
         self.head_dim = head_dim
 
     @classmethod
-    def from_options(
-        cls,
-        num_heads: int,
-        head_dim: int,
-        *,
-        num_features: int | None = None,
-        seed: int = 0,
-        redraw_interval: int = 0,
-        shared_qk: bool = False,
-    ) -> KernelFeatureMap:
+    def from_options(cls, num_heads: int, head_dim: int, options: FeatureMapOptions) -> KernelFeatureMap:
         """Build the map from the options a config holds; each map uses the ones that concern it (none here)."""
         return cls(num_heads, head_dim)
 
@@ -123,19 +129,10 @@ class FavorFeatureMap(KernelFeatureMap):
         self.register_buffer("projection", self.initial_state()["projection"], persistent=True)
 
     @classmethod
-    def from_options(
-        cls,
-        num_heads: int,
-        head_dim: int,
-        *,
-        num_features: int | None = None,
-        seed: int = 0,
-        redraw_interval: int = 0,
-        shared_qk: bool = False,
-    ) -> FavorFeatureMap:
+    def from_options(cls, num_heads: int, head_dim: int, options: FeatureMapOptions) -> FavorFeatureMap:
         """``num_features`` random features (default ``2 * head_dim``), ``seed`` and ``redraw_interval``."""
-        size = num_features if num_features is not None else 2 * head_dim
-        return cls(num_heads, head_dim, size, seed=seed, redraw_interval=redraw_interval)
+        size = options.num_features if options.num_features is not None else 2 * head_dim
+        return cls(num_heads, head_dim, size, seed=options.seed, redraw_interval=options.redraw_interval)
 
     @property
     def num_features(self) -> int:
@@ -195,19 +192,10 @@ class HedgehogFeatureMap(KernelFeatureMap):
             setattr(self, attribute, nn.Parameter(value))
 
     @classmethod
-    def from_options(
-        cls,
-        num_heads: int,
-        head_dim: int,
-        *,
-        num_features: int | None = None,
-        seed: int = 0,
-        redraw_interval: int = 0,
-        shared_qk: bool = False,
-    ) -> HedgehogFeatureMap:
+    def from_options(cls, num_heads: int, head_dim: int, options: FeatureMapOptions) -> HedgehogFeatureMap:
         """``num_features`` projections per half (default ``head_dim``) and ``shared_qk``."""
-        size = num_features if num_features is not None else head_dim
-        return cls(num_heads, head_dim, size, shared_qk=shared_qk)
+        size = options.num_features if options.num_features is not None else head_dim
+        return cls(num_heads, head_dim, size, shared_qk=options.shared_qk)
 
     @property
     def num_features(self) -> int:
@@ -271,20 +259,15 @@ def build_feature_map(
     ``2 * head_dim``), Hedgehog projects to that many (default ``head_dim``). ``seed`` and ``redraw_interval`` only
     concern FAVOR+, ``shared_qk`` only Hedgehog.
     """
-    return get_feature_map(name).from_options(
-        num_heads,
-        head_dim,
-        num_features=num_features,
-        seed=seed,
-        redraw_interval=redraw_interval,
-        shared_qk=shared_qk,
-    )
+    options = FeatureMapOptions(num_features, seed, redraw_interval, shared_qk)
+    return get_feature_map(name).from_options(num_heads, head_dim, options)
 
 
 __all__ = [
     "FEATURE_MAPS",
     "EluFeatureMap",
     "FavorFeatureMap",
+    "FeatureMapOptions",
     "HedgehogFeatureMap",
     "KernelFeatureMap",
     "ReluFeatureMap",
