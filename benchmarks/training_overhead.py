@@ -35,13 +35,13 @@ import torch.nn.functional as F
 from transformers import Trainer
 from transformers.utils import logging as hf_logging
 
+from hf_robattr.attribution.inputs import twice_differentiable_attention
 from hf_robattr.robustness import hessian_trace
 from hf_robattr.training import (
     RobAttrTrainer,
     RobAttrTrainingArguments,
     VisionModelArguments,
     build_vit_classifier,
-    second_derivative_context,
 )
 
 
@@ -119,7 +119,7 @@ def make_hutchinson(batch: dict) -> Callable[[], None]:
     model = make_model()
 
     def step() -> None:
-        with second_derivative_context():
+        with twice_differentiable_attention():
             hessian_trace(model, batch, num_probes=2, seed=0, rel_stderr=None)
 
     return step
@@ -215,7 +215,7 @@ def make_reference(name: str, batch: dict) -> Callable[[], None]:
     function = REFERENCES[name]
 
     def step() -> None:
-        with second_derivative_context():
+        with twice_differentiable_attention():
             function(model, optimizer, batch["pixel_values"], batch["labels"])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

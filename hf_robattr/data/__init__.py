@@ -2,6 +2,7 @@
 
 from .embedded import (
     EMBEDDED_DATASETS,
+    GENERATED_DATASETS,
     SENTIMENT_NEGATIVE_WORDS,
     SENTIMENT_POSITIVE_WORDS,
     load_embedded_dataset,
@@ -17,13 +18,16 @@ from .loading import (
     load_classification_dataset,
     resolve_column,
     standardize_splits,
+    truncate_dataset,
 )
 from .tokenizer import SPECIAL_TOKENS, build_offline_tokenizer
-from .transforms import ImageClassificationTransform, TextClassificationTransform
+from .transforms import ANNOTATION_KEYS, ImageClassificationTransform, TextClassificationTransform, model_inputs
 
 
 __all__ = [
+    "ANNOTATION_KEYS",
     "EMBEDDED_DATASETS",
+    "GENERATED_DATASETS",
     "IMAGE_COLUMN_CANDIDATES",
     "SENTIMENT_NEGATIVE_WORDS",
     "SENTIMENT_POSITIVE_WORDS",
@@ -38,7 +42,9 @@ __all__ = [
     "make_digits",
     "make_synthetic_images",
     "make_synthetic_sentiment",
+    "model_inputs",
     "resolve_column",
     "split_dataset",
     "standardize_splits",
+    "truncate_dataset",
 ]

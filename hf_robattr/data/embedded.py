@@ -21,6 +21,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Sequence
 
 __all__ = [
     "EMBEDDED_DATASETS",
+    "GENERATED_DATASETS",
     "SENTIMENT_NEGATIVE_WORDS",
     "SENTIMENT_POSITIVE_WORDS",
     "load_embedded_dataset",
@@ -156,6 +157,8 @@ EMBEDDED_DATASETS: dict[str, Callable[..., DatasetDict]] = {
     "synthetic_images": make_synthetic_images,
     "synthetic_sentiment": make_synthetic_sentiment,
 }
+# The generated sets, whose size is an option (``num_examples``).
+GENERATED_DATASETS = ("synthetic_images", "synthetic_sentiment")
 
 
 def load_embedded_dataset(name: str, *, seed: int = 0, **options: object) -> DatasetDict:

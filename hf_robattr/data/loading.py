@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from datasets import ClassLabel, Dataset, DatasetDict, load_dataset
 
-from .embedded import EMBEDDED_DATASETS, load_embedded_dataset
+from .embedded import EMBEDDED_DATASETS, GENERATED_DATASETS, load_embedded_dataset
 
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "load_classification_dataset",
     "resolve_column",
     "standardize_splits",
+    "truncate_dataset",
 ]
 
 IMAGE_COLUMN_CANDIDATES = ("image", "img", "pixel_values")
@@ -114,6 +115,7 @@ def load_classification_dataset(
     test_split: str | None = "test",
     validation_fraction: float = 0.1,
     cache_dir: str | None = None,
+    num_examples: int | None = None,
     seed: int = 0,
 ) -> tuple[DatasetDict, str, str]:
     """Load a classification dataset by name and resolve its input and label columns.
@@ -121,11 +123,20 @@ def load_classification_dataset(
     ``dataset_name`` is either an embedded dataset (see :data:`~hf_robattr.data.EMBEDDED_DATASETS`), a local
     directory/file understood by :func:`datasets.load_dataset`, or a Hub id such as ``uoft-cs/cifar10``.
 
+    ``num_examples`` sets the size of a generated embedded set (``synthetic_images``, ``synthetic_sentiment``;
+    default: the builder's own); other datasets have a fixed size and refuse it.
+
     Returns ``(splits, input_column, label_column)``, where ``splits`` has ``train``/``validation``/``test``.
     Raises ``ValueError`` naming the argument to fix when a column or labels are missing.
     """
+    if num_examples is not None and dataset_name not in GENERATED_DATASETS:
+        raise ValueError(
+            f"--dataset_num_examples sets the size of a generated set ({', '.join(GENERATED_DATASETS)}); "
+            f"--dataset_name {dataset_name!r} has a fixed size. Use --max_train_samples to train on fewer examples."
+        )
     if dataset_name in EMBEDDED_DATASETS:
-        raw = load_embedded_dataset(dataset_name, seed=seed)
+        options = {} if num_examples is None else {"num_examples": num_examples}
+        raw = load_embedded_dataset(dataset_name, seed=seed, **options)
     else:
         raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
         if isinstance(raw, Dataset):
@@ -143,6 +154,11 @@ def load_classification_dataset(
     )
     label_column = _check_labels(splits, label_column)
     return splits, input_column, label_column
+
+
+def truncate_dataset(dataset: Dataset, limit: int | None) -> Dataset:
+    """The first ``limit`` examples of ``dataset`` (all of them for ``None`` or a limit past its end)."""
+    return dataset if limit is None or limit >= len(dataset) else dataset.select(range(limit))
 
 
 def label_names(dataset: Dataset, label_column: str) -> list[str]:

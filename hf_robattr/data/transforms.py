@@ -10,7 +10,17 @@ import torch
 from PIL import Image as PILImage
 
 
-__all__ = ["ImageClassificationTransform", "TextClassificationTransform"]
+__all__ = ["ANNOTATION_KEYS", "ImageClassificationTransform", "TextClassificationTransform", "model_inputs"]
+
+# Columns the transforms add for attribution studies (ground truth, never model inputs): image masks, text rationales.
+ANNOTATION_KEYS = ("masks", "rationale_mask")
+
+
+def model_inputs(batch: dict[str, Any], *, labels: bool = False) -> dict[str, torch.Tensor]:
+    """The tensors of a collated batch that a model takes: the annotation columns (:data:`ANNOTATION_KEYS`) and
+    non-tensor entries dropped, and ``labels`` too unless ``labels=True``."""
+    dropped = set(ANNOTATION_KEYS) if labels else {*ANNOTATION_KEYS, "labels"}
+    return {key: value for key, value in batch.items() if torch.is_tensor(value) and key not in dropped}
 
 
 def _to_pil(image: Any) -> PILImage.Image:

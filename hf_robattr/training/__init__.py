@@ -1,30 +1,19 @@
-"""hf_robattr.training: training arguments, explicit regularizers, the ``RobAttrTrainer``, callbacks and the
-recipe steps (model building, data preparation, final evaluation, results)."""
+"""hf_robattr.training: the run pipeline shared by the recipes and the study, its argument dataclasses, the
+``RobAttrTrainer`` with explicit regularizers, stopping and diagnostics callbacks, and the run record."""
 
-from .arguments import (
-    OPTIMIZERS,
-    DataArguments,
-    ImageDataArguments,
-    ModelArguments,
-    RobAttrTrainingArguments,
-    TextDataArguments,
-    TextModelArguments,
-    VisionModelArguments,
-)
-from .callbacks import DiagnosticsCallback, TargetLossCallback, robustness_options
-from .modeling import build_bert_classifier, build_vit_classifier, load_image_processor, load_tokenizer
-from .pipeline import (
-    PreparedData,
-    build_results,
-    compute_accuracy,
-    evaluate_test_robustness,
-    finish_run,
-    parse_arguments,
-    prepare_image_data,
-    prepare_text_data,
-    save_outputs,
-    setup_logging,
-    training_callbacks,
+from .command_line import parse_arguments, setup_logging
+from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
+from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
+from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnostics_batch, flatten_diagnostics
+from .evaluation import compute_accuracy, score_test_robustness
+from .model_arguments import KERNEL_FEATURE_MAPS, ModelArguments, TextModelArguments, VisionModelArguments
+from .modeling import (
+    build_bert_classifier,
+    build_classifier,
+    build_vit_classifier,
+    load_image_processor,
+    load_processor,
+    load_tokenizer,
 )
 from .regularizers import (
     REGULARIZERS,
@@ -35,19 +24,43 @@ from .regularizers import (
     NoRegularizer,
     Regularizer,
     SAMRegularizer,
-    get_regularizer_class,
-    input_space,
-    second_derivative_context,
+    differentiable_inputs,
+    get_regularizer,
 )
-from .trainer import RobAttrTrainer, build_regularizer
+from .run import (
+    RunResult,
+    check_output_dir,
+    check_run_arguments,
+    finish_run,
+    prepare_data,
+    run_pipeline,
+    training_callbacks,
+)
+from .run_record import (
+    RESULTS_FILE,
+    build_results,
+    json_safe,
+    model_record,
+    non_default_arguments,
+    training_record,
+    write_results,
+)
+from .stopping import DivergenceCallback, TargetLossCallback
+from .trainer import TRAINING_ARGS_JSON, RobAttrTrainer, build_regularizer, training_loss
+from .training_arguments import DIAGNOSTICS, OPTIMIZERS, RobAttrTrainingArguments
 
 
 __all__ = [
+    "DIAGNOSTICS",
+    "KERNEL_FEATURE_MAPS",
     "OPTIMIZERS",
     "REGULARIZERS",
+    "RESULTS_FILE",
+    "TRAINING_ARGS_JSON",
     "CurvatureRegularizer",
     "DataArguments",
     "DiagnosticsCallback",
+    "DivergenceCallback",
     "GradientNormRegularizer",
     "IGNormRegularizer",
     "ImageDataArguments",
@@ -58,28 +71,41 @@ __all__ = [
     "Regularizer",
     "RobAttrTrainer",
     "RobAttrTrainingArguments",
+    "RunResult",
     "SAMRegularizer",
     "TargetLossCallback",
     "TextDataArguments",
     "TextModelArguments",
     "VisionModelArguments",
     "build_bert_classifier",
+    "build_classifier",
     "build_regularizer",
     "build_results",
     "build_vit_classifier",
+    "check_output_dir",
+    "check_run_arguments",
     "compute_accuracy",
-    "evaluate_test_robustness",
+    "compute_diagnostics",
+    "diagnostics_batch",
+    "differentiable_inputs",
     "finish_run",
-    "get_regularizer_class",
-    "input_space",
+    "flatten_diagnostics",
+    "get_regularizer",
+    "json_safe",
     "load_image_processor",
+    "load_processor",
     "load_tokenizer",
+    "model_record",
+    "non_default_arguments",
     "parse_arguments",
+    "prepare_data",
     "prepare_image_data",
     "prepare_text_data",
-    "robustness_options",
-    "save_outputs",
-    "second_derivative_context",
+    "run_pipeline",
+    "score_test_robustness",
     "setup_logging",
     "training_callbacks",
+    "training_loss",
+    "training_record",
+    "write_results",
 ]

@@ -14,10 +14,17 @@ from hf_robattr.models import (
     RobAttrViTForImageClassification,
 )
 
-from .arguments import ModelArguments, TextModelArguments, VisionModelArguments
+from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 
 
-__all__ = ["build_bert_classifier", "build_vit_classifier", "load_image_processor", "load_tokenizer"]
+__all__ = [
+    "build_bert_classifier",
+    "build_classifier",
+    "build_vit_classifier",
+    "load_image_processor",
+    "load_processor",
+    "load_tokenizer",
+]
 
 
 def _label_kwargs(label_names: list[str]) -> dict[str, Any]:
@@ -29,27 +36,33 @@ def _label_kwargs(label_names: list[str]) -> dict[str, Any]:
 
 
 def _attention_kwargs(args: ModelArguments) -> dict[str, Any]:
-    return {"attention_type": args.attention_type, "kernel_feature_map": args.kernel_feature_map}
+    """The attention settings given (unset ones keep the checkpoint's, or the config's defaults from scratch)."""
+    chosen = {"attention_type": args.attention_type, "kernel_feature_map": args.kernel_feature_map}
+    return {name: value for name, value in chosen.items() if value is not None}
 
 
-def _load_kwargs(args: ModelArguments) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"cache_dir": args.cache_dir, "trust_remote_code": args.trust_remote_code}
-    if args.attn_implementation is not None:
-        kwargs["attn_implementation"] = args.attn_implementation
-    return kwargs
+def _implementation_kwargs(args: ModelArguments) -> dict[str, Any]:
+    return {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
+
+
+def _from_checkpoint(cls: type[PreTrainedModel], args: ModelArguments, label_names: list[str]) -> PreTrainedModel:
+    """``cls`` from ``args.model_name_or_path`` with the attention swapped and a new head when the labels differ."""
+    return cls.from_pretrained(
+        args.model_name_or_path,
+        ignore_mismatched_sizes=True,
+        cache_dir=args.cache_dir,
+        trust_remote_code=args.trust_remote_code,
+        **_attention_kwargs(args),
+        **_label_kwargs(label_names),
+        **_implementation_kwargs(args),
+    )
 
 
 def build_vit_classifier(args: VisionModelArguments, *, label_names: list[str]) -> PreTrainedModel:
     """A ``RobAttrViTForImageClassification``: from ``args.model_name_or_path`` (any ViT checkpoint, attention
     swapped to ``args.attention_type``, new classifier head when the labels differ) or a tiny one from scratch."""
     if args.model_name_or_path is not None:
-        return RobAttrViTForImageClassification.from_pretrained(
-            args.model_name_or_path,
-            ignore_mismatched_sizes=True,
-            **_attention_kwargs(args),
-            **_label_kwargs(label_names),
-            **_load_kwargs(args),
-        )
+        return _from_checkpoint(RobAttrViTForImageClassification, args, label_names)
     config = RobAttrViTConfig(
         image_size=args.image_size,
         patch_size=args.patch_size,
@@ -64,21 +77,14 @@ def build_vit_classifier(args: VisionModelArguments, *, label_names: list[str]) 
         **_attention_kwargs(args),
         **_label_kwargs(label_names),
     )
-    kwargs = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
-    return RobAttrViTForImageClassification._from_config(config, **kwargs)
+    return RobAttrViTForImageClassification._from_config(config, **_implementation_kwargs(args))
 
 
 def build_bert_classifier(args: TextModelArguments, *, label_names: list[str], tokenizer: Any) -> PreTrainedModel:
     """A ``RobAttrBertForSequenceClassification``: from a BERT checkpoint (attention swapped, new head) or a tiny
     one from scratch whose vocabulary is ``tokenizer``'s."""
     if args.model_name_or_path is not None:
-        return RobAttrBertForSequenceClassification.from_pretrained(
-            args.model_name_or_path,
-            ignore_mismatched_sizes=True,
-            **_attention_kwargs(args),
-            **_label_kwargs(label_names),
-            **_load_kwargs(args),
-        )
+        return _from_checkpoint(RobAttrBertForSequenceClassification, args, label_names)
     config = RobAttrBertConfig(
         vocab_size=len(tokenizer),
         hidden_size=args.hidden_size,
@@ -93,8 +99,7 @@ def build_bert_classifier(args: TextModelArguments, *, label_names: list[str], t
         **_attention_kwargs(args),
         **_label_kwargs(label_names),
     )
-    kwargs = {"attn_implementation": args.attn_implementation} if args.attn_implementation else {}
-    return RobAttrBertForSequenceClassification._from_config(config, **kwargs)
+    return RobAttrBertForSequenceClassification._from_config(config, **_implementation_kwargs(args))
 
 
 def load_image_processor(args: VisionModelArguments) -> Any:
@@ -116,7 +121,28 @@ def load_image_processor(args: VisionModelArguments) -> Any:
 
 
 def load_tokenizer(args: TextModelArguments) -> Any:
-    """The checkpoint's tokenizer, or the offline tokenizer of the embedded sentiment vocabulary."""
-    if args.model_name_or_path is not None:
-        return AutoTokenizer.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
+    """``--tokenizer_name``'s tokenizer, else the checkpoint's, else (from scratch) the offline tokenizer of the
+    embedded sentiment vocabulary."""
+    name = args.tokenizer_name or args.model_name_or_path
+    if name is not None:
+        return AutoTokenizer.from_pretrained(name, cache_dir=args.cache_dir)
     return build_offline_tokenizer(model_max_length=args.max_position_embeddings)
+
+
+def load_processor(args: ModelArguments) -> Any:
+    """The pre-processor of the run's modality: :func:`load_image_processor` or :func:`load_tokenizer`."""
+    if isinstance(args, VisionModelArguments):
+        return load_image_processor(args)
+    if isinstance(args, TextModelArguments):
+        return load_tokenizer(args)
+    raise TypeError(f"model arguments must be VisionModelArguments or TextModelArguments, got {type(args).__name__}.")
+
+
+def build_classifier(args: ModelArguments, *, label_names: list[str], processor: Any) -> PreTrainedModel:
+    """The classifier of the run's modality: :func:`build_vit_classifier` for :class:`VisionModelArguments`,
+    :func:`build_bert_classifier` (vocabulary from the tokenizer ``processor``) for :class:`TextModelArguments`."""
+    if isinstance(args, VisionModelArguments):
+        return build_vit_classifier(args, label_names=label_names)
+    if isinstance(args, TextModelArguments):
+        return build_bert_classifier(args, label_names=label_names, tokenizer=processor)
+    raise TypeError(f"model arguments must be VisionModelArguments or TextModelArguments, got {type(args).__name__}.")

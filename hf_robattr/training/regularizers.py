@@ -28,6 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from hf_robattr.attribution.inputs import (
+    PreparedInputs,
+    forward_logits,
+    prepare_inputs,
+    twice_differentiable_attention,
+)
+
 
 __all__ = [
     "REGULARIZERS",
@@ -38,47 +45,28 @@ __all__ = [
     "NoRegularizer",
     "Regularizer",
     "SAMRegularizer",
-    "get_regularizer_class",
-    "input_space",
-    "second_derivative_context",
+    "differentiable_inputs",
+    "get_regularizer",
 ]
 
 
-def second_derivative_context() -> AbstractContextManager:
-    """Force the MATH SDPA kernel, the one PyTorch's CPU attention can differentiate twice."""
-    return sdpa_kernel([SDPBackend.MATH])
-
-
 def first_order_context() -> AbstractContextManager:
-    """Every SDPA kernel again (inside :func:`second_derivative_context`), for passes that are differentiated once:
-    the fused CPU kernel is about 20% faster per forward/backward of the tiny ViT than MATH."""
+    """Every SDPA kernel again (inside :func:`twice_differentiable_attention`), for passes that are differentiated
+    once: the fused CPU kernel is about 20% faster per forward/backward of the tiny ViT than MATH."""
     return sdpa_kernel(
         [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]
     )
 
 
-def input_space(core: nn.Module, inputs: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, Any], str]:
-    """Split a batch into the differentiable input ``x``, the other model kwargs, and the kwarg name for ``x``.
-
-    Images: ``x`` is ``pixel_values``. Text: ``x`` is the word embeddings of ``input_ids`` (a function of the
-    embedding matrix, so gradients still reach it), passed back as ``inputs_embeds``. ``labels`` is dropped.
-    """
-    rest = {key: value for key, value in inputs.items() if key != "labels"}
-    if "pixel_values" in rest:
-        return rest.pop("pixel_values"), rest, "pixel_values"
-    if "input_ids" in rest:
-        embeddings = core.get_input_embeddings()(rest.pop("input_ids"))
-        return embeddings, rest, "inputs_embeds"
-    if "inputs_embeds" in rest:
-        return rest.pop("inputs_embeds"), rest, "inputs_embeds"
-    raise ValueError(
-        f"Cannot find the model input in the batch (keys {sorted(inputs)}); expected pixel_values, input_ids "
-        "or inputs_embeds."
-    )
-
-
-def _logits(model: Callable[..., Any], x: torch.Tensor, rest: Mapping[str, Any], key: str) -> torch.Tensor:
-    return model(**{key: x}, **rest).logits
+def differentiable_inputs(core: nn.Module, inputs: Mapping[str, Any]) -> PreparedInputs:
+    """The batch as :class:`~hf_robattr.attribution.PreparedInputs` (``labels`` dropped) whose ``features`` stay on
+    the autograd graph: pixels as given, or for text the word embeddings of ``input_ids`` computed here, so that
+    gradients also reach the embedding matrix (``prepare_inputs`` itself returns them detached)."""
+    batch = {key: value for key, value in inputs.items() if key != "labels"}
+    if "input_ids" in batch and "inputs_embeds" not in batch:
+        batch["inputs_embeds"] = core.get_input_embeddings()(batch.pop("input_ids"))
+    prepared = prepare_inputs(core, batch)
+    return prepared.with_features(batch[prepared.feature_key])
 
 
 def _per_sample_sq_norm(t: torch.Tensor) -> torch.Tensor:
@@ -118,7 +106,7 @@ class Regularizer:
 
     def context(self) -> AbstractContextManager:
         """Context for the regularizer's computation (MATH attention when second derivatives are needed)."""
-        return second_derivative_context() if self.needs_second_derivatives else nullcontext()
+        return twice_differentiable_attention() if self.needs_second_derivatives else nullcontext()
 
     def loss_and_penalty(
         self, model: Callable[..., Any], inputs: Mapping[str, Any], *, core: nn.Module
@@ -150,8 +138,7 @@ class NoRegularizer(Regularizer):
     needs_second_derivatives = False
 
     def loss_and_penalty(self, model, inputs, *, core):
-        x, rest, key = input_space(core, inputs)
-        loss = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+        loss = F.cross_entropy(forward_logits(model, differentiable_inputs(core, inputs)), inputs["labels"])
         return loss, loss.new_zeros(())
 
 
@@ -161,10 +148,11 @@ class InputGradNormRegularizer(Regularizer):
     name = "input_grad_norm"
 
     def loss_and_penalty(self, model, inputs, *, core):
-        x, rest, key = input_space(core, inputs)
+        prepared = differentiable_inputs(core, inputs)
+        x = prepared.features
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
-        losses = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"], reduction="none")
+        losses = F.cross_entropy(forward_logits(model, prepared, x), inputs["labels"], reduction="none")
         (grad,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
         return losses.mean(), _per_sample_sq_norm(grad).mean()
 
@@ -185,11 +173,12 @@ class CurvatureRegularizer(Regularizer):
         self.step_size = float(step)
 
     def loss_and_penalty(self, model, inputs, *, core):
-        x, rest, key = input_space(core, inputs)
+        prepared = differentiable_inputs(core, inputs)
+        x = prepared.features
         if not x.requires_grad:
             x = x.detach().requires_grad_(True)
         labels = inputs["labels"]
-        losses = F.cross_entropy(_logits(model, x, rest, key), labels, reduction="none")
+        losses = F.cross_entropy(forward_logits(model, prepared, x), labels, reduction="none")
         (grad,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
         direction = grad.detach().sign()
         norms = direction.flatten(1).norm(dim=1).clamp_min(1e-12)
@@ -197,7 +186,7 @@ class CurvatureRegularizer(Regularizer):
         shifted = x + self.step_size * direction
         if not shifted.requires_grad:
             shifted.requires_grad_(True)
-        shifted_losses = F.cross_entropy(_logits(core, shifted, rest, key), labels, reduction="none")
+        shifted_losses = F.cross_entropy(forward_logits(core, prepared, shifted), labels, reduction="none")
         (shifted_grad,) = torch.autograd.grad(shifted_losses.sum(), shifted, create_graph=True)
         penalty = _per_sample_sq_norm(shifted_grad - grad) / self.step_size**2
         return losses.mean(), penalty.mean()
@@ -212,8 +201,7 @@ class GradientNormRegularizer(Regularizer):
     name = "igr"
 
     def loss_and_penalty(self, model, inputs, *, core):
-        x, rest, key = input_space(core, inputs)
-        loss = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+        loss = F.cross_entropy(forward_logits(model, differentiable_inputs(core, inputs)), inputs["labels"])
         params = [p for p in core.parameters() if p.requires_grad]
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         penalty = sum(g.pow(2).sum() for g in grads if g is not None)
@@ -266,7 +254,7 @@ class IGNormRegularizer(Regularizer):
     def _path_gradients(
         self,
         core: nn.Module,
-        split: tuple[torch.Tensor, dict[str, Any], str],
+        prepared: PreparedInputs,
         delta: torch.Tensor,
         alphas: torch.Tensor,
         labels: torch.Tensor,
@@ -275,52 +263,53 @@ class IGNormRegularizer(Regularizer):
     ) -> torch.Tensor:
         """``d CE / d x`` at the points ``x + (1 - alpha) delta`` (``= b + alpha (x - b)``), ``[len(alphas), *x.shape]``.
 
-        One forward of ``B`` examples per alpha (on CPU this is faster than one forward of ``len(alphas) * B``).
+        ``x`` is ``prepared.features``. One forward of ``B`` examples per alpha (on CPU this is faster than one
+        forward of ``len(alphas) * B``).
         """
-        x, rest, key = split
+        x = prepared.features
         grads = []
         for alpha in alphas.tolist():
             point = x + (1 - alpha) * delta
             if not point.requires_grad:
                 point.requires_grad_(True)
-            loss = F.cross_entropy(_logits(core, point, rest, key), labels, reduction="sum")
+            loss = F.cross_entropy(forward_logits(core, prepared, point), labels, reduction="sum")
             grads.append(torch.autograd.grad(loss, point, create_graph=create_graph)[0])
         return torch.stack(grads)
 
     def loss_and_penalty(self, model, inputs, *, core):
-        split = input_space(core, inputs)
+        prepared = differentiable_inputs(core, inputs)
         labels = inputs["labels"]
-        loss = F.cross_entropy(_logits(model, *split), labels)
-        delta = self.baseline_offset(split[0].detach())
-        path = [self._path_gradients(core, split, delta, a, labels, create_graph=True) for a in self._chunks()]
+        loss = F.cross_entropy(forward_logits(model, prepared), labels)
+        delta = self.baseline_offset(prepared.features.detach())
+        path = [self._path_gradients(core, prepared, delta, a, labels, create_graph=True) for a in self._chunks()]
         mean_grad = torch.cat(path).sum(0) / self.steps
         ig = -delta * mean_grad  # (x - b) * mean path gradient
         return loss, ig.abs().flatten(1).sum(1).mean()
 
     def step(self, model, inputs, *, core, backward):
         labels = inputs["labels"]
-        x, rest, key = input_space(core, inputs)
+        prepared = differentiable_inputs(core, inputs)
+        x = prepared.features
         delta = self.baseline_offset(x.detach())
         first, *rest_chunks = list(self._chunks())
         # The first chunk keeps its graph from the start, so only the other chunks need the extra first-order pass.
-        kept = self._path_gradients(core, input_space(core, inputs), delta, first, labels, create_graph=True)
+        kept = self._path_gradients(core, prepared, delta, first, labels, create_graph=True)
         mean_grad = kept.detach().sum(0)
+        detached = prepared.with_features(x.detach())
         with first_order_context():
             for alphas in rest_chunks:
-                mean_grad += self._path_gradients(
-                    core, (x.detach(), rest, key), delta, alphas, labels, create_graph=False
-                ).sum(0)
+                mean_grad += self._path_gradients(core, detached, delta, alphas, labels, create_graph=False).sum(0)
         ig = -delta * mean_grad / self.steps
         penalty = ig.abs().flatten(1).sum(1).mean()
         direction = ig.sign() * -delta / (self.steps * x.shape[0])  # d||IG||_1 / d(mean_k grad_k), per point
         backward(self.weight * (kept * direction.unsqueeze(0)).sum())
         del kept
         for alphas in rest_chunks:
-            split = input_space(core, inputs)  # a fresh graph to the embeddings (text) for every chunk
-            grads = self._path_gradients(core, split, delta, alphas, labels, create_graph=True)
+            fresh = differentiable_inputs(core, inputs)  # a fresh graph to the embeddings (text) for every chunk
+            grads = self._path_gradients(core, fresh, delta, alphas, labels, create_graph=True)
             backward(self.weight * (grads * direction.unsqueeze(0)).sum())
         with first_order_context():
-            loss = F.cross_entropy(_logits(model, *input_space(core, inputs)), labels)
+            loss = F.cross_entropy(forward_logits(model, differentiable_inputs(core, inputs)), labels)
             backward(loss)  # last: under DDP, this backward's gradient synchronisation averages the accumulated sum
         return loss.detach(), penalty.detach()
 
@@ -345,8 +334,7 @@ class SAMRegularizer(Regularizer):
 
     def step(self, model, inputs, *, core, backward):
         params = [p for p in core.parameters() if p.requires_grad]
-        x, rest, key = input_space(core, inputs)
-        loss = F.cross_entropy(_logits(core, x, rest, key), inputs["labels"])
+        loss = F.cross_entropy(forward_logits(core, differentiable_inputs(core, inputs)), inputs["labels"])
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
         norm = torch.sqrt(sum(g.pow(2).sum() for g in grads)).clamp_min(1e-12)
@@ -354,8 +342,7 @@ class SAMRegularizer(Regularizer):
         with torch.no_grad():
             torch._foreach_add_(params, offsets)
         try:
-            x, rest, key = input_space(core, inputs)
-            perturbed = F.cross_entropy(_logits(model, x, rest, key), inputs["labels"])
+            perturbed = F.cross_entropy(forward_logits(model, differentiable_inputs(core, inputs)), inputs["labels"])
             backward(perturbed)
         finally:
             with torch.no_grad():
@@ -376,8 +363,9 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
 }
 
 
-def get_regularizer_class(name: str) -> type[Regularizer]:
-    """Look ``name`` up in :data:`REGULARIZERS`; an unknown name raises ``ValueError`` listing the valid ones."""
+def get_regularizer(name: str) -> type[Regularizer]:
+    """The regularizer class registered as ``name`` in :data:`REGULARIZERS`; an unknown name raises ``ValueError``
+    listing the valid ones."""
     if name not in REGULARIZERS:
         raise ValueError(f"Unknown --regularizer {name!r}; expected one of {sorted(REGULARIZERS)}.")
     return REGULARIZERS[name]

@@ -14,16 +14,23 @@ from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
-from .arguments import RobAttrTrainingArguments
-from .regularizers import Regularizer, get_regularizer_class
+from .regularizers import Regularizer, get_regularizer
+from .training_arguments import RobAttrTrainingArguments
 
 
 logger = logging.getLogger(__name__)
 
 
-__all__ = ["TRAINING_ARGS_JSON", "RobAttrTrainer", "build_regularizer"]
+__all__ = ["TRAINING_ARGS_JSON", "RobAttrTrainer", "build_regularizer", "training_loss"]
 
 TRAINING_ARGS_JSON = "training_args.json"
+
+
+def training_loss(logs: dict[str, Any]) -> float | None:
+    """The data loss of a training log row: ``data_loss`` under an explicit regularizer (``loss`` is then the whole
+    objective), ``loss`` otherwise; ``None`` for rows without one (evaluation, diagnostics)."""
+    value = logs.get("data_loss", logs.get("loss"))
+    return None if value is None else float(value)
 
 
 @contextlib.contextmanager
@@ -53,7 +60,7 @@ def write_training_args_json(args: Any, output_dir: str) -> None:
 
 def build_regularizer(args: RobAttrTrainingArguments) -> Regularizer | None:
     """The regularizer that ``args`` names, with its options; ``None`` for ``--regularizer none``."""
-    cls = get_regularizer_class(args.regularizer)
+    cls = get_regularizer(args.regularizer)
     options: dict[str, dict[str, Any]] = {
         "ig_norm": {"steps": args.ig_steps, "chunk_size": args.ig_chunk_size, "epsilon": args.ig_epsilon},
         "curvature": {"step": args.curvature_step},
@@ -94,6 +101,9 @@ class RobAttrTrainer(Trainer):
             self.loss_is_scaled_for_ga = False  # L + lambda R is a per-batch mean
             logger.info("Explicit regularizer: %r", self.regularizer)
         self._reg_totals = torch.zeros(3, dtype=torch.float64)  # sum L, sum R, count
+        self._bind_callbacks()
+
+    def _bind_callbacks(self) -> None:
         for callback in self.callback_handler.callbacks:
             if hasattr(callback, "bind_trainer"):
                 callback.bind_trainer(self)
@@ -101,9 +111,13 @@ class RobAttrTrainer(Trainer):
     def add_callback(self, callback: Any) -> None:
         """``Trainer.add_callback``, then bind the callback to this trainer if it asks for it."""
         super().add_callback(callback)
-        for registered in self.callback_handler.callbacks:
-            if hasattr(registered, "bind_trainer"):
-                registered.bind_trainer(self)
+        self._bind_callbacks()
+
+    def _load_callback_state(self) -> None:
+        """``Trainer``'s restore of stateful callbacks from a checkpoint (it builds new callback objects), then
+        bind the new ones to this trainer."""
+        super()._load_callback_state()
+        self._bind_callbacks()
 
     def compute_loss_context_manager(self) -> contextlib.ExitStack:
         """``Trainer``'s context plus MATH attention when the regularizer differentiates twice."""

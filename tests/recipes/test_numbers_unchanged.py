@@ -15,19 +15,24 @@ from recipe_helpers import QUICK, read_results
 
 REFERENCE = json.loads((Path(__file__).with_name("reference_results.json")).read_text())
 
-RUNS = {
-    "vit": ("train_vit", ["--seed", "3", "--robustness_methods", "saliency", "raw_attention"]),
-    "bert": (
-        "train_bert",
-        ["--seed", "5", "--attention_type", "kernel", "--robustness_methods", "saliency", "input_x_gradient"],
-    ),
-}
+# The scoring settings the recipes used by default then, spelled out: the defaults now come from RobustnessConfig,
+# and the scoring seed was the training seed.
+SETTINGS = [
+    "--robustness_attack", "topk", "--robustness_epsilon", "0.1", "--robustness_norm", "linf",
+    "--robustness_k", "0.1", "--robustness_batch_size", "16",
+]  # fmt: skip
+VIT = ["--seed", "3", "--robustness_seed", "3", "--robustness_methods", "saliency", "raw_attention"]
+BERT = [
+    "--seed", "5", "--robustness_seed", "5", "--attention_type", "kernel",
+    "--robustness_methods", "saliency", "input_x_gradient",
+]  # fmt: skip
+RUNS = {"vit": ("train_vit", VIT), "bert": ("train_bert", BERT)}
 
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_recipe_run_reproduces_the_recorded_numbers(recipes, tmp_path, name):
     recipe, extra = RUNS[name]
-    recipes[recipe].main(["--output_dir", str(tmp_path), *QUICK, *extra])
+    recipes[recipe].main(["--output_dir", str(tmp_path), *QUICK, *SETTINGS, *extra])
     results, reference = read_results(tmp_path), REFERENCE[name]
     assert results["robustness"].keys() == reference["robustness"].keys()
     for key, value in reference["robustness"].items():

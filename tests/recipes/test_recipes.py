@@ -10,16 +10,20 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from recipe_helpers import QUICK, launch_two_processes, read_results, read_weights
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
+from hf_robattr import RobustnessConfig
+
 
 TRAINING_KEYS = {
     "optimizer", "learning_rate", "per_device_train_batch_size", "total_train_batch_size", "regularizer",
     "regularizer_weight", "num_train_epochs", "max_steps", "seed", "target_train_loss", "target_reached",
-    "train_runtime_s", "global_step",
+    "target_reached_at_step", "target_reached_at_examples", "train_loss_at_stop", "diverged", "train_runtime_s",
+    "global_step", "epochs", "num_train_examples_seen", "final_train_loss",
 }  # fmt: skip
 
 
 def check_results(results: dict, *, architecture: str, steps: int) -> None:
-    assert set(results) >= {"model", "training", "dataset", "eval", "robustness", "robustness_config", "log_history"}
+    sections = {"model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters"}
+    assert set(results) >= {*sections, "log_history"}
     assert set(results["model"]) >= {"architecture", "attention_type", "kernel_feature_map", "model_name_or_path"}
     assert results["model"]["architecture"] == architecture
     assert set(results["training"]) >= TRAINING_KEYS
@@ -28,7 +32,10 @@ def check_results(results: dict, *, architecture: str, steps: int) -> None:
     assert 0.0 <= results["eval"]["accuracy"] <= 1.0 and results["eval"]["loss"] > 0
     assert "saliency/topk_intersection" in results["robustness"]
     assert all(isinstance(v, float) for v in results["robustness"].values())
-    assert set(results["robustness_config"]) >= {"methods", "attack", "epsilon", "norm", "num_steps", "k"}
+    assert RobustnessConfig.from_dict(results["robustness_config"]).num_steps == 1  # QUICK's setting, stored whole
+    assert results["dataset"]["num_robustness_examples"] == 4
+    # the card's "non-default hyperparameters" come from results.json
+    assert results["hyperparameters"]["max_steps"] == results["training"]["max_steps"]
     assert any("loss" in row for row in results["log_history"])
 
 
@@ -60,12 +67,16 @@ def test_vit_recipe_single_process(recipes, tmp_path):
     check_hub_repo(tmp_path, results)
 
 
-def test_bert_recipe_single_process_with_target_loss(recipes, tmp_path):
+def test_bert_recipe_single_process_with_matched_fit(recipes, tmp_path):
     argv = ["--output_dir", str(tmp_path), *QUICK, "--target_train_loss", "50", "--regularizer", "sam"]
+    argv += ["--target_loss_examples", "24", "--target_check_every_examples", "16"]
     recipes["train_bert"].main(argv)
     results = read_results(tmp_path)
     check_results(results, architecture="RobAttrBertForSequenceClassification", steps=2)
-    assert results["training"]["target_reached"] is True and results["training"]["target_reached_at_step"] == 2
+    training = results["training"]
+    assert training["target_reached"] is True and training["target_reached_at_step"] == 2
+    assert training["target_reached_at_examples"] == 16 and training["num_train_examples_seen"] == 16
+    assert 0 < training["train_loss_at_stop"] < 50 and training["target_loss_examples"] == 24
     assert results["training"]["optimizer"] == "adamw"  # the BERT recipe's default regime
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert model.config.num_labels == 2 and (tmp_path / "tokenizer.json").exists()
@@ -99,6 +110,8 @@ def test_resume_from_checkpoint_reaches_the_same_weights(recipes, tmp_path):
 def test_vit_two_process_launch_equals_one_process_with_the_global_batch(recipes, tmp_path):
     """2 ranks x 8 examples see the same global batches as 1 process x 16: same logged losses, same weights."""
     common = [*QUICK, "--max_steps", "4", "--regularizer", "input_grad_norm", "--robustness_num_examples", "2"]
+    # matched fit on 2 ranks: an odd subset (ranks hold 4 + 3 examples, one padded) checked every 16 examples
+    common += ["--target_train_loss", "1e-9", "--target_loss_examples", "7", "--target_check_every_examples", "16"]
     launch_two_processes("train_vit", ["--output_dir", str(tmp_path / "ddp"), *common])
     recipes["train_vit"].main(
         ["--output_dir", str(tmp_path / "single"), *common, "--per_device_train_batch_size", "16"]
@@ -108,6 +121,10 @@ def test_vit_two_process_launch_equals_one_process_with_the_global_batch(recipes
     ddp_losses = [row["loss"] for row in ddp["log_history"] if "loss" in row]
     single_losses = [row["loss"] for row in single["log_history"] if "loss" in row]
     assert ddp_losses == pytest.approx(single_losses, rel=1e-5)
+    checks = [[row["matched_fit/train_loss"] for row in run["log_history"] if "matched_fit/train_loss" in row]
+              for run in (ddp, single)]  # fmt: skip
+    assert len(checks[0]) == 4 and checks[0] == pytest.approx(checks[1], rel=1e-5)
+    assert ddp["training"]["train_loss_at_stop"] == pytest.approx(single["training"]["train_loss_at_stop"], rel=1e-5)
     for name, value in read_weights(tmp_path / "single").items():
         torch.testing.assert_close(read_weights(tmp_path / "ddp")[name], value, rtol=1e-5, atol=1e-6, msg=name)
     outputs = sorted(p.name for p in (tmp_path / "ddp").iterdir())

@@ -6,14 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hf_robattr.attribution.inputs import twice_differentiable_attention
 from hf_robattr.training import (
     CurvatureRegularizer,
     GradientNormRegularizer,
     IGNormRegularizer,
     InputGradNormRegularizer,
     SAMRegularizer,
-    get_regularizer_class,
-    second_derivative_context,
+    get_regularizer,
 )
 
 
@@ -27,7 +27,7 @@ def params(model):
 def regularizer_gradient(regularizer, model, batch):
     """The gradient the trainer would apply: via ``step`` (own backward passes) or ``objective`` in compute_loss."""
     model.zero_grad(set_to_none=True)
-    with second_derivative_context():
+    with twice_differentiable_attention():
         if regularizer.owns_backward():
             regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
         else:
@@ -49,7 +49,7 @@ def per_sample(model, batch):
 
 def reference_gradient(model, objective):
     model.zero_grad(set_to_none=True)
-    with second_derivative_context():
+    with twice_differentiable_attention():
         value = objective()
     grads = torch.autograd.grad(value, params(model), allow_unused=True)
     return [torch.zeros_like(p) if g is None else g for p, g in zip(params(model), grads)]
@@ -197,7 +197,7 @@ def test_sam_gradient_is_gradient_at_ascent_point(vit, image_batch):
 
 def test_unknown_regularizer_names_it():
     with pytest.raises(ValueError, match=r"Unknown --regularizer 'l2'.*input_grad_norm"):
-        get_regularizer_class("l2")
+        get_regularizer("l2")
 
 
 @pytest.mark.parametrize(

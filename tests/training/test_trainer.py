@@ -1,41 +1,20 @@
 """RobAttrTrainer: the step applies the regularizer's gradient, ``none`` is the plain Trainer step, logging,
-target-loss stopping and diagnostics logging."""
+diagnostics logging and checkpoint loading."""
 
 import pytest
 import torch
-from datasets import Dataset
+from training_helpers import image_dataset, make_args, train
 from transformers import Trainer, default_data_collator
 
+from hf_robattr.attribution.inputs import twice_differentiable_attention
+from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.training import (
     DiagnosticsCallback,
     IGNormRegularizer,
     InputGradNormRegularizer,
     RobAttrTrainer,
-    RobAttrTrainingArguments,
     SAMRegularizer,
-    TargetLossCallback,
-    second_derivative_context,
 )
-
-
-def make_args(tmp_path, **overrides):
-    defaults = {
-        "output_dir": str(tmp_path),
-        "report_to": "none",
-        "disable_tqdm": True,
-        "save_strategy": "no",
-        "per_device_train_batch_size": 4,
-        "use_cpu": True,
-        "seed": 0,
-    }
-    return RobAttrTrainingArguments(**{**defaults, **overrides})
-
-
-def image_dataset(n=16, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    pixels = torch.randn(n, 3, 8, 8, generator=generator)
-    labels = torch.randint(0, 3, (n,), generator=generator)
-    return Dataset.from_dict({"pixel_values": pixels.numpy(), "labels": labels.numpy()}).with_format("torch")
 
 
 def grads_of(model):
@@ -44,7 +23,7 @@ def grads_of(model):
 
 def direct_gradient(regularizer, model, batch):
     model.zero_grad(set_to_none=True)
-    with second_derivative_context():
+    with twice_differentiable_attention():
         if regularizer.owns_backward():
             regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
         else:
@@ -96,20 +75,6 @@ def test_args_must_be_robattr_training_arguments(tmp_path, make_vit):
         RobAttrTrainer(model=make_vit().float(), args=TrainingArguments(output_dir=str(tmp_path)))
 
 
-def train(tmp_path, make_vit, callbacks=(), **overrides):
-    args = make_args(tmp_path, **overrides)
-    model = make_vit().float().train()
-    trainer = RobAttrTrainer(
-        model=model,
-        args=args,
-        train_dataset=image_dataset(),
-        data_collator=default_data_collator,
-        callbacks=list(callbacks),
-    )
-    trainer.train()
-    return trainer
-
-
 def test_regularized_training_logs_data_loss_and_penalty(tmp_path, make_vit):
     trainer = train(tmp_path, make_vit, regularizer="curvature", max_steps=4, logging_steps=2)
     rows = [row for row in trainer.state.log_history if "loss" in row]
@@ -119,30 +84,16 @@ def test_regularized_training_logs_data_loss_and_penalty(tmp_path, make_vit):
         assert row["loss"] == pytest.approx(row["data_loss"] + 0.01 * row["regularizer_penalty"], rel=1e-3)
 
 
-@pytest.mark.parametrize(
-    ("target", "reached", "steps"),
-    [pytest.param(50.0, True, 2, id="reached-at-first-log"), pytest.param(1e-9, False, 6, id="never-reached")],
-)
-def test_target_train_loss_stops_and_records(tmp_path, make_vit, target, reached, steps):
-    callback = TargetLossCallback(target)
-    trainer = train(tmp_path, make_vit, callbacks=[callback], max_steps=6, logging_steps=2, target_train_loss=target)
-    assert callback.reached is reached
-    assert trainer.state.global_step == steps
-    assert callback.reached_at_step == (2 if reached else None)
-    assert callback.state()["attributes"]["reached"] is reached
-
-
 def test_diagnostics_are_logged_through_trainer_log(tmp_path, make_vit):
     args = {
         "max_steps": 2,
         "logging_steps": 1,
         "diagnostics_steps": 2,
         "diagnostics_batch_size": 4,
-        "robustness_num_samples": 1,
-        "robustness_num_steps": 1,
         "report_to": "tensorboard",
     }
-    trainer = train(tmp_path, make_vit, callbacks=[DiagnosticsCallback()], **args)
+    config = RobustnessConfig(num_samples=1, num_steps=1)
+    trainer = train(tmp_path, make_vit, callbacks=[DiagnosticsCallback(config)], **args)
     rows = [row for row in trainer.state.log_history if "diagnostics/hessian_trace" in row]
     assert [row["step"] for row in rows] == [0, 2]
     for key in (

@@ -1,0 +1,58 @@
+"""What a recipe's ``main()`` needs around the pipeline: arguments from the command line or a JSON file, logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import datasets
+import transformers
+from transformers import HfArgumentParser, TrainingArguments
+
+
+__all__ = ["parse_arguments", "setup_logging"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_arguments(
+    parser: HfArgumentParser, argv: list[str] | None = None, *, defaults: Mapping[str, Any] | None = None
+) -> tuple[Any, ...]:
+    """Parse CLI flags, or a single ``.json`` path holding all arguments (the transformers examples' convention).
+
+    ``defaults`` replace the dataclasses' own defaults for this parser (a recipe's choices, e.g. BERT's
+    ``optimizer="adamw"``), for flags and JSON files alike. Every dataclass validates itself when built, so a bad
+    value raises here (``ValueError``/``TypeError`` naming the flag), before any data or model is loaded; an unknown
+    flag or a value argparse cannot read exits with status 2 and the usage. Unknown keys in a JSON file are an
+    error too.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    defaults = dict(defaults or {})
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        with open(os.path.abspath(argv[0]), encoding="utf-8") as handle:
+            values = json.load(handle)
+        if not isinstance(values, dict):
+            raise ValueError(f"{argv[0]} must hold a JSON object of arguments, got {type(values).__name__}.")
+        return parser.parse_dict({**defaults, **values}, allow_extra_keys=False)
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: TrainingArguments) -> None:
+    """Log to stdout; INFO on the main process, WARNING elsewhere (``--log_level`` overrides)."""
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    logging.getLogger("hf_robattr").setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()

@@ -1,0 +1,291 @@
+"""The run pipeline: data -> model -> Trainer -> save -> test evaluation -> robustness -> diagnostics -> results.
+
+:func:`run_pipeline` is what ``recipes/train_vit.py``, ``recipes/train_bert.py`` and the study run, so a study run
+means exactly what a recipe run means. It takes the argument dataclasses (from the command line, a JSON file or
+Python) and returns a :class:`RunResult`; the recipes add only the model card and the Hub upload.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedModel, TrainerCallback, set_seed
+
+from hf_robattr.robustness import RobustnessConfig
+
+from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
+from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
+from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnostics_batch
+from .evaluation import compute_accuracy, score_test_robustness
+from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
+from .modeling import build_classifier, load_processor
+from .run_record import RESULTS_FILE, build_results, write_results
+from .stopping import DivergenceCallback, TargetLossCallback
+from .trainer import RobAttrTrainer
+from .training_arguments import RobAttrTrainingArguments
+
+
+__all__ = [
+    "RunResult",
+    "check_output_dir",
+    "check_run_arguments",
+    "finish_run",
+    "prepare_data",
+    "run_pipeline",
+    "training_callbacks",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_pipeline` returns.
+
+    Attributes:
+        results: the ``results.json`` record (``results["training"]`` is the training record: steps, epochs,
+            examples seen, runtime, matched fit and divergence; see :func:`~hf_robattr.training.training_record`).
+        model: the trained model, unwrapped, in eval mode.
+        data: the prepared splits, collator, class names and pre-processor.
+        trainer: the :class:`~hf_robattr.training.RobAttrTrainer` (its ``state`` holds the log history).
+        results_path: where ``results.json`` was written (``None`` with ``save_model=False`` or off the main
+            process).
+    """
+
+    results: dict[str, Any]
+    model: PreTrainedModel
+    data: PreparedData
+    trainer: RobAttrTrainer
+    results_path: Path | None = None
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """The training record, ``results["training"]``."""
+        return self.results["training"]
+
+    @property
+    def is_main_process(self) -> bool:
+        """Whether this process wrote the outputs (the main process of a distributed run)."""
+        return self.trainer.is_world_process_zero()
+
+
+def check_output_dir(args: RobAttrTrainingArguments) -> None:
+    """Refuse an ``output_dir`` that holds a finished run (its ``results.json``) unless ``--overwrite_output_dir``
+    or ``--resume_from_checkpoint`` says what to do with it."""
+    finished = Path(args.output_dir) / RESULTS_FILE
+    if finished.is_file() and not (args.overwrite_output_dir or args.resume_from_checkpoint):
+        raise ValueError(
+            f"--output_dir {args.output_dir!r} holds a finished run ({finished} exists). Pass --overwrite_output_dir "
+            "to replace it, --resume_from_checkpoint to continue it, or choose another --output_dir."
+        )
+
+
+def check_run_arguments(
+    model_args: ModelArguments, data_args: DataArguments, training_args: RobAttrTrainingArguments
+) -> None:
+    """The checks across argument groups, and the output folder: everything that can be known before loading."""
+    if not isinstance(training_args, RobAttrTrainingArguments):
+        raise TypeError(f"training_args must be RobAttrTrainingArguments, got {type(training_args).__name__}.")
+    pairs = ((VisionModelArguments, ImageDataArguments), (TextModelArguments, TextDataArguments))
+    if not any(isinstance(model_args, m) and isinstance(data_args, d) for m, d in pairs):
+        raise TypeError(
+            "model and data arguments must be of one modality: (VisionModelArguments, ImageDataArguments) or "
+            f"(TextModelArguments, TextDataArguments); got ({type(model_args).__name__}, {type(data_args).__name__})."
+        )
+    scratch = model_args.model_name_or_path is None
+    if (
+        scratch
+        and isinstance(model_args, TextModelArguments)
+        and model_args.max_position_embeddings < data_args.max_seq_length
+    ):
+        raise ValueError(
+            f"--max_position_embeddings ({model_args.max_position_embeddings}) must be >= --max_seq_length "
+            f"({data_args.max_seq_length}): the model needs a position for every token."
+        )
+    check_output_dir(training_args)
+
+
+def _clear_finished_run(args: RobAttrTrainingArguments) -> None:
+    """Remove the ``results.json`` of the run being replaced or continued, so an interrupted run never leaves an
+    old one claiming success beside new checkpoints."""
+    finished = Path(args.output_dir) / RESULTS_FILE
+    if args.process_index == 0 and finished.is_file():
+        logger.warning("Removing %s of the previous run in --output_dir.", finished)
+        finished.unlink()
+
+
+def prepare_data(model_args: ModelArguments, data_args: DataArguments, processor: Any, *, seed: int) -> PreparedData:
+    """The prepared splits of the run's modality (images: the checkpoint's processor transforms them, a
+    from-scratch model uses the built-in transform; text: tokenised with ``processor``)."""
+    if isinstance(model_args, VisionModelArguments):
+        return prepare_image_data(
+            data_args,
+            image_size=model_args.image_size,
+            image_processor=processor,
+            transform_with_processor=model_args.model_name_or_path is not None,
+            seed=seed,
+        )
+    return prepare_text_data(data_args, tokenizer=processor, seed=seed)
+
+
+def training_callbacks(
+    args: RobAttrTrainingArguments, robustness: RobustnessConfig | None = None
+) -> list[TrainerCallback]:
+    """The callbacks ``args`` asks for: matched-fit stopping, divergence stopping, periodic diagnostics."""
+    callbacks: list[TrainerCallback] = []
+    if args.target_train_loss is not None:
+        callbacks.append(
+            TargetLossCallback(
+                args.target_train_loss,
+                num_examples=args.target_loss_examples,
+                check_every_examples=args.target_check_every_examples,
+                batch_size=args.target_loss_batch_size,
+            )
+        )
+    if args.divergence_loss is not None:
+        callbacks.append(DivergenceCallback(args.divergence_loss))
+    if args.diagnostics_steps:
+        callbacks.append(DiagnosticsCallback(robustness))
+    return callbacks
+
+
+def _registered(trainer: RobAttrTrainer, cls: type) -> Any:
+    return next((callback for callback in trainer.callback_handler.callbacks if isinstance(callback, cls)), None)
+
+
+def run_pipeline(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: RobAttrTrainingArguments,
+    robustness: RobustnessConfig | None = None,
+    *,
+    callbacks: Sequence[TrainerCallback] = (),
+    save_model: bool = True,
+    data: PreparedData | None = None,
+) -> RunResult:
+    """Train and measure one run.
+
+    Steps: check the arguments and the output folder; seed; load the data and build the model (a checkpoint or a
+    tiny one from scratch); train with :class:`~hf_robattr.training.RobAttrTrainer` (plus ``callbacks``); save the
+    model and its pre-processor (before anything that could fail); evaluate on the test split; score attribution
+    robustness on the first ``training_args.robustness_num_examples`` test examples under ``robustness`` (default:
+    :class:`~hf_robattr.RobustnessConfig`'s defaults); compute the diagnostics with ``--diagnostics_at_end``;
+    write ``results.json`` atomically.
+
+    Args:
+        model_args: :class:`VisionModelArguments` (ViT, images) or :class:`TextModelArguments` (BERT, text).
+        data_args: the matching :class:`ImageDataArguments` or :class:`TextDataArguments`.
+        training_args: the :class:`RobAttrTrainingArguments`.
+        robustness: the scoring settings.
+        callbacks: extra ``TrainerCallback`` objects, added after the ones the arguments ask for.
+        save_model: ``False`` writes nothing (no weights, no ``results.json``); the model is only returned.
+        data: prepared data to use instead of loading ``data_args`` (e.g. cached across runs).
+
+    Returns:
+        A :class:`RunResult`. Under a distributed launch every process returns one; robustness and diagnostics
+        are computed on the main process only.
+    """
+    check_run_arguments(model_args, data_args, training_args)
+    config = robustness if robustness is not None else RobustnessConfig()
+    if save_model:
+        _clear_finished_run(training_args)
+    set_seed(training_args.seed)
+    if data is None:
+        seed = training_args.seed if data_args.split_seed is None else data_args.split_seed
+        data = prepare_data(model_args, data_args, load_processor(model_args), seed=seed)
+    model = build_classifier(model_args, label_names=data.label_names, processor=data.processor)
+
+    trainer = RobAttrTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.train,
+        eval_dataset=data.validation,
+        data_collator=data.collator,
+        processing_class=data.processor,
+        compute_metrics=compute_accuracy,
+        callbacks=[*training_callbacks(training_args, config), *callbacks],
+    )
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.log_metrics("train", train_result.metrics)
+    if save_model:
+        trainer.save_model()  # before any evaluation that can fail: the trained model is never lost
+
+    test_metrics = trainer.evaluate(data.test, metric_key_prefix="test")
+    trainer.log_metrics("test", test_metrics)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    scores: dict[str, float] = {}
+    diagnostics = None
+    if trainer.is_world_process_zero():
+        scores = score_test_robustness(
+            model,
+            data,
+            config,
+            num_examples=training_args.robustness_num_examples,
+            device=training_args.device,
+            progress=not training_args.disable_tqdm,
+        )
+        logger.info("Attribution robustness on the test split: %s", scores)
+        if training_args.diagnostics_at_end:
+            diagnostics = _final_diagnostics(model, data, training_args, config)
+
+    results = build_results(
+        model=model,
+        args=training_args,
+        state=trainer.state,
+        model_name_or_path=model_args.model_name_or_path,
+        dataset={
+            "name": data.dataset_name,
+            "config": data.dataset_config_name,
+            "eval_split": "test",
+            "num_eval_samples": len(data.test),
+        },
+        test_metrics=test_metrics,
+        robustness=scores,
+        robustness_config=config.to_dict(),
+        stop=_registered(trainer, TargetLossCallback),
+        divergence=_registered(trainer, DivergenceCallback),
+        train_runtime=train_result.metrics.get("train_runtime"),
+        diagnostics=diagnostics,
+    )
+    path = None
+    if save_model and trainer.is_world_process_zero():
+        path = write_results(training_args.output_dir, results)
+        logger.info("Wrote %s", path)
+    trainer.accelerator.wait_for_everyone()
+    model.eval()
+    return RunResult(results=results, model=model, data=data, trainer=trainer, results_path=path)
+
+
+def _final_diagnostics(
+    model: PreTrainedModel, data: PreparedData, args: RobAttrTrainingArguments, config: RobustnessConfig
+) -> dict[str, Any]:
+    batch = diagnostics_batch(data.train, data.collator, args.diagnostics_batch_size, args.device)
+    return compute_diagnostics(
+        model,
+        batch,
+        diagnostics=args.diagnostics,
+        num_probes=args.diagnostics_num_probes,
+        max_probes=args.diagnostics_max_probes,
+        num_iterations=args.diagnostics_num_iterations,
+        seed=args.seed,
+        robustness=config,
+        device=args.device,
+    )
+
+
+def finish_run(trainer: RobAttrTrainer) -> None:
+    """End a recipe run: wait for every process, free leftover autograd graphs, then close the trackers and the
+    process group.
+
+    Under a multi-process CPU launch, a rank that exits with the gloo process group still open (or with attribution
+    graphs still to be collected) can abort at interpreter shutdown ("terminate called without an active
+    exception"), failing the launch after all outputs were written.
+    """
+    trainer.accelerator.wait_for_everyone()
+    gc.collect()
+    trainer.accelerator.end_training()

@@ -1,0 +1,207 @@
+"""The record of a run, ``results.json``: the one producer of the data a model card shows.
+
+The sections are built by small functions that the recipes (through :func:`build_results`) and the Hub's card
+callback share: :func:`model_record`, :func:`training_record` and :func:`non_default_arguments`. The file is
+written atomically, as strict JSON (a NaN is written as ``null``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainingArguments
+
+from .trainer import training_loss
+
+
+__all__ = [
+    "RESULTS_FILE",
+    "build_results",
+    "json_safe",
+    "model_record",
+    "non_default_arguments",
+    "training_record",
+    "write_results",
+]
+
+RESULTS_FILE = "results.json"
+
+# Arguments that describe the machine or the bookkeeping, not the training regime.
+_IGNORED_ARGUMENTS = {
+    "output_dir", "logging_dir", "run_name", "report_to", "push_to_hub", "hub_model_id", "hub_token",
+    "hub_strategy", "hub_private_repo", "hub_always_push", "hub_revision", "overwrite_output_dir", "do_train",
+    "do_eval", "do_predict", "local_rank", "ddp_backend", "use_cpu", "dataloader_num_workers", "disable_tqdm",
+    "save_strategy", "save_steps", "save_total_limit", "logging_steps", "logging_strategy", "eval_steps",
+    "resume_from_checkpoint", "accelerator_config", "per_gpu_train_batch_size", "per_gpu_eval_batch_size", "deepspeed", "fsdp_config",
+}  # fmt: skip
+
+
+def _plain(value: Any) -> Any:
+    return getattr(value, "value", value)  # enums (``optim``, strategies) compare by value
+
+
+def non_default_arguments(args: TrainingArguments) -> dict[str, Any]:
+    """The training arguments that differ from their declared defaults (for the card).
+
+    Defaults are read from the dataclass fields: building a second ``TrainingArguments`` during training would
+    reset accelerate's shared state.
+    """
+    current = args.to_dict()
+    changed = {}
+    for spec in dataclasses.fields(args):
+        name = spec.name
+        if name in _IGNORED_ARGUMENTS or name.startswith("_") or name not in current or not spec.init:
+            continue
+        if spec.default is not dataclasses.MISSING:
+            default = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            default = spec.default_factory()
+        else:
+            continue
+        value = current[name]
+        unset = default is None or default == ""  # post-init fills these (False, [], {}): not a user choice
+        if _plain(value) != _plain(default) and not (unset and not value):
+            changed[name] = value
+    return changed
+
+
+def model_record(model: Any, model_name_or_path: str | None = None) -> dict[str, Any]:
+    """The ``"model"`` section: architecture, attention type, kernel feature map, the checkpoint trained from."""
+    config = getattr(model, "config", None)
+    architectures = getattr(config, "architectures", None) or [type(model).__name__]
+    return {
+        "architecture": architectures[0],
+        "attention_type": getattr(config, "attention_type", "softmax"),
+        "kernel_feature_map": getattr(config, "kernel_feature_map", None),
+        "model_name_or_path": model_name_or_path,
+    }
+
+
+def _optimizer(args: TrainingArguments) -> str:
+    value = getattr(args, "optimizer", None) or args.optim
+    return str(_plain(value))
+
+
+def training_record(
+    args: TrainingArguments,
+    state: Any,
+    *,
+    stop: Any = None,
+    divergence: Any = None,
+    train_runtime: float | None = None,
+) -> dict[str, Any]:
+    """The ``"training"`` section: the regime, the budget and how the run ended.
+
+    ``args`` may be a plain ``TrainingArguments`` (fields it lacks are recorded as their neutral values);
+    ``state`` is the ``TrainerState``; ``stop`` the :class:`~hf_robattr.training.TargetLossCallback` of the run
+    (its ``record()``), ``divergence`` its :class:`~hf_robattr.training.DivergenceCallback`, if any.
+    """
+    optimizer = _optimizer(args)
+    regularizer = getattr(args, "regularizer", "none")
+    total = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+    losses = [value for value in map(training_loss, state.log_history) if value is not None]
+    record = {
+        "optimizer": optimizer,
+        "momentum": getattr(args, "momentum", 0.0) if optimizer == "momentum_sgd" else 0.0,
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "total_train_batch_size": total,
+        "regularizer": regularizer,
+        "regularizer_weight": getattr(args, "regularizer_weight", 0.0) if regularizer != "none" else 0.0,
+        "num_train_epochs": args.num_train_epochs,
+        "max_steps": args.max_steps,
+        "seed": args.seed,
+        "target_train_loss": getattr(args, "target_train_loss", None),
+        "target_reached": None,
+        "target_reached_at_step": None,
+        "target_reached_at_examples": None,
+        "train_loss_at_stop": None,
+        "divergence_loss": getattr(args, "divergence_loss", None),
+        "diverged": None if divergence is None else divergence.diverged,
+        "diverged_at_step": None if divergence is None else divergence.diverged_at_step,
+        "train_runtime_s": None if train_runtime is None else round(train_runtime, 3),
+        "global_step": state.global_step,
+        "epochs": float(state.epoch or 0.0),
+        "num_train_examples_seen": state.global_step * total,
+        "final_train_loss": losses[-1] if losses else None,
+    }
+    if stop is not None:
+        record.update(stop.record())
+    return record
+
+
+def build_results(
+    *,
+    model: Any,
+    args: TrainingArguments,
+    state: Any,
+    model_name_or_path: str | None,
+    dataset: Mapping[str, Any],
+    test_metrics: Mapping[str, float],
+    robustness: Mapping[str, float],
+    robustness_config: Mapping[str, Any] | None,
+    stop: Any = None,
+    divergence: Any = None,
+    train_runtime: float | None = None,
+    diagnostics: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``results.json`` record (its schema is what ``hf_robattr.hub`` reads to write the model card).
+
+    ``dataset`` is the ``"dataset"`` section (name, config, eval split, sizes); ``robustness`` the scores of
+    :func:`~hf_robattr.training.score_test_robustness` (``num_samples`` moves to
+    ``dataset["num_robustness_examples"]``); ``robustness_config`` the ``RobustnessConfig.to_dict()`` they were
+    scored with.
+    """
+    results = {
+        "model": model_record(model, model_name_or_path),
+        "training": training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
+        "dataset": {**dataset, "num_robustness_examples": int(robustness.get("num_samples", 0))},
+        "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
+        "robustness": {key: value for key, value in robustness.items() if key != "num_samples"},
+        "robustness_config": dict(robustness_config or {}),
+        "hyperparameters": non_default_arguments(args),
+        "log_history": state.log_history,
+    }
+    if diagnostics is not None:
+        results["diagnostics"] = dict(diagnostics)
+    return results
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (JSON ``null``), tuples by lists, numpy and torch
+    scalars by Python numbers; other objects are left for ``json.dump(default=str)``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        return json_safe(value.item())
+    return value
+
+
+def write_results(output_dir: str | os.PathLike, results: Mapping[str, Any]) -> Path:
+    """Write ``OUTPUT_DIR/results.json`` atomically: to a temporary file in the same folder, then ``os.replace``,
+    so a crash mid-write leaves the previous file whole. Strict JSON (NaN -> ``null``). Returns the path."""
+    path = Path(output_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json.tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(json_safe(results), handle, indent=2, allow_nan=False, default=str)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates it private; results.json is an ordinary readable file
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
