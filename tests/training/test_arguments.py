@@ -7,9 +7,13 @@ from transformers import HfArgumentParser
 
 from hf_robattr.training import (
     ImageDataArguments,
+    NoRegularizer,
     RobAttrTrainingArguments,
+    SAMRegularizer,
+    TextDataArguments,
     TextModelArguments,
     VisionModelArguments,
+    get_regularizer,
     parse_arguments,
 )
 
@@ -82,3 +86,40 @@ def test_bad_arguments_fail_fast_naming_the_argument(tmp_path, argv, match):
 def test_text_model_arguments_share_the_checks():
     with pytest.raises(ValueError, match="--attention_type"):
         TextModelArguments(attention_type="linear")
+
+
+def text_parser():
+    return HfArgumentParser((TextModelArguments, TextDataArguments, RobAttrTrainingArguments))
+
+
+def test_recipe_defaults_apply_to_flags_and_json_files(tmp_path):
+    """A recipe's own defaults (BERT: adamw, 3 epochs) hold for a JSON file as for flags; given values win."""
+    defaults = {"optimizer": "adamw", "num_train_epochs": 3}
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path)}))
+    for argv in (["--output_dir", str(tmp_path)], [str(path)]):
+        *_, training_args = parse_arguments(text_parser(), argv, defaults=defaults)
+        assert (training_args.optimizer, training_args.num_train_epochs, training_args.learning_rate) == (
+            "adamw",
+            3,
+            1e-3,
+        )
+    path.write_text(json.dumps({"output_dir": str(tmp_path), "optimizer": "sgd"}))
+    *_, training_args = parse_arguments(text_parser(), [str(path)], defaults=defaults)
+    assert training_args.optimizer == "sgd"
+
+
+def test_json_file_must_hold_an_object(tmp_path):
+    path = tmp_path / "args.json"
+    path.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="must hold a JSON object"):
+        parse_arguments(parser(), [str(path)])
+
+
+def test_attention_defaults_to_the_checkpoints_own():
+    args = VisionModelArguments()
+    assert args.attention_type is None and args.kernel_feature_map is None
+
+
+def test_get_regularizer_returns_the_class():
+    assert get_regularizer("sam") is SAMRegularizer and get_regularizer("none") is NoRegularizer
