@@ -1,83 +1,118 @@
-"""The card's attribution picture: maps of a few samples on the clean input and under the scored attack.
+"""The card's attribution picture: a few samples explained on the clean input and under the scored attack.
 
-It reuses the scoring core's pieces (input preparation, methods, attacks), so the picture shows exactly what
-``evaluate_attribution_robustness`` scored.
+The maps come from :func:`~hf_robattr.hub.explained.explain_examples` (the scoring core's attack and scores) and are
+drawn by :mod:`~hf_robattr.hub.render`, the renderer the demo uses too.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..attribution.attention import ATTENTION_METHODS, attention_weights_enabled
-from ..attribution.core import get_method
-from ..attribution.inputs import IMAGE, forward_logits, frozen_eval, prepare_inputs, twice_differentiable_attention
-from ..metrics.compute import unwrap_model
-from ..robustness.attacks import AttackSettings, get_attack
-from .pictures import plot_attribution_maps
+from ..robustness import RobustnessConfig
+from .explained import ExplainedExamples, explain_examples, head
+from .render import attribution_figure, save_figure
 
 
-@dataclass(frozen=True)
-class AttackedMaps:
-    """Clean and attacked attribution maps of a few samples, with the clean and attacked features."""
-
-    clean_maps: torch.Tensor
-    attacked_maps: torch.Tensor
-    features: torch.Tensor
-    attacked_features: torch.Tensor
-    is_image: bool
+def label_name(model: Any, index: int) -> str:
+    """The class name of ``index`` from the model's ``config.id2label`` (the index when there is none)."""
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+    name = id2label.get(index, id2label.get(str(index)))
+    return str(name) if name is not None else str(index)
 
 
-def _head(inputs: Any, count: int) -> Any:
-    if isinstance(inputs, torch.Tensor):
-        return inputs[:count]
-    if isinstance(inputs, Mapping):
-        return {key: value[:count] if isinstance(value, torch.Tensor) else value for key, value in inputs.items()}
-    raise TypeError(
-        f"`inputs` for the attribution picture must be a pixel-values tensor or a tokenized batch, got "
-        f"{type(inputs).__name__}."
-    )
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
-def attacked_attributions(
-    model: torch.nn.Module,
-    inputs: Any,
+def example_caption(explained: ExplainedExamples, index: int, model: Any, prefix: str = "") -> str:
+    """One line per example: the prediction (the attacked point keeps it) and the headline scores."""
+    parts = [f"{prefix}{label_name(model, int(explained.labels[index]))}"]
+    if bool(explained.skipped[index]):
+        parts.append("left out (cannot be perturbed, or a zero map)")
+    elif not bool(explained.perturbed[index]):
+        parts.append("no label-preserving point")
+    scores = explained.example_scores(index)
+    for name, short in (("topk_intersection", "top-k"), ("kendall_tau", "tau")):
+        if name in scores and scores[name] is not None:
+            parts.append(f"{short} {_fmt(scores[name])}")
+    return " · ".join(parts)
+
+
+def tokens_without_special(
+    explained: ExplainedExamples, input_ids: torch.Tensor, tokenizer: Any
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[str]]]:
+    """Per example: the clean and attacked maps and the tokens, without [CLS]/[SEP]/[PAD]-like positions (they
+    dwarf the words)."""
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    clean_rows, attacked_rows, token_rows = [], [], []
+    for row, ids in enumerate(input_ids.tolist()):
+        keep = [position for position, token_id in enumerate(ids) if token_id not in special] or list(range(len(ids)))
+        clean_rows.append(explained.clean_maps[row, keep])
+        attacked_rows.append(explained.attacked_maps[row, keep])
+        token_rows.append(tokenizer.convert_ids_to_tokens([ids[p] for p in keep]))
+    return clean_rows, attacked_rows, token_rows
+
+
+@dataclass
+class FigureRows:
+    """The rows of one :class:`ExplainedExamples` as the renderer takes them (per-row lists)."""
+
+    clean: list[torch.Tensor]
+    attacked: list[torch.Tensor]
+    captions: list[str]
+    images: list[torch.Tensor] | None = None
+    attacked_images: list[torch.Tensor] | None = None
+    tokens: list[list[str]] | None = None
+
+
+def figure_rows(
+    explained: ExplainedExamples,
+    model: Any,
     *,
-    method: str = "saliency",
-    attack: str = "topk",
-    epsilon: float = 8 / 255,
-    norm: str = "linf",
-    num_steps: int = 10,
-    k: int | float = 0.1,
-    seed: int = 0,
-    method_kwargs: Mapping[str, Any] | None = None,
-) -> AttackedMaps:
-    """Attribution maps of ``inputs`` before and after ``attack`` (the core's attack, label preserved)."""
-    model = unwrap_model(model)
-    runner = get_method(method, **dict(method_kwargs or {}))
-    settings = AttackSettings(epsilon=float(epsilon), norm=norm, num_steps=num_steps, k=k)
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(frozen_eval(model))
-        stack.enter_context(twice_differentiable_attention())
-        if method in ATTENTION_METHODS:
-            stack.enter_context(attention_weights_enabled(model))
-        prepared = prepare_inputs(model, inputs)
-        with torch.no_grad():
-            labels = forward_logits(model, prepared).argmax(dim=1)
-        clean = runner.explain(model, prepared, labels)
-        generator = torch.Generator().manual_seed(seed)
-        result = get_attack(attack)(model, runner, prepared, labels, clean.maps, labels, settings, generator)
-    return AttackedMaps(
-        clean.maps.detach(),
-        result.maps.detach(),
-        prepared.features.detach(),
-        result.features.detach(),
-        prepared.kind == IMAGE,
+    input_ids: torch.Tensor | None = None,
+    tokenizer: Any = None,
+    prefix: str = "",
+) -> FigureRows:
+    """The rows of ``explained``: images with their attacked twins, or tokens (special tokens hidden when
+    ``tokenizer`` and ``input_ids`` are given), each captioned with its predictions and scores."""
+    captions = [example_caption(explained, row, model, prefix) for row in range(len(explained))]
+    if explained.is_image:
+        return FigureRows(
+            list(explained.clean_maps),
+            list(explained.attacked_maps),
+            captions,
+            images=list(explained.features),
+            attacked_images=list(explained.attacked_features),
+        )
+    if tokenizer is not None and input_ids is not None:
+        clean, attacked, tokens = tokens_without_special(explained, input_ids, tokenizer)
+        return FigureRows(clean, attacked, captions, tokens=tokens)
+    mask = explained.token_mask.bool()
+    clean = [explained.clean_maps[row][mask[row]] for row in range(len(explained))]
+    attacked = [explained.attacked_maps[row][mask[row]] for row in range(len(explained))]
+    return FigureRows(clean, attacked, captions)
+
+
+def rows_figure(parts: Sequence[FigureRows], *, title: str | None = None) -> Any:
+    """One figure of the rows of several explanations (e.g. two models on the same input), in order."""
+
+    def joined(name: str) -> list | None:
+        values = [getattr(part, name) for part in parts]
+        return None if any(value is None for value in values) else [row for value in values for row in value]
+
+    return attribution_figure(
+        joined("clean"),
+        joined("attacked"),
+        images=joined("images"),
+        attacked_images=joined("attacked_images"),
+        tokens=joined("tokens"),
+        row_labels=joined("captions"),
+        title=title,
     )
 
 
@@ -85,58 +120,20 @@ def draw_attribution_picture(
     model: torch.nn.Module,
     inputs: Any,
     path: str | Path,
-    robustness_config: Mapping[str, Any] | None = None,
+    robustness_config: RobustnessConfig | Mapping[str, Any] | None = None,
     *,
     num_samples: int = 4,
     tokenizer: Any = None,
 ) -> Path:
-    """Write the card's PNG for the first ``num_samples`` of ``inputs``, attacked as in ``robustness_config``.
+    """Write the card's PNG for the first ``num_samples`` of ``inputs``, attacked as ``robustness_config`` says.
 
-    ``robustness_config`` is the ``results.json`` section (``methods``, ``attack``, ``epsilon``, ``norm``,
-    ``num_steps``, ``k``); the first method is drawn. A random attack is drawn as given.
+    ``robustness_config`` is the run's :class:`~hf_robattr.RobustnessConfig` (or a dict of its settings); its first
+    method is drawn.
     """
-    config = dict(robustness_config or {})
-    methods = config.get("methods") or ["saliency"]
-    method = methods if isinstance(methods, str) else methods[0]
-    options = {
-        key: config[key] for key in ("attack", "epsilon", "norm", "num_steps", "k") if config.get(key) is not None
-    }
-    maps = attacked_attributions(model, _head(inputs, num_samples), method=method, **options)
-    attack = options.get("attack", "topk")
-    title = f"{method}: clean vs. {attack} attack" + (
-        f" (epsilon={options['epsilon']:.3g})" if "epsilon" in options else ""
-    )
-    if maps.is_image:
-        return plot_attribution_maps(
-            maps.clean_maps,
-            maps.attacked_maps,
-            path,
-            images=maps.features,
-            attacked_images=maps.attacked_features,
-            title=title,
-        )
-    clean, attacked, tokens = maps.clean_maps, maps.attacked_maps, None
-    if tokenizer is not None and isinstance(inputs, Mapping) and "input_ids" in inputs:
-        clean, attacked, tokens = _without_special_tokens(
-            clean, attacked, _head(inputs, num_samples)["input_ids"], tokenizer
-        )
-        title += " (special tokens hidden)"
-    return plot_attribution_maps(clean, attacked, path, tokens=tokens, title=title)
-
-
-def _without_special_tokens(
-    clean: torch.Tensor, attacked: torch.Tensor, input_ids: torch.Tensor, tokenizer: Any
-) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
-    """Drop [CLS]/[SEP]/[PAD]-like positions (they dwarf the words in a bar chart); rows are NaN-padded."""
-    special = set(getattr(tokenizer, "all_special_ids", []))
-    rows = []
-    for ids in input_ids.tolist():
-        keep = [position for position, token_id in enumerate(ids) if token_id not in special] or list(range(len(ids)))
-        rows.append((keep, tokenizer.convert_ids_to_tokens([ids[p] for p in keep])))
-    width = max(len(keep) for keep, _ in rows)
-    new_clean = torch.full((len(rows), width), float("nan"))
-    new_attacked = torch.full((len(rows), width), float("nan"))
-    for row, (keep, _) in enumerate(rows):
-        new_clean[row, : len(keep)] = clean[row, keep].float().cpu()
-        new_attacked[row, : len(keep)] = attacked[row, keep].float().cpu()
-    return new_clean, new_attacked, [tokens for _, tokens in rows]
+    config = RobustnessConfig.from_options(robustness_config)
+    samples = head(inputs, num_samples)
+    explained = explain_examples(model, samples, config)
+    title = f"{explained.method}: clean vs. {config.attack} attack (epsilon={config.epsilon:.3g})"
+    input_ids = samples.get("input_ids") if isinstance(samples, Mapping) else None
+    rows = figure_rows(explained, model, input_ids=input_ids, tokenizer=tokenizer)
+    return save_figure(rows_figure([rows], title=title), path)

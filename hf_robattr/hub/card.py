@@ -8,8 +8,10 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from ..robustness import RobustnessConfig
 from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
+from .space import demo_section
 
 
 logger = logging.getLogger(__name__)
@@ -38,11 +40,19 @@ _TRAINING_ROWS = (
     ("num_train_epochs", "Epochs"),
     ("max_steps", "Max steps"),
     ("global_step", "Steps trained"),
+    ("epochs", "Epochs trained"),
     ("seed", "Seed"),
     ("target_train_loss", "Target training loss"),
     ("target_reached", "Target reached"),
+    ("target_reached_at_step", "Target reached at step"),
+    ("final_train_loss", "Final training loss"),
+    ("diverged", "Diverged"),
     ("train_runtime_s", "Training time (s)"),
 )
+
+
+# Shown in the card even at their defaults: they say what "robust" was measured against.
+_MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
 
 
 def template_path(name: str = TEMPLATE_NAME) -> Path:
@@ -83,6 +93,23 @@ def _dataset_link(name: str | None) -> str:
     if not name:
         return "not recorded"
     return f"[{name}](https://huggingface.co/datasets/{name})" if _is_repo_id(name) else f"`{name}`"
+
+
+def scoring_settings(data: RobAttrModelCardData) -> dict[str, Any]:
+    """The settings the robustness was scored with: the main ones, then any other that is not a default.
+
+    Empty when the run recorded none.
+    """
+    if not data.robustness_config:
+        return {}
+    config = data.robustness_settings
+    defaults = RobustnessConfig().to_dict()
+    values = config.to_dict()
+    return {
+        name: value
+        for name, value in values.items()
+        if name in _MAIN_SETTINGS or (value != defaults[name] and name != "batch_size")
+    }
 
 
 def summary_section(data: RobAttrModelCardData) -> str:
@@ -200,8 +227,7 @@ def results_section(data: RobAttrModelCardData) -> str:
                 cell = _fmt(scores.get(key))
                 cells.append(f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell)
             lines.append(f"| {measure} | " + " | ".join(cells) + " |")
-        config = {k: v for k, v in data.robustness_config.items() if v is not None and k != "num_examples"}
-        how = ", ".join(f"{key}={_fmt(value)}" for key, value in config.items())
+        how = ", ".join(f"{key}={_fmt(value)}" for key, value in scoring_settings(data).items())
         count = data.num_examples
         parts.append(
             'Attribution robustness (`evaluate.load("attribution_robustness")`'
@@ -238,12 +264,8 @@ def usage_section(data: RobAttrModelCardData) -> str:
             "inputs = torch.rand(4, model.config.num_channels, size, size)  # your preprocessed pixel values\n"
             "predictions = model(pixel_values=inputs).logits.argmax(-1)\n"
         )
-    methods = list(data.robustness_config.get("methods") or ["saliency"])
-    options = "".join(
-        f", {key}={data.robustness_config[key]!r}"
-        for key in ("attack", "epsilon", "norm")
-        if data.robustness_config.get(key) is not None
-    )
+    settings = scoring_settings(data) or {"methods": ["saliency"]}
+    options = "".join(f", {key}={value!r}" for key, value in settings.items())
     return (
         f"```python\n{loading}```\n\n"
         "Score the robustness of its attributions with the `attribution_robustness` metric "
@@ -252,7 +274,7 @@ def usage_section(data: RobAttrModelCardData) -> str:
         "import evaluate\n"
         "import hf_robattr  # makes the metric loadable by name, offline\n\n"
         'metric = evaluate.load("attribution_robustness")\n'
-        f"results = metric.compute(model=model, inputs=inputs, methods={methods!r}{options})\n"
+        f"results = metric.compute(model=model, inputs=inputs{options})\n"
         "```"
     )
 
@@ -261,14 +283,16 @@ def pictures(data: RobAttrModelCardData, output_dir: Path) -> list[dict[str, str
     """The pictures present in ``output_dir``, with their captions."""
     found = []
     if (output_dir / ATTRIBUTION_PICTURE).is_file():
-        attack = data.robustness_config.get("attack", "an attack")
-        epsilon = data.robustness_config.get("epsilon")
+        settings = scoring_settings(data)
+        attack = f"the `{settings['attack']}` attack" if "attack" in settings else "the scored attack"
+        if "epsilon" in settings:
+            attack += f" (epsilon={_fmt(settings['epsilon'])})"
         found.append(
             {
                 "title": "Attribution maps, clean and attacked",
-                "caption": f"Attribution maps of a few test samples on the clean input and under the `{attack}` "
-                + (f"attack (epsilon={_fmt(epsilon)})" if epsilon is not None else "attack")
-                + ". A robust model keeps the same important regions.",
+                "caption": f"Attribution maps of a few test samples on the clean input and under {attack}, with "
+                "the predictions before and after and each sample's scores. A robust model keeps the same "
+                "important regions.",
                 "file": ATTRIBUTION_PICTURE,
             }
         )
@@ -301,6 +325,7 @@ def build_model_card(
         data_section=data_section(data),
         results_section=results_section(data),
         pictures=pictures(data, output_dir),
+        demo_section=demo_section(data.space_id) if data.space_id else "",
         usage_section=usage_section(data),
         citation=CITATION,
     )
@@ -351,7 +376,7 @@ def save_model_card(
 
         try:
             draw_attribution_picture(
-                model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_config, tokenizer=tokenizer
+                model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_settings, tokenizer=tokenizer
             )
         except Exception as error:  # the card matters more than its picture: warn, then write the card without it
             logger.warning(

@@ -16,11 +16,21 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from ..robustness import RobustnessConfig
+
 
 RESULTS_FILE = "results.json"
 METRIC_ID = "attribution_robustness"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TASKS = {"image-classification", "text-classification"}
+_SECTIONS = ("model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters")
+# Kept beside the settings in ``robustness_config`` by older recipe runs (now ``dataset.num_robustness_examples``).
+_BOOKKEEPING = ("num_examples",)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
 
 
 def _is_repo_id(value: Any) -> bool:
@@ -37,6 +47,7 @@ class RobAttrModelCardData(ModelCardData):
 
     Args:
         model_id: the Hub repo id (``ORG/NAME``) the card describes; used in the usage snippet.
+        space_id: the demo Space (``ORG/NAME``) that shows this model; the card links to it.
         model_name: the card title and ``model-index`` name; default derived from the run.
         language: ISO code(s), for text models.
         license: the model's license.
@@ -48,12 +59,14 @@ class RobAttrModelCardData(ModelCardData):
         dataset: ``name``, ``config``, ``eval_split``, ``num_eval_samples``.
         eval: ``accuracy``, ``loss``.
         robustness: flat ``"{method}/{measure}"`` floats from the scoring core (``num_samples`` included).
-        robustness_config: the options the robustness was scored with (``methods``, ``attack``, ``epsilon``, ...).
-        hyperparameters: non-default training arguments (filled by the callback).
+        robustness_config: the settings the robustness was scored with, as ``RobustnessConfig.to_dict()`` (plus
+            the recipes' ``num_examples``); read them as a config with :attr:`robustness_settings`.
+        hyperparameters: the non-default training arguments.
         log_history: ``trainer.state.log_history``.
     """
 
     model_id: str | None = None
+    space_id: str | None = None
     model_name: str | None = None
     language: str | list[str] | None = None
     license: str | None = "apache-2.0"
@@ -71,25 +84,52 @@ class RobAttrModelCardData(ModelCardData):
     def __post_init__(self) -> None:
         if self.model_id is not None and not _REPO_ID.match(self.model_id):
             raise ValueError(f"`model_id` must look like 'ORG/NAME' (a Hub repo id), got {self.model_id!r}.")
+        if self.space_id is not None and not _REPO_ID.match(self.space_id):
+            raise ValueError(f"`space_id` must look like 'ORG/NAME' (a Hub Space id), got {self.space_id!r}.")
         if self.task is not None and self.task not in _TASKS:
             raise ValueError(f"`task` must be one of {sorted(_TASKS)}, got {self.task!r}.")
         if isinstance(self.language, str):
             self.language = [self.language]
-        for name in ("model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters"):
+        for name in _SECTIONS:
             if not isinstance(getattr(self, name), dict):
                 raise TypeError(f"`{name}` must be a dict, got {type(getattr(self, name)).__name__}.")
 
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
     def from_results(cls, results: dict[str, Any], **overrides: Any) -> RobAttrModelCardData:
-        """Card data from a ``results.json`` dict; ``overrides`` set the user fields (``model_id``, ``tags``...)."""
+        """Card data from a ``results.json`` dict; ``overrides`` set the user fields (``model_id``, ``tags``...).
+
+        Raises:
+            ValueError: a section has the wrong JSON type (e.g. ``"model": [1, 2]``), ``log_history`` is not a list
+                of objects, or ``robustness_config`` is not a valid :class:`~hf_robattr.RobustnessConfig`; the
+                message names the section and what was expected.
+        """
         if not isinstance(results, dict):
-            raise TypeError(f"`results` must be the dict of a results.json file, got {type(results).__name__}.")
-        sections = ("model", "training", "dataset", "eval", "robustness", "robustness_config")
-        kwargs: dict[str, Any] = {name: dict(results.get(name) or {}) for name in sections}
-        kwargs["log_history"] = list(results.get("log_history") or [])
+            raise ValueError(
+                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
+                f"{_describe(results)}."
+            )
+        kwargs: dict[str, Any] = {}
+        for name in _SECTIONS:
+            value = results.get(name)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(
+                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
+                )
+            kwargs[name] = dict(value or {})
+        history = results.get("log_history")
+        if history is not None and (
+            not isinstance(history, list) or not all(isinstance(row, dict) for row in history)
+        ):
+            raise ValueError(
+                f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
+                f"{_describe(history)}."
+            )
+        kwargs["log_history"] = list(history or [])
         kwargs.update(overrides)
-        return cls(**kwargs)
+        data = cls(**kwargs)
+        data.robustness_settings  # noqa: B018 - validate the scoring settings now, with the file's name
+        return data
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, **overrides: Any) -> RobAttrModelCardData:
@@ -102,11 +142,26 @@ class RobAttrModelCardData(ModelCardData):
             )
         try:
             results = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from error
-        return cls.from_results(results, **overrides)
+        try:
+            return cls.from_results(results, **overrides)
+        except ValueError as error:
+            raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
 
     # ----------------------------------------------------------------------------------------------- derived
+    @property
+    def robustness_settings(self) -> RobustnessConfig:
+        """The scoring settings of ``robustness_config`` as a validated :class:`~hf_robattr.RobustnessConfig`
+        (settings that were not recorded take the config's defaults)."""
+        settings = {k: v for k, v in self.robustness_config.items() if k not in _BOOKKEEPING}
+        try:
+            return RobustnessConfig.from_dict(settings)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                f"{RESULTS_FILE}: 'robustness_config' is not a valid RobustnessConfig: {error}"
+            ) from error
+
     @property
     def architecture(self) -> str | None:
         """The model class name (``config.architectures[0]``)."""
@@ -163,7 +218,9 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def num_examples(self) -> int | None:
         """How many examples the robustness was scored on."""
-        count = self.robustness.get("num_samples", self.robustness_config.get("num_examples"))
+        count = self.robustness.get("num_samples")
+        for section, key in ((self.dataset, "num_robustness_examples"), (self.robustness_config, "num_examples")):
+            count = section.get(key) if count is None else count
         return int(count) if _finite_number(count) else None
 
     def hub_tags(self) -> list[str]:
@@ -197,7 +254,7 @@ class RobAttrModelCardData(ModelCardData):
                 )
             )
         # The method is in each result's name; the other options say how it was scored.
-        args = {k: v for k, v in self.robustness_config.items() if v is not None and k != "methods"}
+        args = {k: v for k, v in self.robustness_config.items() if v not in (None, {}, []) and k != "methods"}
         if self.num_examples is not None:
             args["num_examples"] = self.num_examples
         for key, value in self.robustness_scores.items():

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
+import tempfile
 from pathlib import Path
 
 import huggingface_hub
-from huggingface_hub import HfApi
+from huggingface_hub import CommitOperationAdd, HfApi
+
+from .space import card_with_space_link, check_repo_id, default_space_id, space_url, write_space
 
 
 logger = logging.getLogger(__name__)
@@ -29,7 +31,6 @@ IGNORE_PATTERNS = [
     "*.pickle",
 ]
 _SCAN_CHUNK = 1 << 20
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 class HubPushError(RuntimeError):
@@ -84,27 +85,42 @@ def push_to_hub(
     revision: str | None = None,
     commit_message: str = "Upload hf_robattr model",
     endpoint: str | None = None,
+    space: bool = False,
+    space_id: str | None = None,
+    space_requirement: str | None = None,
 ) -> str:
-    """Create ``repo_id`` on the Hub (if needed) and upload ``output_dir`` to it.
+    """Create ``repo_id`` on the Hub (if needed) and upload ``output_dir`` to it; with ``space=True`` also a Space.
+
+    Exactly the files of :func:`files_to_upload` are sent, in one commit: Trainer checkpoints, caches and pickles
+    stay local, and nothing is sent when one of them holds the token.
 
     Args:
         output_dir: a complete run folder (``README.md``, ``config.json``, weights; see :func:`check_output_dir`).
         repo_id: ``ORG/NAME``.
         token: a Hub token with write access; default: ``HF_TOKEN`` or the stored login.
-        private: create the repo private (only when it does not exist yet).
+        private: create the repo (and the Space) private (only when it does not exist yet).
         revision: the branch to push to; default the main branch.
         commit_message: the commit message.
         endpoint: the Hub endpoint; default ``HF_ENDPOINT`` or https://huggingface.co.
+        space: also create a Gradio Space running the attribution explorer on ``repo_id``
+            (see :func:`~hf_robattr.hub.space.write_space`); the uploaded card then links to it, and so does the
+            local ``README.md`` once the push succeeded.
+        space_id: the Space's ``ORG/NAME`` (default ``REPO_ID-demo``).
+        space_requirement: the pip requirement installing hf_robattr in the Space (default: this version with the
+            ``demo`` extra).
 
     Returns:
-        The URL of the commit.
+        The URL of the model commit.
 
     Raises:
         HubPushError: when there is no token, the Hub is unreachable or refuses the upload. Nothing local changes,
             so the push can be retried with ``hf-robattr push OUTPUT_DIR REPO_ID``.
     """
-    if not isinstance(repo_id, str) or not _REPO_ID.match(repo_id):
-        raise ValueError(f"`repo_id` must look like 'ORG/NAME', got {repo_id!r}.")
+    repo_id = check_repo_id(repo_id, "repo_id")
+    if space_id is not None and not space:
+        raise ValueError("`space_id` is set but `space=False`; pass `space=True` to create the Space.")
+    if space:
+        space_id = check_repo_id(space_id or default_space_id(repo_id), "space_id")
     folder = check_output_dir(output_dir)
     retry = f"The local folder {str(folder)!r} is complete; retry with `hf-robattr push {folder} {repo_id}`."
     if huggingface_hub.constants.HF_HUB_OFFLINE:
@@ -115,27 +131,51 @@ def push_to_hub(
             f"Cannot push to {repo_id}: no Hugging Face token. Set HF_TOKEN, pass `token=`, or run `hf auth login`. "
             f"{retry}"
         )
-    leaking = files_holding(token, files_to_upload(folder))
+    files = files_to_upload(folder)
+    leaking = files_holding(token, files)
     if leaking:
         raise HubPushError(
             f"Refusing to push {str(folder)!r} to {repo_id}: {[str(p.relative_to(folder)) for p in leaking]} contain "
             "your Hub token. Remove the token from those files (or delete them) and push again."
         )
+    card_path = folder / "README.md"
+    card = card_path.read_text(encoding="utf-8")
+    linked_card = card_with_space_link(card, space_id) if space else card
+    operations = [
+        CommitOperationAdd(
+            path_in_repo=path.relative_to(folder).as_posix(),
+            path_or_fileobj=linked_card.encode("utf-8") if path == card_path else path,
+        )
+        for path in files
+    ]
     api = HfApi(endpoint=endpoint, token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=folder,
-            revision=revision,
-            commit_message=commit_message,
-            ignore_patterns=IGNORE_PATTERNS,
+        commit = api.create_commit(
+            repo_id=repo_id, operations=operations, commit_message=commit_message, revision=revision
         )
+        if space:
+            _push_space(api, space_id, repo_id, private=private, requirement=space_requirement)
     except Exception as error:  # huggingface_hub raises HTTP, connection, auth and validation errors
         where = endpoint or huggingface_hub.constants.ENDPOINT
         raise HubPushError(f"Pushing {str(folder)!r} to {repo_id} on {where} failed: {error}. {retry}") from error
+    if linked_card != card:
+        card_path.write_text(linked_card, encoding="utf-8")  # the local card now matches the pushed one
     url = str(getattr(commit, "commit_url", commit))
     logger.info("Pushed %s to %s", folder, url)
     return url
+
+
+def _push_space(api: HfApi, space_id: str, repo_id: str, *, private: bool | None, requirement: str | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="hf_robattr_space_") as folder:
+        write_space(folder, repo_id, requirement=requirement)
+        api.create_repo(space_id, private=private, exist_ok=True, repo_type="space", space_sdk="gradio")
+        api.upload_folder(
+            repo_id=space_id,
+            repo_type="space",
+            folder_path=folder,
+            commit_message=f"Attribution explorer for {repo_id} (hf_robattr)",
+        )
+    logger.info("Created the demo Space %s", space_url(space_id))

@@ -7,7 +7,7 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import Trainer, TrainingArguments
 
 from hf_robattr.hub import RobAttrModelCardCallback, RobAttrModelCardData, save_model_card
-from hf_robattr.hub.callback import non_default_arguments
+from hf_robattr.training import non_default_arguments
 
 
 class PixelDataset(torch.utils.data.Dataset):
