@@ -1,46 +1,94 @@
-"""The ``hf-robattr`` command line: ``card`` (re)writes a run's model card, ``push`` uploads the run folder."""
+"""The ``hf-robattr`` command line: ``card`` (re)writes a run's model card, ``push`` uploads the run folder (and a
+demo Space), ``demo`` opens the attribution explorer.
+
+Only the standard library is imported here; each command imports what it needs when it runs, so ``--help`` and
+argument errors answer at once. A user error (a bad folder, a malformed ``results.json``, an unreachable Hub) is
+reported as one line on stderr with exit status 2, never as a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
-def _card(args: argparse.Namespace) -> int:
+USAGE_ERROR = 2
+
+
+class CommandError(Exception):
+    """A user error of a command, reported as one line (exit status 2)."""
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "bad input", not "bug": reported in one line."""
+    errors: list[type[BaseException]] = [CommandError, FileNotFoundError, NotADirectoryError, PermissionError]
+    errors += [ValueError, TypeError, ImportError, OSError]
+    hub = sys.modules.get("hf_robattr.hub.push")
+    if hub is not None:
+        errors.append(hub.HubPushError)
+    return tuple(errors)
+
+
+def _card(args: argparse.Namespace) -> str:
     from .hub import save_model_card
 
     fields = {name: getattr(args, name) for name in ("model_id", "model_name", "license") if getattr(args, name)}
     if args.tags:
         fields["tags"] = args.tags
+    path = save_model_card(args.output_dir, template=args.template, **fields)
+    return f"Model card written to {path}"
+
+
+def _push(args: argparse.Namespace) -> str:
+    from .hub import push_to_hub
+    from .hub.space import default_space_id, space_url
+
+    if args.space_id and not args.space:
+        raise CommandError("`--space_id` needs `--space` (it names the demo Space to create).")
+    url = push_to_hub(
+        args.output_dir,
+        args.repo_id,
+        token=args.token,
+        private=args.private,
+        revision=args.revision,
+        space=args.space,
+        space_id=args.space_id,
+    )
+    message = f"Pushed {args.output_dir} to {url}"
+    if args.space:
+        message += f"\nDemo Space: {space_url(args.space_id or default_space_id(args.repo_id))}"
+    return message
+
+
+def _demo(args: argparse.Namespace) -> str:
     try:
-        path = save_model_card(args.output_dir, template=args.template, **fields)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"hf-robattr card: error: {error}", file=sys.stderr)
-        return 1
-    print(f"Model card written to {path}")
-    return 0
+        import gradio  # noqa: F401
+    except ImportError as error:
+        raise CommandError(
+            f"the demo needs Gradio ({error}); install it with: pip install 'hf_robattr[demo]'"
+        ) from error
+    from .demo import launch_demo, load_demo_model
 
-
-def _push(args: argparse.Namespace) -> int:
-    from .hub import HubPushError, push_to_hub
-
-    try:
-        url = push_to_hub(
-            args.output_dir, args.repo_id, token=args.token, private=args.private, revision=args.revision
-        )
-    except (HubPushError, FileNotFoundError, ValueError) as error:
-        print(f"hf-robattr push: error: {error}", file=sys.stderr)
-        return 1
-    print(f"Pushed {args.output_dir} to {url}")
-    return 0
+    models = [load_demo_model(source) for source in [args.model, args.model2] if source]
+    launch_demo(models, server_name=args.host, server_port=args.port, share=args.share)
+    return "Demo closed."
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hf-robattr``."""
     parser = argparse.ArgumentParser(
-        prog="hf-robattr", description="Model cards and Hub uploads for hf_robattr training runs."
+        prog="hf-robattr",
+        description="Model cards, Hub uploads and an attribution explorer for hf_robattr training runs.",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="on an error, print the full traceback (for bug reports)"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,15 +107,40 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or the stored login)")
     push.add_argument("--private", action="store_true", default=None, help="create the repo private")
     push.add_argument("--revision", help="the branch to push to")
+    push.add_argument(
+        "--space", action="store_true", help="also create a Gradio Space running the attribution explorer on it"
+    )
+    push.add_argument("--space_id", "--space-id", help="the Space's ORG/NAME (default: REPO_ID-demo)")
     push.set_defaults(handler=_push)
+
+    demo = commands.add_parser(
+        "demo", help="open the attribution explorer (Gradio; pip install 'hf_robattr[demo]') on one or two models"
+    )
+    demo.add_argument("model", metavar="MODEL", help="a run folder or a Hub model id")
+    demo.add_argument("model2", metavar="MODEL2", nargs="?", help="a second model, shown side by side")
+    demo.add_argument("--port", type=int, default=None, help="the local port (default: 7860 or the next free one)")
+    demo.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    demo.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``hf-robattr``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Run ``hf-robattr``; returns the exit status (0 success, 2 a user error)."""
+    args = build_parser().parse_args(argv)  # argparse reports usage errors itself, exit status 2
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return args.handler(args)
+    handler: Callable[[argparse.Namespace], str] = args.handler
+    try:
+        message = handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except _user_errors() as error:
+        if args.traceback:
+            raise
+        print(f"hf-robattr {args.command}: error: {_one_line(error)}", file=sys.stderr)
+        return USAGE_ERROR
+    print(message)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,116 @@
+"""The hf-robattr CLI: one-line errors with exit status 2 for user errors, and a light import for --help."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hf_robattr.cli import main
+
+
+HEAVY_MODULES = ("torch", "transformers", "datasets", "gradio", "matplotlib", "evaluate")
+
+PROBE = f"""
+import json, sys
+HEAVY = {HEAVY_MODULES!r}
+from hf_robattr.cli import main
+codes = []
+for argv in (["--help"], ["card"], ["push", "only-one-argument"], ["nosuchcommand"]):
+    try:
+        main(argv)
+    except SystemExit as exit:
+        codes.append(exit.code)
+print(json.dumps({{"codes": codes, "heavy": [m for m in HEAVY if m in sys.modules]}}))
+"""
+
+
+def test_help_and_argument_errors_import_nothing_heavy(tmp_path):
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["codes"] == [0, 2, 2, 2]
+    assert report["heavy"] == []
+
+
+def test_argument_errors_exit_2(capsys):
+    for argv in (["card"], ["push", "folder"], ["demo"], ["bogus"], ["demo", "a", "b", "c"]):
+        with pytest.raises(SystemExit) as exit:
+            main(argv)
+        assert exit.value.code == 2, argv
+    assert "usage: hf-robattr" in capsys.readouterr().err
+
+
+def _results(run_dir, content) -> None:
+    text = content if isinstance(content, str) else json.dumps(content)
+    (run_dir / "results.json").write_text(text)
+
+
+def _one_line_error(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        pytest.param({"model": [1, 2]}, ["section 'model' must be a JSON object", "list"], id="model-list"),
+        pytest.param({"eval": "good"}, ["section 'eval'", "str"], id="eval-string"),
+        pytest.param({"robustness": 0.5}, ["section 'robustness'", "float"], id="robustness-number"),
+        pytest.param({"log_history": "oops"}, ["'log_history' must be a list of JSON objects", "str"], id="log-str"),
+        pytest.param({"log_history": [1, 2]}, ["'log_history' must be a list of JSON objects"], id="log-ints"),
+        pytest.param({"log_history": {"loss": 1}}, ["'log_history'", "dict"], id="log-dict"),
+        pytest.param({"robustness_config": {"attack": "top_k"}}, ["robustness_config", "top_k"], id="bad-attack"),
+        pytest.param({"robustness_config": {"epsilon": -1}}, ["robustness_config", "epsilon"], id="bad-epsilon"),
+        pytest.param({"robustness_config": {"bogus": 1}}, ["robustness_config", "bogus"], id="unknown-setting"),
+        pytest.param([1, 2], ["must hold a JSON object", "list"], id="top-level-list"),
+        pytest.param("{not json", ["not valid JSON"], id="not-json"),
+        pytest.param(b"\xff\xfe\x00garbage", ["not valid JSON"], id="not-utf8"),
+    ],
+)
+def test_card_on_malformed_results_is_one_line_exit_2(run_dir, content, words, capsys):
+    if isinstance(content, bytes):
+        (run_dir / "results.json").write_bytes(content)
+    else:
+        _results(run_dir, content)
+    assert main(["card", str(run_dir)]) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("hf-robattr card: error:") and "results.json" in line
+    for word in words:
+        assert word in line, (word, line)
+
+
+def test_card_user_errors(run_dir, tmp_path, capsys):
+    assert main(["card", str(tmp_path / "missing")]) == 2
+    assert "is not a directory" in _one_line_error(capsys)
+    assert main(["card", str(tmp_path)]) == 2
+    assert "No results.json" in _one_line_error(capsys)
+    assert main(["card", str(run_dir), "--model_id", "no-slash"]) == 2
+    assert "ORG/NAME" in _one_line_error(capsys)
+    assert main(["card", str(run_dir), "--template", str(tmp_path / "nope.md")]) == 2
+    assert "template" in _one_line_error(capsys)
+
+
+def test_push_user_errors(run_dir, capsys):
+    assert main(["push", str(run_dir), "org/tiny", "--space_id", "org/tiny-demo"]) == 2
+    assert "`--space_id` needs `--space`" in _one_line_error(capsys)
+    assert main(["push", str(run_dir), "not a repo"]) == 2
+    assert "ORG/NAME" in _one_line_error(capsys)
+
+
+def test_demo_on_a_folder_without_a_model(tmp_path, capsys):
+    pytest.importorskip("gradio")
+    (tmp_path / "results.json").write_text("{}")
+    assert main(["demo", str(tmp_path)]) == 2
+    line = _one_line_error(capsys)
+    assert "holds no model" in line and "config.json" in line
+    assert main(["demo", "not/a/folder/nor/id"]) == 2
+    assert "neither an existing folder nor a Hub model id" in _one_line_error(capsys)
+
+
+def test_traceback_flag_shows_the_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"results\.json"):
+        main(["--traceback", "card", str(tmp_path)])
