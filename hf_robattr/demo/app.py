@@ -53,8 +53,8 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
 
 
 def _choices() -> dict[str, list[str]]:
-    from ..attribution.core import ATTRIBUTION_METHODS
-    from ..robustness.attacks import ATTACKS
+    from ..attribution import ATTRIBUTION_METHODS
+    from ..robustness import ATTACKS
     from ..robustness.perturbations import NORMS
 
     return {"method": sorted(ATTRIBUTION_METHODS), "attack": sorted(ATTACKS), "norm": list(NORMS)}

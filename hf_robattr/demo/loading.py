@@ -22,7 +22,7 @@ WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_EXAMPLES = 4
 # What a Hub download fetches: the model, its pre-processor, results.json and example inputs (never pickles).
-_HUB_FILES = ["*.json", "*.safetensors", "*.py", "*.txt", "*.model", "examples/*"]
+_HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "examples/*"]
 
 
 class DemoModelError(ValueError):

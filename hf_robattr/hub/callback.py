@@ -7,7 +7,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from ..training.run_record import model_record, non_default_arguments, training_record
+from ..training import model_record, non_default_arguments, training_record
 from .card_data import RobAttrModelCardData
 
 
