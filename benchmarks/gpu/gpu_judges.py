@@ -232,7 +232,7 @@ def bf16(fp32_run: Run, bf16_run: Run, fp32_dir: Path, bf16_dir: Path) -> Outcom
     worst = max(g / max(abs(curve32[s]), 1e-12) for g, s in zip(gaps, steps))
     numbers = (
         f"{len(steps)} logged steps; final loss fp32 {curve32[steps[-1]]:.4f}, bf16 {curve16[steps[-1]]:.4f}; "
-        f"mean gap {gap:.1%} (largest {worst:.1%}); test accuracy {reference['eval'].get('accuracy', math.nan):.3f} "
+        f"mean gap {gap:.2%} (largest {worst:.2%}); test accuracy {reference['eval'].get('accuracy', math.nan):.3f} "
         f"vs {low['eval'].get('accuracy', math.nan):.3f}"
     )
     if nonfinite:
@@ -247,7 +247,7 @@ def study(run: Run, output_dir: Path) -> Outcome:
     require_success(run)
     records = [json.loads(path.read_text()) for path in sorted((output_dir / "runs").glob("*.json"))]
     errors = [record for record in records if record.get("status") == "error"]
-    numbers = f"{len(records)} runs stored, {len(errors)} errors"
+    numbers = f"{len(records)} run{'s' * (len(records) != 1)} stored, {len(errors)} with an error"
     if not records:
         raise CheckFailed("no run stored", numbers)
     if errors:

@@ -73,7 +73,7 @@ def test_smoke_mode_runs_every_check_and_writes_one_table(tmp_path):
         env=script_env(OUT=str(out)),
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=1500,
     )
     table_file = out / "gpu_check.md"
     assert table_file.exists(), result.stdout + result.stderr
