@@ -255,3 +255,17 @@ def test_a_failing_cuda_test_is_named_with_its_error(tmp_path):
     with pytest.raises(judges.CheckFailed, match=r"failed: test_cuda_sums \(assert \(1 \+ 1\) == 3\)") as failure:
         judges.cuda_tests(run, junit, 1, gpu=False)
     assert failure.value.numbers == "1 CUDA test in 1 file: 0 passed, 0 skipped, 1 failed"
+
+
+def test_the_study_must_store_runs_without_errors_and_a_report(tmp_path):
+    runs = tmp_path / "study" / "runs"
+    runs.mkdir(parents=True)
+    (runs / "a.json").write_text(json.dumps({"status": "done"}))
+    run = planted_run(tmp_path, "study", "done\n")
+    with pytest.raises(judges.CheckFailed, match=r"no report\.md"):
+        judges.study(run, tmp_path / "study")
+    (tmp_path / "study" / "report.md").write_text("# report")
+    assert judges.study(run, tmp_path / "study").numbers == "1 run stored, 0 with an error"
+    (runs / "b.json").write_text(json.dumps({"status": "error", "error": "CUDA error: planted"}))
+    with pytest.raises(judges.CheckFailed, match="a run failed: CUDA error: planted"):
+        judges.study(run, tmp_path / "study")
