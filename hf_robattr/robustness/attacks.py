@@ -26,7 +26,7 @@ from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.inputs import PreparedInputs, twice_differentiable_attention
 
 from .perturbations import ball_radius, check_norm, project_ball, range_projector, sample_ball, steepest_step
-from .similarity import center_of_mass, resolve_k, topk_mask
+from .similarity import center_of_mass, masked_topk_mask, resolve_k, token_counts, topk_mask
 
 
 @dataclass(frozen=True)
@@ -74,24 +74,42 @@ def _mass(maps: torch.Tensor) -> torch.Tensor:
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
 
-def topk_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+def _top_features(maps: torch.Tensor, k: int | float, token_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each map's ``k`` largest features; for text ``k`` is counted per text (an integer cut to its length) and
+    padding is never chosen."""
+    if token_mask is None:
+        return topk_mask(maps, resolve_k(k, maps[0].numel()))
+    return masked_topk_mask(maps, token_counts(k, token_mask), token_mask)
+
+
+def topk_objective(clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None) -> Objective:
     """Mass of the perturbed map on the clean top-k features."""
-    mask = topk_mask(clean.abs(), resolve_k(settings.k, clean[0].numel())).to(clean.dtype)
+    mask = _top_features(clean.abs(), settings.k, token_mask).to(clean.dtype)
     return lambda maps: (_mass(maps) * mask).sum(dim=1)
 
 
-def mass_center_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+def mass_center_objective(
+    clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None
+) -> Objective:
     """Minus the centre-of-mass displacement."""
     center = center_of_mass(clean)
     return lambda maps: -(center_of_mass(maps) - center).norm(dim=1)
 
 
-def targeted_objective(clean: torch.Tensor, settings: AttackSettings) -> Objective:
+def targeted_objective(
+    clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None
+) -> Objective:
     """Minus the mass on the target region."""
     if settings.target_region is not None:
-        region = settings.target_region.to(clean.device).bool().expand_as(clean).reshape(clean.shape[0], -1)
+        region = settings.target_region.to(clean.device).bool()
+        if region.shape != clean.shape[1:] and region.shape != clean.shape:
+            raise ValueError(
+                f"`target_region` must be a boolean map of shape {tuple(clean.shape[1:])} (one map) or "
+                f"{tuple(clean.shape)} (one per example); got {tuple(region.shape)}."
+            )
+        region = region.expand_as(clean).reshape(clean.shape[0], -1)
     else:
-        region = topk_mask(-clean.abs(), resolve_k(settings.k, clean[0].numel()))
+        region = _top_features(-clean.abs(), settings.k, token_mask)
     region = region.to(clean.dtype)
     return lambda maps: -(_mass(maps) * region).sum(dim=1)
 
@@ -99,7 +117,7 @@ def targeted_objective(clean: torch.Tensor, settings: AttackSettings) -> Objecti
 class Attack:
     """Base class: search the ball around each example for a label-preserving point with a low objective."""
 
-    objective_factory: Callable[[torch.Tensor, AttackSettings], Objective] = staticmethod(topk_objective)
+    objective_factory: Callable[..., Objective] = staticmethod(topk_objective)
 
     def __call__(
         self,
@@ -115,7 +133,7 @@ class Attack:
         """Attack ``prepared`` whose clean maps are ``clean_maps`` and clean predictions ``labels``."""
         radius = ball_radius(prepared, settings.epsilon, settings.norm)
         clamp = range_projector(prepared, settings.input_range)
-        objective = type(self).objective_factory(clean_maps.detach(), settings)
+        objective = type(self).objective_factory(clean_maps.detach(), settings, prepared.token_mask)
         x = prepared.features.detach()
         best = BestPoints(x, clean_maps.detach())
         # PGD differentiates through the attribution: softmax attention must run on the MATH backend.

@@ -34,7 +34,7 @@ from .batching import move
 from .config import RobustnessConfig
 from .family import perturbed_explanations
 from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES
-from .perturbations import ball_radius, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
 
@@ -57,11 +57,22 @@ class AttackedMaps:
 
 @dataclass(frozen=True)
 class BatchScores:
-    """Per-example values ``{"{method}/{measure}": [B]}`` (NaN where an example is left out), the example indices
-    they belong to, and, when asked for, each method's maps."""
+    """One batch's scores.
+
+    Attributes:
+        per_sample: ``{"{method}/{measure}": [B]}``, NaN where an example is left out.
+        example_ids: ``[B]`` indices of the examples in the whole input.
+        unperturbable: ``[B]`` examples that cannot be perturbed (an image whose valid range has zero width, i.e. a
+            constant image under the default per-image range; a text of padding only): left out of every measure.
+        skipped: ``{method: [B]}`` examples left out of that method's measures (unperturbable, or an all-zero clean
+            map, which has no ranking, direction or mass to compare).
+        maps: with ``keep_maps``, each method's maps (skipped examples keep their clean map and are unperturbed).
+    """
 
     per_sample: dict[str, torch.Tensor]
     example_ids: torch.Tensor
+    unperturbable: torch.Tensor
+    skipped: dict[str, torch.Tensor]
     maps: dict[str, AttackedMaps]
 
 
@@ -176,20 +187,51 @@ class RobustnessScorer:
             raise RuntimeError("use RobustnessScorer as a context manager: `with RobustnessScorer(...) as scorer:`.")
         prepared = prepare_inputs(self.model, move(batch, self.device))
         ids = torch.arange(prepared.batch_size) if example_ids is None else torch.as_tensor(example_ids).long()
+        self._check_range(prepared)
         with torch.no_grad():
             labels = forward_logits(self.model, prepared).argmax(dim=1)
         targets = labels if targets is None else targets.to(self.device)
         wanted = [
             m for m in (self.config.measures or MEASURES) if prepared.kind == IMAGE or m not in IMAGE_ONLY_MEASURES
         ]
+        unperturbable = ~self._perturbable(prepared)
         per_sample: dict[str, torch.Tensor] = {}
+        skipped: dict[str, torch.Tensor] = {}
         maps: dict[str, AttackedMaps] = {}
         for name, method in self.methods.items():
-            scores, method_maps = self._score_method(method, prepared, targets, labels, wanted)
-            per_sample.update({f"{name}/{measure}": values.detach() for measure, values in scores.items()})
-            if keep_maps:
+            scores, method_maps, method_skipped = self._score_method(
+                method, prepared, targets, labels, wanted, ~unperturbable, keep_maps
+            )
+            per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
+            skipped[name] = method_skipped.cpu()
+            if method_maps is not None:
                 maps[name] = method_maps
-        return BatchScores(per_sample, ids, maps)
+        return BatchScores(per_sample, ids, unperturbable.cpu(), skipped, maps)
+
+    def _check_range(self, prepared: PreparedInputs) -> None:
+        """Refuse an ``input_range`` that does not contain the pixel values (every point would be clamped outside
+        the ball)."""
+        if self.config.input_range is None or prepared.kind != IMAGE:
+            return
+        low, high = self.config.input_range
+        x = prepared.features.detach()
+        tolerance = 1e-6 * max(1.0, abs(low), abs(high))
+        lowest, highest = x.min().item(), x.max().item()
+        if lowest < low - tolerance or highest > high + tolerance:
+            raise ValueError(
+                f"`input_range` {self.config.input_range} excludes the inputs: their values span "
+                f"[{lowest:.4g}, {highest:.4g}]. Pass the range the pixel values live in (e.g. (-1.0, 1.0) after a "
+                "ViT processor), or None for each image's own min/max."
+            )
+
+    def _perturbable(self, prepared: PreparedInputs) -> torch.Tensor:
+        """``[B]``: whether each example has room to move (a non-empty ball inside its valid range)."""
+        if prepared.kind != IMAGE:
+            return prepared.token_mask.bool().any(dim=1)
+        if self.config.input_range is not None:
+            return torch.ones(prepared.batch_size, dtype=torch.bool, device=prepared.features.device)
+        flat = prepared.features.detach().flatten(1)
+        return flat.amax(dim=1) > flat.amin(dim=1)
 
     def _score_method(
         self,
@@ -198,38 +240,88 @@ class RobustnessScorer:
         targets: torch.Tensor,
         labels: torch.Tensor,
         measures: Sequence[str],
-    ) -> tuple[dict[str, torch.Tensor], AttackedMaps]:
-        """Per-example values of ``measures`` for one method (NaN where an example is excluded), and its maps."""
-        model, config, settings = self.model, self.config, self.settings
-        clean = method.explain(model, prepared, targets)
+        perturbable: torch.Tensor,
+        keep_maps: bool,
+    ) -> tuple[dict[str, torch.Tensor], AttackedMaps | None, torch.Tensor]:
+        """Per-example values of ``measures`` for one method (NaN where an example is left out), its maps (with
+        ``keep_maps``), and which examples were skipped. Only the examples that can be perturbed and have a non-zero
+        clean map are attacked and sampled."""
+        batch = prepared.batch_size
+        rows = perturbable.nonzero().squeeze(1)
+        clean = method.explain(self.model, prepared.select(rows), targets[rows]) if len(rows) else None
+        clean_maps = None
+        if clean is not None:
+            clean_maps = clean.maps.new_zeros((batch, *clean.maps.shape[1:]))
+            clean_maps[rows] = clean.maps.detach()
+            rows = rows[clean.maps.detach().flatten(1).abs().amax(dim=1) > 0]
+        skipped = torch.ones(batch, dtype=torch.bool, device=perturbable.device)
+        skipped[rows] = False
+        scores = {m: torch.full((batch,), torch.nan) for m in measures}
+        attacked = None
+        if len(rows):
+            part_scores, attacked = self._measure(
+                method, prepared.select(rows), targets[rows], labels[rows], clean_maps[rows], measures
+            )
+            for measure, values in part_scores.items():
+                scores[measure] = values.new_full((batch,), torch.nan)
+                scores[measure][rows] = values.detach()
+        if not keep_maps:
+            return scores, None, skipped
+        left_out = (~perturbable).nonzero().squeeze(1)
+        if len(left_out):  # for the picture only: these examples' streams are not used by the scores
+            plain = method.explain(self.model, prepared.select(left_out), targets[left_out]).maps.detach()
+            clean_maps = plain.new_zeros((batch, *plain.shape[1:])) if clean_maps is None else clean_maps
+            clean_maps[left_out] = plain
+        attacked_maps, attacked_features = clean_maps.clone(), prepared.features.detach().clone()
+        perturbed = torch.zeros(batch, dtype=torch.bool, device=clean_maps.device)
+        if attacked is not None:
+            attacked_maps[rows] = attacked.maps.detach()
+            attacked_features[rows] = attacked.features.detach()
+            perturbed[rows] = attacked.perturbed
+        maps = AttackedMaps(
+            clean_maps, attacked_maps, prepared.features.detach(), attacked_features, labels, perturbed
+        )
+        return scores, maps, skipped
+
+    def _measure(
+        self,
+        method: AttributionMethod,
+        prepared: PreparedInputs,
+        targets: torch.Tensor,
+        labels: torch.Tensor,
+        clean_maps: torch.Tensor,
+        measures: Sequence[str],
+    ) -> tuple[dict[str, torch.Tensor], Any]:
+        """The measures on examples that can be scored: attack + similarity, then the sampled sensitivity family."""
+        model, config = self.model, self.config
         scores: dict[str, torch.Tensor] = {}
         wanted = set(measures)
-        nan = torch.full((prepared.batch_size,), torch.nan, device=clean.maps.device)
-        attacked_maps, attacked_features = clean.maps, prepared.features
-        perturbed = torch.zeros(prepared.batch_size, dtype=torch.bool, device=clean.maps.device)
+        result = None
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
             result = get_attack(config.attack)(
-                model, method, prepared, targets, clean.maps, labels, settings, self.generator
+                model, method, prepared, targets, clean_maps, labels, self.settings, self.generator
             )
-            attacked_maps, attacked_features, perturbed = result.maps, result.features, result.perturbed
+            nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
-            similarity = similarity_scores(clean.maps.abs(), result.maps.abs(), names, config.k, prepared.token_mask)
+            similarity = similarity_scores(clean_maps.abs(), result.maps.abs(), names, config.k, prepared.token_mask)
             for name, value in similarity.items():
                 scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
             if "attack_sensitivity" in wanted:
-                value = sensitivity_ratio(clean.maps, result.maps.unsqueeze(1)).squeeze(1)
+                value = sensitivity_ratio(clean_maps, result.maps.unsqueeze(1)).squeeze(1)
                 scores["attack_sensitivity"] = torch.where(result.perturbed, value.to(nan.dtype), nan)
             if "prediction_change_rate" in wanted:
                 scores["prediction_change_rate"] = result.label_changed.to(nan.dtype)
         sensitivity_names = tuple(name for name in SENSITIVITY_MEASURES if name in wanted)
         if sensitivity_names:
+            x = prepared.features
             radius = ball_radius(prepared, config.epsilon, config.norm)
             offsets = sample_ball(prepared, radius, config.norm, config.num_samples, self.generator)
+            # The draws stay in the valid input range, like the attacks' points.
+            offsets = range_projector(prepared, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
             maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)
-            x = prepared.features
             scores.update(
                 sensitivity_measures(
-                    clean.maps,
+                    clean_maps,
                     maps,
                     inputs=x,
                     perturbed_inputs=x.unsqueeze(1) + offsets,
@@ -237,12 +329,4 @@ class RobustnessScorer:
                     measures=sensitivity_names,
                 )
             )
-        method_maps = AttackedMaps(
-            clean.maps.detach(),
-            attacked_maps.detach(),
-            prepared.features.detach(),
-            attacked_features.detach(),
-            labels,
-            perturbed,
-        )
-        return scores, method_maps
+        return scores, result

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from hf_robattr.attribution.argument_checks import check_int, check_number
 from hf_robattr.attribution.attention import forward_with_attentions
 from hf_robattr.attribution.inputs import (
     forward_logits,
@@ -131,8 +132,6 @@ def _sample_until_precise(
 ) -> Estimate:
     """Mean and standard error of probe samples: ``num_probes`` first, then more (in chunks) until
     ``stderr <= rel_stderr * |mean|`` or ``max_probes`` samples are drawn."""
-    if num_probes < 2:
-        raise ValueError(f"`num_probes` must be >= 2 to report a standard error; got {num_probes}.")
     max_probes = MAX_PROBES_FACTOR * num_probes if max_probes is None else max_probes
     samples = [draw(count) for count in _chunks(num_probes, _PROBE_CHUNK)]
     drawn = num_probes
@@ -143,6 +142,19 @@ def _sample_until_precise(
         drawn += count
         value, stderr = _mean_and_stderr(torch.cat(samples))
     return Estimate(value, stderr, drawn)
+
+
+def _check_probes(
+    num_probes: Any, max_probes: Any, rel_stderr: Any, seed: Any
+) -> tuple[int, int | None, float | None]:
+    """The probe options, checked before any gradient is computed."""
+    num_probes = check_int("num_probes", num_probes, minimum=2)
+    if max_probes is not None:
+        max_probes = check_int("max_probes", max_probes, minimum=num_probes)
+    if rel_stderr is not None:
+        rel_stderr = check_number("rel_stderr", rel_stderr, positive=True)
+    check_int("seed", seed, minimum=0)
+    return num_probes, max_probes, rel_stderr
 
 
 def _dot(left: Sequence[torch.Tensor], right: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -165,6 +177,7 @@ def hessian_trace(
     drawn, up to ``max_probes`` (default ``10 * num_probes``; ``rel_stderr=None`` keeps exactly ``num_probes``). ``stderr`` is the standard error
     of the mean over probes; ``num_probes`` in the result is the number used.
     """
+    num_probes, max_probes, rel_stderr = _check_probes(num_probes, max_probes, rel_stderr, seed)
     flags = [param.requires_grad for param in model.parameters()]
     generator = torch.Generator().manual_seed(seed)
     with frozen_eval(model, requires_grad=True), twice_differentiable_attention(), torch.enable_grad():
@@ -187,8 +200,8 @@ def hessian_top_eigenvalue(
     ``value`` is the last Rayleigh quotient; ``stderr`` is the change of that quotient over the last iteration (a
     convergence error, not a sampling error); ``num_probes`` is the number of Hessian-vector products.
     """
-    if num_iterations < 2:
-        raise ValueError(f"`num_iterations` must be >= 2; got {num_iterations}.")
+    num_iterations = check_int("num_iterations", num_iterations, minimum=2)
+    check_int("seed", seed, minimum=0)
     flags = [param.requires_grad for param in model.parameters()]
     generator = torch.Generator().manual_seed(seed)
     with frozen_eval(model, requires_grad=True), twice_differentiable_attention(), torch.enable_grad():
@@ -220,12 +233,20 @@ def input_curvature(
     """Input-space curvature: mean over examples and probes of ``||H_x v||_2``, where ``H_x`` is the Hessian of an
     example's cross-entropy loss with respect to its input (pixels, or word embeddings for text; padding left out)
     and ``v`` is a random unit direction per example. ``stderr`` is the standard error over probes; probes are added
-    past ``num_probes`` as in :func:`hessian_trace`."""
+    past ``num_probes`` as in :func:`hessian_trace`. A text row of padding only has no input to curve: it raises
+    ``ValueError``."""
+    num_probes, max_probes, rel_stderr = _check_probes(num_probes, max_probes, rel_stderr, seed)
     device = model_device(model)
     inputs, labels = _split_batch(batch, device)
     generator = torch.Generator().manual_seed(seed)
     with frozen_eval(model, requires_grad=False), twice_differentiable_attention(), torch.enable_grad():
         prepared = prepare_inputs(model, inputs)
+        if prepared.token_mask is not None and not prepared.token_mask.bool().any(dim=1).all():
+            empty = (~prepared.token_mask.bool().any(dim=1)).nonzero().squeeze(1).tolist()
+            raise ValueError(
+                f"`batch` rows {empty} are padding only (attention_mask all 0): input curvature is undefined there; "
+                "drop those rows."
+            )
         features = prepared.features.detach().requires_grad_(True)
         loss = F.cross_entropy(forward_logits(model, prepared, features), labels, reduction="sum")
         (grad,) = torch.autograd.grad(loss, features, create_graph=True)

@@ -21,7 +21,7 @@ from hf_robattr.attribution.inputs import (
 )
 
 from .config import RobustnessConfig
-from .perturbations import ball_radius, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 
 
@@ -68,8 +68,9 @@ def sensitivity_family(
     ``epsilon``, ``norm``, ``num_samples``, ``seed``, ``batch_size``, ``method_kwargs``, ``measures`` (the sensitivity
     measures among them; default all four). ``method`` names the one attribution method (default: the config's
     ``methods``, which must then name exactly one). ``perturbations`` ``[B, S, *feature_shape]`` are the offsets to
-    add (pixels, or embeddings for text); without them ``num_samples`` uniform draws from the ``epsilon`` ball are
-    made from ``seed``. With ``keep_label``, perturbed copies whose predicted label differs from the clean one are
+    add (pixels, or embeddings for text), used as given; without them ``num_samples`` uniform draws from the
+    ``epsilon`` ball are made from ``seed`` and clamped into the valid input range (``input_range``, default each
+    image's own min/max). With ``keep_label``, perturbed copies whose predicted label differs from the clean one are
     left out. The model runs in eval mode with frozen parameters; its state is restored afterwards.
     """
     if method is not None:
@@ -95,6 +96,9 @@ def sensitivity_family(
             radius = ball_radius(prepared, config.epsilon, config.norm)
             generator = torch.Generator().manual_seed(config.seed)
             perturbations = sample_ball(prepared, radius, config.norm, config.num_samples, generator)
+            # Draws stay in the valid input range (``input_range``, default each image's own min/max).
+            x = prepared.features.detach().unsqueeze(1)
+            perturbations = range_projector(prepared, config.input_range)(x + perturbations) - x
         expected = (prepared.batch_size, *prepared.features.shape[1:])
         if perturbations.dim() != prepared.features.dim() + 1 or (
             (perturbations.shape[0], *perturbations.shape[2:]) != expected

@@ -16,7 +16,7 @@ from .batch_scoring import RobustnessScorer
 from .batching import count_batches, iter_batches, num_examples
 from .config import RobustnessConfig
 from .distributed import process_group, run_on_every_rank
-from .summary import summarise
+from .summary import skip_counts, summarise
 
 
 def evaluate_attribution_robustness(
@@ -58,9 +58,17 @@ def evaluate_attribution_robustness(
 
     Returns:
         A flat dict: ``"{method}/{measure}"`` (mean over examples, excluded ones left out) and
-        ``"{method}/{measure}_std"`` as floats, plus ``"num_samples"`` (examples scored).
-        ``prediction_change_rate`` is the fraction of examples for which the attack met a label-changing point;
-        similarity measures skip examples where no label-preserving perturbed point was found.
+        ``"{method}/{measure}_std"`` as floats, plus ``"num_samples"`` (examples given), ``"num_skipped"`` (examples
+        left out of at least one method) and ``"{method}/num_skipped"``. Examples that cannot be perturbed (an image
+        whose valid range has zero width, e.g. a constant image under the default per-image range; a text of
+        padding only) and examples whose clean map is all zeros are left out of every measure of the method, with
+        one warning; ``ValueError`` if a method has no example left. ``prediction_change_rate`` is the fraction of
+        examples for which the attack met a label-changing point; similarity measures also leave out examples where
+        no label-preserving perturbed point was found. Use :func:`json_ready` before writing the dict to JSON.
+
+    Raises:
+        ValueError / TypeError: for a bad setting or argument (naming it, its value and what is allowed), before
+            any scoring.
     """
     config = RobustnessConfig.from_options(config, **overrides)
     if not isinstance(model, nn.Module):
@@ -68,6 +76,7 @@ def evaluate_attribution_robustness(
     if inputs is None:
         raise TypeError("`inputs` is required: pixel values, a tokenized batch, a datasets.Dataset or batches.")
     target_tensor = _check_targets(targets)
+    _check_target_region(target_region, config)
     _check_flag("return_per_sample", return_per_sample)
     _check_flag("progress", progress)
     device = _check_device(device)
@@ -78,9 +87,11 @@ def evaluate_attribution_robustness(
         raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {total} examples.")
     rank, world_size = process_group()
 
-    def score_shard() -> tuple[list[int], dict[str, list[float]]]:
+    def score_shard() -> tuple[list[int], dict[str, list[float]], list[bool], dict[str, list[bool]]]:
         ids: list[torch.Tensor] = []
         values: dict[str, list[torch.Tensor]] = {}
+        unperturbable: list[torch.Tensor] = []
+        skipped: dict[str, list[torch.Tensor]] = {}
         batches = iter_batches(inputs, config.batch_size, rank=rank, world_size=world_size)
         bar = tqdm(
             batches,
@@ -94,23 +105,34 @@ def evaluate_attribution_robustness(
                     batch, targets=_targets_for(target_tensor, batch_ids), example_ids=batch_ids
                 )
                 ids.append(batch_ids)
+                unperturbable.append(scores.unperturbable)
                 for key, value in scores.per_sample.items():
-                    values.setdefault(key, []).append(value.cpu())
-        flat_ids = torch.cat(ids).tolist() if ids else []
-        return flat_ids, {key: torch.cat(parts).tolist() for key, parts in values.items()}
+                    values.setdefault(key, []).append(value)
+                for method, rows in scores.skipped.items():
+                    skipped.setdefault(method, []).append(rows)
+        return (
+            torch.cat(ids).tolist() if ids else [],
+            {key: torch.cat(parts).tolist() for key, parts in values.items()},
+            torch.cat(unperturbable).tolist() if unperturbable else [],
+            {method: torch.cat(parts).tolist() for method, parts in skipped.items()},
+        )
 
     shards = run_on_every_rank(score_shard, world_size)
-    ids = torch.tensor([i for shard_ids, _ in shards for i in shard_ids], dtype=torch.long)
+    ids = torch.tensor([i for shard in shards for i in shard[0]], dtype=torch.long)
     if ids.numel() == 0:
         raise ValueError("`inputs` holds no examples.")
     if target_tensor is not None and target_tensor.dim() == 1 and len(target_tensor) != ids.numel():
         raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {ids.numel()} examples.")
     order = ids.argsort()
-    per_sample = {
-        key: torch.tensor([v for _, shard_values in shards for v in shard_values[key]], dtype=torch.float64)[order]
-        for key in shards[0][1]
-    }
-    return summarise(per_sample, ids.numel(), return_per_sample)
+
+    def gathered(part: int, key: str | None, dtype: torch.dtype) -> torch.Tensor:
+        flat = [v for shard in shards for v in (shard[part] if key is None else shard[part][key])]
+        return torch.tensor(flat, dtype=dtype)[order]
+
+    per_sample = {key: gathered(1, key, torch.float64) for key in shards[0][1]}
+    skipped = {method: gathered(3, method, torch.bool) for method in config.methods}
+    counts = skip_counts(gathered(2, None, torch.bool), skipped, warn=rank == 0)
+    return {**summarise(per_sample, ids.numel(), return_per_sample), **counts}
 
 
 def _check_targets(targets: Any) -> torch.Tensor | None:
@@ -139,6 +161,20 @@ def _check_targets(targets: Any) -> torch.Tensor | None:
     if (value < 0).any():
         raise ValueError(f"`targets` must be class indices >= 0; got {value.tolist()}.")
     return value
+
+
+def _check_target_region(region: Any, config: RobustnessConfig) -> None:
+    if region is None:
+        return
+    if config.attack != "targeted":
+        raise ValueError(
+            f"`target_region` only applies to attack='targeted'; got attack={config.attack!r}. Pass "
+            "attack='targeted' or drop `target_region`."
+        )
+    if not isinstance(region, torch.Tensor) or region.dtype.is_complex:
+        raise TypeError(f"`target_region` must be a boolean tensor (a map); got {type(region).__name__}.")
+    if not region.bool().any():
+        raise ValueError("`target_region` selects no feature; mark at least one as True.")
 
 
 def _targets_for(targets: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:

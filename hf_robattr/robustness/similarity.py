@@ -38,6 +38,24 @@ def topk_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
     return mask.scatter_(1, flat.topk(k, dim=1).indices, True)
 
 
+def token_counts(k: int | float, token_mask: torch.Tensor) -> list[int]:
+    """``k`` as a count for each text (row of ``token_mask``): a fraction of its real tokens, or an integer ``k``
+    cut to its length."""
+    lengths = token_mask.bool().sum(dim=1).tolist()
+    return [resolve_k(min(k, length) if isinstance(k, int) else k, length) for length in lengths]
+
+
+def masked_topk_mask(maps: torch.Tensor, counts: list[int], valid: torch.Tensor) -> torch.Tensor:
+    """Boolean ``[B, F]`` mask of each row's ``counts[b]`` largest entries among its ``valid`` ones (text: the real
+    tokens; padding is never chosen)."""
+    flat = torch.where(_flat(valid).bool(), _flat(maps), -torch.inf)
+    order = flat.argsort(dim=1, descending=True, stable=True)
+    ranks = torch.empty_like(order).scatter_(
+        1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order)
+    )
+    return ranks < torch.tensor(counts, device=flat.device).unsqueeze(1)
+
+
 def topk_intersection(clean: torch.Tensor, perturbed: torch.Tensor, k: int | float = 0.1) -> torch.Tensor:
     """Fraction of the ``k`` largest features of ``clean`` that are also among the ``k`` largest of ``perturbed``
     (Ghorbani et al. 2019). Range [0, 1]."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,32 @@ def summarise(per_sample: Mapping[str, torch.Tensor], num_examples: int, keep: b
     if keep:
         summary["per_sample"] = samples
     return summary
+
+
+def skip_counts(unperturbable: torch.Tensor, skipped: Mapping[str, torch.Tensor], *, warn: bool) -> dict[str, float]:
+    """``"num_skipped"`` (examples left out of at least one method) and ``"{method}/num_skipped"``; warns once when
+    any example was left out, and raises ``ValueError`` when a method has no example left to score."""
+    total = int(unperturbable.numel())
+    cannot = int(unperturbable.sum())
+    counts = {f"{method}/num_skipped": float(rows.sum()) for method, rows in skipped.items()}
+    any_skipped = torch.stack(list(skipped.values())).any(dim=0) if skipped else unperturbable
+    counts["num_skipped"] = float(any_skipped.sum())
+    zero_maps = {method: int((rows & ~unperturbable).sum()) for method, rows in skipped.items()}
+    reasons = (
+        f"{cannot} of {total} cannot be perturbed (a constant image under the default per-image input range, or a "
+        f"text of padding only); all-zero clean maps (nothing to rank or compare): {zero_maps}"
+    )
+    empty = [method for method, rows in skipped.items() if bool(rows.all())]
+    if empty:
+        raise ValueError(f"no example left to score for {empty}: {reasons}. No score is reported for them.")
+    if warn and counts["num_skipped"]:
+        warnings.warn(
+            f"attribution robustness: {int(counts['num_skipped'])} of {total} examples left out of some measures: "
+            f"{reasons}. They are counted under 'num_skipped' and '{{method}}/num_skipped'.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return counts
 
 
 def json_ready(value: Any) -> Any:

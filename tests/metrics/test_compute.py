@@ -39,9 +39,11 @@ def test_results_equal_the_core(image_model, pixel_values, fast_options):
 def test_every_option_reaches_the_core_unchanged(monkeypatch, image_model, pixel_values):
     seen = {}
 
-    def fake_core(model, inputs, *, methods=("saliency",), attack="topk", epsilon=0.1, seed=0, measures=None):
+    def fake_core(
+        model, inputs, config=None, *, methods=("saliency",), attack="topk", epsilon=0.1, seed=0, measures=None
+    ):
         seen.update(model=model, inputs=inputs, methods=methods, attack=attack, epsilon=epsilon, seed=seed)
-        seen["measures"] = measures
+        seen.update(measures=measures, config=config)
         return {"saliency/spearman": 1.0, "num_samples": 6}
 
     monkeypatch.setattr(compute_module, "_scoring_core", lambda: fake_core)
@@ -49,6 +51,7 @@ def test_every_option_reaches_the_core_unchanged(monkeypatch, image_model, pixel
     result = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, **options)
     assert result == {"saliency/spearman": 1.0, "num_samples": 6}
     assert seen.pop("model") is image_model and seen.pop("inputs") is pixel_values
+    assert seen.pop("config") == hf_robattr.RobustnessConfig()  # the instance's defaults (none given at load)
     assert seen == options
     with pytest.raises(TypeError, match=r"unknown option\(s\) \['num_stepz'\].*valid options are"):
         hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, num_stepz=3)
@@ -149,3 +152,30 @@ def test_readme_example_runs():
     results = namespace["results"]
     assert results["num_samples"] == 4
     assert 0.0 <= results["saliency/topk_intersection"] <= 1.0
+
+
+def test_load_options_become_the_instance_defaults(image_model, pixel_values, fast_options):
+    settings = {key: value for key, value in fast_options.items() if key != "progress"}
+    metric = evaluate.load("attribution_robustness", **settings)
+    assert metric.robustness_config == hf_robattr.RobustnessConfig(**settings)
+    assert metric.seed == settings["seed"]
+    expected = hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, **fast_options)
+    assert same(metric.compute(model=image_model, inputs=pixel_values, progress=False), expected)
+    # compute's own options win over the load-time defaults
+    override = hf_robattr.evaluate_attribution_robustness(
+        image_model, pixel_values, **{**fast_options, "epsilon": 0.2}
+    )
+    assert same(metric.compute(model=image_model, inputs=pixel_values, epsilon=0.2, progress=False), override)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        pytest.param({"epsilom": 0.5}, TypeError, r"unknown load option\(s\) \['epsilom'\].*'epsilon'", id="typo"),
+        pytest.param({"epsilon": -1.0}, ValueError, "`epsilon`", id="bad-value"),
+        pytest.param({"methods": ["lime"]}, ValueError, "lime", id="bad-method"),
+    ],
+)
+def test_bad_load_options_are_refused(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        evaluate.load("attribution_robustness", **kwargs)

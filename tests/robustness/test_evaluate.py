@@ -116,7 +116,14 @@ def test_per_sample_values_and_targets(vit, images):
     result = hf_robattr.evaluate_attribution_robustness(
         vit, images, targets=[0, 1, 2, 0, 1, 2], measures=("max_sensitivity",), return_per_sample=True, **FAST
     )
-    assert set(result) == {"saliency/max_sensitivity", "saliency/max_sensitivity_std", "num_samples", "per_sample"}
+    assert set(result) == {
+        "saliency/max_sensitivity",
+        "saliency/max_sensitivity_std",
+        "num_samples",
+        "num_skipped",
+        "saliency/num_skipped",
+        "per_sample",
+    }
     assert len(result["per_sample"]["saliency/max_sensitivity"]) == 6
 
 

@@ -1,9 +1,9 @@
 """Numbers do not move: the scoring core's per-example values on fixed cases equal those recorded in
 ``reference_scores.json``.
 
-The reference was recorded by running this module as a script (``python tests/robustness/test_reference_scores.py``)
-on the code named in the file's ``"recorded_with"`` entry, before the code was refactored; it is regenerated only
-when a change is meant to move the numbers, and the commit that does so says why.
+The reference was first recorded by running this module as a script (``python tests/robustness/test_reference_scores.py``)
+on the code before the RobustnessConfig refactor (026d7e4); it is regenerated only when a change is meant to move the
+numbers, and the commit that does so says why (``git log -- tests/robustness/reference_scores.json``).
 """
 
 import json
@@ -117,12 +117,13 @@ def test_numbers_do_not_move(name):
 
 
 def _record() -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    recorded_with = f"{commit.stdout.strip()} plus the working tree; the commit adding this version says why"
     cases = {}
     for name in sorted(CASES):
         per_sample = run_case(name)["per_sample"]
         cases[name] = {key: [None if math.isnan(v) else v for v in values] for key, values in per_sample.items()}
-    REFERENCE.write_text(json.dumps({"recorded_with": commit, "cases": cases}, indent=1, sort_keys=True) + "\n")
+    REFERENCE.write_text(json.dumps({"recorded_with": recorded_with, "cases": cases}, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

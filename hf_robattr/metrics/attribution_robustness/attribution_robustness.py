@@ -10,6 +10,19 @@ import evaluate
 import hf_robattr
 
 
+# Keyword arguments of ``evaluate.load`` that evaluate's module takes itself (the others are scoring settings).
+_MODULE_OPTIONS = (
+    "keep_in_memory",
+    "cache_dir",
+    "num_process",
+    "process_id",
+    "seed",
+    "experiment_id",
+    "hash",
+    "max_concurrent_cache_files",
+    "timeout",
+)
+
 _CITATION = """\
 @inproceedings{mehrpanah2026improving,
   title     = {Improving Adversarial Robustness of Attribution via Implicit Regularization},
@@ -164,14 +177,36 @@ class AttributionRobustness(evaluate.Metric):
             ],
         )
 
+    def __init__(self, config_name=None, **kwargs):
+        """Settings given at load time, ``evaluate.load("attribution_robustness", epsilon=0.5, methods=[...])`` (or
+        ``config=RobustnessConfig(...)``), become this instance's defaults for ``compute``; they are validated
+        here. ``seed`` seeds both evaluate's module and the scores. Unknown keyword arguments raise ``TypeError``.
+        """
+        setting_names = ("config", *hf_robattr.robustness.RobustnessConfig.field_names())
+        settings = {name: kwargs.pop(name) for name in list(kwargs) if name in setting_names}
+        unknown = sorted(set(kwargs) - set(_MODULE_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"attribution_robustness got unknown load option(s) {unknown}; scoring settings are "
+                f"{sorted(setting_names)}, evaluate's own options {sorted(_MODULE_OPTIONS)}."
+            )
+        base = settings.pop("config", None)
+        self.robustness_config = hf_robattr.robustness.RobustnessConfig.from_options(base, **settings)
+        if "seed" in settings:
+            kwargs["seed"] = self.robustness_config.seed
+        super().__init__(config_name=config_name, **kwargs)
+
     def compute(self, *, model=None, inputs=None, **options):
         """Score the robustness of ``model``'s attributions on ``inputs``; every option goes to the core.
 
-        Under torch.distributed every rank scores its shard of the examples and returns the same dict.
+        Settings not given here come from the instance's defaults (those given to ``evaluate.load``); a
+        ``config=`` passed here replaces them. Under torch.distributed every rank scores its shard of the examples
+        and returns the same dict.
         """
         return self._compute(model=model, inputs=inputs, **options)
 
     def _compute(self, *, model=None, inputs=None, **options):
+        options.setdefault("config", self.robustness_config)
         return hf_robattr.metrics.compute_attribution_robustness(model, inputs, **options)
 
     def add(self, **kwargs):
