@@ -21,7 +21,15 @@ from .loading import (
     truncate_dataset,
 )
 from .tokenizer import SPECIAL_TOKENS, build_offline_tokenizer
-from .transforms import ANNOTATION_KEYS, ImageClassificationTransform, TextClassificationTransform, model_inputs
+from .transforms import (
+    ANNOTATION_KEYS,
+    MASK_COLUMN,
+    RATIONALE_COLUMN,
+    DataCollatorWithAnnotations,
+    ImageClassificationTransform,
+    TextClassificationTransform,
+    model_inputs,
+)
 
 
 __all__ = [
@@ -29,10 +37,13 @@ __all__ = [
     "EMBEDDED_DATASETS",
     "GENERATED_DATASETS",
     "IMAGE_COLUMN_CANDIDATES",
+    "MASK_COLUMN",
+    "RATIONALE_COLUMN",
     "SENTIMENT_NEGATIVE_WORDS",
     "SENTIMENT_POSITIVE_WORDS",
     "SPECIAL_TOKENS",
     "TEXT_COLUMN_CANDIDATES",
+    "DataCollatorWithAnnotations",
     "ImageClassificationTransform",
     "TextClassificationTransform",
     "build_offline_tokenizer",

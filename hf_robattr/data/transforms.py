@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image as PILImage
+from transformers import DataCollatorWithPadding
 
 
-__all__ = ["ANNOTATION_KEYS", "ImageClassificationTransform", "TextClassificationTransform", "model_inputs"]
+__all__ = [
+    "ANNOTATION_KEYS",
+    "MASK_COLUMN",
+    "RATIONALE_COLUMN",
+    "DataCollatorWithAnnotations",
+    "ImageClassificationTransform",
+    "TextClassificationTransform",
+    "model_inputs",
+]
 
 # Columns the transforms add for attribution studies (ground truth, never model inputs): image masks, text rationales.
 ANNOTATION_KEYS = ("masks", "rationale_mask")
+# The dataset columns they come from (as in the embedded ``synthetic_images`` / ``synthetic_sentiment`` sets).
+MASK_COLUMN = "mask"
+RATIONALE_COLUMN = "rationale"
 
 
 def model_inputs(batch: dict[str, Any], *, labels: bool = False) -> dict[str, torch.Tensor]:
@@ -124,3 +137,26 @@ class TextClassificationTransform:
             encoded["rationale_mask"] = masks
         encoded["labels"] = list(batch[self.label_column])
         return dict(encoded)
+
+
+@dataclass
+class DataCollatorWithAnnotations(DataCollatorWithPadding):
+    """``DataCollatorWithPadding`` that also pads the token-level annotations (``rationale_mask``) with 0, on the
+    tokenizer's padding side, to the padded length of ``input_ids``. Batches without annotations are collated
+    exactly as ``DataCollatorWithPadding`` does."""
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        keys = [key for key in ANNOTATION_KEYS if features and key in features[0]]
+        annotations = {key: [feature[key] for feature in features] for key in keys}
+        batch = super().__call__([{k: v for k, v in feature.items() if k not in keys} for feature in features])
+        length = batch["input_ids"].shape[1]
+        for key, rows in annotations.items():
+            padded = torch.zeros(len(rows), length, dtype=torch.long)
+            for i, row in enumerate(rows):
+                values = torch.as_tensor(row, dtype=torch.long)[:length]
+                if self.tokenizer.padding_side == "left":
+                    padded[i, length - len(values) :] = values
+                else:
+                    padded[i, : len(values)] = values
+            batch[key] = padded
+        return batch

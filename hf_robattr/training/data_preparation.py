@@ -8,10 +8,13 @@ from typing import Any
 
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding, default_data_collator
+from transformers import default_data_collator
 
 from hf_robattr.data import (
+    MASK_COLUMN,
+    RATIONALE_COLUMN,
     TEXT_COLUMN_CANDIDATES,
+    DataCollatorWithAnnotations,
     ImageClassificationTransform,
     TextClassificationTransform,
     label_names,
@@ -29,7 +32,12 @@ __all__ = ["PreparedData", "prepare_image_data", "prepare_text_data"]
 @dataclass
 class PreparedData:
     """Train/validation/test datasets that yield model inputs (``labels`` included), the collator that batches
-    them, the class names, and the pre-processor saved with the model (image processor or tokenizer)."""
+    them, the class names, and the pre-processor saved with the model (image processor or tokenizer).
+
+    Where the dataset has ground truth for attributions, the examples also carry it (:data:`~hf_robattr.data.
+    ANNOTATION_KEYS`: ``masks`` from a ``mask`` column, ``rationale_mask`` from a ``rationale`` column), batched by
+    the collator; :func:`~hf_robattr.data.model_inputs` drops them, and so does the trainer.
+    """
 
     train: Dataset
     validation: Dataset
@@ -92,6 +100,7 @@ def prepare_image_data(
         label_column=label_column,
         image_size=image_size,
         image_processor=image_processor if transform_with_processor else None,
+        mask_column=MASK_COLUMN if MASK_COLUMN in splits["train"].column_names else None,
     )
     parts = {
         split: truncate_dataset(splits[split], limit).with_transform(transform)
@@ -126,7 +135,11 @@ def prepare_text_data(data_args: TextDataArguments, *, tokenizer: Any, seed: int
         input_purpose="text",
     )
     transform = TextClassificationTransform(
-        tokenizer, text_column=text_column, label_column=label_column, max_seq_length=data_args.max_seq_length
+        tokenizer,
+        text_column=text_column,
+        label_column=label_column,
+        max_seq_length=data_args.max_seq_length,
+        rationale_column=RATIONALE_COLUMN if RATIONALE_COLUMN in splits["train"].column_names else None,
     )
     parts = {}
     for split, limit in _limits(data_args).items():
@@ -135,7 +148,7 @@ def prepare_text_data(data_args: TextDataArguments, *, tokenizer: Any, seed: int
     return PreparedData(
         **parts,
         label_names=label_names(splits["train"], label_column),
-        collator=DataCollatorWithPadding(tokenizer),
+        collator=DataCollatorWithAnnotations(tokenizer),
         processor=tokenizer,
         dataset_name=data_args.dataset_name,
         dataset_config_name=data_args.dataset_config_name,

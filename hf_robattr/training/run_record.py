@@ -154,17 +154,29 @@ def build_results(
 ) -> dict[str, Any]:
     """The ``results.json`` record (its schema is what ``hf_robattr.hub`` reads to write the model card).
 
-    ``dataset`` is the ``"dataset"`` section (name, config, eval split, sizes); ``robustness`` the scores of
-    :func:`~hf_robattr.training.score_test_robustness` (``num_samples`` moves to
-    ``dataset["num_robustness_examples"]``); ``robustness_config`` the ``RobustnessConfig.to_dict()`` they were
-    scored with.
+    ``dataset`` is the ``"dataset"`` section (name, config, eval split, sizes); ``robustness`` the result of
+    :func:`~hf_robattr.training.score_test_robustness`: its scores (``"{method}/{measure}"`` and ``_std``) form the
+    ``"robustness"`` section, its counts go to ``"dataset"``: ``num_robustness_examples`` (examples given) and
+    ``num_robustness_skipped`` (``{"any": n, method: n}``: examples left out because they cannot be perturbed or
+    their clean map is all zeros). ``robustness_config`` is the ``RobustnessConfig.to_dict()`` they were scored
+    with.
     """
+    scores = {key: value for key, value in robustness.items() if not _is_count(key)}
+    skipped = {
+        key.rpartition("/")[0] or "any": int(value)
+        for key, value in robustness.items()
+        if key.split("/")[-1] == "num_skipped"
+    }
     results = {
         "model": model_record(model, model_name_or_path),
         "training": training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
-        "dataset": {**dataset, "num_robustness_examples": int(robustness.get("num_samples", 0))},
+        "dataset": {
+            **dataset,
+            "num_robustness_examples": int(robustness.get("num_samples", 0)),
+            "num_robustness_skipped": skipped,
+        },
         "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
-        "robustness": {key: value for key, value in robustness.items() if key != "num_samples"},
+        "robustness": scores,
         "robustness_config": dict(robustness_config or {}),
         "hyperparameters": non_default_arguments(args),
         "log_history": state.log_history,
@@ -172,6 +184,11 @@ def build_results(
     if diagnostics is not None:
         results["diagnostics"] = dict(diagnostics)
     return results
+
+
+def _is_count(key: str) -> bool:
+    """Bookkeeping of the scoring core (examples given, examples left out), not a robustness score."""
+    return key == "num_samples" or key.split("/")[-1] == "num_skipped"
 
 
 def json_safe(value: Any) -> Any:

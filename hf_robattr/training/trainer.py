@@ -14,6 +14,8 @@ from transformers import PreTrainedModel, Trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.utils import SAFE_WEIGHTS_NAME
 
+from hf_robattr.data import ANNOTATION_KEYS
+
 from .regularizers import Regularizer, get_regularizer
 from .training_arguments import RobAttrTrainingArguments
 
@@ -118,6 +120,12 @@ class RobAttrTrainer(Trainer):
         bind the new ones to this trainer."""
         super()._load_callback_state()
         self._bind_callbacks()
+
+    def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """``Trainer._prepare_inputs`` without the annotation columns (ground-truth masks, rationales): they ride
+        along in the batches for attribution studies but are not model inputs."""
+        inputs = {key: value for key, value in inputs.items() if key not in ANNOTATION_KEYS}
+        return super()._prepare_inputs(inputs)
 
     def compute_loss_context_manager(self) -> contextlib.ExitStack:
         """``Trainer``'s context plus MATH attention when the regularizer differentiates twice."""

@@ -7,12 +7,14 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from hf_robattr.data import build_offline_tokenizer
 from hf_robattr.training import (
     ImageDataArguments,
     RobAttrTrainingArguments,
     TextDataArguments,
     TextModelArguments,
     VisionModelArguments,
+    prepare_text_data,
     run_pipeline,
 )
 
@@ -59,6 +61,7 @@ def test_in_process_run_writes_nothing_and_returns_the_model(tmp_path):
     assert not result.model.training and result.results_path is None
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.*"))
     assert len(result.data.train) == 64 and len(result.data.test) == 8  # 80 generated: 80/10/10 % split
+    assert result.data.test[0]["masks"].shape == (8, 8)  # the evidence masks ride along (not model inputs)
     entropy = result.results["diagnostics"]["attention_entropy"]
     assert len(entropy["per_layer"]) == 1 and 0 <= entropy["value"] <= math.log(5)  # 4 patches + [CLS]
     assert set(result.results["diagnostics"]) == {"hessian_trace", "hessian_top_eigenvalue", "attention_entropy"}
@@ -79,3 +82,11 @@ def test_modalities_must_match(tmp_path):
         run_pipeline(VisionModelArguments(), TextDataArguments(), arguments(tmp_path))
     with pytest.raises(TypeError, match="RobAttrTrainingArguments"):
         run_pipeline(TextModelArguments(), TextDataArguments(), object())
+
+
+def test_prepared_text_carries_the_rationales():
+    data_args = TextDataArguments(dataset_num_examples=40, max_eval_samples=4)
+    data = prepare_text_data(data_args, tokenizer=build_offline_tokenizer(), seed=0)
+    batch = data.collator([data.test[i] for i in range(4)])
+    assert batch["rationale_mask"].shape == batch["input_ids"].shape
+    assert int(batch["rationale_mask"].sum()) > 0 and not (batch["rationale_mask"] > batch["attention_mask"]).any()
