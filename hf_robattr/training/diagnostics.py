@@ -114,7 +114,8 @@ class DiagnosticsCallback(TrainerCallback):
     The batch is the first ``diagnostics_batch_size`` training examples; probes use ``args.seed``, so successive
     values differ only through the model. ``robustness`` is the scoring configuration of the
     ``attribution_robustness`` diagnostic (default: :class:`~hf_robattr.RobustnessConfig`'s defaults). Every process
-    computes the same numbers on the same batch (no collective), so logs agree under DDP.
+    computes the same numbers on the same batch (the robustness scoring shards the batch across processes and
+    gathers the result), so logs agree under DDP.
     """
 
     def __init__(self, robustness: RobustnessConfig | None = None) -> None:

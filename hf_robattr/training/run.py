@@ -187,8 +187,9 @@ def run_pipeline(
         data: prepared data to use instead of loading ``data_args`` (e.g. cached across runs).
 
     Returns:
-        A :class:`RunResult`. Under a distributed launch every process returns one; robustness and diagnostics
-        are computed on the main process only.
+        A :class:`RunResult`. Under a distributed launch every process returns the same record: the robustness
+        examples are sharded across processes (each scores every ``world_size``-th one) and gathered; only the main
+        process writes files.
     """
     check_run_arguments(model_args, data_args, training_args)
     config = robustness if robustness is not None else RobustnessConfig()
@@ -218,20 +219,17 @@ def run_pipeline(
     test_metrics = trainer.evaluate(data.test, metric_key_prefix="test")
     trainer.log_metrics("test", test_metrics)
     model = trainer.accelerator.unwrap_model(trainer.model)
-    scores: dict[str, float] = {}
-    diagnostics = None
-    if trainer.is_world_process_zero():
-        scores = score_test_robustness(
-            model,
-            data,
-            config,
-            num_examples=training_args.robustness_num_examples,
-            device=training_args.device,
-            progress=not training_args.disable_tqdm,
-        )
-        logger.info("Attribution robustness on the test split: %s", scores)
-        if training_args.diagnostics_at_end:
-            diagnostics = _final_diagnostics(model, data, training_args, config)
+    # Every process scores (under a distributed launch each takes a shard of the examples and all get the result).
+    scores = score_test_robustness(
+        model,
+        data,
+        config,
+        num_examples=training_args.robustness_num_examples,
+        device=training_args.device,
+        progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
+    )
+    logger.info("Attribution robustness on the test split: %s", scores)
+    diagnostics = _final_diagnostics(model, data, training_args, config) if training_args.diagnostics_at_end else None
 
     results = build_results(
         model=model,

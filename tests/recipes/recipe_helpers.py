@@ -44,7 +44,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_two_processes(recipe: str, argv: list[str], timeout: int = 300) -> subprocess.CompletedProcess:
+def launch_two_processes(recipe: str, argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
     """``accelerate launch`` the recipe on 2 CPU processes (gloo DDP), as documented in the README."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch",
