@@ -57,9 +57,9 @@ class RobAttrAttentionMixin:
     """Mixin for a ``PreTrainedModel`` subclass that switches its attention with ``config.attention_type``.
 
     * ``_attn_implementation`` follows ``attention_type`` (it is not saved in ``config.json``): ``"kernel"`` always
-      uses ``"robattr_kernel"`` (an ``attn_implementation`` given with the config is ignored, and
-      :meth:`set_attn_implementation` refuses any other); ``"softmax"`` uses ``"robattr_softmax"`` unless another
-      implementation (``"eager"``, ``"sdpa"``, ...) is requested.
+      uses ``"robattr_kernel"`` (another ``attn_implementation``, at build or by :meth:`set_attn_implementation`, is
+      refused with a ``ValueError``); ``"softmax"`` uses ``"robattr_softmax"`` unless another implementation
+      (``"eager"``, ``"sdpa"``, ...) is requested.
     * The config is validated when the model is built (before its modules) and saved (kernel attention is
       encoder-only).
     * In kernel mode, every attention module of a class in ``_robattr_attention_classes`` gets a ``feature_map``
@@ -135,6 +135,14 @@ class RobAttrAttentionMixin:
         validate_kernel_config(self.config)
         implementation = _attention_implementation(self.config)
         if implementation == KERNEL_ATTENTION:
+            # robattr_softmax is what a config copied from a softmax model carries: not a request of the user's
+            if requested_attention not in (None, KERNEL_ATTENTION, SOFTMAX_ATTENTION):
+                raise ValueError(
+                    f"attn_implementation={requested_attention!r} was requested for a model with "
+                    f"attention_type='kernel', which always runs {KERNEL_ATTENTION!r}. For softmax attention with that "
+                    "implementation, load the model with attention_type='softmax'; for kernel attention, leave "
+                    "attn_implementation unset."
+                )
             return KERNEL_ATTENTION
         if requested_attention in (None, KERNEL_ATTENTION):
             requested_attention = SOFTMAX_ATTENTION

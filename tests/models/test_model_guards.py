@@ -190,3 +190,26 @@ def test_kernel_vit_exports_and_matches_eager(vit_kwargs, pixel_values, feature_
     torch.testing.assert_close(exported(pixel_values).logits, model(pixel_values).logits, atol=1e-6, rtol=1e-5)
     other = torch.randn_like(pixel_values)
     torch.testing.assert_close(exported(other).logits, model(other).logits, atol=1e-6, rtol=1e-5)
+
+
+# --- an explicit attention implementation is honoured or refused, never ignored (ModelTesterMixin's dispatch test) --
+
+
+@pytest.mark.parametrize("requested", ["eager", "sdpa"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_loading_with_an_attention_implementation_gives_it_or_refuses(tmp_path, family, family_inputs, requested):
+    kwargs, inputs = family_inputs[family]
+    torch.manual_seed(0)
+    model_class = _model_class(family)
+    softmax = model_class(_config(family, kwargs)).eval()
+    softmax.save_pretrained(tmp_path / "softmax")
+    loaded = model_class.from_pretrained(tmp_path / "softmax", attn_implementation=requested).eval()
+    assert loaded.config._attn_implementation == requested
+    torch.testing.assert_close(loaded(**inputs).logits, softmax(**inputs).logits, atol=1e-5, rtol=1e-5)
+
+    model_class(_config(family, kwargs, attention_type="kernel")).save_pretrained(tmp_path / "kernel")
+    message = rf"attn_implementation='{requested}' was requested for a model with attention_type='kernel'"
+    with pytest.raises(ValueError, match=message + r".*load the model with attention_type='softmax'"):
+        model_class.from_pretrained(tmp_path / "kernel", attn_implementation=requested)
+    with pytest.raises(ValueError, match=message):
+        model_class(_config(family, kwargs, attention_type="kernel", attn_implementation=requested))

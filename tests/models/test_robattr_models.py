@@ -81,9 +81,6 @@ def test_attention_implementation_follows_attention_type(vit_kwargs):
     assert _vit(vit_kwargs, "kernel").config._attn_implementation == KERNEL_ATTENTION
     eager = RobAttrViTForImageClassification(RobAttrViTConfig(**vit_kwargs, attn_implementation="eager"))
     assert eager.config._attn_implementation == "eager"
-    kernel_config = RobAttrViTConfig(attention_type="kernel", attn_implementation="sdpa", **vit_kwargs)
-    kernel = RobAttrViTForImageClassification(kernel_config)
-    assert kernel.config._attn_implementation == KERNEL_ATTENTION
 
 
 def test_softmax_mode_adds_no_weights(vit_kwargs, bert_kwargs):
