@@ -19,7 +19,9 @@ from .feature_maps import FEATURE_MAPS
 from .kernel_attention import KERNEL_ATTENTION, SOFTMAX_ATTENTION
 
 
-ATTENTION_TYPES: tuple[str, ...] = ("softmax", "kernel")
+# Attention type -> the attention implementation it runs by default.
+ATTENTION_IMPLEMENTATIONS: dict[str, str] = {"softmax": SOFTMAX_ATTENTION, "kernel": KERNEL_ATTENTION}
+ATTENTION_TYPES: tuple[str, ...] = tuple(ATTENTION_IMPLEMENTATIONS)
 # Attention implementations that return weights; transformers' own config check only knows "eager".
 WEIGHT_RETURNING_ATTENTIONS: tuple[str, ...] = ("eager", KERNEL_ATTENTION, SOFTMAX_ATTENTION)
 
@@ -89,6 +91,12 @@ def validate_kernel_config(config: Any) -> None:
             f"cross-attention): is_decoder and add_cross_attention must be False, got is_decoder={is_decoder!r}, "
             f"add_cross_attention={cross_attention!r}. Use attention_type='softmax' for a decoder."
         )
+
+
+def attention_implementation(config: Any) -> str:
+    """The attention implementation that ``config.attention_type`` runs; ``ValueError`` for an unknown type."""
+    _check_attention_type(config.attention_type)
+    return ATTENTION_IMPLEMENTATIONS[config.attention_type]
 
 
 def check_output_attentions(attn_implementation: str | None, output_attentions: bool) -> None:
@@ -188,9 +196,11 @@ class RobAttrConfigMixin:
 
 
 __all__ = [
+    "ATTENTION_IMPLEMENTATIONS",
     "ATTENTION_TYPES",
     "KERNEL_FIELD_CHECKS",
     "RobAttrConfigMixin",
+    "attention_implementation",
     "check_output_attentions",
     "validate_kernel_config",
 ]

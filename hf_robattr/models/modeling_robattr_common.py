@@ -12,13 +12,10 @@ import warnings
 from torch import nn
 from transformers import initialization as init
 
-from .configuration_robattr_common import validate_kernel_config
+from .configuration_robattr_common import attention_implementation, validate_kernel_config
 from .feature_maps import KernelFeatureMap, build_feature_map
 from .kernel_attention import KERNEL_ATTENTION, SOFTMAX_ATTENTION
 
-
-# Attention type -> the attention implementation it runs by default.
-ATTENTION_IMPLEMENTATIONS: dict[str, str] = {"softmax": SOFTMAX_ATTENTION, "kernel": KERNEL_ATTENTION}
 
 # Keyword arguments of ``from_pretrained`` that say where a checkpoint's config.json is.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
@@ -43,14 +40,6 @@ def _warn_once_about_swap(checkpoint: str | os.PathLike) -> None:
         KernelSwapWarning,
         stacklevel=3,
     )
-
-
-def _attention_implementation(config) -> str:
-    if config.attention_type not in ATTENTION_IMPLEMENTATIONS:
-        raise ValueError(
-            f"attention_type must be one of {list(ATTENTION_IMPLEMENTATIONS)}, got {config.attention_type!r}."
-        )
-    return ATTENTION_IMPLEMENTATIONS[config.attention_type]
 
 
 class RobAttrAttentionMixin:
@@ -133,7 +122,7 @@ class RobAttrAttentionMixin:
         kernel "decoder" is refused with our error rather than failing later inside HF's modules.
         """
         validate_kernel_config(self.config)
-        implementation = _attention_implementation(self.config)
+        implementation = attention_implementation(self.config)
         if implementation == KERNEL_ATTENTION:
             # robattr_softmax is what a config copied from a softmax model carries: not a request of the user's
             if requested_attention not in (None, KERNEL_ATTENTION, SOFTMAX_ATTENTION):
@@ -172,4 +161,4 @@ class RobAttrAttentionMixin:
                 init.copy_(target, value.to(device=target.device, dtype=target.dtype))
 
 
-__all__ = ["ATTENTION_IMPLEMENTATIONS", "KernelSwapWarning", "RobAttrAttentionMixin"]
+__all__ = ["KernelSwapWarning", "RobAttrAttentionMixin"]
