@@ -4,7 +4,7 @@
 from .command_line import parse_arguments, setup_logging
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
-from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnostics_batch, flatten_diagnostics
+from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnose, diagnostics_batch, flatten_diagnostics
 from .evaluation import compute_accuracy, score_test_robustness
 from .model_arguments import KERNEL_FEATURE_MAPS, ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import (
@@ -86,6 +86,7 @@ __all__ = [
     "check_run_arguments",
     "compute_accuracy",
     "compute_diagnostics",
+    "diagnose",
     "diagnostics_batch",
     "differentiable_inputs",
     "finish_run",

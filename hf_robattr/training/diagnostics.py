@@ -23,7 +23,7 @@ from hf_robattr.robustness import (
 from .training_arguments import DIAGNOSTICS
 
 
-__all__ = ["DiagnosticsCallback", "compute_diagnostics", "diagnostics_batch", "flatten_diagnostics"]
+__all__ = ["DiagnosticsCallback", "compute_diagnostics", "diagnose", "diagnostics_batch", "flatten_diagnostics"]
 
 
 def _estimate(estimate: Any) -> dict[str, float]:
@@ -92,6 +92,25 @@ def compute_diagnostics(
     return result
 
 
+def diagnose(
+    model: torch.nn.Module, batch: Mapping[str, torch.Tensor], args: Any, robustness: RobustnessConfig | None = None
+) -> dict[str, Any]:
+    """:func:`compute_diagnostics` with the settings of a :class:`~hf_robattr.training.RobAttrTrainingArguments`
+    (``--diagnostics``, ``--diagnostics_num_probes``, ``--diagnostics_max_probes``, ``--diagnostics_num_iterations``,
+    ``--seed``, ``--device``)."""
+    return compute_diagnostics(
+        model,
+        batch,
+        diagnostics=args.diagnostics,
+        num_probes=args.diagnostics_num_probes,
+        max_probes=args.diagnostics_max_probes,
+        num_iterations=args.diagnostics_num_iterations,
+        seed=args.seed,
+        robustness=robustness,
+        device=args.device,
+    )
+
+
 def flatten_diagnostics(diagnostics: Mapping[str, Any]) -> dict[str, float]:
     """``compute_diagnostics``' result as flat log keys: ``diagnostics/{name}`` (+ ``_stderr``),
     ``diagnostics/attention_entropy`` (mean over layers) and ``diagnostics/robustness/{method}/{measure}``."""
@@ -132,18 +151,7 @@ class DiagnosticsCallback(TrainerCallback):
         if self.batch is None:
             dataset, collator = self.trainer.train_dataset, self.trainer.data_collator
             self.batch = diagnostics_batch(dataset, collator, args.diagnostics_batch_size, args.device)
-        diagnostics = compute_diagnostics(
-            model,
-            self.batch,
-            diagnostics=args.diagnostics,
-            num_probes=args.diagnostics_num_probes,
-            max_probes=args.diagnostics_max_probes,
-            num_iterations=args.diagnostics_num_iterations,
-            seed=args.seed,
-            robustness=self.robustness,
-            device=args.device,
-        )
-        return flatten_diagnostics(diagnostics)
+        return flatten_diagnostics(diagnose(model, self.batch, args, self.robustness))
 
     def _maybe_log(self, args: Any, state: TrainerState, control: TrainerControl) -> None:
         if self.trainer is None or not args.diagnostics_steps or state.global_step % args.diagnostics_steps:

@@ -58,24 +58,29 @@ def _from_checkpoint(cls: type[PreTrainedModel], args: ModelArguments, label_nam
     )
 
 
+def _scratch_kwargs(args: ModelArguments, label_names: list[str]) -> dict[str, Any]:
+    """The config fields every from-scratch model takes from the arguments (no dropout: the regimes differ only in
+    their optimizer and regularizer)."""
+    return {
+        "hidden_size": args.hidden_size,
+        "num_hidden_layers": args.num_hidden_layers,
+        "num_attention_heads": args.num_attention_heads,
+        "intermediate_size": args.intermediate_size,
+        "hidden_dropout_prob": 0.0,
+        "attention_probs_dropout_prob": 0.0,
+        "initializer_range": args.initializer_range,
+        **_attention_kwargs(args),
+        **_label_kwargs(label_names),
+    }
+
+
 def build_vit_classifier(args: VisionModelArguments, *, label_names: list[str]) -> PreTrainedModel:
     """A ``RobAttrViTForImageClassification``: from ``args.model_name_or_path`` (any ViT checkpoint, attention
     swapped to ``args.attention_type``, new classifier head when the labels differ) or a tiny one from scratch."""
     if args.model_name_or_path is not None:
         return _from_checkpoint(RobAttrViTForImageClassification, args, label_names)
     config = RobAttrViTConfig(
-        image_size=args.image_size,
-        patch_size=args.patch_size,
-        num_channels=3,
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=args.num_attention_heads,
-        intermediate_size=args.intermediate_size,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=args.initializer_range,
-        **_attention_kwargs(args),
-        **_label_kwargs(label_names),
+        image_size=args.image_size, patch_size=args.patch_size, num_channels=3, **_scratch_kwargs(args, label_names)
     )
     return RobAttrViTForImageClassification._from_config(config, **_implementation_kwargs(args))
 
@@ -87,17 +92,9 @@ def build_bert_classifier(args: TextModelArguments, *, label_names: list[str], t
         return _from_checkpoint(RobAttrBertForSequenceClassification, args, label_names)
     config = RobAttrBertConfig(
         vocab_size=len(tokenizer),
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_hidden_layers,
-        num_attention_heads=args.num_attention_heads,
-        intermediate_size=args.intermediate_size,
         max_position_embeddings=args.max_position_embeddings,
         pad_token_id=tokenizer.pad_token_id,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        initializer_range=args.initializer_range,
-        **_attention_kwargs(args),
-        **_label_kwargs(label_names),
+        **_scratch_kwargs(args, label_names),
     )
     return RobAttrBertForSequenceClassification._from_config(config, **_implementation_kwargs(args))
 

@@ -20,7 +20,7 @@ from hf_robattr.robustness import RobustnessConfig
 
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
-from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnostics_batch
+from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
 from .evaluation import compute_accuracy, score_test_robustness
 from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import build_classifier, load_processor
@@ -229,7 +229,12 @@ def run_pipeline(
         progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
     )
     logger.info("Attribution robustness on the test split: %s", scores)
-    diagnostics = _final_diagnostics(model, data, training_args, config) if training_args.diagnostics_at_end else None
+    diagnostics = None
+    if training_args.diagnostics_at_end:
+        batch = diagnostics_batch(
+            data.train, data.collator, training_args.diagnostics_batch_size, training_args.device
+        )
+        diagnostics = diagnose(model, batch, training_args, config)
 
     results = build_results(
         model=model,
@@ -257,23 +262,6 @@ def run_pipeline(
     trainer.accelerator.wait_for_everyone()
     model.eval()
     return RunResult(results=results, model=model, data=data, trainer=trainer, results_path=path)
-
-
-def _final_diagnostics(
-    model: PreTrainedModel, data: PreparedData, args: RobAttrTrainingArguments, config: RobustnessConfig
-) -> dict[str, Any]:
-    batch = diagnostics_batch(data.train, data.collator, args.diagnostics_batch_size, args.device)
-    return compute_diagnostics(
-        model,
-        batch,
-        diagnostics=args.diagnostics,
-        num_probes=args.diagnostics_num_probes,
-        max_probes=args.diagnostics_max_probes,
-        num_iterations=args.diagnostics_num_iterations,
-        seed=args.seed,
-        robustness=config,
-        device=args.device,
-    )
 
 
 def finish_run(trainer: RobAttrTrainer) -> None:

@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from training_helpers import regularizer_gradient
 
 from hf_robattr.attribution.inputs import twice_differentiable_attention
 from hf_robattr.training import (
@@ -22,17 +23,6 @@ WEIGHT = 0.7
 
 def params(model):
     return [p for p in model.parameters() if p.requires_grad]
-
-
-def regularizer_gradient(regularizer, model, batch):
-    """The gradient the trainer would apply: via ``step`` (own backward passes) or ``objective`` in compute_loss."""
-    model.zero_grad(set_to_none=True)
-    with twice_differentiable_attention():
-        if regularizer.owns_backward():
-            regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
-        else:
-            regularizer.objective(*regularizer.loss_and_penalty(model, batch, core=model)).backward()
-    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in params(model)]
 
 
 def per_sample(model, batch):

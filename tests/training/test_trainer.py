@@ -3,10 +3,9 @@ diagnostics logging and checkpoint loading."""
 
 import pytest
 import torch
-from training_helpers import image_dataset, make_args, train
+from training_helpers import grads_of, image_dataset, make_args, regularizer_gradient, train
 from transformers import Trainer, default_data_collator
 
-from hf_robattr.attribution.inputs import twice_differentiable_attention
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.training import (
     DiagnosticsCallback,
@@ -15,20 +14,6 @@ from hf_robattr.training import (
     RobAttrTrainer,
     SAMRegularizer,
 )
-
-
-def grads_of(model):
-    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
-
-
-def direct_gradient(regularizer, model, batch):
-    model.zero_grad(set_to_none=True)
-    with twice_differentiable_attention():
-        if regularizer.owns_backward():
-            regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
-        else:
-            regularizer.objective(*regularizer.loss_and_penalty(model, batch, core=model)).backward()
-    return grads_of(model)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +35,7 @@ def test_training_step_applies_the_regularizer(tmp_path, image_batch, make_vit, 
     model.zero_grad(set_to_none=True)
     trainer.training_step(model, dict(image_batch))
     actual = grads_of(model)
-    expected = direct_gradient(trainer.regularizer, make_vit().train(), dict(image_batch))
+    expected = regularizer_gradient(trainer.regularizer, make_vit().train(), dict(image_batch))
     for a, e in zip(actual, expected):
         torch.testing.assert_close(a, e, rtol=1e-7, atol=1e-9)
 

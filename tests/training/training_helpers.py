@@ -4,6 +4,7 @@ import torch
 from datasets import Dataset
 from transformers import default_data_collator
 
+from hf_robattr.attribution.inputs import twice_differentiable_attention
 from hf_robattr.training import RobAttrTrainer, RobAttrTrainingArguments
 
 
@@ -39,3 +40,18 @@ def train(tmp_path, make_vit, callbacks=(), **overrides):
     )
     trainer.train()
     return trainer
+
+
+def grads_of(model):
+    return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+
+
+def regularizer_gradient(regularizer, model, batch):
+    """The gradient the trainer would apply: via ``step`` (own backward passes) or ``objective`` in compute_loss."""
+    model.zero_grad(set_to_none=True)
+    with twice_differentiable_attention():
+        if regularizer.owns_backward():
+            regularizer.step(model, batch, core=model, backward=torch.Tensor.backward)
+        else:
+            regularizer.objective(*regularizer.loss_and_penalty(model, batch, core=model)).backward()
+    return grads_of(model)
