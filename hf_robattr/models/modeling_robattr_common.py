@@ -11,11 +11,14 @@ import warnings
 
 from torch import nn
 from transformers import initialization as init
+from transformers.utils import logging
 
 from .configuration_robattr_common import attention_implementation, validate_kernel_config
 from .feature_maps import KernelFeatureMap, build_feature_map
 from .kernel_attention import KERNEL_ATTENTION, SOFTMAX_ATTENTION
 
+
+logger = logging.get_logger(__name__)
 
 # Keyword arguments of ``from_pretrained`` that say where a checkpoint's config.json is.
 _HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
@@ -46,9 +49,10 @@ class RobAttrAttentionMixin:
     """Mixin for a ``PreTrainedModel`` subclass that switches its attention with ``config.attention_type``.
 
     * ``_attn_implementation`` follows ``attention_type`` (it is not saved in ``config.json``): ``"kernel"`` always
-      uses ``"robattr_kernel"`` (another ``attn_implementation``, at build or by :meth:`set_attn_implementation`, is
-      refused with a ``ValueError``); ``"softmax"`` uses ``"robattr_softmax"`` unless another implementation
-      (``"eager"``, ``"sdpa"``, ...) is requested.
+      uses ``"robattr_kernel"`` (another ``attn_implementation`` asked for at build is ignored with a warning, as
+      ``"eager"`` is how transformers code asks for attention weights; :meth:`set_attn_implementation` on a built
+      model refuses it); ``"softmax"`` uses ``"robattr_softmax"`` unless another implementation (``"eager"``,
+      ``"sdpa"``, ...) is requested.
     * The config is validated when the model is built (before its modules) and saved (kernel attention is
       encoder-only).
     * In kernel mode, every attention module of a class in ``_robattr_attention_classes`` gets a ``feature_map``
@@ -124,13 +128,13 @@ class RobAttrAttentionMixin:
         validate_kernel_config(self.config)
         implementation = attention_implementation(self.config)
         if implementation == KERNEL_ATTENTION:
-            # robattr_softmax is what a config copied from a softmax model carries: not a request of the user's
+            # Asking for "eager" at build is how transformers code gets attention weights; kernel attention returns
+            # them too, so such a request is served, with a note (robattr_softmax: a config copied from a softmax model).
             if requested_attention not in (None, KERNEL_ATTENTION, SOFTMAX_ATTENTION):
-                raise ValueError(
-                    f"attn_implementation={requested_attention!r} was requested for a model with "
-                    f"attention_type='kernel', which always runs {KERNEL_ATTENTION!r}. For softmax attention with that "
-                    "implementation, load the model with attention_type='softmax'; for kernel attention, leave "
-                    "attn_implementation unset."
+                logger.warning_once(
+                    f"attn_implementation={requested_attention!r} is ignored: a model with attention_type='kernel' "
+                    f"always runs {KERNEL_ATTENTION!r} (which returns attention weights with output_attentions=True). "
+                    "For softmax attention, load the model with attention_type='softmax'."
                 )
             return KERNEL_ATTENTION
         if requested_attention in (None, KERNEL_ATTENTION):

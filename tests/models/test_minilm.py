@@ -41,6 +41,7 @@ def test_minilm_softmax_hidden_states_match_bert_model(minilm_path, batch):
         assert (layer_got - layer_want).abs().max() <= 1e-5
 
 
+@pytest.mark.filterwarnings("ignore::hf_robattr.models.KernelSwapWarning")  # a plain swap, as asked
 def test_minilm_loads_in_kernel_mode(minilm_path, batch):
     model, info = RobAttrBertModel.from_pretrained(
         minilm_path, attention_type="kernel", kernel_feature_map="hedgehog", output_loading_info=True

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from transformers import ViTConfig, ViTForImageClassification
+from transformers.utils import logging
 
 from hf_robattr.attribution import attribute
 from hf_robattr.models import (
@@ -12,6 +13,7 @@ from hf_robattr.models import (
     RobAttrBertForSequenceClassification,
     RobAttrViTConfig,
     RobAttrViTForImageClassification,
+    modeling_robattr_common,
 )
 
 
@@ -192,12 +194,15 @@ def test_kernel_vit_exports_and_matches_eager(vit_kwargs, pixel_values, feature_
     torch.testing.assert_close(exported(other).logits, model(other).logits, atol=1e-6, rtol=1e-5)
 
 
-# --- an explicit attention implementation is honoured or refused, never ignored (ModelTesterMixin's dispatch test) --
+# --- an attention implementation asked for at build: given to softmax models, noted by kernel models -------------
 
 
 @pytest.mark.parametrize("requested", ["eager", "sdpa"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_loading_with_an_attention_implementation_gives_it_or_refuses(tmp_path, family, family_inputs, requested):
+def test_loading_with_an_attention_implementation(tmp_path, family, family_inputs, requested, caplog, monkeypatch):
+    """Softmax models run the implementation asked for. Kernel models keep kernel attention and say so: asking for
+    "eager" at build is how transformers code (its own tests included) asks for attention weights, which kernel
+    attention returns too; only switching a built model is refused (above)."""
     kwargs, inputs = family_inputs[family]
     torch.manual_seed(0)
     model_class = _model_class(family)
@@ -207,9 +212,14 @@ def test_loading_with_an_attention_implementation_gives_it_or_refuses(tmp_path, 
     assert loaded.config._attn_implementation == requested
     torch.testing.assert_close(loaded(**inputs).logits, softmax(**inputs).logits, atol=1e-5, rtol=1e-5)
 
-    model_class(_config(family, kwargs, attention_type="kernel")).save_pretrained(tmp_path / "kernel")
-    message = rf"attn_implementation='{requested}' was requested for a model with attention_type='kernel'"
-    with pytest.raises(ValueError, match=message + r".*load the model with attention_type='softmax'"):
-        model_class.from_pretrained(tmp_path / "kernel", attn_implementation=requested)
-    with pytest.raises(ValueError, match=message):
-        model_class(_config(family, kwargs, attention_type="kernel", attn_implementation=requested))
+    kernel = model_class(_config(family, kwargs, attention_type="kernel")).eval()
+    kernel.save_pretrained(tmp_path / "kernel")
+    monkeypatch.setattr(logging.get_logger("transformers"), "propagate", True)  # let caplog see transformers' logs
+    modeling_robattr_common.logger.warning_once.cache_clear()
+    with caplog.at_level("WARNING"):
+        loaded = model_class.from_pretrained(tmp_path / "kernel", attn_implementation=requested).eval()
+    assert f"attn_implementation={requested!r} is ignored" in caplog.text and "attention_type='softmax'" in caplog.text
+    assert loaded.config._attn_implementation == KERNEL_ATTENTION
+    out = loaded(**inputs, output_attentions=True)
+    torch.testing.assert_close(out.logits, kernel(**inputs).logits, atol=1e-6, rtol=1e-5)
+    assert len(out.attentions) == kwargs["num_hidden_layers"]
