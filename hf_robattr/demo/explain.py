@@ -80,8 +80,9 @@ def _tokens(demo_model: DemoModel, inputs: Any) -> list[str] | None:
 
 def model_scores(demo_model: DemoModel, explained: ExplainedExamples, inputs: Any) -> dict[str, Any]:
     """The JSON record of one model's explanation of the (single) example."""
-    label = demo_model.label(int(explained.labels[0]))
-    perturbed = bool(explained.perturbed[0])
+    maps = explained.maps
+    label = demo_model.label(int(maps.labels[0]))
+    perturbed = bool(maps.perturbed[0])
     record: dict[str, Any] = {
         "name": demo_model.name,
         "attention_type": demo_model.attention_type,
@@ -91,8 +92,8 @@ def model_scores(demo_model: DemoModel, explained: ExplainedExamples, inputs: An
         "label_preserving_point_found": perturbed,
         "left_out": bool(explained.skipped[0]),
         "scores": {name: _finite(value) for name, value in explained.example_scores(0).items()},
-        "clean_map": explained.clean_maps[0].tolist(),
-        "attacked_map": explained.attacked_maps[0].tolist(),
+        "clean_map": maps.clean_maps[0].tolist(),
+        "attacked_map": maps.attacked_maps[0].tolist(),
     }
     tokens = _tokens(demo_model, inputs)
     if tokens is not None:
@@ -102,21 +103,14 @@ def model_scores(demo_model: DemoModel, explained: ExplainedExamples, inputs: An
 
 
 def explain(
-    models: Sequence[DemoModel],
-    value: Any,
-    *,
-    method: str | None = None,
-    attack: str | None = None,
-    epsilon: float | None = None,
-    norm: str | None = None,
-    k: float | None = None,
-    num_steps: float | None = None,
-    progress: Progress | None = None,
+    models: Sequence[DemoModel], value: Any, *, progress: Progress | None = None, **settings: Any
 ) -> DemoResult:
     """Explain ``value`` (an image file or a sentence) with every model, under the same attack.
 
-    The settings start from the first model's configuration (its ``results.json``) with the page's changes. The
-    scores of each model are ``evaluate_attribution_robustness`` on this one example with these settings.
+    The settings start from the first model's configuration (its ``results.json``) changed by ``settings``: the
+    page's ``method``, ``attack``, ``epsilon``, ``norm``, ``k``, ``num_steps`` (see :func:`page_config`). The scores
+    of each model are ``evaluate_attribution_robustness`` on this one example with these settings. ``progress``
+    is called with ``(fraction done, message)``.
 
     Returns:
         The picture (one row per model: input, clean map, attacked input, attacked map; or coloured tokens) and
@@ -128,9 +122,7 @@ def explain(
     """
     if not models:
         raise DemoInputError("No model to explain with.")
-    config = page_config(
-        models[0].config, method=method, attack=attack, epsilon=epsilon, norm=norm, k=k, num_steps=num_steps
-    )
+    config = page_config(models[0].config, **settings)
     report = progress or (lambda fraction, message: None)
     notes: list[str] = []
     records, rows = [], []

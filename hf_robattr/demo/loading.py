@@ -12,13 +12,13 @@ from typing import Any
 import torch
 
 from ..hub.card_data import RESULTS_FILE, RobAttrModelCardData, _is_repo_id
+from ..hub.push import missing_model_files
 from ..robustness import RobustnessConfig
 
 
 logger = logging.getLogger(__name__)
 
 IMAGE, TEXT = "image", "text"
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MAX_EXAMPLES = 4
 # What a Hub download fetches: the model, its pre-processor, results.json and example inputs (never pickles).
@@ -96,11 +96,7 @@ def _folder_of(source: str | Path) -> tuple[Path, str]:
 
 
 def _check_model_files(folder: Path, source: str | Path) -> None:
-    missing = []
-    if not (folder / "config.json").is_file():
-        missing.append("config.json")
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
-        missing.append("model weights (*.safetensors)")
+    missing = missing_model_files(folder, required=("config.json",))
     if missing:
         raise DemoModelError(
             f"MODEL={str(source)!r} holds no model: missing {' and '.join(missing)}. Pass the output_dir of a "

@@ -31,10 +31,10 @@ def _fmt(value: float | None) -> str:
 
 def example_caption(explained: ExplainedExamples, index: int, model: Any, prefix: str = "") -> str:
     """One line per example: the prediction (the attacked point keeps it) and the headline scores."""
-    parts = [f"{prefix}{label_name(model, int(explained.labels[index]))}"]
+    parts = [f"{prefix}{label_name(model, int(explained.maps.labels[index]))}"]
     if bool(explained.skipped[index]):
         parts.append("left out (cannot be perturbed, or a zero map)")
-    elif not bool(explained.perturbed[index]):
+    elif not bool(explained.maps.perturbed[index]):
         parts.append("no label-preserving point")
     scores = explained.example_scores(index)
     for name, short in (("topk_intersection", "top-k"), ("kendall_tau", "tau")):
@@ -52,8 +52,8 @@ def tokens_without_special(
     clean_rows, attacked_rows, token_rows = [], [], []
     for row, ids in enumerate(input_ids.tolist()):
         keep = [position for position, token_id in enumerate(ids) if token_id not in special] or list(range(len(ids)))
-        clean_rows.append(explained.clean_maps[row, keep])
-        attacked_rows.append(explained.attacked_maps[row, keep])
+        clean_rows.append(explained.maps.clean_maps[row, keep])
+        attacked_rows.append(explained.maps.attacked_maps[row, keep])
         token_rows.append(tokenizer.convert_ids_to_tokens([ids[p] for p in keep]))
     return clean_rows, attacked_rows, token_rows
 
@@ -81,20 +81,21 @@ def figure_rows(
     """The rows of ``explained``: images with their attacked twins, or tokens (special tokens hidden when
     ``tokenizer`` and ``input_ids`` are given), each captioned with its predictions and scores."""
     captions = [example_caption(explained, row, model, prefix) for row in range(len(explained))]
+    maps = explained.maps
     if explained.is_image:
         return FigureRows(
-            list(explained.clean_maps),
-            list(explained.attacked_maps),
+            list(maps.clean_maps),
+            list(maps.attacked_maps),
             captions,
-            images=list(explained.features),
-            attacked_images=list(explained.attacked_features),
+            images=list(maps.features),
+            attacked_images=list(maps.attacked_features),
         )
     if tokenizer is not None and input_ids is not None:
         clean, attacked, tokens = tokens_without_special(explained, input_ids, tokenizer)
         return FigureRows(clean, attacked, captions, tokens=tokens)
     mask = explained.token_mask.bool()
-    clean = [explained.clean_maps[row][mask[row]] for row in range(len(explained))]
-    attacked = [explained.attacked_maps[row][mask[row]] for row in range(len(explained))]
+    clean = [maps.clean_maps[row][mask[row]] for row in range(len(explained))]
+    attacked = [maps.attacked_maps[row][mask[row]] for row in range(len(explained))]
     return FigureRows(clean, attacked, captions)
 
 

@@ -3,6 +3,7 @@ and the demo, with their per-example scores (those of ``evaluate_attribution_rob
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import Any
 
 import torch
 
-from ..robustness import RobustnessConfig, RobustnessScorer
+from ..robustness import AttackedMaps, RobustnessConfig, RobustnessScorer
 
 
 # The measures shown per example (the demo's table and the card picture's captions).
@@ -19,29 +20,23 @@ EXAMPLE_MEASURES = ("topk_intersection", "kendall_tau", "spearman", "max_sensiti
 
 @dataclass(frozen=True)
 class ExplainedExamples:
-    """Clean and attacked attribution maps of a few examples, with their predictions and per-example scores.
+    """A few examples explained and attacked by the scoring core, with their per-example scores.
 
     Attributes:
         method: the attribution method.
-        clean_maps / attacked_maps: ``[N, H, W]`` (images) or ``[N, T]`` (text) maps.
-        features / attacked_features: the clean and attacked inputs (pixels, or token embeddings for text).
-        labels: the predicted class of each input; the attacked input keeps it (the attack only returns
-            label-preserving points).
-        perturbed: whether the attack found a label-preserving perturbed point (else the example is unperturbed and
-            left out of the similarity measures).
+        maps: the core's :class:`~hf_robattr.robustness.AttackedMaps`: clean and attacked maps (``[N, H, W]`` for
+            images, ``[N, T]`` for text), clean and attacked features (pixels, or token embeddings), the
+            predictions (the attacked point keeps them: the attack only returns label-preserving points) and
+            ``perturbed`` (whether such a point was found; else the example is unperturbed and left out of the
+            similarity measures).
         skipped: examples left out of every measure (they cannot be perturbed, e.g. a constant image, or their clean
             map is all zeros).
-        scores: ``{measure: [value per example]}`` from ``evaluate_attribution_robustness`` (NaN = left out).
+        scores: ``{measure: [value per example]}``, those of ``evaluate_attribution_robustness`` (NaN = left out).
         token_mask: ``[N, T]`` real-token mask for text, ``None`` for images.
     """
 
     method: str
-    clean_maps: torch.Tensor
-    attacked_maps: torch.Tensor
-    features: torch.Tensor
-    attacked_features: torch.Tensor
-    labels: torch.Tensor
-    perturbed: torch.Tensor
+    maps: AttackedMaps
     skipped: torch.Tensor
     scores: dict[str, list[float]]
     token_mask: torch.Tensor | None
@@ -52,7 +47,7 @@ class ExplainedExamples:
         return self.token_mask is None
 
     def __len__(self) -> int:
-        return int(self.labels.shape[0])
+        return int(self.maps.labels.shape[0])
 
     def example_scores(self, index: int) -> dict[str, float | None]:
         """The scores of example ``index`` (``None`` where it was left out of a measure)."""
@@ -102,6 +97,7 @@ def explain_examples(
     with RobustnessScorer(model, single) as scorer:
         batch = scorer.score_batch(inputs, keep_maps=True)
     maps = batch.maps[method]
+    maps = AttackedMaps(**{f.name: getattr(maps, f.name).detach().cpu() for f in dataclasses.fields(maps)})
     scores = {
         name: batch.per_sample[f"{method}/{name}"].tolist()
         for name in measures
@@ -109,12 +105,7 @@ def explain_examples(
     }
     return ExplainedExamples(
         method=method,
-        clean_maps=maps.clean_maps.detach().cpu(),
-        attacked_maps=maps.attacked_maps.detach().cpu(),
-        features=maps.features.detach().cpu(),
-        attacked_features=maps.attacked_features.detach().cpu(),
-        labels=maps.labels.detach().cpu(),
-        perturbed=maps.perturbed.detach().cpu(),
+        maps=maps,
         skipped=batch.skipped[method].detach().cpu(),
         scores=scores,
         token_mask=_token_mask(inputs, maps.clean_maps),

@@ -60,14 +60,20 @@ def files_holding(secret: str, files: list[Path]) -> list[Path]:
     return found
 
 
+def missing_model_files(folder: Path, required: tuple[str, ...] = REQUIRED_FILES) -> list[str]:
+    """What ``folder`` lacks to be a model repo: the ``required`` files, and weights (``*.safetensors``)."""
+    missing = [name for name in required if not (folder / name).is_file()]
+    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        missing.append("model weights (*.safetensors)")
+    return missing
+
+
 def check_output_dir(output_dir: str | Path) -> Path:
     """Check that ``output_dir`` is a complete model repo: a card, a config and weights."""
     folder = Path(output_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"`output_dir`={str(output_dir)!r} is not a directory.")
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
-        missing.append("model weights (*.safetensors)")
+    missing = missing_model_files(folder)
     if missing:
         raise FileNotFoundError(
             f"`output_dir`={str(output_dir)!r} is not a complete model repo: missing {missing}. Save the model with "

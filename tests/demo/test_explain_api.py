@@ -26,22 +26,22 @@ from hf_robattr import RobustnessConfig, attribute, evaluate_attribution_robustn
 from hf_robattr.demo import DEMO_MEASURES, build_app  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def image_client(vit_run):
-    app = build_app(vit_run)
+def _client(folder):
+    app = build_app(folder)
     client = gradio_client.Client(serve(app), verbose=False)
     yield client
     client.close()
     app.close()
+
+
+@pytest.fixture(scope="module")
+def image_client(vit_run):
+    yield from _client(vit_run)
 
 
 @pytest.fixture(scope="module")
 def text_client(bert_run):
-    app = build_app(bert_run)
-    client = gradio_client.Client(serve(app), verbose=False)
-    yield client
-    client.close()
-    app.close()
+    yield from _client(bert_run)
 
 
 def run_config(folder) -> RobustnessConfig:

@@ -31,6 +31,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 240.0) -> fl
     pytest.fail(f"app.py did not answer on {url} within {timeout} s")
 
 
+@pytest.mark.slow  # a fresh Python process imports torch, transformers and gradio
 def test_space_app_starts_against_a_local_run(vit_run, tmp_path):
     space = write_space(tmp_path / "space", "org/not-on-the-hub")
     port = free_port()
