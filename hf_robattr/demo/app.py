@@ -42,6 +42,8 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
         except DemoModelError as error:
             logger.warning("%s", error)
             errors.append(str(error))
+    if len(models) == 2 and models[0].name == models[1].name:
+        models[1].name += " (2)"  # two folders with the same name: tell their columns apart
     kinds = {model.kind for model in models}
     if len(kinds) > 1:
         errors.append(

@@ -128,3 +128,18 @@ def test_two_models_side_by_side_on_the_same_input_and_attack(vit, kernel_folder
     expected = evaluate_attribution_robustness(kernel.model, pixels, config, return_per_sample=True, progress=False)
     assert second["scores"]["kendall_tau"] == pytest.approx(expected["per_sample"]["saliency/kendall_tau"][0])
     assert result.picture.size[1] > 300  # one row per model
+
+
+def test_cli_demo_loads_both_models_and_launches_with_the_flags(vit_run, kernel_folder, monkeypatch):
+    import hf_robattr.demo
+    from hf_robattr.cli import main
+
+    launched = {}
+
+    def fake_launch(models, **kwargs):
+        launched.update(models=models, **kwargs)
+
+    monkeypatch.setattr(hf_robattr.demo, "launch_demo", fake_launch)
+    assert main(["demo", str(vit_run), str(kernel_folder), "--port", "7999", "--share"]) == 0
+    assert [m.name for m in launched["models"]] == [vit_run.name, kernel_folder.name]
+    assert launched["server_port"] == 7999 and launched["share"] is True and launched["server_name"] == "127.0.0.1"
