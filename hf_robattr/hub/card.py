@@ -8,7 +8,6 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
-from ..robustness import RobustnessConfig
 from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
 from .space import demo_section
@@ -51,10 +50,6 @@ _TRAINING_ROWS = (
 )
 
 
-# Shown in the card even at their defaults: they say what "robust" was measured against.
-_MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
-
-
 def template_path(name: str = TEMPLATE_NAME) -> Path:
     """The Jinja template ``NAME.md``: the packaged copy, else the repository's ``model_cards/`` folder.
 
@@ -93,23 +88,6 @@ def _dataset_link(name: str | None) -> str:
     if not name:
         return "not recorded"
     return f"[{name}](https://huggingface.co/datasets/{name})" if _is_repo_id(name) else f"`{name}`"
-
-
-def scoring_settings(data: RobAttrModelCardData) -> dict[str, Any]:
-    """The settings the robustness was scored with: the main ones, then any other that is not a default.
-
-    Empty when the run recorded none.
-    """
-    if not data.robustness_config:
-        return {}
-    config = data.robustness_settings
-    defaults = RobustnessConfig().to_dict()
-    values = config.to_dict()
-    return {
-        name: value
-        for name, value in values.items()
-        if name in _MAIN_SETTINGS or (value != defaults[name] and name != "batch_size")
-    }
 
 
 def summary_section(data: RobAttrModelCardData) -> str:
@@ -227,13 +205,19 @@ def results_section(data: RobAttrModelCardData) -> str:
                 cell = _fmt(scores.get(key))
                 cells.append(f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell)
             lines.append(f"| {measure} | " + " | ".join(cells) + " |")
-        how = ", ".join(f"{key}={_fmt(value)}" for key, value in scoring_settings(data).items())
-        count = data.num_examples
+        how = ", ".join(f"{key}={_fmt(value)}" for key, value in data.shown_settings().items())
+        count, skipped = data.num_examples, data.num_skipped
         parts.append(
             'Attribution robustness (`evaluate.load("attribution_robustness")`'
             + (f"; {how}" if how else "")
             + (f"; {_fmt(count)} examples" if count is not None else "")
             + "). "
+            + (
+                f"{skipped} of these examples are left out of every measure (they cannot be perturbed, or their "
+                "clean map is all zeros). "
+                if skipped
+                else ""
+            )
             + ("Mean ± standard deviation over examples. " if spreads else "Means over examples. ")
             + "Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
             "sensitivities and the prediction-change rate are lower-is-more-robust.\n\n" + "\n".join(lines)
@@ -264,7 +248,7 @@ def usage_section(data: RobAttrModelCardData) -> str:
             "inputs = torch.rand(4, model.config.num_channels, size, size)  # your preprocessed pixel values\n"
             "predictions = model(pixel_values=inputs).logits.argmax(-1)\n"
         )
-    settings = scoring_settings(data) or {"methods": ["saliency"]}
+    settings = data.shown_settings() or {"methods": ["saliency"]}
     options = "".join(f", {key}={value!r}" for key, value in settings.items())
     return (
         f"```python\n{loading}```\n\n"
@@ -283,7 +267,7 @@ def pictures(data: RobAttrModelCardData, output_dir: Path) -> list[dict[str, str
     """The pictures present in ``output_dir``, with their captions."""
     found = []
     if (output_dir / ATTRIBUTION_PICTURE).is_file():
-        settings = scoring_settings(data)
+        settings = data.shown_settings()
         attack = f"the `{settings['attack']}` attack" if "attack" in settings else "the scored attack"
         if "epsilon" in settings:
             attack += f" (epsilon={_fmt(settings['epsilon'])})"

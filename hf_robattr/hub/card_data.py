@@ -28,6 +28,10 @@ _SECTIONS = ("model", "training", "dataset", "eval", "robustness", "robustness_c
 _BOOKKEEPING = ("num_examples",)
 
 
+# Shown in the card even at their defaults: they say what "robust" was measured against.
+_MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
+
+
 def _describe(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
@@ -162,6 +166,18 @@ class RobAttrModelCardData(ModelCardData):
                 f"{RESULTS_FILE}: 'robustness_config' is not a valid RobustnessConfig: {error}"
             ) from error
 
+    def shown_settings(self) -> dict[str, Any]:
+        """The scoring settings the card shows: the main ones, then any other that is not at its default (empty
+        when the run recorded none)."""
+        if not self.robustness_config:
+            return {}
+        values, defaults = self.robustness_settings.to_dict(), RobustnessConfig().to_dict()
+        return {
+            name: value
+            for name, value in values.items()
+            if name in _MAIN_SETTINGS or (value != defaults[name] and name != "batch_size")
+        }
+
     @property
     def architecture(self) -> str | None:
         """The model class name (``config.architectures[0]``)."""
@@ -221,6 +237,13 @@ class RobAttrModelCardData(ModelCardData):
         count = self.robustness.get("num_samples")
         for section, key in ((self.dataset, "num_robustness_examples"), (self.robustness_config, "num_examples")):
             count = section.get(key) if count is None else count
+        return int(count) if _finite_number(count) else None
+
+    @property
+    def num_skipped(self) -> int | None:
+        """How many scored examples every measure left out (``dataset.num_robustness_skipped["any"]``)."""
+        skipped = self.dataset.get("num_robustness_skipped")
+        count = skipped.get("any") if isinstance(skipped, dict) else skipped
         return int(count) if _finite_number(count) else None
 
     def hub_tags(self) -> list[str]:

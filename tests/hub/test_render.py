@@ -98,9 +98,9 @@ def test_card_picture_uses_the_runs_config_and_the_renderer(run_dir, results, mo
 def test_card_settings_text(run_dir, results):
     results["robustness_config"] = {**results["robustness_config"], "restarts": 3}
     results["robustness_config"].pop("num_examples")
-    results["dataset"]["num_robustness_examples"] = 12
+    results["dataset"].update(num_robustness_examples=12, num_robustness_skipped={"any": 2, "saliency": 2})
     data = RobAttrModelCardData.from_results(results)
-    assert data.robustness_settings.restarts == 3 and data.num_examples == 12
+    assert data.robustness_settings.restarts == 3 and data.num_examples == 12 and data.num_skipped == 2
     text = (save_model_card(run_dir, card_data=data)).read_text()
-    assert "restarts=3" in text and "12 examples" in text
+    assert "restarts=3" in text and "12 examples" in text and "2 of these examples are left out" in text
     assert "batch_size" not in text  # a default that says nothing about robustness
