@@ -1,0 +1,224 @@
+"""``convert_to_kernel``: turn a pretrained softmax ViT/BERT into a kernel-attention model that still works."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel
+
+from .config import ConversionConfig
+from .fidelity import measure_fidelity
+from .inputs import ExampleDataset, PaddingCollator, to_examples
+from .stages import StageRecord, run_attention_transfer, run_recovery
+from .student import build_model_pair, check_convertible, model_family
+
+
+__all__ = ["CONVERSION_STAGES", "ConversionResult", "convert_to_kernel"]
+
+logger = logging.getLogger(__name__)
+
+CONVERSION_STAGES = ("plain_swap", "attention_transfer", "recovery")
+CACHE_LIMIT_BYTES = 2 * 1024**3
+
+
+@dataclass
+class ConversionResult:
+    """What :func:`convert_to_kernel` returns.
+
+    Attributes:
+        model: the kernel-attention student (a RobAttr model, adapters merged, eval mode).
+        teacher: the frozen softmax copy it was converted from.
+        config: the :class:`ConversionConfig` used.
+        fidelity: per stage reached (``"plain_swap"``, ``"attention_transfer"``, ``"recovery"``), the
+            :func:`~hf_robattr.conversion.measure_fidelity` numbers on ``eval_inputs`` (empty without them).
+        stages: per stage run, its :class:`StageRecord` (steps, trainable parameters, wall/CPU time, log).
+        data: conversion and evaluation data sizes (and whatever the caller adds, e.g. the data set's name).
+        teacher_name: the teacher's ``name_or_path``.
+    """
+
+    model: PreTrainedModel
+    teacher: PreTrainedModel
+    config: ConversionConfig
+    fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    teacher_name: str | None = None
+
+    def to_results(self) -> dict[str, Any]:
+        """The ``results.json`` record: teacher, student, settings, data, fidelity per stage and stage records."""
+        config = self.model.config
+        return {
+            "teacher": {
+                "name_or_path": self.teacher_name,
+                "architecture": type(self.teacher).__name__,
+                "attention_type": "softmax",
+            },
+            "student": {
+                "architecture": type(self.model).__name__,
+                "attention_type": config.attention_type,
+                "kernel_feature_map": config.kernel_feature_map,
+                "kernel_num_features": config.kernel_num_features,
+            },
+            "conversion": self.config.to_dict(),
+            "data": self.data,
+            "fidelity": self.fidelity,
+            "stages": {name: dataclasses.asdict(record) for name, record in self.stages.items()},
+        }
+
+    def save_pretrained(self, output_dir: str | Path, **kwargs: Any) -> Path:
+        """Write the Hub folder (model + code, ``results.json``, ``README.md``); see
+        :func:`~hf_robattr.conversion.save_conversion`."""
+        from .saving import save_conversion
+
+        return save_conversion(self, output_dir, **kwargs)
+
+
+def _check_sizes(config: ConversionConfig, num_examples: int) -> None:
+    for stage, runs, batch in (
+        ("stage 1", config.runs_transfer, config.batch_size),
+        ("stage 2", config.runs_recovery, config.effective_recovery_batch_size),
+    ):
+        if runs and num_examples < batch:
+            raise ValueError(
+                f"inputs holds {num_examples} examples, fewer than the {stage} global batch size ({batch}): "
+                "pass more examples or a smaller batch_size / recovery_batch_size."
+            )
+
+
+def _dry_run(teacher: PreTrainedModel, examples: list[dict], pad_token_id: int) -> None:
+    """One teacher forward on two examples, so that inputs that do not fit the model fail before any training."""
+    dataset = ExampleDataset(examples[:2])
+    batch = PaddingCollator(pad_token_id)([dataset[i] for i in range(len(dataset))])
+    batch = {k: v.to(teacher.device) for k, v in batch.items() if k not in ("example_index", "labels")}
+    try:
+        with torch.no_grad():
+            teacher(**batch)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        raise ValueError(f"inputs do not fit the model ({type(teacher).__name__}): {error}") from error
+
+
+def _cache_fits(teacher: PreTrainedModel, examples: list[dict]) -> bool:
+    key = "input_ids" if "input_ids" in examples[0] else None
+    tokens = sum(e[key].numel() for e in examples) if key else len(examples) * _vit_tokens(teacher.config)
+    size = tokens * teacher.config.hidden_size * teacher.config.num_hidden_layers * teacher.dtype.itemsize
+    return size <= CACHE_LIMIT_BYTES
+
+
+def _vit_tokens(config) -> int:
+    return (config.image_size // config.patch_size) ** 2 + 1
+
+
+def convert_to_kernel(
+    model: PreTrainedModel,
+    inputs: Any,
+    feature_map: str | None = None,
+    *,
+    tokenizer: Any = None,
+    eval_inputs: Any = None,
+    config: ConversionConfig | None = None,
+    **settings: Any,
+) -> ConversionResult:
+    """Convert a softmax ViT/BERT model to kernel attention by attention transfer (stage 1) and recovery (stage 2).
+
+    Args:
+        model: a ``BertModel``, ``BertForSequenceClassification``, ``BertForMaskedLM``, ``ViTModel`` or
+            ``ViTForImageClassification`` (plain transformers or RobAttr, softmax attention). It is not changed.
+        inputs: the conversion data: texts (with ``tokenizer``), a tensor (``pixel_values`` / ``input_ids``), a
+            mapping of batched tensors, or a dataset / list of example dicts. ``labels`` are used only by the
+            optional task loss.
+        feature_map: ``"hedgehog"`` (learnable; the default unless ``config`` names another), ``"elu"``, ``"relu"``
+            or ``"favor"``.
+        tokenizer: tokenizes texts in ``inputs`` / ``eval_inputs``.
+        eval_inputs: held-out data (same forms) on which fidelity is measured after every stage.
+        config: a :class:`ConversionConfig`; ``settings`` (its field names) override its fields.
+
+    Returns:
+        A :class:`ConversionResult`; ``result.model`` is the kernel model and ``result.save_pretrained(dir)``
+        writes the Hub folder.
+
+    Raises:
+        TypeError: ``model`` is not a supported ViT/BERT model, or an unknown setting is passed.
+        ValueError: ``model`` already uses kernel attention, ``feature_map`` is unknown, a setting is out of range,
+            the data is empty or does not fit the model. All of these are raised before any training.
+
+    Example::
+
+        >>> import torch
+        >>> from transformers import BertConfig, BertModel
+        >>> from hf_robattr import convert_to_kernel
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        ...                             intermediate_size=32))
+        >>> ids = torch.randint(1, 50, (16, 12))
+        >>> result = convert_to_kernel(bert, ids, "hedgehog", eval_inputs=ids[:4], batch_size=8,
+        ...                            transfer_steps=5, recovery_steps=5, progress=False)
+        >>> result.model.config.attention_type
+        'kernel'
+        >>> sorted(result.fidelity)
+        ['attention_transfer', 'plain_swap', 'recovery']
+    """
+    base = config.to_dict() if config is not None else {}
+    if feature_map is not None:
+        base["feature_map"] = feature_map
+    config = ConversionConfig.from_dict({**base, **settings})
+    check_convertible(model)
+    family = model_family(model)
+    tokenize = {"family": family, "tokenizer": tokenizer, "max_length": config.max_length}
+    examples = to_examples(inputs, argument="inputs", **tokenize)
+    eval_examples = to_examples(eval_inputs, argument="eval_inputs", **tokenize) if eval_inputs is not None else None
+    _check_sizes(config, len(examples))
+
+    pair = build_model_pair(model, feature_map=config.feature_map, num_features=config.num_features)
+    pad_token_id = getattr(pair.teacher.config, "pad_token_id", None) or 0
+    _dry_run(pair.teacher, examples, pad_token_id)
+    result = ConversionResult(
+        model=pair.student,
+        teacher=pair.teacher,
+        config=config,
+        teacher_name=pair.teacher.config._name_or_path or None,
+        data={"num_examples": len(examples), "num_eval_examples": len(eval_examples) if eval_examples else 0},
+    )
+
+    def measure(stage: str) -> None:
+        if eval_examples is not None:
+            start = time.perf_counter()
+            result.fidelity[stage] = measure_fidelity(
+                pair.teacher,
+                result.model,
+                eval_examples,
+                family=family,
+                task=pair.task,
+                batch_size=config.eval_batch_size,
+                pad_token_id=pad_token_id,
+            )
+            logger.info("Fidelity after %s (%.1f s): %s", stage, time.perf_counter() - start, result.fidelity[stage])
+
+    measure("plain_swap")
+    if config.runs_transfer:
+        cache = config.cache_teacher_inputs
+        if cache is None:
+            cache = _cache_fits(pair.teacher, examples)
+        result.model, result.stages["attention_transfer"] = run_attention_transfer(
+            result.model,
+            pair.teacher,
+            examples,
+            config,
+            family=family,
+            pad_token_id=pad_token_id,
+            cache_teacher_inputs=cache,
+        )
+        measure("attention_transfer")
+    if config.runs_recovery:
+        result.model, result.stages["recovery"] = run_recovery(
+            result.model, pair.teacher, examples, config, family=family, task=pair.task, pad_token_id=pad_token_id
+        )
+        measure("recovery")
+    result.model.eval()
+    return result

@@ -1,0 +1,198 @@
+"""The model card of a converted model: Hub metadata (``model-index`` with every fidelity number) and Markdown text
+that names the teacher, the conversion data, the settings and the fidelity of each stage."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+__all__ = ["build_conversion_card"]
+
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_TASK_TYPES = {
+    ("bert", "base"): "feature-extraction",
+    ("vit", "base"): "image-feature-extraction",
+    ("bert", "classification"): "text-classification",
+    ("vit", "classification"): "image-classification",
+    ("bert", "masked_lm"): "fill-mask",
+}
+_STAGE_TITLES = {
+    "plain_swap": "plain swap (no transfer)",
+    "attention_transfer": "+ attention transfer",
+    "recovery": "+ recovery",
+}
+_HEADLINES = (
+    ("embedding_cosine_mean", "embedding cosine (mean)"),
+    ("embedding_cosine_min", "embedding cosine (min)"),
+    ("pairwise_similarity_correlation", "pairwise-similarity correlation"),
+    ("top1_agreement", "top-1 agreement"),
+    ("teacher_accuracy", "teacher accuracy"),
+    ("student_accuracy", "student accuracy"),
+    ("logit_kl", "logit KL"),
+)
+CITATIONS = """```bibtex
+@inproceedings{zhang2024hedgehog,
+  title     = {The Hedgehog \\& the Porcupine: Expressive Linear Attentions with Softmax Mimicry},
+  author    = {Zhang, Michael and Bhatia, Kush and Kumbong, Hermann and R{\\'e}, Christopher},
+  booktitle = {International Conference on Learning Representations (ICLR)},
+  year      = {2024}
+}
+@article{zhang2024lolcats,
+  title   = {{LoLCATs}: On Low-Rank Linearizing of Large Language Models},
+  author  = {Zhang, Michael and Arora, Simran and Chalamala, Rahul and Wu, Alan and Spector, Benjamin and
+             Singhal, Aaryan and Ramesh, Krithik and R{\\'e}, Christopher},
+  journal = {arXiv preprint arXiv:2410.10254},
+  year    = {2024}
+}
+```"""
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def _mean(values: list[float] | None) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _fidelity_table(fidelity: dict[str, dict[str, Any]], stages: dict[str, dict[str, Any]]) -> str:
+    columns = [(key, title) for key, title in _HEADLINES if any(key in f for f in fidelity.values())]
+    header = ["stage", *(title for _, title in columns), "attention KL (mean over layers)", "last hidden-state cosine"]
+    header.append("stage time (wall / CPU s)")
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for stage, numbers in fidelity.items():
+        record = stages.get(stage)
+        time_cell = f"{record['wall_time_s']:.0f} / {record['cpu_time_s']:.0f}" if record else "-"
+        cells = [_STAGE_TITLES.get(stage, stage), *(_format(numbers.get(key)) for key, _ in columns)]
+        cells += [
+            _format(_mean(numbers.get("attention_kl"))),
+            _format((numbers.get("hidden_state_cosine") or [None])[-1]),
+        ]
+        rows.append("| " + " | ".join([*cells, time_cell]) + " |")
+    return "\n".join(rows)
+
+
+def _layer_table(fidelity: dict[str, dict[str, Any]]) -> str:
+    stages = [stage for stage, numbers in fidelity.items() if numbers.get("attention_kl")]
+    if not stages:
+        return ""
+    num_layers = len(fidelity[stages[0]]["attention_kl"])
+    rows = [
+        "| layer | " + " | ".join(_STAGE_TITLES.get(s, s) for s in stages) + " |",
+        "|" + "---|" * (len(stages) + 1),
+    ]
+    for layer in range(num_layers):
+        cells = [_format(fidelity[s]["attention_kl"][layer]) for s in stages]
+        rows.append(f"| {layer} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) -> list[EvalResult]:
+    evals = []
+    for stage, numbers in results["fidelity"].items():
+        for key, value in numbers.items():
+            values = value if isinstance(value, list) else [value]
+            for index, item in enumerate(values):
+                if key == "num_examples" or not isinstance(item, (int, float)) or isinstance(item, bool):
+                    continue
+                name = f"{stage}/{key}" + (f"/layer_{index}" if isinstance(value, list) else "")
+                evals.append(
+                    EvalResult(
+                        task_type=task_type,
+                        dataset_type=dataset_name,
+                        dataset_name=dataset_name,
+                        metric_type=name,
+                        metric_name=name,
+                        metric_value=float(item),
+                    )
+                )
+    return evals
+
+
+def build_conversion_card(results: dict[str, Any], *, family: str, task: str, repo_id: str | None = None) -> ModelCard:
+    """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (the ``results.json`` record)."""
+    teacher = results["teacher"]["name_or_path"] or "a softmax checkpoint"
+    student, data = results["student"], results["data"]
+    feature_map = student["kernel_feature_map"]
+    eval_name = data.get("eval_dataset") or "held-out data"
+    task_type = _TASK_TYPES[(family, task)]
+    model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
+    card_data = ModelCardData(
+        model_name=model_name,
+        base_model=teacher
+        if isinstance(teacher, str) and _REPO_ID.match(teacher) and not Path(teacher).exists()
+        else None,
+        library_name="transformers",
+        license="apache-2.0",
+        tags=["hf_robattr", "kernel-attention", "linear-attention", "attention-transfer", feature_map],
+        eval_results=_eval_results(results, task_type, eval_name) or None,
+        pipeline_tag=task_type,
+    )
+    usage_id = repo_id or "PATH_TO_THIS_FOLDER"
+    auto_class = {
+        "base": "AutoModel",
+        "classification": "AutoModelForSequenceClassification"
+        if family == "bert"
+        else "AutoModelForImageClassification",
+        "masked_lm": "AutoModelForMaskedLM",
+    }[task]
+    settings = results["conversion"]
+    conversion_data = data.get("dataset") or "the inputs passed to convert_to_kernel"
+    fingerprint = f" (text fingerprint `{data['fingerprint']}`)" if data.get("fingerprint") else ""
+    text = f"""# {model_name}
+
+`{teacher}` converted from softmax attention to **kernel (linear) attention** with the `{feature_map}` feature map by
+hf_robattr's attention transfer: stage 1 trains the feature maps so that
+every layer attends like the softmax teacher (Hedgehog), stage 2 recovers the outputs with
+{"LoRA adapters (merged into the weights)" if settings["recovery"] == "lora" else settings["recovery"] + " fine-tuning"}
+(LoLCATs). Attention costs O(N) in the sequence length.
+
+## Usage
+
+```python
+from transformers import {auto_class}
+
+model = {auto_class}.from_pretrained("{usage_id}", trust_remote_code=True)
+```
+
+No hf_robattr or peft is needed to load it: the modeling code ships in this folder.
+
+## Conversion
+
+- **Teacher:** `{teacher}` ({results["teacher"]["architecture"]}, softmax attention).
+- **Student:** {student["architecture"]}, `attention_type="kernel"`, `kernel_feature_map="{feature_map}"`.
+- **Conversion data:** {conversion_data}{fingerprint}, {data.get("num_examples")} examples.
+- **Fidelity data:** {eval_name}, {data.get("num_eval_examples")} examples that the conversion never saw.
+- **Stage 1:** {settings["transfer_steps"]} steps, learning rate {settings["transfer_learning_rate"]}, global batch {settings["batch_size"]}.
+- **Stage 2:** {settings["recovery"]}, {settings["recovery_steps"]} steps.
+- **Seed:** {settings["seed"]}. All settings are in `results.json` (`conversion`).
+
+## Fidelity to the teacher
+
+Measured on the fidelity data; both models run end to end on their own hidden states.
+
+{_fidelity_table(results["fidelity"], results["stages"]) if results["fidelity"] else "Not measured (no held-out data was given)."}
+
+Attention KL per layer (teacher row || student row, nats, mean over heads and tokens):
+
+{_layer_table(results["fidelity"])}
+
+## Limitations
+
+Fidelity is measured on the {data.get("num_eval_examples")} held-out examples above; inputs far from the conversion
+data may be reproduced less faithfully. Kernel attention weights are not softmax weights: attention-based attributions
+of this model differ from the teacher's.
+
+## Citation
+
+{CITATIONS}
+"""
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n{text}")

@@ -1,0 +1,191 @@
+"""Run the two conversion stages with ``Trainer``: arguments, trainable parameters, LoRA adapters (``peft``)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import PreTrainedModel, TrainingArguments, set_seed
+
+from hf_robattr.models import KernelFeatureMap
+
+from .config import ConversionConfig
+from .inputs import ExampleDataset, PaddingCollator
+from .recovery import RecoveryTrainer
+from .transfer import AttentionTransferTrainer
+
+
+__all__ = ["ENCODER_LINEAR_MODULES", "QUERY_KEY_MODULES", "StageRecord", "run_attention_transfer", "run_recovery"]
+
+logger = logging.getLogger(__name__)
+
+# peft ``target_modules`` regexes (full match on module names), by model family.
+QUERY_KEY_MODULES = {
+    "bert": r".*encoder\.layer\.\d+\.attention\.self\.(query|key)",
+    "vit": r".*layers\.\d+\.attention\.(q_proj|k_proj)",
+}
+ENCODER_LINEAR_MODULES = {
+    "bert": r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense"
+    r"|output\.dense)",
+    "vit": r".*layers\.\d+\.(attention\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(fc1|fc2))",
+}
+
+
+@dataclass
+class StageRecord:
+    """What one stage did: steps, trainable parameters, times (wall and this process's CPU) and its log."""
+
+    steps: int = 0
+    trainable_parameters: int = 0
+    wall_time_s: float = 0.0
+    cpu_time_s: float = 0.0
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def training_arguments(
+    config: ConversionConfig, *, steps: int, learning_rate: float, batch_size: int, output_dir: str, **extra
+) -> TrainingArguments:
+    """``TrainingArguments`` for one stage: ``batch_size`` is global, split evenly across the processes."""
+    args = TrainingArguments(
+        output_dir=output_dir,
+        max_steps=steps,
+        learning_rate=learning_rate,
+        lr_scheduler_type=config.lr_scheduler_type,
+        warmup_steps=int(config.warmup_ratio * steps),
+        weight_decay=0.0,
+        per_device_train_batch_size=batch_size,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        remove_unused_columns=False,
+        dataloader_drop_last=True,  # equal per-process batches: a global batch splits the same way on any count
+        average_tokens_across_devices=False,
+        use_cpu=config.use_cpu,
+        disable_tqdm=not config.progress,
+        **extra,
+    )
+    if batch_size % args.world_size:
+        raise ValueError(
+            f"The global batch size ({batch_size}) must be divisible by the number of processes ({args.world_size})."
+        )
+    args.per_device_train_batch_size = batch_size // args.world_size
+    return args
+
+
+def _feature_map_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for m in model.modules() if isinstance(m, KernelFeatureMap) for p in m.parameters()]
+
+
+def _train(trainer, record: StageRecord, student: nn.Module) -> None:
+    record.trainable_parameters = sum(p.numel() for p in student.parameters() if p.requires_grad)
+    wall, cpu = time.perf_counter(), time.process_time()
+    trainer.train()
+    record.wall_time_s = round(time.perf_counter() - wall, 3)
+    record.cpu_time_s = round(time.process_time() - cpu, 3)
+    record.steps = trainer.state.global_step
+    record.log_history = trainer.state.log_history
+
+
+def _lora(student: PreTrainedModel, rank: int, alpha: float | None, targets: Any) -> nn.Module:
+    config = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=0.0, target_modules=targets, bias="none")
+    return get_peft_model(student, config)
+
+
+def run_attention_transfer(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    examples: list[dict[str, torch.Tensor]],
+    config: ConversionConfig,
+    *,
+    family: str,
+    pad_token_id: int,
+    cache_teacher_inputs: bool,
+) -> tuple[PreTrainedModel, StageRecord]:
+    """Stage 1: train the feature maps (and query/key adapters, merged afterwards); return the student and its record."""
+    record = StageRecord()
+    set_seed(config.seed)
+    student.requires_grad_(False)
+    rank = config.effective_qk_lora_rank
+    trained = _lora(student, rank, None, QUERY_KEY_MODULES[family]) if rank else student
+    for parameter in _feature_map_parameters(trained):
+        parameter.requires_grad_(True)
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = training_arguments(
+            config,
+            steps=config.transfer_steps,
+            learning_rate=config.transfer_learning_rate,
+            batch_size=config.batch_size,
+            output_dir=output_dir,
+        )
+        trainer = AttentionTransferTrainer(
+            student=trained,
+            teacher=teacher,
+            output_weight=config.transfer_output_weight,
+            cache_teacher_inputs=cache_teacher_inputs,
+            args=args,
+            train_dataset=ExampleDataset(examples),
+            data_collator=PaddingCollator(pad_token_id),
+        )
+        _train(trainer, record, trained)
+    student = trained.merge_and_unload() if rank else trained
+    return student.requires_grad_(False).eval(), record
+
+
+def run_recovery(
+    student: PreTrainedModel,
+    teacher: PreTrainedModel,
+    examples: list[dict[str, torch.Tensor]],
+    config: ConversionConfig,
+    *,
+    family: str,
+    task: str,
+    pad_token_id: int,
+) -> tuple[PreTrainedModel, StageRecord]:
+    """Stage 2: LoRA (merged afterwards) or full fine-tuning on the output-matching objective."""
+    record = StageRecord()
+    set_seed(config.seed)
+    student.requires_grad_(False)
+    if config.recovery == "lora":
+        targets = config.lora_target_modules or ENCODER_LINEAR_MODULES[family]
+        trained = _lora(student, config.lora_rank, config.lora_alpha, targets)
+    else:
+        trained = student.requires_grad_(True)
+    has_labels = "labels" in examples[0]
+    objective = {
+        "output_weight": config.output_weight,
+        "hidden_state_weight": config.hidden_state_weight,
+        "task_loss_weight": config.task_loss_weight if has_labels else 0.0,
+        "temperature": config.distillation_temperature,
+    }
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = training_arguments(
+            config,
+            steps=config.recovery_steps,
+            learning_rate=config.effective_recovery_learning_rate,
+            batch_size=config.effective_recovery_batch_size,
+            output_dir=output_dir,
+            # full fine-tuning also holds weights the objective never reaches (e.g. a base model's pooler)
+            ddp_find_unused_parameters=config.recovery == "full",
+        )
+        trainer = RecoveryTrainer(
+            student=trained,
+            teacher=teacher,
+            family=family,
+            task=task,
+            objective=objective,
+            args=args,
+            train_dataset=ExampleDataset(examples),
+            data_collator=PaddingCollator(pad_token_id),
+        )
+        _train(trainer, record, trained)
+    student = trained.merge_and_unload() if config.recovery == "lora" else trained
+    return student.requires_grad_(False).eval(), record

@@ -1,0 +1,96 @@
+"""A converted model's folder is a complete Hub repo: it loads with ``trust_remote_code=True`` in a process where
+hf_robattr and peft cannot be imported and gives the same outputs; results.json and the card hold every number."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from conversion_helpers import QUICK
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+
+from hf_robattr.conversion import convert_to_kernel
+
+
+_CHILD = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+
+    # As if neither were installed: a None entry makes `import` fail and `find_spec` return None.
+    sys.modules["hf_robattr"] = sys.modules["peft"] = None
+    import torch
+    import transformers
+
+    for blocked in ("hf_robattr", "peft"):
+        try:
+            __import__(blocked)
+            sys.exit(f"{blocked} was importable")
+        except ImportError:
+            assert importlib.util.find_spec(blocked) is None
+    results = {}
+    for name, case in json.load(open(sys.argv[1])).items():
+        model = getattr(transformers, case["auto_class"]).from_pretrained(case["folder"], trust_remote_code=True)
+        assert "hf_robattr" not in type(model).__module__, type(model).__module__
+        with torch.no_grad():
+            outputs = model.eval()(**torch.load(case["inputs"]))
+        value = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
+        results[name] = {"class": type(model).__name__, "attention_type": model.config.attention_type,
+                         "output": value.tolist()}
+    assert sys.modules["hf_robattr"] is None and sys.modules["peft"] is None
+    json.dump(results, open(sys.argv[2], "w"))
+    """
+)
+
+
+CASES = {"vit_classifier": "AutoModelForImageClassification", "bert": "AutoModel", "bert_mlm": "AutoModelForMaskedLM"}
+
+
+def test_saved_folders_load_without_hf_robattr_or_peft(teachers, text_ids, images, tmp_path):
+    cases, expected, saved = {}, {}, {}
+    for name, auto_class in CASES.items():
+        train, held_out = images if name.startswith("vit") else text_ids
+        settings = {**QUICK, "transfer_steps": 5, "recovery_steps": 5}
+        result = convert_to_kernel(teachers[name], train, eval_inputs=held_out, **settings)
+        folder = result.save_pretrained(tmp_path / name, data={"dataset": "random tensors"})
+        inputs = {"pixel_values": held_out[:4]} if name.startswith("vit") else {k: v[:4] for k, v in held_out.items()}
+        torch.save(inputs, tmp_path / f"{name}.pt")
+        with torch.no_grad():
+            outputs = result.model(**inputs)
+        expected[name] = outputs.logits if hasattr(outputs, "logits") else outputs.last_hidden_state
+        cases[name] = {"folder": str(folder), "auto_class": auto_class, "inputs": str(tmp_path / f"{name}.pt")}
+        saved[name] = (result, folder)
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    (tmp_path / "cwd").mkdir()
+    child = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(tmp_path / "cases.json"), str(tmp_path / "out.json")],
+        cwd=tmp_path / "cwd", env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr[-3000:]
+    loaded = json.loads((tmp_path / "out.json").read_text())
+    for name, (result, folder) in saved.items():
+        assert loaded[name]["class"] == type(result.model).__name__ and loaded[name]["attention_type"] == "kernel"
+        torch.testing.assert_close(torch.tensor(loaded[name]["output"]), expected[name], rtol=1e-5, atol=1e-5)
+        _check_results_and_card(folder, headline="embedding_cosine_mean" if name == "bert" else "top1_agreement")
+
+
+def _check_results_and_card(folder, headline: str) -> None:
+    results = json.loads((folder / "results.json").read_text())  # strict JSON: no NaN literal
+    assert set(results) == {"teacher", "student", "conversion", "data", "fidelity", "stages"}
+    assert results["student"]["kernel_feature_map"] == "hedgehog" and results["data"]["dataset"] == "random tensors"
+    assert set(results["fidelity"]) == {"plain_swap", "attention_transfer", "recovery"}
+    assert results["stages"]["recovery"]["steps"] == 5
+
+    card = ModelCard.load(folder / "README.md")
+    assert "random tensors" in card.text and "trust_remote_code=True" in card.text
+    _, evals = model_index_to_eval_results(card.data.to_dict()["model-index"])
+    reported = {e.metric_name: e.metric_value for e in evals}
+    assert reported[f"recovery/{headline}"] == pytest.approx(results["fidelity"]["recovery"][headline])
+    assert reported["attention_transfer/attention_kl/layer_1"] == pytest.approx(
+        results["fidelity"]["attention_transfer"]["attention_kl"][1]
+    )
