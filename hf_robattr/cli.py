@@ -50,8 +50,8 @@ def _push(args: argparse.Namespace) -> str:
     from .hub import push_to_hub
     from .hub.space import default_space_id, space_url
 
-    if args.space_id and not args.space:
-        raise CommandError("`--space_id` needs `--space` (it names the demo Space to create).")
+    if (args.space_id or args.space_requirement) and not args.space:
+        raise CommandError("`--space_id` and `--space_requirement` need `--space` (they describe the demo Space).")
     url = push_to_hub(
         args.output_dir,
         args.repo_id,
@@ -60,6 +60,7 @@ def _push(args: argparse.Namespace) -> str:
         revision=args.revision,
         space=args.space,
         space_id=args.space_id,
+        space_requirement=args.space_requirement,
     )
     message = f"Pushed {args.output_dir} to {url}"
     if args.space:
@@ -111,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--space", action="store_true", help="also create a Gradio Space running the attribution explorer on it"
     )
     push.add_argument("--space_id", "--space-id", help="the Space's ORG/NAME (default: REPO_ID-demo)")
+    push.add_argument(
+        "--space_requirement",
+        "--space-requirement",
+        help="the pip requirement that installs hf_robattr in the Space (default: this version with the demo extra; "
+        "e.g. a git+https:// URL)",
+    )
     push.set_defaults(handler=_push)
 
     demo = commands.add_parser(

@@ -96,7 +96,9 @@ def test_card_user_errors(run_dir, tmp_path, capsys):
 
 def test_push_user_errors(run_dir, capsys):
     assert main(["push", str(run_dir), "org/tiny", "--space_id", "org/tiny-demo"]) == 2
-    assert "`--space_id` needs `--space`" in _one_line_error(capsys)
+    assert "need `--space`" in _one_line_error(capsys)
+    assert main(["push", str(run_dir), "org/tiny", "--space_requirement", "hf_robattr"]) == 2
+    assert "need `--space`" in _one_line_error(capsys)
     assert main(["push", str(run_dir), "not a repo"]) == 2
     assert "ORG/NAME" in _one_line_error(capsys)
 

@@ -98,10 +98,13 @@ def test_space_arguments(run_dir, fake_hub):
 
 def test_cli_push_space(run_dir, fake_hub, capsys):
     save_model_card(run_dir)
-    assert main(["push", str(run_dir), "org/tiny", "--token", "hf_x", "--space", "--space_id", "org/explorer"]) == 0
+    argv = ["push", str(run_dir), "org/tiny", "--token", "hf_x", "--space", "--space_id", "org/explorer"]
+    assert main([*argv, "--space_requirement", "git+https://example.org/hf_robattr.git"]) == 0
     out = capsys.readouterr().out
     assert "Demo Space: https://huggingface.co/spaces/org/explorer" in out
-    assert [call[1]["repo_id"] for call in fake_hub.calls if call[0] == "upload_folder"] == ["org/explorer"]
+    [space] = [call[1] for call in fake_hub.calls if call[0] == "upload_folder"]
+    assert space["repo_id"] == "org/explorer"
+    assert space["files"]["requirements.txt"] == "git+https://example.org/hf_robattr.git\n"
 
 
 def test_space_folder(tmp_path):
