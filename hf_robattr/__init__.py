@@ -19,7 +19,7 @@ from ._lazy import after_import
 __version__ = "0.1.0"
 
 # Subpackages whose ``__all__`` make up the package's public names, in this order.
-_PUBLIC_SUBPACKAGES = ("models", "data", "attribution", "robustness", "training", "hub", "metrics")
+_PUBLIC_SUBPACKAGES = ("models", "data", "attribution", "robustness", "training", "hub", "metrics", "conversion")
 # Subpackages reachable as attributes but not re-exported name by name.
 _OTHER_SUBPACKAGES = ("study", "demo", "cli")
 _exports: dict[str, ModuleType] | None = None
@@ -67,6 +67,7 @@ after_import("evaluate", _register_metric)
 
 if TYPE_CHECKING:
     from .attribution import *  # noqa: F403
+    from .conversion import *  # noqa: F403
     from .data import *  # noqa: F403
     from .hub import *  # noqa: F403
     from .metrics import *  # noqa: F403
