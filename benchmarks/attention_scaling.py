@@ -1,9 +1,10 @@
-"""Softmax (SDPA) versus kernel attention on the CPU: forward+backward time and peak memory against sequence length.
+"""Softmax (SDPA) versus kernel attention: forward+backward time and peak memory against sequence length.
 
 Usage::
 
     python benchmarks/attention_scaling.py                      # N = 256 ... 16384, B=1, H=4, D=32, elu+1
     python benchmarks/attention_scaling.py --lengths 256 1024 --model-tokens 0   # quick run, no whole-model row
+    python benchmarks/attention_scaling.py --device cuda --lengths 1024 4096 16384 65536 --min-seconds 0.2
 
 It prints a markdown table of times, their ratio and peak memory per sequence length, the log-log slopes of time
 against N (1 = linear, 2 = quadratic), the whole-model ratio for a 1-layer ViT whose image gives 16385 tokens, and
@@ -14,6 +15,9 @@ Peak memory is measured in a child process started with ``MALLOC_MMAP_THRESHOLD_
 back to the OS and cannot hide a later peak; it is the growth of the resident set during one forward+backward
 (``VmHWM`` after a reset through ``/proc/self/clear_refs``, Linux only). That allocator setting slows large
 allocations down, which is why timing does not run under it. The CPU may be shared: note the load next to numbers.
+
+On ``--device cuda`` every tensor and module lives on the GPU, the clock is read after ``torch.cuda.synchronize()``,
+and peak memory is the growth of ``torch.cuda.max_memory_allocated()`` during one forward+backward, in this process.
 """
 
 from __future__ import annotations
@@ -51,6 +55,29 @@ def peak_memory_mib(step: Callable[[], None]) -> float:
     return max(_rss_mib("VmHWM") - before, 0.0)
 
 
+def cuda_peak_memory_mib(step: Callable[[], None]) -> float:
+    """GPU memory growth (MiB) during one call of ``step``, after one warm-up call."""
+    step()
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return max(torch.cuda.max_memory_allocated() - before, 0) / 2**20
+
+
+def synchronized(step: Callable[[], None], device: torch.device) -> Callable[[], None]:
+    """``step`` followed by a CUDA synchronisation on a GPU, so a clock read after it sees the finished work."""
+    if device.type != "cuda":
+        return step
+
+    def run() -> None:
+        step()
+        torch.cuda.synchronize(device)
+
+    return run
+
+
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
@@ -80,14 +107,18 @@ class _KernelModule(nn.Module):
         self.kernel_eps = eps
 
 
-def attention_op_step(kind: str, length: int, heads: int, head_dim: int, feature_map: str) -> Callable[[], None]:
+def attention_op_step(
+    kind: str, length: int, heads: int, head_dim: int, feature_map: str, device: torch.device
+) -> Callable[[], None]:
     """A closure running one forward+backward of the attention op alone (B=1): ``kind`` is "sdpa" or "kernel"."""
     from hf_robattr.models import build_feature_map, kernel_attention_forward
 
     generator = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, heads, length, head_dim, generator=generator).requires_grad_() for _ in range(3))
-    probe = torch.randn(1, length, heads, head_dim, generator=generator)
-    module = _KernelModule(build_feature_map(feature_map, num_heads=heads, head_dim=head_dim)).eval()
+    q, k, v = (
+        torch.randn(1, heads, length, head_dim, generator=generator).to(device).requires_grad_() for _ in range(3)
+    )
+    probe = torch.randn(1, length, heads, head_dim, generator=generator).to(device)
+    module = _KernelModule(build_feature_map(feature_map, num_heads=heads, head_dim=head_dim)).to(device).eval()
 
     def step() -> None:
         if kind == "sdpa":
@@ -100,7 +131,9 @@ def attention_op_step(kind: str, length: int, heads: int, head_dim: int, feature
     return step
 
 
-def vit_step(attention_type: str, tokens: int, heads: int, head_dim: int, feature_map: str) -> Callable[[], None]:
+def vit_step(
+    attention_type: str, tokens: int, heads: int, head_dim: int, feature_map: str, device: torch.device
+) -> Callable[[], None]:
     """A closure running one training forward+backward of a 1-layer RobAttr ViT whose image gives ``tokens`` tokens."""
     from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
 
@@ -118,9 +151,9 @@ def vit_step(attention_type: str, tokens: int, heads: int, head_dim: int, featur
         num_labels=10,
     )
     torch.manual_seed(0)
-    model = RobAttrViTForImageClassification(config).train()
-    pixels = torch.randn(1, 3, side, side)
-    labels = torch.tensor([3])
+    model = RobAttrViTForImageClassification(config).to(device).train()
+    pixels = torch.randn(1, 3, side, side).to(device)
+    labels = torch.tensor([3], device=device)
 
     def step() -> None:
         model(pixels, labels=labels).loss.backward()
@@ -132,15 +165,17 @@ def vit_step(attention_type: str, tokens: int, heads: int, head_dim: int, featur
 def benchmark_steps(args: argparse.Namespace) -> dict[str, Callable[[], Callable[[], None]]]:
     """Name -> factory of the step to measure, in measuring order."""
     steps: dict[str, Callable[[], Callable[[], None]]] = {}
+    device = torch.device(args.device)
     for length in args.lengths:
         for kind in ("sdpa", "kernel"):
-            steps[f"{kind}-{length}"] = lambda kind=kind, length=length: attention_op_step(
-                kind, length, args.heads, args.head_dim, args.feature_map
+            steps[f"{kind}-{length}"] = lambda kind=kind, length=length: synchronized(
+                attention_op_step(kind, length, args.heads, args.head_dim, args.feature_map, device), device
             )
     if args.model_tokens > 0:
         for attention_type in ("softmax", "kernel"):
-            steps[f"vit-{attention_type}"] = lambda attention_type=attention_type: vit_step(
-                attention_type, args.model_tokens, args.heads, args.head_dim, args.feature_map
+            steps[f"vit-{attention_type}"] = lambda attention_type=attention_type: synchronized(
+                vit_step(attention_type, args.model_tokens, args.heads, args.head_dim, args.feature_map, device),
+                device,
             )
     return steps
 
@@ -162,9 +197,13 @@ def _memory_in_child(argv: list[str]) -> dict[str, float]:
 
 def report(args: argparse.Namespace, seconds: dict[str, float], peaks: dict[str, float]) -> None:
     """Print the markdown table, the slopes, the whole-model ratio and the targets."""
+    where = (
+        f"the GPU ({torch.cuda.get_device_name(torch.device(args.device))}"
+        if args.device.startswith("cuda")
+        else f"the CPU ({torch.get_num_threads()} threads"
+    )
     print(
-        f"Forward+backward on the CPU ({torch.get_num_threads()} threads, {args.clock} clock, "
-        f"torch {torch.__version__}), "
+        f"Forward+backward on {where}, {args.clock} clock, torch {torch.__version__}), "
         f"B=1, H={args.heads}, D={args.head_dim}, kernel feature map {args.feature_map!r}; "
         f"load average {os.getloadavg()[0]:.2f}.\n"
     )
@@ -176,7 +215,8 @@ def report(args: argparse.Namespace, seconds: dict[str, float], peaks: dict[str,
             f"| {n} | {sdpa * 1e3:.1f} | {kernel * 1e3:.1f} | {sdpa / kernel:.1f}x | {kernel * 1e6 / n:.2f} "
             f"| {peaks[f'sdpa-{n}']:.1f} | {peaks[f'kernel-{n}']:.1f} |"
         )
-    print("\nTimes: fastest of >= 3 runs after a warm-up. Peak: resident-memory growth during one forward+backward.")
+    measured = "GPU memory growth" if args.device.startswith("cuda") else "resident-memory growth"
+    print(f"\nTimes: fastest of >= 3 runs after a warm-up. Peak: {measured} during one forward+backward.")
 
     large = [n for n in args.lengths if n >= 1024] or args.lengths
     if len(large) >= 2:
@@ -218,8 +258,16 @@ def main(argv: list[str] | None = None) -> int:
         default="wall",
         help="wall time, or this process's CPU time (with --threads 1: robust to other load on a shared CPU)",
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); on cuda the clock is wall time")
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.device.split(":")[0] not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda (cuda:N), got {args.device!r}")
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: torch sees no CUDA device on this machine")
+    if device.type == "cuda" and args.clock != "wall":
+        parser.error("--clock cpu measures this process's CPU time, not GPU work: use --clock wall with --device cuda")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -233,7 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         repeats = 2 if name.startswith("vit") else 3
         seconds[name] = fastest_seconds(make(), args.min_seconds, min_repeats=repeats, clock=CLOCKS[args.clock])
         print(f"timed {name}", file=sys.stderr, flush=True)
-    peaks = _memory_in_child(argv) if sys.platform.startswith("linux") else dict.fromkeys(steps, float("nan"))
+    if device.type == "cuda":
+        peaks = {name: cuda_peak_memory_mib(make()) for name, make in steps.items()}
+    elif sys.platform.startswith("linux"):
+        peaks = _memory_in_child(argv)
+    else:
+        peaks = dict.fromkeys(steps, float("nan"))
     report(args, seconds, peaks)
     return 0
 
