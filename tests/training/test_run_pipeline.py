@@ -90,3 +90,24 @@ def test_prepared_text_carries_the_rationales():
     batch = data.collator([data.test[i] for i in range(4)])
     assert batch["rationale_mask"].shape == batch["input_ids"].shape
     assert int(batch["rationale_mask"].sum()) > 0 and not (batch["rationale_mask"] > batch["attention_mask"]).any()
+
+
+@pytest.mark.parametrize(
+    ("flags", "attention", "feature_map"),
+    [
+        pytest.param({}, "kernel", "relu", id="checkpoint-own"),
+        pytest.param({"attention_type": "softmax"}, "softmax", "relu", id="swapped"),
+        pytest.param({"kernel_feature_map": "elu"}, "kernel", "elu", id="feature-map-swapped"),
+    ],
+)
+def test_warm_start_keeps_the_checkpoints_attention_unless_asked(tmp_path, flags, attention, feature_map):
+    """A folder written by a kernel run warm-starts as kernel without repeating --attention_type."""
+    from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
+    from hf_robattr.training import build_classifier
+
+    config = RobAttrViTConfig(image_size=8, patch_size=4, num_labels=2, attention_type="kernel",
+                              kernel_feature_map="relu", **SIZE)  # fmt: skip
+    RobAttrViTForImageClassification(config).save_pretrained(tmp_path / "warm")
+    args = VisionModelArguments(model_name_or_path=str(tmp_path / "warm"), **flags)
+    model = build_classifier(args, label_names=["a", "b"], processor=None)
+    assert (model.config.attention_type, model.config.kernel_feature_map) == (attention, feature_map)
