@@ -14,7 +14,7 @@ from transformers import PreTrainedModel
 
 from .config import ConversionConfig
 from .fidelity import measure_fidelity
-from .inputs import ExampleDataset, PaddingCollator, to_examples
+from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
 from .stages import StageRecord, run_attention_transfer, run_recovery
 from .student import build_model_pair, check_convertible, model_family
 
@@ -170,7 +170,8 @@ def convert_to_kernel(
     config = ConversionConfig.from_dict({**base, **settings})
     check_convertible(model)
     family = model_family(model)
-    tokenize = {"family": family, "tokenizer": tokenizer, "max_length": config.max_length}
+    max_length = max_text_length(model.config, config.max_length)
+    tokenize = {"family": family, "tokenizer": tokenizer, "max_length": max_length}
     examples = to_examples(inputs, argument="inputs", **tokenize)
     eval_examples = to_examples(eval_inputs, argument="eval_inputs", **tokenize) if eval_inputs is not None else None
     _check_sizes(config, len(examples))

@@ -117,14 +117,19 @@ def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) ->
     return evals
 
 
-def build_conversion_card(results: dict[str, Any], *, family: str, task: str, repo_id: str | None = None) -> ModelCard:
-    """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (the ``results.json`` record)."""
+def build_conversion_card(
+    results: dict[str, Any], *, family: str, task: str, repo_id: str | None = None, model_name: str | None = None
+) -> ModelCard:
+    """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (the ``results.json`` record).
+
+    ``model_name`` titles the card (default: the repo name, else ``<teacher>-kernel-<feature map>``)."""
     teacher = results["teacher"]["name_or_path"] or "a softmax checkpoint"
     student, data = results["student"], results["data"]
     feature_map = student["kernel_feature_map"]
     eval_name = data.get("eval_dataset") or "held-out data"
     task_type = _TASK_TYPES[(family, task)]
-    model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
+    if model_name is None:
+        model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
     card_data = ModelCardData(
         model_name=model_name,
         base_model=teacher

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset as TorchDataset
 
 
-__all__ = ["MODEL_INPUT_KEYS", "ExampleDataset", "PaddingCollator", "to_examples"]
+__all__ = ["MODEL_INPUT_KEYS", "ExampleDataset", "PaddingCollator", "max_text_length", "to_examples"]
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -51,6 +51,11 @@ def _split_batch(batch: Mapping[str, Any], argument: str) -> list[dict[str, torc
         raise ValueError(f"{argument}: every tensor must share the batch dimension, got sizes {sizes}.")
     size = next(iter(sizes.values()))
     return [{key: value[i] for key, value in tensors.items()} for i in range(size)]
+
+
+def max_text_length(model_config: Any, requested: int) -> int:
+    """``requested`` capped at the model's ``max_position_embeddings`` (texts are truncated to it)."""
+    return min(requested, getattr(model_config, "max_position_embeddings", None) or requested)
 
 
 def _tokenize(texts: Sequence[str], tokenizer: Any, max_length: int) -> list[dict[str, torch.Tensor]]:

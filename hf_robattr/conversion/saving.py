@@ -67,7 +67,11 @@ def save_conversion(
     results["data"] = {**results["data"], **(data or {})}
     write_json_atomic(output_dir / RESULTS_FILE, results)
     card = build_conversion_card(
-        results, family=model_family(result.model), task=model_task(result.model), repo_id=repo_id
+        results,
+        family=model_family(result.model),
+        task=model_task(result.model),
+        repo_id=repo_id,
+        model_name=repo_id.split("/")[-1] if repo_id else output_dir.resolve().name,
     )
     card.save(output_dir / "README.md")
     return output_dir

@@ -37,3 +37,37 @@ def sharp_teacher(model_class, seed: int = 0):
             elif name.endswith(("classifier.weight", "decoder.weight", "pooler.dense.weight")):
                 parameter.normal_(0.0, 1.0)
     return model
+
+
+def save_tiny_checkpoint(model_class, folder, seed: int = 0):
+    """Save a tiny sharp softmax checkpoint (plain transformers classes) into ``folder``; BERT gets an offline
+    tokenizer of common English words (others map to [UNK])."""
+    model = sharp_teacher(model_class, seed=seed)
+    model.save_pretrained(folder)
+    if not model_class.__name__.startswith("ViT"):
+        from hf_robattr.data import build_offline_tokenizer
+
+        words = [
+            "the",
+            "a",
+            "of",
+            "to",
+            "and",
+            "is",
+            "in",
+            "that",
+            "it",
+            "for",
+            "as",
+            "with",
+            "be",
+            "on",
+            "not",
+            "this",
+            "by",
+            "are",
+            "or",
+            "an",
+        ]
+        build_offline_tokenizer(words[: TINY_BERT["vocab_size"] - 5], model_max_length=16).save_pretrained(folder)
+    return folder

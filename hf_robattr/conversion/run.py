@@ -1,0 +1,245 @@
+"""The conversion recipe's steps: load the teacher and its processor, load the data, convert, save, push."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict, load_dataset
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForMaskedLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+from hf_robattr.data import (
+    EMBEDDED_DATASETS,
+    IMAGE_COLUMN_CANDIDATES,
+    TEXT_COLUMN_CANDIDATES,
+    ImageClassificationTransform,
+    load_embedded_dataset,
+    resolve_column,
+)
+
+from .api import ConversionResult, convert_to_kernel
+from .arguments import ConversionDataArguments, ConversionModelArguments, ConversionOutputArguments
+from .config import ConversionConfig
+from .inputs import max_text_length, to_examples
+from .prose import english_prose, prose_fingerprint
+from .saving import RESULTS_FILE
+
+
+__all__ = ["check_conversion_output_dir", "load_conversion_data", "load_teacher", "run_conversion"]
+
+logger = logging.getLogger(__name__)
+
+PROSE = "english_prose"
+_FAMILIES = {"bert": "bert", "robattr-bert": "bert", "vit": "vit", "robattr-vit": "vit"}
+_AUTO_CLASSES = {
+    ("bert", "base"): AutoModel,
+    ("vit", "base"): AutoModel,
+    ("bert", "classification"): AutoModelForSequenceClassification,
+    ("vit", "classification"): AutoModelForImageClassification,
+    ("bert", "masked_lm"): AutoModelForMaskedLM,
+}
+
+
+def check_conversion_output_dir(args: ConversionOutputArguments) -> None:
+    """Refuse a folder that holds a finished conversion unless ``--overwrite_output_dir``."""
+    if (Path(args.output_dir) / RESULTS_FILE).exists() and not args.overwrite_output_dir:
+        raise ValueError(
+            f"--output_dir {args.output_dir} already holds a finished run ({RESULTS_FILE}); pass "
+            "--overwrite_output_dir to replace it, or choose another folder."
+        )
+
+
+def _task(config: Any, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    architectures = " ".join(getattr(config, "architectures", None) or [])
+    if "ForSequenceClassification" in architectures or "ForImageClassification" in architectures:
+        return "classification"
+    return "masked_lm" if "ForMaskedLM" in architectures else "base"
+
+
+def load_teacher(args: ConversionModelArguments) -> tuple[PreTrainedModel, Any, str]:
+    """The softmax checkpoint (with the head ``--model_task`` names), its tokenizer or image processor (None when
+    an image checkpoint has none) and its family (``"bert"`` / ``"vit"``). Fails before loading any weights for a
+    model type other than ViT/BERT or a kernel checkpoint."""
+    import hf_robattr.models  # noqa: F401  (RobAttr checkpoints load through the Auto classes)
+
+    config = AutoConfig.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
+    family = _FAMILIES.get(config.model_type)
+    if family is None:
+        raise ValueError(
+            f"--model_name_or_path {args.model_name_or_path} is a {config.model_type!r} model; convert_to_kernel "
+            f"converts ViT and BERT checkpoints (model types {sorted(_FAMILIES)})."
+        )
+    if getattr(config, "attention_type", "softmax") != "softmax":
+        raise ValueError(
+            f"--model_name_or_path {args.model_name_or_path} already uses attention_type={config.attention_type!r}; "
+            "convert its softmax checkpoint instead."
+        )
+    task = _task(config, args.model_task)
+    if (family, task) not in _AUTO_CLASSES:
+        raise ValueError(f"--model_task {task!r} is not available for {family.upper()} models.")
+    model = _AUTO_CLASSES[family, task].from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
+    if family == "bert":
+        processor = AutoTokenizer.from_pretrained(
+            args.tokenizer_name or args.model_name_or_path, cache_dir=args.cache_dir
+        )
+    else:
+        try:
+            processor = AutoImageProcessor.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
+        except OSError:
+            processor = None
+    return model, processor, family
+
+
+def _splits(args: ConversionDataArguments, family: str, seed: int) -> tuple[str, DatasetDict]:
+    name = args.dataset_name or (PROSE if family == "bert" else "synthetic_images")
+    if name == PROSE:
+        return name, english_prose(seed=seed)
+    if name in EMBEDDED_DATASETS:
+        return name, load_embedded_dataset(name, seed=seed)
+    raw = load_dataset(name, args.dataset_config_name)
+    return name, raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
+
+
+def _train_and_eval(args: ConversionDataArguments, splits: DatasetDict, seed: int) -> tuple[Dataset, Dataset, str]:
+    if args.train_split_name not in splits:
+        raise ValueError(
+            f"--train_split_name={args.train_split_name!r} is not a split of the data; it has {list(splits)}."
+        )
+    train = splits[args.train_split_name]
+    if args.eval_split_name in splits and args.eval_split_name != args.train_split_name:
+        evaluation, eval_name = splits[args.eval_split_name], args.eval_split_name
+    else:  # carve a held-out part out of train
+        size = min(args.max_eval_samples or 512, max(1, len(train) // 10))
+        carved = train.train_test_split(test_size=size, seed=seed)
+        train, evaluation, eval_name = carved["train"], carved["test"], f"{args.train_split_name} (held out)"
+    if args.max_train_samples is not None:
+        train = train.select(range(min(args.max_train_samples, len(train))))
+    if args.max_eval_samples is not None:
+        evaluation = evaluation.select(range(min(args.max_eval_samples, len(evaluation))))
+    return train, evaluation, eval_name
+
+
+def _label_column(args: ConversionDataArguments, dataset: Dataset) -> str | None:
+    if args.label_column is not None:
+        return resolve_column(dataset, args.label_column, argument="--label_column", purpose="labels")
+    return next((c for c in ("label", "labels") if c in dataset.column_names), None)
+
+
+def _text_examples(dataset: Dataset, args, tokenizer, max_length: int, labels: bool) -> list[dict[str, torch.Tensor]]:
+    column = resolve_column(
+        dataset,
+        args.text_column,
+        argument="--text_column",
+        candidates=("text", *TEXT_COLUMN_CANDIDATES),
+        purpose="text",
+    )
+    examples = to_examples(list(dataset[column]), family="bert", tokenizer=tokenizer, max_length=max_length)
+    label_column = _label_column(args, dataset) if labels else None
+    if label_column is not None:
+        for example, label in zip(examples, dataset[label_column]):
+            example["labels"] = torch.tensor(label)
+    return examples
+
+
+def _image_examples(dataset: Dataset, args, processor, model_config, labels: bool) -> list[dict[str, torch.Tensor]]:
+    column = resolve_column(
+        dataset, args.image_column, argument="--image_column", candidates=IMAGE_COLUMN_CANDIDATES, purpose="images"
+    )
+    label_column = _label_column(args, dataset) if labels else None
+    if label_column is None:
+        dataset, label_column = dataset.add_column("__no_label__", [0] * len(dataset)), "__no_label__"
+    transform = ImageClassificationTransform(
+        image_column=column,
+        label_column=label_column,
+        image_size=model_config.image_size,
+        num_channels=model_config.num_channels,
+        image_processor=processor,
+    )
+    batch = dataset.with_transform(transform)[:]
+    examples = to_examples({"pixel_values": torch.stack(batch["pixel_values"]), "labels": torch.tensor(batch["labels"])},
+                           family="vit")  # fmt: skip
+    if label_column == "__no_label__":
+        examples = [{k: v for k, v in e.items() if k != "labels"} for e in examples]
+    return examples
+
+
+def load_conversion_data(
+    args: ConversionDataArguments,
+    *,
+    family: str,
+    processor: Any,
+    model_config: Any,
+    seed: int = 0,
+    max_length: int = 64,
+    train_labels: bool = False,
+) -> tuple[list[dict], list[dict], dict[str, Any]]:
+    """Conversion examples, held-out examples (with labels when the data has them) and a description of the data
+    (name, splits, sizes, and the prose fingerprint for ``english_prose``)."""
+    name, splits = _splits(args, family, seed)
+    train, evaluation, eval_name = _train_and_eval(args, splits, seed)
+    if family == "bert":
+        train_examples = _text_examples(train, args, processor, max_length, train_labels)
+        eval_examples = _text_examples(evaluation, args, processor, max_length, True)
+    else:
+        train_examples = _image_examples(train, args, processor, model_config, train_labels)
+        eval_examples = _image_examples(evaluation, args, processor, model_config, True)
+    info = {"dataset": name, "dataset_config": args.dataset_config_name, "train_split": args.train_split_name,
+            "eval_dataset": f"{name} [{eval_name}]"}  # fmt: skip
+    if name == PROSE:
+        info["fingerprint"] = prose_fingerprint()
+    return train_examples, eval_examples, info
+
+
+def run_conversion(
+    model_args: ConversionModelArguments,
+    data_args: ConversionDataArguments,
+    config: ConversionConfig,
+    output_args: ConversionOutputArguments,
+) -> ConversionResult:
+    """Load, convert, and (on the main process) save the Hub folder and push it when asked; return the result."""
+    from accelerate import PartialState
+
+    check_conversion_output_dir(output_args)
+    model, processor, family = load_teacher(model_args)
+    train, evaluation, info = load_conversion_data(
+        data_args,
+        family=family,
+        processor=processor,
+        model_config=model.config,
+        seed=config.seed,
+        max_length=max_text_length(model.config, config.max_length),
+        train_labels=config.task_loss_weight > 0,
+    )
+    logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(train), info["dataset"])
+    result = convert_to_kernel(model, train, eval_inputs=evaluation, config=config)
+    result.teacher_name = model_args.model_name_or_path
+    state = PartialState()
+    if state.is_main_process:
+        result.save_pretrained(
+            output_args.output_dir, processor=processor, repo_id=output_args.hub_model_id, data=info
+        )
+        logger.info("Wrote %s", output_args.output_dir)
+        if output_args.push_to_hub:
+            from hf_robattr.hub import push_to_hub
+
+            push_to_hub(
+                output_args.output_dir,
+                output_args.hub_model_id,
+                token=output_args.hub_token,
+                private=output_args.hub_private_repo,
+            )
+    state.wait_for_everyone()
+    return result

@@ -1,0 +1,121 @@
+"""recipes/convert_to_kernel.py end to end: in-process on tiny checkpoints with the offline default data, fail-fast
+arguments, a finished folder kept, and a 2-process accelerate launch equal to one process with the global batch."""
+
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conversion_helpers import save_tiny_checkpoint
+from safetensors.torch import load_file
+from transformers import AutoModelForImageClassification, BertModel, ViTForImageClassification
+
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPE = ROOT / "recipes" / "convert_to_kernel.py"
+QUICK_FLAGS = ["--batch_size", "8", "--transfer_steps", "6", "--recovery_steps", "4", "--logging_steps", "2",
+               "--max_train_samples", "48", "--max_eval_samples", "12", "--progress", "false", "--use_cpu"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("recipe_convert_to_kernel", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bert_checkpoint(tmp_path_factory):
+    return save_tiny_checkpoint(BertModel, tmp_path_factory.mktemp("bert"))
+
+
+def test_bert_on_offline_english_prose(recipe, bert_checkpoint, tmp_path):
+    out = tmp_path / "out"
+    results = recipe.main(["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["data"]["dataset"] == "english_prose" and len(saved["data"]["fingerprint"]) == 16
+    assert saved["data"]["num_examples"] == 48 and saved["data"]["num_eval_examples"] == 12
+    assert saved["teacher"]["name_or_path"] == str(bert_checkpoint) and results["fidelity"] == saved["fidelity"]
+    assert (out / "tokenizer.json").exists() and (out / "modeling_robattr_bert.py").exists()
+    card = (out / "README.md").read_text()
+    assert str(bert_checkpoint) in card and "english_prose" in card and "# out" in card
+    # a finished folder is kept unless --overwrite_output_dir
+    with pytest.raises(ValueError, match="already holds a finished run"):
+        recipe.main(["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
+
+
+def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
+    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
+    out = tmp_path / "out"
+    recipe.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
+    results = json.loads((out / "results.json").read_text())
+    assert results["data"]["dataset"] == "synthetic_images"
+    assert {"teacher_accuracy", "student_accuracy", "top1_agreement"} <= set(results["fidelity"]["recovery"])
+    model = AutoModelForImageClassification.from_pretrained(out)
+    assert model.config.attention_type == "kernel" and model.config.kernel_feature_map == "hedgehog"
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--feature_map", "gaussian"], "feature_map must be one of"),
+        (["--model_task", "qa"], "--model_task must be one of"),
+        (["--transfer_learning_rate", "-1"], "transfer_learning_rate must be a finite number > 0"),
+        (["--max_train_samples", "0"], "--max_train_samples must be a positive int"),
+        (["--push_to_hub", "true"], "--push_to_hub needs --hub_model_id"),
+        (["--text_column", "body"], "--text_column='body' is not a column"),
+    ],
+)
+def test_bad_flags_fail_before_any_training(recipe, bert_checkpoint, tmp_path, monkeypatch, flags, message):
+    monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(ValueError, match=message):
+        recipe.main(
+            ["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(tmp_path), *QUICK_FLAGS, *flags]
+        )
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_launch_equals_one_process_with_the_global_batch(recipe, bert_checkpoint, tmp_path):
+    """2 ranks x 4 examples per step = 1 process x 8: the same converted weights (both stages, padded text)."""
+    common = ["--model_name_or_path", str(bert_checkpoint), *QUICK_FLAGS, "--feature_map", "elu"]  # q/k LoRA + LoRA
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(_free_port()), str(RECIPE), "--output_dir", str(tmp_path / "ddp"), *common]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    launch = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-5000:]
+    recipe.main(["--output_dir", str(tmp_path / "single"), *common])
+
+    ddp, single = (json.loads((tmp_path / run / "results.json").read_text()) for run in ("ddp", "single"))
+    for stage in ("attention_transfer", "recovery"):
+        losses = [
+            [row["loss"] for row in run["stages"][stage]["log_history"] if "loss" in row] for run in (ddp, single)
+        ]
+        assert len(losses[0]) == (3 if stage == "attention_transfer" else 2) and losses[0] == pytest.approx(losses[1], rel=1e-4), stage
+    weights = {run: load_file(str(tmp_path / run / "model.safetensors")) for run in ("ddp", "single")}
+    assert weights["ddp"].keys() == weights["single"].keys()
+    for name, value in weights["single"].items():
+        torch.testing.assert_close(weights["ddp"][name], value, rtol=1e-4, atol=1e-6, msg=name)
+    changed = [
+        n
+        for n, v in weights["single"].items()
+        if "query" in n and not torch.equal(v, _teacher_weight(bert_checkpoint, n))
+    ]
+    assert changed, "the conversion changed no query weight (LoRA adapters were not merged?)"
+
+
+def _teacher_weight(folder, name: str) -> torch.Tensor:
+    return load_file(str(Path(folder) / "model.safetensors"))[name]
