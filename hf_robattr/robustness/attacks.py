@@ -128,9 +128,10 @@ class Attack:
         clean_maps: torch.Tensor,
         labels: torch.Tensor,
         settings: AttackSettings,
-        generator: torch.Generator,
+        generator: torch.Generator | None = None,
     ) -> AttackResult:
-        """Attack ``prepared`` whose clean maps are ``clean_maps`` and clean predictions ``labels``."""
+        """Attack ``prepared`` whose clean maps are ``clean_maps`` and clean predictions ``labels``; random starts
+        come from ``prepared.streams`` (one stream per example) if set, else from ``generator``."""
         radius = ball_radius(prepared, settings.epsilon, settings.norm)
         clamp = range_projector(prepared, settings.input_range)
         objective = type(self).objective_factory(clean_maps.detach(), settings, prepared.token_mask)

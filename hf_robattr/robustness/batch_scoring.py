@@ -17,7 +17,6 @@ from torch import nn
 from hf_robattr.attribution.attention import ATTENTION_METHODS, attention_weights_enabled
 from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.core import get_method
-from hf_robattr.attribution.gradient import SmoothGrad
 from hf_robattr.attribution.inputs import (
     IMAGE,
     PreparedInputs,
@@ -27,6 +26,7 @@ from hf_robattr.attribution.inputs import (
     prepare_inputs,
     unwrap_model,
 )
+from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
 from .attacks import AttackSettings, get_attack
@@ -146,12 +146,7 @@ class RobustnessScorer:
             input_range=config.input_range,
             target_region=target_region,
         )
-        self.methods: dict[str, AttributionMethod] = {}
-        for name in config.methods:
-            self.methods[name] = get_method(name, **config.method_kwargs.get(name, {}))
-            if isinstance(self.methods[name], SmoothGrad) and self.methods[name].generator is None:
-                self.methods[name].generator = torch.Generator().manual_seed(config.seed + 1)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.methods = {name: get_method(name, **config.method_kwargs.get(name, {})) for name in config.methods}
         self._stack: contextlib.ExitStack | None = None
 
     def __enter__(self) -> RobustnessScorer:
@@ -199,8 +194,11 @@ class RobustnessScorer:
         skipped: dict[str, torch.Tensor] = {}
         maps: dict[str, AttackedMaps] = {}
         for name, method in self.methods.items():
+            # Every draw for an example (noise of SmoothGrad, attack starts, sensitivity samples) comes from its own
+            # stream, keyed by the seed, its index and the method: the same whatever batch or process scores it.
+            streams = ExampleStreams.keyed(self.config.seed, ids, name)
             scores, method_maps, method_skipped = self._score_method(
-                method, prepared, targets, labels, wanted, ~unperturbable, keep_maps
+                method, prepared.with_streams(streams), targets, labels, wanted, ~unperturbable, keep_maps
             )
             per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
             skipped[name] = method_skipped.cpu()
@@ -299,7 +297,7 @@ class RobustnessScorer:
         result = None
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
             result = get_attack(config.attack)(
-                model, method, prepared, targets, clean_maps, labels, self.settings, self.generator
+                model, method, prepared, targets, clean_maps, labels, self.settings, None
             )
             nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
@@ -315,7 +313,7 @@ class RobustnessScorer:
         if sensitivity_names:
             x = prepared.features
             radius = ball_radius(prepared, config.epsilon, config.norm)
-            offsets = sample_ball(prepared, radius, config.norm, config.num_samples, self.generator)
+            offsets = sample_ball(prepared, radius, config.norm, config.num_samples)
             # The draws stay in the valid input range, like the attacks' points.
             offsets = range_projector(prepared, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
             maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)

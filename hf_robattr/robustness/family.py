@@ -19,6 +19,7 @@ from hf_robattr.attribution.inputs import (
     frozen_eval,
     prepare_inputs,
 )
+from hf_robattr.attribution.random_streams import ExampleStreams
 
 from .config import RobustnessConfig
 from .perturbations import ball_radius, range_projector, sample_ball
@@ -92,10 +93,16 @@ def sensitivity_family(
         target_ids = None
         if targets is not None:
             target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
+        # Each example's draws come from its own stream (keyed by the seed, its index and the method), in the order
+        # evaluate_attribution_robustness uses: the clean explanation, then the samples.
+        prepared = prepared.with_streams(ExampleStreams.keyed(config.seed, range(prepared.batch_size), name))
+        # The clean pass also gives the labels to keep (and the targets, if none were given).
+        clean_result = runner.explain(model, prepared, target_ids)
+        clean, labels = clean_result.maps, clean_result.logits.argmax(dim=1)
+        target_ids = labels if target_ids is None else target_ids
         if perturbations is None:
             radius = ball_radius(prepared, config.epsilon, config.norm)
-            generator = torch.Generator().manual_seed(config.seed)
-            perturbations = sample_ball(prepared, radius, config.norm, config.num_samples, generator)
+            perturbations = sample_ball(prepared, radius, config.norm, config.num_samples)
             # Draws stay in the valid input range (``input_range``, default each image's own min/max).
             x = prepared.features.detach().unsqueeze(1)
             perturbations = range_projector(prepared, config.input_range)(x + perturbations) - x
@@ -108,10 +115,6 @@ def sensitivity_family(
                 f"{', '.join(map(str, expected[1:]))}]; got {list(perturbations.shape)}."
             )
         perturbations = perturbations.to(prepared.features)
-        # The clean pass also gives the labels to keep (and the targets, if none were given).
-        clean_result = runner.explain(model, prepared, target_ids)
-        clean, labels = clean_result.maps, clean_result.logits.argmax(dim=1)
-        target_ids = labels if target_ids is None else target_ids
         maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, config.batch_size)
         valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else None
         x = prepared.features

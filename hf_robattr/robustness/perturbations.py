@@ -44,25 +44,39 @@ def _group_dims(prepared: PreparedInputs, tensor: torch.Tensor) -> tuple[int, ..
 
 
 def sample_ball(
-    prepared: PreparedInputs, radius: torch.Tensor, norm: str, num_samples: int, generator: torch.Generator
+    prepared: PreparedInputs,
+    radius: torch.Tensor,
+    norm: str,
+    num_samples: int,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """``num_samples`` uniform draws from each ball: ``[B, num_samples, *feature_shape]`` offsets.
 
-    Drawn on the CPU from ``generator`` and moved to the features' device, so a seed gives the same noise on any
-    device.
+    Drawn on the CPU and moved to the features' device, so a seed gives the same noise on any device: from each
+    example's own stream when ``prepared.streams`` is set (text: for its real tokens only), else from
+    ``generator``.
     """
     x = prepared.features
     shape = (x.shape[0], num_samples, *x.shape[1:])
     radius = radius.unsqueeze(1)
+
+    def draw(kind: str, draw_shape: tuple[int, ...]) -> torch.Tensor:
+        if prepared.streams is not None:
+            positions = prepared.token_mask if prepared.kind == TEXT else None
+            return prepared.streams.draw(
+                kind, draw_shape[1:], dtype=x.dtype, device=x.device, positions=positions, token_axis=1
+            )
+        sampler = torch.rand if kind == "rand" else torch.randn
+        return sampler(draw_shape, generator=generator, dtype=x.dtype).to(x.device)
+
     if norm == "linf":
-        noise = torch.rand(shape, generator=generator, dtype=x.dtype).to(x.device) * 2 - 1
-        return noise * radius
-    direction = torch.randn(shape, generator=generator, dtype=x.dtype).to(x.device)
+        return (draw("rand", shape) * 2 - 1) * radius
+    direction = draw("randn", shape)
     dims = _group_dims(prepared, direction)
     direction = direction / torch.linalg.vector_norm(direction, dim=dims, keepdim=True).clamp_min(1e-12)
     size = math.prod(direction.shape[d] for d in dims)
     scale_shape = [1 if d in {dd % direction.dim() for dd in dims} else s for d, s in enumerate(direction.shape)]
-    scale = torch.rand(scale_shape, generator=generator, dtype=x.dtype).to(x.device) ** (1.0 / size)
+    scale = draw("rand", tuple(scale_shape)) ** (1.0 / size)
     return direction * scale * radius
 
 
