@@ -18,7 +18,7 @@ from typing import Any, Optional
 from hf_robattr.attribution.core import ATTRIBUTION_METHODS
 
 from .attacks import ATTACKS
-from .config import RobustnessConfig, default_value
+from .config import MAP_POOLINGS, RobustnessConfig, default_value
 from .measures import MEASURES
 from .perturbations import NORMS
 
@@ -31,6 +31,7 @@ _PARSE_TYPES: dict[str, tuple[Any, dict[str, Any]]] = {
     "measures": (Optional[list[str]], {"choices": list(MEASURES)}),  # noqa: UP045 (HfArgumentParser reads Optional)
     "attack": (str, {"choices": sorted(ATTACKS)}),
     "norm": (str, {"choices": list(NORMS)}),
+    "map_pooling": (str, {"choices": list(MAP_POOLINGS)}),
     "k": (float, {}),
     "input_range": (Optional[list[float]], {}),  # noqa: UP045
     "method_kwargs": (Optional[str], {}),  # noqa: UP045

@@ -281,6 +281,28 @@ class RobustnessScorer:
         )
         return scores, maps, skipped
 
+    def _pooled(self, maps: torch.Tensor, prepared: PreparedInputs) -> torch.Tensor:
+        """With ``map_pooling="patch"``, pixel-resolution image maps summed over each ViT patch."""
+        if (
+            self.config.map_pooling == "none"
+            or prepared.kind != IMAGE
+            or maps.shape[-2:] != prepared.features.shape[-2:]
+        ):
+            return maps
+        size = getattr(getattr(self.model, "config", None), "patch_size", None)
+        if size is None:
+            raise ValueError(
+                "`map_pooling`='patch' needs a ViT-style model with `config.patch_size`; "
+                f"{type(self.model).__name__} has none."
+            )
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        if maps.shape[-2] % size[0] or maps.shape[-1] % size[1]:
+            raise ValueError(
+                f"`map_pooling`='patch': maps of shape {tuple(maps.shape[-2:])} do not tile into {size} patches."
+            )
+        pooled = torch.nn.functional.avg_pool2d(maps.unsqueeze(1), size).squeeze(1)
+        return pooled * (size[0] * size[1])
+
     def _measure(
         self,
         method: AttributionMethod,
@@ -301,7 +323,8 @@ class RobustnessScorer:
             )
             nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
-            similarity = similarity_scores(clean_maps.abs(), result.maps.abs(), names, config.k, prepared.token_mask)
+            compared = [self._pooled(maps.abs(), prepared) for maps in (clean_maps, result.maps)]
+            similarity = similarity_scores(*compared, names, config.k, prepared.token_mask)
             for name, value in similarity.items():
                 scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
             if "attack_sensitivity" in wanted:

@@ -25,6 +25,9 @@ from .measures import MEASURES
 from .perturbations import NORMS
 
 
+MAP_POOLINGS = ("none", "patch")
+
+
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
@@ -118,6 +121,14 @@ class RobustnessConfig:
         default=None,
         metadata=_help("Explain with every ReLU replaced by softplus_beta (Dombrowski et al. 2019); > 0."),
     )
+    map_pooling: str = field(
+        default="none",
+        metadata=_help(
+            "`patch`: image maps at pixel resolution are summed (|a|) over each ViT patch (the model's "
+            "`config.patch_size`) before the similarity measures, so that gradient and attention maps are compared "
+            f"on the same grid and k means the same; the attack still works on the pixel map. One of {list(MAP_POOLINGS)}."
+        ),
+    )
     seed: int = field(default=0, metadata=_help("Seeds every random draw (>= 0); the same seed, the same numbers."))
 
     def __post_init__(self) -> None:
@@ -137,6 +148,7 @@ class RobustnessConfig:
         set_(self, "input_range", _check_input_range(self.input_range))
         set_(self, "method_kwargs", _check_method_kwargs(self.method_kwargs, self.methods))
         set_(self, "smoothing_beta", check_optional_number("smoothing_beta", self.smoothing_beta, positive=True))
+        set_(self, "map_pooling", check_choice("map_pooling", self.map_pooling, MAP_POOLINGS))
         set_(self, "seed", check_int("seed", self.seed, minimum=0))
 
     def __hash__(self) -> int:

@@ -220,3 +220,48 @@ def test_cuda_matches_cpu(vit, images):
     on_cuda = hf_robattr.evaluate_attribution_robustness(vit, images, device="cuda", **kwargs)
     assert next(vit.parameters()).device.type == "cpu"
     assert on_cuda == pytest.approx(on_cpu, rel=1e-3, abs=1e-5)
+
+
+def test_patch_pooling_compares_maps_per_patch(vit, images):
+    from hf_robattr.robustness import topk_intersection
+    from hf_robattr.robustness.similarity import kendall_tau
+
+    config = hf_robattr.RobustnessConfig(
+        methods=("saliency", "rollout"),
+        map_pooling="patch",
+        epsilon=0.1,
+        k=4,
+        measures=("topk_intersection", "kendall_tau"),
+        **{k: v for k, v in FAST.items() if k != "progress"},
+    )
+    result = hf_robattr.evaluate_attribution_robustness(vit, images, config, return_per_sample=True, progress=False)
+    with hf_robattr.RobustnessScorer(vit, config) as scorer:
+        maps = scorer.score_batch(images, keep_maps=True).maps["saliency"]
+
+    # Naive reference: sum |a| over each 2x2 patch of the 8x8 map, then the measures on the 4x4 grids.
+    def pool(m):
+        return m.abs().reshape(6, 4, 2, 4, 2).sum(dim=(2, 4))
+
+    clean, attacked = pool(maps.clean_maps), pool(maps.attacked_maps)
+    perturbed = maps.perturbed
+    expected_topk = torch.where(perturbed, topk_intersection(clean, attacked, k=4), torch.nan)
+    expected_tau = torch.where(perturbed, kendall_tau(clean, attacked), torch.nan)
+    torch.testing.assert_close(
+        torch.tensor(result["per_sample"]["saliency/topk_intersection"], dtype=torch.float64),
+        expected_topk.double(),
+        equal_nan=True,
+    )
+    torch.testing.assert_close(
+        torch.tensor(result["per_sample"]["saliency/kendall_tau"], dtype=torch.float64),
+        expected_tau.double(),
+        equal_nan=True,
+    )
+    # Attention maps are already on the patch grid: pooling leaves them alone.
+    unpooled = hf_robattr.evaluate_attribution_robustness(
+        vit, images, config.replace(map_pooling="none"), progress=False
+    )
+    assert result["rollout/kendall_tau"] == pytest.approx(unpooled["rollout/kendall_tau"])
+    with pytest.raises(ValueError, match="patch_size"):
+        hf_robattr.evaluate_attribution_robustness(
+            nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), images, config.replace(methods="saliency"), progress=False
+        )
