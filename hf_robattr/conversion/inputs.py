@@ -8,9 +8,17 @@ from typing import Any
 
 import torch
 from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import Sampler
 
 
-__all__ = ["MODEL_INPUT_KEYS", "ExampleDataset", "PaddingCollator", "max_text_length", "to_examples"]
+__all__ = [
+    "MODEL_INPUT_KEYS",
+    "ExampleDataset",
+    "LengthGroupedSampler",
+    "PaddingCollator",
+    "max_text_length",
+    "to_examples",
+]
 
 MODEL_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "labels")
 _SEQUENCE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
@@ -151,6 +159,44 @@ class ExampleDataset(TorchDataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {**self.examples[index], "example_index": torch.tensor(index)}
+
+    def lengths(self) -> list[int]:
+        """Tokens per example (1 for images)."""
+        return [len(e["input_ids"]) if "input_ids" in e else 1 for e in self.examples]
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """A seeded random order in which every global batch holds texts of similar lengths (less padding: the N x N
+    attention weights of stage 1 grow with the longest text of a batch).
+
+    Each epoch: shuffle, drop ``len % global_batch_size`` examples, sort groups of ``group_batches`` global batches
+    by length, cut them into global batches and shuffle those. The global batches do not depend on how many
+    processes share them (each takes consecutive per-process slices), so 1 and N processes train alike.
+    """
+
+    def __init__(self, lengths: list[int], global_batch_size: int, *, seed: int = 0, group_batches: int = 16):
+        self.lengths = lengths
+        self.global_batch_size = global_batch_size
+        self.seed = seed
+        self.group_batches = group_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the order of ``epoch`` (the ``Trainer`` calls this at every epoch)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths) - len(self.lengths) % self.global_batch_size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()[: len(self)]
+        group, batches = self.global_batch_size * self.group_batches, []
+        for start in range(0, len(order), group):
+            ranked = sorted(order[start : start + group], key=lambda i: self.lengths[i])
+            batches += [ranked[i : i + self.global_batch_size] for i in range(0, len(ranked), self.global_batch_size)]
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        return iter([index for b in shuffled for index in batches[b]])
 
 
 class PaddingCollator:

@@ -18,6 +18,7 @@ from transformers import Trainer
 
 from hf_robattr.models import kernel_attention_weights, record_attention_inputs
 
+from .inputs import ExampleDataset, LengthGroupedSampler
 from .losses import attention_kl, relative_squared_error
 from .student import attention_modules
 
@@ -162,6 +163,14 @@ class DistillationTrainer(Trainer):
         self.model_accepts_loss_kwargs = False
         self._metric_sum: torch.Tensor | None = None
         self._metric_count = 0
+
+    def _get_train_sampler(self, train_dataset=None):
+        """Length-grouped global batches (:class:`LengthGroupedSampler`), the same for any number of processes."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not isinstance(dataset, ExampleDataset):
+            return super()._get_train_sampler(train_dataset)
+        global_batch = self.args.train_batch_size * self.args.world_size * self.args.gradient_accumulation_steps
+        return LengthGroupedSampler(dataset.lengths(), global_batch, seed=self.args.seed)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The module's loss; the per-layer metric is accumulated for the next log."""

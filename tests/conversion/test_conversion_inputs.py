@@ -78,3 +78,21 @@ def test_padding_collator_pads_to_the_longest_example():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[1, -100, 2], [3, -100, -100]]
+
+
+def test_length_grouped_sampler_gives_full_homogeneous_global_batches():
+    from hf_robattr.conversion.inputs import LengthGroupedSampler
+
+    lengths = [int(n) for n in torch.randint(3, 60, (203,), generator=torch.Generator().manual_seed(0))]
+    sampler = LengthGroupedSampler(lengths, global_batch_size=8, seed=1, group_batches=4)
+    order = list(sampler)
+    assert len(order) == len(sampler) == 200 and len(set(order)) == 200  # 3 dropped, no repeats
+    batches = [order[i : i + 8] for i in range(0, 200, 8)]
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    shuffled = torch.randperm(203, generator=torch.Generator().manual_seed(2))[:200].tolist()
+    random_spread = sum(max(lengths[i] for i in shuffled[k : k + 8]) - min(lengths[i] for i in shuffled[k : k + 8])
+                        for k in range(0, 200, 8)) / 25  # fmt: skip
+    assert spread < 0.5 * random_spread
+    assert list(sampler) == order  # deterministic for a seed and epoch
+    sampler.set_epoch(1)
+    assert list(sampler) != order
