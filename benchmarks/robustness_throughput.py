@@ -15,7 +15,12 @@ against a plain forward+backward pass: input gradients on the default SDPA kerne
 attack must use for its double backward, and a training step with parameter gradients.
 Timings are the fastest of ``--repeats`` interleaved runs (the CPU may be shared). Prints markdown tables.
 
-    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--repeats 3]
+``--sharding`` instead times sharded scoring (issue 15): ``evaluate_attribution_robustness`` on ``--shard-examples``
+(64) ViT examples in 1 process and in 2 gloo processes (CPU, 1 thread each), fastest of ``--repeats`` calls after a
+warm-up, and checks that both give the same per-example values (target: >= 1.6x).
+
+    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--repeats 3] [--device cuda]
+    python benchmarks/robustness_throughput.py --sharding [--shard-examples 64] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -43,7 +49,13 @@ from transformers import ViTConfig, ViTForImageClassification  # noqa: E402
 
 from hf_robattr.attribution import Saliency, prepare_inputs  # noqa: E402
 from hf_robattr.attribution.inputs import forward_logits, frozen_eval, twice_differentiable_attention  # noqa: E402
-from hf_robattr.robustness import AttackSettings, get_attack, sensitivity_family  # noqa: E402
+from hf_robattr.robustness import (  # noqa: E402
+    AttackSettings,
+    RobustnessConfig,
+    evaluate_attribution_robustness,
+    get_attack,
+    sensitivity_family,
+)
 
 
 QUANTUS_SAMPLES = 200  # Quantus' default nr_samples for all three metrics
@@ -61,21 +73,18 @@ class LogitsOnly(nn.Module):
         return self.model(pixel_values=pixel_values).logits
 
 
+DEVICE = torch.device("cpu")
+VIT = dict(patch_size=4, num_channels=3, hidden_size=64, num_hidden_layers=4, num_attention_heads=4)
+VIT.update(intermediate_size=128, num_labels=10)
+
+
 def build(batch: int, image_size: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=image_size,
-        patch_size=4,
-        num_channels=3,
-        hidden_size=64,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        intermediate_size=128,
-        num_labels=10,
-    )
-    model = LogitsOnly(ViTForImageClassification(config)).eval()
+    config = ViTConfig(image_size=image_size, **VIT)
+    model = LogitsOnly(ViTForImageClassification(config)).eval().to(DEVICE)
     digits = torch.tensor(load_digits().images[:batch], dtype=torch.float32)[:, None] / 16.0
     x = torch.nn.functional.interpolate(digits, size=image_size, mode="bilinear").repeat(1, 3, 1, 1).contiguous()
+    x = x.to(DEVICE)
     with torch.no_grad():
         targets = model(x).argmax(1)
     return model, x, targets
@@ -85,14 +94,21 @@ CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time
 CLOCK = CLOCKS["wall"]
 
 
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def fastest(runs: dict[str, Callable[[], object]], repeats: int) -> tuple[dict[str, float], dict[str, object]]:
     """Fastest of ``repeats`` interleaved runs of each contender, and each one's last result."""
     best = dict.fromkeys(runs, math.inf)
     results: dict[str, object] = {}
     for _ in range(repeats):
         for name, run in runs.items():
+            synchronize()
             start = CLOCK()
             results[name] = run()
+            synchronize()
             best[name] = min(best[name], CLOCK() - start)
     return best, results
 
@@ -104,14 +120,14 @@ def replay(noise: torch.Tensor) -> Callable[..., np.ndarray]:
     def perturb(arr: np.ndarray, indices: np.ndarray, **kwargs: object) -> np.ndarray:
         step = state["step"] % noise.shape[1]
         state["step"] += 1
-        return arr + noise[:, step].reshape(arr.shape[0], -1).numpy()
+        return arr + noise[:, step].reshape(arr.shape[0], -1).cpu().numpy()
 
     return perturb
 
 
 def agreement(ours: torch.Tensor, theirs: np.ndarray) -> tuple[float, float]:
-    theirs_t = torch.as_tensor(np.asarray(theirs, dtype=np.float64))
-    ours = ours.double()
+    theirs_t = torch.as_tensor(np.asarray(theirs.cpu() if torch.is_tensor(theirs) else theirs, dtype=np.float64))
+    ours = ours.double().cpu()
     both = ~(torch.isnan(ours) | torch.isnan(theirs_t))
     diff = (ours[both] - theirs_t[both]).abs()
     return diff.max().item(), (diff / theirs_t[both].abs().clamp_min(1e-12)).max().item()
@@ -119,23 +135,16 @@ def agreement(ours: torch.Tensor, theirs: np.ndarray) -> tuple[float, float]:
 
 def quantus_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int) -> list[str]:
     generator = torch.Generator().manual_seed(0)
-    uniform = (torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2
-    gaussian = torch.randn((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 0.1
+    uniform = ((torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
+    gaussian = (torch.randn((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 0.1).to(DEVICE)
     explain = {"method": "Saliency", "reduce_axes": (1,)}
-    x_np, y_np = x.numpy(), targets.numpy()
+    x_np, y_np = x.cpu().numpy(), targets.cpu().numpy()
 
     def run_quantus(metric_cls: type, noise: torch.Tensor, **kwargs: object) -> Callable[[], object]:
         def run() -> object:
             metric = metric_cls(perturb_func=replay(noise), disable_warnings=True, **kwargs)
-            return metric(
-                model=model,
-                x_batch=x_np,
-                y_batch=y_np,
-                explain_func=quantus.explain,
-                explain_func_kwargs=explain,
-                device="cpu",
-                batch_size=x.shape[0],
-            )
+            data = dict(x_batch=x_np, y_batch=y_np, explain_func=quantus.explain, explain_func_kwargs=explain)
+            return metric(model=model, device=str(DEVICE), batch_size=x.shape[0], **data)
 
         return run
 
@@ -144,16 +153,10 @@ def quantus_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repe
             model, x, targets=targets, perturbations=noise, measures=measures, keep_label=keep_label, batch_size=chunk
         )
 
+    lipschitz = ("LocalLipschitzEstimate", "local_lipschitz", quantus.LocalLipschitzEstimate)
     rows = [
         ("MaxSensitivity", "max_sensitivity", quantus.MaxSensitivity, uniform, {}, False),
-        (
-            "LocalLipschitzEstimate",
-            "local_lipschitz",
-            quantus.LocalLipschitzEstimate,
-            gaussian,
-            {"normalise": False},
-            False,
-        ),
+        (*lipschitz, gaussian, {"normalise": False}, False),
         ("RelativeInputStability", "relative_input_stability", quantus.RelativeInputStability, uniform, {}, True),
     ]
     runs: dict[str, Callable[[], object]] = {}
@@ -181,12 +184,20 @@ def quantus_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repe
         f"| all three (core shares the uniform passes of MaxSensitivity and RIS) | {total:.2f} | "
         f"{times['core/family']:.2f} | {total / times['core/family']:.2f}x | | |"
     )
+    if DEVICE.type == "cuda":
+        speedup = total / times["core/family"]
+        verdict = "PASS" if speedup >= 10 else "FAIL"
+        table.append(
+            f"\n- target (issue 15): core >= 10x Quantus at equal values on the GPU: {verdict} ({speedup:.1f}x)"
+        )
     return table
 
 
 def captum_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int) -> list[str]:
     generator = torch.Generator().manual_seed(1)
-    noise = (torch.rand((x.shape[0], CAPTUM_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * CAPTUM_RADIUS
+    noise = ((torch.rand((x.shape[0], CAPTUM_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * CAPTUM_RADIUS).to(
+        DEVICE
+    )
     flat = noise.reshape(-1, *x.shape[1:])
     saliency = CaptumSaliency(model)
 
@@ -209,7 +220,7 @@ def captum_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
         ),
     }
     times, results = fastest(runs, repeats)
-    abs_diff, rel_diff = agreement(results["core"]["max_sensitivity"], results["captum"].numpy())
+    abs_diff, rel_diff = agreement(results["core"]["max_sensitivity"], results["captum"])
     return [
         f"| captum metric ({CAPTUM_SAMPLES} samples, batch {x.shape[0]}) | captum s | core s | speed-up | max abs diff | max rel diff |",
         "|---|---|---|---|---|---|",
@@ -220,7 +231,7 @@ def captum_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
 
 def floor_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int) -> list[str]:
     generator = torch.Generator().manual_seed(2)
-    noise = (torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2
+    noise = ((torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
     expanded = (x.unsqueeze(1) + noise).reshape(-1, *x.shape[1:])
     expanded_targets = targets.repeat_interleave(QUANTUS_SAMPLES)
 
@@ -298,6 +309,62 @@ def attack_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
     ]
 
 
+def _sharded_worker(rank: int, world_size: int, rendezvous: str, examples: int, repeats: int, out: dict) -> None:
+    """One process of the sharding benchmark: 1 thread, the same model and data everywhere, timed calls."""
+    torch.set_num_threads(1)
+    if world_size > 1:
+        torch.distributed.init_process_group(
+            "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size
+        )
+    model, x, _ = build(examples, 32)
+    config = RobustnessConfig(num_steps=10, num_samples=10, batch_size=16)
+    times = []
+    for _ in range(repeats + 1):  # the first call warms up
+        if world_size > 1:
+            torch.distributed.barrier()
+        start = time.perf_counter()
+        result = evaluate_attribution_robustness(model, x, config, return_per_sample=True, progress=False)
+        times.append(time.perf_counter() - start)
+    out[rank] = (min(times[1:]), result["per_sample"])
+    if world_size > 1:
+        torch.distributed.destroy_process_group()
+
+
+def sharding_table(examples: int, repeats: int) -> list[str]:
+    manager = torch.multiprocessing.Manager()
+    timings, values = {}, {}
+    for world_size in (1, 2):
+        out = manager.dict()
+        with tempfile.TemporaryDirectory() as folder:
+            torch.multiprocessing.spawn(
+                _sharded_worker,
+                args=(world_size, os.path.join(folder, "rendezvous"), examples, repeats, out),
+                nprocs=world_size,
+            )
+        timings[world_size] = max(out[rank][0] for rank in range(world_size))
+        values[world_size] = [out[rank][1] for rank in range(world_size)]
+    single = values[1][0]
+    diffs = [
+        max(
+            abs(a - b)
+            for key in single
+            for a, b in zip(single[key], got[key])
+            if not (math.isnan(a) and math.isnan(b))
+        )
+        for got in values[2]
+    ]
+    speedup = timings[1] / timings[2]
+    return [
+        f"| sharded scoring, {examples} ViT examples (topk attack, 10 steps, 10 samples) | wall s | speed-up | "
+        "max abs diff vs 1 process |",
+        "|---|---|---|---|",
+        f"| 1 process, 1 thread | {timings[1]:.2f} | 1.00x | |",
+        f"| 2 processes (gloo), 1 thread each | {timings[2]:.2f} | {speedup:.2f}x | {max(diffs):.1e} |",
+        "",
+        f"- target (issue 15): >= 1.6x with equal results: {'PASS' if speedup >= 1.6 and max(diffs) < 1e-4 else 'FAIL'}",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=16, help="examples scored")
@@ -305,6 +372,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=400, help="perturbed examples per forward pass in the core")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model and data live")
+    parser.add_argument("--sharding", action="store_true", help="time 1 vs 2 gloo processes instead (CPU)")
+    parser.add_argument("--shard-examples", type=int, default=64, help="examples scored by --sharding")
     parser.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
@@ -312,15 +382,22 @@ def main() -> None:
         help="wall time, or this process's CPU time (steadier when other jobs share the CPU; use with --threads 1)",
     )
     args = parser.parse_args()
-    global CLOCK
+    global CLOCK, DEVICE
     CLOCK = CLOCKS[args.clock]
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sharding:
+        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
+        print("\n".join(sharding_table(args.shard_examples, args.repeats)))
+        print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+        return
     model, x, targets = build(args.batch, args.image_size)
     params = sum(p.numel() for p in model.parameters())
+    where = torch.cuda.get_device_name() if DEVICE.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"ViT {args.image_size}x{args.image_size}x3, patch 4, 4 layers, hidden 64 ({params / 1e6:.2f}M parameters); "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+        f"torch {torch.__version__}, {where}, {args.clock} clock, "
         f"load average {os.getloadavg()[0]:.2f}\n"
     )
     for table in (
