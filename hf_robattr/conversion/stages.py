@@ -70,6 +70,7 @@ def training_arguments(
         dataloader_drop_last=True,  # equal per-process batches: a global batch splits the same way on any count
         average_tokens_across_devices=False,
         use_cpu=config.use_cpu,
+        dataloader_pin_memory=torch.cuda.is_available() and not config.use_cpu,
         disable_tqdm=not config.progress,
         **extra,
     )

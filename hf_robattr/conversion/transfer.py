@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import PrinterCallback, Trainer
 
 from hf_robattr.models import kernel_attention_weights, record_attention_inputs
 
@@ -160,6 +160,8 @@ class DistillationTrainer(Trainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        if self.args.disable_tqdm:  # a library call without progress output prints nothing (logs stay in the state)
+            self.remove_callback(PrinterCallback)
         self.model_accepts_loss_kwargs = False
         self._metric_sum: torch.Tensor | None = None
         self._metric_count = 0
