@@ -19,6 +19,10 @@ written the obvious way, and the one-graph loop (no extra pass, five times the m
 The Hutchinson row times the scoring core's ``hessian_trace`` (parameter-space Hessian, Rademacher probes,
 ``rel_stderr=None`` so exactly 2 are drawn: the core needs >= 2 for a standard error; the row also reports the cost
 per probe).
+
+The matched-fit row times one check of ``--target_train_loss`` (``TargetLossCallback.measure``: the eval-mode loss on
+the first 1024 training examples, 256 per forward) and its share of the training time at the defaults (one check
+every 1024 training examples, i.e. every ``1024 / batch_size`` plain steps).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from transformers import Trainer
+from datasets import Dataset
+from transformers import Trainer, default_data_collator
 from transformers.utils import logging as hf_logging
 
 from hf_robattr.attribution.inputs import twice_differentiable_attention
@@ -42,6 +47,7 @@ from hf_robattr.training import (
     RobAttrTrainingArguments,
     VisionModelArguments,
     build_vit_classifier,
+    training_callbacks,
 )
 
 
@@ -111,6 +117,32 @@ def make_step(case: Case, batch: dict, output_dir: str) -> Callable[[], None]:
         trainer.training_step(model, dict(batch))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def make_matched_fit_check(output_dir: str, num_examples: int = 1024) -> Callable[[], None]:
+    """One matched-fit check (the callback the recipes build from ``--target_train_loss``) on a random training set."""
+    generator = torch.Generator().manual_seed(1)
+    pixels = torch.randn(num_examples, 3, 32, 32, generator=generator)
+    labels = torch.randint(0, 4, (num_examples,), generator=generator)
+    dataset = Dataset.from_dict({"pixel_values": pixels.numpy(), "labels": labels.numpy()}).with_format("torch")
+    args = RobAttrTrainingArguments(
+        output_dir=output_dir,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        target_train_loss=1e-9,
+        target_loss_examples=num_examples,
+    )
+    callbacks = training_callbacks(args)
+    RobAttrTrainer(
+        model=make_model(), args=args, train_dataset=dataset, data_collator=default_data_collator, callbacks=callbacks
+    )  # binds the callback to its trainer
+    (check,) = callbacks
+
+    def step() -> None:
+        check.measure(args)
 
     return step
 
@@ -258,6 +290,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as output_dir:
         steps = {case.name: make_step(case, batch, output_dir) for case in CASES}
         steps["hutchinson"] = make_hutchinson(batch)
+        steps["matched_fit_check"] = make_matched_fit_check(output_dir)
         steps.update({f"reference/{name}": make_reference(name, batch) for name in REFERENCES})
         for step in steps.values():
             step()  # warm-up
@@ -291,6 +324,13 @@ def main() -> None:
         f"| Hutchinson trace: core `hessian_trace`, 2 probes | {best['hutchinson'] * 1e3:.1f} | {ratio:.2f}x | "
         f"{_ratio(reference, base)} (1 probe) | {HUTCHINSON_TARGET:.2f}x (1 probe) | {_check(ratio / 2, HUTCHINSON_TARGET)} "
         f"(per probe) | {_check(best['hutchinson'] / 2, reference)} (per probe) |"
+    )
+    check = best["matched_fit_check"]
+    share = check / (1024 / cli.batch_size * base)
+    print(
+        f"| matched-fit check: eval-mode loss on 1024 training examples | {check * 1e3:.1f} | {check / base:.2f}x | "
+        f"- | - | - | - |\n\nA matched-fit check every 1024 training examples (the default) adds {share:.0%} to the "
+        f"plain training time at batch {cli.batch_size}."
     )
     print(
         "\n`<=` allows 5% timing noise. The implicit regime's target is 1.00x (nothing added). Straightforward "
