@@ -8,6 +8,9 @@ these numbers on purpose updates the file in a commit that says why. History:
 - 7f9fabf (scoring core, issue 11 section 3): sensitivity draws clamped into the input range (ViT sensitivity
   family), text top-k counted per text with padding never chosen (BERT rank measures). Robustness values
   re-recorded on that commit; the training losses and test metrics were unchanged and are checked as before.
+- 24c1031 (scoring core, issue 15: the planned change of random streams): every draw comes from a stream keyed by
+  (seed, example index, method), so scores no longer depend on the batch or the process count. Robustness values
+  re-recorded on 9d8bb17 (which holds it); losses and test metrics unchanged.
 """
 
 import json
