@@ -50,7 +50,7 @@ from transformers import ViTConfig, ViTForImageClassification  # noqa: E402
 from hf_robattr.attribution import Saliency, prepare_inputs  # noqa: E402
 from hf_robattr.attribution.inputs import forward_logits, frozen_eval, twice_differentiable_attention  # noqa: E402
 from hf_robattr.robustness import (  # noqa: E402
-    AttackSettings,
+    AttackProblem,
     RobustnessConfig,
     evaluate_attribution_robustness,
     get_attack,
@@ -269,10 +269,10 @@ def attack_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
         def run() -> object:
             with frozen_eval(model), twice_differentiable_attention():
                 clean = method.explain(model, prepared, targets).maps
-                settings = AttackSettings(epsilon=8 / 255, num_steps=steps, k=0.1)
-                return get_attack("topk")(
-                    model, method, prepared, targets, clean, targets, settings, torch.Generator().manual_seed(0)
-                )
+                config = RobustnessConfig(num_steps=steps, k=0.1)
+                generator = torch.Generator().manual_seed(0)
+                problem = AttackProblem(model, method, prepared, targets, targets, clean, config, generator=generator)
+                return get_attack("topk")()(problem)
 
         return run
 

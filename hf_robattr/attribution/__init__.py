@@ -2,9 +2,9 @@
 
 from .attention import ATTENTION_METHODS, AttentionRollout, GradAttention, RawAttention, attention_weights_enabled
 from .base import AttributionMethod, Explanation
-from .core import ATTRIBUTION_METHODS, attribute, explain, get_method
 from .gradient import GRADIENT_METHODS, InputXGradient, IntegratedGradients, Saliency, SmoothGrad
-from .inputs import PreparedInputs, prepare_inputs
+from .inputs import PreparedInputs, prepare_inputs, unwrap_model
+from .methods import ATTRIBUTION_METHODS, attribute, explain, get_method, make_method
 from .smoothing import softplus_smoothing
 
 
@@ -26,6 +26,8 @@ __all__ = [
     "attribute",
     "explain",
     "get_method",
+    "make_method",
     "prepare_inputs",
     "softplus_smoothing",
+    "unwrap_model",
 ]

@@ -2,12 +2,13 @@
 the scoring settings :class:`RobustnessConfig` and the public entry point :func:`evaluate_attribution_robustness`."""
 
 from .arguments import RobustnessArguments
-from .attacks import ATTACKS, AttackResult, AttackSettings, get_attack
+from .attacks import ATTACKS, Attack, AttackProblem, AttackResult, get_attack
 from .batch_scoring import AttackedMaps, BatchScores, RobustnessScorer
 from .config import RobustnessConfig
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
-from .family import sensitivity_family
 from .measures import MEASURES
+from .perturbations import NORMS
+from .sampled_sensitivity import sensitivity_family
 from .scoring import evaluate_attribution_robustness
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 from .similarity import (
@@ -25,10 +26,12 @@ from .summary import json_ready
 __all__ = [
     "ATTACKS",
     "MEASURES",
+    "NORMS",
     "SENSITIVITY_MEASURES",
     "SIMILARITY_MEASURES",
+    "Attack",
+    "AttackProblem",
     "AttackResult",
-    "AttackSettings",
     "AttackedMaps",
     "BatchScores",
     "Estimate",

@@ -15,7 +15,7 @@ import re
 import typing
 from typing import Any, Optional
 
-from hf_robattr.attribution.core import ATTRIBUTION_METHODS
+from hf_robattr.attribution.methods import ATTRIBUTION_METHODS
 
 from .attacks import ATTACKS
 from .config import MAP_POOLINGS, RobustnessConfig, default_value

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -25,34 +26,38 @@ from torch import nn
 from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.inputs import PreparedInputs, twice_differentiable_attention
 
-from .perturbations import ball_radius, check_norm, project_ball, range_projector, sample_ball, steepest_step
+from .perturbations import ball_radius, project_ball, range_projector, sample_ball, steepest_step
 from .similarity import center_of_mass, masked_topk_mask, resolve_k, token_counts, topk_mask
 
 
+if TYPE_CHECKING:
+    from .config import RobustnessConfig
+
+
 @dataclass(frozen=True)
-class AttackSettings:
-    """Knobs shared by all attacks. ``step_size`` is in units of ``epsilon`` (default ``2.5 * epsilon / num_steps``,
-    Madry et al.); ``k`` is a count or a fraction of the map's features."""
+class AttackProblem:
+    """Everything an attack works on, in one object.
 
-    epsilon: float
-    norm: str = "linf"
-    num_steps: int = 10
-    step_size: float | None = None
-    k: int | float = 0.1
-    restarts: int = 1
-    input_range: tuple[float, float] | None = None
+    Attributes:
+        model / method: the classifier and the attribution method whose maps are attacked.
+        prepared: the inputs (random starts come from ``prepared.streams``, one stream per example, if set).
+        targets: the classes explained; labels: the clean predictions every accepted point must keep.
+        clean_maps: the maps at the clean inputs.
+        config: the settings the attack reads (``epsilon``, ``norm``, ``num_steps``, ``step_size``, ``k``,
+            ``restarts``, ``input_range``).
+        target_region: boolean map for the targeted attack (default: the clean map's k weakest features).
+        generator: where random starts come from when ``prepared`` has no streams.
+    """
+
+    model: nn.Module
+    method: AttributionMethod
+    prepared: PreparedInputs
+    targets: torch.Tensor
+    labels: torch.Tensor
+    clean_maps: torch.Tensor
+    config: RobustnessConfig
     target_region: torch.Tensor | None = None
-
-    def __post_init__(self) -> None:
-        if not self.epsilon > 0:
-            raise ValueError(f"`epsilon` must be > 0; got {self.epsilon}.")
-        check_norm(self.norm)
-        if self.num_steps < 1:
-            raise ValueError(f"`num_steps` must be >= 1; got {self.num_steps}.")
-        if self.restarts < 1:
-            raise ValueError(f"`restarts` must be >= 1; got {self.restarts}.")
-        if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"`step_size` must be > 0; got {self.step_size}.")
+    generator: torch.Generator | None = None
 
 
 @dataclass(frozen=True)
@@ -82,26 +87,24 @@ def _top_features(maps: torch.Tensor, k: int | float, token_mask: torch.Tensor |
     return masked_topk_mask(maps, token_counts(k, token_mask), token_mask)
 
 
-def topk_objective(clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None) -> Objective:
+def topk_objective(problem: AttackProblem) -> Objective:
     """Mass of the perturbed map on the clean top-k features."""
-    mask = _top_features(clean.abs(), settings.k, token_mask).to(clean.dtype)
+    clean = problem.clean_maps.detach()
+    mask = _top_features(clean.abs(), problem.config.k, problem.prepared.token_mask).to(clean.dtype)
     return lambda maps: (_mass(maps) * mask).sum(dim=1)
 
 
-def mass_center_objective(
-    clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None
-) -> Objective:
+def mass_center_objective(problem: AttackProblem) -> Objective:
     """Minus the centre-of-mass displacement."""
-    center = center_of_mass(clean)
+    center = center_of_mass(problem.clean_maps.detach())
     return lambda maps: -(center_of_mass(maps) - center).norm(dim=1)
 
 
-def targeted_objective(
-    clean: torch.Tensor, settings: AttackSettings, token_mask: torch.Tensor | None = None
-) -> Objective:
+def targeted_objective(problem: AttackProblem) -> Objective:
     """Minus the mass on the target region."""
-    if settings.target_region is not None:
-        region = settings.target_region.to(clean.device).bool()
+    clean = problem.clean_maps.detach()
+    if problem.target_region is not None:
+        region = problem.target_region.to(clean.device).bool()
         if region.shape != clean.shape[1:] and region.shape != clean.shape:
             raise ValueError(
                 f"`target_region` must be a boolean map of shape {tuple(clean.shape[1:])} (one map) or "
@@ -109,55 +112,43 @@ def targeted_objective(
             )
         region = region.expand_as(clean).reshape(clean.shape[0], -1)
     else:
-        region = _top_features(-clean.abs(), settings.k, token_mask)
+        region = _top_features(-clean.abs(), problem.config.k, problem.prepared.token_mask)
     region = region.to(clean.dtype)
     return lambda maps: -(_mass(maps) * region).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A problem with what every search step needs: the balls' radii, the clamp into the valid input range, and
+    the objective to lower."""
+
+    problem: AttackProblem
+    radius: torch.Tensor
+    clamp: Callable[[torch.Tensor], torch.Tensor]
+    objective: Objective
 
 
 class Attack:
     """Base class: search the ball around each example for a label-preserving point with a low objective."""
 
-    objective_factory: Callable[..., Objective] = staticmethod(topk_objective)
+    objective_factory: Callable[[AttackProblem], Objective] = staticmethod(topk_objective)
 
-    def __call__(
-        self,
-        model: nn.Module,
-        method: AttributionMethod,
-        prepared: PreparedInputs,
-        targets: torch.Tensor,
-        clean_maps: torch.Tensor,
-        labels: torch.Tensor,
-        settings: AttackSettings,
-        generator: torch.Generator | None = None,
-    ) -> AttackResult:
-        """Attack ``prepared`` whose clean maps are ``clean_maps`` and clean predictions ``labels``; random starts
-        come from ``prepared.streams`` (one stream per example) if set, else from ``generator``."""
-        radius = ball_radius(prepared, settings.epsilon, settings.norm)
-        clamp = range_projector(prepared, settings.input_range)
-        objective = type(self).objective_factory(clean_maps.detach(), settings, prepared.token_mask)
-        x = prepared.features.detach()
-        best = BestPoints(x, clean_maps.detach())
+    def __call__(self, problem: AttackProblem) -> AttackResult:
+        """The worst label-preserving point over ``config.restarts`` searches, per example."""
+        prepared, config = problem.prepared, problem.config
+        radius = ball_radius(prepared, config.epsilon, config.norm)
+        space = SearchSpace(
+            problem, radius, range_projector(prepared, config.input_range), type(self).objective_factory(problem)
+        )
+        best = BestPoints(prepared.features.detach(), problem.clean_maps.detach())
         # PGD differentiates through the attribution: softmax attention must run on the MATH backend.
         with twice_differentiable_attention():
-            for _ in range(settings.restarts):
-                start = sample_ball(prepared, radius, settings.norm, 1, generator).squeeze(1)
-                self.search(model, method, prepared, targets, labels, objective, radius, clamp, start, settings, best)
+            for _ in range(config.restarts):
+                start = sample_ball(prepared, radius, config.norm, 1, problem.generator).squeeze(1)
+                self.search(space, start, best)
         return AttackResult(best.features, best.maps, best.found, best.changed)
 
-    def search(
-        self,
-        model: nn.Module,
-        method: AttributionMethod,
-        prepared: PreparedInputs,
-        targets: torch.Tensor,
-        labels: torch.Tensor,
-        objective: Objective,
-        radius: torch.Tensor,
-        clamp: Callable[[torch.Tensor], torch.Tensor],
-        start: torch.Tensor,
-        settings: AttackSettings,
-        best: BestPoints,
-    ) -> None:
+    def search(self, space: SearchSpace, start: torch.Tensor, best: BestPoints) -> None:
         """Visit points of the ball from ``start``; offer each, with its map and label check, to ``best``."""
         raise NotImplementedError
 
@@ -189,56 +180,35 @@ class BestPoints:
 class RandomAttack(Attack):
     """One uniform draw from the ball per restart; the worst label-preserving draw (by the top-k objective) wins."""
 
-    def search(
-        self,
-        model: nn.Module,
-        method: AttributionMethod,
-        prepared: PreparedInputs,
-        targets: torch.Tensor,
-        labels: torch.Tensor,
-        objective: Objective,
-        radius: torch.Tensor,
-        clamp: Callable[[torch.Tensor], torch.Tensor],
-        start: torch.Tensor,
-        settings: AttackSettings,
-        best: BestPoints,
-    ) -> None:
+    def search(self, space: SearchSpace, start: torch.Tensor, best: BestPoints) -> None:
         """Score the random start itself."""
-        features = clamp(prepared.features.detach() + start)
+        problem = space.problem
+        features = space.clamp(problem.prepared.features.detach() + start)
         with torch.no_grad():
-            result = method.explain(model, prepared.with_features(features), targets)
-        best.offer(features, result.maps, objective(result.maps), result.logits.argmax(dim=1) == labels)
+            result = problem.method.explain(problem.model, problem.prepared.with_features(features), problem.targets)
+        best.offer(features, result.maps, space.objective(result.maps), result.logits.argmax(dim=1) == problem.labels)
 
 
 class PGDAttack(Attack):
     """Projected gradient descent on the objective from a random start, ``num_steps`` steps."""
 
-    def search(
-        self,
-        model: nn.Module,
-        method: AttributionMethod,
-        prepared: PreparedInputs,
-        targets: torch.Tensor,
-        labels: torch.Tensor,
-        objective: Objective,
-        radius: torch.Tensor,
-        clamp: Callable[[torch.Tensor], torch.Tensor],
-        start: torch.Tensor,
-        settings: AttackSettings,
-        best: BestPoints,
-    ) -> None:
+    def search(self, space: SearchSpace, start: torch.Tensor, best: BestPoints) -> None:
         """``num_steps`` projected steps from ``start``; every visited point is offered to ``best``."""
+        problem, config = space.problem, space.problem.config
+        prepared = problem.prepared
         x = prepared.features.detach()
-        step = (settings.step_size or 2.5 * settings.epsilon / settings.num_steps) / settings.epsilon
-        delta = clamp(x + start) - x
-        for index in range(settings.num_steps + 1):
-            last = index == settings.num_steps
+        step = (config.step_size or 2.5 * config.epsilon / config.num_steps) / config.epsilon
+        delta = space.clamp(x + start) - x
+        for index in range(config.num_steps + 1):
+            last = index == config.num_steps
             delta = delta.detach().requires_grad_(not last)
             features = x + delta
             with torch.enable_grad() if not last else torch.no_grad():
-                result = method.explain(model, prepared.with_features(features), targets, create_graph=not last)
-                score = objective(result.maps)
-            best.offer(features, result.maps, score, result.logits.argmax(dim=1) == labels)
+                result = problem.method.explain(
+                    problem.model, prepared.with_features(features), problem.targets, create_graph=not last
+                )
+                score = space.objective(result.maps)
+            best.offer(features, result.maps, score, result.logits.argmax(dim=1) == problem.labels)
             if last:
                 break
             if score.requires_grad:
@@ -246,9 +216,9 @@ class PGDAttack(Attack):
             else:
                 # The map does not depend on the input (e.g. saliency of a linear model): nothing to follow.
                 grad = torch.zeros_like(delta)
-            delta = delta - step * radius * steepest_step(prepared, grad, settings.norm)
-            delta = project_ball(prepared, delta, radius, settings.norm)
-            delta = clamp(x + delta) - x
+            delta = delta - step * space.radius * steepest_step(prepared, grad, config.norm)
+            delta = project_ball(prepared, delta, space.radius, config.norm)
+            delta = space.clamp(x + delta) - x
 
 
 class TopKAttack(PGDAttack):
@@ -275,8 +245,8 @@ ATTACKS: dict[str, type[Attack]] = {
 }
 
 
-def get_attack(name: str) -> Attack:
-    """The attack registered as ``name``."""
-    if name not in ATTACKS:
+def get_attack(name: str) -> type[Attack]:
+    """The attack class registered as ``name`` (``ValueError`` listing the names if there is none)."""
+    if not isinstance(name, str) or name not in ATTACKS:
         raise ValueError(f"unknown `attack` {name!r}; expected one of {sorted(ATTACKS)}.")
-    return ATTACKS[name]()
+    return ATTACKS[name]

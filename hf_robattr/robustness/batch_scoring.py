@@ -16,7 +16,6 @@ from torch import nn
 
 from hf_robattr.attribution.attention import ATTENTION_METHODS, attention_weights_enabled
 from hf_robattr.attribution.base import AttributionMethod
-from hf_robattr.attribution.core import get_method
 from hf_robattr.attribution.inputs import (
     IMAGE,
     PreparedInputs,
@@ -26,15 +25,16 @@ from hf_robattr.attribution.inputs import (
     prepare_inputs,
     unwrap_model,
 )
+from hf_robattr.attribution.methods import make_method
 from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
-from .attacks import AttackSettings, get_attack
+from .attacks import AttackProblem, get_attack
 from .batching import move
 from .config import RobustnessConfig
-from .family import perturbed_explanations
 from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES
 from .perturbations import ball_radius, range_projector, sample_ball
+from .sampled_sensitivity import perturbed_explanations
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
 
@@ -136,17 +136,8 @@ class RobustnessScorer:
         self.config = config
         self.original_device = model_device(self.model)
         self.device = torch.device(device) if device is not None else self.original_device
-        self.settings = AttackSettings(
-            epsilon=config.epsilon,
-            norm=config.norm,
-            num_steps=config.num_steps,
-            step_size=config.step_size,
-            k=config.k,
-            restarts=config.restarts,
-            input_range=config.input_range,
-            target_region=target_region,
-        )
-        self.methods = {name: get_method(name, **config.method_kwargs.get(name, {})) for name in config.methods}
+        self.target_region = target_region
+        self.methods = {name: make_method(name, **config.method_kwargs.get(name, {})) for name in config.methods}
         self._stack: contextlib.ExitStack | None = None
 
     def __enter__(self) -> RobustnessScorer:
@@ -318,9 +309,8 @@ class RobustnessScorer:
         wanted = set(measures)
         result = None
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
-            result = get_attack(config.attack)(
-                model, method, prepared, targets, clean_maps, labels, self.settings, None
-            )
+            problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, self.target_region)
+            result = get_attack(config.attack)()(problem)
             nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
             compared = [self._pooled(maps.abs(), prepared) for maps in (clean_maps, result.maps)]

@@ -18,7 +18,7 @@ from hf_robattr.attribution.argument_checks import (
     is_integer,
     is_real,
 )
-from hf_robattr.attribution.core import ATTRIBUTION_METHODS, get_method
+from hf_robattr.attribution.methods import ATTRIBUTION_METHODS, make_method
 
 from .attacks import ATTACKS
 from .measures import MEASURES
@@ -268,6 +268,6 @@ def _check_method_kwargs(value: Any, methods: tuple[str, ...]) -> dict[str, dict
     for name, options in value.items():
         if not isinstance(options, Mapping):
             raise TypeError(f"`method_kwargs[{name!r}]` must be a mapping of options; got {type(options).__name__}.")
-        get_method(name, **options)  # validates the option names and values
+        make_method(name, **options)  # validates the option names and values
         checked[name] = dict(options)
     return checked

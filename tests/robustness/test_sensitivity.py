@@ -9,7 +9,7 @@ from captum.metrics import sensitivity_max
 from torch import nn
 
 from hf_robattr.attribution import Saliency, prepare_inputs
-from hf_robattr.robustness.family import perturbed_explanations, sensitivity_family
+from hf_robattr.robustness.sampled_sensitivity import perturbed_explanations, sensitivity_family
 from hf_robattr.robustness.sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 
 

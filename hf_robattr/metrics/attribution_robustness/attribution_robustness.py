@@ -4,10 +4,13 @@ An ``evaluate`` module and a thin wrapper over ``hf_robattr.evaluate_attribution
 evaluate scans this file's imports line by line, so keep one absolute import per line.
 """
 
+import inspect
+
 import datasets
 import evaluate
 
 import hf_robattr
+import hf_robattr.metrics.compute
 
 
 # Keyword arguments of ``evaluate.load`` that evaluate's module takes itself (the others are scoring settings).
@@ -72,51 +75,45 @@ single-process run. Unlike most evaluate metrics it takes a model and inputs, no
 add() and add_batch() are not supported: pass everything to compute().
 """
 
-_KWARGS_DESCRIPTION = """
+
+def _settings_doc():
+    """The Args entries of every RobustnessConfig setting, from the config's own types, defaults and help."""
+    config_class = hf_robattr.robustness.RobustnessConfig
+    lines = []
+    for field in config_class.__dataclass_fields__.values():
+        default = hf_robattr.robustness.config.default_value(field.name)
+        shown = f"{default:.4g}" if isinstance(default, float) else repr(default)
+        lines.append(f"    {field.name} (`{field.type}`, default `{shown}`): {field.metadata['help']}")
+    return "\n".join(lines)
+
+
+_KWARGS_DESCRIPTION = (
+    """
 Computes attribution-robustness scores of a classifier. Every argument except the dataset-encoding ones
 (image_processor, tokenizer, image_column, text_column, label_column, max_length) goes unchanged to
-hf_robattr.evaluate_attribution_robustness; defaults are the core's.
+hf_robattr.evaluate_attribution_robustness. Settings not given here come from the instance's defaults: those
+passed to evaluate.load("attribution_robustness", ...) (validated at load), else RobustnessConfig's.
 
 Args:
     model (`torch.nn.Module`): the classifier: an hf_robattr ViT/BERT, a transformers image or text classifier
         (any model whose output has `.logits`), or a plain module mapping `pixel_values` to logits. DDP wrappers
         are unwrapped. Its train/eval mode and `requires_grad` flags are restored afterwards.
     inputs (`torch.Tensor`, mapping or `datasets.Dataset`): pixel values `[N, C, H, W]`; a tokenized batch
-        (mapping with `input_ids` and `attention_mask`); a `datasets.Dataset` with such columns (fixed length) or
-        an iterable of such batches; or a `datasets.Dataset` of raw examples together with `image_processor` or
-        `tokenizer`.
+        (mapping with `input_ids` and `attention_mask`); a `datasets.Dataset` with such columns or an iterable of
+        such batches; or a `datasets.Dataset` of raw examples together with `image_processor` or `tokenizer`.
     config (`hf_robattr.RobustnessConfig` or `dict`, *optional*): all scoring settings in one validated object;
-        the keyword arguments below (methods ... seed) override its fields.
+        it replaces the instance's defaults, and the settings below override its fields.
     targets (`torch.Tensor` of shape `[N]`, *optional*): class indices to attribute; default: the model's
         predictions.
-    methods (`str` or sequence of `str`, default `("saliency",)`): attribution methods, several per call:
-        "saliency", "input_x_gradient", "integrated_gradients", "smoothgrad", "raw_attention", "rollout",
-        "grad_attention".
-    attack (`str`, default `"topk"`): how the perturbed input is found: "random" (uniform samples in the ball),
-        "topk", "mass_center" or "targeted" (PGD attacks on the attribution map, Ghorbani et al. 2019).
-    epsilon (`float`, default `8/255`): radius of the perturbation ball: absolute for pixels (in the units of the
-        processed pixel values), relative to each token's embedding norm for text. Must be > 0.
-    norm (`str`, default `"linf"`): "linf" or "l2" ball.
-    num_steps (`int`, default 10): PGD steps of an attack.
-    step_size (`float`, *optional*): PGD step length in units of epsilon; default 2.5 * epsilon / num_steps.
-    k (`int` or `float`, default 0.1): top-k size for topk_intersection and the top-k attack: a count, or a
-        fraction in (0, 1) of the map's features.
-    restarts (`int`, default 1): attack restarts from random starts; the worst label-preserving result is scored.
-    num_samples (`int`, default 10): uniform draws per example for the sensitivity family.
-    seed (`int`, default 0): seeds every random draw; the same seed gives identical results.
-    batch_size (`int`, default 32): examples per forward pass.
+    target_region (`torch.Tensor`, *optional*): boolean map for the "targeted" attack; default: the clean map's k
+        weakest features.
     device (`str` or `torch.device`, *optional*): where to compute; default: the model's device.
     return_per_sample (`bool`, default False): also return "per_sample": {key: [value per example]} (NaN marks
         an excluded example).
-    measures (sequence of `str`, *optional*): a subset of the measures listed under Returns; default all.
-    method_kwargs (`dict`, *optional*): options per method, e.g. {"integrated_gradients": {"n_steps": 32}}.
-    smoothing_beta (`float`, *optional*): explain with every ReLU replaced by softplus_beta (Dombrowski et al.
-        2019), a no-retraining baseline.
-    input_range (`tuple[float, float]`, *optional*): the valid (low, high) pixel range attacks project into;
-        default: each image's own min/max.
-    target_region (`torch.Tensor`, *optional*): boolean map for the "targeted" attack; default: the clean map's k
-        weakest features.
     progress (`bool`, default True): show a tqdm bar over batches.
+"""
+    + _settings_doc()
+    + """
     image_processor (*optional*): with a `datasets.Dataset`: encodes `image_column` into `pixel_values`.
     tokenizer (*optional*): with a `datasets.Dataset`: encodes `text_column` (padded, truncated to `max_length`).
     image_column (`str`, *optional*): image column; default the first of "image", "img", "pixel_values".
@@ -130,31 +127,50 @@ Returns:
     standard deviation as "{method}/{measure}_std":
         "{method}/topk_intersection": fraction of the clean top-k features still in the attacked top-k, in [0, 1]
             (higher is more robust).
-        "{method}/kendall_tau": Kendall rank correlation of the clean and attacked maps, in [-1, 1].
-        "{method}/spearman": Spearman rank correlation, in [-1, 1].
-        "{method}/pearson": Pearson correlation, in [-1, 1].
-        "{method}/cosine": cosine similarity, in [-1, 1].
-        "{method}/center_of_mass_shift": distance between the maps' centres of mass, in pixels (images only).
+        "{method}/kendall_tau": Kendall rank correlation of the clean and attacked maps, in [-1, 1] (higher is
+            more robust).
+        "{method}/spearman": Spearman rank correlation, in [-1, 1] (higher is more robust).
+        "{method}/pearson": Pearson correlation, in [-1, 1] (higher is more robust).
+        "{method}/cosine": cosine similarity, in [-1, 1] (higher is more robust).
+        "{method}/center_of_mass_shift": distance between the maps' centres of mass, in map cells (images only),
+            >= 0 (lower is more robust).
         "{method}/attack_sensitivity": ||a(x) - a(x')|| / ||a(x)|| for the attacked x', >= 0 (lower is more
             robust).
         "{method}/prediction_change_rate": fraction of examples for which the attack met a label-changing point,
             in [0, 1]; such examples are left out of the similarity measures.
         "{method}/max_sensitivity": max over `num_samples` uniform draws of ||a(x) - a(x')|| / ||a(x)|| (Yeh et
-            al. 2019, as captum.metrics.sensitivity_max), >= 0.
-        "{method}/avg_sensitivity": the mean instead of the max, >= 0.
-        "{method}/local_lipschitz": local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018), >= 0.
-        "{method}/relative_input_stability": relative input stability (Agarwal et al. 2022), >= 0.
-        "num_samples": the number of examples scored.
+            al. 2019, as captum.metrics.sensitivity_max), >= 0 (lower is more robust).
+        "{method}/avg_sensitivity": the mean instead of the max, >= 0 (lower is more robust).
+        "{method}/local_lipschitz": local Lipschitz estimate (Alvarez-Melis & Jaakkola 2018), >= 0 (lower is more
+            robust).
+        "{method}/relative_input_stability": relative input stability (Agarwal et al. 2022), >= 0 (lower is more
+            robust).
+        "num_samples": the number of examples given.
+        "num_skipped", "{method}/num_skipped": examples left out (they cannot be perturbed, or their clean map is
+            all zeros); a method with none left raises ValueError.
         "per_sample": only with return_per_sample=True, the per-example values of every key above.
 
 Examples:
-    >>> import evaluate, torch, hf_robattr
-    >>> metric = evaluate.load("attribution_robustness")
+    >>> import torch
+    >>> import evaluate
+    >>> import hf_robattr
+    >>> from transformers import ViTConfig, ViTForImageClassification
+    >>> _ = torch.manual_seed(0)
+    >>> config = ViTConfig(image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1,
+    ...                    num_attention_heads=2, intermediate_size=32, num_labels=3)
+    >>> model = ViTForImageClassification(config)
+    >>> pixel_values = torch.rand(4, 3, 8, 8)
+    >>> metric = evaluate.load("attribution_robustness", epsilon=0.05, num_steps=2, num_samples=2)
     >>> results = metric.compute(model=model, inputs=pixel_values, methods=["saliency", "rollout"],
-    ...                          attack="topk", epsilon=8 / 255)
-    >>> results["num_samples"]
-    8
+    ...                          progress=False)
+    >>> results["num_samples"], results["num_skipped"]
+    (4.0, 0.0)
+    >>> 0.0 <= results["saliency/topk_intersection"] <= 1.0
+    True
+    >>> sorted(key for key in results if key.startswith("rollout/") and not key.endswith("_std"))[:3]
+    ['rollout/attack_sensitivity', 'rollout/avg_sensitivity', 'rollout/center_of_mass_shift']
 """
+)
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
@@ -208,6 +224,27 @@ class AttributionRobustness(evaluate.Metric):
     def _compute(self, *, model=None, inputs=None, **options):
         options.setdefault("config", self.robustness_config)
         return hf_robattr.metrics.compute_attribution_robustness(model, inputs, **options)
+
+    # The options ``_compute`` accepts, spelled out (evaluate's module tests require no bare ``**kwargs``); any other
+    # name raises TypeError listing these.
+    _compute.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None)
+            for name in (
+                "model",
+                "inputs",
+                "config",
+                "targets",
+                "target_region",
+                "device",
+                "return_per_sample",
+                "progress",
+                *hf_robattr.robustness.RobustnessConfig.__dataclass_fields__,
+                *hf_robattr.metrics.compute.ENCODING_OPTIONS,
+            )
+        ]
+    )
 
     def add(self, **kwargs):
         """Not supported: this metric scores a model, pass ``model=`` and ``inputs=`` to ``compute``."""

@@ -1,4 +1,4 @@
-"""Run the sensitivity family on a model: explain perturbed copies of each example in large batches.
+"""The sensitivity family sampled on a model: explain perturbed copies of each example in large batches.
 
 The same perturbed forward passes serve every measure of the family, and their logits serve the label check, so no
 pass is spent twice.
@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from hf_robattr.attribution.base import AttributionMethod
-from hf_robattr.attribution.core import get_method, resolve_targets
 from hf_robattr.attribution.inputs import (
     PreparedInputs,
     frozen_eval,
     prepare_inputs,
 )
+from hf_robattr.attribution.methods import make_method, resolve_targets
 from hf_robattr.attribution.random_streams import ExampleStreams
 
 from .config import RobustnessConfig
@@ -87,7 +87,7 @@ def sensitivity_family(
             f"`measures` names no sensitivity measure; expected some of {list(SENSITIVITY_MEASURES)}, got "
             f"{list(config.measures or ())}."
         )
-    runner = get_method(name, **config.method_kwargs.get(name, {}))
+    runner = make_method(name, **config.method_kwargs.get(name, {}))
     with frozen_eval(model):
         prepared = prepare_inputs(model, inputs)
         target_ids = None

@@ -1,4 +1,4 @@
-"""The one call shape of every attribution method: a name→class registry and :func:`attribute`."""
+"""Every attribution method by name (one registry, one error path) and the one call shape: :func:`attribute`."""
 
 from __future__ import annotations
 
@@ -20,16 +20,22 @@ from .smoothing import softplus_smoothing
 ATTRIBUTION_METHODS: dict[str, type[AttributionMethod]] = {**GRADIENT_METHODS, **ATTENTION_METHODS}
 
 
-def get_method(name: str, **method_kwargs: Any) -> AttributionMethod:
-    """Instantiate the attribution method registered as ``name`` with its options."""
-    if name not in ATTRIBUTION_METHODS:
+def get_method(name: str) -> type[AttributionMethod]:
+    """The attribution method class registered as ``name`` (``ValueError`` listing the names if there is none)."""
+    if not isinstance(name, str) or name not in ATTRIBUTION_METHODS:
         raise ValueError(f"unknown attribution `method` {name!r}; expected one of {sorted(ATTRIBUTION_METHODS)}.")
-    cls = ATTRIBUTION_METHODS[name]
+    return ATTRIBUTION_METHODS[name]
+
+
+def make_method(name: str, **options: Any) -> AttributionMethod:
+    """An instance of the method ``name`` with its ``options``; unknown option names raise ``TypeError`` listing the
+    accepted ones, bad values the method's own error."""
+    cls = get_method(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
-    unknown = sorted(set(method_kwargs) - set(accepted))
+    unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"attribution method {name!r} got unexpected options {unknown}; it accepts {accepted}.")
-    return cls(**method_kwargs)
+    return cls(**options)
 
 
 def resolve_targets(
@@ -60,7 +66,7 @@ def explain(
 ) -> Explanation:
     """Like :func:`attribute`, but returns an :class:`Explanation` with the maps and the model's logits."""
     prepared = inputs if isinstance(inputs, PreparedInputs) else prepare_inputs(model, inputs)
-    runner = method if isinstance(method, AttributionMethod) else get_method(method, **method_kwargs)
+    runner = method if isinstance(method, AttributionMethod) else make_method(method, **method_kwargs)
     smoothing = softplus_smoothing(model, smoothing_beta) if smoothing_beta is not None else contextlib.nullcontext()
     with smoothing:
         # No targets: each method explains the predicted class from its own forward pass (no extra pass here).
