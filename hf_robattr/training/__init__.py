@@ -29,10 +29,10 @@ from .regularizers import (
 )
 from .run import (
     RunResult,
-    check_output_dir,
     check_run_arguments,
     finish_run,
     prepare_data,
+    refuse_finished_run,
     run_pipeline,
     training_callbacks,
 )
@@ -82,7 +82,6 @@ __all__ = [
     "build_regularizer",
     "build_results",
     "build_vit_classifier",
-    "check_output_dir",
     "check_run_arguments",
     "compute_accuracy",
     "compute_diagnostics",
@@ -102,6 +101,7 @@ __all__ = [
     "prepare_data",
     "prepare_image_data",
     "prepare_text_data",
+    "refuse_finished_run",
     "run_pipeline",
     "score_test_robustness",
     "setup_logging",

@@ -32,10 +32,10 @@ from .training_arguments import RobAttrTrainingArguments
 
 __all__ = [
     "RunResult",
-    "check_output_dir",
     "check_run_arguments",
     "finish_run",
     "prepare_data",
+    "refuse_finished_run",
     "run_pipeline",
     "training_callbacks",
 ]
@@ -74,7 +74,7 @@ class RunResult:
         return self.trainer.is_world_process_zero()
 
 
-def check_output_dir(args: RobAttrTrainingArguments) -> None:
+def refuse_finished_run(args: RobAttrTrainingArguments) -> None:
     """Refuse an ``output_dir`` that holds a finished run (its ``results.json``) unless ``--overwrite_output_dir``
     or ``--resume_from_checkpoint`` says what to do with it."""
     finished = Path(args.output_dir) / RESULTS_FILE
@@ -107,7 +107,7 @@ def check_run_arguments(
             f"--max_position_embeddings ({model_args.max_position_embeddings}) must be >= --max_seq_length "
             f"({data_args.max_seq_length}): the model needs a position for every token."
         )
-    check_output_dir(training_args)
+    refuse_finished_run(training_args)
 
 
 def _clear_finished_run(args: RobAttrTrainingArguments) -> None:

@@ -8,7 +8,7 @@ import pytest
 from recipe_helpers import QUICK
 from transformers import AutoModelForImageClassification
 
-from hf_robattr.training import check_output_dir
+from hf_robattr.training import refuse_finished_run
 
 
 OLD_RESULTS = {"old": "a finished run"}
@@ -41,10 +41,10 @@ def test_check_output_dir(tmp_path, overwrite, resume, refused):
     args = types.SimpleNamespace(output_dir=str(folder), overwrite_output_dir=overwrite, resume_from_checkpoint=resume)
     if refused:
         with pytest.raises(ValueError, match="--overwrite_output_dir"):
-            check_output_dir(args)
+            refuse_finished_run(args)
     else:
-        check_output_dir(args)
-    check_output_dir(types.SimpleNamespace(output_dir=str(tmp_path / "new"), overwrite_output_dir=False,
+        refuse_finished_run(args)
+    refuse_finished_run(types.SimpleNamespace(output_dir=str(tmp_path / "new"), overwrite_output_dir=False,
                                            resume_from_checkpoint=None))  # fmt: skip
 
 
