@@ -29,6 +29,15 @@ def input_gradient(
     return grad, logits
 
 
+def clean_logits_and_targets(
+    model: nn.Module, prepared: PreparedInputs, targets: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits on the clean inputs (no graph) and the targets: the given ones, else the predicted classes."""
+    with torch.no_grad():
+        logits = forward_logits(model, prepared)
+    return logits, logits.argmax(dim=1) if targets is None else targets
+
+
 class Saliency(AttributionMethod):
     """Absolute input gradient ``|d logit_y / d x|`` (Simonyan et al. 2014); captum ``Saliency(abs=True)``."""
 
@@ -120,9 +129,7 @@ class IntegratedGradients(Saliency):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and the logits on the clean inputs."""
         x = prepared.features
-        with torch.no_grad():
-            logits = forward_logits(model, prepared)
-        targets = logits.argmax(dim=1) if targets is None else targets
+        logits, targets = clean_logits_and_targets(model, prepared, targets)
         baseline = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
         batch = x.shape[0]
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
@@ -212,9 +219,7 @@ class SmoothGrad(Saliency):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Unreduced attributions (the input's shape) and the logits on the clean inputs."""
         x = prepared.features
-        with torch.no_grad():
-            logits = forward_logits(model, prepared)
-        targets = logits.argmax(dim=1) if targets is None else targets
+        logits, targets = clean_logits_and_targets(model, prepared, targets)
         noisy = (x.unsqueeze(1) + self._noise(prepared)).reshape(-1, *x.shape[1:])
         expanded = prepared.repeat_interleave(self.n_samples).with_features(noisy)
         grad, _ = input_gradient(model, expanded, targets.repeat_interleave(self.n_samples), create_graph=create_graph)

@@ -8,7 +8,10 @@ slow and at worst hang on a network that drops packets.
 :func:`register_metric` (run on ``import hf_robattr``) wraps ``evaluate.loading.evaluation_module_factory`` so
 that the bare name ``attribution_robustness`` is served from :func:`metric_path` through evaluate's own
 ``LocalEvaluationModuleFactory``: no network, any working directory, any (fresh) module cache. A local
-``./attribution_robustness/attribution_robustness.py`` still takes precedence, as evaluate documents.
+``./attribution_robustness/attribution_robustness.py`` still takes precedence, as evaluate documents: evaluate runs
+that file, so a bare ``evaluate.load`` in an untrusted directory runs its code. The hook warns when that happens;
+``evaluate.load(hf_robattr.metric_path())`` (an absolute path) or ``hf_robattr.AttributionRobustness()`` never
+look in the working directory.
 
 :func:`install_metric` is the optional one-time step for processes that never import hf_robattr: it copies the
 module into evaluate's cache layout, which evaluate consults after the Hub lookup fails.
@@ -20,6 +23,7 @@ import functools
 import importlib
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,11 @@ def _claims(path: Any, module_type: str | None) -> bool:
     return not os.path.isfile(os.path.join(path, f"{METRIC_NAME}.py"))
 
 
+def _shadowed(path: Any, module_type: str | None) -> bool:
+    """Whether a bare ``evaluate.load("attribution_robustness")`` is about to run a local script instead."""
+    return path == METRIC_NAME and module_type in (None, "metric") and not _claims(path, module_type)
+
+
 def register_metric() -> None:
     """Let ``evaluate.load("attribution_robustness")`` load the bundled module offline; safe to call twice."""
     loading = importlib.import_module("evaluate.loading")
@@ -49,6 +58,15 @@ def register_metric() -> None:
 
     @functools.wraps(original)
     def evaluation_module_factory(path: str, module_type: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        if _shadowed(path, module_type):
+            warnings.warn(
+                f"evaluate.load({METRIC_NAME!r}) runs ./{METRIC_NAME}/{METRIC_NAME}.py from the working directory "
+                f"({os.getcwd()}), not the metric packaged with hf_robattr (evaluate looks there first). If you did "
+                "not put it there, do not run it: load the packaged metric with "
+                "evaluate.load(hf_robattr.metric_path()) or use hf_robattr.AttributionRobustness().",
+                UserWarning,
+                stacklevel=3,
+            )
         if _claims(path, module_type) and not kwargs.get("force_local_path"):
             return loading.LocalEvaluationModuleFactory(
                 metric_path(),

@@ -102,6 +102,33 @@ def test_local_folder_still_shadows_the_name(tmp_path, monkeypatch):
     assert not _claims("attribution_robustness", None)
 
 
+SHADOW = """
+import warnings, evaluate, hf_robattr
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    shadowed = evaluate.load("attribution_robustness")
+print("WARNED" if any("not the metric packaged" in str(w.message) for w in caught) else "SILENT")
+packaged = evaluate.load(hf_robattr.metric_path())
+print(type(shadowed).__doc__, "|", type(packaged).__name__)
+"""
+
+
+def test_a_local_script_shadows_the_name_with_a_warning_and_the_packaged_path_avoids_it(tmp_path):
+    """evaluate (0.4.x) runs ./attribution_robustness/attribution_robustness.py before anything else."""
+    folder = tmp_path / "untrusted" / "attribution_robustness"
+    folder.mkdir(parents=True)
+    (folder / "attribution_robustness.py").write_text(
+        "import datasets\nimport evaluate\nprint('LOCAL CODE RAN')\n\n\n"
+        "class AttributionRobustness(evaluate.Metric):\n    'the local impostor'\n\n"
+        "    def _info(self):\n        return evaluate.MetricInfo(description='', citation='', "
+        "inputs_description='', features=datasets.Features({}))\n\n    def _compute(self):\n        return {}\n"
+    )
+    env = _clean_env(tmp_path, "http://127.0.0.1:9", offline=True)
+    out = _run(SHADOW, cwd=tmp_path / "untrusted", env=env)
+    assert out.count("LOCAL CODE RAN") == 1  # the bare name ran it, the packaged path did not
+    assert "WARNED" in out and "the local impostor | AttributionRobustness" in out
+
+
 def test_register_is_idempotent():
     import evaluate.loading
 
