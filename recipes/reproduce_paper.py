@@ -1,18 +1,19 @@
 #!/usr/bin/env python
-"""Reproduce the paper's three claims: train the grid of regimes, measure attribution robustness and curvature,
-and write ``report.md`` (claims with 95% CIs, tables, PNG plots) and ``results.json``.
+"""Reproduce the paper's three claims: train the study's grid of regimes, measure attribution robustness on one
+common evaluation set, test each claim with its pre-registered rule, and write ``report.md``, the figures and
+``results.json.gz``.
 
 Scales (``--scale``)::
 
-    python recipes/reproduce_paper.py --scale ci --output_dir outputs/study-ci            # smoke test, ~1-2 min
-    python recipes/reproduce_paper.py --scale cpu --output_dir outputs/study-cpu --num_workers 2
-    accelerate launch recipes/reproduce_paper.py --scale gpu --output_dir outputs/study-gpu --num_workers 1
+    python recipes/reproduce_paper.py --scale ci --output_dir outputs/study-ci          # smoke test, < 2 min
+    nohup nice -n 5 python recipes/reproduce_paper.py --scale cpu --output_dir outputs/study-cpu --num_workers 2 &
+    python recipes/reproduce_paper.py --scale gpu --output_dir outputs/study-gpu --executor ray --ray_address auto
 
 The study is resumable: each finished run is stored under ``<output_dir>/runs/`` and never recomputed, so rerunning
-the same command continues where it stopped. ``--max_runs N`` runs only N pending runs (to time a few and print the
-estimate of the whole grid); ``--estimate_only`` prints the estimate and re-renders the report. ``--dataset_name``
-swaps the image dataset (an embedded name or a Hub id such as ``uoft-cs/cifar10``). All logic is in
-``hf_robattr.study``.
+the same command continues where it stopped (also across executors). ``--max_runs N`` runs only N pending runs;
+``--estimate_only`` runs nothing, prints the time estimate and re-renders the report (from ``results.json.gz``
+alone when the folder has no runs, e.g. ``docs/study-cpu``). The exit status is 1 when any run of the grid ended
+in an error (after the report is written). All logic is in ``hf_robattr.study``; see ``docs/study.md``.
 """
 
 import logging
@@ -20,20 +21,16 @@ import sys
 
 from transformers import HfArgumentParser
 
-from hf_robattr.study import StudyArguments, reproduce
+from hf_robattr.study import StudyArguments, StudyOutcome, reproduce
+from hf_robattr.training import parse_arguments
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parse the arguments (flags or one JSON file), run the study, write the report; return its summary."""
-    parser = HfArgumentParser(StudyArguments)
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        (args,) = parser.parse_json_file(json_file=argv[0])
-    else:
-        (args,) = parser.parse_args_into_dataclasses(args=argv)
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+def main(argv: list[str] | None = None) -> StudyOutcome:
+    """Parse the arguments (flags or one JSON file), run the study, write the report; return what it did."""
+    (args,) = parse_arguments(HfArgumentParser(StudyArguments), argv)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.WARNING)
     return reproduce(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main().exit_code)

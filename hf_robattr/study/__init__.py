@@ -1,50 +1,63 @@
 """hf_robattr.study: the reproduction study of the paper's three claims.
 
-- :mod:`~hf_robattr.study.grid`: cells, runs and per-scale settings (``ci``, ``cpu``, ``gpu``);
-- :mod:`~hf_robattr.study.runner`: train and measure one run;
-- :mod:`~hf_robattr.study.store`: one JSON file per finished run (resumable);
-- :mod:`~hf_robattr.study.execute`: parallel workers (spawn) with a progress bar;
-- :mod:`~hf_robattr.study.stats`: means with CIs, Welch differences, rank trends (scipy);
-- :mod:`~hf_robattr.study.analysis`, :mod:`~hf_robattr.study.plots`, :mod:`~hf_robattr.study.report`: findings,
-  figures, ``report.md`` and ``results.json``;
+- :mod:`~hf_robattr.study.protocol`, :mod:`~hf_robattr.study.grid`, :mod:`~hf_robattr.study.scales`: what each run
+  computes (per arm), which runs a study has, and the ``ci`` / ``cpu`` / ``gpu`` scales;
+- :mod:`~hf_robattr.study.prepare`: the start points (AdamW warm starts, pretrained checkpoints);
+- :mod:`~hf_robattr.study.run`: one run on the shared run pipeline, measured by :mod:`~hf_robattr.study.measure`
+  on the evaluation pool of :mod:`~hf_robattr.study.pool`;
+- :mod:`~hf_robattr.study.store`, :mod:`~hf_robattr.study.executors`: the resumable store, local and Ray executors;
+- :mod:`~hf_robattr.study.stats`, :mod:`~hf_robattr.study.claims`: the statistics and the pre-registered verdict
+  rules; :mod:`~hf_robattr.study.summaries`, :mod:`~hf_robattr.study.analysis`: records to findings;
+- :mod:`~hf_robattr.study.results`, :mod:`~hf_robattr.study.report`, :mod:`~hf_robattr.study.plots`:
+  ``results.json.gz``, ``report.md`` and the figures;
 - :func:`reproduce`: all of it, as ``recipes/reproduce_paper.py`` runs it.
 """
 
-from .analysis import analyse, run_values
+from .analysis import Analysis, analyse
 from .arguments import StudyArguments
-from .estimate import estimate_seconds, format_duration
-from .execute import pending_runs, run_study
-from .grid import SCALES, Cell, RunSpec, StudySettings, build_grid, get_settings
-from .report import write_report
-from .runner import run_one
-from .stats import Difference, MeanCI, Trend, difference_ci, mean_ci, rank_trend
+from .claims import ClaimTest, Interaction, claim_1_tests, claim_2_tests, claim_3_tests
+from .executors import EXECUTORS, run_jobs
+from .grid import ArmGrid, Cell, RunSpec, arm_specs
+from .protocol import ArmProtocol, WarmStart
+from .reproduce import StudyOutcome, reproduce
+from .results import load_results, save_results
+from .run import run_one
+from .scales import SCALES, StudySettings, get_settings
+from .stats import Slope, block_regression, block_slope, holm, mean_ci, power_tost, power_two_sided
 from .store import RunStore
-from .study import reproduce, study_specs
 
 
 __all__ = [
+    "EXECUTORS",
     "SCALES",
+    "Analysis",
+    "ArmGrid",
+    "ArmProtocol",
     "Cell",
-    "Difference",
-    "MeanCI",
+    "ClaimTest",
+    "Interaction",
     "RunSpec",
     "RunStore",
+    "Slope",
     "StudyArguments",
+    "StudyOutcome",
     "StudySettings",
-    "Trend",
+    "WarmStart",
     "analyse",
-    "build_grid",
-    "difference_ci",
-    "estimate_seconds",
-    "format_duration",
+    "arm_specs",
+    "block_regression",
+    "block_slope",
+    "claim_1_tests",
+    "claim_2_tests",
+    "claim_3_tests",
     "get_settings",
+    "holm",
+    "load_results",
     "mean_ci",
-    "pending_runs",
-    "rank_trend",
+    "power_tost",
+    "power_two_sided",
     "reproduce",
+    "run_jobs",
     "run_one",
-    "run_study",
-    "run_values",
-    "study_specs",
-    "write_report",
+    "save_results",
 ]

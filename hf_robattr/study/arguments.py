@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .grid import MODELS, SCALES
+from .executors import EXECUTORS
+from .scales import SCALES
 
 
 __all__ = ["StudyArguments"]
@@ -12,30 +13,45 @@ __all__ = ["StudyArguments"]
 
 @dataclass
 class StudyArguments:
-    """Which study to run, where to store it, and how many worker processes to use."""
+    """Which study to run, where to store it, and on which executor."""
 
-    output_dir: str = field(metadata={"help": "Study directory: runs/ (one JSON per finished run), report.md, PNGs."})
+    output_dir: str = field(
+        metadata={"help": "Study directory: runs/ (one JSON per finished run), checkpoints/, report.md, plots."}
+    )
     scale: str = field(
         default="ci",
-        metadata={"help": f"Grid and protocol size, one of {list(SCALES)}: ci = smoke test, cpu = conclusive on "
-                  "2 CPU cores, gpu = CIFAR-10/SST-2 on an accelerator."},
-    )  # fmt: skip
+        metadata={
+            "help": f"Grid and protocol size, one of {list(SCALES)}: ci = smoke test of every code path, "
+            "cpu = about 4 h on 2 CPU cores, gpu = CIFAR-10/SST-2 with pretrained models on accelerators."
+        },
+    )
+    arms: list[str] | None = field(
+        default=None,
+        metadata={"help": "Which arms of the scale to run (default: all of them, e.g. vit digits minilm)."},
+    )
+    executor: str = field(
+        default="local",
+        metadata={"help": f"Where runs execute, one of {list(EXECUTORS)}: local worker processes or Ray tasks."},
+    )
+    ray_address: str | None = field(
+        default=None, metadata={"help": "--executor ray: the cluster's address (default: start a local Ray)."}
+    )
     num_workers: int = field(
-        default=1, metadata={"help": "Parallel worker processes (spawn); each gets cpu_count // num_workers threads."}
+        default=1, metadata={"help": "Local parallel worker processes (spawn); 0 or 1 runs in this process."}
     )
     threads_per_worker: int | None = field(
-        default=None, metadata={"help": "Torch threads per worker (default: cpu_count // num_workers, at least 1)."}
+        default=None, metadata={"help": "Torch threads (Ray: CPUs) per run (default: cpu_count // num_workers)."}
     )
     dataset_name: str | None = field(
         default=None,
-        metadata={"help": "Image dataset for the ViT runs instead of the scale's default (embedded name or Hub id)."},
+        metadata={
+            "help": "Image dataset of the scale's main ViT arm instead of its default (embedded name or Hub "
+            "id; checked before any run)."
+        },
     )
     text_dataset_name: str | None = field(
-        default=None, metadata={"help": "Text dataset for the BERT runs instead of the scale's default."}
-    )
-    models: list[str] = field(
-        default_factory=lambda: list(MODELS),
-        metadata={"help": f"Which models of the grid to run, from {list(MODELS)}."},
+        default=None,
+        metadata={"help": "Text dataset of the text arm instead of its default (checked before any run)."},
     )
     seeds: int | None = field(
         default=None, metadata={"help": "Use only the first N seeds of every cell (a pilot); default: the scale's."}
@@ -45,7 +61,11 @@ class StudyArguments:
         metadata={"help": "Run at most N pending runs now (to time a few runs); the report still renders."},
     )
     estimate_only: bool = field(
-        default=False, metadata={"help": "Print the wall-time estimate from the stored runs and exit without running."}
+        default=False,
+        metadata={
+            "help": "Run nothing: print the time estimate and re-render the report (from the stored runs, or "
+            "from results.json.gz in --output_dir when no runs are stored)."
+        },
     )
     report_note: str | None = field(
         default=None, metadata={"help": "A note for the report title, e.g. PILOT for a partial study."}
@@ -55,12 +75,17 @@ class StudyArguments:
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"--scale must be one of {list(SCALES)}, got {self.scale!r}.")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"--executor must be one of {list(EXECUTORS)}, got {self.executor!r}.")
         if self.num_workers < 0:
             raise ValueError(f"--num_workers must be >= 0, got {self.num_workers}.")
-        unknown = [model for model in self.models if model not in MODELS]
+        names = SCALES[self.scale].arm_names
+        unknown = [arm for arm in self.arms or () if arm not in names]
         if unknown:
-            raise ValueError(f"--models has unknown entries {unknown}; expected names from {list(MODELS)}.")
+            raise ValueError(f"--arms has unknown entries {unknown}; scale {self.scale!r} has {list(names)}.")
         for name in ("seeds", "max_runs", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")
+        if self.ray_address is not None and self.executor != "ray":
+            raise ValueError(f"--ray_address needs --executor ray (got --executor {self.executor}).")

@@ -13,18 +13,25 @@ from .grid import RunSpec
 __all__ = ["estimate_seconds", "format_duration"]
 
 _LEVELS: tuple[Callable[[dict[str, Any]], tuple], ...] = (
-    lambda r: (r["cell"]["model"], r["cell"]["attention_type"], r["regime"], r["cell"]["batch_size"], r["budget"]),
-    lambda r: (r["cell"]["model"], r["regime"], r["cell"]["batch_size"], r["budget"]),
-    lambda r: (r["cell"]["model"], r["regime"], r["budget"]),
-    lambda r: (r["cell"]["model"], r["regime"]),
-    lambda r: (r["cell"]["model"],),
+    lambda r: (r["cell"]["arm"], r["cell"]["attention_type"], r["regime"], r["cell"]["batch_size"], r["extra"]),
+    lambda r: (r["cell"]["arm"], r["cell"]["attention_type"], r["regime"], r["cell"]["batch_size"]),
+    lambda r: (r["cell"]["arm"], r["regime"], r["cell"]["batch_size"]),
+    lambda r: (r["cell"]["arm"], r["regime"]),
+    lambda r: (r["cell"]["arm"],),
     lambda r: (),
 )
 
 
+def _extra(record: dict[str, Any]) -> tuple[bool, bool]:
+    return bool(record.get("curvature")), bool(record.get("saturation"))
+
+
 def _spec_fields(spec: RunSpec) -> dict[str, Any]:
-    return {"cell": {"model": spec.cell.model, "attention_type": spec.cell.attention_type,
-                     "batch_size": spec.cell.batch_size}, "regime": spec.cell.regime, "budget": spec.budget}  # fmt: skip
+    return {
+        "cell": {"arm": spec.cell.arm, "attention_type": spec.cell.attention_type, "batch_size": spec.cell.batch_size},
+        "regime": spec.cell.regime,
+        "extra": (spec.curvature, spec.saturation),
+    }
 
 
 def estimate_seconds(
@@ -34,11 +41,15 @@ def estimate_seconds(
     ``total_seconds`` (wall clock, includes the machine's load when measured) or ``total_cpu_seconds`` (CPU time
     of the run's process: the wall time of a worker that has its cores to itself).
 
-    Each pending run takes the mean time of the stored runs most like it (same model, attention, regime, batch and
-    budget; else progressively coarser groups). Returns ``{"seconds", "runs", "measured_runs", "unmatched"}``;
+    Each pending run takes the mean time of the stored runs most like it (same arm, attention, regime, batch and
+    extra measurements; else progressively coarser groups). Returns ``{"seconds", "runs", "measured_runs", "unmatched"}``;
     ``seconds`` is NaN when nothing has been measured. Workers are assumed to share the work evenly.
     """
-    timed = [r for r in records if isinstance(r.get(field), int | float) and r.get("status") != "error"]
+    timed = [
+        {**r, "extra": _extra(r)}
+        for r in records
+        if isinstance(r.get(field), int | float) and r.get("status") != "error"
+    ]
     tables = []
     for level in _LEVELS:
         table: dict[tuple, list[float]] = defaultdict(list)

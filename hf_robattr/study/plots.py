@@ -1,153 +1,206 @@
-"""The study's figures, written as PNG files with ``matplotlib.figure.Figure`` (no pyplot: the caller's backend and
-global state are left alone).
+"""The study's figures, drawn from the :class:`~hf_robattr.study.analysis.Analysis` alone with
+``matplotlib.figure.Figure`` (no pyplot: the caller's backend and global state are left alone) and saved as
+palette PNGs (small files for the repository).
 
-- ``robustness_vs_strength_<model>.png``: per method family and method, robustness of SGD runs against lr/batch,
-  one line per attention type with its 95% CI band, AdamW as a dashed reference line.
-- ``sharpness_vs_robustness_<model>.png``: Hessian trace against gradient-attribution robustness, one point per
-  run, coloured by regime.
-- ``training_cost.png``: mean wall-clock training time to the matched target per cell, with 95% CIs.
+- ``robustness_vs_strength_<arm>.png``: per method, the cell means of the headline measure against
+  ``log2(lr/B)`` (95% CI bars), one colour per attention type, AdamW as a dashed line;
+- ``epsilon_sweep_<arm>.png``: the top-k attack and the noise baseline against the radius (usable SGD runs);
+- ``preconditions.png``: each run's [CLS]-row coefficient of variation against raw attention's evidence recall
+  above chance, with the degenerate thresholds;
+- ``training_cost.png``: seconds per optimizer step of each regime relative to plain SGD at the same lr and B.
 """
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
-from typing import Any
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
-from .analysis import HEADLINE_MEASURE, run_values, usable
-from .grid import StudySettings
+from .analysis import Analysis
+from .measure import value_key
+from .stats import mean_ci
 
 
-__all__ = ["plot_robustness_vs_strength", "plot_sharpness_vs_robustness", "plot_training_cost", "write_plots"]
+__all__ = ["write_plots"]
 
-_COLORS = {"softmax": "tab:blue", "kernel": "tab:orange"}
+_COLORS = {"softmax": "#1f77b4", "kernel": "#ff7f0e"}
+
+
+def _save(figure: Figure, path: Path) -> None:
+    canvas = FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    canvas.print_png(buffer, metadata={"Software": None})
+    image = Image.open(buffer).convert("RGB").quantize(colors=64)
+    image.save(path, format="PNG", optimize=True)
 
 
 def _finite(value: float) -> bool:
     return value is not None and math.isfinite(value)
 
 
-def plot_robustness_vs_strength(cells: list[dict[str, Any]], model: str, settings: StudySettings, path: Path) -> bool:
-    """Robustness (top-k intersection) against lr/batch for ``model``; ``False`` when there is nothing to draw."""
-    rows = [c for c in cells if c["budget"] == "matched" and c["model"] == model]
-    if not rows:
+def _strength_figure(analysis: Analysis, arm: str, path: Path) -> bool:
+    protocol, grid = analysis.settings.arm(arm)
+    cells = [c for c in analysis.cells if c.arm == arm]
+    if not cells:
         return False
-    targets = ["gradient", "attention", *settings.methods]
-    columns = min(4, len(targets))
-    lines = math.ceil(len(targets) / columns)
-    figure = Figure(figsize=(4 * columns, 3.2 * lines))
-    axes = figure.subplots(lines, columns, squeeze=False)
-    for axis, target in zip(axes.flat, targets):
-        name = f"{target}/{HEADLINE_MEASURE}"
-        for attention in sorted({c["attention_type"] for c in rows}):
+    methods = protocol.methods
+    columns = min(3, len(methods))
+    rows = math.ceil(len(methods) / columns)
+    figure = Figure(figsize=(4.2 * columns, 3.2 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    measure = analysis.settings.headline_measure
+    for axis, method in zip(axes.flat, methods):
+        key = value_key("topk", protocol.main_epsilon, method, measure)
+        for attention in grid.attention_types:
             sgd = sorted(
-                (c for c in rows if c["attention_type"] == attention and c["regime"] == "sgd"),
-                key=lambda c: c["strength"],
+                (c for c in cells if c.attention_type == attention and c.regime == "sgd"),
+                key=lambda c: c.log2_strength,
             )
-            points = [
-                (c["strength"], c["values"].get(name)) for c in sgd if c["values"].get(name) and c["values"][name]["n"]
-            ]
+            points = [(c.log2_strength, c.values[key]) for c in sgd if key in c.values and c.values[key].n]
             color = _COLORS.get(attention)
             if points:
                 xs = [x for x, _ in points]
-                means = [v["mean"] for _, v in points]
-                lows = [v["low"] if _finite(v["low"]) else v["mean"] for _, v in points]
-                highs = [v["high"] if _finite(v["high"]) else v["mean"] for _, v in points]
-                axis.plot(xs, means, marker="o", color=color, label=f"{attention} SGD")
-                axis.fill_between(xs, lows, highs, color=color, alpha=0.2)
-            for cell in rows:
-                value = cell["values"].get(name)
-                if cell["attention_type"] == attention and cell["regime"] == "adamw" and value and value["n"]:
-                    axis.axhline(value["mean"], color=color, linestyle="--", linewidth=1, label=f"{attention} AdamW")
-        axis.set_xscale("log")
-        axis.set_title(f"{target} methods (mean)" if target in ("gradient", "attention") else target, fontsize=9)
-        axis.set_xlabel("lr / batch")
-        axis.set_ylabel("top-k intersection")
-    for axis in list(axes.flat)[len(targets) :]:
+                means = [v.mean for _, v in points]
+                errors = [
+                    [v.mean - v.low if _finite(v.low) else 0 for _, v in points],
+                    [v.high - v.mean if _finite(v.high) else 0 for _, v in points],
+                ]
+                axis.errorbar(xs, means, yerr=errors, fmt="o", color=color, capsize=2, label=f"{attention} SGD")
+            for cell in cells:
+                value = cell.values.get(key)
+                if cell.attention_type == attention and cell.regime == "adamw" and value and value.n:
+                    axis.axhline(value.mean, color=color, linestyle="--", linewidth=1, label=f"{attention} AdamW")
+        axis.set_title(method, fontsize=9)
+        axis.set_xlabel("log2(lr / B)")
+        axis.set_ylabel(measure)
+    for axis in list(axes.flat)[len(methods) :]:
         axis.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         figure.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
-    figure.suptitle(f"{model}: attribution robustness under the top-k attack vs implicit-regularization strength")
+    figure.suptitle(f"{arm}: {measure} under the top-k attack (epsilon {protocol.main_epsilon:g}) vs lr/B")
     figure.tight_layout(rect=(0, 0.06, 1, 0.95))
-    figure.savefig(path, dpi=110)
+    _save(figure, path)
     return True
 
 
-def plot_sharpness_vs_robustness(
-    records: list[dict[str, Any]], model: str, settings: StudySettings, path: Path
-) -> bool:
-    """Hessian trace (log x where positive) against gradient-family robustness, one point per usable matched run."""
-    runs = [r for r in records if r["cell"]["model"] == model and r["budget"] == "matched" and usable(r)]
+def _epsilon_figure(analysis: Analysis, arm: str, path: Path) -> bool:
+    protocol, grid = analysis.settings.arm(arm)
+    runs = [r for r in analysis.runs if r.usable and r.arm == arm and r.regime == "sgd"]
     if not runs:
         return False
-    attentions = sorted({r["cell"]["attention_type"] for r in runs})
-    figure = Figure(figsize=(5 * len(attentions), 4))
-    axes = figure.subplots(1, len(attentions), squeeze=False)
-    regimes = sorted({r["regime"] for r in runs})
-    colors = {regime: matplotlib.colormaps["tab10"](i) for i, regime in enumerate(regimes)}
-    for axis, attention in zip(axes.flat, attentions):
-        logscale = True
-        for regime in regimes:
-            chosen = [r for r in runs if r["regime"] == regime and r["cell"]["attention_type"] == attention]
-            values = [run_values(r, settings) for r in chosen]
-            xs = [v["hessian_trace"] for v in values]
-            ys = [v[f"gradient/{HEADLINE_MEASURE}"] for v in values]
-            logscale = logscale and all(x > 0 for x in xs if _finite(x))
-            axis.scatter(xs, ys, color=colors[regime], label=regime, s=18)
-        if logscale:
-            axis.set_xscale("log")
-        axis.set_title(f"{model}, {attention} attention", fontsize=9)
-        axis.set_xlabel("Hessian trace (parameter space)")
-        axis.set_ylabel("gradient methods: top-k intersection")
+    figure = Figure(figsize=(4.2 * len(protocol.sweep_methods), 3.4))
+    axes = figure.subplots(1, len(protocol.sweep_methods), squeeze=False)
+    for axis, method in zip(axes.flat, protocol.sweep_methods):
+        for attention in grid.attention_types:
+            chosen = [r for r in runs if r.attention_type == attention]
+            for attack, style in (("topk", "-"), ("noise", ":")):
+                means = [
+                    mean_ci(
+                        [r.values.get(value_key(attack, e, method, "topk_intersection"), math.nan) for r in chosen]
+                    ).mean
+                    for e in protocol.epsilons
+                ]
+                if any(_finite(m) for m in means):
+                    axis.plot(
+                        protocol.epsilons,
+                        means,
+                        style,
+                        marker="o",
+                        color=_COLORS.get(attention),
+                        label=f"{attention} {attack}",
+                    )
+        axis.set_title(method, fontsize=9)
+        axis.set_xlabel("epsilon")
+        axis.set_ylabel("top-k intersection")
         axis.legend(fontsize=7)
+    figure.suptitle(f"{arm}: attack (solid) and noise baseline (dotted) against the radius")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _save(figure, path)
     return True
 
 
-def plot_training_cost(costs: list[dict[str, Any]], path: Path) -> bool:
-    """Bars of mean training time to the matched target per cell (95% CI error bars)."""
-    rows = [c for c in costs if c["train_seconds"]["n"]]
+def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
+    runs = [r for r in analysis.runs if r.usable and r.preconditions is not None]
+    if not runs:
+        return False
+    figure = Figure(figsize=(6, 4.2))
+    axis = figure.subplots()
+    markers = {arm: marker for arm, marker in zip(analysis.settings.arm_names, "osD^v")}
+    for arm in analysis.settings.arm_names:
+        for attention, color in _COLORS.items():
+            chosen = [r.preconditions for r in runs if r.arm == arm and r.attention_type == attention]
+            if not chosen:
+                continue
+            gains = [p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0 for p in chosen]
+            axis.scatter(
+                [max(p.cls_cv, 1e-4) for p in chosen],
+                gains,
+                s=14,
+                color=color,
+                marker=markers[arm],
+                label=f"{arm} {attention}",
+                alpha=0.7,
+            )
+    axis.axvline(analysis.settings.min_cls_cv, color="grey", linestyle="--", linewidth=1)
+    axis.axhline(analysis.settings.min_recall_gain, color="grey", linestyle=":", linewidth=1)
+    axis.set_xscale("log")
+    axis.set_xlabel("[CLS]-row coefficient of variation (last layer)")
+    axis.set_ylabel("raw-attention evidence recall - chance (0 without masks)")
+    axis.set_title("Attention preconditions per run (dashed/dotted: degenerate thresholds)", fontsize=9)
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    _save(figure, path)
+    return True
+
+
+def _cost_figure(analysis: Analysis, path: Path) -> bool:
+    rows = [c for c in analysis.costs if _finite(c.step_cost_vs_sgd) and c.label.split()[0] != "sgd"]
+    rows += [
+        c
+        for c in analysis.costs
+        if c.label.split()[0] == "sgd"
+        and any(
+            r.arm == c.arm and r.attention_type == c.attention_type and r.label.split()[1:3] == c.label.split()[1:3]
+            for r in rows
+        )
+    ]
     if not rows:
         return False
-    labels = [f"{c['model']} {c['attention_type']}\n{c['label']}" for c in rows]
-    means = [c["train_seconds"]["mean"] for c in rows]
-    errors = [
-        [m - (c["train_seconds"]["low"] if _finite(c["train_seconds"]["low"]) else m) for m, c in zip(means, rows)],
-        [(c["train_seconds"]["high"] if _finite(c["train_seconds"]["high"]) else m) - m for m, c in zip(means, rows)],
-    ]
-    colors = [
-        "tab:green" if c["regime"] == "sgd" else "tab:gray" if c["regime"] == "adamw" else "tab:red" for c in rows
-    ]
-    figure = Figure(figsize=(max(6, 0.45 * len(rows)), 4.5))
+    rows.sort(key=lambda c: (c.arm, c.attention_type, c.label))
+    figure = Figure(figsize=(max(5, 0.6 * len(rows)), 4))
     axis = figure.subplots()
-    axis.bar(range(len(rows)), means, yerr=errors, color=colors, capsize=2)
+    axis.bar(
+        range(len(rows)),
+        [c.step_cost_vs_sgd for c in rows],
+        color=["#2ca02c" if c.label.startswith("sgd") else "#d62728" for c in rows],
+    )
     axis.set_xticks(range(len(rows)))
-    axis.set_xticklabels(labels, rotation=90, fontsize=6)
-    axis.set_ylabel("training wall-clock to the target (s)")
-    axis.set_title("Training cost per cell\n(green: plain SGD, grey: AdamW, red: explicit baselines)", fontsize=9)
+    axis.set_xticklabels([f"{c.arm} {c.attention_type}\n{c.label}" for c in rows], rotation=90, fontsize=6)
+    axis.set_ylabel("seconds per step / plain SGD's")
+    axis.set_title("Per-step training cost at equal lr and B (green: plain SGD)", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _save(figure, path)
     return True
 
 
-def write_plots(
-    analysis: dict[str, Any], records: list[dict[str, Any]], settings: StudySettings, directory: Path
-) -> list[str]:
+def write_plots(analysis: Analysis, directory: str | Path) -> list[str]:
     """Write every figure into ``directory``; return the file names written."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for model in sorted({r["cell"]["model"] for r in records}):
-        name = f"robustness_vs_strength_{model}.png"
-        if plot_robustness_vs_strength(analysis["cells"], model, settings, directory / name):
+    for arm in analysis.settings.arm_names:
+        for name, draw in (
+            (f"robustness_vs_strength_{arm}.png", _strength_figure),
+            (f"epsilon_sweep_{arm}.png", _epsilon_figure),
+        ):
+            if draw(analysis, arm, directory / name):
+                written.append(name)
+    for name, draw in (("preconditions.png", _preconditions_figure), ("training_cost.png", _cost_figure)):
+        if draw(analysis, directory / name):
             written.append(name)
-        name = f"sharpness_vs_robustness_{model}.png"
-        if plot_sharpness_vs_robustness(records, model, settings, directory / name):
-            written.append(name)
-    if plot_training_cost(analysis["costs"], directory / "training_cost.png"):
-        written.append("training_cost.png")
     return written

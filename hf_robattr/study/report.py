@@ -1,284 +1,263 @@
-"""Render the study: ``report.md`` (claims, tables, figures, protocol) and ``results.json`` (all numbers, all runs)."""
+"""Render the study report (``report.md``) from an :class:`~hf_robattr.study.analysis.Analysis` alone, so that the
+report re-rendered from ``results.json.gz`` is byte for byte the report rendered from the runs."""
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from .analysis import HEADLINE_MEASURE, analyse
-from .grid import StudySettings
-from .plots import write_plots
-from .stats import MeanCI, Trend
-
-
-__all__ = ["write_report"]
-
-
-def _ci(value: dict[str, Any] | None, digits: int = 3) -> str:
-    if not value:
-        return "n/a"
-    return MeanCI(**value).format(digits)
-
-
-def _trend(value: dict[str, Any]) -> str:
-    return Trend(**value).format()
+from .analysis import Analysis
+from .claims import ClaimTest
+from .protocol import ArmProtocol
+from .report_tables import (
+    claim_table,
+    comparison_tables,
+    curvature_table,
+    decomposition_table,
+    epsilon_table,
+    method_slope_table,
+    number,
+    p_value,
+    precondition_table,
+    saturation_table,
+    table,
+)
+from .results import EVAL_SET_RULE
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    if not rows:
-        return ["_(no rows)_", ""]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*lines, ""]
+__all__ = ["CLAIMS", "render_report"]
+
+CLAIMS = {
+    1: "plain SGD makes gradient-based attributions robust (robustness rises with lr/B)",
+    2: "the gain does not carry over to softmax attention-based attributions (no slope beyond the margin)",
+    3: "kernel attention restores it (the kernel slope exceeds the softmax slope, and is positive)",
+}
 
 
-def _status(counts: dict[str, int]) -> str:
-    return " / ".join(str(counts.get(s, 0)) for s in ("ok", "not_fit", "diverged", "error"))
+def _claim_sentence(claim: int, model: str, tests: Sequence[ClaimTest]) -> str:
+    parts = []
+    for test in tests:
+        numbers = f"{number(test.estimate, 4, True)} [{number(test.ci[0], 4, True)}, {number(test.ci[1], 4, True)}]"
+        text = f"{test.verdict} for {test.method} ({numbers}, p = {p_value(test.p)}"
+        if test.verdict == "inconclusive":
+            text += f"; power to detect {test.margin:g} per doubling: {number(test.power, 2)}"
+            if claim == 2:
+                text += f", chance of showing equivalence if the slope were 0: {number(test.power_equivalence, 2)}"
+        parts.append(text + ")")
+    return f"- **Claim {claim}, {model}**: " + "; ".join(parts) + "."
 
 
-def _cells_table(cells: list[dict[str, Any]], budget: str) -> list[str]:
-    header = [
-        "model", "attention", "cell", "lr/B", "runs ok/not fit/diverged/error", "accuracy",
-        f"gradient {HEADLINE_MEASURE}", f"attention {HEADLINE_MEASURE}", "gradient kendall_tau",
-        "gradient max_sensitivity", "Hessian trace", "input curvature", "attention entropy", "train s",
-    ]  # fmt: skip
-    rows = []
-    for c in cells:
-        if c["budget"] != budget:
+def _claims_section(analysis: Analysis) -> list[str]:
+    s = analysis.settings
+    lines = ["## The claims", ""]
+    for claim, text in CLAIMS.items():
+        tests = [c for c in analysis.claims if c.claim == claim]
+        lines.append(f"Claim {claim}: {text}.")
+        lines.append("")
+        if not tests:
+            lines += ["- No usable runs for this claim yet.", ""]
             continue
-        v = c["values"]
-        rows.append(
-            [
-                c["model"], c["attention_type"], c["label"], f"{c['strength']:.2g}", _status(c["status_counts"]),
-                _ci(v.get("accuracy")), _ci(v.get(f"gradient/{HEADLINE_MEASURE}")),
-                _ci(v.get(f"attention/{HEADLINE_MEASURE}")), _ci(v.get("gradient/kendall_tau")),
-                _ci(v.get("gradient/max_sensitivity"), 4), _ci(v.get("hessian_trace"), 1),
-                _ci(v.get("input_curvature"), 3), _ci(v.get("attention_entropy"), 2), _ci(v.get("train_seconds"), 1),
-            ]
-        )  # fmt: skip
-    return _table(header, rows)
-
-
-def _method_table(cells: list[dict[str, Any]], settings: StudySettings) -> list[str]:
-    header = ["model", "attention", "cell", *settings.methods]
-    rows = []
-    for c in cells:
-        if c["budget"] == "matched":
-            rows.append(
-                [c["model"], c["attention_type"], c["label"]]
-                + [_ci(c["values"].get(f"{m}/{HEADLINE_MEASURE}")) for m in settings.methods]
-            )
-    return _table(header, rows)
-
-
-def _settings_lines(settings: StudySettings) -> list[str]:
-    s = settings
-    return [
-        f"- Data: images `{s.image_dataset}` ({s.image_size}x{s.image_size}, patch {s.patch_size}: "
-        f"{(s.image_size // s.patch_size) ** 2} patches), text `{s.text_dataset}`; fixed splits (seed 0).",
-        f"- Models from scratch: hidden {s.hidden_size}, {s.num_hidden_layers} layers, {s.num_attention_heads} heads, "
-        f"MLP {s.intermediate_size}; kernel attention feature map `{s.kernel_feature_map}`.",
-        f"- Matched fit: train until the logged training loss <= {s.target_train_loss} (images) / "
-        f"{s.text_target_train_loss} (text), at most {s.max_epochs:g} epochs (runs that miss it are `not_fit`). "
-        f"Fixed budget: {s.fixed_epochs:g} epochs. Constant learning rate. Divergence: loss non-finite or > "
-        f"{s.divergence_loss:g}.",
-        f"- Robustness: up to {s.eval_examples} correctly classified test examples; top-k PGD attack on each map "
-        f"(k = {s.topk:g}, L-inf epsilon {s.attack_epsilon:.3g} on [-1, 1] pixels / {s.text_epsilon:g} relative on "
-        f"embeddings, {s.attack_steps} steps, worst of {s.attack_restarts} restarts, label preserved); top-k "
-        f"intersection and Kendall tau between clean and attacked maps; max-sensitivity over "
-        f"{s.sensitivity_samples} uniform draws. Methods: {', '.join(s.methods)} (IG with {s.ig_steps} steps, "
-        f"scored on the first {s.ig_eval_examples} of those examples: it costs ~10x the others under attack).",
-        f"- Diagnostics on the first {s.diagnostics_batch_size} training examples: Hessian trace (Hutchinson, "
-        f">= {s.trace_probes} probes, more up to {s.trace_max_probes} until stderr <= 10%), top Hessian eigenvalue "
-        f"({s.power_iterations} power iterations), input curvature (>= {s.input_probes} probes), attention entropy.",
+        for model in dict.fromkeys(t.model for t in tests):
+            lines.append(_claim_sentence(claim, model, [t for t in tests if t.model == model]))
+        lines.append("")
+    lines += [
+        f"Slopes are of {s.headline_measure} (higher = more robust) under the top-k attack at each arm's main radius, "
+        f"per doubling of lr/B, over the usable plain-SGD runs (seed as a block). Margin {s.margin:g} per doubling, "
+        f"alpha {s.alpha:g}, Holm over the methods of one claim and model. Claim 3's estimate is the interaction "
+        "(kernel slope - softmax slope).",
+        "",
+        *claim_table(analysis.claims),
     ]
-
-
-def _claims_lines(claims: dict[str, Any]) -> list[str]:
-    lines = []
-    for key in ("claim_1", "claim_2", "claim_3"):
-        lines += [f"- {claims[key]['sentence']}", ""]
+    if analysis.interactions:
+        rows = [
+            [
+                i.family,
+                i.method,
+                f"{number(i.estimate, 4, True)} [{number(i.ci[0], 4, True)}, {number(i.ci[1], 4, True)}]",
+                p_value(i.p),
+                number(i.kernel.estimate, 4, True),
+                number(i.softmax.estimate, 4, True),
+            ]
+            for i in analysis.interactions
+        ]
+        lines += ["Interaction (attention methods): kernel slope minus softmax slope.", ""]
+        lines += table(
+            ["arm", "method", "kernel - softmax [95% CI]", "p (Holm)", "kernel slope", "softmax slope"], rows
+        )
     return lines
 
 
-def _trend_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
-    return [[r["model"], r["attention_type"], r["target"], r["measure"], _trend(_trend_fields(r))] for r in rows]
-
-
-def _trend_fields(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("rho", "p_value", "low", "high", "n")}
-
-
-def _fixed_lines(fixed: dict[str, Any]) -> list[str]:
-    header = [
-        "model",
-        "attention",
-        "family",
-        "matched: rho vs lr/B",
-        "fixed budget: rho vs lr/B",
-        "fixed: final loss vs lr/B",
+def _rules(analysis: Analysis) -> list[str]:
+    s = analysis.settings
+    return [
+        "## Pre-registered protocol",
+        "",
+        "Decision rules (fixed before any run; each checked by simulation in `tests/study/test_claims.py`):",
+        "",
+        f"- Claim 1 (gradient methods, every model): *supported* when the slope is positive and its two-sided test "
+        f"rejects 0 at {s.alpha:g} (Holm); *contradicted* when not supported and the slope is shown to be below "
+        f"{s.margin:g} (one-sided, Holm); else *inconclusive*. Error rates: a true null is called supported at most "
+        f"{s.alpha / 2:g} of the time; a true slope >= the margin is called contradicted at most {s.alpha:g}.",
+        f"- Claim 2 (attention methods, softmax models): *supported* when two one-sided tests show |slope| < "
+        f"{s.margin:g} (TOST, Holm); else *contradicted* when the slope is positive and significant (Holm); else "
+        "*inconclusive* (with its power). A true |slope| >= the margin is called supported at most "
+        f"{s.alpha:g} of the time.",
+        "- Claim 3 (attention methods, kernel vs softmax of one arm): *supported* when the interaction and the kernel "
+        "slope are both positive and significant (Holm, intersection-union); *contradicted* when not supported and "
+        f"either is shown to be below the margin (one-sided at {s.alpha / 2:g} each); else *inconclusive*.",
+        f"- Degenerate attention: a run whose [CLS]-row coefficient of variation is below {s.min_cls_cv:g}, or whose "
+        f"raw-attention evidence recall is less than {s.min_recall_gain:g} above chance; a cell is degenerate when "
+        "most of its usable runs are. Degenerate cells are reported and left out of claims 2 and 3.",
+        f"- Common evaluation set: {EVAL_SET_RULE}.",
+        "- Matched fit: a run counts when its true training loss (eval mode, fixed training subset) at the stop is "
+        "within the arm's tolerance of the target; others are listed below and excluded.",
+        "",
     ]
-    rows = [
-        [
-            r["model"],
-            r["attention_type"],
-            r["family"],
-            _trend(r["matched"]),
-            _trend(r["fixed"]),
-            _trend(r["fixed_final_loss_vs_strength"]),
-        ]
-        for r in fixed["rows"]
+
+
+def _arm_lines(protocol: ArmProtocol, grid: object) -> list[str]:
+    p = protocol
+    start = (
+        f"AdamW warm start (lr {p.warm_start.learning_rate:g}, B {p.warm_start.batch_size}) to a training loss of {p.warm_start.target_loss:g}, "
+        "one per attention type, shared by every cell"
+        if p.warm_start
+        else f"pretrained `{p.pretrained}`"
+        if p.pretrained
+        else "from scratch"
+    )
+    model = (
+        f"{p.num_hidden_layers} layers, hidden {p.hidden_size}, {p.num_attention_heads} heads"
+        if not p.pretrained
+        else "the checkpoint's architecture"
+    )
+    size = f" ({p.dataset_size} examples)" if p.dataset_size else ""
+    return [
+        f"- **{p.arm}**: `{p.dataset}`{size}, {p.model.upper()} ({model}; kernel feature map `{p.kernel_feature_map}`), "
+        f"{start}. Grid: SGD lr {list(grid.learning_rates)} x B {list(grid.batch_sizes)}, attention "
+        f"{list(grid.attention_types)}, {grid.seeds} seeds; AdamW {grid.adamw}; baselines "
+        f"{[name for name, _ in grid.baselines]} at (lr, B) = {grid.baseline_cell}.",
+        f"  Matched fit: true training loss <= {p.target_loss:g} on the first {p.fit_examples} training examples, "
+        f"checked every {p.fit_every_examples} examples, at most {p.max_epochs:g} epochs, tolerance "
+        f"{p.fit_tolerance:.0%}. Scoring: pool of {p.eval_pool} test examples; top-k attack ({p.attack_steps} steps x "
+        f"{p.attack_restarts} restarts, k = {p.topk:g}) and a noise baseline (as many uniform draws as the attack "
+        f"visits points) at epsilon {list(p.epsilons)} (main {p.main_epsilon:g}; "
+        f"{'L-inf on pixels in ' + str(list(p.input_range)) if p.input_range else 'relative to each embedding'}); "
+        f"methods {list(p.methods)} (all at the main radius, {list(p.sweep_methods)} at every radius; integrated "
+        f"gradients with {p.ig_steps} steps on the first {p.ig_examples} examples); max-sensitivity over "
+        f"{p.sensitivity_samples} draws; Hessian on {p.hessian_examples} training examples.",
     ]
-    return _table(header, rows)
 
 
-def _problem_lines(cells: list[dict[str, Any]]) -> list[str]:
-    lines = []
-    for c in cells:
-        counts = c["status_counts"]
-        bad = {k: counts[k] for k in ("not_fit", "diverged", "error") if counts.get(k)}
-        if bad:
-            text = ", ".join(f"{n} {k}" for k, n in bad.items())
-            errors = f" Errors: {'; '.join(c['errors'])}" if c["errors"] else ""
-            lines.append(
-                f"- {c['budget']} {c['model']} {c['attention_type']} `{c['label']}`: {text} of {c['runs']}.{errors}"
-            )
-    return lines or ["- None: every run reached its target without diverging."]
-
-
-def write_report(
-    records: list[dict[str, Any]],
-    settings: StudySettings,
-    directory: str | Path,
-    *,
-    expected_runs: int,
-    title_note: str | None = None,
-    timing: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Analyse ``records`` and write ``report.md``, ``results.json`` and the PNG figures into ``directory``.
-
-    ``expected_runs`` is the size of the grid: a report over fewer records says it is partial. ``title_note``
-    (e.g. ``"PILOT"``) is put in the title. Returns the analysis.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    analysis = analyse(records, settings)
-    figures = write_plots(analysis, records, settings, directory)
-    complete = len(records) >= expected_runs
-    results = {
-        "scale": settings.scale,
-        "settings": asdict(settings),
-        "settings_fingerprint": settings.fingerprint(),
-        "runs_expected": expected_runs,
-        "runs_stored": len(records),
-        "complete": complete,
-        "timing": timing or {},
-        "analysis": analysis,
-        "runs": [{k: v for k, v in r.items() if k != "traceback"} for r in records],
-    }
-    with open(directory / "results.json", "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=1, default=str)
-
-    note = f" ({title_note})" if title_note else ""
-    counts = analysis["status_counts"]
+def render_report(analysis: Analysis, figures: Sequence[str]) -> str:
+    """The markdown of the report."""
+    s = analysis.settings
+    counts = analysis.status_counts
+    stored = sum(counts.values())
+    note = f" ({analysis.title_note})" if analysis.title_note else ""
     lines = [
-        f"# Reproducing the paper's three claims: scale `{settings.scale}`{note}",
+        f"# Reproducing the paper's three claims: scale `{s.scale}`{note}",
         "",
-        f"Runs stored: {len(records)} of {expected_runs}"
-        + ("" if complete else " - **partial study: the numbers below cover only the stored runs**")
-        + f". Status: {counts['ok']} ok, {counts['not_fit']} not fit (missed the target loss), "
-        f"{counts['diverged']} diverged, {counts['error']} errors.",
+        f"Runs stored: {stored} of {analysis.runs_expected}"
+        + ("" if analysis.complete else " - **partial study: the numbers below cover only the stored runs**")
+        + f". Status: {counts['ok']} ok, {counts['not_fit']} not fit (excluded), {counts['diverged']} diverged, "
+        f"{counts['error']} errors.",
         "",
     ]
-    if settings.scale == "ci":
+    if s.scale == "ci":
         lines += ["> Scale `ci` is a smoke test of the pipeline (tiny grid, few steps): its numbers mean nothing.", ""]
-    lines += ["## The claims", "", *_claims_lines(analysis["claims"])]
-    lines += [
-        "Reading: a trend **rises** when the 95% bootstrap CI of Spearman's rho lies above 0 and p < 0.05, **falls** "
-        "when both say it is below, "
-        "otherwise there is no clear trend. Claim 2 (no rise) counts as supported only when every CI's upper bound "
-        "is below 0.3; a mere absence of a detected rise is called inconclusive. Only runs that reached the target "
-        "loss (`ok`) count.",
-        "",
-        "## Figures",
-        "",
-    ]
-    lines += [f"![{name}]({name})" for name in figures] + [""]
-    lines += [
-        "## Cells at matched fit (means with 95% CIs over seeds)",
-        "",
-        *_cells_table(analysis["cells"], "matched"),
-    ]
-    lines += [
-        "### Top-k intersection per attribution method (matched fit)",
-        "",
-        *_method_table(analysis["cells"], settings),
-    ]
-    lines += ["## Trends: robustness against lr/batch (SGD runs, matched fit)", ""]
-    lines += _table(
-        ["model", "attention", "methods", "measure", "Spearman rho [95% CI], p"],
-        _trend_rows(analysis["strength_trends"]["matched"]),
+    lines += _claims_section(analysis)
+    lines += _rules(analysis)
+    lines += ["Arms:", ""]
+    for protocol, grid in s.arms:
+        lines += _arm_lines(protocol, grid)
+    lines += [""]
+    if analysis.start_points:
+        lines += ["Start points:", ""]
+        lines += [f"- {p['arm']}/{p['attention_type']}: {p['description']}" for p in analysis.start_points] + [""]
+    lines += ["## Common evaluation sets", ""]
+    lines += table(
+        ["arm", "split", "pool", "common set", "models intersected"],
+        [[e.arm, e.split, str(e.pool_size), str(e.size), str(e.models)] for e in analysis.eval_sets],
     )
-    lines += ["## Sharpness against robustness (all regimes, matched fit)", ""]
-    lines += _table(
-        ["model", "attention", "x", "y", "Spearman rho [95% CI], p"],
-        [
-            [r["model"], r["attention_type"], r["x"], r["y"], _trend(_trend_fields(r))]
-            for r in analysis["sharpness_trends"]
-        ],
-    )
-    lines += ["## Level difference: kernel minus softmax at the same regime (matched fit, Welch 95% CI)", ""]
-    lines += _table(
-        ["model", "regime", "lr", "B", "family", "kernel - softmax"],
-        [
-            [r["model"], r["regime"], f"{r['learning_rate']:g}", str(r["batch_size"]), r["family"],
-             _diff(r)]
-            for r in analysis["level_differences"]
-        ],
-    )  # fmt: skip
-    lines += ["## Training cost (matched fit)", ""]
-    lines += _table(
-        ["model", "attention", "cell", "train s to target", "s per step", "per-step cost vs plain SGD"],
-        [
-            [c["model"], c["attention_type"], c["label"], _ci(c["train_seconds"], 1), _ci(c["seconds_per_step"], 4),
-             "n/a" if not math.isfinite(c["step_cost_vs_plain_sgd"]) else f"{c['step_cost_vs_plain_sgd']:.2f}x"]
-            for c in analysis["costs"]
-        ],
-    )  # fmt: skip
+    lines += ["## Attention preconditions (per cell, usable runs)", "", *precondition_table(analysis)]
     lines += [
-        "## Fixed budget against matched fit",
+        "## Every measure against lr/B, per method (main radius)",
         "",
-        "The same SGD/AdamW cells trained for a fixed number of epochs. Under a fixed budget the large-batch cells "
-        "take fewer steps and stop less fitted; if robustness tracks under-training rather than implicit "
-        "regularization, the fixed-budget trend differs from the matched one.",
+        "Each entry: slope per doubling of lr/B [95% CI], p (no multiplicity correction: descriptive).",
         "",
-        *_fixed_lines(analysis["fixed_vs_matched"]),
-        "### Cells under the fixed budget",
-        "",
-        *_cells_table(analysis["cells"], "fixed"),
-        "## Runs that missed the target, diverged or failed (kept, not dropped)",
-        "",
-        *_problem_lines(analysis["cells"]),
-        "",
-        "Runs that missed the target were measured anyway; their values (not used for the claims):",
-        "",
-        *_cells_table(analysis["cells_not_fit"], "matched"),
-        "",
-        "## Protocol",
-        "",
-        *_settings_lines(settings),
-        "",
+        *method_slope_table(analysis),
     ]
-    if timing:
-        lines += ["## Timing", "", *[f"- {k}: {v}" for k, v in timing.items()], ""]
-    (directory / "report.md").write_text("\n".join(lines), encoding="utf-8")
-    return analysis
+    lines += [
+        "## Radius sweep: attack, noise baseline, gap and label flips (usable SGD runs)",
+        "",
+        *epsilon_table(analysis),
+    ]
+    lines += ["## lr and B separated", "", *decomposition_table(analysis)]
+    lines += ["## AdamW and explicit baselines against plain SGD", "", *comparison_tables(analysis)]
+    lines += ["## Attack saturation", "", *saturation_table(analysis)]
+    lines += ["## Curvature along lr/B (Hessian of the training loss)", "", *curvature_table(analysis)]
+    lines += ["## Cells", "", *_cells(analysis)]
+    lines += ["## Runs excluded or failed (kept, not dropped)", "", *_problems(analysis), ""]
+    if figures:
+        lines += ["## Figures", "", *[f"![{name}]({name})" for name in figures], ""]
+    if analysis.timing:
+        lines += ["## Timing", "", *[f"- {k}: {v}" for k, v in analysis.timing.items()], ""]
+    return "\n".join(lines)
 
 
-def _diff(row: dict[str, Any]) -> str:
-    from .stats import Difference
+def _cells(analysis: Analysis) -> list[str]:
+    rows = []
+    for c in analysis.cells:
+        protocol = analysis.settings.protocol(c.arm)
+        means = [c.values.get(f"topk|{protocol.main_epsilon:g}|{m}|topk_intersection") for m in protocol.methods]
+        flips = c.values.get(f"topk|{protocol.main_epsilon:g}|{protocol.methods[0]}|prediction_change_rate")
+        rows.append(
+            [
+                c.arm,
+                c.attention_type,
+                c.label,
+                f"{c.log2_strength:.2f}",
+                f"{c.ok}/{c.not_fit}/{c.diverged}/{c.error}",
+                c.accuracy.format(3),
+                c.fit_loss.format(4),
+            ]
+            + [m.format(3) if m else "n/a" for m in means]
+            + [flips.format(3) if flips else "n/a"]
+        )
+    methods = analysis.settings.arms[0][0].methods if analysis.settings.arms else ()
+    header = [
+        "arm",
+        "attention",
+        "cell",
+        "log2(lr/B)",
+        "ok/not fit/diverged/error",
+        "test accuracy",
+        "train loss at stop",
+        *(f"{m} top-k" for m in methods),
+        "label flips (first method)",
+    ]
+    return [
+        "Means [95% CI] over usable runs, on the common evaluation set, top-k attack at the main radius. "
+        "Method columns follow the first arm's methods; other arms with other methods list theirs in order.",
+        "",
+        *table(header, rows),
+    ]
 
-    return Difference(**{k: row[k] for k in ("difference", "low", "high", "p_value", "n_a", "n_b")}).format()
+
+def _problems(analysis: Analysis) -> list[str]:
+    lines = []
+    for run in analysis.runs:
+        if run.status != "ok":
+            detail = (
+                f": {run.error}"
+                if run.error
+                else (f" (loss at stop {number(run.fit_loss, 4)})" if math.isfinite(run.fit_loss) else "")
+            )
+            lines.append(f"- `{run.key}`: {run.status}{detail}")
+    for c in analysis.cells:
+        if c.degenerate:
+            lines.append(
+                f"- degenerate attention: {c.arm} {c.attention_type} `{c.label}` ({c.degenerate_runs} of "
+                f"{c.ok} usable runs); left out of claims 2 and 3"
+            )
+    return lines or ["- None."]

@@ -1,22 +1,39 @@
-"""Statistics of the study, all from scipy: means with t confidence intervals, Welch differences, and rank
-trends (Spearman rho with its p-value and a paired bootstrap confidence interval).
+"""The study's statistics (numpy least squares and scipy distributions): means with t intervals, Welch
+differences, slopes with seed blocks, slope differences, Holm's correction, equivalence tests and their power.
 
-Every function drops NaN values (pairwise for trends) and returns NaN where too few values remain, instead of
+The claim tests use :func:`block_slope`: ordinary least squares of ``y`` on ``x`` with one intercept per block
+(the seed: runs of one seed share data order and attack noise), so the slope is estimated within seeds. Its
+:class:`Slope` carries the estimate, standard error and residual degrees of freedom, from which every p-value,
+interval, equivalence test (two one-sided tests, TOST) and power figure follows with Student's t.
+
+Every function drops pairs with a non-finite member and returns NaN fields where too few values remain, instead of
 raising: a cell whose runs all diverged still gets a row in the report.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
 
-__all__ = ["Difference", "MeanCI", "Trend", "difference_ci", "mean_ci", "rank_trend"]
+__all__ = [
+    "BlockFit",
+    "Difference",
+    "MeanCI",
+    "Slope",
+    "block_regression",
+    "block_slope",
+    "difference_ci",
+    "holm",
+    "mean_ci",
+    "power_tost",
+    "power_two_sided",
+    "slope_difference",
+]
 
 NAN = float("nan")
 
@@ -37,33 +54,6 @@ class MeanCI:
         if math.isnan(self.low):
             return f"{self.mean:.{digits}f} (n=1)"
         return f"{self.mean:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
-
-
-@dataclass(frozen=True)
-class Trend:
-    """Spearman rank correlation ``rho`` of ``y`` on ``x``, its p-value, and a paired bootstrap CI."""
-
-    rho: float
-    p_value: float
-    low: float
-    high: float
-    n: int
-
-    @property
-    def direction(self) -> str:
-        """``rises`` / ``falls`` when the bootstrap CI excludes 0 *and* Spearman's p < 0.05 (the percentile bootstrap
-        alone is anti-conservative with few runs), else ``no clear trend``."""
-        if self.p_value < 0.05 and self.low > 0:
-            return "rises"
-        if self.p_value < 0.05 and self.high < 0:
-            return "falls"
-        return "no clear trend"
-
-    def format(self) -> str:
-        """``rho = r [low, high], p = p (n = n)``."""
-        if math.isnan(self.rho):
-            return f"rho n/a (n = {self.n})"
-        return f"rho = {self.rho:+.2f} [{self.low:+.2f}, {self.high:+.2f}], p = {self.p_value:.2g} (n = {self.n})"
 
 
 @dataclass(frozen=True)
@@ -88,19 +78,72 @@ class Difference:
         )
 
 
+@dataclass(frozen=True)
+class Slope:
+    """A slope estimate with its standard error and the degrees of freedom of its t distribution.
+
+    ``n`` is the number of observations and ``blocks`` the number of blocks it was estimated within (for a
+    difference of two slopes: the sums, and Welch-Satterthwaite degrees of freedom).
+    """
+
+    estimate: float
+    stderr: float
+    df: float
+    n: int
+    blocks: int
+
+    @property
+    def valid(self) -> bool:
+        """Whether the estimate has a finite standard error and at least one degree of freedom."""
+        return math.isfinite(self.estimate) and math.isfinite(self.stderr) and self.stderr > 0 and self.df >= 1
+
+    def ci(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Two-sided t interval."""
+        _check_level(confidence, "confidence")
+        if not self.valid:
+            return (NAN, NAN)
+        half = stats.t.ppf(0.5 + confidence / 2, self.df) * self.stderr
+        return (self.estimate - half, self.estimate + half)
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of ``slope == 0``."""
+        if not self.valid:
+            return NAN
+        return float(2 * stats.t.sf(abs(self.estimate) / self.stderr, self.df))
+
+    def p_below(self, bound: float) -> float:
+        """One-sided p-value of the alternative ``slope < bound`` (null: ``slope >= bound``)."""
+        if not self.valid:
+            return NAN
+        return float(stats.t.cdf((self.estimate - bound) / self.stderr, self.df))
+
+    def p_above(self, bound: float) -> float:
+        """One-sided p-value of the alternative ``slope > bound`` (null: ``slope <= bound``)."""
+        if not self.valid:
+            return NAN
+        return float(stats.t.sf((self.estimate - bound) / self.stderr, self.df))
+
+    def p_equivalent(self, margin: float) -> float:
+        """TOST p-value of the alternative ``|slope| < margin``: the larger of the two one-sided p-values."""
+        if margin <= 0:
+            raise ValueError(f"`margin` must be > 0, got {margin}.")
+        return max(self.p_below(margin), self.p_above(-margin))
+
+
+def _check_level(value: float, name: str) -> None:
+    if not 0 < value < 1:
+        raise ValueError(f"`{name}` must be in (0, 1), got {value}.")
+
+
 def _finite(values: Sequence[float]) -> np.ndarray:
     array = np.asarray([NAN if v is None else v for v in values], dtype=float)
     return array[np.isfinite(array)]
 
 
-def _check_confidence(confidence: float) -> None:
-    if not 0 < confidence < 1:
-        raise ValueError(f"`confidence` must be in (0, 1), got {confidence}.")
-
-
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     """Mean of the finite ``values`` with a Student-t confidence interval (``scipy.stats.t.interval``)."""
-    _check_confidence(confidence)
+    _check_level(confidence, "confidence")
     array = _finite(values)
     n = int(array.size)
     if n == 0:
@@ -117,7 +160,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
 
 def difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Difference:
     """``mean(a) - mean(b)`` with Welch's t-test (``scipy.stats.ttest_ind(equal_var=False)``) CI and p-value."""
-    _check_confidence(confidence)
+    _check_level(confidence, "confidence")
     x, y = _finite(a), _finite(b)
     if x.size == 0 or y.size == 0:
         return Difference(NAN, NAN, NAN, NAN, int(x.size), int(y.size))
@@ -126,60 +169,138 @@ def difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.
         return Difference(difference, NAN, NAN, NAN, int(x.size), int(y.size))
     result = stats.ttest_ind(x, y, equal_var=False)
     interval = result.confidence_interval(confidence)
-    return Difference(difference, float(interval.low), float(interval.high), float(result.pvalue), x.size, y.size)
+    return Difference(
+        difference, float(interval.low), float(interval.high), float(result.pvalue), int(x.size), int(y.size)
+    )
 
 
-def _spearman(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Spearman's rho along ``axis`` (Pearson correlation of average ranks, as ``scipy.stats.spearmanr``),
-    vectorised over resamples for ``scipy.stats.bootstrap``; NaN where a resample is constant."""
-    rx = stats.rankdata(x, axis=axis)
-    ry = stats.rankdata(y, axis=axis)
-    rx = rx - rx.mean(axis=axis, keepdims=True)
-    ry = ry - ry.mean(axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (rx * ry).sum(axis=axis) / np.sqrt((rx * rx).sum(axis=axis) * (ry * ry).sum(axis=axis))
+def block_slope(x: Sequence[float], y: Sequence[float], blocks: Sequence[Hashable]) -> Slope:
+    """Least-squares slope of ``y`` on ``x`` with one intercept per block (a fixed-effects model).
 
-
-def rank_trend(
-    x: Sequence[float],
-    y: Sequence[float],
-    *,
-    confidence: float = 0.95,
-    n_resamples: int = 2000,
-    seed: int = 0,
-) -> Trend:
-    """Spearman's rho of ``y`` against ``x`` (pairs with a non-finite member dropped), the p-value of
-    ``scipy.stats.spearmanr``, and a percentile bootstrap CI over pairs (``scipy.stats.bootstrap``,
-    ``paired=True``). Resamples whose rho is undefined (constant) are left out of the percentiles when at most half
-    of them are; otherwise the CI is NaN. Fewer than 3 pairs, or a constant ``x`` or ``y``, give NaN."""
-    _check_confidence(confidence)
-    if len(x) != len(y):
-        raise ValueError(f"`x` and `y` must have the same length, got {len(x)} and {len(y)}.")
+    Equivalent to the slope of the within-block deviations of ``y`` on those of ``x``, with ``n - blocks - 1``
+    residual degrees of freedom. Pairs with a non-finite member are dropped; NaN fields when fewer than
+    ``blocks + 2`` observations remain or ``x`` does not vary within any block.
+    """
+    if not len(x) == len(y) == len(blocks):
+        raise ValueError(f"`x`, `y` and `blocks` must have the same length, got {len(x)}, {len(y)}, {len(blocks)}.")
     xs = np.asarray([NAN if v is None else v for v in x], dtype=float)
     ys = np.asarray([NAN if v is None else v for v in y], dtype=float)
     keep = np.isfinite(xs) & np.isfinite(ys)
+    labels = [b for b, k in zip(blocks, keep) if k]
     xs, ys = xs[keep], ys[keep]
     n = int(xs.size)
-    if n < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
-        return Trend(NAN, NAN, NAN, NAN, n)
-    result = stats.spearmanr(xs, ys)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        boot = stats.bootstrap(
-            (xs, ys),
-            _spearman,
-            paired=True,
-            vectorized=True,
-            n_resamples=n_resamples,
-            confidence_level=confidence,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    low, high = boot.confidence_interval
-    if not (math.isfinite(low) and math.isfinite(high)):
-        # Some resamples were constant (few distinct x values): take the percentiles over the defined ones.
-        distribution = boot.bootstrap_distribution[np.isfinite(boot.bootstrap_distribution)]
-        if distribution.size >= n_resamples // 2:
-            alpha = (1 - confidence) / 2
-            low, high = np.percentile(distribution, [100 * alpha, 100 * (1 - alpha)])
-    return Trend(float(result.statistic), float(result.pvalue), float(low), float(high), n)
+    levels = sorted(set(labels), key=repr)
+    index = np.asarray([levels.index(b) for b in labels], dtype=int)
+    df = n - len(levels) - 1
+    if n == 0 or df < 1:
+        return Slope(NAN, NAN, max(df, 0), n, len(levels))
+    x_dev = xs - (np.bincount(index, xs) / np.bincount(index))[index]
+    y_dev = ys - (np.bincount(index, ys) / np.bincount(index))[index]
+    sxx = float(x_dev @ x_dev)
+    if sxx <= 1e-12 * max(1.0, float(xs @ xs)):
+        return Slope(NAN, NAN, df, n, len(levels))
+    estimate = float(x_dev @ y_dev) / sxx
+    residual = y_dev - estimate * x_dev
+    variance = float(residual @ residual) / df
+    return Slope(estimate, math.sqrt(variance / sxx), float(df), n, len(levels))
+
+
+@dataclass(frozen=True)
+class BlockFit:
+    """Least squares of ``y`` on several regressors with one intercept per block: coefficients, their covariance,
+    residual degrees of freedom; :meth:`contrast` tests a linear combination of the coefficients."""
+
+    coefficients: tuple[float, ...]
+    covariance: tuple[tuple[float, ...], ...]
+    df: float
+    n: int
+    blocks: int
+
+    def contrast(self, weights: Sequence[float]) -> Slope:
+        """``sum(w_i * beta_i)`` as a :class:`Slope` (estimate, standard error, the fit's degrees of freedom)."""
+        if len(weights) != len(self.coefficients):
+            raise ValueError(f"`weights` needs {len(self.coefficients)} entries, got {len(weights)}.")
+        w = np.asarray(weights, dtype=float)
+        beta, cov = np.asarray(self.coefficients), np.asarray(self.covariance)
+        if not np.all(np.isfinite(beta)) or self.df < 1:
+            return Slope(NAN, NAN, self.df, self.n, self.blocks)
+        return Slope(float(w @ beta), math.sqrt(max(float(w @ cov @ w), 0.0)), self.df, self.n, self.blocks)
+
+
+def block_regression(columns: Sequence[Sequence[float]], y: Sequence[float], blocks: Sequence[Hashable]) -> BlockFit:
+    """Least squares of ``y`` on the regressors ``columns`` with one intercept per block (rows with a non-finite
+    value dropped); NaN coefficients when the design is rank deficient or leaves no residual degree of freedom."""
+    k = len(columns)
+    data = np.asarray([[NAN if v is None else v for v in column] for column in columns], dtype=float).reshape(k, -1)
+    ys = np.asarray([NAN if v is None else v for v in y], dtype=float)
+    if data.shape[1] != ys.size or ys.size != len(blocks):
+        raise ValueError("`columns`, `y` and `blocks` must have the same length.")
+    keep = np.isfinite(ys) & np.all(np.isfinite(data), axis=0)
+    labels = [b for b, kept in zip(blocks, keep) if kept]
+    levels = sorted(set(labels), key=repr)
+    n, df = int(keep.sum()), int(keep.sum()) - len(levels) - k
+    nan_fit = BlockFit((NAN,) * k, tuple((NAN,) * k for _ in range(k)), max(df, 0), n, len(levels))
+    if df < 1:
+        return nan_fit
+    index = np.asarray([levels.index(b) for b in labels], dtype=int)
+    dummies = np.eye(len(levels))[index]
+    design = np.column_stack([data[:, keep].T, dummies])
+    if np.linalg.matrix_rank(design) < design.shape[1]:
+        return nan_fit
+    beta, *_ = np.linalg.lstsq(design, ys[keep], rcond=None)
+    residual = ys[keep] - design @ beta
+    covariance = float(residual @ residual) / df * np.linalg.inv(design.T @ design)
+    return BlockFit(
+        tuple(float(b) for b in beta[:k]),
+        tuple(tuple(float(c) for c in row[:k]) for row in covariance[:k]),
+        float(df),
+        n,
+        len(levels),
+    )
+
+
+def slope_difference(a: Slope, b: Slope) -> Slope:
+    """``a - b`` for two independently estimated slopes: standard errors added in quadrature and
+    Welch-Satterthwaite degrees of freedom (the two groups may differ in noise)."""
+    if not (a.valid and b.valid):
+        return Slope(NAN, NAN, NAN, a.n + b.n, a.blocks + b.blocks)
+    va, vb = a.stderr**2, b.stderr**2
+    df = (va + vb) ** 2 / (va**2 / a.df + vb**2 / b.df)
+    return Slope(a.estimate - b.estimate, math.sqrt(va + vb), float(df), a.n + b.n, a.blocks + b.blocks)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down; NaN entries stay NaN and do not count as tests)."""
+    values = [NAN if p is None else float(p) for p in p_values]
+    finite = [i for i, p in enumerate(values) if math.isfinite(p)]
+    m = len(finite)
+    adjusted = [NAN] * len(values)
+    running = 0.0
+    for rank, i in enumerate(sorted(finite, key=lambda j: values[j])):
+        running = max(running, min(1.0, (m - rank) * values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def power_two_sided(effect: float, stderr: float, df: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided level-``alpha`` t-test of ``slope == 0`` when the true slope is ``effect`` and the
+    estimate has standard error ``stderr`` on ``df`` degrees of freedom (noncentral t)."""
+    _check_level(alpha, "alpha")
+    if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
+        return NAN
+    critical = stats.t.ppf(1 - alpha / 2, df)
+    shift = effect / stderr
+    return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
+def power_tost(margin: float, stderr: float, df: float, alpha: float = 0.05, effect: float = 0.0) -> float:
+    """Probability that the level-``alpha`` TOST shows ``|slope| < margin`` when the true slope is ``effect``:
+    ``P(effect_hat - t*se > -margin and effect_hat + t*se < margin)``, with the estimate normal around
+    ``effect`` (the standard large-sample approximation of TOST power)."""
+    _check_level(alpha, "alpha")
+    if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
+        return NAN
+    critical = stats.t.ppf(1 - alpha, df)
+    upper = (margin - effect) / stderr - critical
+    lower = (-margin - effect) / stderr + critical
+    return float(max(0.0, stats.norm.cdf(upper) - stats.norm.cdf(lower)))

