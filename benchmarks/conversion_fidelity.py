@@ -131,14 +131,14 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
     """One conversion; one row per stage."""
     from hf_robattr.conversion import convert_to_kernel
     from hf_robattr.conversion.arguments import ConversionDataArguments, ConversionModelArguments
-    from hf_robattr.conversion.run import load_conversion_data, load_teacher
+    from hf_robattr.conversion.run import load_conversion_data, load_teacher, teacher_run
 
     model, processor, family = load_teacher(ConversionModelArguments(model_name_or_path=model_path))
     data_args = ConversionDataArguments(
         max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples
     )
     train, evaluation, _ = load_conversion_data(
-        data_args, family=family, processor=processor, model_config=model.config
+        data_args, family=family, processor=processor, model_config=model.config, teacher=teacher_run(model_path)
     )
     kwargs = {"tokenizer": processor} if family == "bert" else {}
     eval_inputs = list(EVERYDAY_SENTENCES) if family == "bert" else evaluation

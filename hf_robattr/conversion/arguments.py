@@ -44,7 +44,8 @@ class ConversionDataArguments:
         default=None,
         metadata={
             "help": "Conversion data: 'english_prose' (offline English text, the default for BERT), an embedded image "
-            "set ('synthetic_images', the default for ViT, or 'digits'), a local folder/file or a Hub dataset id."
+            "set ('synthetic_images' or 'digits'), a local folder/file or a Hub dataset id. ViT default: the data set "
+            "of the teacher's hf_robattr training run (its results.json), else 'synthetic_images'."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
@@ -60,12 +61,22 @@ class ConversionDataArguments:
         default="test",
         metadata={"help": "Held-out split on which fidelity is measured (carved out of train if missing)."},
     )
+    split_seed: int | None = field(
+        default=None,
+        metadata={
+            "help": "Seed that generates the embedded image sets and carves splits. Default: the teacher's own when its "
+            "folder holds an hf_robattr training run (results.json), so that the conversion trains on the teacher's "
+            "training split and measures on its test split; else --seed."
+        },
+    )
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Use at most this many conversion examples."}
     )
     max_eval_samples: int | None = field(default=512, metadata={"help": "Measure fidelity on at most this many."})
 
     def __post_init__(self) -> None:
+        if self.split_seed is not None and (not isinstance(self.split_seed, int) or self.split_seed < 0):
+            raise ValueError(f"--split_seed must be an int >= 0 (or unset), got {self.split_seed!r}.")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

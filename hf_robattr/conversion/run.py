@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from .prose import english_prose, prose_fingerprint
 from .saving import RESULTS_FILE
 
 
-__all__ = ["check_conversion_output_dir", "load_conversion_data", "load_teacher", "run_conversion"]
+__all__ = ["check_conversion_output_dir", "load_conversion_data", "load_teacher", "run_conversion", "teacher_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +104,31 @@ def load_teacher(args: ConversionModelArguments) -> tuple[PreTrainedModel, Any, 
     return model, processor, family
 
 
-def _splits(args: ConversionDataArguments, family: str, seed: int) -> tuple[str, DatasetDict]:
-    name = args.dataset_name or (PROSE if family == "bert" else "synthetic_images")
+def teacher_run(model_name_or_path: str) -> dict[str, Any]:
+    """The data settings of the hf_robattr training run that produced a local checkpoint folder (its results.json):
+    ``dataset``, ``split_seed`` and ``num_examples`` (of a generated set); empty for any other checkpoint."""
+    path = Path(model_name_or_path) / RESULTS_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        hyperparameters = record.get("hyperparameters") or {}
+        split_seed = hyperparameters.get("split_seed")
+        return {
+            "dataset": record["dataset"]["name"],
+            "split_seed": split_seed if split_seed is not None else record["training"]["seed"],
+            "num_examples": hyperparameters.get("dataset_num_examples"),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _splits(args: ConversionDataArguments, family: str, seed: int, teacher: dict[str, Any]) -> tuple[str, DatasetDict]:
+    default = teacher.get("dataset") if family == "vit" else None
+    name = args.dataset_name or default or (PROSE if family == "bert" else "synthetic_images")
     if name == PROSE:
         return name, english_prose(seed=seed)
     if name in EMBEDDED_DATASETS:
-        return name, load_embedded_dataset(name, seed=seed)
+        options = {"num_examples": teacher["num_examples"]} if name == default and teacher.get("num_examples") else {}
+        return name, load_embedded_dataset(name, seed=seed, **options)
     raw = load_dataset(name, args.dataset_config_name)
     return name, raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
 
@@ -185,10 +205,19 @@ def load_conversion_data(
     seed: int = 0,
     max_length: int = 64,
     train_labels: bool = False,
+    teacher: dict[str, Any] | None = None,
 ) -> tuple[list[dict], list[dict], dict[str, Any]]:
     """Conversion examples, held-out examples (with labels when the data has them) and a description of the data
-    (name, splits, sizes, and the prose fingerprint for ``english_prose``)."""
-    name, splits = _splits(args, family, seed)
+    (name, splits, sizes, and the prose fingerprint for ``english_prose``).
+
+    ``teacher`` (:func:`teacher_run`) supplies the data set and split seed of the teacher's own training run, unless
+    ``args`` names them."""
+    teacher = teacher or {}
+    if args.split_seed is not None:
+        seed = args.split_seed
+    elif teacher.get("split_seed") is not None:
+        seed = teacher["split_seed"]
+    name, splits = _splits(args, family, seed, teacher)
     train, evaluation, eval_name = _train_and_eval(args, splits, seed)
     if family == "bert":
         train_examples = _text_examples(train, args, processor, max_length, train_labels)
@@ -197,7 +226,7 @@ def load_conversion_data(
         train_examples = _image_examples(train, args, processor, model_config, train_labels)
         eval_examples = _image_examples(evaluation, args, processor, model_config, True)
     info = {"dataset": name, "dataset_config": args.dataset_config_name, "train_split": args.train_split_name,
-            "eval_dataset": f"{name} [{eval_name}]"}  # fmt: skip
+            "eval_dataset": f"{name} [{eval_name}]", "split_seed": seed}  # fmt: skip
     if name == PROSE:
         info["fingerprint"] = prose_fingerprint()
     return train_examples, eval_examples, info
@@ -222,6 +251,7 @@ def run_conversion(
         seed=config.seed,
         max_length=max_text_length(model.config, config.max_length),
         train_labels=config.task_loss_weight > 0,
+        teacher=teacher_run(model_args.model_name_or_path),
     )
     logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(train), info["dataset"])
     result = convert_to_kernel(model, train, eval_inputs=evaluation, config=config)

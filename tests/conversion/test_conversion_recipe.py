@@ -120,3 +120,26 @@ def test_two_process_launch_equals_one_process_with_the_global_batch(recipe, ber
 
 def _teacher_weight(folder, name: str) -> torch.Tensor:
     return load_file(str(Path(folder) / "model.safetensors"))[name]
+
+
+def test_vit_data_defaults_to_the_teachers_training_run(tmp_path):
+    """A teacher folder from recipes/train_vit.py (its results.json) fixes the data set and its split seed, so that
+    the conversion trains on the teacher's training split and measures on its test split."""
+    from hf_robattr.conversion.arguments import ConversionDataArguments
+    from hf_robattr.conversion.run import load_conversion_data, teacher_run
+
+    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
+    record = {"dataset": {"name": "digits"}, "training": {"seed": 7}, "hyperparameters": {}}
+    (checkpoint / "results.json").write_text(json.dumps(record))
+    teacher = teacher_run(str(checkpoint))
+    assert teacher == {"dataset": "digits", "split_seed": 7, "num_examples": None}
+    model = ViTForImageClassification.from_pretrained(checkpoint)
+    args = ConversionDataArguments(max_train_samples=5, max_eval_samples=3)
+    train, held_out, info = load_conversion_data(args, family="vit", processor=None, model_config=model.config,
+                                                 teacher=teacher)  # fmt: skip
+    assert info["dataset"] == "digits" and info["split_seed"] == 7 and (len(train), len(held_out)) == (5, 3)
+    assert train[0]["pixel_values"].shape == (3, 8, 8) and "labels" in held_out[0]
+    _, _, chosen = load_conversion_data(ConversionDataArguments(dataset_name="synthetic_images", split_seed=3,
+                                        max_train_samples=5, max_eval_samples=3), family="vit", processor=None,
+                                        model_config=model.config, teacher=teacher)  # fmt: skip
+    assert chosen["dataset"] == "synthetic_images" and chosen["split_seed"] == 3
