@@ -172,7 +172,14 @@ _CPU = StudySettings(
     scale="cpu",
     arms=(
         (
-            ArmProtocol(arm="vit", model="vit", dataset="synthetic_images", dataset_size=4000, warm_start=_CPU_WARM),
+            ArmProtocol(
+                arm="vit",
+                model="vit",
+                dataset="synthetic_images",
+                dataset_size=4000,
+                warm_start=_CPU_WARM,
+                eval_pool=96,
+            ),
             ArmGrid(
                 learning_rates=(0.05, 0.1, 0.2),
                 batch_sizes=(8, 32, 128),
@@ -181,7 +188,7 @@ _CPU = StudySettings(
                 baselines=(("input_grad_norm", (0.01, 0.1, 1.0)), ("sam", (0.01, 0.05, 0.2))),
                 baseline_cell=(0.1, 32),
                 baseline_seeds=5,
-                curvature_seeds=2,
+                curvature_seeds=1,
                 saturation_seeds=1,
             ),
         ),
@@ -216,10 +223,11 @@ _CPU = StudySettings(
                 ig_examples=16,
                 robustness_batch_size=32,
                 kernel_feature_map="hedgehog",
+                max_epochs=5.0,
                 conversion=(("feature_map", "hedgehog"), ("seed", 0)),
             ),
             ArmGrid(
-                learning_rates=(0.01, 0.02, 0.05),
+                learning_rates=(0.025, 0.05, 0.1),
                 batch_sizes=(8, 32, 128),
                 seeds=3,
                 adamw=(5e-5, 32),
