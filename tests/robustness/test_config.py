@@ -222,3 +222,15 @@ def test_a_bad_flag_fails_at_parse_time(capsys, tmp_path):
     path.write_text(json.dumps({"robustness_attack": "top_k"}))
     with pytest.raises(ValueError, match=r"`robustness_attack` 'top_k'.*'topk'"):
         parser.parse_json_file(str(path))
+
+
+def test_the_docs_table_lists_every_setting_with_its_default():
+    import re
+    from pathlib import Path
+
+    from hf_robattr.robustness.config import default_value
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "scoring.md"
+    rows = re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", page.read_text(encoding="utf-8"), flags=re.M)
+    documented = {name: eval(default) for name, default in rows}  # literals written on our own page
+    assert documented == {name: default_value(name) for name in RobustnessConfig.field_names()}
