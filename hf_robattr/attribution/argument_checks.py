@@ -11,6 +11,9 @@ import numbers
 from collections.abc import Collection, Sequence
 from typing import Any
 
+import numpy as np
+import torch
+
 
 def is_integer(value: Any) -> bool:
     """Whether ``value`` is an integer (Python or numpy), not a bool."""
@@ -84,6 +87,34 @@ def check_names(name: str, value: Any, allowed: Collection[str]) -> tuple[str, .
     if repeated:
         raise ValueError(f"`{name}` names {repeated} more than once; name each at most once.")
     return names
+
+
+def check_targets(targets: Any) -> torch.Tensor | None:
+    """``targets`` as a long tensor (``[N]``, or a 0-d tensor for one class for all), checked up front."""
+    if targets is None:
+        return None
+    if is_integer(targets):
+        value = torch.tensor(int(targets))
+    elif isinstance(targets, torch.Tensor | np.ndarray):
+        value = torch.as_tensor(targets)
+        if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool or value.dim() > 1:
+            raise TypeError(
+                f"`targets` must hold class indices (integers) in a 1-D tensor; got a {value.dtype} tensor of shape "
+                f"{tuple(value.shape)}."
+            )
+    elif isinstance(targets, Sequence) and not isinstance(targets, str | bytes):
+        wrong = [item for item in targets if not is_integer(item)]
+        if wrong:
+            raise TypeError(f"`targets` must hold class indices (integers); got {wrong[:3]!r}.")
+        value = torch.tensor([int(item) for item in targets], dtype=torch.long)
+    else:
+        raise TypeError(
+            f"`targets` must be class indices: a 1-D integer tensor, a sequence of ints or one int; got {targets!r}."
+        )
+    value = value.long()
+    if (value < 0).any():
+        raise ValueError(f"`targets` must be class indices >= 0; got {value.tolist()}.")
+    return value
 
 
 def _bound(value: int | None, relation: str) -> str:

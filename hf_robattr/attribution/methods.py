@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .argument_checks import check_targets
 from .attention import ATTENTION_METHODS
 from .base import AttributionMethod, Explanation
 from .gradient import GRADIENT_METHODS
@@ -44,7 +45,7 @@ def resolve_targets(
     """Class indices ``[B]``: ``targets`` if given (an int is broadcast), else the argmax of ``logits``."""
     if targets is None:
         return logits.argmax(dim=1)
-    targets = torch.as_tensor(targets, device=device).long().view(-1)
+    targets = check_targets(targets).to(device).view(-1)
     if targets.numel() == 1:
         targets = targets.expand(batch_size)
     if targets.shape[0] != batch_size:

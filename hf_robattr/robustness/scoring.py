@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from hf_robattr.attribution.argument_checks import is_integer
+from hf_robattr.attribution.argument_checks import check_targets
 
 from .batch_scoring import RobustnessScorer
 from .batching import count_batches, iter_batches, num_examples
@@ -75,7 +75,7 @@ def evaluate_attribution_robustness(
         raise TypeError(f"`model` must be a torch.nn.Module (a classifier); got {type(model).__name__}.")
     if inputs is None:
         raise TypeError("`inputs` is required: pixel values, a tokenized batch, a datasets.Dataset or batches.")
-    target_tensor = _check_targets(targets)
+    target_tensor = check_targets(targets)
     _check_target_region(target_region, config)
     _check_flag("return_per_sample", return_per_sample)
     _check_flag("progress", progress)
@@ -133,34 +133,6 @@ def evaluate_attribution_robustness(
     skipped = {method: gathered(3, method, torch.bool) for method in config.methods}
     counts = skip_counts(gathered(2, None, torch.bool), skipped, warn=rank == 0)
     return {**summarise(per_sample, ids.numel(), return_per_sample), **counts}
-
-
-def _check_targets(targets: Any) -> torch.Tensor | None:
-    """``targets`` as a long tensor (``[N]``, or a 0-d tensor for one class for all), checked up front."""
-    if targets is None:
-        return None
-    if is_integer(targets):
-        value = torch.tensor(int(targets))
-    elif isinstance(targets, torch.Tensor | np.ndarray):
-        value = torch.as_tensor(targets)
-        if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool or value.dim() > 1:
-            raise TypeError(
-                f"`targets` must hold class indices (integers) in a 1-D tensor; got a {value.dtype} tensor of shape "
-                f"{tuple(value.shape)}."
-            )
-    elif isinstance(targets, Sequence) and not isinstance(targets, str | bytes):
-        wrong = [item for item in targets if not is_integer(item)]
-        if wrong:
-            raise TypeError(f"`targets` must hold class indices (integers); got {wrong[:3]!r}.")
-        value = torch.tensor([int(item) for item in targets], dtype=torch.long)
-    else:
-        raise TypeError(
-            f"`targets` must be class indices: a 1-D integer tensor, a sequence of ints or one int; got {targets!r}."
-        )
-    value = value.long()
-    if (value < 0).any():
-        raise ValueError(f"`targets` must be class indices >= 0; got {value.tolist()}.")
-    return value
 
 
 def _check_target_region(region: Any, config: RobustnessConfig) -> None:

@@ -29,7 +29,15 @@ BAD_INPUTS = [
     ),
     pytest.param(lambda m, x, t: attribute(m, x, targets=[0, 1]), ValueError, "`targets`", id="targets-length"),
     pytest.param(lambda m, x, t: attribute(m, x, targets=[0, 1, 9]), ValueError, "`targets`", id="targets-range"),
+    pytest.param(lambda m, x, t: attribute(m, x, targets="abc"), TypeError, "`targets`", id="string-targets"),
+    pytest.param(lambda m, x, t: attribute(m, x, targets=[0.5] * 3), TypeError, "`targets`", id="float-targets"),
     pytest.param(lambda m, x, t: attribute(m, x, n_steps=3), TypeError, "unexpected options", id="bad-option"),
+    pytest.param(
+        lambda m, x, t: attribute(m, x, method="smoothgrad", noise_level=float("nan")),
+        ValueError,
+        "`noise_level`",
+        id="nan-noise",
+    ),
     pytest.param(lambda m, x, t: attribute(m, x, method="rollout"), TypeError, "attention", id="plain-attention"),
 ]
 
