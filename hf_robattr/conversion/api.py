@@ -114,6 +114,15 @@ def _vit_tokens(config) -> int:
     return (config.image_size // config.patch_size) ** 2 + 1
 
 
+def _measure(result: ConversionResult, stage: str, examples: list[dict] | None, **options: Any) -> None:
+    """Record the fidelity of ``result.model`` after ``stage`` (nothing without held-out examples)."""
+    if examples is None:
+        return
+    start = time.perf_counter()
+    result.fidelity[stage] = measure_fidelity(result.teacher, result.model, examples, **options)
+    logger.info("Fidelity after %s (%.1f s): %s", stage, time.perf_counter() - start, result.fidelity[stage])
+
+
 def convert_to_kernel(
     model: PreTrainedModel,
     inputs: Any,
@@ -187,21 +196,8 @@ def convert_to_kernel(
         data={"num_examples": len(examples), "num_eval_examples": len(eval_examples) if eval_examples else 0},
     )
 
-    def measure(stage: str) -> None:
-        if eval_examples is not None:
-            start = time.perf_counter()
-            result.fidelity[stage] = measure_fidelity(
-                pair.teacher,
-                result.model,
-                eval_examples,
-                family=family,
-                task=pair.task,
-                batch_size=config.eval_batch_size,
-                pad_token_id=pad_token_id,
-            )
-            logger.info("Fidelity after %s (%.1f s): %s", stage, time.perf_counter() - start, result.fidelity[stage])
-
-    measure("plain_swap")
+    measure = {"family": family, "task": pair.task, "batch_size": config.eval_batch_size, "pad_token_id": pad_token_id}
+    _measure(result, "plain_swap", eval_examples, **measure)
     if config.runs_transfer:
         cache = config.cache_teacher_inputs
         if cache is None:
@@ -215,11 +211,11 @@ def convert_to_kernel(
             pad_token_id=pad_token_id,
             cache_teacher_inputs=cache,
         )
-        measure("attention_transfer")
+        _measure(result, "attention_transfer", eval_examples, **measure)
     if config.runs_recovery:
         result.model, result.stages["recovery"] = run_recovery(
             result.model, pair.teacher, examples, config, family=family, task=pair.task, pad_token_id=pad_token_id
         )
-        measure("recovery")
+        _measure(result, "recovery", eval_examples, **measure)
     result.model.eval()
     return result

@@ -213,6 +213,7 @@ def load_conversion_data(
     ``teacher`` (:func:`teacher_run`) supplies the data set and split seed of the teacher's own training run, unless
     ``args`` names them."""
     teacher = teacher or {}
+    max_length = max_text_length(model_config, max_length)
     if args.split_seed is not None:
         seed = args.split_seed
     elif teacher.get("split_seed") is not None:
@@ -249,7 +250,7 @@ def run_conversion(
         processor=processor,
         model_config=model.config,
         seed=config.seed,
-        max_length=max_text_length(model.config, config.max_length),
+        max_length=config.max_length,
         train_labels=config.task_loss_weight > 0,
         teacher=teacher_run(model_args.model_name_or_path),
     )

@@ -6,9 +6,6 @@ holding its weights; the student adds the feature maps. The user's model itself 
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from torch import nn
@@ -139,21 +136,3 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
         else:
             raise TypeError(f"{type(model).__name__} holds no RobAttr model.")
     return [module for module in inner.modules() if isinstance(module, inner._robattr_attention_classes)]
-
-
-@contextmanager
-def evaluation_mode(*models: nn.Module) -> Iterator[None]:
-    """Run ``models`` in eval mode (dropout off, FAVOR+ redraws off) and restore each module's mode afterwards."""
-    saved = [(module, module.training) for model in models for module in model.modules()]
-    for model in models:
-        model.eval()
-    try:
-        yield
-    finally:
-        for module, training in saved:
-            module.training = training
-
-
-def clone_model(model: PreTrainedModel) -> PreTrainedModel:
-    """A deep copy (used to keep the plain-swap student for fidelity reports)."""
-    return copy.deepcopy(model)

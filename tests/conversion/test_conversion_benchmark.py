@@ -1,0 +1,34 @@
+"""benchmarks/conversion_fidelity.py runs end to end (tiny checkpoint, a few steps) and prints its table."""
+
+import importlib.util
+from pathlib import Path
+
+from conversion_helpers import save_tiny_checkpoint
+from transformers import BertModel
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_benchmark_prints_feature_map_by_stage_rows(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        "conversion_fidelity", ROOT / "benchmarks" / "conversion_fidelity.py"
+    )
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert len(benchmark.EVERYDAY_SENTENCES) == len(set(benchmark.EVERYDAY_SENTENCES)) == 60
+    from hf_robattr.conversion.prose import prose_sentences
+
+    assert not set(benchmark.EVERYDAY_SENTENCES) & {sentence for sentence, _ in prose_sentences()}
+
+    checkpoint = save_tiny_checkpoint(BertModel, tmp_path / "bert")
+    argv = ["--model_name_or_path", str(checkpoint), "--feature_maps", "hedgehog", "relu", "--transfer_steps", "2",
+            "--recovery_steps", "2", "--max_train_samples", "32", "--json", str(tmp_path / "rows.json")]  # fmt: skip
+    rows = benchmark.main(argv)
+    assert [(row["feature_map"], row["stage"]) for row in rows] == [
+        (fm, stage) for fm in ("hedgehog", "relu") for stage in ("plain_swap", "attention_transfer", "recovery")
+    ]
+    assert all(len(row["attention_kl"]) == 2 and -1 <= row["embedding_cosine_mean"] <= 1 for row in rows)
+    out = capsys.readouterr().out
+    assert "| model | feature map | stage | attention KL per layer |" in out and "| relu | recovery |" in out
+    assert "embedding_cosine_mean = " in out and "load average" in out and (tmp_path / "rows.json").exists()
