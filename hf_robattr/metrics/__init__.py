@@ -1,7 +1,7 @@
 """hf_robattr.metrics: the ``attribution_robustness`` evaluate module and what makes it loadable by name.
 
-Importing this package (``import hf_robattr`` does) registers the module with ``evaluate``, see
-:mod:`hf_robattr.metrics.loading`.
+Importing this package registers the module with ``evaluate`` (``import hf_robattr`` arranges that it happens as
+soon as ``evaluate`` is imported), see :mod:`hf_robattr.metrics.loading`.
 """
 
 from .attribution_robustness.attribution_robustness import AttributionRobustness

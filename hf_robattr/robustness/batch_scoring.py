@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from hf_robattr.attribution.argument_checks import check_targets
 from hf_robattr.attribution.attention import ATTENTION_METHODS, attention_weights_enabled
 from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.inputs import (
@@ -25,7 +26,7 @@ from hf_robattr.attribution.inputs import (
     prepare_inputs,
     unwrap_model,
 )
-from hf_robattr.attribution.methods import make_method
+from hf_robattr.attribution.methods import make_method, resolve_targets
 from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
@@ -173,10 +174,16 @@ class RobustnessScorer:
             raise RuntimeError("use RobustnessScorer as a context manager: `with RobustnessScorer(...) as scorer:`.")
         prepared = prepare_inputs(self.model, move(batch, self.device))
         ids = torch.arange(prepared.batch_size) if example_ids is None else torch.as_tensor(example_ids).long()
+        if ids.shape != (prepared.batch_size,):
+            raise ValueError(
+                f"`example_ids` must hold one index per example ({prepared.batch_size}); got {ids.tolist()}."
+            )
         self._check_range(prepared)
         with torch.no_grad():
             labels = forward_logits(self.model, prepared).argmax(dim=1)
-        targets = labels if targets is None else targets.to(self.device)
+        if targets is not None:
+            targets = resolve_targets(check_targets(targets), labels, prepared.batch_size, labels.device)
+        targets = labels if targets is None else targets
         wanted = [
             m for m in (self.config.measures or MEASURES) if prepared.kind == IMAGE or m not in IMAGE_ONLY_MEASURES
         ]
