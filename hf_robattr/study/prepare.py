@@ -17,13 +17,14 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from hf_robattr.training import run_pipeline
 
 from .grid import Cell, RunSpec
+from .pool import evaluation_pool
 from .protocol import ArmProtocol
 from .run import data_arguments, model_arguments, resolve_checkpoint, training_arguments
 from .scales import StudySettings
@@ -70,8 +71,9 @@ def kernel_conversion_available() -> bool:
 
 def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
     """The arm's pretrained checkpoint converted to kernel attention (once; ``conversion_record.json``, written
-    last, marks the folder done). ``conversion`` options ``num_texts`` / ``num_eval_texts`` choose how many prose
-    texts train / measure it; the others go to :func:`hf_robattr.convert_to_kernel`."""
+    last, marks the folder done). Text models convert on the library's offline English prose, image models on the
+    arm's training images. ``conversion`` options ``num_texts`` / ``num_eval_texts`` choose how many examples train
+    / measure it; the others go to :func:`hf_robattr.convert_to_kernel`."""
     folder = directory / "checkpoints" / f"{protocol.arm}-kernel-{protocol.fingerprint('kernel')}"
     done = folder / CONVERSION_RECORD
     if done.is_file():
@@ -80,32 +82,26 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
         return StartPoint(protocol.arm, "kernel", None, "pending", {}, "the conversion has not run yet")
     if not kernel_conversion_available():
         return StartPoint(protocol.arm, "kernel", None, "unavailable", {}, "hf_robattr.convert_to_kernel is missing")
-    from transformers import AutoTokenizer, BertModel, ViTModel
-
-    from hf_robattr import convert_to_kernel, english_prose
+    from hf_robattr import convert_to_kernel
 
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted conversion: run it again
     options = dict(protocol.conversion)
     num_texts = options.pop("num_texts", None)
     num_eval_texts = options.pop("num_eval_texts", 64)
-    path = resolve_checkpoint(protocol.pretrained)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    teacher = (BertModel if protocol.model == "bert" else ViTModel).from_pretrained(path)
-    prose = english_prose()
-    texts = list(prose["train"]["text"])[:num_texts]
-    held_out = list(prose["test"]["text"])[:num_eval_texts]
-    logger.info("Converting %s to kernel attention (%d texts, %s)", protocol.pretrained, len(texts), options)
+    teacher, processor, inputs, held_out = _conversion_data(protocol, num_texts, num_eval_texts)
+    logger.info("Converting %s to kernel attention (%d examples, %s)", protocol.pretrained, len(inputs), options)
     start = time.perf_counter()
+    tokenizer = processor if protocol.model == "bert" else None
     with contextlib.redirect_stdout(io.StringIO()):
         result = convert_to_kernel(
-            teacher, texts, tokenizer=tokenizer, eval_inputs=held_out, progress=False, **options
+            teacher, inputs, tokenizer=tokenizer, eval_inputs=held_out, progress=False, **options
         )
-        result.save_pretrained(folder, processor=tokenizer)
+        result.save_pretrained(folder, processor=processor)
     record = {
         "checkpoint": protocol.pretrained,
         "options": dict(protocol.conversion),
-        "num_texts": len(texts),
+        "num_texts": len(inputs),
         "fidelity": result.fidelity,
         "seconds": time.perf_counter() - start,
     }
@@ -154,6 +150,28 @@ def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: b
     }
     record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # written last: marks the folder done
     return StartPoint(protocol.arm, attention, str(folder), "warm_start", record)
+
+
+def _conversion_data(protocol: ArmProtocol, size: int | None, eval_size: int) -> tuple[Any, Any, Any, Any]:
+    """The softmax teacher, its processor, and the conversion's training and held-out inputs."""
+    from transformers import AutoImageProcessor, AutoTokenizer, BertModel, ViTModel
+
+    from hf_robattr import english_prose
+
+    path = resolve_checkpoint(protocol.pretrained)
+    if protocol.model == "bert":
+        prose = english_prose()
+        texts = list(prose["train"]["text"])[:size]
+        return (
+            BertModel.from_pretrained(path),
+            AutoTokenizer.from_pretrained(path),
+            texts,
+            list(prose["test"]["text"])[:eval_size],
+        )
+    processor = AutoImageProcessor.from_pretrained(path)
+    train = evaluation_pool(replace(protocol, eval_pool=size or 1024), processor, "train")
+    held_out = evaluation_pool(replace(protocol, eval_pool=eval_size), processor, "validation")
+    return ViTModel.from_pretrained(path), processor, train.inputs["pixel_values"], held_out.inputs["pixel_values"]
 
 
 def prepare_start_points(
