@@ -180,10 +180,9 @@ class RobustnessScorer:
             )
         self._check_range(prepared)
         with torch.no_grad():
-            labels = forward_logits(self.model, prepared).argmax(dim=1)
-        if targets is not None:
-            targets = resolve_targets(check_targets(targets), labels, prepared.batch_size, labels.device)
-        targets = labels if targets is None else targets
+            logits = forward_logits(self.model, prepared)
+        labels = logits.argmax(dim=1)
+        targets = resolve_targets(None if targets is None else check_targets(targets), logits, len(ids), labels.device)
         wanted = [
             m for m in (self.config.measures or MEASURES) if prepared.kind == IMAGE or m not in IMAGE_ONLY_MEASURES
         ]
