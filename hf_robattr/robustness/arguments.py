@@ -69,54 +69,55 @@ def _fields() -> list[tuple[str, Any, dataclasses.Field]]:
     return fields
 
 
-def _to_config(self: Any) -> RobustnessConfig:
-    """The :class:`RobustnessConfig` these flags describe (validated)."""
-    values = {item.name[len(PREFIX) :]: getattr(self, item.name) for item in dataclasses.fields(self)}
-    options = values.get("method_kwargs")
-    if isinstance(options, str):
-        try:
-            values["method_kwargs"] = json.loads(options) if options.strip() else {}
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f'`method_kwargs` must be a JSON object such as \'{{"integrated_gradients": {{"n_steps": 32}}}}\'; '
-                f"got {options!r} ({error})."
-            ) from None
-    return RobustnessConfig(**values)
-
-
-def _post_init(self: Any) -> None:
-    try:
-        self.to_config()
-    except (TypeError, ValueError) as error:
-        message = str(error)
-        for name in RobustnessConfig.field_names():
-            message = re.sub(rf"`{name}(\W)", rf"`{PREFIX}{name}\1", message)
-        raise type(error)(f"invalid robustness flag: {message}") from None
-
-
-def _from_config(cls: type, config: RobustnessConfig) -> Any:
-    """The flags that give ``config`` back with :meth:`to_config`."""
-    values = {}
-    for name in RobustnessConfig.field_names():
-        value = getattr(config, name)
-        if name == "method_kwargs":
-            value = json.dumps(value) if value else None
-        values[PREFIX + name] = list(value) if isinstance(value, tuple) else value
-    return cls(**values)
-
-
-RobustnessArguments = dataclasses.make_dataclass(
-    "RobustnessArguments",
-    _fields(),
-    namespace={
-        "__post_init__": _post_init,
-        "to_config": _to_config,
-        "from_config": classmethod(_from_config),
-        "__module__": __name__,
-        "__doc__": (
-            "Command-line flags ``--robustness_<setting>`` for every :class:`RobustnessConfig` setting, for "
-            "``HfArgumentParser``; validated when parsed. ``to_config()`` gives the config, "
-            "``RobustnessArguments.from_config(config)`` the flags."
-        ),
-    },
+# The generated fields; RobustnessArguments below adds the behaviour (a subclass keeps the fields and __init__, whose
+# call of __post_init__ exists because the base declares one and resolves to the subclass's).
+_RobustnessFlags = dataclasses.make_dataclass(
+    "_RobustnessFlags", _fields(), namespace={"__post_init__": lambda self: None}
 )
+
+
+class RobustnessArguments(_RobustnessFlags):
+    """Command-line flags ``--robustness_<setting>`` for every :class:`RobustnessConfig` setting, for
+    ``HfArgumentParser`` (also from a JSON file); validated when parsed, so a bad flag fails before any training.
+
+    Example:
+        >>> from transformers import HfArgumentParser
+        >>> from hf_robattr import RobustnessArguments
+        >>> (flags,) = HfArgumentParser(RobustnessArguments).parse_args_into_dataclasses(["--robustness_k", "5"])
+        >>> flags.to_config().k
+        5
+    """
+
+    def __post_init__(self) -> None:
+        try:
+            self.to_config()
+        except (TypeError, ValueError) as error:
+            message = str(error)
+            for name in RobustnessConfig.field_names():
+                message = re.sub(rf"`{name}(\W)", rf"`{PREFIX}{name}\1", message)
+            raise type(error)(f"invalid robustness flag: {message}") from None
+
+    def to_config(self) -> RobustnessConfig:
+        """The :class:`RobustnessConfig` these flags describe (validated)."""
+        values = {item.name[len(PREFIX) :]: getattr(self, item.name) for item in dataclasses.fields(self)}
+        options = values.get("method_kwargs")
+        if isinstance(options, str):
+            try:
+                values["method_kwargs"] = json.loads(options) if options.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    "`method_kwargs` must be a JSON object such as "
+                    f'\'{{"integrated_gradients": {{"n_steps": 32}}}}\'; got {options!r} ({error}).'
+                ) from None
+        return RobustnessConfig(**values)
+
+    @classmethod
+    def from_config(cls, config: RobustnessConfig) -> RobustnessArguments:
+        """The flags that give ``config`` back with :meth:`to_config`."""
+        values = {}
+        for name in RobustnessConfig.field_names():
+            value = getattr(config, name)
+            if name == "method_kwargs":
+                value = json.dumps(value) if value else None
+            values[PREFIX + name] = list(value) if isinstance(value, tuple) else value
+        return cls(**values)
