@@ -44,7 +44,7 @@ def main() -> None:
         seed=3,
         progress=False,
     )
-    try:  # an error on rank 0 must reach every rank instead of leaving them waiting
+    try:  # an error must reach every rank instead of leaving them waiting
         metric.compute(model=model, inputs=pixel_values, epsilon=-1.0, progress=False)
         error = None
     except (ValueError, RuntimeError) as caught:

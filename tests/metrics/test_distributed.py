@@ -1,4 +1,4 @@
-"""The 2-process CPU launch gives the same numbers as one process (rank 0 computes, every rank receives)."""
+"""The 2-process CPU launch (accelerate) gives the same numbers as one process: every rank scores its shard, all get the result."""
 
 import json
 import os
