@@ -1,4 +1,5 @@
-"""The 2-process CPU launch (accelerate) gives the same numbers as one process: every rank scores its shard, all get the result."""
+"""The 2-process CPU launch (accelerate) gives the same numbers as one process: every rank scores its shard and
+every rank gets the whole result."""
 
 import json
 import os
