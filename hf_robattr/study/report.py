@@ -131,10 +131,11 @@ def _arm_lines(protocol: ArmProtocol, grid: object) -> list[str]:
         else "the checkpoint's architecture"
     )
     size = f" ({p.dataset_size} examples)" if p.dataset_size else ""
+    family = "ViT" if p.model == "vit" else "BERT"
     return [
-        f"- **{p.arm}**: `{p.dataset}`{size}, {p.model.upper()} ({model}; kernel feature map `{p.kernel_feature_map}`), "
+        f"- **{p.arm}**: `{p.dataset}`{size}, {family} ({model}; kernel feature map `{p.kernel_feature_map}`), "
         f"{start}. Grid: SGD lr {list(grid.learning_rates)} x B {list(grid.batch_sizes)}, attention "
-        f"{list(grid.attention_types)}, {grid.seeds} seeds; AdamW {grid.adamw}; baselines "
+        f"{list(grid.attention_types)}, {grid.seeds} seed(s); AdamW (lr, B) = {grid.adamw}; baselines "
         f"{[name for name, _ in grid.baselines]} at (lr, B) = {grid.baseline_cell}.",
         f"  Matched fit: true training loss <= {p.target_loss:g} on the first {p.fit_examples} training examples, "
         f"checked every {p.fit_every_examples} examples, at most {p.max_epochs:g} epochs, tolerance "
