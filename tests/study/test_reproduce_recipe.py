@@ -81,6 +81,20 @@ def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
     runs[0].write_text(json.dumps(broken))
 
 
+@pytest.mark.slow
+def test_ray_executor_stores_the_same_records(recipe, ci_study, tmp_path):
+    """The digits arm of the ci scale again, on a local Ray: the same records as the local executor's."""
+    pytest.importorskip("ray")
+    directory, _ = ci_study
+    recipe.main(["--scale", "ci", "--arms", "digits", "--output_dir", str(tmp_path), "--executor", "ray",
+                 "--threads_per_worker", "1", "--progress", "false"])  # fmt: skip
+    ray_runs = sorted((tmp_path / "runs").glob("digits-*.json"))
+    assert len(ray_runs) == len(list((directory / "runs").glob("digits-*.json"))) > 0
+    for path in ray_runs:
+        local = json.loads((directory / "runs" / path.name).read_text())
+        assert comparable(json.loads(path.read_text())) == comparable(local), path.name
+
+
 def test_unknown_dataset_fails_before_any_run(recipe, tmp_path):
     with pytest.raises(ValueError, match="--dataset_name 'nosuchset'"):
         recipe.main(["--scale", "ci", "--dataset_name", "nosuchset", "--output_dir", str(tmp_path)])
