@@ -160,9 +160,11 @@ def test_padding_does_not_change_the_numbers(bert):
 
 
 def test_an_example_scores_the_same_alone_and_in_a_batch(vit64, images64):
-    options = dict(IMAGE_OPTIONS, progress=False, return_per_sample=True)
-    everything = hf_robattr.evaluate_attribution_robustness(vit64, images64, **options)
-    with hf_robattr.RobustnessScorer(vit64, hf_robattr.RobustnessConfig(**IMAGE_OPTIONS)) as scorer:
+    settings = dict(IMAGE_OPTIONS, restarts=1, num_samples=2)
+    everything = hf_robattr.evaluate_attribution_robustness(
+        vit64, images64[:4], progress=False, return_per_sample=True, **settings
+    )
+    with hf_robattr.RobustnessScorer(vit64, hf_robattr.RobustnessConfig(**settings)) as scorer:
         alone = scorer.score_batch(images64[3:4], example_ids=[3], keep_maps=True)
     for key, values in alone.per_sample.items():
         assert values.item() == pytest.approx(everything["per_sample"][key][3], nan_ok=True, abs=1e-6), key
