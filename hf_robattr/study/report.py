@@ -15,6 +15,7 @@ from .report_tables import (
     curvature_table,
     decomposition_table,
     epsilon_table,
+    level_table,
     method_slope_table,
     number,
     p_value,
@@ -189,6 +190,12 @@ def render_report(analysis: Analysis, figures: Sequence[str]) -> str:
         *method_slope_table(analysis),
     ]
     lines += [
+        "## Levels at the same k: top-k intersection over patches (usable SGD runs, main radius)",
+        "",
+        "Gradient maps summed over each ViT patch, attention maps as they are (one value per patch): the same k for "
+        "both families, so levels compare across families (within a family, trends compare in every table).",
+        "",
+        *level_table(analysis),
         "## Radius sweep: attack, noise baseline, gap and label flips (usable SGD runs)",
         "",
         *epsilon_table(analysis),

@@ -17,6 +17,7 @@ __all__ = [
     "curvature_table",
     "decomposition_table",
     "epsilon_table",
+    "level_table",
     "method_slope_table",
     "precondition_table",
     "saturation_table",
@@ -146,6 +147,28 @@ def method_slope_table(analysis: Analysis) -> list[str]:
         "top-k attack - noise gap (more negative = attack beats noise more)",
     ]
     return table(header, rows)
+
+
+def level_table(analysis: Analysis) -> list[str]:
+    """Top-k intersection levels at the same k over patches: gradient maps pooled to the ViT's patches beside the
+    attention maps (native patch resolution), mean over the usable SGD runs of each model, main radius."""
+    rows = []
+    for protocol, grid in analysis.settings.arms:
+        if protocol.model != "vit":
+            continue
+        for attention in grid.attention_types:
+            sgd = [r for r in analysis.runs if r.usable and r.arm == protocol.arm and r.attention_type == attention
+                   and r.regime == "sgd"]  # fmt: skip
+            if not sgd:
+                continue
+            cells = []
+            for method in protocol.methods:
+                measure = "patch_topk_intersection" if method in protocol.gradient_methods else "topk_intersection"
+                key = value_key("topk", protocol.main_epsilon, method, measure)
+                cells.append(_mean([r.values.get(key, math.nan) for r in sgd]))
+            rows.append([protocol.arm, attention, *cells])
+    methods = analysis.settings.arms[0][0].methods if analysis.settings.arms else ()
+    return table(["arm", "attention", *methods], rows)
 
 
 def epsilon_table(analysis: Analysis) -> list[str]:
