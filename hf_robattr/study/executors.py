@@ -5,8 +5,9 @@ and save every finished record to the :class:`~hf_robattr.study.store.RunStore` 
 arrives, so an interrupted study continues where it stopped, and a study can move between executors without
 recomputing a finished run.
 
-- ``local``: a ``ProcessPoolExecutor`` with the ``spawn`` start method (``num_workers <= 1``: this process). Where
-  there are GPUs, each worker is pinned to one (``CUDA_VISIBLE_DEVICES``, round robin).
+- ``local``: ``num_workers`` worker processes (``spawn``; ``num_workers <= 1``: this process), each replaced after
+  :data:`RUNS_PER_PROCESS` runs so that memory cannot pile up over a long study. Where there are GPUs, each worker
+  slot is pinned to one (``CUDA_VISIBLE_DEVICES``, round robin).
 - ``ray``: each run is a Ray task asking for ``threads`` CPUs and, where the cluster has GPUs, one GPU. Without
   ``ray_address`` a local Ray is started (and stopped afterwards); a Ray already initialised is used as it is.
   Needs the ``ray`` extra (``pip install hf_robattr[ray]``); a multi-node cluster needs the study's output
@@ -34,6 +35,7 @@ from .store import RunStore
 __all__ = ["EXECUTORS", "RunFunction", "gpu_count", "run_jobs"]
 
 EXECUTORS = ("local", "ray")
+RUNS_PER_PROCESS = 4
 RunFunction = Callable[[RunSpec, "str | None"], dict[str, Any]]
 
 
@@ -58,9 +60,9 @@ def _quiet(threads: int) -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def _init_local_worker(threads: int, gpus: Any) -> None:
-    if gpus is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
+def _init_local_worker(threads: int, gpu: int | None) -> None:
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     _quiet(threads)
 
 
@@ -101,24 +103,34 @@ def _local(
         return
     context = multiprocessing.get_context("spawn")
     devices = gpu_count()
-    gpus = None
-    if devices:
-        gpus = context.Queue()
-        for worker in range(num_workers):
-            gpus.put(worker % devices)
-    with ProcessPoolExecutor(
-        num_workers, mp_context=context, initializer=_init_local_worker, initargs=(threads, gpus)
-    ) as pool:
-        running: dict[Future, RunSpec] = {}
+    with contextlib.ExitStack() as stack:
+        # One single-process pool per worker slot: each slot keeps its GPU, and its process is replaced every
+        # RUNS_PER_PROCESS runs (a long study's workers would otherwise grow in memory run after run).
+        slots = [
+            stack.enter_context(
+                ProcessPoolExecutor(
+                    1,
+                    mp_context=context,
+                    initializer=_init_local_worker,
+                    initargs=(threads, slot % devices if devices else None),
+                    max_tasks_per_child=RUNS_PER_PROCESS,
+                )
+            )
+            for slot in range(num_workers)
+        ]
+        running: dict[Future, tuple[RunSpec, int]] = {}
+        idle = list(range(num_workers))
         queue = list(jobs)
         # Keep each worker busy with one run at a time, so an interrupt loses little work.
         while queue or running:
-            while queue and len(running) < num_workers:
+            while queue and idle:
                 spec, checkpoint = queue.pop(0)
-                running[pool.submit(_call, run_function, spec, checkpoint)] = spec
+                slot = idle.pop(0)
+                running[slots[slot].submit(_call, run_function, spec, checkpoint)] = (spec, slot)
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                spec = running.pop(future)
+                spec, slot = running.pop(future)
+                idle.append(slot)
                 try:
                     yield spec, future.result()
                 except Exception as error:  # a crashed worker: record it, keep going

@@ -111,3 +111,10 @@ def sometimes_failing_run(spec: RunSpec, checkpoint=None) -> dict:
     if spec.seed == 1:
         raise RuntimeError(f"boom {spec.key}")
     return fake_run(spec, checkpoint)
+
+
+def pid_run(spec: RunSpec, checkpoint=None) -> dict:
+    """:func:`fake_run` plus the id of the process that ran it."""
+    import os
+
+    return {**fake_run(spec, checkpoint), "pid": os.getpid()}

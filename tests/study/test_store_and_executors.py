@@ -3,9 +3,10 @@
 import json
 
 import pytest
-from study_helpers import failing_run, fake_run
+from study_helpers import failing_run, fake_run, pid_run
 
 from hf_robattr.study import RunStore, arm_specs, get_settings, run_jobs
+from hf_robattr.study.executors import RUNS_PER_PROCESS
 
 
 @pytest.fixture
@@ -87,3 +88,12 @@ def test_spawned_workers_resume_without_recomputing(tmp_path, specs):
     run_jobs([(s, None) for s in pending], store, num_workers=0, run_function=fake_run, progress=False)
     assert _finished(store, specs) == [s.key for s in specs]
     assert all((tmp_path / "runs" / name).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
+
+
+@pytest.mark.slow
+def test_worker_processes_are_replaced_after_a_few_runs(tmp_path, specs):
+    store = RunStore(tmp_path, "ci")
+    jobs = [(s, None) for s in specs[: 2 * RUNS_PER_PROCESS + 1]]
+    run_jobs(jobs, store, num_workers=2, run_function=pid_run, progress=False)
+    pids = [store.load(spec.key)["pid"] for spec, _ in jobs]
+    assert max(pids.count(pid) for pid in set(pids)) <= RUNS_PER_PROCESS and len(set(pids)) >= 3
