@@ -129,17 +129,26 @@ def _summary(fidelity: dict[str, Any]) -> dict[str, Any]:
 
 def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: argparse.Namespace) -> list[dict]:
     """One conversion; one row per stage."""
-    from hf_robattr.conversion import convert_to_kernel
+    from hf_robattr.conversion import PROSE_SOURCES, convert_to_kernel
     from hf_robattr.conversion.arguments import ConversionDataArguments, ConversionModelArguments
+    from hf_robattr.conversion.prose import prose_sentences
     from hf_robattr.conversion.run import load_conversion_data, load_teacher, teacher_run
 
     model, processor, family = load_teacher(ConversionModelArguments(model_name_or_path=model_path))
     data_args = ConversionDataArguments(
-        max_train_samples=args.max_train_samples, max_eval_samples=args.max_eval_samples
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        prose_sources=args.prose_sources,
     )
     train, evaluation, _ = load_conversion_data(
         data_args, family=family, processor=processor, model_config=model.config, teacher=teacher_run(model_path)
     )
+    if family == "bert":
+        seen = {text for text, _ in prose_sentences(tuple(args.prose_sources or PROSE_SOURCES))}
+        if seen & set(EVERYDAY_SENTENCES):
+            raise RuntimeError(
+                f"Held-out sentences found in the conversion text: {sorted(seen & set(EVERYDAY_SENTENCES))}"
+            )
     kwargs = {"tokenizer": processor} if family == "bert" else {}
     eval_inputs = list(EVERYDAY_SENTENCES) if family == "bert" else evaluation
     start = (time.perf_counter(), time.process_time())
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--recovery_steps", type=int, default=None, help="Default: the recipe's.")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=512)
+    parser.add_argument("--prose_sources", nargs="+", default=None, help="Sources of the prose (default: all).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="Also write the rows to this JSON file.")
     args = parser.parse_args(argv)

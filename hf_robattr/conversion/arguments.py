@@ -48,6 +48,12 @@ class ConversionDataArguments:
             "of the teacher's hf_robattr training run (its results.json), else 'synthetic_images'."
         },
     )
+    prose_sources: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Sources of --dataset_name english_prose (default: all of them; see hf_robattr.conversion.PROSE_SOURCES)."
+        },
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})
     text_column: str | None = field(
         default=None, metadata={"help": "Text column (default: the first of text, sentence, content, ...)."}
@@ -75,6 +81,11 @@ class ConversionDataArguments:
     max_eval_samples: int | None = field(default=512, metadata={"help": "Measure fidelity on at most this many."})
 
     def __post_init__(self) -> None:
+        from .prose import PROSE_SOURCES
+
+        unknown = [source for source in self.prose_sources or () if source not in PROSE_SOURCES]
+        if unknown:
+            raise ValueError(f"--prose_sources must name sources among {list(PROSE_SOURCES)}, got {unknown}.")
         if self.split_seed is not None and (not isinstance(self.split_seed, int) or self.split_seed < 0):
             raise ValueError(f"--split_seed must be an int >= 0 (or unset), got {self.split_seed!r}.")
         for name in ("max_train_samples", "max_eval_samples"):

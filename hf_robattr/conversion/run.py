@@ -121,11 +121,15 @@ def teacher_run(model_name_or_path: str) -> dict[str, Any]:
         return {}
 
 
+def _prose_sources(args: ConversionDataArguments) -> dict[str, tuple[str, ...]]:
+    return {"sources": tuple(args.prose_sources)} if args.prose_sources else {}
+
+
 def _splits(args: ConversionDataArguments, family: str, seed: int, teacher: dict[str, Any]) -> tuple[str, DatasetDict]:
     default = teacher.get("dataset") if family == "vit" else None
     name = args.dataset_name or default or (PROSE if family == "bert" else "synthetic_images")
     if name == PROSE:
-        return name, english_prose(seed=seed)
+        return name, english_prose(seed=seed, **_prose_sources(args))
     if name in EMBEDDED_DATASETS:
         options = {"num_examples": teacher["num_examples"]} if name == default and teacher.get("num_examples") else {}
         return name, load_embedded_dataset(name, seed=seed, **options)
@@ -229,7 +233,8 @@ def load_conversion_data(
     info = {"dataset": name, "dataset_config": args.dataset_config_name, "train_split": args.train_split_name,
             "eval_dataset": f"{name} [{eval_name}]", "split_seed": seed}  # fmt: skip
     if name == PROSE:
-        info["fingerprint"] = prose_fingerprint()
+        info["fingerprint"] = prose_fingerprint(**_prose_sources(args))
+        info["sources"] = sorted(set(splits["train"]["source"]))
     return train_examples, eval_examples, info
 
 

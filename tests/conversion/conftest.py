@@ -8,6 +8,14 @@ from conversion_helpers import sharp_teacher
 from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel, ViTForImageClassification, ViTModel
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prose_cache(tmp_path_factory):
+    """Harvested prose goes to a temporary cache, not the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_ROBATTR_CACHE", str(tmp_path_factory.mktemp("prose_cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def _teachers():
     return {

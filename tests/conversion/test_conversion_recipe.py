@@ -19,7 +19,8 @@ from transformers import AutoModelForImageClassification, BertModel, ViTForImage
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "convert_to_kernel.py"
 QUICK_FLAGS = ["--batch_size", "8", "--transfer_steps", "6", "--recovery_steps", "4", "--logging_steps", "2",
-               "--max_train_samples", "48", "--max_eval_samples", "12", "--progress", "false", "--use_cpu"]  # fmt: skip
+               "--max_train_samples", "48", "--max_eval_samples", "12", "--progress", "false", "--use_cpu",
+               "--prose_sources", "pydoc_topics", "sklearn_descriptions"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
