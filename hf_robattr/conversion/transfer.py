@@ -92,22 +92,32 @@ class AttentionTransferModel(nn.Module):
         layers = zip(*(self._cache[i] for i in indices))
         return [nn.utils.rnn.pad_sequence(list(layer), batch_first=True).to(device) for layer in layers]
 
+    def _records(self, inputs: dict[str, torch.Tensor], example_index: torch.Tensor | None, key_mask) -> tuple:
+        """Teacher and student queries/keys from the teacher's per-layer attention inputs (cached or fresh)."""
+        layer_inputs = self._teacher_inputs(inputs, example_index)
+        with torch.no_grad(), record_attention_inputs(self.teacher) as teacher_records:
+            for module, hidden in zip(self._teacher_attention, layer_inputs):
+                module(hidden, attention_mask=key_mask)
+        if self.shares_projections:
+            return teacher_records, teacher_records
+        with record_attention_inputs(self.student) as student_records:  # query/key adapters: the student projects
+            for module, hidden in zip(self._student_attention, layer_inputs):
+                module(hidden, attention_mask=key_mask)
+        return teacher_records, student_records
+
     def forward(self, example_index: torch.Tensor | None = None, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-layer KL (and optional attention-output error) of the student against the teacher on ``inputs``."""
         self.student.eval()  # distillation: no dropout, no FAVOR+ redraws (the Trainer switches to train mode)
         inputs.pop("labels", None)
         token_mask = inputs.get("attention_mask")
         key_mask = None if token_mask is None else token_mask.bool()[:, None, None, :]
-        layer_inputs = self._teacher_inputs(inputs, example_index)
-        with torch.no_grad(), record_attention_inputs(self.teacher) as teacher_records:
-            for module, hidden in zip(self._teacher_attention, layer_inputs):
-                module(hidden, attention_mask=key_mask)
-        if self.shares_projections:
+        if self.shares_projections and not self.cache_teacher_inputs:
+            # one teacher pass records every layer's queries and keys, which are the student's too
+            with torch.no_grad(), record_attention_inputs(self.teacher) as teacher_records:
+                self.teacher(**inputs)
             student_records = teacher_records
-        else:  # query/key adapters: the student projects the teacher's layer inputs itself
-            with record_attention_inputs(self.student) as student_records:
-                for module, hidden in zip(self._student_attention, layer_inputs):
-                    module(hidden, attention_mask=key_mask)
+        else:
+            teacher_records, student_records = self._records(inputs, example_index, key_mask)
         kl_terms, output_terms = [], []
         for teacher, student, module in zip(teacher_records, student_records, self._student_attention):
             teacher_weights = teacher.softmax_weights()
