@@ -183,11 +183,11 @@ _CPU = StudySettings(
             ArmGrid(
                 learning_rates=(0.05, 0.1, 0.2),
                 batch_sizes=(8, 32, 128),
-                seeds=5,
+                seeds=2,
                 adamw=(1e-3, 32),
                 baselines=(("input_grad_norm", (0.01, 0.1, 1.0)), ("sam", (0.01, 0.05, 0.2))),
                 baseline_cell=(0.1, 32),
-                baseline_seeds=5,
+                baseline_seeds=2,
                 curvature_seeds=1,
                 saturation_seeds=1,
             ),
@@ -203,7 +203,7 @@ _CPU = StudySettings(
                 eval_pool=128,
             ),
             ArmGrid(
-                learning_rates=(0.05, 0.1, 0.2), batch_sizes=(8, 32, 128), seeds=3, adamw=(1e-3, 32), curvature_seeds=1
+                learning_rates=(0.05, 0.2), batch_sizes=(8, 128), seeds=2, adamw=(1e-3, 32), curvature_seeds=1
             ),
         ),
         (
@@ -227,9 +227,9 @@ _CPU = StudySettings(
                 conversion=(("feature_map", "hedgehog"), ("seed", 0)),
             ),
             ArmGrid(
-                learning_rates=(0.025, 0.05, 0.1),
-                batch_sizes=(8, 32, 128),
-                seeds=3,
+                learning_rates=(0.025, 0.1),
+                batch_sizes=(8, 32),
+                seeds=2,
                 adamw=(5e-5, 32),
                 attention_types=("softmax", "kernel"),
             ),
