@@ -1,7 +1,8 @@
 """The study at each scale: its arms (protocol + grid) and the pre-registered analysis settings.
 
 - ``ci``: a smoke test of every code path (tiny models, a few examples); its numbers mean nothing.
-- ``cpu``: the study sized for about 4 hours of a 2-core CPU: the ViT on generated images with ground-truth
+- ``cpu``: the study sized for about 4 hours of a 2-core CPU (each arm a 2 x 2 factorial of lr x B, the corners
+  of the widest lr/B range, so that lr and B are not confounded and the slope has the most leverage): the ViT on generated images with ground-truth
   evidence masks (the main arm, warm-started), the ViT on scikit-learn digits (a real-image replicate) and MiniLM
   fine-tuned on generated sentiment sentences (the pretrained text arm).
 - ``gpu``: CIFAR-10 with a pretrained ViT and SST-2 with a pretrained BERT, from the Hub.
@@ -181,12 +182,12 @@ _CPU = StudySettings(
                 eval_pool=96,
             ),
             ArmGrid(
-                learning_rates=(0.05, 0.1, 0.2),
-                batch_sizes=(8, 32, 128),
-                seeds=2,
-                adamw=(1e-3, 32),
+                learning_rates=(0.05, 0.2),
+                batch_sizes=(8, 128),
+                seeds=5,
+                adamw=(1e-3, 128),
                 baselines=(("input_grad_norm", (0.01, 0.1, 1.0)), ("sam", (0.01, 0.05, 0.2))),
-                baseline_cell=(0.1, 32),
+                baseline_cell=(0.2, 8),
                 baseline_seeds=2,
                 curvature_seeds=1,
                 saturation_seeds=1,
@@ -202,9 +203,7 @@ _CPU = StudySettings(
                 warm_start=_CPU_WARM,
                 eval_pool=128,
             ),
-            ArmGrid(
-                learning_rates=(0.05, 0.2), batch_sizes=(8, 128), seeds=2, adamw=(1e-3, 32), curvature_seeds=1
-            ),
+            ArmGrid(learning_rates=(0.05, 0.2), batch_sizes=(8, 128), seeds=3, adamw=(1e-3, 128), curvature_seeds=1),
         ),
         (
             ArmProtocol(
@@ -229,7 +228,7 @@ _CPU = StudySettings(
             ArmGrid(
                 learning_rates=(0.025, 0.1),
                 batch_sizes=(8, 32),
-                seeds=2,
+                seeds=3,
                 adamw=(5e-5, 32),
                 attention_types=("softmax", "kernel"),
             ),
