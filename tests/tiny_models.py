@@ -1,28 +1,23 @@
 """Tiny seeded ViT/BERT classifiers shared by the test packages (each conftest picks its overrides)."""
 
 import torch
+from torch import nn
 from transformers import BertConfig, BertForSequenceClassification, ViTConfig, ViTForImageClassification
 
 
-TINY_VIT = dict(
-    image_size=8,
-    patch_size=2,
-    num_channels=3,
-    hidden_size=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=32,
-    num_labels=3,
-)
-TINY_BERT = dict(
-    vocab_size=40,
-    hidden_size=16,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=32,
-    max_position_embeddings=16,
-    num_labels=2,
-)
+_TINY_ENCODER = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32)
+TINY_VIT = dict(image_size=8, patch_size=2, num_channels=3, num_labels=3, **_TINY_ENCODER)
+TINY_BERT = dict(vocab_size=40, max_position_embeddings=16, num_labels=2, **_TINY_ENCODER)
+
+
+def padded_text_batch(lengths: tuple[int, ...], seed: int, length: int = 7) -> dict[str, torch.Tensor]:
+    """Random token ids in ``[1, 40)`` (:data:`TINY_BERT`'s vocabulary), one row per entry of ``lengths``: row ``i``
+    keeps its first ``lengths[i]`` tokens, the rest is padding (id 0, attention mask 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, 40, (len(lengths), length), generator=generator)
+    mask = (torch.arange(length) < torch.tensor(lengths)[:, None]).long()
+    ids[mask == 0] = 0
+    return {"input_ids": ids, "attention_mask": mask}
 
 
 def tiny_vit(config_class=ViTConfig, model_class=ViTForImageClassification, seed: int = 0, **overrides):
@@ -48,3 +43,14 @@ def tiny_robattr_vit(**overrides):
     from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
 
     return tiny_vit(RobAttrViTConfig, RobAttrViTForImageClassification, **overrides)
+
+
+class NoLogits(nn.Module):
+    """A linear model over ``in_features`` flattened inputs that returns a dict without ``logits`` (a bad model)."""
+
+    def __init__(self, in_features: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, 3)
+
+    def forward(self, x):
+        return {"scores": self.linear(x.flatten(1))}

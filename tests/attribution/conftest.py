@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tiny_models import padded_text_batch
 
 
 @pytest.fixture
@@ -11,10 +12,4 @@ def images():
 
 @pytest.fixture
 def text_batch():
-    generator = torch.Generator().manual_seed(2)
-    ids = torch.randint(1, 40, (3, 7), generator=generator)
-    mask = torch.ones(3, 7, dtype=torch.long)
-    mask[1, 5:] = 0
-    mask[2, 3:] = 0
-    ids[mask == 0] = 0
-    return {"input_ids": ids, "attention_mask": mask}
+    return padded_text_batch((7, 5, 3), seed=2)

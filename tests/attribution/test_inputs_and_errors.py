@@ -2,18 +2,10 @@
 
 import pytest
 import torch
+from tiny_models import NoLogits
 from torch import nn
 
 from hf_robattr.attribution import ATTRIBUTION_METHODS, attribute, softplus_smoothing
-
-
-class _NoLogits(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(12, 3)
-
-    def forward(self, x):
-        return {"scores": self.linear(x.flatten(1))}
 
 
 BAD_INPUTS = [
@@ -57,7 +49,7 @@ def test_unknown_method_lists_every_valid_name(images):
 
 def test_model_without_logits_is_rejected():
     with pytest.raises(TypeError, match="logits"):
-        attribute(_NoLogits(), torch.rand(2, 3, 2, 2))
+        attribute(NoLogits(12), torch.rand(2, 3, 2, 2))
 
 
 def test_plain_module_maps_keep_their_layout():

@@ -2,19 +2,8 @@
 
 import pytest
 import torch
+from metric_cases import FAST_OPTIONS, TinyImageClassifier
 from torch import nn
-
-
-class TinyImageClassifier(nn.Module):
-    """A plain module mapping pixel values ``[B, 3, 8, 8]`` to 3 logits (non-linear, so maps change)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.head = nn.Linear(4 * 8 * 8, 3)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.tanh(self.conv(pixel_values)).flatten(1))
 
 
 @pytest.fixture
@@ -30,15 +19,5 @@ def pixel_values() -> torch.Tensor:
 
 @pytest.fixture
 def fast_options() -> dict:
-    """Options that keep one core call well under a second on 2 CPU cores."""
-    return {
-        "methods": ["saliency", "input_x_gradient"],
-        "attack": "topk",
-        "epsilon": 0.05,
-        "num_steps": 2,
-        "k": 8,
-        "num_samples": 2,
-        "batch_size": 4,
-        "seed": 3,
-        "progress": False,
-    }
+    """Options that keep one core call well under a second on 2 CPU cores (a fresh copy per test)."""
+    return {**FAST_OPTIONS, "methods": list(FAST_OPTIONS["methods"])}

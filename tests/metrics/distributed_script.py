@@ -10,19 +10,9 @@ from pathlib import Path
 import evaluate
 import torch
 from accelerate import Accelerator
-from torch import nn
+from metric_cases import FAST_OPTIONS, TinyImageClassifier  # beside this script: on sys.path when it runs
 
 import hf_robattr  # noqa: F401  (makes the metric loadable by name)
-
-
-class TinyImageClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.head = nn.Linear(4 * 8 * 8, 3)
-
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.tanh(self.conv(pixel_values)).flatten(1))
 
 
 def main() -> None:
@@ -32,18 +22,7 @@ def main() -> None:
     model = accelerator.prepare(TinyImageClassifier().eval())  # DDP-wrapped under the launch
     pixel_values = torch.rand(6, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     metric = evaluate.load("attribution_robustness")
-    result = metric.compute(
-        model=model,
-        inputs=pixel_values,
-        methods=["saliency", "input_x_gradient"],
-        epsilon=0.05,
-        num_steps=2,
-        k=8,
-        num_samples=2,
-        batch_size=4,
-        seed=3,
-        progress=False,
-    )
+    result = metric.compute(model=model, inputs=pixel_values, **FAST_OPTIONS)
     try:  # an error must reach every rank instead of leaving them waiting
         metric.compute(model=model, inputs=pixel_values, epsilon=-1.0, progress=False)
         error = None

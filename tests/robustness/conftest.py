@@ -3,7 +3,7 @@
 
 import pytest
 import torch
-from tiny_models import tiny_vit
+from tiny_models import padded_text_batch, tiny_vit
 from torch import nn
 
 
@@ -25,10 +25,4 @@ def linear_model():
 
 @pytest.fixture
 def text_batch():
-    generator = torch.Generator().manual_seed(2)
-    ids = torch.randint(1, 40, (4, 7), generator=generator)
-    mask = torch.ones(4, 7, dtype=torch.long)
-    mask[1, 5:] = 0
-    mask[3, 3:] = 0
-    ids[mask == 0] = 0
-    return {"input_ids": ids, "attention_mask": mask}
+    return padded_text_batch((7, 5, 7, 3), seed=2)

@@ -5,7 +5,7 @@ import math
 import datasets
 import pytest
 import torch
-from tiny_models import tiny_vit
+from tiny_models import NoLogits, tiny_vit
 from torch import nn
 
 import hf_robattr
@@ -127,15 +127,6 @@ def test_per_sample_values_and_targets(vit, images):
     assert len(result["per_sample"]["saliency/max_sensitivity"]) == 6
 
 
-class _NoLogits(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(64, 3)
-
-    def forward(self, x):
-        return {"scores": self.linear(x.flatten(1))}
-
-
 BAD = [
     pytest.param({"epsilon": 0.0}, "`epsilon`", id="zero-epsilon"),
     pytest.param({"epsilon": -1.0}, "`epsilon`", id="negative-epsilon"),
@@ -169,7 +160,7 @@ def test_mismatched_batch_sizes_are_named(bert, text_batch):
 
 def test_model_without_logits_is_named(images):
     with pytest.raises(TypeError, match="`model` must return classification logits"):
-        hf_robattr.evaluate_attribution_robustness(_NoLogits(), images, **FAST)
+        hf_robattr.evaluate_attribution_robustness(NoLogits(64), images, **FAST)
 
 
 def test_similarity_measure_names_are_all_scored(vit, images):

@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tiny_models import tiny_bert, tiny_vit
+from tiny_models import padded_text_batch, tiny_bert, tiny_vit
 
 import hf_robattr
 
@@ -31,13 +31,7 @@ def _images() -> torch.Tensor:
 
 
 def _text() -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(12)
-    ids = torch.randint(1, 40, (4, 7), generator=generator)
-    mask = torch.ones(4, 7, dtype=torch.long)
-    mask[1, 5:] = 0
-    mask[3, 4:] = 0
-    ids[mask == 0] = 0
-    return {"input_ids": ids, "attention_mask": mask}
+    return padded_text_batch((7, 5, 7, 4), seed=12)
 
 
 COMMON = dict(num_steps=3, num_samples=3, batch_size=2, progress=False, return_per_sample=True)
