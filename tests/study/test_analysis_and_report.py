@@ -70,9 +70,9 @@ def test_degenerate_cells_and_unfitted_runs_are_kept_out(study):
         0.05,
         128,
     )
-    assert _claims(analysis, 2, "vit-softmax")["raw_attention"].n == 40  # 8 cells x 5 seeds, the degenerate one out
-    assert _claims(analysis, 1, "vit-softmax")["saliency"].n == 45  # claim 1 keeps it
-    assert _claims(analysis, 1, "vit-kernel")["saliency"].n == 44  # one run missed the fit
+    assert _claims(analysis, 2, "vit-softmax")["raw_attention"].n == 15  # 4 cells x 5 seeds, the degenerate one out
+    assert _claims(analysis, 1, "vit-softmax")["saliency"].n == 20  # claim 1 keeps it
+    assert _claims(analysis, 1, "vit-kernel")["saliency"].n == 19  # one run missed the fit
     report = (directory / "report.md").read_text()
     assert "`vit-kernel-sgd-lr0.2-b8-main-s4`: not_fit" in report
     assert "degenerate attention: vit softmax `sgd lr=0.05 B=128`" in report
@@ -82,7 +82,7 @@ def test_common_evaluation_set_is_the_intersection(study):
     _, records, _, analysis = study
     (vit,) = [e for e in analysis.eval_sets if e.arm == "vit"]
     assert (vit.pool_size, vit.size) == (POOL, POOL - 2)  # example 3 (kernel models), example 5 (seed 1)
-    record = next(r for r in records if r["key"] == "vit-softmax-sgd-lr0.1-b32-main-s2")
+    record = next(r for r in records if r["key"] == "vit-softmax-sgd-lr0.2-b8-main-s2")
     key = value_key("topk", 0.05, "saliency", "topk_intersection")
     keep = np.ones(POOL, dtype=bool)
     keep[[3, 5]] = False
@@ -100,7 +100,7 @@ def test_results_json_has_the_issue_schema(study):
     assert {"claim", "model", "verdict", "test", "estimate", "ci", "p"} <= set(claim)
     assert claim["verdict"] in ("supported", "contradicted", "inconclusive") and len(claim["ci"]) == 2
     assert {"family", "estimate", "ci", "p"} <= set(results["interaction"][0])
-    pre = results["preconditions"]["vit-softmax-sgd-lr0.1-b32-main-s0"]
+    pre = results["preconditions"]["vit-softmax-sgd-lr0.2-b8-main-s0"]
     assert {"cls_entropy_ratio", "cls_cv", "evidence_recall"} <= set(pre)
     assert results["eval_set"]["size"] == POOL - 2 and "rule" in results["eval_set"]
     assert all({"lr", "batch_size"} <= set(cell) for cell in results["grid"])
