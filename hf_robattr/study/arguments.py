@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .executors import EXECUTORS
 from .scales import SCALES
 
 
 __all__ = ["StudyArguments"]
+
+_EXECUTOR_FLAGS = ("executor", "num_workers", "threads_per_worker", "ray_address", "progress")
 
 
 @dataclass
@@ -89,3 +92,8 @@ class StudyArguments:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray_address needs --executor ray (got --executor {self.executor}).")
+
+    def executor_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~hf_robattr.study.executors.run_jobs` that these flags set (where and
+        how the runs execute)."""
+        return {name: getattr(self, name) for name in _EXECUTOR_FLAGS}

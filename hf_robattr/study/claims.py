@@ -28,8 +28,9 @@ that the TOST shows equivalence when the true slope is 0.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .stats import Slope, holm, power_tost, power_two_sided, slope_difference
 
@@ -92,77 +93,63 @@ def _power(slope: Slope, margin: float, alpha: float, tests: int) -> float:
     return power_two_sided(margin, slope.stderr, slope.df, alpha / max(tests, 1))
 
 
+def _slope_tests(
+    claim: int,
+    model: str,
+    slopes: Mapping[str, Slope],
+    decide: Callable[[int, Slope], tuple[str, float, dict[str, Any]]],
+    *,
+    test: str,
+    measure: str,
+    margin: float,
+    alpha: float,
+) -> list[ClaimTest]:
+    """One :class:`ClaimTest` per method of ``slopes`` for a claim decided on the slope alone (claims 1 and 2):
+    ``decide(i, slope)`` gives the ``i``-th method's verdict, its p-value and any extra :class:`ClaimTest` fields."""
+    out = []
+    for i, (method, slope) in enumerate(slopes.items()):
+        verdict, p, extra = decide(i, slope)
+        power = _power(slope, margin, alpha, len(slopes))
+        fields = dict(estimate=slope.estimate, ci=slope.ci(), p=p, margin=margin, power=power, n=slope.n)
+        out.append(ClaimTest(claim, model, method, measure, verdict, test, **fields, slope=slope, **extra))
+    return out
+
+
 def claim_1_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 1 for one model: one :class:`ClaimTest` per gradient method in ``slopes``."""
-    methods = list(slopes)
-    rises = holm([slopes[m].p_value for m in methods])
-    small = holm([slopes[m].p_below(margin) for m in methods])
-    out = []
-    for method, p_rise, p_small in zip(methods, rises, small):
-        slope = slopes[method]
-        if p_rise < alpha and slope.estimate > 0:
-            verdict, p = "supported", p_rise
-        elif p_small < alpha:
-            verdict, p = "contradicted", p_small
-        else:
-            verdict, p = "inconclusive", p_rise
-        out.append(
-            ClaimTest(
-                1,
-                model,
-                method,
-                measure,
-                verdict,
-                f"{SLOPE_TEST}, Holm over {len(methods)} methods",
-                slope.estimate,
-                slope.ci(),
-                p,
-                margin,
-                _power(slope, margin, alpha, len(methods)),
-                slope.n,
-                slope=slope,
-            )
-        )
-    return out
+    rises = holm([slope.p_value for slope in slopes.values()])
+    small = holm([slope.p_below(margin) for slope in slopes.values()])
+
+    def decide(i: int, slope: Slope) -> tuple[str, float, dict[str, Any]]:
+        if rises[i] < alpha and slope.estimate > 0:
+            return "supported", rises[i], {}
+        if small[i] < alpha:
+            return "contradicted", small[i], {}
+        return "inconclusive", rises[i], {}
+
+    test = f"{SLOPE_TEST}, Holm over {len(slopes)} methods"
+    return _slope_tests(1, model, slopes, decide, test=test, measure=measure, margin=margin, alpha=alpha)
 
 
 def claim_2_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 2 for one softmax model: one :class:`ClaimTest` per attention method in ``slopes``."""
-    methods = list(slopes)
-    equivalent = holm([slopes[m].p_equivalent(margin) for m in methods])
-    rises = holm([slopes[m].p_value for m in methods])
-    out = []
-    for method, p_equivalent, p_rise in zip(methods, equivalent, rises):
-        slope = slopes[method]
-        if p_equivalent < alpha:
-            verdict, p = "supported", p_equivalent
-        elif p_rise < alpha and slope.estimate > 0:
-            verdict, p = "contradicted", p_rise
-        else:
-            verdict, p = "inconclusive", p_equivalent
-        out.append(
-            ClaimTest(
-                2,
-                model,
-                method,
-                measure,
-                verdict,
-                f"TOST |slope| < {margin:g} ({SLOPE_TEST}), Holm over {len(methods)} methods",
-                slope.estimate,
-                slope.ci(),
-                p,
-                margin,
-                _power(slope, margin, alpha, len(methods)),
-                slope.n,
-                power_equivalence=power_tost(margin, slope.stderr, slope.df, alpha / max(len(methods), 1)),
-                slope=slope,
-            )
-        )
-    return out
+    equivalent = holm([slope.p_equivalent(margin) for slope in slopes.values()])
+    rises = holm([slope.p_value for slope in slopes.values()])
+
+    def decide(i: int, slope: Slope) -> tuple[str, float, dict[str, Any]]:
+        extra = {"power_equivalence": power_tost(margin, slope.stderr, slope.df, alpha / max(len(slopes), 1))}
+        if equivalent[i] < alpha:
+            return "supported", equivalent[i], extra
+        if rises[i] < alpha and slope.estimate > 0:
+            return "contradicted", rises[i], extra
+        return "inconclusive", equivalent[i], extra
+
+    test = f"TOST |slope| < {margin:g} ({SLOPE_TEST}), Holm over {len(slopes)} methods"
+    return _slope_tests(2, model, slopes, decide, test=test, measure=measure, margin=margin, alpha=alpha)
 
 
 def claim_3_tests(

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 import torch
 from torch.nn import functional as F
 
+from hf_robattr.attribution import frozen_eval, prepare_inputs
 from hf_robattr.attribution.attention import forward_with_attentions
-from hf_robattr.attribution.inputs import frozen_eval, prepare_inputs
 from hf_robattr.robustness import (
     RobustnessConfig,
     RobustnessScorer,

@@ -21,6 +21,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from transformers import AutoImageProcessor, AutoTokenizer, BertModel, ViTModel
+
+from hf_robattr.conversion import convert_to_kernel, english_prose
 from hf_robattr.training import run_pipeline
 
 from .grid import Cell, RunSpec
@@ -30,7 +33,7 @@ from .run import data_arguments, model_arguments, resolve_checkpoint, training_a
 from .scales import StudySettings
 
 
-__all__ = ["StartPoint", "kernel_conversion_available", "prepare_start_points", "start_key"]
+__all__ = ["StartPoint", "prepare_start_points", "start_key"]
 
 logger = logging.getLogger(__name__)
 RECORD = "warm_start.json"
@@ -60,15 +63,6 @@ def start_key(arm: str, attention_type: str) -> str:
     return f"{arm}/{attention_type}"
 
 
-def kernel_conversion_available() -> bool:
-    """Whether ``hf_robattr.conversion.convert_to_kernel`` (attention transfer, softmax -> kernel) exists."""
-    try:
-        from hf_robattr import conversion
-    except ImportError:
-        return False
-    return hasattr(conversion, "convert_to_kernel")
-
-
 def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
     """The arm's pretrained checkpoint converted to kernel attention (once; ``conversion_record.json``, written
     last, marks the folder done). Text models convert on the library's offline English prose, image models on the
@@ -80,10 +74,6 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
         return StartPoint(protocol.arm, "kernel", str(folder), "converted", json.loads(done.read_text()))
     if not train:
         return StartPoint(protocol.arm, "kernel", None, "pending", {}, "the conversion has not run yet")
-    if not kernel_conversion_available():
-        return StartPoint(protocol.arm, "kernel", None, "unavailable", {}, "hf_robattr.convert_to_kernel is missing")
-    from hf_robattr import convert_to_kernel
-
     if folder.exists():
         shutil.rmtree(folder)  # an interrupted conversion: run it again
     options = dict(protocol.conversion)
@@ -154,10 +144,6 @@ def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: b
 
 def _conversion_data(protocol: ArmProtocol, size: int | None, eval_size: int) -> tuple[Any, Any, Any, Any]:
     """The softmax teacher, its processor, and the conversion's training and held-out inputs."""
-    from transformers import AutoImageProcessor, AutoTokenizer, BertModel, ViTModel
-
-    from hf_robattr import english_prose
-
     path = resolve_checkpoint(protocol.pretrained)
     if protocol.model == "bert":
         prose = english_prose()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from .analysis import MEASURE_SIGNS, SLOPE_MEASURES, Analysis
 from .claims import ClaimTest
 from .measure import value_key
-from .stats import MeanCI, Slope
+from .stats import MeanCI, Slope, mean_ci
 
 
 __all__ = [
@@ -224,8 +224,6 @@ def _mean(values: Sequence[float]) -> str:
 
 
 def _ci(values: Sequence[float]) -> str:
-    from .stats import mean_ci
-
     return mean_ci(values).format(3)
 
 

@@ -23,6 +23,7 @@ from .estimate import estimate_seconds, format_duration
 from .executors import RunFunction, run_jobs
 from .grid import RunSpec, arm_specs, baseline_specs, sweep_specs
 from .prepare import StartPoint, prepare_start_points, start_key
+from .report_files import render_from_results, write_report
 from .run import run_one
 from .scales import StudySettings, get_settings
 from .store import RunStore
@@ -137,8 +138,6 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
 
     ``run_function`` trains and measures one run (default :func:`~hf_robattr.study.run.run_one`; tests pass fakes).
     """
-    from .report_files import render_from_results, write_report
-
     settings = study_settings(args)
     directory = Path(args.output_dir)
     if args.estimate_only and not (directory / "runs").is_dir() and render_from_results(directory):
@@ -166,16 +165,7 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
             todo = pending if budget is None else pending[:budget]
             budget = None if budget is None else budget - len(todo)
             jobs = [(spec, points[start_key(spec.cell.arm, spec.cell.attention_type)].checkpoint) for spec in todo]
-            new = run_jobs(
-                jobs,
-                store,
-                executor=args.executor,
-                num_workers=args.num_workers,
-                threads_per_worker=args.threads_per_worker,
-                ray_address=args.ray_address,
-                progress=args.progress,
-                run_function=run_function,
-            )
+            new = run_jobs(jobs, store, run_function=run_function, **args.executor_options())
             counts = {k: counts.get(k, 0) + new.get(k, 0) for k in {*counts, *new}}
     specs, expected = study_specs(args, settings, points, store.records())
     records = store.current_records(specs)

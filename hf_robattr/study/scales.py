@@ -89,6 +89,18 @@ _CI_VISION = {
     ),
 }
 
+# Text arms perturb embeddings (no input range to clip to) at radii of the embeddings' scale.
+_TEXT_ATTACK = {"input_range": None, "epsilons": (0.05, 0.1, 0.2), "main_epsilon": 0.1, "topk": 0.2}
+_DIGITS_ARM = {"arm": "digits", "model": "vit", "dataset": "digits"}
+_MINILM_ARM = {
+    "arm": "minilm",
+    "model": "bert",
+    "dataset": "synthetic_sentiment",
+    "pretrained": MINILM,
+    "kernel_feature_map": "hedgehog",
+    **_TEXT_ATTACK,
+}
+
 _CI = StudySettings(
     scale="ci",
     arms=(
@@ -108,9 +120,7 @@ _CI = StudySettings(
         ),
         (
             ArmProtocol(
-                arm="digits",
-                model="vit",
-                dataset="digits",
+                **_DIGITS_ARM,
                 **{
                     **_CI_VISION,
                     "image_size": 16,
@@ -127,22 +137,15 @@ _CI = StudySettings(
         ),
         (
             ArmProtocol(
-                arm="minilm",
-                model="bert",
-                dataset="synthetic_sentiment",
+                **_MINILM_ARM,
                 dataset_size=200,
-                pretrained=MINILM,
                 max_seq_length=16,
                 target_loss=0.69,
                 fit_examples=32,
                 fit_every_examples=32,
                 max_epochs=1.0,
                 eval_pool=3,
-                input_range=None,
-                epsilons=(0.05, 0.1, 0.2),
-                main_epsilon=0.1,
                 attack_steps=2,
-                topk=0.2,
                 ig_steps=2,
                 ig_examples=2,
                 sensitivity_samples=2,
@@ -151,7 +154,6 @@ _CI = StudySettings(
                 hessian_probes=2,
                 hessian_max_probes=2,
                 power_iterations=2,
-                kernel_feature_map="hedgehog",
                 conversion=(
                     ("feature_map", "hedgehog"),
                     ("seed", 0),
@@ -195,9 +197,7 @@ _CPU = StudySettings(
         ),
         (
             ArmProtocol(
-                arm="digits",
-                model="vit",
-                dataset="digits",
+                **_DIGITS_ARM,
                 image_size=16,
                 patch_size=4,
                 warm_start=_CPU_WARM,
@@ -207,21 +207,13 @@ _CPU = StudySettings(
         ),
         (
             ArmProtocol(
-                arm="minilm",
-                model="bert",
-                dataset="synthetic_sentiment",
+                **_MINILM_ARM,
                 dataset_size=4000,
-                pretrained=MINILM,
                 max_seq_length=32,
                 eval_pool=64,
-                input_range=None,
-                epsilons=(0.05, 0.1, 0.2),
-                main_epsilon=0.1,
-                topk=0.2,
                 ig_steps=4,
                 ig_examples=16,
                 robustness_batch_size=32,
-                kernel_feature_map="hedgehog",
                 max_epochs=5.0,
                 conversion=(("feature_map", "hedgehog"), ("seed", 0)),
             ),
@@ -289,10 +281,7 @@ _GPU = StudySettings(
                 dataset="stanfordnlp/sst2",
                 pretrained="google-bert/bert-base-uncased",
                 max_seq_length=64,
-                input_range=None,
-                epsilons=(0.05, 0.1, 0.2),
-                main_epsilon=0.1,
-                topk=0.2,
+                **_TEXT_ATTACK,
                 **{**_GPU_VISION, "target_loss": 0.1},
             ),
             ArmGrid(

@@ -95,25 +95,16 @@ def comparisons(settings, runs, cells) -> tuple[list[Comparison], list[Cost]]:
             and r.regime == cell.regime
             and r.regularizer_weight == cell.regularizer_weight
         ]
-        if cell.regime == "adamw":
-            references = [
-                c
-                for c in cells
-                if c.arm == cell.arm
-                and c.attention_type == cell.attention_type
-                and c.regime == "sgd"
-                and c.batch_size == cell.batch_size
-            ]
-        else:
-            references = [
-                c
-                for c in cells
-                if c.arm == cell.arm
-                and c.attention_type == cell.attention_type
-                and c.regime == "sgd"
-                and c.batch_size == cell.batch_size
-                and c.learning_rate == cell.learning_rate
-            ]
+        # AdamW against every SGD cell of its batch size; a baseline against the SGD cell of its lr and B.
+        references = [
+            c
+            for c in cells
+            if c.arm == cell.arm
+            and c.attention_type == cell.attention_type
+            and c.regime == "sgd"
+            and c.batch_size == cell.batch_size
+            and (cell.regime == "adamw" or c.learning_rate == cell.learning_rate)
+        ]
         for reference in references:
             base = [
                 r

@@ -21,7 +21,7 @@ import numpy as np
 
 from .measure import value_key
 from .scales import StudySettings
-from .stats import MeanCI, mean_ci
+from .stats import NAN, MeanCI, mean_ci
 
 
 __all__ = [
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 STATUSES = ("ok", "not_fit", "diverged", "error")
-NAN = float("nan")
 
 
 @dataclass(frozen=True)
