@@ -4,11 +4,11 @@ Gradio never reaches the network here: analytics are off (``build_app`` also pas
 and no test opens a share link.
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -17,10 +17,7 @@ RECIPE_HELPERS = Path(__file__).resolve().parents[1] / "recipes" / "recipe_helpe
 
 
 def _recipe_helpers():
-    spec = importlib.util.spec_from_file_location("demo_recipe_helpers", RECIPE_HELPERS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RECIPE_HELPERS, "demo_recipe_helpers")
 
 
 def _run(tmp_path_factory, recipe: str) -> Path:

@@ -1,12 +1,12 @@
 """Smoke test of ``benchmarks/attention_scaling.py`` at tiny sizes, so that the script does not rot."""
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from script_modules import load_script
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "attention_scaling.py"
@@ -15,10 +15,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "attention_scaling
 @pytest.fixture(scope="module")
 def benchmark():
     """The benchmark script, imported as a module."""
-    spec = importlib.util.spec_from_file_location("attention_scaling", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "attention_scaling")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak memory reads /proc/self")

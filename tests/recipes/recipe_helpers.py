@@ -1,6 +1,5 @@
 """Helpers to run the recipes in-process (``main(argv)``) and as a 2-process ``accelerate launch``."""
 
-import importlib.util
 import json
 import os
 import socket
@@ -9,6 +8,7 @@ import sys
 from pathlib import Path
 
 from safetensors.torch import load_file
+from script_modules import load_script
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +31,7 @@ QUICK = [
 
 
 def load_recipe(name: str):
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", RECIPES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(RECIPES / f"{name}.py", f"recipe_{name}")
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from tiny_models import tiny_bert
 from torch import nn
 from torch.func import functional_call, hessian
 
@@ -90,20 +91,7 @@ def test_same_seed_same_estimate(small):
 
 
 def test_hf_models_and_text(small):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    bert = BertForSequenceClassification(
-        BertConfig(
-            vocab_size=30,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=16,
-            max_position_embeddings=8,
-            num_labels=2,
-        )
-    )
+    bert = tiny_bert(vocab_size=30, num_hidden_layers=1, intermediate_size=16, max_position_embeddings=8)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     batch = {
         "input_ids": torch.tensor([[2, 5, 7, 3], [2, 9, 0, 0]]),
@@ -120,27 +108,13 @@ def test_hf_models_and_text(small):
     assert bert.config._attn_implementation == "sdpa"
 
 
-def test_uniform_attention_has_entropy_log_n():
-    from transformers import ViTConfig, ViTForImageClassification
-
-    torch.manual_seed(0)
-    model = ViTForImageClassification(
-        ViTConfig(
-            image_size=8,
-            patch_size=2,
-            num_channels=1,
-            hidden_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=16,
-            num_labels=2,
-        )
-    )
-    for layer in model.vit.layers:
+def test_uniform_attention_has_entropy_log_n(vit):
+    """The tiny one-channel ViT: 8x8 images in 2x2 patches, so 16 patches and [CLS]."""
+    for layer in vit.vit.layers:
         # Zero queries make every score equal, so every row is uniform over the 17 tokens.
         nn.init.zeros_(layer.attention.q_proj.weight)
         nn.init.zeros_(layer.attention.q_proj.bias)
-    entropies = attention_entropy(model, {"pixel_values": torch.rand(2, 1, 8, 8)})
+    entropies = attention_entropy(vit, {"pixel_values": torch.rand(2, 1, 8, 8)})
     assert entropies == pytest.approx([math.log(17)] * 2, rel=1e-5)
 
 

@@ -1,9 +1,7 @@
-"""Helpers of the study tests: fast fake run functions with planted effects, and the recipe loader."""
+"""Helpers of the study tests: fast fake run functions with planted effects."""
 
-import importlib.util
 import math
 import zlib
-from pathlib import Path
 
 import numpy as np
 
@@ -12,17 +10,8 @@ from hf_robattr.study.measure import value_key
 from hf_robattr.study.run import spec_record
 
 
-ROOT = Path(__file__).resolve().parents[2]
 POOL = 40
 DEGENERATE_CELL = ("softmax", 0.05, 128)  # planted: near-uniform attention in this softmax cell of the vit arm
-
-
-def load_reproduce_recipe():
-    """Import ``recipes/reproduce_paper.py`` as a module."""
-    spec = importlib.util.spec_from_file_location("reproduce_paper", ROOT / "recipes" / "reproduce_paper.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def planted(spec: RunSpec, method: str) -> float:

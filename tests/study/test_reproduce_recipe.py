@@ -6,14 +6,14 @@ import json
 import shutil
 
 import pytest
-from study_helpers import load_reproduce_recipe
+from script_modules import load_script
 
 from hf_robattr.study.run import comparable
 
 
 @pytest.fixture(scope="module")
 def recipe():
-    return load_reproduce_recipe()
+    return load_script("recipes/reproduce_paper.py", "reproduce_paper")
 
 
 @pytest.fixture(scope="module")
