@@ -8,6 +8,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from ..paper import PAPER_BIBTEX, PAPER_URL
+from .attribution_picture import draw_attribution_picture
 from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
 from .space import demo_section
@@ -17,16 +19,6 @@ logger = logging.getLogger(__name__)
 
 TEMPLATE_NAME = "robattr_model_card"
 CARD_FILE = "README.md"
-PAPER_URL = "https://arxiv.org/abs/2605.29983"
-
-CITATION = """@inproceedings{mehrpanah2026improving,
-  title     = {Improving Adversarial Robustness of Attribution via Implicit Regularization},
-  author    = {Mehrpanah, Amir and Gamba, Matteo and Azizpour, Hossein},
-  booktitle = {International Conference on Machine Learning (ICML)},
-  year      = {2026},
-  eprint    = {2605.29983},
-  archivePrefix = {arXiv}
-}"""
 
 _TRAINING_ROWS = (
     ("optimizer", "Optimizer"),
@@ -311,7 +303,7 @@ def build_model_card(
         pictures=pictures(data, output_dir),
         demo_section=demo_section(data.space_id) if data.space_id else "",
         usage_section=usage_section(data),
-        citation=CITATION,
+        citation=PAPER_BIBTEX,
     )
 
 
@@ -356,8 +348,6 @@ def save_model_card(
     if (model is None) != (inputs is None):
         raise ValueError("Pass both `model` and `inputs` to draw attribution maps, or neither.")
     if model is not None:
-        from .attribution_picture import draw_attribution_picture
-
         try:
             draw_attribution_picture(
                 model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_settings, tokenizer=tokenizer

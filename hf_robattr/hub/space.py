@@ -9,6 +9,7 @@ the same file runs on the Hub and locally.
 from __future__ import annotations
 
 import re
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from huggingface_hub import SpaceCard, SpaceCardData
@@ -58,8 +59,6 @@ def check_repo_id(value: str | None, argument: str) -> str:
 
 def default_requirement() -> str:
     """The pip requirement of the Space: this version of hf_robattr with its demo extra."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return f"hf_robattr[demo]=={version('hf_robattr')}"
     except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed
@@ -67,8 +66,6 @@ def default_requirement() -> str:
 
 
 def _gradio_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("gradio")
     except PackageNotFoundError:

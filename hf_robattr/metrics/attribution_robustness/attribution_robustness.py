@@ -11,6 +11,7 @@ import evaluate
 
 import hf_robattr
 import hf_robattr.metrics.compute
+import hf_robattr.paper
 
 
 # Keyword arguments of ``evaluate.load`` that evaluate's module takes itself (the others are scoring settings).
@@ -26,15 +27,10 @@ _MODULE_OPTIONS = (
     "timeout",
 )
 
-_CITATION = """\
-@inproceedings{mehrpanah2026improving,
-  title     = {Improving Adversarial Robustness of Attribution via Implicit Regularization},
-  author    = {Mehrpanah, Amir and Gamba, Matteo and Azizpour, Hossein},
-  booktitle = {International Conference on Machine Learning (ICML)},
-  year      = {2026},
-  eprint    = {2605.29983},
-  archivePrefix = {arXiv}
-}
+# The paper, then the works its protocol and measures come from.
+_CITATION = (
+    hf_robattr.paper.PAPER_BIBTEX
+    + """
 @inproceedings{ghorbani2019interpretation,
   title     = {Interpretation of Neural Networks Is Fragile},
   author    = {Ghorbani, Amirata and Abid, Abubakar and Zou, James},
@@ -56,6 +52,7 @@ _CITATION = """\
   year      = {2019}
 }
 """
+)
 
 _DESCRIPTION = """\
 Attribution robustness measures how stable a classifier's attribution maps (saliency, input x gradient,
@@ -184,10 +181,10 @@ class AttributionRobustness(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features({}),
-            homepage="https://arxiv.org/abs/2605.29983",
+            homepage=hf_robattr.paper.PAPER_URL,
             license="apache-2.0",
             reference_urls=[
-                "https://arxiv.org/abs/2605.29983",
+                hf_robattr.paper.PAPER_URL,
                 "https://arxiv.org/abs/1710.10547",
                 "https://arxiv.org/abs/1905.09957",
             ],
