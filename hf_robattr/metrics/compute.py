@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from hf_robattr.attribution.inputs import unwrap_model
+from hf_robattr.attribution import unwrap_model
 from hf_robattr.robustness import RobustnessConfig, evaluate_attribution_robustness
 
 from .inputs import dataset_to_inputs

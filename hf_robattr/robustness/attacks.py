@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from hf_robattr.attribution.base import AttributionMethod
-from hf_robattr.attribution.inputs import PreparedInputs, twice_differentiable_attention
+from hf_robattr.attribution import AttributionMethod, PreparedInputs, twice_differentiable_attention
 
 from .perturbations import ball_radius, project_ball, range_projector, sample_ball, steepest_step
 from .similarity import center_of_mass, masked_topk_mask, resolve_k, token_counts, topk_mask

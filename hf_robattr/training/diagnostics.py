@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState
 
-from hf_robattr.attribution.inputs import twice_differentiable_attention
+from hf_robattr.attribution import twice_differentiable_attention
 from hf_robattr.data import model_inputs
 from hf_robattr.robustness import (
     RobustnessConfig,

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from hf_robattr.attribution.inputs import (
+from hf_robattr.attribution import (
     PreparedInputs,
     forward_logits,
     prepare_inputs,

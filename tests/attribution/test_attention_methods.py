@@ -6,8 +6,14 @@ import pytest
 import torch
 from tiny_models import tiny_bert, tiny_vit
 
-from hf_robattr.attribution import AttentionRollout, GradAttention, RawAttention, attribute, prepare_inputs
-from hf_robattr.attribution.inputs import twice_differentiable_attention
+from hf_robattr.attribution import (
+    AttentionRollout,
+    GradAttention,
+    RawAttention,
+    attribute,
+    prepare_inputs,
+    twice_differentiable_attention,
+)
 
 
 ATTENTION = ["raw_attention", "rollout", "grad_attention"]

@@ -13,9 +13,9 @@ from hf_robattr.attribution import (
     Saliency,
     SmoothGrad,
     attribute,
+    forward_logits,
     prepare_inputs,
 )
-from hf_robattr.attribution.inputs import forward_logits
 
 
 def _captum_reference(name, forward, x, targets, noise_seed):

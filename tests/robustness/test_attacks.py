@@ -3,8 +3,13 @@
 import pytest
 import torch
 
-from hf_robattr.attribution import Saliency, prepare_inputs
-from hf_robattr.attribution.inputs import forward_logits, frozen_eval, twice_differentiable_attention
+from hf_robattr.attribution import (
+    Saliency,
+    forward_logits,
+    frozen_eval,
+    prepare_inputs,
+    twice_differentiable_attention,
+)
 from hf_robattr.robustness import ATTACKS, AttackProblem, RobustnessConfig, get_attack, topk_intersection
 from hf_robattr.robustness.perturbations import ball_radius
 

@@ -10,8 +10,8 @@ import torch
 from scipy import stats
 from tiny_models import tiny_robattr_vit
 
+from hf_robattr.attribution import prepare_inputs
 from hf_robattr.attribution.attention import forward_with_attentions
-from hf_robattr.attribution.inputs import prepare_inputs
 from hf_robattr.study.measure import _pool_to_patches, preconditions, robustness, value_key
 from hf_robattr.study.pool import EvalPool
 from hf_robattr.study.protocol import ArmProtocol

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from training_helpers import regularizer_gradient
 
-from hf_robattr.attribution.inputs import twice_differentiable_attention
+from hf_robattr.attribution import twice_differentiable_attention
 from hf_robattr.training import (
     CurvatureRegularizer,
     GradientNormRegularizer,

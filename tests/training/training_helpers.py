@@ -4,7 +4,7 @@ import torch
 from datasets import Dataset
 from transformers import default_data_collator
 
-from hf_robattr.attribution.inputs import twice_differentiable_attention
+from hf_robattr.attribution import twice_differentiable_attention
 from hf_robattr.training import RobAttrTrainer, RobAttrTrainingArguments
 
 
