@@ -96,20 +96,24 @@ def test_k_is_a_fraction_below_one_and_a_count_from_one(k, expected):
     assert value == expected and type(value) is type(expected)
 
 
+# Every kind of field away from its default: tuples, strings, numbers, a range, nested method options.
+CUSTOM = RobustnessConfig(
+    methods=("saliency", "integrated_gradients"),
+    measures=("spearman", "max_sensitivity"),
+    attack="mass_center",
+    epsilon=0.3,
+    norm="l2",
+    step_size=0.05,
+    k=7,
+    input_range=(-1.0, 1.0),
+    method_kwargs={"integrated_gradients": {"n_steps": 8}},
+    smoothing_beta=2.0,
+    seed=9,
+)
+
+
 def test_json_round_trip_keeps_tuples_and_types():
-    config = RobustnessConfig(
-        methods=("saliency", "integrated_gradients"),
-        measures=("spearman", "max_sensitivity"),
-        attack="mass_center",
-        epsilon=0.3,
-        norm="l2",
-        step_size=0.05,
-        k=7,
-        input_range=(-1.0, 1.0),
-        method_kwargs={"integrated_gradients": {"n_steps": 8}},
-        smoothing_beta=2.0,
-        seed=9,
-    )
+    config = CUSTOM
     text = config.to_json()
     assert json.loads(text)["methods"] == ["saliency", "integrated_gradients"]
     again = RobustnessConfig.from_json(text)
@@ -183,27 +187,22 @@ def test_flags_parse_into_the_config():
     (arguments,) = parser.parse_args_into_dataclasses(
         [
             "--robustness_methods", "saliency", "integrated_gradients",
-            "--robustness_measures", "spearman",
-            "--robustness_attack", "random",
-            "--robustness_epsilon", "0.2",
-            "--robustness_k", "5",
+            "--robustness_measures", "spearman", "max_sensitivity",
+            "--robustness_attack", "mass_center",
+            "--robustness_epsilon", "0.3",
+            "--robustness_norm", "l2",
+            "--robustness_step_size", "0.05",
+            "--robustness_k", "7",
             "--robustness_input_range", "-1", "1",
-            "--robustness_method_kwargs", '{"integrated_gradients": {"n_steps": 4}}',
-            "--robustness_seed", "3",
+            "--robustness_method_kwargs", '{"integrated_gradients": {"n_steps": 8}}',
+            "--robustness_smoothing_beta", "2",
+            "--robustness_seed", "9",
         ]
     )  # fmt: skip
-    expected = RobustnessConfig(
-        methods=("saliency", "integrated_gradients"),
-        measures="spearman",
-        attack="random",
-        epsilon=0.2,
-        k=5,
-        input_range=(-1, 1),
-        method_kwargs={"integrated_gradients": {"n_steps": 4}},
-        seed=3,
-    )
-    assert arguments.to_config() == expected
-    assert RobustnessArguments.from_config(expected).to_config() == expected
+    assert arguments.to_config() == CUSTOM
+    assert RobustnessArguments.from_config(CUSTOM).to_config() == CUSTOM
+    single = parser.parse_args_into_dataclasses(["--robustness_measures", "spearman"])[0].to_config()
+    assert single.measures == ("spearman",)
 
 
 def test_a_bad_flag_fails_at_parse_time(capsys, tmp_path):
