@@ -18,7 +18,7 @@ import logging
 
 from transformers import HfArgumentParser
 
-from hf_robattr.hub import defer_hub_push, publish_run
+from hf_robattr.hub import defer_hub_push, publish_run_result
 from hf_robattr.robustness import RobustnessArguments
 from hf_robattr.training import (
     ImageDataArguments,
@@ -47,16 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     run = run_pipeline(model_args, data_args, training_args, robustness_args.to_config())
 
-    if run.is_main_process:
-        publish_run(
-            training_args.output_dir,
-            model=run.model,
-            inputs=run.data.sample_inputs(),
-            repo_id=training_args.hub_model_id,
-            push=push,
-            token=training_args.hub_token,
-            private=training_args.hub_private_repo,
-        )
+    publish_run_result(run, training_args, push)
     finish_run(run.trainer)
     return run.results
 

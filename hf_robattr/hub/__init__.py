@@ -5,7 +5,7 @@ from .card import build_model_card, save_model_card, template_path
 from .card_data import RobAttrModelCardData
 from .explained import ExplainedExamples, explain_examples
 from .pictures import plot_training_curves
-from .publish import defer_hub_push, publish_run
+from .publish import defer_hub_push, publish_run, publish_run_result
 from .push import HubPushError, check_output_dir, push_to_hub
 from .render import attribution_figure, plot_attribution_maps
 
@@ -23,6 +23,7 @@ __all__ = [
     "plot_attribution_maps",
     "plot_training_curves",
     "publish_run",
+    "publish_run_result",
     "push_to_hub",
     "save_model_card",
     "template_path",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..training import RunResult
 from .card import save_model_card
 from .push import push_to_hub
 
@@ -14,7 +15,8 @@ def defer_hub_push(args: Any) -> bool:
 
     With ``push_to_hub=True`` a ``Trainer`` creates the repo when it is built (so an offline run fails before
     training), uploads every checkpoint, and replaces ``README.md`` with its generic card. Call this on the
-    training arguments before building the ``Trainer``, then :func:`publish_run` once the run folder is complete.
+    training arguments before building the ``Trainer``, then :func:`publish_run` (or
+    :func:`publish_run_result`) once the run folder is complete.
     """
     requested = bool(getattr(args, "push_to_hub", False))
     if requested and not getattr(args, "hub_model_id", None):
@@ -57,3 +59,24 @@ def publish_run(
     if push:
         push_to_hub(output_dir, repo_id, token=token, private=private)
     return card
+
+
+def publish_run_result(run: RunResult, args: Any, push: bool, *, tokenizer: Any = None) -> Path | None:
+    """:func:`publish_run` for a finished :func:`~hf_robattr.training.run_pipeline` run, on the main process only.
+
+    The card's pictures explain a few test inputs of ``run``; ``args`` (the training arguments) give the output
+    folder and the Hub settings (``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); ``push`` is what
+    :func:`defer_hub_push` returned. Returns the card's path (``None`` on the other processes).
+    """
+    if not run.is_main_process:
+        return None
+    return publish_run(
+        args.output_dir,
+        model=run.model,
+        inputs=run.data.sample_inputs(),
+        tokenizer=tokenizer,
+        repo_id=args.hub_model_id,
+        push=push,
+        token=args.hub_token,
+        private=args.hub_private_repo,
+    )

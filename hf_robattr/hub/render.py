@@ -249,36 +249,14 @@ def figure_to_image(figure: Any) -> Any:
     return Image.open(buffer).convert("RGB")
 
 
-def plot_attribution_maps(
-    clean_maps: Any,
-    attacked_maps: Any,
-    path: str | Path,
-    *,
-    images: Any = None,
-    attacked_images: Any = None,
-    tokens: Sequence[Sequence[str]] | None = None,
-    row_labels: Sequence[str] | None = None,
-    title: str | None = None,
-) -> Path:
+def plot_attribution_maps(clean_maps: Any, attacked_maps: Any, path: str | Path, **figure_options: Any) -> Path:
     """Draw attribution maps with :func:`attribution_figure` and write them as a PNG at ``path``.
 
     Args:
         clean_maps: ``[N, H, W]`` (images) or ``[N, T]`` (text) maps on the clean inputs.
         attacked_maps: the maps on the attacked inputs, same shape.
         path: the PNG to write.
-        images: optional ``[N, C, H, W]`` clean inputs, drawn in the first column.
-        attacked_images: optional attacked inputs, drawn before the attacked map.
-        tokens: for text maps, the tokens of each example.
-        row_labels: a caption per example.
-        title: the figure title.
+        **figure_options: :func:`attribution_figure`'s keyword arguments (``images``, ``attacked_images``,
+            ``tokens``, ``row_labels``, ``title``).
     """
-    figure = attribution_figure(
-        clean_maps,
-        attacked_maps,
-        images=images,
-        attacked_images=attacked_images,
-        tokens=tokens,
-        row_labels=row_labels,
-        title=title,
-    )
-    return save_figure(figure, path)
+    return save_figure(attribution_figure(clean_maps, attacked_maps, **figure_options), path)
