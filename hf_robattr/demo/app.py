@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..attribution import ATTRIBUTION_METHODS
+from ..robustness import ATTACKS, NORMS
 from .explain import PAGE_SETTINGS, explain, summary_markdown, token_highlights
 from .loading import IMAGE, TEXT, DemoInputError, DemoModel, DemoModelError, load_demo_model
 
@@ -55,10 +57,6 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
 
 
 def _choices() -> dict[str, list[str]]:
-    from ..attribution import ATTRIBUTION_METHODS
-    from ..robustness import ATTACKS
-    from ..robustness.perturbations import NORMS
-
     return {"method": sorted(ATTRIBUTION_METHODS), "attack": sorted(ATTACKS), "norm": list(NORMS)}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 
+from ..data import ImageClassificationTransform
 from .loading import IMAGE, DemoInputError, DemoModel
 
 
@@ -44,8 +45,6 @@ def open_image(value: Any) -> Any:
 
 def image_inputs(demo_model: DemoModel, value: Any) -> tuple[torch.Tensor, list[str]]:
     """Pixel values ``[1, C, H, W]`` for ``demo_model`` from an image file, and notes for the page (resizing)."""
-    from ..data import ImageClassificationTransform
-
     image = open_image(value)
     config = demo_model.model.config
     size, channels = int(config.image_size), int(config.num_channels)

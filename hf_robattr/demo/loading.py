@@ -10,7 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import snapshot_download
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+)
 
+from .. import models  # noqa: F401 - registers the kernel-attention models with the Auto classes
+from ..data import EMBEDDED_DATASETS, load_embedded_dataset
 from ..hub.card_data import RESULTS_FILE, RobAttrModelCardData, _is_repo_id
 from ..hub.push import missing_model_files
 from ..robustness import RobustnessConfig
@@ -86,7 +96,6 @@ def _folder_of(source: str | Path) -> tuple[Path, str]:
         return path, path.resolve().name
     if not _is_repo_id(str(source)):
         raise DemoModelError(f"MODEL={str(source)!r} is neither an existing folder nor a Hub model id ('ORG/NAME').")
-    from huggingface_hub import snapshot_download
 
     try:
         folder = snapshot_download(str(source), allow_patterns=_HUB_FILES)
@@ -109,16 +118,6 @@ def _is_image_config(config: Any) -> bool:
 
 
 def _load(folder: Path, source: str | Path) -> tuple[torch.nn.Module, str, Any, Any]:
-    from transformers import (
-        AutoConfig,
-        AutoImageProcessor,
-        AutoModelForImageClassification,
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
-
-    import hf_robattr.models  # noqa: F401 - registers the kernel-attention models with the Auto classes
-
     try:  # never trust_remote_code: the demo runs no code from the folder
         config = AutoConfig.from_pretrained(folder)
         kind = IMAGE if _is_image_config(config) else TEXT
@@ -173,8 +172,6 @@ def _folder_examples(folder: Path, kind: str) -> list[str]:
 def _dataset_examples(dataset: dict[str, Any], kind: str) -> list[str]:
     """A few test examples of the run's embedded dataset (offline); images are cached as PNG files, so later
     starts skip building the dataset."""
-    from ..data import EMBEDDED_DATASETS
-
     name = dataset.get("name")
     if name not in EMBEDDED_DATASETS:
         return []
@@ -194,8 +191,6 @@ def _dataset_examples(dataset: dict[str, Any], kind: str) -> list[str]:
 
 def _embedded_test_examples(name: str, kind: str) -> list[Any]:
     """The first test examples of an embedded dataset: PIL images or sentences."""
-    from ..data import load_embedded_dataset
-
     split = load_embedded_dataset(name)["test"]
     rows = split.select(range(min(MAX_EXAMPLES, len(split))))
     column = "image" if kind == IMAGE else next((c for c in ("sentence", "text") if c in rows.column_names), None)
