@@ -10,11 +10,10 @@ from .configuration_robattr_common import RobAttrConfigMixin
 class RobAttrBertConfig(RobAttrConfigMixin, BertConfig):
     r"""BERT configuration with a switchable attention (``model_type="robattr-bert"``).
 
-    Every ``BertConfig`` argument is accepted; the attention fields of
-    :class:`~.configuration_robattr_common.RobAttrConfigMixin` (``attention_type``, ``kernel_feature_map``,
-    ``kernel_num_features``, ``kernel_seed``, ``kernel_redraw_interval``, ``kernel_eps``, ``kernel_shared_qk_map``)
-    are added, saved in ``config.json`` and validated whenever they are set. Kernel attention is encoder-only:
-    ``is_decoder`` and ``add_cross_attention`` must stay False with ``attention_type="kernel"``.
+    Every ``BertConfig`` argument is accepted, plus the attention fields of
+    :class:`~.configuration_robattr_common.RobAttrConfigMixin` (saved in ``config.json``, validated whenever set).
+    Kernel attention is encoder-only: ``is_decoder`` and ``add_cross_attention`` must stay False with
+    ``attention_type="kernel"``.
     """
 
     model_type = "robattr-bert"

@@ -10,10 +10,8 @@ from .configuration_robattr_common import RobAttrConfigMixin
 class RobAttrViTConfig(RobAttrConfigMixin, ViTConfig):
     r"""ViT configuration with a switchable attention (``model_type="robattr-vit"``).
 
-    Every ``ViTConfig`` argument is accepted; the attention fields of
-    :class:`~.configuration_robattr_common.RobAttrConfigMixin` (``attention_type``, ``kernel_feature_map``,
-    ``kernel_num_features``, ``kernel_seed``, ``kernel_redraw_interval``, ``kernel_eps``, ``kernel_shared_qk_map``)
-    are added, saved in ``config.json`` and validated whenever they are set.
+    Every ``ViTConfig`` argument is accepted, plus the attention fields of
+    :class:`~.configuration_robattr_common.RobAttrConfigMixin` (saved in ``config.json``, validated whenever set).
     """
 
     model_type = "robattr-vit"
