@@ -9,6 +9,7 @@ from .analysis import MEASURE_SIGNS, SLOPE_MEASURES, Analysis
 from .claims import ClaimTest
 from .measure import value_key
 from .stats import MeanCI, Slope, mean_ci
+from .summaries import sgd_runs
 
 
 __all__ = [
@@ -157,8 +158,7 @@ def level_table(analysis: Analysis) -> list[str]:
         if protocol.model != "vit":
             continue
         for attention in grid.attention_types:
-            sgd = [r for r in analysis.runs if r.usable and r.arm == protocol.arm and r.attention_type == attention
-                   and r.regime == "sgd"]  # fmt: skip
+            sgd = sgd_runs(analysis.runs, protocol.arm, attention)
             if not sgd:
                 continue
             cells = []
@@ -178,11 +178,7 @@ def epsilon_table(analysis: Analysis) -> list[str]:
     rows = []
     for protocol, grid in analysis.settings.arms:
         for attention in grid.attention_types:
-            sgd = [
-                r
-                for r in analysis.runs
-                if r.usable and r.arm == protocol.arm and r.attention_type == attention and r.regime == "sgd"
-            ]
+            sgd = sgd_runs(analysis.runs, protocol.arm, attention)
             if not sgd:
                 continue
             for method in protocol.sweep_methods:
