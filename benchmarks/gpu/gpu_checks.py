@@ -65,11 +65,6 @@ class Setup:
         return {"OMP_NUM_THREADS": str(count), "MKL_NUM_THREADS": str(count)}
 
 
-def supports_device(script: Path) -> bool:
-    """Whether a benchmark script has a ``--device`` option yet (requested in /work/coord/requests/scale.md)."""
-    return '"--device"' in script.read_text()
-
-
 def free_port() -> str:
     """A free TCP port for one ``accelerate launch`` rendezvous (each concurrent launch gets its own)."""
     with socket.socket() as probe:
@@ -104,9 +99,6 @@ def scoring(setup: Setup) -> Check:
         setup.limit(150, 300),
         exclusive=True,
     )
-    if setup.gpu and not supports_device(script):
-        check.not_run = f"not measured on the GPU: {script.name} has no --device option yet"
-        return check
     sizes = (
         ["--device", "cuda", "--batch", "16", "--repeats", "3"] if setup.gpu else ["--batch", "2", "--repeats", "1"]
     )
@@ -125,9 +117,6 @@ def attention(setup: Setup) -> Check:
         setup.limit(120, 300),
         exclusive=True,
     )
-    if setup.gpu and not supports_device(script):
-        check.not_run = f"not measured on the GPU: {script.name} has no --device option yet"
-        return check
     sizes = ["--lengths", *map(str, lengths)]
     extra = (
         ["--device", "cuda", "--min-seconds", "0.2"] if setup.gpu else ["--model-tokens", "0", "--min-seconds", "0.01"]
