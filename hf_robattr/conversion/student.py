@@ -101,7 +101,8 @@ def build_model_pair(
     base = {k: v for k, v in model.config.to_dict().items() if not k.startswith("kernel_")}
     base.pop("attention_type", None)
     teacher_config = config_class.from_dict({**base, "attention_type": "softmax"})
-    student_fields = {"attention_type": "kernel", "kernel_feature_map": feature_map}
+    # Separate query and key maps (Hedgehog): a config without the field would load as the legacy shared map.
+    student_fields = {"attention_type": "kernel", "kernel_feature_map": feature_map, "kernel_shared_qk_map": False}
     if num_features is not None:
         student_fields["kernel_num_features"] = num_features
     if kernel_eps is not None:

@@ -99,3 +99,8 @@ def test_the_users_model_is_not_changed(teachers, text_ids):
     assert all(torch.equal(before[name], after[name]) for name in before)
     assert model.config.model_type == "bert" and result.model.config.attention_type == "kernel"
     assert result.model.config.kernel_feature_map == "hedgehog" and not result.model.training
+    # a plain BERT config has no kernel fields: the student still gets separate query and key maps (Hedgehog), not
+    # the single map that old kernel configs without the field load as
+    assert result.model.config.kernel_shared_qk_map is False
+    maps = {n.rsplit(".", 1)[-1] for n, _ in result.model.named_parameters() if ".feature_map." in n}
+    assert maps == {"query_weight", "query_bias", "key_weight", "key_bias"}
