@@ -42,7 +42,7 @@ class ConversionConfig:
     batch_size: int = _help("Global batch size (split evenly across processes).", 32)
     max_length: int = _help("Longest text, in tokens, when texts are tokenized for the conversion.", 64)
 
-    transfer_steps: int = _help("Stage 1 (attention transfer) optimizer steps; 0 skips the stage.", 1500)
+    transfer_steps: int = _help("Stage 1 (attention transfer) optimizer steps; 0 skips the stage.", 1000)
     transfer_learning_rate: float = _help("Stage 1 learning rate (AdamW).", 1e-2)
     transfer_qk_lora_rank: int | None = _help(
         "Rank of the query/key LoRA adapters trained in stage 1; 0 = none; None = none for hedgehog, "
@@ -59,7 +59,7 @@ class ConversionConfig:
     )
 
     recovery: str = _help(f"Stage 2 (recovery): one of {list(RECOVERY_MODES)}.", "lora")
-    recovery_steps: int = _help("Stage 2 optimizer steps; 0 skips the stage.", 300)
+    recovery_steps: int = _help("Stage 2 optimizer steps; 0 skips the stage.", 800)
     recovery_learning_rate: float | None = _help("Stage 2 learning rate; None: 1e-3 for lora, 2e-5 for full.")
     recovery_batch_size: int | None = _help("Stage 2 global batch size; None: batch_size / 2.")
     lora_rank: int = _help("Rank of the stage 2 LoRA adapters.", 16)
