@@ -5,6 +5,7 @@ import copy
 import os
 
 import pytest
+import torch
 from tiny_models import tiny_bert, tiny_vit
 
 
@@ -13,6 +14,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Code under test may set torch's intra-op thread count (study workers run in-process in some tests); a later
+    test's float reductions must not depend on which tests ran before it."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
