@@ -44,7 +44,8 @@ class ConversionDataArguments:
         default=None,
         metadata={
             "help": "Conversion data: 'english_prose' (offline English text, the default for BERT), an embedded image "
-            "set ('synthetic_images' or 'digits'), a local folder/file or a Hub dataset id. ViT default: the data set "
+            "set ('synthetic_images' or 'digits'), a local folder, a local data file (.csv, .tsv, .json, .jsonl, .txt: one text "
+            "per line, .parquet) or a Hub dataset id. ViT default: the data set "
             "of the teacher's hf_robattr training run (its results.json), else 'synthetic_images'."
         },
     )

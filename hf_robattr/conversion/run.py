@@ -133,8 +133,31 @@ def _splits(args: ConversionDataArguments, family: str, seed: int, teacher: dict
     if name in EMBEDDED_DATASETS:
         options = {"num_examples": teacher["num_examples"]} if name == default and teacher.get("num_examples") else {}
         return name, load_embedded_dataset(name, seed=seed, **options)
-    raw = load_dataset(name, args.dataset_config_name)
+    raw = _load_local_file(name) if Path(name).is_file() else load_dataset(name, args.dataset_config_name)
     return name, raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
+
+
+# ``datasets`` builders of single local files, by suffix (a folder or a Hub id goes to ``load_dataset`` as is).
+_FILE_BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".txt": "text",
+    ".parquet": "parquet",
+}
+
+
+def _load_local_file(path: str) -> DatasetDict:
+    """One local data file as a ``train`` split (a ``.txt`` file: one text per line, column ``text``)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FILE_BUILDERS:
+        raise ValueError(
+            f"--dataset_name {path} is a file of an unknown kind; a data file must end with one of "
+            f"{sorted(_FILE_BUILDERS)} (or pass a folder, a Hub id, 'english_prose' or an embedded image set)."
+        )
+    options = {"delimiter": "\t"} if suffix == ".tsv" else {}
+    return load_dataset(_FILE_BUILDERS[suffix], data_files={"train": path}, **options)
 
 
 def _train_and_eval(args: ConversionDataArguments, splits: DatasetDict, seed: int) -> tuple[Dataset, Dataset, str]:

@@ -51,6 +51,30 @@ def test_bert_on_offline_english_prose(recipe, bert_checkpoint, tmp_path):
         recipe.main(["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
 
 
+@pytest.mark.parametrize("kind", ["folder", "csv", "txt"])
+def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
+    """--dataset_name takes a local folder (any column name that reads as text) or a single data file; the held-out
+    part is carved out of train when the data has no test split."""
+    texts = [f"the sea is {word} and it is on the {word}" for word in ("a", "of", "to", "in", "that") * 16]
+    if kind == "folder":
+        data = tmp_path / "texts"
+        data.mkdir()
+        (data / "train.jsonl").write_text("".join(json.dumps({"sentence": t}) + "\n" for t in texts))
+    elif kind == "csv":
+        data = tmp_path / "texts.csv"
+        data.write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)))
+    else:
+        data = tmp_path / "texts.txt"
+        data.write_text("\n".join(texts))
+    out = tmp_path / "out"
+    recipe.main(["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(out), "--dataset_name", str(data),
+                 *QUICK_FLAGS])  # fmt: skip
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["data"]["dataset"] == str(data) and saved["data"]["eval_dataset"] == f"{data} [train (held out)]"
+    assert saved["data"]["num_examples"] == 48 and saved["data"]["num_eval_examples"] == 8
+    assert str(data) in (out / "README.md").read_text()
+
+
 def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
     checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
     out = tmp_path / "out"
@@ -71,10 +95,14 @@ def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
         (["--max_train_samples", "0"], "--max_train_samples must be a positive int"),
         (["--push_to_hub", "true"], "--push_to_hub needs --hub_model_id"),
         (["--text_column", "body"], "--text_column='body' is not a column"),
+        (["--dataset_name", "__FILE__.xlsx"], r"is a file of an unknown kind; a data file must end with one of"),
     ],
 )
 def test_bad_flags_fail_before_any_training(recipe, bert_checkpoint, tmp_path, monkeypatch, flags, message):
     monkeypatch.setattr("transformers.Trainer.train", lambda *a, **k: pytest.fail("training started"))
+    if "__FILE__.xlsx" in flags:
+        (tmp_path / "texts.xlsx").write_bytes(b"not a spreadsheet")
+        flags = [str(tmp_path / "texts.xlsx") if flag == "__FILE__.xlsx" else flag for flag in flags]
     with pytest.raises(ValueError, match=message):
         recipe.main(
             ["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(tmp_path), *QUICK_FLAGS, *flags]
