@@ -51,7 +51,7 @@ def test_bert_on_offline_english_prose(recipe, bert_checkpoint, tmp_path):
         recipe.main(["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
 
 
-@pytest.mark.parametrize("kind", ["folder", "csv", "txt"])
+@pytest.mark.parametrize("kind", ["folder", "txt"])
 def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
     """--dataset_name takes a local folder (any column name that reads as text) or a single data file; the held-out
     part is carved out of train when the data has no test split."""
@@ -60,9 +60,6 @@ def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
         data = tmp_path / "texts"
         data.mkdir()
         (data / "train.jsonl").write_text("".join(json.dumps({"sentence": t}) + "\n" for t in texts))
-    elif kind == "csv":
-        data = tmp_path / "texts.csv"
-        data.write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)))
     else:
         data = tmp_path / "texts.txt"
         data.write_text("\n".join(texts))
