@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from timing_options import add_timing_options, apply_timing_options
 from torch import nn
 
 
@@ -76,9 +77,6 @@ def synchronized(step: Callable[[], None], device: torch.device) -> Callable[[],
         torch.cuda.synchronize(device)
 
     return run
-
-
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def fastest_seconds(
@@ -251,25 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--min-seconds", type=float, default=1.0, help="keep timing a configuration at least this long"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="wall time, or this process's CPU time (with --threads 1: robust to other load on a shared CPU)",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N); on cuda the clock is wall time")
+    add_timing_options(parser)
     parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.device.split(":")[0] not in ("cpu", "cuda"):
-        parser.error(f"--device must be cpu or cuda (cuda:N), got {args.device!r}")
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch sees no CUDA device on this machine")
-    if device.type == "cuda" and args.clock != "wall":
-        parser.error("--clock cpu measures this process's CPU time, not GPU work: use --clock wall with --device cuda")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    clock, device = apply_timing_options(parser, args)
 
     steps = benchmark_steps(args)
     if args.memory_only:
@@ -279,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in steps.items():
         # The whole model is slow at 16k tokens; two runs are enough there.
         repeats = 2 if name.startswith("vit") else 3
-        seconds[name] = fastest_seconds(make(), args.min_seconds, min_repeats=repeats, clock=CLOCKS[args.clock])
+        seconds[name] = fastest_seconds(make(), args.min_seconds, min_repeats=repeats, clock=clock)
         print(f"timed {name}", file=sys.stderr, flush=True)
     if device.type == "cuda":
         peaks = {name: cuda_peak_memory_mib(make()) for name, make in steps.items()}

@@ -45,6 +45,7 @@ import quantus  # noqa: E402
 from captum.attr import Saliency as CaptumSaliency  # noqa: E402
 from captum.metrics import sensitivity_max  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
+from timing_options import CLOCKS, add_timing_options, apply_timing_options  # noqa: E402
 from transformers import ViTConfig, ViTForImageClassification  # noqa: E402
 
 from hf_robattr.attribution import Saliency, prepare_inputs  # noqa: E402
@@ -90,7 +91,6 @@ def build(batch: int, image_size: int) -> tuple[nn.Module, torch.Tensor, torch.T
     return model, x, targets
 
 
-CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 CLOCK = CLOCKS["wall"]
 
 
@@ -376,22 +376,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=400, help="perturbed examples per forward pass in the core")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model and data live")
     parser.add_argument("--sharding", action="store_true", help="time 1 vs 2 gloo processes instead (CPU)")
     parser.add_argument("--shard-examples", type=int, default=64, help="examples scored by --sharding")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="wall time, or this process's CPU time (steadier when other jobs share the CPU; use with --threads 1)",
-    )
+    add_timing_options(parser)
     args = parser.parse_args()
     global CLOCK, DEVICE
-    CLOCK = CLOCKS[args.clock]
-    DEVICE = torch.device(args.device)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    CLOCK, DEVICE = apply_timing_options(parser, args)
     if args.sharding:
         print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n")
         print("\n".join(sharding_table(args.shard_examples, args.repeats)))

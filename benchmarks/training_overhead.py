@@ -30,13 +30,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from timing_options import add_timing_options, apply_timing_options
 from transformers import Trainer, default_data_collator
 from transformers.utils import logging as hf_logging
 
@@ -255,9 +255,6 @@ def make_reference(name: str, batch: dict) -> Callable[[], None]:
     return step
 
 
-CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
-
-
 def time_per_step(step: Callable[[], None], steps: int, clock: Callable[[], float]) -> float:
     start = clock()
     for _ in range(steps):
@@ -270,17 +267,10 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3, help="Round-robin repeats; the fastest is kept.")
     parser.add_argument("--steps", type=int, default=3, help="Timed steps per repeat (after one warm-up step).")
-    parser.add_argument(
-        "--clock",
-        choices=sorted(CLOCKS),
-        default="wall",
-        help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, robust to a shared CPU).",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice).")
+    add_timing_options(parser, device=False)
     cli = parser.parse_args()
+    clock, _ = apply_timing_options(parser, cli)
     hf_logging.set_verbosity_error()
-    if cli.threads is not None:
-        torch.set_num_threads(cli.threads)
 
     generator = torch.Generator().manual_seed(0)
     batch = {
@@ -297,7 +287,7 @@ def main() -> None:
         best = dict.fromkeys(steps, float("inf"))
         for _ in range(cli.repeats):
             for name, step in steps.items():
-                best[name] = min(best[name], time_per_step(step, cli.steps, CLOCKS[cli.clock]))
+                best[name] = min(best[name], time_per_step(step, cli.steps, clock))
 
     base = best[CASES[0].name]
     print(f"Tiny ViT (32x32, patch 4, hidden 64, 2 layers), batch {cli.batch_size}, CPU, "
