@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from .analysis import MEASURE_SIGNS, SLOPE_MEASURES, Analysis
 from .claims import ClaimTest
@@ -14,6 +15,7 @@ from .summaries import sgd_runs
 
 __all__ = [
     "claim_table",
+    "column_table",
     "comparison_tables",
     "curvature_table",
     "decomposition_table",
@@ -25,6 +27,12 @@ __all__ = [
     "table",
 ]
 
+Columns = Sequence[tuple[str, Callable[[Any], str]]]
+"""A table's columns: each header with the function that turns one row's item into that column's cell."""
+
+MODEL_COLUMNS: Columns = (("arm", lambda c: c.arm), ("attention", lambda c: c.attention_type))
+"""The columns that name the model of a row (its study arm and attention type) and lead most tables."""
+
 SIGN_WORDS = {1: "higher = more robust", -1: "higher = less robust"}
 
 
@@ -34,6 +42,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
         return ["_(no rows)_", ""]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
+
+
+def column_table(columns: Columns, items: Iterable[Any]) -> list[str]:
+    """A :func:`table` with one row per item: each column is its header beside the function that fills its cell."""
+    return table([header for header, _ in columns], [[cell(item) for _, cell in columns] for item in items])
 
 
 def number(value: float, digits: int = 3, sign: bool = False) -> str:
@@ -59,66 +72,46 @@ def slope_text(slope: Slope, digits: int = 4) -> str:
     )
 
 
+def _claim_power(c: ClaimTest) -> str:
+    extra = f"; TOST power {number(c.power_equivalence, 2)}" if c.claim == 2 else ""
+    return f"{number(c.power, 2)}{extra}"
+
+
+CLAIM_COLUMNS: Columns = (
+    ("claim", lambda c: str(c.claim)),
+    ("model", lambda c: c.model),
+    ("method", lambda c: c.method),
+    ("verdict", lambda c: f"**{c.verdict}**"),
+    (
+        "slope per doubling of lr/B [95% CI]",
+        lambda c: f"{number(c.estimate, 4, True)} [{number(c.ci[0], 4, True)}, {number(c.ci[1], 4, True)}]",
+    ),
+    ("p (Holm)", lambda c: p_value(c.p)),
+    ("power at the margin", _claim_power),
+    ("runs", lambda c: str(c.n)),
+)
+
+
 def claim_table(claims: Sequence[ClaimTest]) -> list[str]:
     """One row per claim test."""
-    rows = []
-    for c in claims:
-        extra = f"; TOST power {number(c.power_equivalence, 2)}" if c.claim == 2 else ""
-        rows.append(
-            [
-                str(c.claim),
-                c.model,
-                c.method,
-                f"**{c.verdict}**",
-                f"{number(c.estimate, 4, True)} [{number(c.ci[0], 4, True)}, {number(c.ci[1], 4, True)}]",
-                p_value(c.p),
-                f"{number(c.power, 2)}{extra}",
-                str(c.n),
-            ]
-        )
-    header = [
-        "claim",
-        "model",
-        "method",
-        "verdict",
-        "slope per doubling of lr/B [95% CI]",
-        "p (Holm)",
-        "power at the margin",
-        "runs",
-    ]
-    return table(header, rows)
+    return column_table(CLAIM_COLUMNS, claims)
+
+
+PRECONDITION_COLUMNS: Columns = (
+    *MODEL_COLUMNS,
+    ("cell", lambda c: c.label),
+    ("[CLS] entropy / log N", lambda c: c.cls_entropy_ratio.format(3)),
+    ("[CLS] coeff. of variation", lambda c: c.cls_cv.format(3)),
+    ("evidence recall (raw attention)", lambda c: c.evidence_recall.format(3)),
+    ("chance", lambda c: number(c.evidence_chance, 3)),
+    ("degenerate runs", lambda c: f"{c.degenerate_runs}/{c.ok}"),
+    ("degenerate cell", lambda c: "**yes**" if c.degenerate else "no"),
+)
 
 
 def precondition_table(analysis: Analysis) -> list[str]:
     """Attention preconditions per cell (main runs)."""
-    rows = []
-    for c in analysis.cells:
-        chance = number(c.evidence_chance, 3)
-        rows.append(
-            [
-                c.arm,
-                c.attention_type,
-                c.label,
-                c.cls_entropy_ratio.format(3),
-                c.cls_cv.format(3),
-                c.evidence_recall.format(3),
-                chance,
-                f"{c.degenerate_runs}/{c.ok}",
-                "**yes**" if c.degenerate else "no",
-            ]
-        )
-    header = [
-        "arm",
-        "attention",
-        "cell",
-        "[CLS] entropy / log N",
-        "[CLS] coeff. of variation",
-        "evidence recall (raw attention)",
-        "chance",
-        "degenerate runs",
-        "degenerate cell",
-    ]
-    return table(header, rows)
+    return column_table(PRECONDITION_COLUMNS, analysis.cells)
 
 
 def method_slope_table(analysis: Analysis) -> list[str]:
@@ -274,31 +267,18 @@ def saturation_table(analysis: Analysis) -> list[str]:
     return table(header, rows)
 
 
+CURVATURE_COLUMNS: Columns = (
+    *MODEL_COLUMNS,
+    ("quantity", lambda c: c.quantity),
+    ("mean [95% CI]", lambda c: c.mean.format(2)),
+    ("slope on log2(lr/B)", lambda c: slope_text(c.slope, 3)),
+    ("runs", lambda c: str(c.runs)),
+    ("trace rel. stderr (median)", lambda c: number(c.rel_stderr_median, 3)),
+    ("(max)", lambda c: number(c.rel_stderr_max, 3)),
+    ("runs with rel. stderr <= 10%", lambda c: f"{c.within_target}/{c.runs}"),
+)
+
+
 def curvature_table(analysis: Analysis) -> list[str]:
     """Hessian trace and top eigenvalue along lr/B."""
-    rows = [
-        [
-            c.arm,
-            c.attention_type,
-            c.quantity,
-            c.mean.format(2),
-            slope_text(c.slope, 3),
-            str(c.runs),
-            number(c.rel_stderr_median, 3),
-            number(c.rel_stderr_max, 3),
-            f"{c.within_target}/{c.runs}",
-        ]
-        for c in analysis.curvature
-    ]
-    header = [
-        "arm",
-        "attention",
-        "quantity",
-        "mean [95% CI]",
-        "slope on log2(lr/B)",
-        "runs",
-        "trace rel. stderr (median)",
-        "(max)",
-        "runs with rel. stderr <= 10%",
-    ]
-    return table(header, rows)
+    return column_table(CURVATURE_COLUMNS, analysis.curvature)

@@ -14,6 +14,7 @@ from hf_robattr.study.grid import baseline_specs, sweep_specs
 from hf_robattr.study.measure import value_key
 from hf_robattr.study.prepare import StartPoint
 from hf_robattr.study.report_files import render_from_results, write_report
+from hf_robattr.study.report_tables import column_table
 from hf_robattr.study.results import load_results
 from hf_robattr.study.sweep import choose_weights
 
@@ -134,3 +135,16 @@ def test_report_states_verdicts_rules_and_signs(study):
         "![preconditions.png](preconditions.png)",
     ):
         assert text in report, text
+
+
+def test_column_table_puts_each_cell_under_its_header():
+    columns = (("name", lambda item: item[0]), ("double", lambda item: str(2 * item[1])))
+    assert column_table(columns, [("a", 1), ("b", 4)]) == [
+        "| name | double |",
+        "|---|---|",
+        "| a | 2 |",
+        "| b | 8 |",
+        "",
+    ]
+    assert column_table(columns, []) == ["_(no rows)_", ""]
+    assert column_table(columns, iter([("c", 0)]))[2] == "| c | 0 |"  # any iterable of items
