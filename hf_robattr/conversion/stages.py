@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 from transformers import PreTrainedModel, TrainingArguments, set_seed
 
@@ -18,7 +20,7 @@ from hf_robattr.models import KernelFeatureMap
 from .config import ConversionConfig
 from .inputs import ExampleDataset, PaddingCollator
 from .recovery import RecoveryTrainer
-from .transfer import AttentionTransferTrainer
+from .transfer import AttentionTransferTrainer, DistillationTrainer
 
 
 __all__ = ["ENCODER_LINEAR_MODULES", "QUERY_KEY_MODULES", "StageRecord", "run_attention_transfer", "run_recovery"]
@@ -101,6 +103,28 @@ def _lora(student: PreTrainedModel, rank: int, alpha: float | None, targets: Any
     return get_peft_model(student, config)
 
 
+def _fit(
+    trainer: Callable[..., DistillationTrainer],
+    trained: nn.Module,
+    examples: list[dict[str, torch.Tensor]],
+    config: ConversionConfig,
+    pad_token_id: int,
+    arguments: dict[str, Any],
+) -> tuple[PreTrainedModel, StageRecord]:
+    """Train ``trained`` (its parameters that have ``requires_grad``) on ``examples``: ``trainer`` builds the stage's
+    ``Trainer`` from ``student``, ``args``, ``train_dataset`` and ``data_collator`` (a stage trainer class with its
+    other options bound); ``arguments`` are :func:`training_arguments`'s stage keywords (``steps``, ``learning_rate``,
+    ``batch_size``, ...). Returns the student (LoRA adapters merged), frozen and in eval mode, and the stage's record.
+    """
+    record = StageRecord()
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = training_arguments(config, output_dir=output_dir, **arguments)
+        dataset, collator = ExampleDataset(examples), PaddingCollator(pad_token_id)
+        _train(trainer(student=trained, args=args, train_dataset=dataset, data_collator=collator), record, trained)
+    student = trained.merge_and_unload() if isinstance(trained, PeftModel) else trained
+    return student.requires_grad_(False).eval(), record
+
+
 def run_attention_transfer(
     student: PreTrainedModel,
     teacher: PreTrainedModel,
@@ -112,33 +136,20 @@ def run_attention_transfer(
     cache_teacher_inputs: bool,
 ) -> tuple[PreTrainedModel, StageRecord]:
     """Stage 1: train the feature maps (and query/key adapters, merged afterwards); return the student and its record."""
-    record = StageRecord()
     set_seed(config.seed)
     student.requires_grad_(False)
     rank = config.effective_qk_lora_rank
     trained = _lora(student, rank, None, QUERY_KEY_MODULES[family]) if rank else student
     for parameter in _feature_map_parameters(trained):
         parameter.requires_grad_(True)
-    with tempfile.TemporaryDirectory() as output_dir:
-        args = training_arguments(
-            config,
-            steps=config.transfer_steps,
-            learning_rate=config.transfer_learning_rate,
-            batch_size=config.batch_size,
-            output_dir=output_dir,
-        )
-        trainer = AttentionTransferTrainer(
-            student=trained,
-            teacher=teacher,
-            output_weight=config.transfer_output_weight,
-            cache_teacher_inputs=cache_teacher_inputs,
-            args=args,
-            train_dataset=ExampleDataset(examples),
-            data_collator=PaddingCollator(pad_token_id),
-        )
-        _train(trainer, record, trained)
-    student = trained.merge_and_unload() if rank else trained
-    return student.requires_grad_(False).eval(), record
+    objective = {"output_weight": config.transfer_output_weight, "cache_teacher_inputs": cache_teacher_inputs}
+    trainer = partial(AttentionTransferTrainer, teacher=teacher, objective=objective)
+    arguments = {
+        "steps": config.transfer_steps,
+        "learning_rate": config.transfer_learning_rate,
+        "batch_size": config.batch_size,
+    }
+    return _fit(trainer, trained, examples, config, pad_token_id, arguments)
 
 
 def run_recovery(
@@ -152,7 +163,6 @@ def run_recovery(
     pad_token_id: int,
 ) -> tuple[PreTrainedModel, StageRecord]:
     """Stage 2: LoRA (merged afterwards) or full fine-tuning on the output-matching objective."""
-    record = StageRecord()
     set_seed(config.seed)
     student.requires_grad_(False)
     if config.recovery == "lora":
@@ -167,26 +177,12 @@ def run_recovery(
         "task_loss_weight": config.task_loss_weight if has_labels else 0.0,
         "temperature": config.distillation_temperature,
     }
-    with tempfile.TemporaryDirectory() as output_dir:
-        args = training_arguments(
-            config,
-            steps=config.recovery_steps,
-            learning_rate=config.effective_recovery_learning_rate,
-            batch_size=config.effective_recovery_batch_size,
-            output_dir=output_dir,
-            # full fine-tuning also holds weights the objective never reaches (e.g. a base model's pooler)
-            ddp_find_unused_parameters=config.recovery == "full",
-        )
-        trainer = RecoveryTrainer(
-            student=trained,
-            teacher=teacher,
-            family=family,
-            task=task,
-            objective=objective,
-            args=args,
-            train_dataset=ExampleDataset(examples),
-            data_collator=PaddingCollator(pad_token_id),
-        )
-        _train(trainer, record, trained)
-    student = trained.merge_and_unload() if config.recovery == "lora" else trained
-    return student.requires_grad_(False).eval(), record
+    trainer = partial(RecoveryTrainer, teacher=teacher, family=family, task=task, objective=objective)
+    arguments = {
+        "steps": config.recovery_steps,
+        "learning_rate": config.effective_recovery_learning_rate,
+        "batch_size": config.effective_recovery_batch_size,
+        # full fine-tuning also holds weights the objective never reaches (e.g. a base model's pooler)
+        "ddp_find_unused_parameters": config.recovery == "full",
+    }
+    return _fit(trainer, trained, examples, config, pad_token_id, arguments)

@@ -206,20 +206,12 @@ class DistillationTrainer(Trainer):
 class AttentionTransferTrainer(DistillationTrainer):
     """Stage 1 ``Trainer``: trains ``student``'s feature maps (and any adapters it carries) against ``teacher``.
 
-    The student's trainable parameters are whatever has ``requires_grad`` when it is passed in.
+    ``objective`` holds :class:`AttentionTransferModel`'s keyword options (``output_weight``, ``cache_teacher_inputs``,
+    ``shared_projections``; omitted ones keep that class's defaults). The student's trainable parameters are whatever
+    has ``requires_grad`` when it is passed in.
     """
 
-    def __init__(
-        self,
-        *,
-        student: nn.Module,
-        teacher: nn.Module,
-        output_weight: float = 0.0,
-        cache_teacher_inputs: bool = False,
-        **trainer_kwargs,
-    ):
-        module = AttentionTransferModel(
-            student, teacher, output_weight=output_weight, cache_teacher_inputs=cache_teacher_inputs
-        )
-        super().__init__(model=module, **trainer_kwargs)
+    def __init__(self, *, student: nn.Module, teacher: nn.Module, objective: dict | None = None, **kwargs):
+        module = AttentionTransferModel(student, teacher, **(objective or {}))
+        super().__init__(model=module, **kwargs)
         teacher.to(self.args.device)

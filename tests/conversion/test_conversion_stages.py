@@ -4,8 +4,9 @@ fidelity; the layer-local loss equals a naive computation from transformers' own
 import pytest
 import torch
 from conversion_helpers import QUICK
+from transformers import TrainingArguments
 
-from hf_robattr.conversion import convert_to_kernel
+from hf_robattr.conversion import AttentionTransferTrainer, convert_to_kernel
 from hf_robattr.conversion.inputs import ExampleDataset, PaddingCollator, to_examples
 from hf_robattr.conversion.losses import attention_kl
 from hf_robattr.conversion.student import build_model_pair
@@ -112,3 +113,21 @@ def test_task_loss_uses_labels(teachers, images):
         **{**QUICK, "transfer_steps": 0, "recovery": "none"},
     ).fidelity["plain_swap"]  # fmt: skip
     assert {"teacher_accuracy", "student_accuracy", "accuracy_drop"} <= set(fidelity)
+
+
+def test_attention_transfer_trainer_builds_its_model_from_the_objective_options(teachers, tmp_path):
+    """``objective`` holds ``AttentionTransferModel``'s keyword options; omitted, the model's own defaults apply."""
+    pair = build_model_pair(teachers["bert"], feature_map="hedgehog")
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", disable_tqdm=True)
+
+    def options(model):
+        return model.output_weight, model.cache_teacher_inputs, model.shares_projections
+
+    objective = {"output_weight": 0.5, "cache_teacher_inputs": True, "shared_projections": False}
+    trainer = AttentionTransferTrainer(student=pair.student, teacher=pair.teacher, objective=objective, args=args)
+    assert isinstance(trainer.model, AttentionTransferModel) and trainer.model.student is pair.student
+    assert options(trainer.model) == (0.5, True, False)
+    default = AttentionTransferTrainer(student=pair.student, teacher=pair.teacher, args=args)
+    assert options(default.model) == options(AttentionTransferModel(pair.student, pair.teacher))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temperature'"):
+        AttentionTransferTrainer(student=pair.student, teacher=pair.teacher, objective={"temperature": 2.0}, args=args)
