@@ -15,6 +15,7 @@ from transformers import PreTrainedModel
 from .config import ConversionConfig
 from .fidelity import measure_fidelity
 from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
+from .saving import save_conversion
 from .stages import StageRecord, run_attention_transfer, run_recovery
 from .student import build_model_pair, check_convertible, model_family
 
@@ -74,8 +75,6 @@ class ConversionResult:
     def save_pretrained(self, output_dir: str | Path, **kwargs: Any) -> Path:
         """Write the Hub folder (model + code, ``results.json``, ``README.md``); see
         :func:`~hf_robattr.conversion.save_conversion`."""
-        from .saving import save_conversion
-
         return save_conversion(self, output_dir, **kwargs)
 
 

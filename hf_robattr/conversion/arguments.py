@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .prose import PROSE_SOURCES
+
 
 __all__ = ["MODEL_TASKS", "ConversionDataArguments", "ConversionModelArguments", "ConversionOutputArguments"]
 
@@ -82,8 +84,6 @@ class ConversionDataArguments:
     max_eval_samples: int | None = field(default=512, metadata={"help": "Measure fidelity on at most this many."})
 
     def __post_init__(self) -> None:
-        from .prose import PROSE_SOURCES
-
         unknown = [source for source in self.prose_sources or () if source not in PROSE_SOURCES]
         if unknown:
             raise ValueError(f"--prose_sources must name sources among {list(PROSE_SOURCES)}, got {unknown}.")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import PartialState
 from datasets import Dataset, DatasetDict, load_dataset
 from transformers import (
     AutoConfig,
@@ -20,6 +21,7 @@ from transformers import (
     PreTrainedModel,
 )
 
+import hf_robattr.models  # noqa: F401  (RobAttr checkpoints load through the Auto classes)
 from hf_robattr.data import (
     EMBEDDED_DATASETS,
     IMAGE_COLUMN_CANDIDATES,
@@ -74,8 +76,6 @@ def load_teacher(args: ConversionModelArguments) -> tuple[PreTrainedModel, Any, 
     """The softmax checkpoint (with the head ``--model_task`` names), its tokenizer or image processor (None when
     an image checkpoint has none) and its family (``"bert"`` / ``"vit"``). Fails before loading any weights for a
     model type other than ViT/BERT or a kernel checkpoint."""
-    import hf_robattr.models  # noqa: F401  (RobAttr checkpoints load through the Auto classes)
-
     config = AutoConfig.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
     family = _FAMILIES.get(config.model_type)
     if family is None:
@@ -268,8 +268,6 @@ def run_conversion(
     output_args: ConversionOutputArguments,
 ) -> ConversionResult:
     """Load, convert, and (on the main process) save the Hub folder and push it when asked; return the result."""
-    from accelerate import PartialState
-
     check_conversion_output_dir(output_args)
     model, processor, family = load_teacher(model_args)
     train, evaluation, info = load_conversion_data(
