@@ -16,7 +16,7 @@ from .config import ConversionConfig
 from .fidelity import measure_fidelity
 from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
 from .saving import save_conversion
-from .stages import StageRecord, run_attention_transfer, run_recovery
+from .stages import StageInputs, StageRecord, run_attention_transfer, run_recovery
 from .student import build_model_pair, check_convertible, model_family
 
 
@@ -197,24 +197,17 @@ def convert_to_kernel(
 
     measure = {"family": family, "task": pair.task, "batch_size": config.eval_batch_size, "pad_token_id": pad_token_id}
     _measure(result, "plain_swap", eval_examples, **measure)
+    stage_inputs = StageInputs(pair.teacher, examples, config, family, pair.task, pad_token_id)
     if config.runs_transfer:
         cache = config.cache_teacher_inputs
         if cache is None:
             cache = _cache_fits(pair.teacher, examples)
         result.model, result.stages["attention_transfer"] = run_attention_transfer(
-            result.model,
-            pair.teacher,
-            examples,
-            config,
-            family=family,
-            pad_token_id=pad_token_id,
-            cache_teacher_inputs=cache,
+            result.model, stage_inputs, cache_teacher_inputs=cache
         )
         _measure(result, "attention_transfer", eval_examples, **measure)
     if config.runs_recovery:
-        result.model, result.stages["recovery"] = run_recovery(
-            result.model, pair.teacher, examples, config, family=family, task=pair.task, pad_token_id=pad_token_id
-        )
+        result.model, result.stages["recovery"] = run_recovery(result.model, stage_inputs)
         _measure(result, "recovery", eval_examples, **measure)
     result.model.eval()
     return result

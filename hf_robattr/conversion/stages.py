@@ -23,7 +23,14 @@ from .recovery import RecoveryTrainer
 from .transfer import AttentionTransferTrainer, DistillationTrainer
 
 
-__all__ = ["ENCODER_LINEAR_MODULES", "QUERY_KEY_MODULES", "StageRecord", "run_attention_transfer", "run_recovery"]
+__all__ = [
+    "ENCODER_LINEAR_MODULES",
+    "QUERY_KEY_MODULES",
+    "StageInputs",
+    "StageRecord",
+    "run_attention_transfer",
+    "run_recovery",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,20 @@ class StageRecord:
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0
     log_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StageInputs:
+    """What both stages train from: the frozen softmax ``teacher``, the training ``examples`` (tokenized or pixel
+    tensors, with ``labels`` when the data has them), the ``config``, and the pair's ``family`` (``"bert"`` /
+    ``"vit"``), ``task`` (the teacher's head) and ``pad_token_id`` (for batching text)."""
+
+    teacher: PreTrainedModel
+    examples: list[dict[str, torch.Tensor]]
+    config: ConversionConfig
+    family: str
+    task: str
+    pad_token_id: int
 
 
 def training_arguments(
@@ -104,80 +125,66 @@ def _lora(student: PreTrainedModel, rank: int, alpha: float | None, targets: Any
 
 
 def _fit(
-    trainer: Callable[..., DistillationTrainer],
-    trained: nn.Module,
-    examples: list[dict[str, torch.Tensor]],
-    config: ConversionConfig,
-    pad_token_id: int,
-    arguments: dict[str, Any],
+    trainer: Callable[..., DistillationTrainer], trained: nn.Module, inputs: StageInputs, arguments: dict[str, Any]
 ) -> tuple[PreTrainedModel, StageRecord]:
-    """Train ``trained`` (its parameters that have ``requires_grad``) on ``examples``: ``trainer`` builds the stage's
-    ``Trainer`` from ``student``, ``args``, ``train_dataset`` and ``data_collator`` (a stage trainer class with its
-    other options bound); ``arguments`` are :func:`training_arguments`'s stage keywords (``steps``, ``learning_rate``,
-    ``batch_size``, ...). Returns the student (LoRA adapters merged), frozen and in eval mode, and the stage's record.
+    """Train ``trained`` (its parameters that have ``requires_grad``) on ``inputs.examples``: ``trainer`` builds the
+    stage's ``Trainer`` from ``student``, ``args``, ``train_dataset`` and ``data_collator`` (a stage trainer class
+    with its other options bound); ``arguments`` are :func:`training_arguments`'s stage keywords (``steps``,
+    ``learning_rate``, ``batch_size``, ...). Returns the student (LoRA adapters merged), frozen and in eval mode, and
+    the stage's record.
     """
     record = StageRecord()
     with tempfile.TemporaryDirectory() as output_dir:
-        args = training_arguments(config, output_dir=output_dir, **arguments)
-        dataset, collator = ExampleDataset(examples), PaddingCollator(pad_token_id)
+        args = training_arguments(inputs.config, output_dir=output_dir, **arguments)
+        dataset, collator = ExampleDataset(inputs.examples), PaddingCollator(inputs.pad_token_id)
         _train(trainer(student=trained, args=args, train_dataset=dataset, data_collator=collator), record, trained)
     student = trained.merge_and_unload() if isinstance(trained, PeftModel) else trained
     return student.requires_grad_(False).eval(), record
 
 
 def run_attention_transfer(
-    student: PreTrainedModel,
-    teacher: PreTrainedModel,
-    examples: list[dict[str, torch.Tensor]],
-    config: ConversionConfig,
-    *,
-    family: str,
-    pad_token_id: int,
-    cache_teacher_inputs: bool,
+    student: PreTrainedModel, inputs: StageInputs, *, cache_teacher_inputs: bool
 ) -> tuple[PreTrainedModel, StageRecord]:
-    """Stage 1: train the feature maps (and query/key adapters, merged afterwards); return the student and its record."""
+    """Stage 1: train the feature maps (and query/key adapters, merged afterwards); return the student and its record.
+    ``cache_teacher_inputs`` keeps the teacher's per-layer attention inputs after their first computation."""
+    config = inputs.config
     set_seed(config.seed)
     student.requires_grad_(False)
     rank = config.effective_qk_lora_rank
-    trained = _lora(student, rank, None, QUERY_KEY_MODULES[family]) if rank else student
+    trained = _lora(student, rank, None, QUERY_KEY_MODULES[inputs.family]) if rank else student
     for parameter in _feature_map_parameters(trained):
         parameter.requires_grad_(True)
     objective = {"output_weight": config.transfer_output_weight, "cache_teacher_inputs": cache_teacher_inputs}
-    trainer = partial(AttentionTransferTrainer, teacher=teacher, objective=objective)
+    trainer = partial(AttentionTransferTrainer, teacher=inputs.teacher, objective=objective)
     arguments = {
         "steps": config.transfer_steps,
         "learning_rate": config.transfer_learning_rate,
         "batch_size": config.batch_size,
     }
-    return _fit(trainer, trained, examples, config, pad_token_id, arguments)
+    return _fit(trainer, trained, inputs, arguments)
 
 
-def run_recovery(
-    student: PreTrainedModel,
-    teacher: PreTrainedModel,
-    examples: list[dict[str, torch.Tensor]],
-    config: ConversionConfig,
-    *,
-    family: str,
-    task: str,
-    pad_token_id: int,
-) -> tuple[PreTrainedModel, StageRecord]:
-    """Stage 2: LoRA (merged afterwards) or full fine-tuning on the output-matching objective."""
+def run_recovery(student: PreTrainedModel, inputs: StageInputs) -> tuple[PreTrainedModel, StageRecord]:
+    """Stage 2: LoRA (merged afterwards) or full fine-tuning on the output-matching objective; return the student and
+    its record."""
+    config = inputs.config
     set_seed(config.seed)
     student.requires_grad_(False)
     if config.recovery == "lora":
-        targets = config.lora_target_modules or ENCODER_LINEAR_MODULES[family]
+        targets = config.lora_target_modules or ENCODER_LINEAR_MODULES[inputs.family]
         trained = _lora(student, config.lora_rank, config.lora_alpha, targets)
     else:
         trained = student.requires_grad_(True)
-    has_labels = "labels" in examples[0]
+    has_labels = "labels" in inputs.examples[0]
     objective = {
         "output_weight": config.output_weight,
         "hidden_state_weight": config.hidden_state_weight,
         "task_loss_weight": config.task_loss_weight if has_labels else 0.0,
         "temperature": config.distillation_temperature,
     }
-    trainer = partial(RecoveryTrainer, teacher=teacher, family=family, task=task, objective=objective)
+    trainer = partial(
+        RecoveryTrainer, teacher=inputs.teacher, family=inputs.family, task=inputs.task, objective=objective
+    )
     arguments = {
         "steps": config.recovery_steps,
         "learning_rate": config.effective_recovery_learning_rate,
@@ -185,4 +192,4 @@ def run_recovery(
         # full fine-tuning also holds weights the objective never reaches (e.g. a base model's pooler)
         "ddp_find_unused_parameters": config.recovery == "full",
     }
-    return _fit(trainer, trained, examples, config, pad_token_id, arguments)
+    return _fit(trainer, trained, inputs, arguments)
