@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from .summaries import CellSummary, EvalSet, RunSummary, cell_summaries, models_
 from .sweep import SweepChoice, choose_weights
 
 
-__all__ = ["MEASURE_SIGNS", "Analysis", "analyse"]
+__all__ = ["MEASURE_SIGNS", "Analysis", "analyse", "reanalyse"]
 
 # +1: higher = more robust; -1: higher = less robust (or: the attack did more).
 MEASURE_SIGNS = {
@@ -189,14 +190,17 @@ def _decompositions(settings, runs) -> list[Decomposition]:
     return rows
 
 
+def _degenerate_cells(cells: list[CellSummary]) -> set[tuple]:
+    return {
+        (c.arm, c.attention_type, c.learning_rate, c.batch_size) for c in cells if c.degenerate and c.regime == "sgd"
+    }
+
+
 def analyse(records: list[dict], settings: StudySettings, *, expected_runs: int) -> Analysis:
     """The analysis of the stored ``records`` of a study whose grid has ``expected_runs`` runs."""
     runs, eval_sets = run_summaries(records, settings)
     cells = cell_summaries(runs)
-    degenerate = {
-        (c.arm, c.attention_type, c.learning_rate, c.batch_size) for c in cells if c.degenerate and c.regime == "sgd"
-    }
-    claims, interactions = _claims(settings, runs, degenerate)
+    claims, interactions = _claims(settings, runs, _degenerate_cells(cells))
     comparison_rows, costs = comparisons(settings, runs, cells)
     main = [r for r in runs if r.role == "main"]
     return Analysis(
@@ -217,4 +221,19 @@ def analyse(records: list[dict], settings: StudySettings, *, expected_runs: int)
         sweeps=choose_weights(records, settings),
         saturation=saturation(settings, main),
         curvature=curvature(settings, main),
+    )
+
+
+def reanalyse(analysis: Analysis) -> Analysis:
+    """``analysis`` with its claim tests, interactions, slopes and decompositions decided again from its own run
+    summaries by the current rules (e.g. an ``Analysis`` loaded from a ``results.json`` written by older code);
+    for an analysis made by the current code, an equal one."""
+    runs, main = analysis.runs, [r for r in analysis.runs if r.role == "main"]
+    claims, interactions = _claims(analysis.settings, runs, _degenerate_cells(analysis.cells))
+    return dataclasses.replace(
+        analysis,
+        claims=claims,
+        interactions=interactions,
+        slopes=_slopes(analysis.settings, main),
+        decompositions=_decompositions(analysis.settings, main),
     )

@@ -19,6 +19,12 @@ correction runs over the methods of one claim and model, separately for each kin
   *contradicted* when not supported and either is shown to be below ``margin`` (one-sided at ``alpha / 2`` each,
   Holm: at most ``alpha`` when both are truly >= ``margin``).
 
+A **degenerate** slope (:attr:`~.stats.Slope.degenerate`: the measure does not vary within any seed, or its runs lie
+exactly on a line, so the standard error is 0 and every p-value would be 0) is not tested: its verdict is
+*inconclusive* with that reason (:attr:`ClaimTest.degenerate`), and it stays in its Holm family as a test that does
+not reject (p = 1), so that no other verdict gets stronger. For claim 3 a method is untested when either attention
+type's slope is degenerate.
+
 Everything else is *inconclusive*, reported with its power: the probability that the test would detect a slope
 of ``margin`` (two-sided, at the Bonferroni level ``alpha / m``; claim 3: the product of the interaction's and the
 kernel slope's, a lower bound as the two estimates are positively correlated), and for claim 2 the probability
@@ -74,6 +80,18 @@ class ClaimTest:
     slope: Slope | None = None
     reference_slope: Slope | None = None
 
+    @property
+    def degenerate(self) -> str:
+        """Why the test was not run on the runs there are: ``"no variation"`` or ``"no residual variation"`` (see
+        :attr:`~.stats.Slope.degenerate`; claim 3: ``"... in the kernel runs"`` / ``"... in the softmax runs"``);
+        ``""`` when it was run (or lacked runs)."""
+        if self.claim != 3:
+            return self.slope.degenerate if self.slope is not None else ""
+        for name, slope in (("kernel", self.slope), ("softmax", self.reference_slope)):
+            if slope is not None and slope.degenerate:
+                return f"{slope.degenerate} in the {name} runs"
+        return ""
+
 
 @dataclass(frozen=True)
 class Interaction:
@@ -87,6 +105,14 @@ class Interaction:
     p: float
     kernel: Slope
     softmax: Slope
+
+
+def _holm(p_values: list[float], untested: list[bool]) -> list[float]:
+    """Holm over a claim's family of methods, where an untested (degenerate) method counts as a test that does not
+    reject (p = 1): the family keeps its pre-registered size, so no other verdict gets stronger. The untested
+    methods' own adjusted p-values are NaN."""
+    adjusted = holm([1.0 if skip else p for p, skip in zip(p_values, untested)])
+    return [math.nan if skip else p for p, skip in zip(adjusted, untested)]
 
 
 def _power(slope: Slope, margin: float, alpha: float, tests: int) -> float:
@@ -119,8 +145,9 @@ def claim_1_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 1 for one model: one :class:`ClaimTest` per gradient method in ``slopes``."""
-    rises = holm([slope.p_value for slope in slopes.values()])
-    small = holm([slope.p_below(margin) for slope in slopes.values()])
+    untested = [bool(slope.degenerate) for slope in slopes.values()]
+    rises = _holm([slope.p_value for slope in slopes.values()], untested)
+    small = _holm([slope.p_below(margin) for slope in slopes.values()], untested)
 
     def decide(i: int, slope: Slope) -> tuple[str, float, dict[str, Any]]:
         if rises[i] < alpha and slope.estimate > 0:
@@ -137,8 +164,9 @@ def claim_2_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 2 for one softmax model: one :class:`ClaimTest` per attention method in ``slopes``."""
-    equivalent = holm([slope.p_equivalent(margin) for slope in slopes.values()])
-    rises = holm([slope.p_value for slope in slopes.values()])
+    untested = [bool(slope.degenerate) for slope in slopes.values()]
+    equivalent = _holm([slope.p_equivalent(margin) for slope in slopes.values()], untested)
+    rises = _holm([slope.p_value for slope in slopes.values()], untested)
 
     def decide(i: int, slope: Slope) -> tuple[str, float, dict[str, Any]]:
         extra = {"power_equivalence": power_tost(margin, slope.stderr, slope.df, alpha / max(len(slopes), 1))}
@@ -165,20 +193,23 @@ def claim_3_tests(
     present in both ``kernel`` and ``softmax``."""
     methods = [m for m in kernel if m in softmax]
     differences = {m: slope_difference(kernel[m], softmax[m]) for m in methods}
-    interaction_rises = holm([differences[m].p_value for m in methods])
-    kernel_rises = holm([kernel[m].p_value for m in methods])
-    interaction_small = holm([differences[m].p_below(margin) for m in methods])
-    kernel_small = holm([kernel[m].p_below(margin) for m in methods])
+    # a method with a degenerate slope on either side is not tested
+    untested = [bool(kernel[m].degenerate or softmax[m].degenerate) for m in methods]
+    interaction_rises = _holm([differences[m].p_value for m in methods], untested)
+    kernel_rises = _holm([kernel[m].p_value for m in methods], untested)
+    interaction_small = _holm([differences[m].p_below(margin) for m in methods], untested)
+    kernel_small = _holm([kernel[m].p_below(margin) for m in methods], untested)
     tests, interactions = [], []
     for i, method in enumerate(methods):
         difference, slope = differences[method], kernel[method]
         both_rise = (
             interaction_rises[i] < alpha and difference.estimate > 0 and kernel_rises[i] < alpha and slope.estimate > 0
         )
+        shown_small = [q for q in (interaction_small[i], kernel_small[i]) if q < alpha / 2]
         if both_rise:
             verdict, p = "supported", max(interaction_rises[i], kernel_rises[i])
-        elif min(interaction_small[i], kernel_small[i]) < alpha / 2:
-            verdict, p = "contradicted", min(interaction_small[i], kernel_small[i])
+        elif shown_small:
+            verdict, p = "contradicted", min(shown_small)
         else:
             verdict, p = "inconclusive", max(interaction_rises[i], kernel_rises[i])
         tests.append(

@@ -24,6 +24,7 @@ from .report_tables import (
     table,
 )
 from .results import EVAL_SET_RULE
+from .stats import RESOLUTION
 
 
 __all__ = ["CLAIMS", "render_report"]
@@ -35,9 +36,22 @@ CLAIMS = {
 }
 
 
+def _untested(test: ClaimTest) -> str:
+    """The clause of a test that was not run because its slope is degenerate: the reason and the slope(s)."""
+    if test.claim == 3:
+        slopes = f"kernel slope {number(test.slope.estimate, 4, True)}, softmax slope "
+        slopes += number(test.reference_slope.estimate, 4, True)
+    else:
+        slopes = f"slope {number(test.estimate, 4, True)}"
+    return f"{test.verdict} for {test.method} ({test.degenerate}, so no test: {slopes}; {test.n} runs)"
+
+
 def _claim_sentence(claim: int, model: str, tests: Sequence[ClaimTest]) -> str:
     parts = []
     for test in tests:
+        if test.degenerate:
+            parts.append(_untested(test))
+            continue
         numbers = f"{number(test.estimate, 4, True)} [{number(test.ci[0], 4, True)}, {number(test.ci[1], 4, True)}]"
         text = f"{test.verdict} for {test.method} ({numbers}, p = {p_value(test.p)}"
         if test.verdict == "inconclusive":
@@ -106,6 +120,12 @@ def _rules(analysis: Analysis) -> list[str]:
         "- Claim 3 (attention methods, kernel vs softmax of one arm): *supported* when the interaction and the kernel "
         "slope are both positive and significant (Holm, intersection-union); *contradicted* when not supported and "
         f"either is shown to be below the margin (one-sided at {s.alpha / 2:g} each); else *inconclusive*.",
+        "- Degenerate measure (added after the first cpu runs, where four runs falling exactly on a line gave "
+        "p = 2e-16): a slope whose runs do not vary within any seed (*no variation*) or lie exactly on a line (*no "
+        "residual variation*: standard error 0, so every p-value would be 0) is not tested. Its verdict is "
+        "*inconclusive* with that reason, and it counts in its Holm family as a test that does not reject; claim 3 "
+        "is untested for a method when either attention type's slope is degenerate. Values equal to a relative "
+        f"{RESOLUTION:g} count as equal (the measures are means of float32 scores).",
         f"- Degenerate attention: a run whose [CLS]-row coefficient of variation is below {s.min_cls_cv:g}, or whose "
         f"raw-attention evidence recall is less than {s.min_recall_gain:g} above chance; a cell is degenerate when "
         "most of its usable runs are. Degenerate cells are reported and left out of claims 2 and 3.",

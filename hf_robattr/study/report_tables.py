@@ -62,7 +62,9 @@ def p_value(value: float) -> str:
 
 
 def slope_text(slope: Slope, digits: int = 4) -> str:
-    """``+0.0123 [+0.0040, +0.0206], p = 0.004``."""
+    """``+0.0123 [+0.0040, +0.0206], p = 0.004``; ``+0.0000 (no variation, n = 4)`` for a degenerate slope."""
+    if slope.degenerate:
+        return f"{number(slope.estimate, digits, True)} ({slope.degenerate}, n = {slope.n})"
     if not slope.valid:
         return f"n/a (n = {slope.n})"
     low, high = slope.ci()
@@ -81,7 +83,7 @@ CLAIM_COLUMNS: Columns = (
     ("claim", lambda c: str(c.claim)),
     ("model", lambda c: c.model),
     ("method", lambda c: c.method),
-    ("verdict", lambda c: f"**{c.verdict}**"),
+    ("verdict", lambda c: f"**{c.verdict}**" + (f" ({c.degenerate})" if c.degenerate else "")),
     (
         "slope per doubling of lr/B [95% CI]",
         lambda c: f"{number(c.estimate, 4, True)} [{number(c.ci[0], 4, True)}, {number(c.ci[1], 4, True)}]",

@@ -8,6 +8,14 @@ interval, equivalence test (two one-sided tests, TOST) and power figure follows 
 
 Every function drops pairs with a non-finite member and returns NaN fields where too few values remain, instead of
 raising: a cell whose runs all diverged still gets a row in the report.
+
+A fit with nothing to estimate its noise from is **degenerate** (:attr:`Slope.degenerate`) and gets no test: values
+that do not vary within any block (*no variation*: slope 0), or that lie exactly on a line (*no residual variation*:
+the residual variance, and with it the standard error, is 0, which would make every p-value 0). The study's
+measures are means over a few hundred examples of discrete scores (a top-k intersection moves in steps of
+``1 / (examples x k)``) stored from float32, so four runs can fall exactly on a line up to float32 rounding; values
+that agree to a relative :data:`RESOLUTION` count as equal. Such a slope keeps its estimate, has standard error 0,
+and is not :attr:`~Slope.valid`: its interval, p-values and power are NaN.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from scipy import stats
 
 
 __all__ = [
+    "RESOLUTION",
     "BlockFit",
     "Difference",
     "MeanCI",
@@ -36,6 +45,10 @@ __all__ = [
 ]
 
 NAN = float("nan")
+
+RESOLUTION = 1e-6
+"""Relative precision below which values count as equal (residuals as zero): the measures are means of float32
+scores, whose relative precision is about 6e-8."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,15 @@ class Slope:
     def valid(self) -> bool:
         """Whether the estimate has a finite standard error and at least one degree of freedom."""
         return math.isfinite(self.estimate) and math.isfinite(self.stderr) and self.stderr > 0 and self.df >= 1
+
+    @property
+    def degenerate(self) -> str:
+        """Why a slope that was estimated cannot be tested: ``"no variation"`` (the values do not vary within any
+        block; the estimate is 0) or ``"no residual variation"`` (they lie exactly on a line: standard error 0);
+        ``""`` for a testable slope, or one without an estimate."""
+        if not (math.isfinite(self.estimate) and self.stderr == 0 and self.df >= 1):
+            return ""
+        return "no variation" if self.estimate == 0 else "no residual variation"
 
     def ci(self, confidence: float = 0.95) -> tuple[float, float]:
         """Two-sided t interval."""
@@ -179,7 +201,9 @@ def block_slope(x: Sequence[float], y: Sequence[float], blocks: Sequence[Hashabl
 
     Equivalent to the slope of the within-block deviations of ``y`` on those of ``x``, with ``n - blocks - 1``
     residual degrees of freedom. Pairs with a non-finite member are dropped; NaN fields when fewer than
-    ``blocks + 2`` observations remain or ``x`` does not vary within any block.
+    ``blocks + 2`` observations remain or ``x`` does not vary within any block. A degenerate fit (see the module
+    docstring) has standard error 0: estimate 0 when ``y`` does not vary within any block, the least-squares
+    estimate when the residuals vanish (both to a relative :data:`RESOLUTION` of ``max |y|``).
     """
     if not len(x) == len(y) == len(blocks):
         raise ValueError(f"`x`, `y` and `blocks` must have the same length, got {len(x)}, {len(y)}, {len(blocks)}.")
@@ -199,8 +223,13 @@ def block_slope(x: Sequence[float], y: Sequence[float], blocks: Sequence[Hashabl
     sxx = float(x_dev @ x_dev)
     if sxx <= 1e-12 * max(1.0, float(xs @ xs)):
         return Slope(NAN, NAN, df, n, len(levels))
+    tolerance = RESOLUTION * float(np.abs(ys).max())
+    if float(np.abs(y_dev).max()) <= tolerance:
+        return Slope(0.0, 0.0, float(df), n, len(levels))
     estimate = float(x_dev @ y_dev) / sxx
     residual = y_dev - estimate * x_dev
+    if math.sqrt(float(residual @ residual) / n) <= tolerance:
+        return Slope(estimate, 0.0, float(df), n, len(levels))
     variance = float(residual @ residual) / df
     return Slope(estimate, math.sqrt(variance / sxx), float(df), n, len(levels))
 
@@ -229,7 +258,9 @@ class BlockFit:
 
 def block_regression(columns: Sequence[Sequence[float]], y: Sequence[float], blocks: Sequence[Hashable]) -> BlockFit:
     """Least squares of ``y`` on the regressors ``columns`` with one intercept per block (rows with a non-finite
-    value dropped); NaN coefficients when the design is rank deficient or leaves no residual degree of freedom."""
+    value dropped); NaN coefficients when the design is rank deficient or leaves no residual degree of freedom. A
+    degenerate fit (as in :func:`block_slope`) has covariance 0, so its contrasts are degenerate slopes: coefficients
+    0 when ``y`` does not vary within any block."""
     k = len(columns)
     data = np.asarray([[NAN if v is None else v for v in column] for column in columns], dtype=float).reshape(k, -1)
     ys = np.asarray([NAN if v is None else v for v in y], dtype=float)
@@ -249,7 +280,14 @@ def block_regression(columns: Sequence[Sequence[float]], y: Sequence[float], blo
         return nan_fit
     beta, *_ = np.linalg.lstsq(design, ys[keep], rcond=None)
     residual = ys[keep] - design @ beta
-    covariance = float(residual @ residual) / df * np.linalg.inv(design.T @ design)
+    tolerance = RESOLUTION * float(np.abs(ys[keep]).max())
+    deviation = ys[keep] - (np.bincount(index, ys[keep]) / np.bincount(index))[index]
+    if float(np.abs(deviation).max()) <= tolerance:
+        beta[:k] = 0.0
+    variance = float(residual @ residual) / df
+    if math.sqrt(float(residual @ residual) / n) <= tolerance:
+        variance = 0.0
+    covariance = variance * np.linalg.inv(design.T @ design)
     return BlockFit(
         tuple(float(b) for b in beta[:k]),
         tuple(tuple(float(c) for c in row[:k]) for row in covariance[:k]),

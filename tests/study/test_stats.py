@@ -117,6 +117,51 @@ def test_block_slope_degenerate_inputs_give_nan():
     assert dropped.n == 3 and not block_slope([], [], []).valid
 
 
+# log2(lr/B) of the cpu ViT arm's 2x2 grid (lr 0.05, 0.2; B 8, 128) and the top-k intersections of its four kernel
+# runs (seed 0) under rollout: 294, 293, 292 and 291 of 558 top-k slots (93 examples x k = 6), stored from float32.
+CPU_X = np.log2(np.array([0.05 / 128, 0.2 / 128, 0.05 / 8, 0.2 / 8]))
+CPU_KERNEL_ROLLOUT = [0.526881732126718, 0.5250896188200161, 0.5232975040712664, 0.5215053893225168]
+
+
+def test_runs_on_an_exact_line_are_degenerate_not_significant():
+    # the four stored values lie on a line up to float32 rounding: ordinary least squares gives a standard error of
+    # ~1e-10 and p ~ 1e-16 on 2 degrees of freedom; that is no evidence, so the slope is flagged and not tested
+    assert np.ptp(np.diff(np.asarray(CPU_KERNEL_ROLLOUT) * 558)) < 1e-6
+    ols = stats.linregress(CPU_X, CPU_KERNEL_ROLLOUT)
+    assert 0 < ols.stderr < 1e-9 and ols.pvalue < 1e-12
+    slope = block_slope(CPU_X, CPU_KERNEL_ROLLOUT, [0] * 4)
+    assert slope.estimate == pytest.approx(ols.slope) and slope.estimate == pytest.approx(-0.5 / 558)
+    assert slope.stderr == 0 and not slope.valid and slope.degenerate == "no residual variation"
+    assert all(math.isnan(v) for v in (*slope.ci(), slope.p_value, slope.p_below(0.01), slope.p_equivalent(0.01)))
+    # the same with one intercept per seed: two seeds on parallel exact lines
+    two = block_slope(
+        [*CPU_X, *CPU_X], [*CPU_KERNEL_ROLLOUT, *(np.asarray(CPU_KERNEL_ROLLOUT) + 0.1)], [0] * 4 + [1] * 4
+    )
+    assert two.degenerate == "no residual variation" and two.df == 5
+    # one slot off the line (a residual of 1/558) is data: a valid test
+    off = block_slope(CPU_X, [*CPU_KERNEL_ROLLOUT[:3], CPU_KERNEL_ROLLOUT[3] - 1 / 558], [0] * 4)
+    assert off.valid and not off.degenerate and off.stderr > 1e-4
+
+
+def test_values_that_do_not_vary_are_degenerate():
+    constant = block_slope(CPU_X, [0.421875] * 4, [0] * 4)
+    assert (constant.estimate, constant.stderr, constant.degenerate) == (0.0, 0.0, "no variation")
+    assert not constant.valid and math.isnan(constant.p_value)
+    # constant within each seed, different between seeds: no variation left once the seed is a block
+    blocks = block_slope([*CPU_X, *CPU_X], [0.3] * 4 + [0.5] * 4, [0] * 4 + [1] * 4)
+    assert blocks.degenerate == "no variation"
+    # all zeros (e.g. a label-flip rate that never flips)
+    assert block_slope(CPU_X, [0.0] * 4, [0] * 4).degenerate == "no variation"
+    # the same through block_regression's contrasts
+    fit = block_regression([np.log2([0.05, 0.2, 0.05, 0.2]), np.log2([128, 128, 8, 8])], [0.421875] * 4, [0] * 4)
+    assert [fit.contrast(w).degenerate for w in ([1, 0], [0, 1], [1, 1])] == ["no variation"] * 3
+    exact = block_regression([CPU_X], CPU_KERNEL_ROLLOUT, [0] * 4).contrast([1])
+    assert exact.degenerate == "no residual variation" and exact.estimate == pytest.approx(-0.5 / 558)
+    # a valid slope, and one without enough runs, are not degenerate
+    assert block_slope([1, 2, 3, 4], [1, 2, 4, 3], [0] * 4).degenerate == ""
+    assert block_slope([1, 2], [1, 1], [0, 0]).degenerate == ""
+
+
 def test_slope_difference_is_welch_satterthwaite():
     a, b = block_slope([1, 2, 3, 4, 5], [1, 2, 4, 3, 6], [0] * 5), block_slope([1, 2, 3, 4], [3, 1, 2, 2], [0] * 4)
     difference = slope_difference(a, b)
