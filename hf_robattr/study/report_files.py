@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .analysis import Analysis, analyse
+from .analysis import Analysis, analyse, reanalyse
 from .estimate import format_duration
 from .plots import write_plots
 from .prepare import StartPoint
@@ -94,9 +94,12 @@ def write_report(
 
 
 def render_from_results(directory: str | Path) -> bool:
-    """Re-render ``report.md`` and the figures from ``directory``'s ``results.json.gz``; ``False`` without it."""
+    """Re-render ``report.md`` and the figures from ``directory``'s ``results.json.gz``, its claims re-decided from its
+    run summaries by the current rules (:func:`~.analysis.reanalyse`; for a file written by the current code, the
+    same report byte for byte); ``False`` without it."""
     path = Path(directory) / RESULTS_NAME
     if not path.is_file():
         return False
-    render(load_results(path), directory)
+    # re-decided by the current rules: a file written by older code may hold verdicts they no longer give
+    render(reanalyse(load_results(path)), directory)
     return True

@@ -2,7 +2,8 @@
 
 Top level (what readers of the study rely on)::
 
-    "claims"        [{"claim": 1|2|3, "model", "verdict", "test", "estimate", "ci": [lo, hi], "p", ...}, ...]
+    "claims"        [{"claim": 1|2|3, "model", "verdict", "test", "estimate", "ci": [lo, hi], "p", "untested"
+                      (why no test was run: "no variation" / "no residual variation ...", else ""), ...}, ...]
     "interaction"   [{"family", "method", "estimate", "ci", "p", "kernel": {...}, "softmax": {...}}, ...]
     "preconditions" {run key: {"cls_entropy_ratio", "cls_cv", "evidence_recall", "evidence_chance", "degenerate"}}
     "eval_set"      {"rule", "size" (the first arm's), "arms": [{"arm", "split", "pool_size", "size", "models"}]}
@@ -125,7 +126,9 @@ def results_payload(analysis: Analysis) -> dict[str, Any]:
     return {
         "scale": analysis.settings.scale,
         "complete": analysis.complete,
-        "claims": [{**to_jsonable(c), "ci": to_jsonable(list(c.ci))} for c in analysis.claims],
+        "claims": [
+            {**to_jsonable(c), "ci": to_jsonable(list(c.ci)), "untested": c.degenerate} for c in analysis.claims
+        ],
         "interaction": to_jsonable(analysis.interactions),
         "preconditions": _preconditions(analysis.runs),
         "eval_set": {"rule": EVAL_SET_RULE, "size": eval_sets[0]["size"] if eval_sets else 0, "arms": eval_sets},

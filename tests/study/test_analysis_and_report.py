@@ -98,7 +98,8 @@ def test_results_json_has_the_issue_schema(study):
         results = json.load(handle)  # strict JSON: no NaN literal
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
     claim = results["claims"][0]
-    assert {"claim", "model", "verdict", "test", "estimate", "ci", "p"} <= set(claim)
+    assert {"claim", "model", "verdict", "test", "estimate", "ci", "p", "untested"} <= set(claim)
+    assert all(isinstance(c["untested"], str) for c in results["claims"])
     assert claim["verdict"] in ("supported", "contradicted", "inconclusive") and len(claim["ci"]) == 2
     assert {"family", "estimate", "ci", "p"} <= set(results["interaction"][0])
     pre = results["preconditions"]["vit-softmax-sgd-lr0.2-b8-main-s0"]
@@ -116,6 +117,21 @@ def test_report_re_renders_byte_for_byte_from_results(study, tmp_path):
     for png in directory.glob("*.png"):
         assert (tmp_path / png.name).read_bytes() == png.read_bytes(), png.name
     assert not render_from_results(tmp_path / "empty")
+
+
+def test_re_rendering_re_decides_stored_verdicts(study, tmp_path):
+    """A results file whose stored verdicts the current rules do not give (older code) renders the current ones."""
+    _, _, directory, _ = study
+    with gzip.open(directory / "results.json.gz", "rt") as handle:
+        payload = json.load(handle)
+    for claim in payload["analysis"]["claims"]:
+        claim["verdict"] = "planted-stale-verdict"
+    with gzip.open(tmp_path / "results.json.gz", "wt") as handle:
+        json.dump(payload, handle)
+    assert render_from_results(tmp_path)
+    report = (tmp_path / "report.md").read_text()
+    assert "planted-stale-verdict" not in report
+    assert report == (directory / "report.md").read_text()
 
 
 def test_report_states_verdicts_rules_and_signs(study):
