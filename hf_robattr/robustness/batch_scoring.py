@@ -33,7 +33,7 @@ from hf_robattr.attribution.smoothing import softplus_smoothing
 from .attacks import AttackProblem, get_attack
 from .batching import move
 from .config import RobustnessConfig
-from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES
+from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES, check_measures_for_text
 from .perturbations import ball_radius, range_projector, sample_ball
 from .sampled_sensitivity import perturbed_explanations
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
@@ -179,6 +179,8 @@ class RobustnessScorer:
                 f"`example_ids` must hold one index per example ({prepared.batch_size}); got {ids.tolist()}."
             )
         self._check_range(prepared)
+        if prepared.kind != IMAGE:
+            check_measures_for_text(self.config.measures)
         with torch.no_grad():
             logits = forward_logits(self.model, prepared)
         labels = logits.argmax(dim=1)

@@ -65,8 +65,8 @@ class RobustnessConfig:
     measures: tuple[str, ...] | None = field(
         default=None,
         metadata=_help(
-            "Measures to compute (default: all; `center_of_mass_shift` only for images). One or more of "
-            f"{list(MEASURES)}."
+            "Measures to compute (default: all; `center_of_mass_shift` only for images: naming it for text is an "
+            f"error). One or more of {list(MEASURES)}."
         ),
     )
     attack: str = field(

@@ -17,6 +17,7 @@ from typing import Any
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
 from hf_robattr.robustness import RobustnessConfig
+from hf_robattr.robustness.measures import check_measures_for_text
 
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
@@ -86,9 +87,13 @@ def refuse_finished_run(args: RobAttrTrainingArguments) -> None:
 
 
 def check_run_arguments(
-    model_args: ModelArguments, data_args: DataArguments, training_args: RobAttrTrainingArguments
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: RobAttrTrainingArguments,
+    robustness: RobustnessConfig | None = None,
 ) -> None:
-    """The checks across argument groups, and the output folder: everything that can be known before loading."""
+    """The checks across argument groups (with the scoring settings ``robustness``), and the output folder:
+    everything that can be known before loading."""
     if not isinstance(training_args, RobAttrTrainingArguments):
         raise TypeError(f"training_args must be RobAttrTrainingArguments, got {type(training_args).__name__}.")
     pairs = ((VisionModelArguments, ImageDataArguments), (TextModelArguments, TextDataArguments))
@@ -107,6 +112,8 @@ def check_run_arguments(
             f"--max_position_embeddings ({model_args.max_position_embeddings}) must be >= --max_seq_length "
             f"({data_args.max_seq_length}): the model needs a position for every token."
         )
+    if isinstance(data_args, TextDataArguments) and robustness is not None:
+        check_measures_for_text(robustness.measures, argument="--robustness_measures")
     refuse_finished_run(training_args)
 
 
@@ -191,8 +198,8 @@ def run_pipeline(
         examples are sharded across processes (each scores every ``world_size``-th one) and gathered; only the main
         process writes files.
     """
-    check_run_arguments(model_args, data_args, training_args)
     config = robustness if robustness is not None else RobustnessConfig()
+    check_run_arguments(model_args, data_args, training_args, config)
     if save_model:
         _clear_finished_run(training_args)
     set_seed(training_args.seed)

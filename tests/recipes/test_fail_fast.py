@@ -39,6 +39,7 @@ BAD_FLAGS = [
     ("train_bert", ["--max_seq_length", "2"], ValueError, r"--max_seq_length \(2\) must be > 2"),
     ("train_bert", ["--max_position_embeddings", "4"], ValueError, r"--max_position_embeddings \(4\) must be >= "),
     ("train_bert", ["--max_position_embeddings", "0"], ValueError, "--max_position_embeddings must be >= 1"),
+    ("train_bert", ["--robustness_measures", "center_of_mass_shift"], ValueError, r"measures.*images only"),
 ]
 
 

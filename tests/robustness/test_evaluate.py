@@ -77,6 +77,12 @@ def test_text_with_padding(bert, text_batch):
     assert all(math.isfinite(result[f"{m}/max_sensitivity"]) for m in methods)
 
 
+@pytest.mark.parametrize("measures", [("center_of_mass_shift",), ("topk_intersection", "center_of_mass_shift")])
+def test_text_refuses_an_image_only_measure_asked_for_by_name(bert, text_batch, measures):
+    with pytest.raises(ValueError, match=r"`measures` asks for \['center_of_mass_shift'\], defined for images only"):
+        hf_robattr.evaluate_attribution_robustness(bert, text_batch, methods=("saliency",), measures=measures, **FAST)
+
+
 def test_padding_is_left_out_of_similarities():
     generator = torch.Generator().manual_seed(0)
     clean = torch.rand(3, 6, generator=generator)
