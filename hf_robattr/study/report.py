@@ -15,6 +15,7 @@ from .report_tables import (
     curvature_table,
     decomposition_table,
     epsilon_table,
+    estimate_with_ci,
     level_table,
     method_slope_table,
     number,
@@ -52,8 +53,7 @@ def _claim_sentence(claim: int, model: str, tests: Sequence[ClaimTest]) -> str:
         if test.degenerate:
             parts.append(_untested(test))
             continue
-        numbers = f"{number(test.estimate, 4, True)} [{number(test.ci[0], 4, True)}, {number(test.ci[1], 4, True)}]"
-        text = f"{test.verdict} for {test.method} ({numbers}, p = {p_value(test.p)}"
+        text = f"{test.verdict} for {test.method} ({estimate_with_ci(test)}, p = {p_value(test.p)}"
         if test.verdict == "inconclusive":
             text += f"; power to detect {test.margin:g} per doubling: {number(test.power, 2)}"
             if claim == 2:

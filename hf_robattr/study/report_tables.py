@@ -20,6 +20,7 @@ __all__ = [
     "curvature_table",
     "decomposition_table",
     "epsilon_table",
+    "estimate_with_ci",
     "level_table",
     "method_slope_table",
     "precondition_table",
@@ -74,6 +75,11 @@ def slope_text(slope: Slope, digits: int = 4) -> str:
     )
 
 
+def estimate_with_ci(test: ClaimTest) -> str:
+    """A claim test's estimate and 95% interval: ``+0.0123 [+0.0040, +0.0206]``."""
+    return f"{number(test.estimate, 4, True)} [{number(test.ci[0], 4, True)}, {number(test.ci[1], 4, True)}]"
+
+
 def _claim_power(c: ClaimTest) -> str:
     extra = f"; TOST power {number(c.power_equivalence, 2)}" if c.claim == 2 else ""
     return f"{number(c.power, 2)}{extra}"
@@ -84,10 +90,7 @@ CLAIM_COLUMNS: Columns = (
     ("model", lambda c: c.model),
     ("method", lambda c: c.method),
     ("verdict", lambda c: f"**{c.verdict}**" + (f" ({c.degenerate})" if c.degenerate else "")),
-    (
-        "slope per doubling of lr/B [95% CI]",
-        lambda c: f"{number(c.estimate, 4, True)} [{number(c.ci[0], 4, True)}, {number(c.ci[1], 4, True)}]",
-    ),
+    ("slope per doubling of lr/B [95% CI]", estimate_with_ci),
     ("p (Holm)", lambda c: p_value(c.p)),
     ("power at the margin", _claim_power),
     ("runs", lambda c: str(c.n)),
