@@ -38,6 +38,12 @@ SOFTMAX_ATTENTION = "robattr_softmax"
 DEFAULT_KERNEL_EPS = 1e-6
 
 
+def accumulation_dtype(tensor: torch.Tensor) -> torch.dtype:
+    """The dtype attention sums run in: fp32 for half precisions (sums over N tokens overflow fp16 and lose
+    precision in bf16), the tensor's own dtype when it is fp32 or fp64 (a float64 model stays float64 throughout)."""
+    return torch.promote_types(tensor.dtype, torch.float32)
+
+
 def attention_keep_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """Turn an attention mask into a float keep-mask of 0s and 1s that broadcasts against ``[batch, heads, q, kv]``.
 
@@ -86,7 +92,8 @@ def kernel_attention_weights(
     respect to the feature map's parameters and the inputs: the weights that a kernel model returns with
     ``output_attentions=True``, without dropout, are exactly these.
     """
-    phi_q, phi_k = feature_map(query.float(), key.float())
+    dtype = accumulation_dtype(query)
+    phi_q, phi_k = feature_map(query.to(dtype), key.to(dtype))
     return _normalised_weights(phi_q, phi_k, attention_keep_mask(attention_mask), eps)
 
 
@@ -104,10 +111,11 @@ def softmax_attention_weights(
     """
     if scaling is None:
         scaling = query.size(-1) ** -0.5
-    scores = (query.float() @ key.float().transpose(-1, -2)) * scaling
+    dtype = accumulation_dtype(query)
+    scores = (query.to(dtype) @ key.to(dtype).transpose(-1, -2)) * scaling
     if attention_mask is not None:
         if attention_mask.is_floating_point() and attention_mask.dim() == 4:
-            scores = scores + attention_mask.float()
+            scores = scores + attention_mask.to(dtype)
         else:
             keep = attention_keep_mask(attention_mask).to(torch.bool)
             scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
@@ -161,9 +169,10 @@ def kernel_attention_forward(
             return _softmax_attention(module, query, key, value, attention_mask, scaling, dropout, **kwargs)
     feature_map: KernelFeatureMap = module.feature_map
     eps = getattr(module, "kernel_eps", DEFAULT_KERNEL_EPS)
-    # fp32 accumulation: the feature sums over N tokens overflow fp16 and lose precision in bf16.
-    phi_q, phi_k = feature_map(query.float(), key.float())
-    values = value.float()
+    # fp32 accumulation (fp64 stays fp64): the feature sums over N tokens overflow fp16 and lose precision in bf16.
+    dtype = accumulation_dtype(query)
+    phi_q, phi_k = feature_map(query.to(dtype), key.to(dtype))
+    values = value.to(dtype)
     keep = attention_keep_mask(attention_mask)
     key_drop = _key_dropout(phi_k, dropout, module.training)
 

@@ -77,6 +77,10 @@ def _mass(maps: torch.Tensor) -> torch.Tensor:
 
 Objective = Callable[[torch.Tensor], torch.Tensor]
 
+# Default PGD step length, as a multiple of epsilon / num_steps (Madry et al. 2018 use 2.5): enough for the last steps
+# to reach the ball's boundary from anywhere inside it.
+DEFAULT_STEP_FACTOR = 2.5
+
 
 def _top_features(maps: torch.Tensor, k: int | float, token_mask: torch.Tensor | None) -> torch.Tensor:
     """Each map's ``k`` largest features; for text ``k`` is counted per text (an integer cut to its length) and
@@ -158,7 +162,7 @@ class BestPoints:
     def __init__(self, features: torch.Tensor, maps: torch.Tensor) -> None:
         batch = features.shape[0]
         self.features, self.maps = features.clone(), maps.clone()
-        self.score = torch.full((batch,), torch.inf, device=features.device)
+        self.score = maps.new_full((batch,), torch.inf)
         self.found = torch.zeros(batch, dtype=torch.bool, device=features.device)
         self.changed = torch.zeros_like(self.found)
 
@@ -196,7 +200,7 @@ class PGDAttack(Attack):
         problem, config = space.problem, space.problem.config
         prepared = problem.prepared
         x = prepared.features.detach()
-        step = (config.step_size or 2.5 * config.epsilon / config.num_steps) / config.epsilon
+        step = (config.step_size or DEFAULT_STEP_FACTOR * config.epsilon / config.num_steps) / config.epsilon
         delta = space.clamp(x + start) - x
         for index in range(config.num_steps + 1):
             last = index == config.num_steps

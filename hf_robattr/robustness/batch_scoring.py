@@ -94,7 +94,7 @@ def similarity_scores(
         return {name: SIMILARITY_MEASURES[name](clean, perturbed, **measure_kwargs.get(name, {})) for name in names}
     real = token_mask.bool()
     lengths = real.sum(dim=1)
-    scores = {name: torch.full((clean.shape[0],), torch.nan, device=clean.device) for name in names}
+    scores = {name: clean.new_full((clean.shape[0],), torch.nan) for name in names}
     for length in lengths.unique().tolist():
         rows = (lengths == length).nonzero().squeeze(1)
         group_mask = real[rows]
@@ -253,7 +253,7 @@ class RobustnessScorer:
             rows = rows[clean.maps.detach().flatten(1).abs().amax(dim=1) > 0]
         skipped = torch.ones(batch, dtype=torch.bool, device=perturbable.device)
         skipped[rows] = False
-        scores = {m: torch.full((batch,), torch.nan) for m in measures}
+        scores = {m: prepared.features.new_full((batch,), torch.nan).cpu() for m in measures}
         attacked = None
         if len(rows):
             part_scores, attacked = self._measure(
@@ -319,7 +319,7 @@ class RobustnessScorer:
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
             problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, self.target_region)
             result = get_attack(config.attack)()(problem)
-            nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
+            nan = clean_maps.new_full((prepared.batch_size,), torch.nan)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
             compared = [self._pooled(maps.abs(), prepared) for maps in (clean_maps, result.maps)]
             similarity = similarity_scores(*compared, names, config.k, prepared.token_mask)
