@@ -54,3 +54,23 @@ class NoLogits(nn.Module):
 
     def forward(self, x):
         return {"scores": self.linear(x.flatten(1))}
+
+
+def portable_float64(model: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Module:
+    """``model`` in float64 with weights that are the same on every CPU: each parameter that is not a constant
+    (LayerNorm's ones and the zero biases stay) is redrawn uniformly with standard deviation ``std``.
+
+    Why: ``torch.randn``/``normal_`` are vectorised differently per CPU capability (under
+    ``ATEN_CPU_CAPABILITY=default`` the float32 draws differ from AVX2/AVX-512 ones in the last bit), so a model
+    initialised by transformers is not bitwise the same on every machine; float64 ``torch.rand`` is. In float64
+    the forward, backward and attacks then agree across CPUs to ~1e-13 (see tests/robustness/test_reference_scores.py).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model = model.double()
+    with torch.no_grad():
+        for param in model.parameters():
+            flat = param.detach().flatten()
+            if flat.numel() > 1 and bool((flat != flat[0]).any()):
+                uniform = torch.rand(param.shape, dtype=torch.float64, generator=generator)
+                param.copy_((uniform * 2 - 1) * (3**0.5 * std))
+    return model
