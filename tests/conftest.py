@@ -1,11 +1,18 @@
-"""Shared pytest configuration (offline) and the tiny seeded models, built once per session and deep-copied per
-test; a package's conftest overrides ``_vit_session`` / ``_bert_session`` to pick other sizes."""
+"""Shared pytest configuration (offline, parallel workers, no silently skipped module) and the tiny seeded models,
+built once per session and deep-copied per test; a package's conftest overrides ``_vit_session`` /
+``_bert_session`` to pick other sizes.
+
+The suite runs on ``pytest-xdist`` workers (``-n auto --dist loadgroup`` in pyproject.toml): each test module is one
+group, so its module fixtures are built once, and the packages listed in :data:`ONE_WORKER_PACKAGES` (whose session
+fixtures are costly) stay on one worker. Each worker gets an equal share of the cores for torch's intra-op threads.
+"""
 
 import copy
 import os
 
 import pytest
 import torch
+from collection_guard import pytest_collectreport, pytest_sessionfinish  # noqa: F401 (hooks)
 from tiny_models import tiny_bert, tiny_vit
 
 
@@ -14,6 +21,25 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+# Packages whose session-scoped fixtures are expensive: all their modules run on one worker, so they are built once.
+ONE_WORKER_PACKAGES = ("demo", "conversion")
+
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marker into the scheduling group
+def pytest_collection_modifyitems(config, items):
+    """Every test joins an xdist group: its module, or its package for :data:`ONE_WORKER_PACKAGES`."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            parts = item.nodeid.split("::", 1)[0].split("/")
+            package = parts[1] if len(parts) > 2 and parts[0] == "tests" else None
+            group = package if package in ONE_WORKER_PACKAGES else "/".join(parts)
+            item.add_marker(pytest.mark.xdist_group(name=group))
 
 
 @pytest.fixture(autouse=True)

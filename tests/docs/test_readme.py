@@ -39,3 +39,12 @@ def test_readme_links_every_guide():
 def test_readme_has_the_metric_security_note():
     assert "./attribution_robustness/attribution_robustness.py" in README
     assert "evaluate.load(hf_robattr.metric_path())" in README
+
+
+def test_ci_ends_with_the_test_command():
+    """``set -e`` does not stop at a failing command inside an ``&&`` list unless it is the last one: the test command
+    must be the script's last command, so that a failed install or test run is the script's exit status."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    lines = [line for line in ci.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert lines[-1].startswith("python3 -m venv .venv") and lines[-1].endswith("pytest"), lines[-1]
+    assert "set -euo pipefail" in lines
