@@ -33,6 +33,7 @@ _PARSE_TYPES: dict[str, tuple[Any, dict[str, Any]]] = {
     "norm": (str, {"choices": list(NORMS)}),
     "map_pooling": (str, {"choices": list(MAP_POOLINGS)}),
     "k": (float, {}),
+    "epsilon": (str, {}),  # a number, or "auto"
     "input_range": (Optional[list[float]], {}),  # noqa: UP045
     "method_kwargs": (Optional[str], {}),  # noqa: UP045
 }
@@ -76,6 +77,16 @@ _RobustnessFlags = dataclasses.make_dataclass(
 )
 
 
+def _epsilon(value: Any) -> Any:
+    """``--robustness_epsilon`` as given on the command line: a number, or ``auto``."""
+    if not isinstance(value, str) or value.strip().lower() == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"`epsilon` must be a positive number or 'auto'; got {value!r}.") from None
+
+
 class RobustnessArguments(_RobustnessFlags):
     """Command-line flags ``--robustness_<setting>`` for every :class:`RobustnessConfig` setting, for
     ``HfArgumentParser`` (also from a JSON file); validated when parsed, so a bad flag fails before any training.
@@ -109,6 +120,7 @@ class RobustnessArguments(_RobustnessFlags):
                     "`method_kwargs` must be a JSON object such as "
                     f'\'{{"integrated_gradients": {{"n_steps": 32}}}}\'; got {options!r} ({error}).'
                 ) from None
+        values["epsilon"] = _epsilon(values["epsilon"])
         return RobustnessConfig(**values)
 
     @classmethod

@@ -31,11 +31,13 @@ from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
 from .attacks import AttackProblem, get_attack
+from .baselines import baseline_measures, chance_scores, noise_scores
 from .batching import move
 from .config import RobustnessConfig
 from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES, check_measures_for_text
 from .perturbations import ball_radius, range_projector, sample_ball
-from .sampled_sensitivity import perturbed_explanations
+from .perturbed_maps import perturbed_explanations
+from .saturation import baseline_key
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
 
@@ -133,6 +135,11 @@ class RobustnessScorer:
         device: torch.device | str | None = None,
         target_region: torch.Tensor | None = None,
     ) -> None:
+        if config.epsilon == "auto":
+            raise ValueError(
+                "RobustnessScorer needs a numeric `epsilon`: resolve epsilon='auto' first with "
+                "hf_robattr.robustness.calibration.calibrate_epsilon (evaluate_attribution_robustness does it)."
+            )
         self.model = unwrap_model(model)
         self.config = config
         self.original_device = model_device(self.model)
@@ -196,8 +203,16 @@ class RobustnessScorer:
             # Every draw for an example (noise of SmoothGrad, attack starts, sensitivity samples) comes from its own
             # stream, keyed by the seed, its index and the method: the same whatever batch or process scores it.
             streams = ExampleStreams.keyed(self.config.seed, ids, name)
+            chance_streams = ExampleStreams.keyed(self.config.seed, ids, f"{name}/chance")
             scores, method_maps, method_skipped = self._score_method(
-                method, prepared.with_streams(streams), targets, labels, wanted, ~unperturbable, keep_maps
+                method,
+                prepared.with_streams(streams),
+                targets,
+                labels,
+                wanted,
+                ~unperturbable,
+                keep_maps,
+                chance_streams,
             )
             per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
             skipped[name] = method_skipped.cpu()
@@ -239,6 +254,7 @@ class RobustnessScorer:
         measures: Sequence[str],
         perturbable: torch.Tensor,
         keep_maps: bool,
+        chance_streams: ExampleStreams,
     ) -> tuple[dict[str, torch.Tensor], AttackedMaps | None, torch.Tensor]:
         """Per-example values of ``measures`` for one method (NaN where an example is left out), its maps (with
         ``keep_maps``), and which examples were skipped. Only the examples that can be perturbed and have a non-zero
@@ -253,11 +269,20 @@ class RobustnessScorer:
             rows = rows[clean.maps.detach().flatten(1).abs().amax(dim=1) > 0]
         skipped = torch.ones(batch, dtype=torch.bool, device=perturbable.device)
         skipped[rows] = False
-        scores = {m: prepared.features.new_full((batch,), torch.nan).cpu() for m in measures}
+        keys = [*measures] + [
+            baseline_key(m, kind) for kind, names in baseline_measures(measures).items() for m in names
+        ]
+        scores = {key: prepared.features.new_full((batch,), torch.nan).cpu() for key in keys}
         attacked = None
         if len(rows):
             part_scores, attacked = self._measure(
-                method, prepared.select(rows), targets[rows], labels[rows], clean_maps[rows], measures
+                method,
+                prepared.select(rows),
+                targets[rows],
+                labels[rows],
+                clean_maps[rows],
+                measures,
+                chance_streams.select(rows),
             )
             for measure, values in part_scores.items():
                 scores[measure] = values.new_full((batch,), torch.nan)
@@ -302,6 +327,30 @@ class RobustnessScorer:
         pooled = torch.nn.functional.avg_pool2d(maps.unsqueeze(1), size).squeeze(1)
         return pooled * (size[0] * size[1])
 
+    def _baselines(
+        self,
+        prepared: PreparedInputs,
+        clean_maps: torch.Tensor,
+        sampled_maps: torch.Tensor,
+        valid: torch.Tensor,
+        chance_streams: ExampleStreams,
+        wanted: set[str],
+    ) -> dict[str, torch.Tensor]:
+        """``{"measure@chance"|"measure@noise": [B]}``: the baselines :mod:`.saturation` compares the scores with."""
+
+        def compare(clean, perturbed, mask, names):  # as the attacked maps are compared: magnitudes, pooled
+            pooled = [self._pooled(maps.abs(), prepared) for maps in (clean, perturbed)]
+            return similarity_scores(*pooled, names, self.config.k, mask)
+
+        mask = prepared.token_mask
+        names = baseline_measures(list(wanted))
+        similarity_names = [name for name in SIMILARITY_MEASURES if name in wanted]
+        chance = chance_scores(compare, clean_maps, mask, chance_streams, similarity_names, names["chance"])
+        noise = noise_scores(compare, clean_maps, sampled_maps, valid, mask, similarity_names)
+        baselines = {baseline_key(name, "chance"): chance[name] for name in names["chance"]}
+        baselines.update({baseline_key(name, "noise"): noise[name] for name in names["noise"]})
+        return baselines
+
     def _measure(
         self,
         method: AttributionMethod,
@@ -310,6 +359,7 @@ class RobustnessScorer:
         labels: torch.Tensor,
         clean_maps: torch.Tensor,
         measures: Sequence[str],
+        chance_streams: ExampleStreams,
     ) -> tuple[dict[str, torch.Tensor], Any]:
         """The measures on examples that can be scored: attack + similarity, then the sampled sensitivity family."""
         model, config = self.model, self.config
@@ -331,21 +381,25 @@ class RobustnessScorer:
             if "prediction_change_rate" in wanted:
                 scores["prediction_change_rate"] = result.label_changed.to(nan.dtype)
         sensitivity_names = tuple(name for name in SENSITIVITY_MEASURES if name in wanted)
-        if sensitivity_names:
+        similarity_names = [name for name in SIMILARITY_MEASURES if name in wanted]
+        if sensitivity_names or similarity_names:
             x = prepared.features
             radius = ball_radius(prepared, config.epsilon, config.norm)
             offsets = sample_ball(prepared, radius, config.norm, config.num_samples)
             # The draws stay in the valid input range, like the attacks' points.
             offsets = range_projector(prepared, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
             maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)
-            scores.update(
-                sensitivity_measures(
-                    clean_maps,
-                    maps,
-                    inputs=x,
-                    perturbed_inputs=x.unsqueeze(1) + offsets,
-                    valid=logits.argmax(dim=2) == labels.unsqueeze(1),
-                    measures=sensitivity_names,
+            valid = logits.argmax(dim=2) == labels.unsqueeze(1)
+            if sensitivity_names:
+                scores.update(
+                    sensitivity_measures(
+                        clean_maps,
+                        maps,
+                        inputs=x,
+                        perturbed_inputs=x.unsqueeze(1) + offsets,
+                        valid=valid,
+                        measures=sensitivity_names,
+                    )
                 )
-            )
+            scores.update(self._baselines(prepared, clean_maps, maps, valid, chance_streams, wanted))
         return scores, result

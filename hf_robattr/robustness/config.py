@@ -76,11 +76,13 @@ class RobustnessConfig:
             f"attribution map (`topk`, `mass_center`, `targeted`). One of {sorted(ATTACKS)}."
         ),
     )
-    epsilon: float = field(
+    epsilon: float | str = field(
         default=8 / 255,
         metadata=_help(
             "Radius of the perturbation ball (> 0): absolute for pixel values, relative to each token's embedding "
-            "norm for text. Default 8/255, the standard L-inf image budget."
+            "norm for text. Default 8/255, the standard L-inf image budget. 'auto': calibrated to the model and data "
+            "(the smallest radius at which uniform noise moves the median map by 10% of its norm; see "
+            "hf_robattr.robustness.calibration)."
         ),
     )
     norm: str = field(default="linf", metadata=_help(f"Norm of the perturbation ball: one of {list(NORMS)}."))
@@ -137,7 +139,7 @@ class RobustnessConfig:
         if self.measures is not None:
             set_(self, "measures", check_names("measures", self.measures, MEASURES))
         set_(self, "attack", check_choice("attack", self.attack, ATTACKS))
-        set_(self, "epsilon", check_number("epsilon", self.epsilon, positive=True))
+        set_(self, "epsilon", _check_epsilon(self.epsilon))
         set_(self, "norm", check_choice("norm", self.norm, NORMS))
         set_(self, "num_steps", check_int("num_steps", self.num_steps, minimum=1))
         set_(self, "step_size", check_optional_number("step_size", self.step_size, positive=True))
@@ -227,6 +229,14 @@ def default_value(name: str) -> Any:
         if item.name == name:
             return item.default_factory() if item.default is dataclasses.MISSING else item.default
     raise KeyError(name)
+
+
+def _check_epsilon(value: Any) -> float | str:
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        raise ValueError(f"`epsilon` must be a positive number or 'auto'; got {value!r}.")
+    return check_number("epsilon", value, positive=True)
 
 
 def _check_k(value: Any) -> int | float:

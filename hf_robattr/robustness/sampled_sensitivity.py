@@ -12,44 +12,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from hf_robattr.attribution.base import AttributionMethod
 from hf_robattr.attribution.inputs import (
-    PreparedInputs,
     frozen_eval,
     prepare_inputs,
 )
 from hf_robattr.attribution.methods import make_method, resolve_targets
 from hf_robattr.attribution.random_streams import ExampleStreams
 
+from .calibration import calibrate_epsilon
 from .config import RobustnessConfig
 from .perturbations import ball_radius, range_projector, sample_ball
+from .perturbed_maps import perturbed_explanations
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
-
-
-def perturbed_explanations(
-    model: nn.Module,
-    method: AttributionMethod,
-    prepared: PreparedInputs,
-    targets: torch.Tensor,
-    offsets: torch.Tensor,
-    batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Maps ``[B, S, ...]`` and logits ``[B, S, C]`` of ``prepared`` shifted by ``offsets`` ``[B, S, ...]``.
-
-    The ``B * S`` perturbed examples run in chunks of ``batch_size``, whatever ``B`` is.
-    """
-    batch, samples = offsets.shape[:2]
-    expanded = prepared.repeat_interleave(samples)
-    expanded = expanded.with_features(expanded.features + offsets.reshape(-1, *offsets.shape[2:]))
-    expanded_targets = targets.repeat_interleave(samples)
-    maps, logits = [], []
-    for start in range(0, batch * samples, batch_size):
-        part = slice(start, start + batch_size)
-        result = method.explain(model, expanded.select(part), expanded_targets[part])
-        maps.append(result.maps)
-        logits.append(result.logits)
-    maps_t, logits_t = torch.cat(maps), torch.cat(logits)
-    return maps_t.view(batch, samples, *maps_t.shape[1:]), logits_t.view(batch, samples, -1)
 
 
 def sensitivity_family(
@@ -87,6 +61,8 @@ def sensitivity_family(
             f"`measures` names no sensitivity measure; expected some of {list(SENSITIVITY_MEASURES)}, got "
             f"{list(config.measures or ())}."
         )
+    if config.epsilon == "auto" and perturbations is None:
+        config = config.replace(epsilon=calibrate_epsilon(model, inputs, config).value)
     runner = make_method(name, **config.method_kwargs.get(name, {}))
     with frozen_eval(model):
         prepared = prepare_inputs(model, inputs)

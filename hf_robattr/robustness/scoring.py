@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,8 +15,10 @@ from hf_robattr.attribution.argument_checks import check_targets
 
 from .batch_scoring import RobustnessScorer
 from .batching import count_batches, iter_batches, num_examples
+from .calibration import AUTO, calibrate_epsilon
 from .config import RobustnessConfig
 from .distributed import process_group, run_on_every_rank
+from .saturation import find_saturation, split_baselines, warn_saturation
 from .summary import skip_counts, summarise
 
 
@@ -66,6 +69,16 @@ def evaluate_attribution_robustness(
         examples for which the attack met a label-changing point; similarity measures also leave out examples where
         no label-preserving perturbed point was found. Use :func:`json_ready` before writing the dict to JSON.
 
+        Two nested entries say whether each measure can rank models on these inputs
+        (:mod:`hf_robattr.robustness.saturation`): ``"saturated"`` maps each ``"{method}/{measure}"`` that sits at its
+        ceiling or floor, or cannot be told from random noise, to ``{"kind", "examples", "scored", "mean",
+        "baseline", "why"}`` (read such a measure as untested; a :class:`SaturationWarning` and, with ``progress``, a
+        line say so too); ``"baselines"`` maps each measure to the means of its per-example baselines (``"chance"``:
+        the clean map against its shuffled copy; ``"noise"``: the worst uniform draw from the ball). With
+        ``return_per_sample`` the baselines' per-example values are in ``"per_sample"`` too, as
+        ``"{method}/{measure}@chance"`` / ``"@noise"``. With ``epsilon="auto"``, ``"epsilon_calibration"`` holds the
+        chosen radius and its rule (:class:`~hf_robattr.robustness.calibration.EpsilonCalibration`).
+
     Raises:
         ValueError / TypeError: for a bad setting or argument (naming it, its value and what is allowed), before
             any scoring.
@@ -85,6 +98,17 @@ def evaluate_attribution_robustness(
         raise ValueError("`inputs` holds no examples.")
     if target_tensor is not None and target_tensor.dim() == 1 and total is not None and len(target_tensor) != total:
         raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {total} examples.")
+    calibration = None
+    if config.epsilon == AUTO:
+        if iter(inputs) is inputs:
+            raise ValueError(
+                "epsilon='auto' reads the first examples twice (to calibrate, then to score): pass a tensor, a "
+                "mapping, a datasets.Dataset or a list of batches, not a one-shot iterator."
+            )
+        calibration = calibrate_epsilon(model, inputs, config, device=device)
+        config = config.replace(epsilon=calibration.value)
+        if progress:
+            tqdm.write(f"attribution robustness: epsilon='auto' chose {calibration.value:.4g} ({calibration.rule}).")
     rank, world_size = process_group()
 
     def score_shard() -> tuple[list[int], dict[str, list[float]], list[bool], dict[str, list[bool]]]:
@@ -132,7 +156,28 @@ def evaluate_attribution_robustness(
     per_sample = {key: gathered(1, key, torch.float64) for key in shards[0][1]}
     skipped = {method: gathered(3, method, torch.bool) for method in config.methods}
     counts = skip_counts(gathered(2, None, torch.bool), skipped, warn=rank == 0)
-    return {**summarise(per_sample, ids.numel(), return_per_sample), **counts}
+    scores, baselines = split_baselines(per_sample)
+    saturated = find_saturation(scores, baselines)
+    if rank == 0:
+        warn_saturation(saturated)
+        if progress:
+            for key, saturation in saturated.items():
+                tqdm.write(f"attribution robustness: {key} is saturated ({saturation.kind}): {saturation.why}")
+    summary = summarise(scores, ids.numel(), False)
+    if return_per_sample:
+        summary["per_sample"] = {key: values.tolist() for key, values in per_sample.items()}
+    summary["baselines"] = {
+        key: {kind: _finite_mean(values) for kind, values in kinds.items()} for key, kinds in baselines.items()
+    }
+    summary["saturated"] = {key: saturation.to_dict() for key, saturation in saturated.items()}
+    if calibration is not None:
+        summary["epsilon_calibration"] = calibration.to_dict()
+    return {**summary, **counts}
+
+
+def _finite_mean(values: torch.Tensor) -> float:
+    finite = values[~torch.isnan(values)]
+    return finite.mean().item() if finite.numel() else math.nan
 
 
 def _check_target_region(region: Any, config: RobustnessConfig) -> None:

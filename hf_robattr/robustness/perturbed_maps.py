@@ -1,0 +1,36 @@
+"""Explain perturbed copies of each example in large batches: the maps behind the sensitivity family, the noise
+baseline and the ``epsilon="auto"`` calibration."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hf_robattr.attribution.base import AttributionMethod
+from hf_robattr.attribution.inputs import PreparedInputs
+
+
+def perturbed_explanations(
+    model: nn.Module,
+    method: AttributionMethod,
+    prepared: PreparedInputs,
+    targets: torch.Tensor,
+    offsets: torch.Tensor,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Maps ``[B, S, ...]`` and logits ``[B, S, C]`` of ``prepared`` shifted by ``offsets`` ``[B, S, ...]``.
+
+    The ``B * S`` perturbed examples run in chunks of ``batch_size``, whatever ``B`` is.
+    """
+    batch, samples = offsets.shape[:2]
+    expanded = prepared.repeat_interleave(samples)
+    expanded = expanded.with_features(expanded.features + offsets.reshape(-1, *offsets.shape[2:]))
+    expanded_targets = targets.repeat_interleave(samples)
+    maps, logits = [], []
+    for start in range(0, batch * samples, batch_size):
+        part = slice(start, start + batch_size)
+        result = method.explain(model, expanded.select(part), expanded_targets[part])
+        maps.append(result.maps)
+        logits.append(result.logits)
+    maps_t, logits_t = torch.cat(maps), torch.cat(logits)
+    return maps_t.view(batch, samples, *maps_t.shape[1:]), logits_t.view(batch, samples, -1)

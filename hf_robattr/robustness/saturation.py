@@ -1,0 +1,191 @@
+"""When a measure cannot rank models: its scores sit at the ceiling, at the floor, or no lower than random noise.
+
+A robustness score only ranks models when it can move both ways. For every method x measure the scorer computes,
+on the same examples, two baselines per example:
+
+- ``chance``: the measure between the clean map and the same map with its scored features shuffled (words or
+  patches; padding and special tokens stay put) - what *unrelated* maps score;
+- ``noise``: the measure at the worst of the ``num_samples`` uniform draws from the ball that keep the label
+  (attack measures only) - what random perturbations of the same size score.
+
+:func:`find_saturation` then flags a measure as
+
+- ``ceiling``: at least :data:`CEILING_SHARE` of the examples score exactly the perfect value (1 for the
+  similarities, 0 for a shift or a sensitivity): the perturbation does not move the maps, so every model looks
+  perfectly robust (``epsilon`` too small for this model);
+- ``floor``: the scores are not distinguishable from ``chance`` (a paired one-sided test at two standard errors):
+  the attacked maps are no closer to the clean ones than shuffled maps are, so every model looks equally broken
+  (``epsilon`` too large, or a map the attack can always scramble);
+- ``noise``: the attack scores are not distinguishable from ``noise`` (same test): the attack finds nothing that
+  random draws do not (e.g. a gradient through a piecewise-constant map), so the score is not a worst case.
+
+The tests need at least :data:`MIN_EXAMPLES` scored examples; with fewer, only ``ceiling`` is checked.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+CEILING_SHARE = 0.9
+MIN_EXAMPLES = 3
+STANDARD_ERRORS = 2.0
+
+# measure -> (the perfectly robust value, +1 if higher is more robust else -1)
+PERFECT: dict[str, tuple[float, int]] = {
+    **dict.fromkeys(("topk_intersection", "kendall_tau", "spearman", "pearson", "cosine"), (1.0, 1)),
+    **dict.fromkeys(
+        (
+            "center_of_mass_shift",
+            "attack_sensitivity",
+            "max_sensitivity",
+            "avg_sensitivity",
+            "local_lipschitz",
+            "relative_input_stability",
+        ),
+        (0.0, -1),
+    ),
+}
+# Separator of a baseline's per-example key: "saliency/topk_intersection@noise".
+BASELINE_SEPARATOR = "@"
+BASELINES = ("chance", "noise")
+
+
+class SaturationWarning(UserWarning):
+    """A robustness measure sits at its floor or ceiling, or cannot be told from random noise: it does not rank
+    models on these inputs."""
+
+
+@dataclass(frozen=True)
+class Saturation:
+    """Why one ``method/measure`` cannot rank models on these inputs.
+
+    Attributes:
+        kind: ``"ceiling"``, ``"floor"`` or ``"noise"`` (see the module docstring).
+        examples: how many scored examples sit there (for ``floor``/``noise``: score no better than the baseline).
+        scored: how many examples were scored.
+        mean: the measure's mean; baseline: the baseline's mean (``None`` for ``ceiling``).
+        why: one sentence for a user.
+    """
+
+    kind: str
+    examples: int
+    scored: int
+    mean: float
+    baseline: float | None
+    why: str
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def baseline_key(key: str, baseline: str) -> str:
+    """The per-example key of ``baseline`` for ``key`` (``"method/measure"``)."""
+    return f"{key}{BASELINE_SEPARATOR}{baseline}"
+
+
+def split_baselines(
+    per_sample: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+    """``per_sample`` without its baseline keys, and the baselines as ``{key: {baseline: values}}``."""
+    scores, baselines = {}, {}
+    for key, values in per_sample.items():
+        if BASELINE_SEPARATOR in key:
+            measure_key, baseline = key.split(BASELINE_SEPARATOR, 1)
+            baselines.setdefault(measure_key, {})[baseline] = values
+        else:
+            scores[key] = values
+    return scores, baselines
+
+
+def _paired_not_better(margin: torch.Tensor) -> bool:
+    """Whether the mean of ``margin`` (positive = better than the baseline) is not above two standard errors."""
+    count = margin.numel()
+    spread = margin.std(unbiased=True).item() if count > 1 else 0.0
+    return margin.mean().item() <= STANDARD_ERRORS * spread / math.sqrt(count)
+
+
+def measure_saturation(
+    measure: str, values: torch.Tensor, baselines: Mapping[str, torch.Tensor] | None = None
+) -> Saturation | None:
+    """The saturation of one measure from its per-example ``values`` (NaN = not scored) and per-example
+    ``baselines`` (``chance``, ``noise``), or ``None`` when it can rank models."""
+    if measure not in PERFECT:
+        return None
+    perfect, sign = PERFECT[measure]
+    values = values.double().cpu()
+    scored = ~torch.isnan(values)
+    count = int(scored.sum())
+    if count == 0:
+        return None
+    mean = values[scored].mean().item()
+    at_ceiling = int(((values[scored] - perfect).abs() <= 1e-6 * max(1.0, abs(perfect))).sum())
+    if at_ceiling >= CEILING_SHARE * count:
+        why = (
+            f"{at_ceiling} of {count} examples score the perfect {perfect:g}: the perturbation does not move the "
+            "maps, so every model looks perfectly robust (epsilon may be too small for this model; try "
+            "epsilon='auto')."
+        )
+        return Saturation("ceiling", at_ceiling, count, mean, None, why)
+    for kind in BASELINES:
+        baseline = (baselines or {}).get(kind)
+        if baseline is None:
+            continue
+        baseline = baseline.double().cpu()
+        both = scored & ~torch.isnan(baseline)
+        if int(both.sum()) < MIN_EXAMPLES:
+            continue
+        # chance: robust means scoring better than shuffled maps; noise: the attack should score worse than noise.
+        margin = sign * (values[both] - baseline[both]) if kind == "chance" else sign * (baseline[both] - values[both])
+        if _paired_not_better(margin):
+            base_mean = baseline[both].mean().item()
+            stuck = int((margin <= 0).sum())
+            why = _WHY[kind].format(mean=mean, base=base_mean)
+            return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why)
+    return None
+
+
+_WHY = {
+    "chance": (
+        "the attacked maps are no closer to the clean maps than shuffled maps are (mean {mean:.3g} vs {base:.3g} for "
+        "unrelated maps), so every model looks equally broken (epsilon may be too large for this model; try "
+        "epsilon='auto')."
+    ),
+    "noise": (
+        "the attack does no better than random draws from the same ball (mean {mean:.3g} vs {base:.3g} under noise): "
+        "the score is not a worst case (the map's gradient may be uninformative, e.g. saliency of a piecewise-linear "
+        "model; compare models with the sensitivity measures or more attack steps)."
+    ),
+}
+
+
+def find_saturation(
+    per_sample: Mapping[str, torch.Tensor], baselines: Mapping[str, Mapping[str, torch.Tensor]]
+) -> dict[str, Saturation]:
+    """``{"method/measure": Saturation}`` for every saturated key of ``per_sample`` (see the module docstring)."""
+    found = {}
+    for key, values in per_sample.items():
+        measure = key.split("/", 1)[-1]
+        saturation = measure_saturation(measure, values, baselines.get(key))
+        if saturation is not None:
+            found[key] = saturation
+    return found
+
+
+def warn_saturation(saturated: Mapping[str, Saturation], stacklevel: int = 3) -> None:
+    """One :class:`SaturationWarning` listing the saturated measures."""
+    if not saturated:
+        return
+    lines = "; ".join(f"{key} at its {s.kind}: {s.why}" for key, s in saturated.items())
+    warnings.warn(
+        f"attribution robustness: {len(saturated)} measure(s) cannot rank models on these inputs and should be read "
+        f"as untested ('saturated' in the result). {lines}",
+        SaturationWarning,
+        stacklevel=stacklevel,
+    )

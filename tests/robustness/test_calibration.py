@@ -1,0 +1,100 @@
+"""``epsilon="auto"``: the radius follows the documented rule (checked on a model where it is known in closed form),
+is reproducible for a seed, is recorded in the result, and refuses inputs it cannot calibrate on."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+from transformers import HfArgumentParser
+
+import hf_robattr
+from hf_robattr.robustness import RobustnessArguments, RobustnessConfig, RobustnessScorer
+from hf_robattr.robustness.calibration import CALIBRATION_DRAWS, NOISE_TARGET, calibrate_epsilon
+
+
+class Quadratic(nn.Module):
+    """Logit 0 = ``sum_i a_i x_i + b x_i^2`` + 100 (the label never changes), logit 1 = 0: its saliency is
+    ``a + 2 b x``, so noise ``d`` moves it by exactly ``2 b ||d||``."""
+
+    def __init__(self, features: int, b: float):
+        super().__init__()
+        self.a = nn.Parameter(torch.randn(features, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+        self.b = b
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        first = flat @ self.a + self.b * (flat**2).sum(dim=1) + 100
+        return torch.stack([first, torch.zeros_like(first)], dim=1)
+
+
+def _images(count=16, side=8):
+    return torch.zeros(count, 1, side, side, dtype=torch.float64)
+
+
+def test_the_radius_is_where_noise_moves_the_map_by_the_target():
+    features, b = 64, 0.5
+    model = Quadratic(features, b)
+    config = RobustnessConfig(input_range=(-10.0, 10.0))
+    calibration = calibrate_epsilon(model, _images(), config)
+    # At x = 0 the map is a; uniform noise on [-r, r]^n has E||d|| ~ r sqrt(n / 3) (within a percent at n = 64).
+    expected = NOISE_TARGET * model.a.norm().item() / (2 * b * math.sqrt(features / 3))
+    assert calibration.value == pytest.approx(expected, rel=0.05)
+    assert calibration.moved["saliency"] == pytest.approx(NOISE_TARGET, rel=0.01)
+    assert calibration.draws == CALIBRATION_DRAWS and "bisection" in calibration.rule
+
+
+def test_the_same_seed_gives_the_same_radius(vit, images):
+    config = RobustnessConfig(seed=4)
+    first, again = (calibrate_epsilon(vit, images, config).value for _ in range(2))
+    assert first == again
+    assert calibrate_epsilon(vit, images, config.replace(seed=5)).value == pytest.approx(first, rel=0.5)
+
+
+def test_auto_is_resolved_and_recorded_in_the_result(vit, images):
+    options = dict(methods=("saliency",), num_steps=2, num_samples=2, progress=False)
+    result = hf_robattr.evaluate_attribution_robustness(vit, images, epsilon="auto", **options)
+    chosen = result["epsilon_calibration"]["value"]
+    fixed = hf_robattr.evaluate_attribution_robustness(vit, images, epsilon=chosen, **options)
+    assert result["saliency/topk_intersection"] == fixed["saliency/topk_intersection"]
+    assert "epsilon_calibration" not in fixed
+
+
+def test_maps_that_noise_cannot_move_are_refused(linear_model, images):
+    with pytest.raises(ValueError, match=r"epsilon='auto'.*fixed `epsilon`"):
+        calibrate_epsilon(linear_model, images, RobustnessConfig())
+
+
+def test_a_one_shot_iterator_is_refused(vit, images):
+    with pytest.raises(ValueError, match="one-shot iterator"):
+        hf_robattr.evaluate_attribution_robustness(vit, iter([images]), epsilon="auto", progress=False)
+
+
+def test_the_scorer_needs_a_resolved_radius(vit):
+    with pytest.raises(ValueError, match="numeric `epsilon`"):
+        RobustnessScorer(vit, RobustnessConfig(epsilon="auto"))
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"), [("auto", "auto"), ("AUTO", "auto"), (0.1, 0.1)], ids=["auto", "upper", "number"]
+)
+def test_config_accepts_auto_or_a_number(given, expected):
+    assert RobustnessConfig(epsilon=given).epsilon == expected
+    assert RobustnessConfig.from_json(RobustnessConfig(epsilon=given).to_json()).epsilon == expected
+
+
+@pytest.mark.parametrize("bad", ["big", "", -1.0, 0.0, math.nan], ids=["word", "empty", "negative", "zero", "nan"])
+def test_config_refuses_other_radii(bad):
+    with pytest.raises(ValueError, match="epsilon"):
+        RobustnessConfig(epsilon=bad)
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("auto", "auto"), ("0.25", 0.25)])
+def test_the_command_line_flag_takes_auto(flag, expected):
+    (flags,) = HfArgumentParser(RobustnessArguments).parse_args_into_dataclasses(["--robustness_epsilon", flag])
+    assert flags.to_config().epsilon == expected
+
+
+def test_the_command_line_flag_names_a_bad_radius():
+    with pytest.raises(ValueError, match="robustness_epsilon"):
+        HfArgumentParser(RobustnessArguments).parse_args_into_dataclasses(["--robustness_epsilon", "wide"])

@@ -1,0 +1,156 @@
+"""Saturation is reported, never hidden: planted ceilings, floors and attacks no better than noise are flagged (and
+healthy scores are not), in the unit rule and end to end."""
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import hf_robattr
+from hf_robattr.attribution.random_streams import ExampleStreams
+from hf_robattr.robustness.baselines import CHANCE_SHUFFLES, shuffled
+from hf_robattr.robustness.saturation import (
+    MIN_EXAMPLES,
+    SaturationWarning,
+    find_saturation,
+    measure_saturation,
+    split_baselines,
+)
+
+
+def _values(*numbers):
+    return torch.tensor(numbers, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    ("measure", "values", "baselines", "kind"),
+    [
+        pytest.param("topk_intersection", _values(1, 1, 1, 1, 1, 1, 1, 1, 1, 0.9), {}, "ceiling", id="topk-at-1"),
+        pytest.param("max_sensitivity", _values(0, 0, 0, 0, 0), {}, "ceiling", id="sensitivity-at-0"),
+        pytest.param(
+            "kendall_tau",
+            _values(0.02, -0.05, 0.01, 0.0, 0.03, -0.02),
+            {"chance": _values(0.0, 0.01, -0.01, 0.02, 0.0, 0.0)},
+            "floor",
+            id="kendall-at-chance",
+        ),
+        pytest.param(
+            "max_sensitivity",
+            _values(1.4, 1.5, 1.3, 1.45),
+            {"chance": _values(1.41, 1.41, 1.40, 1.42)},
+            "floor",
+            id="sensitivity-as-far-as-shuffled",
+        ),
+        pytest.param(
+            "topk_intersection",
+            _values(0.8, 0.7, 0.75, 0.8, 0.7),
+            {"chance": _values(0.1, 0.1, 0.1, 0.1, 0.1), "noise": _values(0.8, 0.7, 0.7, 0.8, 0.75)},
+            "noise",
+            id="attack-no-better-than-noise",
+        ),
+        pytest.param(
+            "center_of_mass_shift",
+            _values(0.5, 0.4, 0.45, 0.5),
+            {"chance": _values(2.0, 2.1, 1.9, 2.0), "noise": _values(0.5, 0.5, 0.4, 0.45)},
+            "noise",
+            id="shift-no-larger-than-noise",
+        ),
+    ],
+)
+def test_planted_saturation_is_flagged(measure, values, baselines, kind):
+    saturation = measure_saturation(measure, values, baselines)
+    assert saturation is not None and saturation.kind == kind
+    assert saturation.scored == len(values) and 0 < saturation.examples <= len(values)
+    assert saturation.why and (saturation.baseline is None) == (kind == "ceiling")
+
+
+def test_a_measure_that_can_rank_is_not_flagged():
+    values = _values(0.6, 0.5, 0.55, 0.62, 0.58, 0.5)
+    baselines = {"chance": _values(0.1, 0.1, 0.12, 0.1, 0.09, 0.1), "noise": _values(0.9, 0.85, 0.9, 0.95, 0.9, 0.88)}
+    assert measure_saturation("topk_intersection", values, baselines) is None
+
+
+def test_too_few_examples_only_check_the_ceiling():
+    values = _values(*([0.0] * (MIN_EXAMPLES - 1)))
+    assert measure_saturation("kendall_tau", values, {"chance": values.clone()}) is None
+
+
+def test_not_scored_examples_and_unknown_measures_are_left_out():
+    assert measure_saturation("topk_intersection", _values(math.nan, math.nan)) is None
+    assert measure_saturation("prediction_change_rate", _values(0, 0, 0, 0)) is None
+
+
+def test_baseline_keys_are_split_from_the_scores():
+    scores, baselines = split_baselines(
+        {
+            "saliency/cosine": _values(1.0),
+            "saliency/cosine@chance": _values(0.5),
+            "saliency/cosine@noise": _values(0.9),
+        }
+    )
+    assert list(scores) == ["saliency/cosine"] and set(baselines["saliency/cosine"]) == {"chance", "noise"}
+    assert find_saturation(scores, baselines)["saliency/cosine"].kind == "ceiling"
+
+
+def test_shuffles_keep_padding_in_place_and_are_seeded():
+    maps = torch.arange(12, dtype=torch.float64).view(2, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])
+    first = shuffled(maps, mask, ExampleStreams.keyed(0, [0, 1], "x"))
+    again = shuffled(maps, mask, ExampleStreams.keyed(0, [0, 1], "x"))
+    assert torch.equal(first, again)
+    assert torch.equal(first[0, 4:], maps[0, 4:]) and sorted(first[0, :4].tolist()) == maps[0, :4].tolist()
+    assert sorted(first[1].tolist()) == maps[1].tolist()
+    assert CHANCE_SHUFFLES >= 4
+
+
+def _score(model, inputs, **options):
+    settings = dict(methods=("saliency",), num_steps=2, num_samples=3, progress=False, return_per_sample=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = hf_robattr.evaluate_attribution_robustness(model, inputs, **{**settings, **options})
+    return result, [w for w in caught if issubclass(w.category, SaturationWarning)]
+
+
+def test_maps_that_cannot_move_read_as_saturated_at_the_ceiling():
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))  # saliency does not depend on the input
+    result, warned = _score(linear, torch.rand(8, 3, 4, 4), epsilon=0.1)
+    for measure in ("topk_intersection", "kendall_tau", "cosine", "max_sensitivity"):
+        assert result["saturated"][f"saliency/{measure}"]["kind"] == "ceiling"
+    assert len(warned) == 1 and "saliency/topk_intersection at its ceiling" in str(warned[0].message)
+    assert "saliency/topk_intersection@chance" in result["per_sample"]
+
+
+class Chaotic(nn.Module):
+    """Logits ``c + 0.01 V sin(1000 W x)``: the label never changes (``c`` favours class 0), but the saliency at any
+    point 1e-2 away is unrelated to the clean one (a planted floor)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.hidden, self.out = nn.Linear(64, 64), nn.Linear(64, 3)
+        self.register_buffer("margin", torch.tensor([10.0, 0.0, 0.0]))
+
+    def forward(self, x):
+        return self.margin + 0.01 * self.out(torch.sin(1000 * self.hidden(x.flatten(1))))
+
+
+def test_a_radius_that_scrambles_the_maps_reads_as_saturated_at_the_floor():
+    images = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    result, warned = _score(Chaotic(), images, epsilon=0.2, measures=("topk_intersection", "kendall_tau"))
+    flagged = result["saturated"]
+    assert flagged["saliency/kendall_tau"]["kind"] == "floor", flagged
+    assert flagged["saliency/topk_intersection"]["kind"] == "floor", flagged
+    assert result["baselines"]["saliency/kendall_tau"]["chance"] == pytest.approx(0.0, abs=0.1)
+    assert warned
+
+
+def test_healthy_scores_carry_baselines_and_no_flag(vit):
+    images = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    result, _ = _score(vit, images, epsilon=0.02, measures=("topk_intersection", "max_sensitivity"), num_steps=5)
+    chance = result["baselines"]["saliency/topk_intersection"]["chance"]
+    assert chance == pytest.approx(0.1, abs=0.05)  # k = 10% of the features: a shuffled top-k keeps about 10%
+    assert result["saliency/topk_intersection"] > chance
+    assert "saliency/max_sensitivity" not in result["saturated"]
