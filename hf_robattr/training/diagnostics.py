@@ -86,7 +86,9 @@ def compute_diagnostics(
                     device=device,
                     progress=False,
                 )
-                result["attribution_robustness"] = {key: float(value) for key, value in scores.items()}
+                result["attribution_robustness"] = {
+                    key: float(value) for key, value in scores.items() if not isinstance(value, dict)
+                }
     finally:
         model.train(was_training)
     return result

@@ -34,8 +34,9 @@ def score_test_robustness(
     """Score attribution robustness under ``config`` on the first ``num_examples`` test examples, with their true
     labels as attribution targets (:func:`~hf_robattr.evaluate_attribution_robustness`).
 
-    Returns its flat dict (``"{method}/{measure}"``, ``"{method}/{measure}_std"``, ``"num_samples"`` = examples
-    scored) as floats (NaN where no example could be scored), or ``{}`` when ``num_examples`` is 0.
+    Returns its dict: ``"{method}/{measure}"``, ``"{method}/{measure}_std"``, ``"num_samples"`` (examples scored) as
+    floats (NaN where no example could be scored), and the nested ``"saturated"``, ``"baselines"`` (and, with
+    ``epsilon="auto"``, ``"epsilon_calibration"``) entries; ``{}`` when ``num_examples`` is 0.
     """
     if num_examples == 0:
         return {}
@@ -45,4 +46,4 @@ def score_test_robustness(
     scores = evaluate_attribution_robustness(
         model, model_inputs(batch), config, targets=batch["labels"], device=device, progress=progress
     )
-    return {key: float(value) for key, value in scores.items()}
+    return {key: value if isinstance(value, dict) else float(value) for key, value in scores.items()}
