@@ -7,6 +7,7 @@ batch; it is public so that a caller can get the maps behind the scores (the mod
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from .attacks import AttackProblem, get_attack
 from .batching import move
 from .config import RobustnessConfig
 from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES, check_measures_for_text
-from .perturbations import ball_radius, range_projector, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .sampled_sensitivity import perturbed_explanations
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
 from .similarity import SIMILARITY_MEASURES
@@ -45,7 +46,9 @@ class AttackedMaps:
     """One method's maps of a batch, clean and at the attacked point.
 
     ``labels`` are the clean predictions; the attacked point keeps them (the attack returns label-preserving points
-    only; where it found none the example is returned unperturbed with ``perturbed`` false).
+    only; where it found none the example is returned unperturbed with ``perturbed`` false). Text maps are the maps
+    the scores compare: 0 at every token that is not scored (padding and, with ``special_tokens="exclude"``, the
+    special tokens); ``word_mask`` ``[B, T]`` marks the scored tokens (``None`` for images).
     """
 
     clean_maps: torch.Tensor
@@ -54,6 +57,7 @@ class AttackedMaps:
     attacked_features: torch.Tensor
     labels: torch.Tensor
     perturbed: torch.Tensor
+    word_mask: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,8 @@ class BatchScores:
         per_sample: ``{"{method}/{measure}": [B]}``, NaN where an example is left out.
         example_ids: ``[B]`` indices of the examples in the whole input.
         unperturbable: ``[B]`` examples that cannot be perturbed (an image whose valid range has zero width, i.e. a
-            constant image under the default per-image range; a text of padding only): left out of every measure.
+            constant image under the default per-image range; a text without a word token, e.g. padding and
+            [CLS]/[SEP] only): left out of every measure.
         skipped: ``{method: [B]}`` examples left out of that method's measures (unperturbable, or an all-zero clean
             map, which has no ranking, direction or mass to compare).
         maps: with ``keep_maps``, each method's maps (skipped examples keep their clean map and are unperturbed).
@@ -84,10 +89,12 @@ def similarity_scores(
     k: int | float,
     token_mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Similarity measures ``{name: [B]}`` between maps; for text only real tokens count (padding left out).
+    """Similarity measures ``{name: [B]}`` between maps; for text only the tokens of ``token_mask`` count (pass the
+    word mask: padding and special tokens are then left out).
 
-    Examples with the same number of real tokens are scored together, so padding never enters a ranking; an
-    integer ``k`` longer than a text is cut to its length.
+    Examples with the same number of counted tokens are scored together, so a left-out token never enters a
+    ranking; a fractional ``k`` is a fraction of each text's counted tokens (at least 1), an integer ``k`` longer
+    than that is cut to it.
     """
     measure_kwargs = {"topk_intersection": {"k": k}}
     if token_mask is None or bool(token_mask.all()):
@@ -172,7 +179,7 @@ class RobustnessScorer:
         examples' indices in the whole input; ``keep_maps`` also returns each method's maps."""
         if self._stack is None:
             raise RuntimeError("use RobustnessScorer as a context manager: `with RobustnessScorer(...) as scorer:`.")
-        prepared = prepare_inputs(self.model, move(batch, self.device))
+        prepared = scored_inputs(prepare_inputs(self.model, move(batch, self.device)), self.config.special_tokens)
         ids = torch.arange(prepared.batch_size) if example_ids is None else torch.as_tensor(example_ids).long()
         if ids.shape != (prepared.batch_size,):
             raise ValueError(
@@ -222,9 +229,9 @@ class RobustnessScorer:
             )
 
     def _perturbable(self, prepared: PreparedInputs) -> torch.Tensor:
-        """``[B]``: whether each example has room to move (a non-empty ball inside its valid range)."""
+        """``[B]``: whether each example has room to move (a non-empty ball inside its valid range; text: a word)."""
         if prepared.kind != IMAGE:
-            return prepared.token_mask.bool().any(dim=1)
+            return prepared.word_mask.bool().any(dim=1)
         if self.config.input_range is not None:
             return torch.ones(prepared.batch_size, dtype=torch.bool, device=prepared.features.device)
         flat = prepared.features.detach().flatten(1)
@@ -248,9 +255,10 @@ class RobustnessScorer:
         clean = method.explain(self.model, prepared.select(rows), targets[rows]) if len(rows) else None
         clean_maps = None
         if clean is not None:
+            scored = prepared.select(rows).words_only(clean.maps.detach())
             clean_maps = clean.maps.new_zeros((batch, *clean.maps.shape[1:]))
-            clean_maps[rows] = clean.maps.detach()
-            rows = rows[clean.maps.detach().flatten(1).abs().amax(dim=1) > 0]
+            clean_maps[rows] = scored
+            rows = rows[scored.flatten(1).abs().amax(dim=1) > 0]
         skipped = torch.ones(batch, dtype=torch.bool, device=perturbable.device)
         skipped[rows] = False
         scores = {m: torch.full((batch,), torch.nan) for m in measures}
@@ -267,6 +275,7 @@ class RobustnessScorer:
         left_out = (~perturbable).nonzero().squeeze(1)
         if len(left_out):  # for the picture only: these examples' streams are not used by the scores
             plain = method.explain(self.model, prepared.select(left_out), targets[left_out]).maps.detach()
+            plain = prepared.select(left_out).words_only(plain)
             clean_maps = plain.new_zeros((batch, *plain.shape[1:])) if clean_maps is None else clean_maps
             clean_maps[left_out] = plain
         attacked_maps, attacked_features = clean_maps.clone(), prepared.features.detach().clone()
@@ -276,7 +285,13 @@ class RobustnessScorer:
             attacked_features[rows] = attacked.features.detach()
             perturbed[rows] = attacked.perturbed
         maps = AttackedMaps(
-            clean_maps, attacked_maps, prepared.features.detach(), attacked_features, labels, perturbed
+            clean_maps,
+            attacked_maps,
+            prepared.features.detach(),
+            attacked_features,
+            labels,
+            perturbed,
+            prepared.word_mask,
         )
         return scores, maps, skipped
 
@@ -319,10 +334,11 @@ class RobustnessScorer:
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
             problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, self.target_region)
             result = get_attack(config.attack)()(problem)
+            result = dataclasses.replace(result, maps=prepared.words_only(result.maps))
             nan = torch.full((prepared.batch_size,), torch.nan, device=clean_maps.device)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
             compared = [self._pooled(maps.abs(), prepared) for maps in (clean_maps, result.maps)]
-            similarity = similarity_scores(*compared, names, config.k, prepared.token_mask)
+            similarity = similarity_scores(*compared, names, config.k, prepared.word_mask)
             for name, value in similarity.items():
                 scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
             if "attack_sensitivity" in wanted:
@@ -341,7 +357,7 @@ class RobustnessScorer:
             scores.update(
                 sensitivity_measures(
                     clean_maps,
-                    maps,
+                    prepared.words_only(maps),
                     inputs=x,
                     perturbed_inputs=x.unsqueeze(1) + offsets,
                     valid=logits.argmax(dim=2) == labels.unsqueeze(1),

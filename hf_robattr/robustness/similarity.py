@@ -38,16 +38,19 @@ def topk_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
     return mask.scatter_(1, flat.topk(k, dim=1).indices, True)
 
 
-def token_counts(k: int | float, token_mask: torch.Tensor) -> list[int]:
-    """``k`` as a count for each text (row of ``token_mask``): a fraction of its real tokens, or an integer ``k``
-    cut to its length."""
-    lengths = token_mask.bool().sum(dim=1).tolist()
+def token_counts(k: int | float, word_mask: torch.Tensor) -> list[int]:
+    """``k`` as a count for each text (row of ``word_mask``, 1 for the tokens that are ranked: its word tokens by
+    default): a fraction of them (at least 1), or an integer ``k`` cut to their number.
+
+    Example: ``k=0.2`` on a text of 10 words between [CLS] and [SEP] gives 2 slots.
+    """
+    lengths = word_mask.bool().sum(dim=1).tolist()
     return [resolve_k(min(k, length) if isinstance(k, int) else k, length) for length in lengths]
 
 
 def masked_topk_mask(maps: torch.Tensor, counts: list[int], valid: torch.Tensor) -> torch.Tensor:
-    """Boolean ``[B, F]`` mask of each row's ``counts[b]`` largest entries among its ``valid`` ones (text: the real
-    tokens; padding is never chosen)."""
+    """Boolean ``[B, F]`` mask of each row's ``counts[b]`` largest entries among its ``valid`` ones (text: the word
+    tokens; padding and, by default, special tokens are never chosen)."""
     flat = torch.where(_flat(valid).bool(), _flat(maps), -torch.inf)
     order = flat.argsort(dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order).scatter_(
