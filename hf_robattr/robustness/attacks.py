@@ -12,7 +12,7 @@ Objectives (lower = stronger attack), on ``p = |a'| / sum |a'|`` (text: over the
 - ``topk``: mass of ``p`` on the clean map's top-k features;
 - ``mass_center``: minus the distance between the centres of mass of ``|a'|`` and ``|a|``;
 - ``targeted``: minus the mass of ``p`` on a target region (default: the clean map's k weakest features; pass
-  ``target_region``, a boolean map, to choose).
+  ``target_region``, a boolean map, to choose; for text its special tokens carry no mass).
 """
 
 from __future__ import annotations
