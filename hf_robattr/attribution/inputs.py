@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,6 +20,13 @@ TEXT = "text"
 # Keys of a tokenized batch that are passed through to the model unchanged (all others are dropped).
 _TEXT_PASSTHROUGH = ("attention_mask", "token_type_ids", "position_ids")
 
+# The batch key of a tokenizer's special-tokens mask (``tokenizer(..., return_special_tokens_mask=True)``): 1 for a
+# special token. Read to build the word mask, never passed to the model.
+SPECIAL_TOKENS_MASK = "special_tokens_mask"
+
+# Model-config fields that name a special token's id, where set.
+SPECIAL_TOKEN_ID_FIELDS = ("cls_token_id", "sep_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
+
 
 @dataclass(frozen=True)
 class PreparedInputs:
@@ -26,10 +34,14 @@ class PreparedInputs:
 
     ``features`` is the tensor attributions are taken over: ``pixel_values`` ``[B, C, H, W]`` (or any ``[B, ...]``
     tensor for a plain module) for images, the word embeddings ``[B, T, D]`` for text. ``extra`` holds the other model
-    kwargs (attention mask, token type ids). ``token_mask`` is ``[B, T]`` for text (1 for real tokens) and ``None``
-    for images. ``positional`` is true for plain modules that take the tensor as their only positional argument.
-    ``streams`` (optional) gives every row its own random stream (:class:`ExampleStreams`); methods and
-    perturbations that draw noise use it when present.
+    kwargs (attention mask, token type ids, position ids). ``positional`` is true for plain modules that take the
+    tensor as their only positional argument. ``streams`` (optional) gives every row its own random stream
+    (:class:`ExampleStreams`); methods and perturbations that draw noise use it when present.
+
+    Text has two ``[B, T]`` masks (``None`` for images): ``token_mask``, 1 for the real tokens (what the model attends
+    to; 0 at padding), and ``word_mask``, 1 for the real tokens that are not special tokens ([CLS], [SEP], <s>, </s>,
+    ...): the tokens that robustness scores rank and perturb (see :func:`prepare_inputs` for where it comes from). A
+    text built without a ``word_mask`` counts every real token as a word.
     """
 
     features: torch.Tensor
@@ -39,6 +51,11 @@ class PreparedInputs:
     token_mask: torch.Tensor | None = None
     positional: bool = False
     streams: ExampleStreams | None = None
+    word_mask: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.word_mask is None and self.token_mask is not None:
+            object.__setattr__(self, "word_mask", self.token_mask)
 
     @property
     def batch_size(self) -> int:
@@ -55,34 +72,51 @@ class PreparedInputs:
             raise ValueError(f"{len(streams)} random streams for a batch of {self.batch_size} examples.")
         return replace(self, streams=streams)
 
+    def including_special_tokens(self) -> PreparedInputs:
+        """The same inputs with every real token counted as a word (``word_mask = token_mask``)."""
+        return replace(self, word_mask=self.token_mask)
+
+    def words_only(self, maps: torch.Tensor) -> torch.Tensor:
+        """``maps`` (``[B, T]`` or ``[B, S, T]`` for text) with every position that is not a word set to 0; image maps
+        are returned as they are."""
+        if self.word_mask is None:
+            return maps
+        mask = self.word_mask.to(maps.dtype)
+        return maps * mask.view(mask.shape[0], *([1] * (maps.dim() - 2)), mask.shape[1])
+
+    def _masks(self, change: Any) -> dict[str, torch.Tensor | None]:
+        """``token_mask`` and ``word_mask`` passed through ``change`` (``None`` stays ``None``)."""
+        masks = {"token_mask": self.token_mask, "word_mask": self.word_mask}
+        return {name: None if value is None else change(value) for name, value in masks.items()}
+
     def repeat_interleave(self, repeats: int) -> PreparedInputs:
         """Each example repeated ``repeats`` times in a row (the layout captum uses for perturbation samples)."""
         extra = {key: value.repeat_interleave(repeats, dim=0) for key, value in self.extra.items()}
-        mask = None if self.token_mask is None else self.token_mask.repeat_interleave(repeats, dim=0)
+        masks = self._masks(lambda mask: mask.repeat_interleave(repeats, dim=0))
         streams = None if self.streams is None else self.streams.repeat_interleave(repeats)
         features = self.features.repeat_interleave(repeats, dim=0)
-        return replace(self, features=features, extra=extra, token_mask=mask, streams=streams)
+        return replace(self, features=features, extra=extra, streams=streams, **masks)
 
     def tile(self, repeats: int) -> PreparedInputs:
         """The whole batch repeated ``repeats`` times one after another (step-major layout)."""
         extra = {key: value.repeat(repeats, *([1] * (value.dim() - 1))) for key, value in self.extra.items()}
-        mask = None if self.token_mask is None else self.token_mask.repeat(repeats, 1)
+        masks = self._masks(lambda mask: mask.repeat(repeats, 1))
         features = self.features.repeat(repeats, *([1] * (self.features.dim() - 1)))
         streams = None if self.streams is None else self.streams.tile(repeats)
-        return replace(self, features=features, extra=extra, token_mask=mask, streams=streams)
+        return replace(self, features=features, extra=extra, streams=streams, **masks)
 
     def select(self, index: slice | torch.Tensor) -> PreparedInputs:
         """A sub-batch."""
         extra = {key: value[index] for key, value in self.extra.items()}
-        mask = None if self.token_mask is None else self.token_mask[index]
+        masks = self._masks(lambda mask: mask[index])
         streams = None if self.streams is None else self.streams.select(index)
-        return replace(self, features=self.features[index], extra=extra, token_mask=mask, streams=streams)
+        return replace(self, features=self.features[index], extra=extra, streams=streams, **masks)
 
     def to(self, device: torch.device | str) -> PreparedInputs:
         """The same inputs on ``device``."""
         extra = {key: value.to(device) for key, value in self.extra.items()}
-        mask = None if self.token_mask is None else self.token_mask.to(device)
-        return replace(self, features=self.features.to(device), extra=extra, token_mask=mask)
+        masks = self._masks(lambda mask: mask.to(device))
+        return replace(self, features=self.features.to(device), extra=extra, **masks)
 
 
 def is_hf_model(model: nn.Module) -> bool:
@@ -108,8 +142,20 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     """Turn a pixel tensor or a tokenized batch into :class:`PreparedInputs` for ``model``.
 
     Text (a mapping with ``input_ids`` or ``inputs_embeds``) is moved into embedding space with the model's own input
-    embedding layer, so that attributions and perturbations act on embeddings. Raises ``ValueError`` with the
-    argument's name for NaN values, empty batches, mismatched batch sizes or unknown layouts.
+    embedding layer (``get_input_embeddings()``; for ALBERT-style factorised embeddings, before the projection), so
+    that attributions and perturbations act on embeddings. ``attention_mask``, ``token_type_ids`` and ``position_ids``
+    go to the model where its ``forward`` takes them (DistilBERT has no token types). Models that number positions
+    from the ids, skipping padding (RoBERTa's ``padding_idx``), get those ``position_ids`` computed from
+    ``input_ids``, so the embedding path equals the ids path under any padding.
+
+    The word mask (real tokens that are not special tokens) comes from, in this order: the batch's
+    ``special_tokens_mask`` (``tokenizer(..., return_special_tokens_mask=True)``; 1 = special); else the ids in
+    ``input_ids`` that the model config names (``cls_token_id``, ``sep_token_id``, ``bos_token_id``, ``eos_token_id``,
+    ``pad_token_id``, where set; BERT-style configs name only ``pad_token_id``, so pass the mask for them); else, for
+    ``inputs_embeds`` alone, every real token is a word.
+
+    Raises ``ValueError`` with the argument's name for NaN values, empty batches, mismatched batch sizes, a
+    ``special_tokens_mask`` of the wrong shape or unknown layouts.
     """
     if isinstance(inputs, torch.Tensor):
         _check_batch(inputs, "inputs")
@@ -145,10 +191,70 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
         )
     _check_batch(embeds, "inputs['input_ids']")
     _check_finite("inputs['inputs_embeds']", embeds)
-    extra = {key: tensors[key] for key in _TEXT_PASSTHROUGH if key in tensors}
-    mask = extra.get("attention_mask")
+    accepted = _forward_keys(model)
+    extra = {
+        key: tensors[key] for key in _TEXT_PASSTHROUGH if key in tensors and (accepted is None or key in accepted)
+    }
+    if "input_ids" in tensors and "position_ids" not in extra and (accepted is None or "position_ids" in accepted):
+        positions = _padding_aware_positions(model, tensors["input_ids"])
+        if positions is not None:
+            extra["position_ids"] = positions
+    mask = extra.get("attention_mask", tensors.get("attention_mask"))
     token_mask = (mask if mask is not None else torch.ones(embeds.shape[:2], device=embeds.device)).to(embeds.dtype)
-    return PreparedInputs(embeds.detach(), TEXT, "inputs_embeds", extra=extra, token_mask=token_mask)
+    special = _special_tokens(model, tensors, token_mask.shape).to(token_mask.device)
+    word_mask = token_mask * (~special).to(token_mask.dtype)
+    return PreparedInputs(
+        embeds.detach(), TEXT, "inputs_embeds", extra=extra, token_mask=token_mask, word_mask=word_mask
+    )
+
+
+def special_token_ids(model: nn.Module) -> list[int]:
+    """The special token ids that ``model.config`` names (:data:`SPECIAL_TOKEN_ID_FIELDS`, where set), sorted."""
+    config = getattr(model, "config", None)
+    ids: set[int] = set()
+    for name in SPECIAL_TOKEN_ID_FIELDS:
+        value = getattr(config, name, None)
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                ids.add(item)
+    return sorted(ids)
+
+
+def _special_tokens(model: nn.Module, tensors: Mapping[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
+    """``[B, T]`` boolean: which tokens are special (see :func:`prepare_inputs` for the sources)."""
+    given = tensors.get(SPECIAL_TOKENS_MASK)
+    if given is not None:
+        if given.shape != shape:
+            raise ValueError(
+                f"`inputs['{SPECIAL_TOKENS_MASK}']` must have the tokens' shape {list(shape)} (1 for a special "
+                f"token); got {list(given.shape)}."
+            )
+        return given.bool()
+    ids = tensors.get("input_ids")
+    if ids is None:
+        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device)
+    special = torch.tensor(special_token_ids(model), dtype=ids.dtype, device=ids.device)
+    return torch.isin(ids, special)
+
+
+def _forward_keys(model: nn.Module) -> set[str] | None:
+    """The keyword inputs a transformers-style ``forward`` names (``None``: unknown, pass everything)."""
+    try:
+        parameters = inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    return set(parameters) if "inputs_embeds" in parameters else None
+
+
+def _padding_aware_positions(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
+    """Position ids as an embedding layer that numbers positions from the ids (RoBERTa: from ``padding_idx + 1``,
+    padding kept at ``padding_idx``) would make them; ``None`` for models that number positions plainly."""
+    for module in model.modules():
+        make = getattr(module, "create_position_ids_from_input_ids", None)
+        padding_idx = getattr(module, "padding_idx", None)
+        if callable(make) and isinstance(padding_idx, int):
+            return make(input_ids, padding_idx)
+    return None
 
 
 def _check_batch(value: torch.Tensor, name: str) -> None:

@@ -76,12 +76,16 @@ def text_inputs(demo_model: DemoModel, value: Any) -> tuple[dict[str, torch.Tens
     tokenizer = demo_model.tokenizer
     limit = int(getattr(demo_model.model.config, "max_position_embeddings", 0) or tokenizer.model_max_length)
     limit = min(limit, int(tokenizer.model_max_length or limit))
-    batch = tokenizer([value.strip()], truncation=True, max_length=limit, return_tensors="pt")
+    # The special-tokens mask keeps [CLS]/[SEP]-like tokens out of the scores (and the picture) for any model.
+    batch = tokenizer(
+        [value.strip()], truncation=True, max_length=limit, return_tensors="pt", return_special_tokens_mask=True
+    )
     notes = []
     full = len(tokenizer(value.strip())["input_ids"])
     if full > limit:
         notes.append(f"The text was cut to its first {limit} tokens (of {full}), the model's maximum length.")
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "token_type_ids") if key in batch}
+    keys = ("input_ids", "attention_mask", "token_type_ids", "special_tokens_mask")
+    inputs = {key: batch[key] for key in keys if key in batch}
     return inputs, notes
 
 

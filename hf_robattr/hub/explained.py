@@ -32,7 +32,8 @@ class ExplainedExamples:
         skipped: examples left out of every measure (they cannot be perturbed, e.g. a constant image, or their clean
             map is all zeros).
         scores: ``{measure: [value per example]}``, those of ``evaluate_attribution_robustness`` (NaN = left out).
-        token_mask: ``[N, T]`` real-token mask for text, ``None`` for images.
+        token_mask: ``[N, T]`` mask of the tokens that are scored and drawn for text (the word tokens; every real
+            token with ``special_tokens="include"``), ``None`` for images.
     """
 
     method: str
@@ -97,7 +98,7 @@ def explain_examples(
     with RobustnessScorer(model, single) as scorer:
         batch = scorer.score_batch(inputs, keep_maps=True)
     maps = batch.maps[method]
-    maps = AttackedMaps(**{f.name: getattr(maps, f.name).detach().cpu() for f in dataclasses.fields(maps)})
+    maps = AttackedMaps(**{f.name: _on_cpu(getattr(maps, f.name)) for f in dataclasses.fields(maps)})
     scores = {
         name: batch.per_sample[f"{method}/{name}"].tolist()
         for name in measures
@@ -108,13 +109,9 @@ def explain_examples(
         maps=maps,
         skipped=batch.skipped[method].detach().cpu(),
         scores=scores,
-        token_mask=_token_mask(inputs, maps.clean_maps),
+        token_mask=maps.word_mask,
     )
 
 
-def _token_mask(inputs: Any, maps: torch.Tensor) -> torch.Tensor | None:
-    """``[N, T]`` real-token mask of a tokenized batch (``None`` for images)."""
-    if not isinstance(inputs, Mapping) or "pixel_values" in inputs:
-        return None
-    mask = inputs.get("attention_mask")
-    return torch.ones(maps.shape[:2]) if mask is None else torch.as_tensor(mask).detach().cpu()
+def _on_cpu(value: torch.Tensor | None) -> torch.Tensor | None:
+    return None if value is None else value.detach().cpu()

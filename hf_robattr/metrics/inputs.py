@@ -30,7 +30,8 @@ def dataset_to_inputs(
     Args:
         dataset: the examples.
         image_processor: a ``transformers`` image processor; encodes ``image_column`` into ``pixel_values``.
-        tokenizer: a ``transformers`` tokenizer; encodes ``text_column`` (padded, truncated to ``max_length``).
+        tokenizer: a ``transformers`` tokenizer; encodes ``text_column`` (padded, truncated to ``max_length``), with
+            its ``special_tokens_mask`` so that the scores leave special tokens out (``special_tokens="exclude"``).
         image_column: the image column; default: the first of ``hf_robattr.data.IMAGE_COLUMN_CANDIDATES``.
         text_column: the text column; default: the first of ``hf_robattr.data.TEXT_COLUMN_CANDIDATES``.
         label_column: when given, its values become the attribution targets.
@@ -56,7 +57,12 @@ def dataset_to_inputs(
     else:
         column = _column(dataset, text_column, TEXT_COLUMN_CANDIDATES, "text_column", "text")
         encoded = tokenizer(
-            list(dataset[column]), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            list(dataset[column]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
         )
         inputs = dict(encoded)
 

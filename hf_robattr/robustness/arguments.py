@@ -20,7 +20,7 @@ from hf_robattr.attribution.methods import ATTRIBUTION_METHODS
 from .attacks import ATTACKS
 from .config import MAP_POOLINGS, RobustnessConfig, default_value
 from .measures import MEASURES
-from .perturbations import NORMS
+from .perturbations import NORMS, SPECIAL_TOKEN_MODES
 
 
 PREFIX = "robustness_"
@@ -32,6 +32,7 @@ _PARSE_TYPES: dict[str, tuple[Any, dict[str, Any]]] = {
     "attack": (str, {"choices": sorted(ATTACKS)}),
     "norm": (str, {"choices": list(NORMS)}),
     "map_pooling": (str, {"choices": list(MAP_POOLINGS)}),
+    "special_tokens": (str, {"choices": list(SPECIAL_TOKEN_MODES)}),
     "k": (float, {}),
     "epsilon": (str, {}),  # a number, or "auto"
     "input_range": (Optional[list[float]], {}),  # noqa: UP045

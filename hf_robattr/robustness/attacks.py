@@ -6,12 +6,13 @@ against the clean prediction: the attack returns, per example, the label-preserv
 over all steps and restarts, so the worst case over restarts is what gets scored. An example where no perturbed point
 kept the label is returned unperturbed and flagged.
 
-Objectives (lower = stronger attack), on ``p = |a'| / sum |a'|``:
+Objectives (lower = stronger attack), on ``p = |a'| / sum |a'|`` (text: over the word tokens only, see
+``PreparedInputs.word_mask``; special tokens are neither ranked nor counted in the mass):
 
 - ``topk``: mass of ``p`` on the clean map's top-k features;
 - ``mass_center``: minus the distance between the centres of mass of ``|a'|`` and ``|a|``;
 - ``targeted``: minus the mass of ``p`` on a target region (default: the clean map's k weakest features; pass
-  ``target_region``, a boolean map, to choose).
+  ``target_region``, a boolean map, to choose; for text its special tokens carry no mass).
 """
 
 from __future__ import annotations
@@ -82,30 +83,33 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 DEFAULT_STEP_FACTOR = 2.5
 
 
-def _top_features(maps: torch.Tensor, k: int | float, token_mask: torch.Tensor | None) -> torch.Tensor:
-    """Each map's ``k`` largest features; for text ``k`` is counted per text (an integer cut to its length) and
-    padding is never chosen."""
-    if token_mask is None:
+def _top_features(maps: torch.Tensor, k: int | float, word_mask: torch.Tensor | None) -> torch.Tensor:
+    """Each map's ``k`` largest features; for text ``k`` is counted per text over its word tokens (a fraction of
+    them, at least 1, or an integer cut to their number) and only word tokens are chosen."""
+    if word_mask is None:
         return topk_mask(maps, resolve_k(k, maps[0].numel()))
-    return masked_topk_mask(maps, token_counts(k, token_mask), token_mask)
+    return masked_topk_mask(maps, token_counts(k, word_mask), word_mask)
 
 
 def topk_objective(problem: AttackProblem) -> Objective:
     """Mass of the perturbed map on the clean top-k features."""
-    clean = problem.clean_maps.detach()
-    mask = _top_features(clean.abs(), problem.config.k, problem.prepared.token_mask).to(clean.dtype)
-    return lambda maps: (_mass(maps) * mask).sum(dim=1)
+    prepared = problem.prepared
+    clean = prepared.words_only(problem.clean_maps.detach())
+    mask = _top_features(clean.abs(), problem.config.k, prepared.word_mask).to(clean.dtype)
+    return lambda maps: (_mass(prepared.words_only(maps)) * mask).sum(dim=1)
 
 
 def mass_center_objective(problem: AttackProblem) -> Objective:
     """Minus the centre-of-mass displacement."""
-    center = center_of_mass(problem.clean_maps.detach())
-    return lambda maps: -(center_of_mass(maps) - center).norm(dim=1)
+    prepared = problem.prepared
+    center = center_of_mass(prepared.words_only(problem.clean_maps.detach()))
+    return lambda maps: -(center_of_mass(prepared.words_only(maps)) - center).norm(dim=1)
 
 
 def targeted_objective(problem: AttackProblem) -> Objective:
     """Minus the mass on the target region."""
-    clean = problem.clean_maps.detach()
+    prepared = problem.prepared
+    clean = prepared.words_only(problem.clean_maps.detach())
     if problem.target_region is not None:
         region = problem.target_region.to(clean.device).bool()
         if region.shape != clean.shape[1:] and region.shape != clean.shape:
@@ -115,9 +119,9 @@ def targeted_objective(problem: AttackProblem) -> Objective:
             )
         region = region.expand_as(clean).reshape(clean.shape[0], -1)
     else:
-        region = _top_features(-clean.abs(), problem.config.k, problem.prepared.token_mask)
+        region = _top_features(-clean.abs(), problem.config.k, prepared.word_mask)
     region = region.to(clean.dtype)
-    return lambda maps: -(_mass(maps) * region).sum(dim=1)
+    return lambda maps: -(_mass(prepared.words_only(maps)) * region).sum(dim=1)
 
 
 @dataclass(frozen=True)

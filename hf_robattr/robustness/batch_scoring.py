@@ -7,6 +7,7 @@ batch; it is public so that a caller can get the maps behind the scores (the mod
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,11 +36,11 @@ from .baselines import baseline_measures, chance_scores, noise_scores
 from .batching import move
 from .config import RobustnessConfig
 from .measures import ATTACK_MEASURES, IMAGE_ONLY_MEASURES, MEASURES, check_measures_for_text
-from .perturbations import ball_radius, range_projector, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .perturbed_maps import perturbed_explanations
 from .saturation import baseline_key
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
-from .similarity import SIMILARITY_MEASURES
+from .similarity import SIMILARITY_MEASURES, similarity_scores
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class AttackedMaps:
     """One method's maps of a batch, clean and at the attacked point.
 
     ``labels`` are the clean predictions; the attacked point keeps them (the attack returns label-preserving points
-    only; where it found none the example is returned unperturbed with ``perturbed`` false).
+    only; where it found none the example is returned unperturbed with ``perturbed`` false). Text maps are the maps
+    the scores compare: 0 at every token that is not scored (padding and, with ``special_tokens="exclude"``, the
+    special tokens); ``word_mask`` ``[B, T]`` marks the scored tokens (``None`` for images).
     """
 
     clean_maps: torch.Tensor
@@ -56,6 +59,7 @@ class AttackedMaps:
     attacked_features: torch.Tensor
     labels: torch.Tensor
     perturbed: torch.Tensor
+    word_mask: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,8 @@ class BatchScores:
         per_sample: ``{"{method}/{measure}": [B]}``, NaN where an example is left out.
         example_ids: ``[B]`` indices of the examples in the whole input.
         unperturbable: ``[B]`` examples that cannot be perturbed (an image whose valid range has zero width, i.e. a
-            constant image under the default per-image range; a text of padding only): left out of every measure.
+            constant image under the default per-image range; a text without a word token, e.g. padding and
+            [CLS]/[SEP] only): left out of every measure.
         skipped: ``{method: [B]}`` examples left out of that method's measures (unperturbable, or an all-zero clean
             map, which has no ranking, direction or mass to compare).
         maps: with ``keep_maps``, each method's maps (skipped examples keep their clean map and are unperturbed).
@@ -77,36 +82,6 @@ class BatchScores:
     unperturbable: torch.Tensor
     skipped: dict[str, torch.Tensor]
     maps: dict[str, AttackedMaps]
-
-
-def similarity_scores(
-    clean: torch.Tensor,
-    perturbed: torch.Tensor,
-    names: Sequence[str],
-    k: int | float,
-    token_mask: torch.Tensor | None = None,
-) -> dict[str, torch.Tensor]:
-    """Similarity measures ``{name: [B]}`` between maps; for text only real tokens count (padding left out).
-
-    Examples with the same number of real tokens are scored together, so padding never enters a ranking; an
-    integer ``k`` longer than a text is cut to its length.
-    """
-    measure_kwargs = {"topk_intersection": {"k": k}}
-    if token_mask is None or bool(token_mask.all()):
-        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **measure_kwargs.get(name, {})) for name in names}
-    real = token_mask.bool()
-    lengths = real.sum(dim=1)
-    scores = {name: clean.new_full((clean.shape[0],), torch.nan) for name in names}
-    for length in lengths.unique().tolist():
-        rows = (lengths == length).nonzero().squeeze(1)
-        group_mask = real[rows]
-        group_clean = clean[rows][group_mask].view(len(rows), length)
-        group_perturbed = perturbed[rows][group_mask].view(len(rows), length)
-        group_kwargs = {"topk_intersection": {"k": min(k, length) if isinstance(k, int) else k}}
-        for name in names:
-            value = SIMILARITY_MEASURES[name](group_clean, group_perturbed, **group_kwargs.get(name, {}))
-            scores[name][rows] = value.to(scores[name].dtype)
-    return scores
 
 
 class RobustnessScorer:
@@ -179,7 +154,7 @@ class RobustnessScorer:
         examples' indices in the whole input; ``keep_maps`` also returns each method's maps."""
         if self._stack is None:
             raise RuntimeError("use RobustnessScorer as a context manager: `with RobustnessScorer(...) as scorer:`.")
-        prepared = prepare_inputs(self.model, move(batch, self.device))
+        prepared = scored_inputs(prepare_inputs(self.model, move(batch, self.device)), self.config.special_tokens)
         ids = torch.arange(prepared.batch_size) if example_ids is None else torch.as_tensor(example_ids).long()
         if ids.shape != (prepared.batch_size,):
             raise ValueError(
@@ -237,9 +212,9 @@ class RobustnessScorer:
             )
 
     def _perturbable(self, prepared: PreparedInputs) -> torch.Tensor:
-        """``[B]``: whether each example has room to move (a non-empty ball inside its valid range)."""
+        """``[B]``: whether each example has room to move (a non-empty ball inside its valid range; text: a word)."""
         if prepared.kind != IMAGE:
-            return prepared.token_mask.bool().any(dim=1)
+            return prepared.word_mask.bool().any(dim=1)
         if self.config.input_range is not None:
             return torch.ones(prepared.batch_size, dtype=torch.bool, device=prepared.features.device)
         flat = prepared.features.detach().flatten(1)
@@ -264,9 +239,10 @@ class RobustnessScorer:
         clean = method.explain(self.model, prepared.select(rows), targets[rows]) if len(rows) else None
         clean_maps = None
         if clean is not None:
+            scored = prepared.select(rows).words_only(clean.maps.detach())
             clean_maps = clean.maps.new_zeros((batch, *clean.maps.shape[1:]))
-            clean_maps[rows] = clean.maps.detach()
-            rows = rows[clean.maps.detach().flatten(1).abs().amax(dim=1) > 0]
+            clean_maps[rows] = scored
+            rows = rows[scored.flatten(1).abs().amax(dim=1) > 0]
         skipped = torch.ones(batch, dtype=torch.bool, device=perturbable.device)
         skipped[rows] = False
         keys = [*measures] + [
@@ -292,6 +268,7 @@ class RobustnessScorer:
         left_out = (~perturbable).nonzero().squeeze(1)
         if len(left_out):  # for the picture only: these examples' streams are not used by the scores
             plain = method.explain(self.model, prepared.select(left_out), targets[left_out]).maps.detach()
+            plain = prepared.select(left_out).words_only(plain)
             clean_maps = plain.new_zeros((batch, *plain.shape[1:])) if clean_maps is None else clean_maps
             clean_maps[left_out] = plain
         attacked_maps, attacked_features = clean_maps.clone(), prepared.features.detach().clone()
@@ -301,7 +278,13 @@ class RobustnessScorer:
             attacked_features[rows] = attacked.features.detach()
             perturbed[rows] = attacked.perturbed
         maps = AttackedMaps(
-            clean_maps, attacked_maps, prepared.features.detach(), attacked_features, labels, perturbed
+            clean_maps,
+            attacked_maps,
+            prepared.features.detach(),
+            attacked_features,
+            labels,
+            perturbed,
+            prepared.word_mask,
         )
         return scores, maps, skipped
 
@@ -342,7 +325,7 @@ class RobustnessScorer:
             pooled = [self._pooled(maps.abs(), prepared) for maps in (clean, perturbed)]
             return similarity_scores(*pooled, names, self.config.k, mask)
 
-        mask = prepared.token_mask
+        mask = prepared.word_mask
         names = baseline_measures(list(wanted))
         similarity_names = [name for name in SIMILARITY_MEASURES if name in wanted]
         chance = chance_scores(compare, clean_maps, mask, chance_streams, similarity_names, names["chance"])
@@ -369,10 +352,11 @@ class RobustnessScorer:
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
             problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, self.target_region)
             result = get_attack(config.attack)()(problem)
+            result = dataclasses.replace(result, maps=prepared.words_only(result.maps))
             nan = clean_maps.new_full((prepared.batch_size,), torch.nan)
             names = [name for name in SIMILARITY_MEASURES if name in wanted]
             compared = [self._pooled(maps.abs(), prepared) for maps in (clean_maps, result.maps)]
-            similarity = similarity_scores(*compared, names, config.k, prepared.token_mask)
+            similarity = similarity_scores(*compared, names, config.k, prepared.word_mask)
             for name, value in similarity.items():
                 scores[name] = torch.where(result.perturbed, value.to(nan.dtype), nan)
             if "attack_sensitivity" in wanted:
@@ -389,6 +373,7 @@ class RobustnessScorer:
             # The draws stay in the valid input range, like the attacks' points.
             offsets = range_projector(prepared, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
             maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)
+            maps = prepared.words_only(maps)
             valid = logits.argmax(dim=2) == labels.unsqueeze(1)
             if sensitivity_names:
                 scores.update(

@@ -9,7 +9,16 @@ import torch
 
 
 # Columns of a dataset row that are model inputs; everything else (text, labels, ids) is ignored.
-INPUT_COLUMNS = ("pixel_values", "input_ids", "attention_mask", "token_type_ids", "position_ids", "inputs_embeds")
+# ``special_tokens_mask`` is read to leave special tokens out of the scores, never passed to the model.
+INPUT_COLUMNS = (
+    "pixel_values",
+    "input_ids",
+    "attention_mask",
+    "token_type_ids",
+    "position_ids",
+    "inputs_embeds",
+    "special_tokens_mask",
+)
 
 
 def _length(batch: torch.Tensor | Mapping[str, Any]) -> int:

@@ -31,7 +31,7 @@ from hf_robattr.attribution.random_streams import ExampleStreams
 from .batch_scoring import RobustnessScorer
 from .batching import iter_batches, move
 from .config import RobustnessConfig
-from .perturbations import ball_radius, range_projector, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .perturbed_maps import perturbed_explanations
 from .sensitivity import sensitivity_ratio
 
@@ -90,11 +90,11 @@ def _median_change(
     method = scorer.methods[method_name]
     with torch.no_grad():
         clean = method.explain(scorer.model, prepared, None)
-    labels = clean.logits.argmax(dim=1)
+    labels, clean_maps = clean.logits.argmax(dim=1), prepared.words_only(clean.maps)
     x = prepared.features.detach().unsqueeze(1)
     offsets = range_projector(prepared, scorer.config.input_range)(x + radius * unit) - x
     maps, logits = perturbed_explanations(scorer.model, method, prepared, labels, offsets, scorer.config.batch_size)
-    ratio = sensitivity_ratio(clean.maps, maps)
+    ratio = sensitivity_ratio(clean_maps, prepared.words_only(maps))
     valid = logits.argmax(dim=2) == labels.unsqueeze(1)
     total = torch.where(valid, ratio, torch.zeros_like(ratio)).sum(dim=1)
     mean = torch.where(valid.any(dim=1), total / valid.sum(dim=1).clamp_min(1), torch.full_like(total, math.inf))
@@ -143,7 +143,7 @@ def calibrate_epsilon(
         raise ValueError("`inputs` holds no examples to calibrate epsilon on.")
     per_method, moved, stuck = {}, {}, {}
     with RobustnessScorer(model, config, device=device) as scorer:
-        prepared = prepare_inputs(scorer.model, move(batch, scorer.device))
+        prepared = scored_inputs(prepare_inputs(scorer.model, move(batch, scorer.device)), config.special_tokens)
         streams = ExampleStreams.keyed(config.seed, torch.arange(prepared.batch_size), "epsilon/auto")
         radius = ball_radius(prepared, 1.0, config.norm)
         unit = sample_ball(prepared.with_streams(streams), radius, config.norm, CALIBRATION_DRAWS)

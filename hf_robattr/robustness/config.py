@@ -22,7 +22,7 @@ from hf_robattr.attribution.methods import ATTRIBUTION_METHODS, make_method
 
 from .attacks import ATTACKS
 from .measures import MEASURES
-from .perturbations import NORMS
+from .perturbations import NORMS, SPECIAL_TOKEN_MODES
 
 
 MAP_POOLINGS = ("none", "patch")
@@ -98,7 +98,16 @@ class RobustnessConfig:
         default=0.1,
         metadata=_help(
             "Top-k size for `topk_intersection` and the top-k/targeted attacks: a fraction of the map's features "
-            "in (0, 1), or a count >= 1 (an integer; a count longer than a text is cut to its length)."
+            "in (0, 1) (text: of its word tokens, at least 1), or a count >= 1 (an integer; a count larger than a "
+            "text's word tokens is cut to their number)."
+        ),
+    )
+    special_tokens: str = field(
+        default="exclude",
+        metadata=_help(
+            "Text only: `exclude` ranks, perturbs and measures the word tokens only ([CLS], [SEP], <s>, </s>, padding "
+            "and the tokenizer's other special tokens are left out; a text without a word is skipped); `include` "
+            f"treats every real token as a word (the behaviour before this setting). One of {list(SPECIAL_TOKEN_MODES)}."
         ),
     )
     num_samples: int = field(
@@ -145,6 +154,7 @@ class RobustnessConfig:
         set_(self, "step_size", check_optional_number("step_size", self.step_size, positive=True))
         set_(self, "restarts", check_int("restarts", self.restarts, minimum=1))
         set_(self, "k", _check_k(self.k))
+        set_(self, "special_tokens", check_choice("special_tokens", self.special_tokens, SPECIAL_TOKEN_MODES))
         set_(self, "num_samples", check_int("num_samples", self.num_samples, minimum=1))
         set_(self, "batch_size", check_int("batch_size", self.batch_size, minimum=1))
         set_(self, "input_range", _check_input_range(self.input_range))

@@ -31,7 +31,9 @@ from hf_robattr.attribution.inputs import IMAGE, prepare_inputs
 
 def _check_factor(factor: float) -> float:
     if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
-        raise ValueError(f"`factor` must be a number in (0, 1] (how much of a perturbation reaches the model); got {factor!r}.")
+        raise ValueError(
+            f"`factor` must be a number in (0, 1] (how much of a perturbation reaches the model); got {factor!r}."
+        )
     return float(factor)
 
 

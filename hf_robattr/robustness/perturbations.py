@@ -1,9 +1,10 @@
 """Perturbation balls: radius per example (or per token), uniform sampling, and projection.
 
 Images are perturbed in pixel space with radius ``epsilon`` (the L-inf or L2 ball over the whole example) and kept
-inside the valid input range. Text is perturbed in embedding space, token by token (padding untouched), with a
-radius relative to the token's embedding norm: ``epsilon * ||e_t||_2`` for L2 and ``epsilon * ||e_t||_2 / sqrt(D)``
-(the RMS entry) for L-inf.
+inside the valid input range. Text is perturbed in embedding space, token by token, with a radius relative to the
+token's embedding norm: ``epsilon * ||e_t||_2`` for L2 and ``epsilon * ||e_t||_2 / sqrt(D)`` (the RMS entry) for
+L-inf. Only the word tokens move (``PreparedInputs.word_mask``): padding never does, and neither do special tokens
+([CLS], [SEP], ...) unless ``special_tokens="include"`` counts them as words (:data:`SPECIAL_TOKEN_MODES`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ from hf_robattr.attribution.inputs import TEXT, PreparedInputs
 
 NORMS = ("linf", "l2")
 
+# The `special_tokens` setting: which tokens of a text are ranked, perturbed and measured.
+# "exclude": the word tokens only (real tokens that are not special tokens); "include": every real token.
+SPECIAL_TOKEN_MODES: dict[str, Callable[[PreparedInputs], PreparedInputs]] = {
+    "exclude": lambda prepared: prepared,
+    "include": PreparedInputs.including_special_tokens,
+}
+
+
+def scored_inputs(prepared: PreparedInputs, special_tokens: str) -> PreparedInputs:
+    """``prepared`` with the word mask that the ``special_tokens`` setting asks for (images are unchanged)."""
+    return SPECIAL_TOKEN_MODES[special_tokens](prepared)
+
 
 def check_norm(norm: str) -> None:
     """Raise ``ValueError`` unless ``norm`` is a supported ball."""
@@ -26,14 +39,15 @@ def check_norm(norm: str) -> None:
 
 
 def ball_radius(prepared: PreparedInputs, epsilon: float, norm: str) -> torch.Tensor:
-    """Radius of each ball, shaped to broadcast against the features: ``[B, 1, ...]`` or ``[B, T, 1]`` for text."""
+    """Radius of each ball, shaped to broadcast against the features: ``[B, 1, ...]``, or ``[B, T, 1]`` for text (0
+    at every token that is not a word, so those never move)."""
     check_norm(norm)
     x = prepared.features
     if prepared.kind != TEXT:
         return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), float(epsilon), dtype=x.dtype, device=x.device)
     token_norm = x.detach().norm(dim=-1, keepdim=True)
     scale = 1.0 if norm == "l2" else 1.0 / math.sqrt(x.shape[-1])
-    return epsilon * scale * token_norm * prepared.token_mask.unsqueeze(-1)
+    return epsilon * scale * token_norm * prepared.word_mask.unsqueeze(-1)
 
 
 def _group_dims(prepared: PreparedInputs, tensor: torch.Tensor) -> tuple[int, ...]:

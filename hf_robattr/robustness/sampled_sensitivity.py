@@ -21,7 +21,7 @@ from hf_robattr.attribution.random_streams import ExampleStreams
 
 from .calibration import calibrate_epsilon
 from .config import RobustnessConfig
-from .perturbations import ball_radius, range_projector, sample_ball
+from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .perturbed_maps import perturbed_explanations
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures
 
@@ -46,7 +46,9 @@ def sensitivity_family(
     add (pixels, or embeddings for text), used as given; without them ``num_samples`` uniform draws from the
     ``epsilon`` ball are made from ``seed`` and clamped into the valid input range (``input_range``, default each
     image's own min/max). With ``keep_label``, perturbed copies whose predicted label differs from the clean one are
-    left out. The model runs in eval mode with frozen parameters; its state is restored afterwards.
+    left out. Text follows ``special_tokens``: by default the norms run over the word tokens only (special tokens are
+    neither perturbed by the draws nor counted in the maps), and a text without a word token gets NaN. The model
+    runs in eval mode with frozen parameters; its state is restored afterwards.
     """
     if method is not None:
         overrides["methods"] = (method,)
@@ -65,7 +67,7 @@ def sensitivity_family(
         config = config.replace(epsilon=calibrate_epsilon(model, inputs, config).value)
     runner = make_method(name, **config.method_kwargs.get(name, {}))
     with frozen_eval(model):
-        prepared = prepare_inputs(model, inputs)
+        prepared = scored_inputs(prepare_inputs(model, inputs), config.special_tokens)
         target_ids = None
         if targets is not None:
             target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
@@ -74,7 +76,7 @@ def sensitivity_family(
         prepared = prepared.with_streams(ExampleStreams.keyed(config.seed, range(prepared.batch_size), name))
         # The clean pass also gives the labels to keep (and the targets, if none were given).
         clean_result = runner.explain(model, prepared, target_ids)
-        clean, labels = clean_result.maps, clean_result.logits.argmax(dim=1)
+        clean, labels = prepared.words_only(clean_result.maps), clean_result.logits.argmax(dim=1)
         target_ids = labels if target_ids is None else target_ids
         if perturbations is None:
             radius = ball_radius(prepared, config.epsilon, config.norm)
@@ -92,8 +94,15 @@ def sensitivity_family(
             )
         perturbations = perturbations.to(prepared.features)
         maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, config.batch_size)
-        valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else None
+        valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else torch.ones_like(logits[..., 0]).bool()
+        if prepared.word_mask is not None:
+            valid = valid & prepared.word_mask.bool().any(dim=1, keepdim=True)
         x = prepared.features
         return sensitivity_measures(
-            clean, maps, inputs=x, perturbed_inputs=x.unsqueeze(1) + perturbations, valid=valid, measures=measures
+            clean,
+            prepared.words_only(maps),
+            inputs=x,
+            perturbed_inputs=x.unsqueeze(1) + perturbations,
+            valid=valid,
+            measures=measures,
         )

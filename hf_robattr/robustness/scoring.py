@@ -47,7 +47,8 @@ def evaluate_attribution_robustness(
     Args:
         model: a transformers image/text classifier or a plain module mapping pixel values to logits (DDP and
             ``torch.compile`` wrappers are unwrapped).
-        inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids``, ``attention_mask``); a
+        inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids``, ``attention_mask``, optionally
+            the tokenizer's ``special_tokens_mask``, which tells word tokens from special ones); a
             ``datasets.Dataset`` with such columns; or an iterable of such batches.
         config: the scoring settings (:class:`RobustnessConfig`, or a dict of its fields; default: the defaults).
         targets: class indices ``[N]`` to explain, or one index for all (default: the model's predictions).
@@ -57,14 +58,15 @@ def evaluate_attribution_robustness(
         progress: show a tqdm bar over batches (on rank 0).
         **overrides: settings of :class:`RobustnessConfig` that replace those of ``config`` (``methods``,
             ``attack``, ``epsilon``, ``norm``, ``num_steps``, ``step_size``, ``restarts``, ``k``, ``num_samples``,
-            ``batch_size``, ``input_range``, ``method_kwargs``, ``measures``, ``smoothing_beta``, ``seed``).
+            ``batch_size``, ``input_range``, ``method_kwargs``, ``measures``, ``smoothing_beta``, ``special_tokens``,
+            ``seed``).
 
     Returns:
         A flat dict: ``"{method}/{measure}"`` (mean over examples, excluded ones left out) and
         ``"{method}/{measure}_std"`` as floats, plus ``"num_samples"`` (examples given), ``"num_skipped"`` (examples
         left out of at least one method) and ``"{method}/num_skipped"``. Examples that cannot be perturbed (an image
-        whose valid range has zero width, e.g. a constant image under the default per-image range; a text of
-        padding only) and examples whose clean map is all zeros are left out of every measure of the method, with
+        whose valid range has zero width, e.g. a constant image under the default per-image range; a text without
+        a word token, e.g. padding and [CLS]/[SEP] only) and examples whose clean map is all zeros are left out of every measure of the method, with
         one warning; ``ValueError`` if a method has no example left. ``prediction_change_rate`` is the fraction of
         examples for which the attack met a label-changing point; similarity measures also leave out examples where
         no label-preserving perturbed point was found. Use :func:`json_ready` before writing the dict to JSON.

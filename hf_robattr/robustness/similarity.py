@@ -9,7 +9,7 @@ statistics handle ties like scipy's defaults (tau-b, average ranks) and return N
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -38,16 +38,19 @@ def topk_mask(maps: torch.Tensor, k: int) -> torch.Tensor:
     return mask.scatter_(1, flat.topk(k, dim=1).indices, True)
 
 
-def token_counts(k: int | float, token_mask: torch.Tensor) -> list[int]:
-    """``k`` as a count for each text (row of ``token_mask``): a fraction of its real tokens, or an integer ``k``
-    cut to its length."""
-    lengths = token_mask.bool().sum(dim=1).tolist()
+def token_counts(k: int | float, word_mask: torch.Tensor) -> list[int]:
+    """``k`` as a count for each text (row of ``word_mask``, 1 for the tokens that are ranked: its word tokens by
+    default): a fraction of them (at least 1), or an integer ``k`` cut to their number.
+
+    Example: ``k=0.2`` on a text of 10 words between [CLS] and [SEP] gives 2 slots.
+    """
+    lengths = word_mask.bool().sum(dim=1).tolist()
     return [resolve_k(min(k, length) if isinstance(k, int) else k, length) for length in lengths]
 
 
 def masked_topk_mask(maps: torch.Tensor, counts: list[int], valid: torch.Tensor) -> torch.Tensor:
-    """Boolean ``[B, F]`` mask of each row's ``counts[b]`` largest entries among its ``valid`` ones (text: the real
-    tokens; padding is never chosen)."""
+    """Boolean ``[B, F]`` mask of each row's ``counts[b]`` largest entries among its ``valid`` ones (text: the word
+    tokens; padding and, by default, special tokens are never chosen)."""
     flat = torch.where(_flat(valid).bool(), _flat(maps), -torch.inf)
     order = flat.argsort(dim=1, descending=True, stable=True)
     ranks = torch.empty_like(order).scatter_(
@@ -164,3 +167,35 @@ SIMILARITY_RANGES: dict[str, tuple[float, float]] = {
     "cosine": (-1.0, 1.0),
     "center_of_mass_shift": (0.0, math.inf),
 }
+
+
+def similarity_scores(
+    clean: torch.Tensor,
+    perturbed: torch.Tensor,
+    names: Sequence[str],
+    k: int | float,
+    token_mask: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Similarity measures ``{name: [B]}`` between maps; for text only the tokens of ``token_mask`` count (pass the
+    word mask: padding and special tokens are then left out).
+
+    Examples with the same number of counted tokens are scored together, so a left-out token never enters a
+    ranking; a fractional ``k`` is a fraction of each text's counted tokens (at least 1), an integer ``k`` longer
+    than that is cut to it.
+    """
+    measure_kwargs = {"topk_intersection": {"k": k}}
+    if token_mask is None or bool(token_mask.all()):
+        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **measure_kwargs.get(name, {})) for name in names}
+    real = token_mask.bool()
+    lengths = real.sum(dim=1)
+    scores = {name: clean.new_full((clean.shape[0],), torch.nan) for name in names}
+    for length in lengths.unique().tolist():
+        rows = (lengths == length).nonzero().squeeze(1)
+        group_mask = real[rows]
+        group_clean = clean[rows][group_mask].view(len(rows), length)
+        group_perturbed = perturbed[rows][group_mask].view(len(rows), length)
+        group_kwargs = {"topk_intersection": {"k": min(k, length) if isinstance(k, int) else k}}
+        for name in names:
+            value = SIMILARITY_MEASURES[name](group_clean, group_perturbed, **group_kwargs.get(name, {}))
+            scores[name][rows] = value.to(scores[name].dtype)
+    return scores

@@ -38,7 +38,8 @@ def skip_counts(unperturbable: torch.Tensor, skipped: Mapping[str, torch.Tensor]
     zero_maps = {method: int((rows & ~unperturbable).sum()) for method, rows in skipped.items()}
     reasons = (
         f"{cannot} of {total} cannot be perturbed (a constant image under the default per-image input range, or a "
-        f"text of padding only); all-zero clean maps (nothing to rank or compare): {zero_maps}"
+        f"text of padding only or with no word token, only special tokens: see `special_tokens`); all-zero clean "
+        f"maps (nothing to rank or compare): {zero_maps}"
     )
     empty = [method for method, rows in skipped.items() if bool(rows.all())]
     if empty:

@@ -6,6 +6,7 @@ from typing import Any
 
 from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer, PreTrainedModel, ViTImageProcessorPil
 
+from hf_robattr.attribution.inputs import SPECIAL_TOKEN_ID_FIELDS
 from hf_robattr.data import build_offline_tokenizer
 from hf_robattr.models import (
     RobAttrBertConfig,
@@ -24,6 +25,7 @@ __all__ = [
     "load_image_processor",
     "load_processor",
     "load_tokenizer",
+    "name_special_tokens",
 ]
 
 
@@ -87,16 +89,30 @@ def build_vit_classifier(args: VisionModelArguments, *, label_names: list[str]) 
 
 def build_bert_classifier(args: TextModelArguments, *, label_names: list[str], tokenizer: Any) -> PreTrainedModel:
     """A ``RobAttrBertForSequenceClassification``: from a BERT checkpoint (attention swapped, new head) or a tiny
-    one from scratch whose vocabulary is ``tokenizer``'s."""
+    one from scratch whose vocabulary is ``tokenizer``'s. Either way its config names ``tokenizer``'s special token
+    ids (:func:`name_special_tokens`), saved with the model, so robustness scores leave [CLS]/[SEP] out."""
     if args.model_name_or_path is not None:
-        return _from_checkpoint(RobAttrBertForSequenceClassification, args, label_names)
-    config = RobAttrBertConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=args.max_position_embeddings,
-        pad_token_id=tokenizer.pad_token_id,
-        **_scratch_kwargs(args, label_names),
-    )
-    return RobAttrBertForSequenceClassification._from_config(config, **_implementation_kwargs(args))
+        model = _from_checkpoint(RobAttrBertForSequenceClassification, args, label_names)
+    else:
+        config = RobAttrBertConfig(
+            vocab_size=len(tokenizer),
+            max_position_embeddings=args.max_position_embeddings,
+            pad_token_id=tokenizer.pad_token_id,
+            **_scratch_kwargs(args, label_names),
+        )
+        model = RobAttrBertForSequenceClassification._from_config(config, **_implementation_kwargs(args))
+    name_special_tokens(model.config, tokenizer)
+    return model
+
+
+def name_special_tokens(config: Any, tokenizer: Any) -> None:
+    """Set ``config``'s ``cls_token_id`` / ``sep_token_id`` / ``bos_token_id`` / ``eos_token_id`` / ``pad_token_id``
+    from ``tokenizer`` where the config leaves them unset (BERT configs name only ``pad_token_id``): the ids that
+    ``prepare_inputs`` reads to tell word tokens from special tokens."""
+    for name in SPECIAL_TOKEN_ID_FIELDS:
+        value = getattr(tokenizer, name, None)
+        if getattr(config, name, None) is None and isinstance(value, int):
+            setattr(config, name, value)
 
 
 def load_image_processor(args: VisionModelArguments) -> Any:

@@ -101,8 +101,19 @@ def test_dataset_with_tokenizer():
     dataset = datasets.Dataset.from_dict({"sentence": ["good film", "bad bad film here", "great"]})
     options = {"methods": "saliency", "epsilon": 0.1, "num_steps": 2, "k": 2, "num_samples": 2, "progress": False}
     result = hf_robattr.AttributionRobustness().compute(model=model, inputs=dataset, tokenizer=tokenizer, **options)
-    encoded = dict(tokenizer(list(dataset["sentence"]), padding=True, truncation=True, return_tensors="pt"))
+    # The metric encodes with the special-tokens mask, so its scores rank the word tokens ([CLS]/[SEP] left out).
+    encoded = dict(
+        tokenizer(
+            list(dataset["sentence"]),
+            padding=True,
+            truncation=True,
+            return_tensors="pt",
+            return_special_tokens_mask=True,
+        )
+    )
     assert same(result, hf_robattr.evaluate_attribution_robustness(model, encoded, **options))
+    included = hf_robattr.evaluate_attribution_robustness(model, encoded, special_tokens="include", **options)
+    assert not same(result, included)
     assert result["num_samples"] == 3
 
 

@@ -10,8 +10,7 @@ from torch import nn
 
 import hf_robattr
 from hf_robattr.robustness import MEASURES, SIMILARITY_MEASURES
-from hf_robattr.robustness.batch_scoring import similarity_scores
-from hf_robattr.robustness.similarity import SIMILARITY_RANGES
+from hf_robattr.robustness.similarity import SIMILARITY_RANGES, similarity_scores
 
 
 FAST = dict(num_steps=2, num_samples=3, batch_size=4, progress=False)
