@@ -8,6 +8,9 @@ History of the reference (re-recorded only when a change is meant to move the nu
   text with padding never chosen. 24c1031 (issue 15): one random stream per (seed, example, method).
 - Issue 21: tolerances derived from the computation instead of ``rel=1e-5`` (which failed on other CPUs); recorded
   with ``python tests/record_references.py recipes``, which stores the machine and versions beside the numbers.
+- Issue 22: text is scored over word tokens ([CLS]/[SEP] left out): 39 of the BERT run's robustness values moved
+  (its losses and test metrics did not; the ViT run is unchanged); the results gained ``saturated`` and
+  ``baselines``.
 
 Why tolerances, and these. The recipes train in float32 (4 SGD steps) and score in float32; on another CPU the
 last bits differ (``torch.randn`` at initialisation, ``exp``, MKL/oneDNN kernels and the thread count all change
@@ -112,6 +115,8 @@ def test_recipe_run_reproduces_the_recorded_numbers(recipes, tmp_path, name, thr
     off = {}
     for key, want in reference["robustness"].items():
         have = got["robustness"][key]
+        if isinstance(want, dict):  # saturation flags and baselines: derived from the numbers checked here
+            continue
         if want is None or (isinstance(want, float) and math.isnan(want)):
             assert have is None or math.isnan(have), key
         elif abs(have - want) > robustness_tolerance(key, reference["robustness"], name):
