@@ -5,13 +5,18 @@ measure at its ceiling) and scramble a sharp one's (every measure at its floor).
 data, the radius at which *random* noise starts to matter, so that the attack has room both ways:
 
     epsilon = the smallest radius at which uniform noise in the ball moves the median example's map by
-    :data:`NOISE_TARGET` (10%) of its norm, ``||a(x + d) - a(x)|| / ||a(x)||`` averaged over
+    :data:`NOISE_TARGET` (5%) of its norm, ``||a(x + d) - a(x)|| / ||a(x)||`` averaged over
     :data:`CALIBRATION_DRAWS` label-keeping draws ``d``; the smallest such radius over the scored methods.
 
 It is found by bisection on a log scale (:data:`BISECTION_STEPS` halvings of [hi / 2^20, hi], ``hi`` the inputs' value
 range for images, 1 (the embedding's own norm) for text) on the first :data:`CALIBRATION_EXAMPLES` examples, with
 the same draws at every radius (common random numbers, from the examples' streams keyed by ``seed``): the same seed
 gives the same radius.
+
+Why 5%: random noise is a weak perturbation; the attack at the same radius moves maps 5-15 times as much. On the
+trained controls of the test suite (a ViT on digits, a BERT on sentences) a radius that moves maps by 5% under
+noise leaves the attacked top-k intersection of saliency in the middle of its range (about 0.6-0.85), where the
+measures neither sit at their ceiling nor at their floor; 10% already put the attack at the floor on text.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from .sensitivity import sensitivity_ratio
 
 
 AUTO = "auto"
-NOISE_TARGET = 0.1
+NOISE_TARGET = 0.05
 CALIBRATION_DRAWS = 4
 CALIBRATION_EXAMPLES = 32
 BISECTION_STEPS = 12

@@ -81,7 +81,7 @@ class RobustnessConfig:
         metadata=_help(
             "Radius of the perturbation ball (> 0): absolute for pixel values, relative to each token's embedding "
             "norm for text. Default 8/255, the standard L-inf image budget. 'auto': calibrated to the model and data "
-            "(the smallest radius at which uniform noise moves the median map by 10% of its norm; see "
+            "(the smallest radius at which uniform noise moves the median map by 5% of its norm; see "
             "hf_robattr.robustness.calibration)."
         ),
     )
