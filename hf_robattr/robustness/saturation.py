@@ -13,17 +13,17 @@ on the same examples, two baselines per example:
 - ``ceiling``: at least :data:`CEILING_SHARE` of the examples score exactly the perfect value (1 for the
   similarities, 0 for a shift or a sensitivity): the perturbation does not move the maps, so every model looks
   perfectly robust (``epsilon`` too small for this model);
-- ``floor``: in at most half the examples (:data:`MAJORITY`) the score is better than ``chance``: the attacked maps
-  are typically no closer to the clean ones than shuffled maps are, so every model looks equally broken
+- ``floor``: the scores are not shown better than ``chance`` (a paired one-sided test at level :data:`ALPHA`): the
+  attacked maps are no closer to the clean ones than shuffled maps are, so every model looks equally broken
   (``epsilon`` too large, or a map the attack can always scramble);
-- ``noise``: in at most half the examples the attack scores worse than ``noise``: the attack typically finds
-  nothing that random draws do not (e.g. a gradient through a piecewise-constant map), so the score is not a worst
-  case.
+- ``noise``: the attack's scores are not shown worse than ``noise`` (the same test): the attack finds nothing
+  that random draws do not (e.g. a gradient through a piecewise-constant map), so the score is not a worst case.
 
-The floor and noise rules count examples rather than compare means: per-example scores are heavy-tailed (one
-scrambled example can hold a sensitivity of 10 while the rest sit near 0.1), and a mean-based test would then call
-a healthy measure saturated. They need at least :data:`MIN_EXAMPLES` scored examples; with fewer, only ``ceiling``
-is checked.
+The paired test fits the measure: for the bounded similarities (in [-1, 1]; top-k sets are 0/1 per example for a
+one-word top-k) the mean difference against its standard error (a t test); for the unbounded shift and
+sensitivities, whose per-example values are heavy-tailed (one scrambled example can hold a sensitivity of 10 while
+the rest sit near 0.1), Wilcoxon's signed-rank test. They need at least :data:`MIN_EXAMPLES` scored examples; with
+fewer, only ``ceiling`` is checked.
 """
 
 from __future__ import annotations
@@ -32,12 +32,16 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import numpy as np
+import scipy.stats
 import torch
 
 
 CEILING_SHARE = 0.9
-MAJORITY = 0.5
-MIN_EXAMPLES = 3
+ALPHA = 0.05
+MIN_EXAMPLES = 5
+# Measures bounded in [-1, 1]: a t test of their mean difference; the others (unbounded): a signed-rank test.
+BOUNDED = ("topk_intersection", "kendall_tau", "spearman", "pearson", "cosine")
 
 # measure -> (the perfectly robust value, +1 if higher is more robust else -1)
 PERFECT: dict[str, tuple[float, int]] = {
@@ -107,6 +111,20 @@ def split_baselines(
     return scores, baselines
 
 
+def shown_positive(margin: torch.Tensor, *, bounded: bool) -> bool:
+    """Whether the per-example ``margin`` is shown positive at level :data:`ALPHA`, one-sided: a t test of its mean
+    for a bounded measure, Wilcoxon's signed-rank test (ties at 0 dropped) for an unbounded one."""
+    values = margin.double().numpy()
+    if bounded:
+        result = scipy.stats.ttest_1samp(values, 0.0, alternative="greater")
+    else:
+        nonzero = values[np.abs(values) > 1e-12]
+        if nonzero.size == 0:
+            return False
+        result = scipy.stats.wilcoxon(nonzero, alternative="greater")
+    return bool(np.isfinite(result.pvalue) and result.pvalue < ALPHA)
+
+
 def measure_saturation(
     measure: str, values: torch.Tensor, baselines: Mapping[str, torch.Tensor] | None = None
 ) -> Saturation | None:
@@ -139,10 +157,9 @@ def measure_saturation(
             continue
         # chance: robust means scoring better than shuffled maps; noise: the attack should score worse than noise.
         margin = sign * (values[both] - baseline[both]) if kind == "chance" else sign * (baseline[both] - values[both])
-        better = margin > 1e-6 * max(1.0, abs(perfect))
-        if int(better.sum()) <= MAJORITY * margin.numel():
+        if not shown_positive(margin, bounded=measure in BOUNDED):
             base_mean = baseline[both].mean().item()
-            stuck = int((~better).sum())
+            stuck = int((margin <= 1e-6 * max(1.0, abs(perfect))).sum())
             why = _WHY[kind].format(mean=mean, base=base_mean, stuck=stuck, count=int(both.sum()))
             return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why)
     return None
@@ -150,12 +167,12 @@ def measure_saturation(
 
 _WHY = {
     "chance": (
-        "in {stuck} of {count} examples the attacked maps are no closer to the clean maps than shuffled maps are "
+        "the scores are not shown better than chance; in {stuck} of {count} examples the attacked maps are no closer to the clean maps than shuffled maps are "
         "(mean {mean:.3g} vs {base:.3g} for unrelated maps), so every model looks equally broken (epsilon may be too "
         "large for this model; try epsilon='auto')."
     ),
     "noise": (
-        "in {stuck} of {count} examples the attack does no better than random draws from the same ball (mean "
+        "the attack is not shown stronger than noise; in {stuck} of {count} examples it does no better than random draws from the same ball (mean "
         "{mean:.3g} vs {base:.3g} under noise): the score is not a worst case (the map's gradient may be "
         "uninformative, e.g. saliency of a piecewise-linear model, or the radius too small to matter; compare models "
         "with the sensitivity measures, more attack steps or epsilon='auto')."
