@@ -137,12 +137,15 @@ def test_registered_as_a_generated_set():
 
 @pytest.mark.parametrize("attention_type", ["softmax", "kernel"])
 def test_an_untrained_vit_fails_the_attention_preconditions(attention_type):
-    """The study's ViT arm at its model sizes, untrained: near-uniform [CLS] attention, evidence recall at chance
-    (the thresholds of the v3 pilot: entropy <= 0.85 of log N, recall above chance by the study's margin)."""
+    """The study's ViT arm at its model sizes, untrained, fails the v3 pilot's preconditions (last-layer [CLS]-row
+    entropy <= 0.85 of log N *and* raw-attention evidence recall above chance by the study's margin): its attention
+    is uniform. Recall alone would not do: near-uniform rows still rank the salient red marker high for some
+    initialisations (an untrained kernel ViT, seed 2, recalls 0.17 against a chance of 0.06 on 96 examples)."""
     protocol = ArmProtocol(arm="vit", model="vit", dataset="marked_objects", dataset_size=400, eval_pool=40)
     torch.manual_seed(0)
     model = build_classifier(model_arguments(protocol, attention_type, None), label_names=list("abcd"), processor=None)
     values = preconditions(model, evaluation_pool(protocol, None), protocol)
-    assert values["cls_entropy_ratio"] > 0.85
+    recall_gain = values["evidence_recall"] - values["evidence_chance"]
     assert values["evidence_chance"] == pytest.approx(4 / 64)
-    assert values["evidence_recall"] < values["evidence_chance"] + get_settings("cpu").min_recall_gain
+    assert values["cls_entropy_ratio"] > 0.99
+    assert not (values["cls_entropy_ratio"] <= 0.85 and recall_gain >= get_settings("cpu").min_recall_gain)
