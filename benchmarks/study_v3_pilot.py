@@ -84,10 +84,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm_learning_rate", type=float, default=1e-3, help="--phase warm: AdamW's lr (B 32).")
     parser.add_argument("--dataset_size", type=int, default=4000)
     parser.add_argument("--marker", default="frame")
+    parser.add_argument("--distractors", default="every_class", help="marked_objects' distractors option.")
     parser.add_argument("--num_objects", type=int, default=4)
     parser.add_argument("--object_size", type=int, default=8)
     parser.add_argument("--noise", type=float, default=0.08)
     parser.add_argument("--eval_pool", type=int, default=96)
+    parser.add_argument("--initializer_range", type=float, default=0.02, help="Std of the initial weights.")
+    parser.add_argument("--num_hidden_layers", type=int, default=4, help="ViT depth (ArmProtocol's default: 4).")
     parser.add_argument("--hessian_examples", type=int, default=256)
     parser.add_argument("--hessian_probes", type=int, default=10)
     parser.add_argument("--hessian_max_probes", type=int, default=40)
@@ -106,7 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def register_dataset(args: argparse.Namespace) -> None:
     """Point ``marked_objects`` at the requested options in this process (the pipeline passes only its size)."""
-    options = {"marker": args.marker, "num_objects": args.num_objects, "object_size": args.object_size}
+    options = {"marker": args.marker, "num_objects": args.num_objects, "object_size": args.object_size,
+               "distractors": args.distractors}  # fmt: skip
     embedded.EMBEDDED_DATASETS[DATASET] = functools.partial(make_marked_objects, **options, noise=args.noise)
     embedded._cached_embedded_dataset.cache_clear()
 
@@ -122,6 +126,8 @@ def build_protocol(args: argparse.Namespace) -> ArmProtocol:
         target_loss=args.target_loss if args.target_loss is not None else 0.02,
         max_epochs=args.max_epochs,
         eval_pool=args.eval_pool,
+        initializer_range=args.initializer_range,
+        num_hidden_layers=args.num_hidden_layers,
         hessian_examples=args.hessian_examples,
         hessian_probes=args.hessian_probes,
         hessian_max_probes=args.hessian_max_probes,

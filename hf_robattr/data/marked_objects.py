@@ -6,6 +6,11 @@ non-overlapping positions on the patch grid. One of them carries a marker (a pur
 object or background takes), and the label is the texture of that object. The set of textures in an image is the
 same whatever its label, so a model must find the marked object and read its texture: attention has a job, and
 the ground-truth evidence (the ``mask`` column) is the marked object's square.
+
+With every texture present once, the *unmarked* objects decide the label too (it is the one texture they lack): a
+model may attend to them instead of the marked object. ``distractors="random"`` draws the other objects' textures
+independently of the label, so that only the marked object decides it; an average over the image then still
+favours the label (the most frequent texture is the label about half the time with 4 objects, against 1/4).
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
 from .generation import SYNTHETIC_IMAGE_CLASSES, class_texture, split_dataset
 
 
-__all__ = ["MARKERS", "MARKER_COLOUR", "make_marked_objects"]
+__all__ = ["DISTRACTORS", "MARKERS", "MARKER_COLOUR", "make_marked_objects"]
 
 MARKER_COLOUR = np.array([1.0, 0.0, 0.0], dtype=np.float32)  # objects' light colours have G, B >= 0.65, dark R <= 0.35
 MARKERS = ("frame", "dot")
+DISTRACTORS = ("every_class", "random")
 _MAX_PLACEMENT_TRIES = 1000
 
 
@@ -38,8 +44,13 @@ def _positions(count: int, image_size: int, size: int, align: int, rng: np.rando
     )
 
 
-def _textures(label: int, num_objects: int, num_classes: int, rng: np.random.Generator) -> np.ndarray:
-    """The objects' classes, the marked one (``label``) first: every other class once, then random extras."""
+def _textures(
+    label: int, num_objects: int, num_classes: int, rng: np.random.Generator, distractors: str = "every_class"
+) -> np.ndarray:
+    """The objects' classes, the marked one (``label``) first. ``every_class``: every other class once, then random
+    extras; ``random``: the other objects' classes drawn independently of the label."""
+    if distractors == "random":
+        return np.concatenate([[label], rng.integers(0, num_classes, size=num_objects - 1)]).astype(int)
     others = rng.permutation([c for c in range(num_classes) if c != label])
     extra = rng.integers(0, num_classes, size=max(0, num_objects - num_classes))
     return np.concatenate([[label], others, extra])[:num_objects].astype(int)
@@ -52,6 +63,7 @@ def _marked_image(
     object_size: int,
     num_objects: int,
     marker: str,
+    distractors: str,
     align: int,
     noise: float,
     rng: np.random.Generator,
@@ -59,7 +71,7 @@ def _marked_image(
     """Draw one image (``uint8`` RGB) and the mask of its marked object (``uint8``, 255 inside)."""
     background = rng.uniform(0.25, 0.75, size=3).astype(np.float32)
     image = np.broadcast_to(background, (image_size, image_size, 3)).copy()
-    classes = _textures(label, num_objects, len(SYNTHETIC_IMAGE_CLASSES), rng)
+    classes = _textures(label, num_objects, len(SYNTHETIC_IMAGE_CLASSES), rng, distractors)
     corners = _positions(num_objects, image_size, object_size, align, rng)
     for cls, (top, left) in zip(classes, corners):
         texture = class_texture(int(cls), object_size, rng)
@@ -80,12 +92,21 @@ def _marked_image(
 
 
 def _check_options(
-    num_examples: int, image_size: int, object_size: int, num_objects: int, marker: str, align: int, noise: float
+    num_examples: int,
+    image_size: int,
+    object_size: int,
+    num_objects: int,
+    marker: str,
+    distractors: str,
+    align: int,
+    noise: float,
 ) -> None:
     if num_examples < 1:
         raise ValueError(f"num_examples must be >= 1, got {num_examples}.")
     if marker not in MARKERS:
         raise ValueError(f"marker must be one of {list(MARKERS)}, got {marker!r}.")
+    if distractors not in DISTRACTORS:
+        raise ValueError(f"distractors must be one of {list(DISTRACTORS)}, got {distractors!r}.")
     if object_size < 4:
         raise ValueError(f"object_size must be >= 4 (a frame or dot must leave texture visible), got {object_size}.")
     if align < 1 or object_size % align:
@@ -108,6 +129,7 @@ def make_marked_objects(
     object_size: int = 8,
     num_objects: int = 4,
     marker: str = "frame",
+    distractors: str = "every_class",
     align: int = 4,
     noise: float = 0.08,
     seed: int = 0,
@@ -117,7 +139,8 @@ def make_marked_objects(
     Each image has a plain background, ``num_objects`` non-overlapping ``object_size``-pixel squares at random
     positions on an ``align``-pixel grid (4 matches the default ViT's patches), each textured by a class of
     :data:`~hf_robattr.data.generation.SYNTHETIC_IMAGE_CLASSES` with random colours and phase (every class appears
-    once when ``num_objects`` is at least the number of classes; further objects take random classes), and
+    once when ``num_objects`` is at least the number of classes; further objects take random classes; with
+    ``distractors="random"``, the unmarked objects' classes are drawn independently of the label), and
     Gaussian pixel noise of standard deviation ``noise``. The object whose class is the label carries a pure red
     ``marker``: ``frame`` (a 1-pixel border inside its square) or ``dot`` (2x2 pixels at its centre). Labels are
     balanced exactly (``num_examples`` cycled over the classes, shuffled). Split 80/10/10 with ``seed``.
@@ -127,7 +150,7 @@ def make_marked_objects(
     Raises:
         ValueError: naming the option that is out of range (e.g. objects that cannot fit in the image).
     """
-    _check_options(num_examples, image_size, object_size, num_objects, marker, align, noise)
+    _check_options(num_examples, image_size, object_size, num_objects, marker, distractors, align, noise)
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(num_examples) % len(SYNTHETIC_IMAGE_CLASSES))
     options = {
@@ -135,6 +158,7 @@ def make_marked_objects(
         "object_size": object_size,
         "num_objects": num_objects,
         "marker": marker,
+        "distractors": distractors,
         "align": align,
         "noise": noise,
     }

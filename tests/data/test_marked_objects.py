@@ -90,6 +90,17 @@ def test_every_class_texture_is_in_every_image(label, num_objects):
         assert set(classes) == {0, 1, 2, 3}  # the set of textures says nothing about the label
 
 
+def test_random_distractors_are_drawn_apart_from_the_label():
+    rng = np.random.default_rng(0)
+    draws = np.stack([_textures(2, 4, 4, rng, "random") for _ in range(2000)])
+    assert (draws[:, 0] == 2).all()
+    assert np.bincount(draws[:, 1:].ravel(), minlength=4) / draws[:, 1:].size == pytest.approx([0.25] * 4, abs=0.02)
+    data = make_marked_objects(num_examples=40, noise=0.0, distractors="random", seed=6)
+    example = data["train"][0]
+    top, bottom, left, right = _box(np.asarray(example["mask"]))
+    assert (bottom - top, right - left) == (8, 8)
+
+
 def test_labels_are_balanced_exactly():
     data = make_marked_objects(num_examples=200, seed=2)
     labels = np.concatenate([data[s]["label"] for s in data])
@@ -120,6 +131,11 @@ def test_seeded_determinism():
         pytest.param({"object_size": 3, "align": 1}, r"object_size must be >= 4", id="object-size"),
         pytest.param({"align": 3}, r"align must be >= 1 and divide object_size \(8\), got 3", id="align"),
         pytest.param({"noise": -0.1}, r"noise must be >= 0, got -0.1", id="noise"),
+        pytest.param(
+            {"distractors": "none"},
+            r"distractors must be one of \['every_class', 'random'\], got 'none'",
+            id="distractors",
+        ),
         pytest.param({"num_examples": 0}, r"num_examples must be >= 1, got 0", id="num-examples"),
     ],
 )
