@@ -84,7 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm_learning_rate", type=float, default=1e-3, help="--phase warm: AdamW's lr (B 32).")
     parser.add_argument("--dataset_size", type=int, default=4000)
     parser.add_argument("--marker", default="frame")
-    parser.add_argument("--distractors", default="every_class", help="marked_objects' distractors option.")
+    parser.add_argument("--distractors", default="random", help="marked_objects' distractors option.")
     parser.add_argument("--num_objects", type=int, default=4)
     parser.add_argument("--object_size", type=int, default=8)
     parser.add_argument("--noise", type=float, default=0.08)

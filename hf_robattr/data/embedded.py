@@ -5,9 +5,9 @@ Four sets are built in memory and returned as a :class:`datasets.DatasetDict`:
 - ``digits``: scikit-learn's ``load_digits`` (1797 real 8x8 handwritten digits), as grayscale images.
 - ``synthetic_images``: 32x32 RGB images whose class is decided by a textured square placed at a random
   position over clutter and noise; the square's ground-truth mask is stored beside each image.
-- ``marked_objects``: 32x32 RGB images of several textured objects, one per class texture; the label is the
-  texture of the one object that carries a red marker (see :mod:`hf_robattr.data.marked_objects`), so a uniform
-  average over the image cannot decide it.
+- ``marked_objects``: 32x32 RGB images of several textured objects; the label is the texture of the one object
+  that carries a red marker (see :mod:`hf_robattr.data.marked_objects`), so an average over the image cannot
+  decide it.
 - ``synthetic_sentiment``: short sentences whose label is decided by a few sentiment words among neutral
   filler; the positions of those words (the rationale) are stored beside each sentence.
 """
