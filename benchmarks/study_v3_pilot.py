@@ -13,6 +13,8 @@ Phases:
 
 - ``task``: the untrained model's preconditions and one training run per attention type and ``--optimizer`` at
   the first learning rate and batch size (does the task need and get attention?);
+- ``warm``: the shared early checkpoint per attention type (AdamW until ``--warm_target_loss``), for
+  ``--init_checkpoint WARM_DIR/{attention}``;
 - ``grid``: plain SGD (momentum 0) over ``--learning_rates`` x ``--batch_sizes`` x ``--seeds`` x attention types,
   for a fixed budget of ``--budget_examples`` training examples, or until ``--target_loss`` (matched fit, at most
   ``--max_epochs``).
@@ -116,7 +118,8 @@ def register_dataset(args: argparse.Namespace) -> None:
 
 
 def build_protocol(args: argparse.Namespace) -> ArmProtocol:
-    """The ViT arm's protocol on ``marked_objects`` (model sizes: :class:`ArmProtocol`'s defaults)."""
+    """The ViT arm's protocol on ``marked_objects`` (model sizes: :class:`ArmProtocol`'s defaults but the depth and
+    initializer range, which are options)."""
     quick = {"attack_steps": 2, "ig_steps": 2, "ig_examples": 4, "sensitivity_samples": 2} if args.quick else {}
     return ArmProtocol(
         arm="vit",
