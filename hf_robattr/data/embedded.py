@@ -1,10 +1,13 @@
 """Embedded offline datasets: no network, fixed seeds, fixed train/validation/test splits.
 
-Three sets are built in memory and returned as a :class:`datasets.DatasetDict`:
+Four sets are built in memory and returned as a :class:`datasets.DatasetDict`:
 
 - ``digits``: scikit-learn's ``load_digits`` (1797 real 8x8 handwritten digits), as grayscale images.
 - ``synthetic_images``: 32x32 RGB images whose class is decided by a textured square placed at a random
   position over clutter and noise; the square's ground-truth mask is stored beside each image.
+- ``marked_objects``: 32x32 RGB images of several textured objects; the label is the texture of the one object
+  that carries a red marker (see :mod:`hf_robattr.data.marked_objects`), so an average over the image cannot
+  decide it.
 - ``synthetic_sentiment``: short sentences whose label is decided by a few sentiment words among neutral
   filler; the positions of those words (the rationale) are stored beside each sentence.
 """
@@ -18,6 +21,9 @@ from collections.abc import Callable
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, Sequence, Value
 
+from .generation import SYNTHETIC_IMAGE_CLASSES, class_texture, split_dataset
+from .marked_objects import make_marked_objects
+
 
 __all__ = [
     "EMBEDDED_DATASETS",
@@ -26,12 +32,11 @@ __all__ = [
     "SENTIMENT_POSITIVE_WORDS",
     "load_embedded_dataset",
     "make_digits",
+    "make_marked_objects",
     "make_synthetic_images",
     "make_synthetic_sentiment",
     "split_dataset",
 ]
-
-SYNTHETIC_IMAGE_CLASSES = ("horizontal_stripes", "vertical_stripes", "checkerboard", "diagonal_stripes")
 
 SENTIMENT_POSITIVE_WORDS = (
     "good", "great", "excellent", "wonderful", "superb", "delightful", "brilliant", "enjoyable", "charming", "moving",
@@ -46,13 +51,6 @@ NEUTRAL_WORDS = (
 )  # fmt: skip
 
 
-def split_dataset(dataset: Dataset, *, validation_size: float, test_size: float, seed: int) -> DatasetDict:
-    """Split one dataset into fixed ``train``/``validation``/``test`` parts with a seeded shuffle."""
-    first = dataset.train_test_split(test_size=validation_size + test_size, seed=seed)
-    second = first["test"].train_test_split(test_size=test_size / (validation_size + test_size), seed=seed)
-    return DatasetDict({"train": first["train"], "validation": second["train"], "test": second["test"]})
-
-
 def make_digits(*, seed: int = 0) -> DatasetDict:
     """scikit-learn's handwritten digits as 8x8 grayscale images (column ``image``) with 10 classes (``label``)."""
     from sklearn.datasets import load_digits
@@ -62,19 +60,6 @@ def make_digits(*, seed: int = 0) -> DatasetDict:
     features = Features({"image": Image(), "label": ClassLabel(names=[str(d) for d in range(10)])})
     dataset = Dataset.from_dict({"image": list(images), "label": digits.target.tolist()}, features=features)
     return split_dataset(dataset, validation_size=0.1, test_size=0.2, seed=seed)
-
-
-def _class_texture(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A ``size x size`` binary texture that identifies the class (random phase, fixed pattern)."""
-    rows, cols = np.mgrid[0:size, 0:size]
-    phase = int(rng.integers(0, 2))
-    patterns = {
-        0: (rows + phase) // 2 % 2,
-        1: (cols + phase) // 2 % 2,
-        2: ((rows // 2) + (cols // 2) + phase) % 2,
-        3: ((rows + cols + phase) // 2) % 2,
-    }
-    return patterns[label].astype(np.float32)
 
 
 def _synthetic_image(
@@ -87,7 +72,7 @@ def _synthetic_image(
         h, w = rng.integers(3, image_size // 2, size=2)
         top, left = rng.integers(0, image_size - h), rng.integers(0, image_size - w)
         image[top : top + h, left : left + w] = rng.uniform(0.0, 1.0, size=3)
-    texture = _class_texture(label, patch, rng)
+    texture = class_texture(label, patch, rng)
     top, left = rng.integers(0, (image_size - patch) // align + 1, size=2) * align
     dark, light = rng.uniform(0.0, 0.35, size=3), rng.uniform(0.65, 1.0, size=3)
     image[top : top + patch, left : left + patch] = dark + texture[..., None] * (light - dark)
@@ -154,11 +139,12 @@ def make_synthetic_sentiment(*, num_examples: int = 2000, seed: int = 0) -> Data
 
 EMBEDDED_DATASETS: dict[str, Callable[..., DatasetDict]] = {
     "digits": make_digits,
+    "marked_objects": make_marked_objects,
     "synthetic_images": make_synthetic_images,
     "synthetic_sentiment": make_synthetic_sentiment,
 }
 # The generated sets, whose size is an option (``num_examples``).
-GENERATED_DATASETS = ("synthetic_images", "synthetic_sentiment")
+GENERATED_DATASETS = ("marked_objects", "synthetic_images", "synthetic_sentiment")
 
 
 def load_embedded_dataset(name: str, *, seed: int = 0, **options: object) -> DatasetDict:

@@ -15,7 +15,7 @@ from hf_robattr.data import (
 
 @pytest.mark.parametrize("name", GENERATED_DATASETS)
 def test_num_examples_reaches_the_generated_set(name):
-    candidates = ("image",) if name == "synthetic_images" else ("sentence",)
+    candidates = ("sentence",) if name == "synthetic_sentiment" else ("image",)
     splits, _, _ = load_classification_dataset(name, input_candidates=candidates, num_examples=60, seed=3)
     assert sum(len(part) for part in splits.values()) == 60
 
