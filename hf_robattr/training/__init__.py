@@ -6,6 +6,7 @@ from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
 from .diagnostics import DiagnosticsCallback, compute_diagnostics, diagnose, diagnostics_batch, flatten_diagnostics
 from .evaluation import compute_accuracy, score_test_robustness
+from .matched_fit import FIT_OUTCOMES, MatchedFitCallback
 from .model_arguments import KERNEL_FEATURE_MAPS, ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import (
     build_bert_classifier,
@@ -45,13 +46,14 @@ from .run_record import (
     training_record,
     write_results,
 )
-from .stopping import DivergenceCallback, TargetLossCallback
+from .stopping import DivergenceCallback, TargetLossCallback, true_training_loss
 from .trainer import TRAINING_ARGS_JSON, RobAttrTrainer, build_regularizer, training_loss
 from .training_arguments import DIAGNOSTICS, OPTIMIZERS, RobAttrTrainingArguments
 
 
 __all__ = [
     "DIAGNOSTICS",
+    "FIT_OUTCOMES",
     "KERNEL_FEATURE_MAPS",
     "OPTIMIZERS",
     "REGULARIZERS",
@@ -65,6 +67,7 @@ __all__ = [
     "IGNormRegularizer",
     "ImageDataArguments",
     "InputGradNormRegularizer",
+    "MatchedFitCallback",
     "ModelArguments",
     "NoRegularizer",
     "PreparedData",
@@ -108,5 +111,6 @@ __all__ = [
     "training_callbacks",
     "training_loss",
     "training_record",
+    "true_training_loss",
     "write_results",
 ]

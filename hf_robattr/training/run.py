@@ -23,6 +23,7 @@ from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
 from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
 from .evaluation import compute_accuracy, score_test_robustness
+from .matched_fit import MatchedFitCallback
 from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import build_classifier, load_processor
 from .run_record import RESULTS_FILE, build_results, write_results
@@ -143,9 +144,22 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, processor
 def training_callbacks(
     args: RobAttrTrainingArguments, robustness: RobustnessConfig | None = None
 ) -> list[TrainerCallback]:
-    """The callbacks ``args`` asks for: matched-fit stopping, divergence stopping, periodic diagnostics."""
+    """The callbacks ``args`` asks for: matched-fit stopping (two-sided with ``--target_loss_band``), divergence
+    stopping, periodic diagnostics."""
     callbacks: list[TrainerCallback] = []
-    if args.target_train_loss is not None:
+    if args.target_train_loss is not None and args.target_loss_band is not None:
+        callbacks.append(
+            MatchedFitCallback(
+                args.target_train_loss,
+                band=args.target_loss_band,
+                num_examples=args.target_loss_examples,
+                check_every_examples=args.target_check_every_examples,
+                batch_size=args.target_loss_batch_size,
+                min_examples=args.target_min_examples,
+                snapshot_every_examples=args.target_snapshot_every_examples,
+            )
+        )
+    elif args.target_train_loss is not None:
         callbacks.append(
             TargetLossCallback(
                 args.target_train_loss,

@@ -18,11 +18,34 @@ from hf_robattr.data import model_inputs
 from .trainer import training_loss
 
 
-__all__ = ["DivergenceCallback", "TargetLossCallback"]
+__all__ = ["DivergenceCallback", "TargetLossCallback", "true_training_loss"]
 
 
 def _total_batch_size(args: TrainingArguments) -> int:
     return args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
+
+
+@torch.no_grad()
+def true_training_loss(
+    model: torch.nn.Module, dataset: Any, collator: Any, num_examples: int = 1024, batch_size: int = 256
+) -> float:
+    """The loss :class:`TargetLossCallback` checks, in one process: the mean cross-entropy of ``model`` in eval mode
+    (its mode restored after) on the first ``num_examples`` examples of ``dataset``, collated by ``collator``."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        size = min(num_examples, len(dataset))
+        for first in range(0, size, batch_size):
+            batch = collator([dataset[i] for i in range(first, min(first + batch_size, size))])
+            inputs = {key: value.to(device) for key, value in model_inputs(batch).items()}
+            logits = model(**inputs).logits
+            losses = F.cross_entropy(logits.float(), batch["labels"].to(device), reduction="none").double()
+            total, count = total + float(losses.sum()), count + len(losses)
+    finally:
+        model.train(was_training)
+    return total / count
 
 
 class TargetLossCallback(TrainerCallback, ExportableState):

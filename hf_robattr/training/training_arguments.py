@@ -107,6 +107,26 @@ class RobAttrTrainingArguments(TrainingArguments):
     target_loss_batch_size: int = field(
         default=256, metadata={"help": "Matched fit: examples per forward pass of the check (per process)."}
     )
+    target_loss_band: float | None = field(
+        default=None,
+        metadata={
+            "help": "Two-sided matched fit: end on the checkpoint whose true training loss is closest to "
+            "--target_train_loss (rolling back past an overshoot), and record whether it lies within +- this "
+            "relative band (e.g. 0.1); see MatchedFitCallback. Default: the one-sided rule (stop at the first "
+            "check <= the target)."
+        },
+    )
+    target_min_examples: int = field(
+        default=0,
+        metadata={"help": "Two-sided matched fit: no check, stop or rollback before this many training examples."},
+    )
+    target_snapshot_every_examples: int = field(
+        default=0,
+        metadata={
+            "help": "Two-sided matched fit: keep an in-memory copy of the weights every N training examples between "
+            "checks, for the rollback (0: only at the checks)."
+        },
+    )
     divergence_loss: float | None = field(
         default=None,
         metadata={"help": "Stop (recorded as diverged) once the logged training loss is non-finite or above this."},
@@ -165,6 +185,8 @@ class RobAttrTrainingArguments(TrainingArguments):
             ("--target_loss_examples", self.target_loss_examples, 1),
             ("--target_check_every_examples", self.target_check_every_examples, 1),
             ("--target_loss_batch_size", self.target_loss_batch_size, 1),
+            ("--target_min_examples", self.target_min_examples, 0),
+            ("--target_snapshot_every_examples", self.target_snapshot_every_examples, 0),
             ("--diagnostics_steps", self.diagnostics_steps, 0),
             ("--diagnostics_batch_size", self.diagnostics_batch_size, 1),
             ("--diagnostics_num_probes", self.diagnostics_num_probes, 2),
@@ -175,6 +197,9 @@ class RobAttrTrainingArguments(TrainingArguments):
             check_range(flag, value, minimum=minimum)
         check_range("--curvature_step", self.curvature_step, above=0)
         check_range("--target_train_loss", self.target_train_loss, above=0)
+        check_range("--target_loss_band", self.target_loss_band, above=0, below=1)
+        if self.target_loss_band is not None and self.target_train_loss is None:
+            raise ValueError("--target_loss_band needs --target_train_loss (the centre of the band).")
         check_range("--divergence_loss", self.divergence_loss, above=0)
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
