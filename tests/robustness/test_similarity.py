@@ -64,10 +64,11 @@ def test_kendall_chunking_is_invisible(monkeypatch):
     torch.testing.assert_close(kendall_tau(x, y), whole)
 
 
-def test_large_maps_use_the_same_statistic(monkeypatch):
+@pytest.mark.parametrize("limit", ["PAIRWISE_KENDALL_MAX_FEATURES", "PAIRWISE_KENDALL_MAX_FEATURES_CPU"])
+def test_large_maps_use_the_same_statistic(monkeypatch, limit):
     x, y = _pairs("ties", seed=5)
     pairwise = kendall_tau(x, y)
-    monkeypatch.setattr("hf_robattr.robustness.similarity.PAIRWISE_KENDALL_MAX_FEATURES", 10)
+    monkeypatch.setattr(f"hf_robattr.robustness.similarity.{limit}", 10)
     torch.testing.assert_close(kendall_tau(x, y), pairwise, rtol=1e-12, atol=1e-12)
 
 
