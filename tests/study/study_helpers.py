@@ -42,7 +42,7 @@ def fake_run(spec: RunSpec, checkpoint=None) -> dict:
     for eps in protocol.epsilons:
         main = eps == protocol.main_epsilon
         for method in protocol.methods if main else protocol.sweep_methods:
-            size = protocol.ig_examples if method == "integrated_gradients" else POOL
+            size = min(protocol.ig_examples, POOL) if method == "integrated_gradients" else POOL
             level = planted(spec, method) - 2 * (eps - protocol.main_epsilon)
             for attack, shift in (("topk", 0.0), ("noise", 0.3)):
                 values = np.clip(level + shift + rng.normal(0, 0.05, size), 0, 1)
