@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Reproduce the paper's three claims: train the study's grid of regimes, measure attribution robustness on one
+r"""Reproduce the paper's three claims: train the study's grid of regimes, measure attribution robustness on one
 common evaluation set, test each claim with its pre-registered rule, and write ``report.md``, the figures and
 ``results.json.gz``.
 
 Scales (``--scale``)::
 
     python recipes/reproduce_paper.py --scale ci --output_dir outputs/study-ci          # smoke test, < 2 min
-    nohup nice -n 5 python recipes/reproduce_paper.py --scale cpu --output_dir outputs/study-cpu --num_workers 2 &
+    nohup nice -n 5 python recipes/reproduce_paper.py --scale cpu --output_dir outputs/study-v3 \
+        --num_workers 2 --threads_per_worker 1 > outputs/study-v3.log 2>&1 &                 # study v3
     python recipes/reproduce_paper.py --scale gpu --output_dir outputs/study-gpu --executor ray --ray_address auto
 
 The study is resumable: each finished run is stored under ``<output_dir>/runs/`` and never recomputed, so rerunning

@@ -25,12 +25,13 @@ class StudyArguments:
         default="ci",
         metadata={
             "help": f"Grid and protocol size, one of {list(SCALES)}: ci = smoke test of every code path, "
-            "cpu = about 4 h on 2 CPU cores, gpu = CIFAR-10/SST-2 with pretrained models on accelerators."
+            "cpu = study v3 (15-20 CPU hours), cpu_v2 = study v2 (superseded), gpu = CIFAR-10/SST-2 with "
+            "pretrained models on accelerators."
         },
     )
     arms: list[str] | None = field(
         default=None,
-        metadata={"help": "Which arms of the scale to run (default: all of them, e.g. vit digits minilm)."},
+        metadata={"help": "Which arms of the scale to run (default: all of them, e.g. vit vit_budget minilm)."},
     )
     executor: str = field(
         default="local",

@@ -1,6 +1,6 @@
-"""Analysis and report on planted effects (fake runs of the whole cpu grid): the claim tests find what was planted,
-the common evaluation set is an intersection, degenerate cells and unfitted runs are kept out, and the report
-re-renders byte for byte from ``results.json.gz``."""
+"""Analysis and report on planted effects (fake runs of the whole grid of study v2, scale ``cpu_v2``): the claim
+tests find what was planted, the common evaluation set is an intersection, degenerate cells and unfitted runs are
+kept out, and the report re-renders byte for byte from ``results.json.gz``."""
 
 import gzip
 import json
@@ -21,7 +21,7 @@ from hf_robattr.study.sweep import choose_weights
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    settings = get_settings("cpu")
+    settings = get_settings("cpu_v2")
     records = []
     for protocol, grid in settings.arms:
         records += [fake_run(s) for s in arm_specs(protocol, grid) + sweep_specs(protocol, grid)]

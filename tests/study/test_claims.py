@@ -242,7 +242,7 @@ def test_tests_carry_their_numbers(claim):
 
 
 def test_reanalyse_decides_stored_runs_again_by_the_current_rules():
-    settings = get_settings("cpu")
+    settings = get_settings("cpu_v2")
     protocol, grid = settings.arms[0]
     records = [fake_run(spec) for spec in arm_specs(protocol, grid)]
     analysis = analyse(records, settings, expected_runs=len(records))

@@ -1,6 +1,7 @@
 """``recipes/reproduce_paper.py`` end to end: the whole ci scale on real training (every code path: warm starts,
-the pretrained arm, the weight sweep, saturation and curvature runs, the report), resume, re-rendering from
-``results.json.gz`` alone, the exit status, and arguments that fail before any run."""
+the pretrained arm, the weight sweep, saturation and curvature runs, the one-sided and two-sided matched fits and
+the fixed budget, the report), resume, re-rendering from ``results.json.gz`` alone, the exit status, and arguments
+that fail before any run."""
 
 import json
 import shutil
@@ -52,7 +53,14 @@ def test_ci_scale_runs_every_code_path(ci_study):
     text = next(r for r in records.values() if r["arm"] == "minilm")
     assert 0 <= text["preconditions"]["evidence_recall"] <= 1  # rationale masks reach the text arm
     warm = sorted((directory / "checkpoints").glob("*/warm_start.json"))
-    assert len(warm) == 4  # vit and digits, softmax and kernel
+    assert len(warm) == 2  # vit (v2's paths), softmax and kernel; digits trains from scratch (v3's)
+    digits = [r for r in records.values() if r["arm"] == "digits"]
+    assert {r["fit"]["rule"] for r in digits} == {"band"} and all(r["diagnostics"] for r in digits)
+    assert all(r["fit"]["outcome"] in ("in_band", "above_band", "below_band") for r in digits)
+    assert all(r["preconditions_untrained"]["cls_entropy_ratio"] > 0 for r in digits)
+    minilm = [r for r in records.values() if r["arm"] == "minilm"]
+    assert {r["fit"]["rule"] for r in minilm} == {"budget"} and all("saturated" in r for r in minilm)
+    assert all(r["training"]["global_step"] == 96 // 16 for r in minilm)
     results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
     assert any(c["claim"] == 3 for c in results["claims"])

@@ -1,0 +1,59 @@
+"""A study's settings: its arms (protocol + grid) and the pre-registered analysis settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .grid import ArmGrid
+from .protocol import ArmProtocol
+
+
+__all__ = ["ANALYSIS_FIELDS", "StudySettings"]
+
+# The settings of the analysis (not of the runs): the ones get_settings can override.
+ANALYSIS_FIELDS = ("alpha", "margin", "headline_measure", "min_cls_cv", "min_recall_gain", "min_entropy_drop")
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """A scale's arms and its analysis settings, fixed before any run (the report's protocol section prints them).
+
+    ``margin``: the smallest slope of ``headline_measure`` per doubling of lr/B that matters (claim 2's
+    equivalence margin, claims 1 and 3's "contradicted" bound); ``alpha``: the level of every test. A run's
+    attention is *degenerate* when its last-layer [CLS]-row coefficient of variation is below ``min_cls_cv`` or,
+    where evidence masks exist, raw attention's evidence recall is less than ``min_recall_gain`` above chance; a
+    cell whose usable runs are mostly degenerate is kept out of claims 2 and 3 (v2's rule). v3's paired rule
+    (:func:`~hf_robattr.study.measure.attention_preconditions_met`) compares each trained model with the model it
+    started from: entropy ratio at least ``min_entropy_drop`` lower, evidence recall at least ``min_recall_gain``
+    higher.
+    """
+
+    scale: str
+    arms: tuple[tuple[ArmProtocol, ArmGrid], ...]
+    alpha: float = 0.05
+    margin: float = 0.01
+    headline_measure: str = "topk_intersection"
+    min_cls_cv: float = 0.02
+    min_recall_gain: float = 0.05
+    min_entropy_drop: float = 0.05
+
+    def __post_init__(self) -> None:
+        names = [protocol.arm for protocol, _ in self.arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"StudySettings.arms has duplicate arm names {names}.")
+
+    @property
+    def arm_names(self) -> tuple[str, ...]:
+        """The arms in their order."""
+        return tuple(protocol.arm for protocol, _ in self.arms)
+
+    def arm(self, name: str) -> tuple[ArmProtocol, ArmGrid]:
+        """The protocol and grid of arm ``name``."""
+        for protocol, grid in self.arms:
+            if protocol.arm == name:
+                return protocol, grid
+        raise ValueError(f"Unknown arm {name!r}; expected one of {list(self.arm_names)}.")
+
+    def protocol(self, name: str) -> ArmProtocol:
+        """The protocol of arm ``name``."""
+        return self.arm(name)[0]
