@@ -93,6 +93,8 @@ def sensitivity_family(
                 f"{', '.join(map(str, expected[1:]))}]; got {list(perturbations.shape)}."
             )
         perturbations = perturbations.to(prepared.features)
+        if not torch.isfinite(perturbations).all():
+            raise ValueError("`perturbations` contains NaN or infinite values; expected finite offsets.")
         maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, config.batch_size)
         valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else torch.ones_like(logits[..., 0]).bool()
         if prepared.word_mask is not None:
