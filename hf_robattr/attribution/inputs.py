@@ -125,6 +125,16 @@ def is_hf_model(model: nn.Module) -> bool:
     return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
 
 
+def model_modality(model: nn.Module) -> str:
+    """``"text"`` for a transformers model without image channels (it takes token embeddings), else ``"image"``
+    (transformers image models, and plain modules of pixel values)."""
+    model = unwrap_model(model)
+    config = getattr(model, "config", None)
+    if is_hf_model(model) and getattr(config, "num_channels", None) is None:
+        return TEXT
+    return IMAGE
+
+
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The bare module under DDP / DataParallel / ``torch.compile`` wrappers (a DDP forward on one rank alone would
     wait for the others)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from transformers import PreTrainedModel, TrainerCallback, set_seed
 
+from hf_robattr.attribution.inputs import model_modality
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.robustness.measures import check_measures_for_text
 
@@ -207,6 +208,7 @@ def run_pipeline(
         seed = training_args.seed if data_args.split_seed is None else data_args.split_seed
         data = prepare_data(model_args, data_args, load_processor(model_args), seed=seed)
     model = build_classifier(model_args, label_names=data.label_names, processor=data.processor)
+    config = config.resolved(model_modality(model))  # the default radius made explicit: results.json states it
 
     trainer = RobAttrTrainer(
         model=model,
