@@ -159,9 +159,13 @@ def build_results(
     ``"robustness"`` section, its counts go to ``"dataset"``: ``num_robustness_examples`` (examples given) and
     ``num_robustness_skipped`` (``{"any": n, method: n}``: examples left out because they cannot be perturbed or
     their clean map is all zeros). ``robustness_config`` is the ``RobustnessConfig.to_dict()`` they were scored
-    with.
+    with (plus the ``"epsilon_calibration"`` record when the radius was ``"auto"``). The scorer's nested entries get
+    their own sections: ``"robustness_saturated"`` (the measures that cannot rank models on these inputs, with why)
+    and ``"robustness_baselines"`` (each measure's chance and noise means).
     """
-    scores = {key: value for key, value in robustness.items() if not _is_count(key)}
+    scores = {
+        key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)
+    }
     skipped = {
         key.rpartition("/")[0] or "any": int(value)
         for key, value in robustness.items()
@@ -177,7 +181,12 @@ def build_results(
         },
         "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
         "robustness": scores,
-        "robustness_config": dict(robustness_config or {}),
+        "robustness_saturated": dict(robustness.get("saturated", {})),
+        "robustness_baselines": dict(robustness.get("baselines", {})),
+        "robustness_config": {
+            **dict(robustness_config or {}),
+            **({"epsilon_calibration": robustness["epsilon_calibration"]} if "epsilon_calibration" in robustness else {}),
+        },
         "hyperparameters": non_default_arguments(args),
         "log_history": state.log_history,
     }
