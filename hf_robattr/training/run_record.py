@@ -163,9 +163,7 @@ def build_results(
     their own sections: ``"robustness_saturated"`` (the measures that cannot rank models on these inputs, with why)
     and ``"robustness_baselines"`` (each measure's chance and noise means).
     """
-    scores = {
-        key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)
-    }
+    scores = {key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)}
     skipped = {
         key.rpartition("/")[0] or "any": int(value)
         for key, value in robustness.items()
@@ -185,7 +183,11 @@ def build_results(
         "robustness_baselines": dict(robustness.get("baselines", {})),
         "robustness_config": {
             **dict(robustness_config or {}),
-            **({"epsilon_calibration": robustness["epsilon_calibration"]} if "epsilon_calibration" in robustness else {}),
+            **(
+                {"epsilon_calibration": robustness["epsilon_calibration"]}
+                if "epsilon_calibration" in robustness
+                else {}
+            ),
         },
         "hyperparameters": non_default_arguments(args),
         "log_history": state.log_history,
