@@ -4,6 +4,9 @@ the pretrained arm, the weight sweep, saturation and curvature runs, the report)
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from script_modules import load_script
@@ -56,6 +59,9 @@ def test_ci_scale_runs_every_code_path(ci_study):
     results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
     assert any(c["claim"] == 3 for c in results["claims"])
+    for claim in results["claims"]:  # every claim without an estimate says why it was not tested
+        if claim["estimate"] is None or claim["estimate"] != claim["estimate"]:
+            assert claim["untested"].startswith("no estimate"), claim
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
         assert text in report, text
@@ -105,3 +111,17 @@ def test_comparable_drops_timings_and_equates_nan():
     a = {"key": "k", "total_seconds": 1.0, "training": {"train_runtime_s": 2.0, "loss": float("nan")}}
     b = {"key": "k", "total_seconds": 9.0, "training": {"train_runtime_s": 3.0, "loss": float("nan")}}
     assert comparable(a) == comparable(b) == {"key": "k", "training": {"loss": None}}
+
+
+def test_a_damaged_manifest_stops_the_recipe_with_how_to_recover(tmp_path):
+    (tmp_path / "study.json").write_text("[]")
+    script = Path(__file__).resolve().parents[2] / "recipes" / "reproduce_paper.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--scale", "ci", "--output_dir", str(tmp_path), "--estimate_only"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "reproduce_paper.py: error: --output_dir" in result.stderr and "is not a study manifest" in result.stderr
+    assert (tmp_path / "study.json").read_text() == "[]"
