@@ -37,6 +37,7 @@ from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
 from .prose import english_prose, prose_fingerprint
 from .saving import RESULTS_FILE
+from .summary import conversion_summary
 
 
 __all__ = [
@@ -303,7 +304,8 @@ def run_conversion(
     config: ConversionConfig,
     output_args: ConversionOutputArguments,
 ) -> ConversionResult:
-    """Load, convert, and (on the main process) save the Hub folder and push it when asked; return the result."""
+    """Load, convert, and (on the main process) save the Hub folder, push it when asked and print a summary; return
+    the result."""
     check_conversion_output_dir(output_args)
     model, processor, family = load_teacher(model_args)
     data = load_conversion_data(
@@ -338,5 +340,7 @@ def run_conversion(
                 token=output_args.hub_token,
                 private=output_args.hub_private_repo,
             )
+        pushed = output_args.hub_model_id if output_args.push_to_hub else None
+        print(conversion_summary(result, output_args.output_dir, pushed_repo=pushed))
     state.wait_for_everyone()
     return result

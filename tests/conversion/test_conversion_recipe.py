@@ -72,7 +72,7 @@ def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
     assert str(data) in (out / "README.md").read_text()
 
 
-def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
+def test_vit_classifier_on_synthetic_images(recipe, tmp_path, capsys):
     checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
     out = tmp_path / "out"
     recipe.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
@@ -81,6 +81,20 @@ def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
     assert {"teacher_accuracy", "student_accuracy", "top1_agreement"} <= set(results["fidelity"]["recovery"])
     model = AutoModelForImageClassification.from_pretrained(out)
     assert model.config.attention_type == "kernel" and model.config.kernel_feature_map == "hedgehog"
+    # the recipe ends with where the files are, the fidelity, each stage's steps and decision, and what next
+    summary = capsys.readouterr().out.split(f"Done. Everything is in {out}/:")[-1]
+    for line in (
+        f"results  {out / 'results.json'}",
+        f"card     {out / 'README.md'}",
+        "Fidelity to the teacher after recovery, on ",
+        "top-1 agreement ",
+        "Attention transfer: ",
+        "Recovery: ",
+        f"hf-robattr push {out} ORG/NAME",
+        f"hf-robattr demo {out}",
+    ):
+        assert line in summary, line
+    assert results["stages"]["recovery"]["stop_rule"]["data"].endswith("examples of validation_inputs")
 
 
 @pytest.mark.parametrize(
