@@ -193,7 +193,8 @@ from transformers import {auto_class}
 model = {auto_class}.from_pretrained("{usage_id}", trust_remote_code=True)
 ```
 
-No hf_robattr or peft is needed to load it: the modeling code ships in this folder.
+Needs `pip install torch "transformers>=5"`{" pillow" if family == "vit" else ""}; no hf_robattr or peft: the modeling
+code ships in this folder.
 
 ## Conversion
 
