@@ -67,7 +67,6 @@ class FidelityCheck:
         if not examples:
             raise ValueError("the stop rule needs at least one held-out example.")
         self.family, self.task = family, task
-        self.device = next(teacher.parameters()).device
         self.batches = [
             {k: v for k, v in batch.items() if k not in ("example_index", "labels")}
             for batch in _batches(examples, batch_size, PaddingCollator(pad_token_id))
@@ -77,7 +76,8 @@ class FidelityCheck:
 
     @torch.no_grad()
     def _read(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        batch = {k: v.to(self.device) for k, v in batch.items()}
+        device = next(model.parameters()).device  # the Trainer may have moved the student since
+        batch = {k: v.to(device) for k, v in batch.items()}
         mode = model.training
         model.eval()
         try:
