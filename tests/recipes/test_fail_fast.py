@@ -36,14 +36,14 @@ BAD_FLAGS = [
     ("train_vit", ["--robustness_k", "2.5"], ValueError, "robustness_k"),
     ("train_vit", ["--robustness_num_examples", "-1"], ValueError, "--robustness_num_examples must be >= 0"),
     # a top-k count no map can hold: the 32x32 image's 1024 pixels (saliency), its 64 patches (attention maps)
-    ("train_vit", ["--robustness_k", "5000"], ValueError, r"--robustness_k 5000 asks for the top 5000 features of each attribution map, but saliency ranks 1024 .*Pass a count <= 1024"),
-    ("train_vit", ["--robustness_k", "100", "--robustness_methods", "saliency", "rollout"], ValueError, r"but rollout ranks 64 \(a 32x32 image has 1024 pixels and 64 patches"),
+    ("train_vit", ["--robustness_k", "5000"], ValueError, r"_k 5000 .* saliency ranks 1024 .*count <= 1024"),
+    ("train_vit", ["--robustness_k", "99", "--robustness_methods", "rollout"], ValueError, r"rollout ranks 64 \("),
     ("train_bert", ["--max_seq_length", "0"], ValueError, "--max_seq_length must be >= 1, got 0"),
     ("train_bert", ["--max_seq_length", "2"], ValueError, r"--max_seq_length \(2\) must be > 2"),
     ("train_bert", ["--max_position_embeddings", "4"], ValueError, r"--max_position_embeddings \(4\) must be >= "),
     ("train_bert", ["--max_position_embeddings", "0"], ValueError, "--max_position_embeddings must be >= 1"),
     ("train_bert", ["--robustness_measures", "center_of_mass_shift"], ValueError, r"measures.*images only"),
-    ("train_bert", ["--robustness_k", "100"], ValueError, r"saliency ranks 62 \(--max_seq_length 64 leaves at most 62 word tokens\)"),
+    ("train_bert", ["--robustness_k", "100"], ValueError, r"\(--max_seq_length 64 leaves at most 62 word tokens\)"),
 ]
 
 
