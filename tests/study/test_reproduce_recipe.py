@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from script_modules import load_script
 
+from hf_robattr.study.reproduce import study_summary
 from hf_robattr.study.run import comparable
 
 
@@ -65,6 +66,12 @@ def test_ci_scale_runs_every_code_path(ci_study):
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
         assert text in report, text
+    # what the recipe prints last: where the report is, the runs, the verdicts, what to do next
+    summary = study_summary(
+        directory, outcome.report, len(outcome.records), outcome.expected_runs, outcome.estimate, []
+    )
+    assert f"Report: {outcome.report}" in summary and f"Runs stored: {outcome.expected_runs} of " in summary
+    assert "Verdicts (model x method pairs): claim 1: " in summary and "Next: read " in summary
 
 
 @pytest.mark.slow
