@@ -40,6 +40,7 @@ _IGNORED_ARGUMENTS = {
     "do_eval", "do_predict", "local_rank", "ddp_backend", "use_cpu", "dataloader_num_workers", "disable_tqdm",
     "save_strategy", "save_steps", "save_total_limit", "logging_steps", "logging_strategy", "eval_steps",
     "resume_from_checkpoint", "accelerator_config", "per_gpu_train_batch_size", "per_gpu_eval_batch_size", "deepspeed", "fsdp_config",
+    "dataloader_pin_memory", "keep_checkpoints",
 }  # fmt: skip
 
 
