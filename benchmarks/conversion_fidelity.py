@@ -148,7 +148,7 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
         max_eval_samples=args.max_eval_samples,
         prose_sources=args.prose_sources,
     )
-    train, evaluation, _ = load_conversion_data(
+    data = load_conversion_data(
         data_args, family=family, processor=processor, model_config=model.config, teacher=teacher_run(model_path)
     )
     if family == "bert":
@@ -158,10 +158,18 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
                 f"Held-out sentences found in the conversion text: {sorted(seen & set(EVERYDAY_SENTENCES))}"
             )
     kwargs = {"tokenizer": processor} if family == "bert" else {}
-    eval_inputs = list(EVERYDAY_SENTENCES) if family == "bert" else evaluation
+    eval_inputs = list(EVERYDAY_SENTENCES) if family == "bert" else data.evaluation
     start = (time.perf_counter(), time.process_time())
+    # the stop rules check the data's validation split, never the sentences the table reports
     result = convert_to_kernel(
-        model, train, feature_map, eval_inputs=eval_inputs, progress=False, **kwargs, **settings
+        model,
+        data.train,
+        feature_map,
+        eval_inputs=eval_inputs,
+        validation_inputs=data.validation,
+        progress=False,
+        **kwargs,
+        **settings,
     )
     total = (time.perf_counter() - start[0], time.process_time() - start[1])
     rows = []
@@ -172,9 +180,13 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
             "feature_map": feature_map,
             "stage": stage,
             **_summary(fidelity),
+            "steps": record.steps if record else 0,
             "wall_s": record.wall_time_s if record else 0.0,
             "cpu_s": record.cpu_time_s if record else 0.0,
         })  # fmt: skip
+    for stage, record in result.stages.items():  # a stage its stop rule skipped has no fidelity row: say so
+        if stage not in result.fidelity and record.stop_rule:
+            print(f"{model_label(model_path, family)} {feature_map} {stage}: {record.stop_rule['decision']}")
     rows[-1]["total_wall_s"], rows[-1]["total_cpu_s"] = round(total[0], 1), round(total[1], 1)
     return rows
 
@@ -193,7 +205,7 @@ def markdown(rows: list[dict]) -> str:
                ("embedding_cosine_mean", "emb. cos mean"), ("embedding_cosine_min", "emb. cos min"),
                ("pairwise_similarity_correlation", "pairwise corr"), ("teacher_accuracy", "teacher acc"),
                ("student_accuracy", "student acc"), ("top1_agreement", "top-1 agreement"),
-               ("wall_s", "stage wall s"), ("cpu_s", "stage CPU s")]  # fmt: skip
+               ("steps", "steps"), ("wall_s", "stage wall s"), ("cpu_s", "stage CPU s")]  # fmt: skip
     columns = [(key, title) for key, title in columns if any(key in row for row in rows)]
     lines = ["| " + " | ".join(title for _, title in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_cell(row.get(key)) for key, _ in columns) + " |" for row in rows]
@@ -201,9 +213,11 @@ def markdown(rows: list[dict]) -> str:
 
 
 def target_lines(rows: list[dict]) -> list[str]:
+    """The targets, on each hedgehog conversion's last stage (recovery, or transfer when its stop rule skipped it)."""
+    last = {(row["model"], row["feature_map"]): row for row in rows}
     lines = []
-    for row in rows:
-        if row["feature_map"] != "hedgehog" or row["stage"] != "recovery":
+    for row in last.values():
+        if row["feature_map"] != "hedgehog":
             continue
         for key, bound in TARGETS.items():
             if key in row:

@@ -1,5 +1,6 @@
 """The ``hf-robattr`` command line: ``card`` (re)writes a run's model card, ``push`` uploads the run folder (and a
-demo Space), ``demo`` opens the attribution explorer.
+demo Space), ``push-metric`` publishes the ``attribution_robustness`` metric as a Space, ``demo`` opens the
+attribution explorer.
 
 Only the standard library is imported here; each command imports what it needs when it runs, so ``--help`` and
 argument errors answer at once. A user error (a bad folder, a malformed ``results.json``, an unreachable Hub) is
@@ -30,9 +31,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "bad input", not "bug": reported in one line."""
     errors: list[type[BaseException]] = [CommandError, FileNotFoundError, NotADirectoryError, PermissionError]
     errors += [ValueError, TypeError, ImportError, OSError]
-    hub = sys.modules.get("hf_robattr.hub.push")
-    if hub is not None:
-        errors.append(hub.HubPushError)
+    for module, name in (("hf_robattr.hub.push", "HubPushError"), ("hf_robattr.metrics.space", "MetricSpaceError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
 
 
@@ -66,6 +67,16 @@ def _push(args: argparse.Namespace) -> str:
     if args.space:
         message += f"\nDemo Space: {space_url(args.space_id or default_space_id(args.repo_id))}"
     return message
+
+
+def _push_metric(args: argparse.Namespace) -> str:
+    from .metrics import push_metric_space, write_metric_space
+
+    if args.local_dir:
+        script = write_metric_space(args.local_dir, args.repo_id)
+        return f"Metric Space written to {script.parent}; upload it with: hf-robattr push-metric {args.repo_id}"
+    url = push_metric_space(args.repo_id, token=args.token, private=args.private)
+    return f"Pushed the metric Space to {url}\nLoad it with: evaluate.load({args.repo_id!r})"
 
 
 def _demo(args: argparse.Namespace) -> str:
@@ -119,6 +130,18 @@ def build_parser() -> argparse.ArgumentParser:
         "e.g. a git+https:// URL)",
     )
     push.set_defaults(handler=_push)
+
+    metric = commands.add_parser(
+        "push-metric",
+        help="publish the attribution_robustness metric as the Hub Space REPO_ID (evaluate.load(REPO_ID))",
+    )
+    metric.add_argument(
+        "repo_id", metavar="REPO_ID", help="ORG/NAME, NAME a Python identifier (ORG/attribution_robustness)"
+    )
+    metric.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or the stored login)")
+    metric.add_argument("--private", action="store_true", default=None, help="create the Space private")
+    metric.add_argument("--local_dir", "--local-dir", help="only write the Space's files into this folder")
+    metric.set_defaults(handler=_push_metric)
 
     demo = commands.add_parser(
         "demo", help="open the attribution explorer (Gradio; pip install 'hf_robattr[demo]') on one or two models"

@@ -23,6 +23,7 @@ import sys
 from transformers import HfArgumentParser
 
 from hf_robattr.study import StudyArguments, StudyOutcome, reproduce
+from hf_robattr.study.store import StudyDirectoryError
 from hf_robattr.training import parse_arguments
 
 
@@ -34,4 +35,7 @@ def main(argv: list[str] | None = None) -> StudyOutcome:
 
 
 if __name__ == "__main__":
-    sys.exit(main().exit_code)
+    try:
+        sys.exit(main().exit_code)
+    except StudyDirectoryError as error:  # a folder this study cannot use: say how to recover, no traceback
+        sys.exit(f"reproduce_paper.py: error: {error}")

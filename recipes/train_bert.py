@@ -22,7 +22,7 @@ import logging
 
 from transformers import HfArgumentParser
 
-from hf_robattr.hub import defer_hub_push, publish_run_result
+from hf_robattr.hub import defer_hub_push, publish_run_result, run_summary
 from hf_robattr.robustness import RobustnessArguments
 from hf_robattr.training import (
     RobAttrTrainingArguments,
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse the arguments, run the pipeline (train, save, evaluate, score), write the model card (and push it with
-    ``--push_to_hub``); return the results."""
+    ``--push_to_hub``), print a summary; return the results."""
     parser = HfArgumentParser((TextModelArguments, TextDataArguments, RobustnessArguments, RobAttrTrainingArguments))
     defaults = {"optimizer": "adamw", "num_train_epochs": 3}  # the tiny BERT's regime (see the docstring)
     model_args, data_args, robustness_args, training_args = parse_arguments(parser, argv, defaults=defaults)
@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     publish_run_result(run, training_args, push, tokenizer=run.data.processor)
     finish_run(run.trainer)
+    summary = run_summary(run, training_args, push)  # where everything is, the scores, what to run next
+    if summary:
+        print(summary)
     return run.results
 
 

@@ -18,7 +18,7 @@ import logging
 
 from transformers import HfArgumentParser
 
-from hf_robattr.hub import defer_hub_push, publish_run_result
+from hf_robattr.hub import defer_hub_push, publish_run_result, run_summary
 from hf_robattr.robustness import RobustnessArguments
 from hf_robattr.training import (
     ImageDataArguments,
@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse the arguments, run the pipeline (train, save, evaluate, score), write the model card (and push it with
-    ``--push_to_hub``); return the results."""
+    ``--push_to_hub``), print a summary; return the results."""
     parser = HfArgumentParser(
         (VisionModelArguments, ImageDataArguments, RobustnessArguments, RobAttrTrainingArguments)
     )
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     publish_run_result(run, training_args, push)
     finish_run(run.trainer)
+    summary = run_summary(run, training_args, push)  # where everything is, the scores, what to run next
+    if summary:
+        print(summary)
     return run.results
 
 

@@ -98,6 +98,21 @@ def _integration_nodes(n_steps: int, method: str) -> tuple[list[float], list[flo
     return alphas, [1.0 / n_steps] * n_steps
 
 
+def _baseline_like(baseline: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``baseline`` broadcast to the features ``x`` (``ValueError`` naming it when it does not fit)."""
+    value = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+    if not torch.isfinite(value).all():
+        raise ValueError("integrated gradients: `baseline` contains NaN or infinite values; expected finite numbers.")
+    try:
+        return value.expand_as(x)
+    except RuntimeError:
+        raise ValueError(
+            f"integrated gradients: `baseline` of shape {tuple(value.shape)} does not fit the inputs' features of "
+            f"shape {tuple(x.shape)}: pass a number, one example's shape {tuple(x.shape[1:])}, or the whole batch's "
+            f"{tuple(x.shape)}."
+        ) from None
+
+
 class IntegratedGradients(Saliency):
     """Integrated gradients (Sundararajan et al. 2017); captum ``IntegratedGradients``.
 
@@ -130,7 +145,7 @@ class IntegratedGradients(Saliency):
         """Unreduced attributions (the input's shape) and the logits on the clean inputs."""
         x = prepared.features
         logits, targets = clean_logits_and_targets(model, prepared, targets)
-        baseline = torch.as_tensor(self.baseline, dtype=x.dtype, device=x.device).expand_as(x)
+        baseline = _baseline_like(self.baseline, x)
         batch = x.shape[0]
         alphas = torch.tensor(self.alphas, dtype=x.dtype, device=x.device)
         weights = torch.tensor(self.weights, dtype=x.dtype, device=x.device)

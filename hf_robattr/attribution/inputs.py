@@ -125,6 +125,16 @@ def is_hf_model(model: nn.Module) -> bool:
     return hasattr(model, "config") and hasattr(model, "get_input_embeddings")
 
 
+def model_modality(model: nn.Module) -> str:
+    """``"text"`` for a transformers model without image channels (it takes token embeddings), else ``"image"``
+    (transformers image models, and plain modules of pixel values)."""
+    model = unwrap_model(model)
+    config = getattr(model, "config", None)
+    if is_hf_model(model) and getattr(config, "num_channels", None) is None:
+        return TEXT
+    return IMAGE
+
+
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The bare module under DDP / DataParallel / ``torch.compile`` wrappers (a DDP forward on one rank alone would
     wait for the others)."""
@@ -159,6 +169,7 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     """
     if isinstance(inputs, torch.Tensor):
         _check_batch(inputs, "inputs")
+        _check_image_batch(model, inputs, "inputs")
         _check_finite("inputs", inputs)
         return PreparedInputs(inputs, IMAGE, "pixel_values", positional=not is_hf_model(model))
     if not isinstance(inputs, Mapping):
@@ -173,6 +184,7 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     if "pixel_values" in tensors:
         pixels = tensors["pixel_values"]
         _check_batch(pixels, "inputs['pixel_values']")
+        _check_image_batch(model, pixels, "inputs['pixel_values']")
         _check_finite("inputs['pixel_values']", pixels)
         extra = {key: value for key, value in tensors.items() if key != "pixel_values"}
         positional = not extra and not is_hf_model(model)
@@ -255,6 +267,17 @@ def _padding_aware_positions(model: nn.Module, input_ids: torch.Tensor) -> torch
         if callable(make) and isinstance(padding_idx, int):
             return make(input_ids, padding_idx)
     return None
+
+
+def _check_image_batch(model: nn.Module, pixels: torch.Tensor, name: str) -> None:
+    """A transformers image model takes ``[batch, channels, height, width]``: name a single image or a list of them."""
+    channels = getattr(getattr(model, "config", None), "num_channels", None)
+    if channels is not None and pixels.dim() != 4:
+        raise ValueError(
+            f"`{name}` must be pixel values [batch, channels, height, width] for {type(model).__name__}; got shape "
+            f"{tuple(pixels.shape)}. One image: add a batch dimension (image.unsqueeze(0)); a list of images: stack "
+            "them (torch.stack(images)); a list of batches: each one [batch, channels, height, width]."
+        )
 
 
 def _check_batch(value: torch.Tensor, name: str) -> None:

@@ -17,6 +17,7 @@ from .fidelity import measure_fidelity
 from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
 from .saving import save_conversion
 from .stages import StageInputs, StageRecord, run_attention_transfer, run_recovery
+from .stopping import FidelityCheck
 from .student import build_model_pair, check_convertible, model_family
 
 
@@ -122,6 +123,31 @@ def _measure(result: ConversionResult, stage: str, examples: list[dict] | None, 
     logger.info("Fidelity after %s (%.1f s): %s", stage, time.perf_counter() - start, result.fidelity[stage])
 
 
+def _stop_check(
+    teacher: PreTrainedModel,
+    validation: list[dict] | None,
+    evaluation: list[dict] | None,
+    measure: dict[str, Any],
+    config: ConversionConfig,
+) -> tuple[FidelityCheck | None, str]:
+    """The held-out examples that the stages' stop rules check, and their description (none: no rule)."""
+    examples, name = (validation, "validation_inputs") if validation else (evaluation, "eval_inputs")
+    wanted = (config.runs_transfer and config.transfer_check_steps) or (
+        config.runs_recovery and config.recovery_check_steps
+    )
+    if not examples or not wanted:
+        return None, ""
+    check = FidelityCheck(
+        teacher,
+        examples,
+        family=measure["family"],
+        task=measure["task"],
+        batch_size=measure["batch_size"],
+        pad_token_id=measure["pad_token_id"],
+    )
+    return check, f"{len(examples)} examples of {name}"
+
+
 def convert_to_kernel(
     model: PreTrainedModel,
     inputs: Any,
@@ -129,6 +155,7 @@ def convert_to_kernel(
     *,
     tokenizer: Any = None,
     eval_inputs: Any = None,
+    validation_inputs: Any = None,
     config: ConversionConfig | None = None,
     **settings: Any,
 ) -> ConversionResult:
@@ -144,6 +171,9 @@ def convert_to_kernel(
             or ``"favor"``.
         tokenizer: tokenizes texts in ``inputs`` / ``eval_inputs``.
         eval_inputs: held-out data (same forms) on which fidelity is measured after every stage.
+        validation_inputs: held-out data (same forms) for the stages' stop rules (see
+            :mod:`~hf_robattr.conversion.stopping`); default ``eval_inputs`` (then the reported fidelity is not
+            independent of the rules; the records say which data decided). With neither, every step runs.
         config: a :class:`ConversionConfig`; ``settings`` (its field names) override its fields.
 
     Returns:
@@ -182,6 +212,11 @@ def convert_to_kernel(
     tokenize = {"family": family, "tokenizer": tokenizer, "max_length": max_length}
     examples = to_examples(inputs, argument="inputs", **tokenize)
     eval_examples = to_examples(eval_inputs, argument="eval_inputs", **tokenize) if eval_inputs is not None else None
+    validation_examples = (
+        to_examples(validation_inputs, argument="validation_inputs", **tokenize)
+        if validation_inputs is not None
+        else None
+    )
     _check_sizes(config, len(examples))
 
     pair = build_model_pair(model, feature_map=config.feature_map, num_features=config.num_features)
@@ -198,16 +233,21 @@ def convert_to_kernel(
     measure = {"family": family, "task": pair.task, "batch_size": config.eval_batch_size, "pad_token_id": pad_token_id}
     _measure(result, "plain_swap", eval_examples, **measure)
     stage_inputs = StageInputs(pair.teacher, examples, config, family, pair.task, pad_token_id)
+    check, check_data = _stop_check(pair.teacher, validation_examples, eval_examples, measure, config)
     if config.runs_transfer:
         cache = config.cache_teacher_inputs
         if cache is None:
             cache = _cache_fits(pair.teacher, examples)
-        result.model, result.stages["attention_transfer"] = run_attention_transfer(
-            result.model, stage_inputs, cache_teacher_inputs=cache
+        result.model, record = run_attention_transfer(
+            result.model, stage_inputs, check, cache_teacher_inputs=cache, check_data=check_data
         )
-        _measure(result, "attention_transfer", eval_examples, **measure)
+        result.stages["attention_transfer"] = record
+        if record.steps:
+            _measure(result, "attention_transfer", eval_examples, **measure)
     if config.runs_recovery:
-        result.model, result.stages["recovery"] = run_recovery(result.model, stage_inputs)
-        _measure(result, "recovery", eval_examples, **measure)
+        result.model, record = run_recovery(result.model, stage_inputs, check, check_data=check_data)
+        result.stages["recovery"] = record
+        if record.steps:
+            _measure(result, "recovery", eval_examples, **measure)
     result.model.eval()
     return result

@@ -82,6 +82,14 @@ class ConversionDataArguments:
         default=None, metadata={"help": "Use at most this many conversion examples."}
     )
     max_eval_samples: int | None = field(default=512, metadata={"help": "Measure fidelity on at most this many."})
+    validation_split_name: str | None = field(
+        default="validation",
+        metadata={
+            "help": "Held-out split that recovery's stop rule checks (default 'validation'; when the data has none, "
+            "the rule checks the eval split)."
+        },
+    )
+    max_validation_samples: int = field(default=256, metadata={"help": "The stop rule checks at most this many."})
 
     def __post_init__(self) -> None:
         unknown = [source for source in self.prose_sources or () if source not in PROSE_SOURCES]
@@ -89,7 +97,7 @@ class ConversionDataArguments:
             raise ValueError(f"--prose_sources must name sources among {list(PROSE_SOURCES)}, got {unknown}.")
         if self.split_seed is not None and (not isinstance(self.split_seed, int) or self.split_seed < 0):
             raise ValueError(f"--split_seed must be an int >= 0 (or unset), got {self.split_seed!r}.")
-        for name in ("max_train_samples", "max_eval_samples"):
+        for name in ("max_train_samples", "max_eval_samples", "max_validation_samples"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"--{name} must be a positive int (or unset), got {value!r}.")

@@ -95,6 +95,19 @@ def _layer_table(fidelity: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def _stage_line(what: str, planned: int, record: dict[str, Any] | None) -> str:
+    """A card line on one stage: ``what`` it trains, the steps it ran of ``planned``, and its stop rule's decision."""
+    if not planned:
+        return "not run"
+    record = record or {}
+    rule = record.get("stop_rule")
+    if not rule:
+        return f"{what}, {record.get('steps', planned)} steps"
+    if rule["decision"].startswith("skipped"):
+        return f"{what}; {rule['decision']}. Rule: {rule['rule']}"
+    return f"{what}, {record.get('steps', 0)} of {planned} steps; {rule['decision']}. Rule: {rule['rule']}"
+
+
 def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) -> list[EvalResult]:
     evals = []
     for stage, numbers in results["fidelity"].items():
@@ -118,11 +131,18 @@ def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) ->
 
 
 def build_conversion_card(
-    results: dict[str, Any], *, family: str, task: str, repo_id: str | None = None, model_name: str | None = None
+    results: dict[str, Any],
+    *,
+    family: str,
+    task: str,
+    repo_id: str | None = None,
+    model_name: str | None = None,
+    folder: str | None = None,
 ) -> ModelCard:
     """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (the ``results.json`` record).
 
-    ``model_name`` titles the card (default: the repo name, else ``<teacher>-kernel-<feature map>``)."""
+    ``model_name`` titles the card (default: the repo name, else ``<teacher>-kernel-<feature map>``). The usage
+    snippet loads ``repo_id`` when it is known, else ``folder`` (where the model was saved)."""
     teacher = results["teacher"]["name_or_path"] or "a softmax checkpoint"
     student, data = results["student"], results["data"]
     feature_map = student["kernel_feature_map"]
@@ -141,7 +161,7 @@ def build_conversion_card(
         eval_results=_eval_results(results, task_type, eval_name) or None,
         pipeline_tag=task_type,
     )
-    usage_id = repo_id or "PATH_TO_THIS_FOLDER"
+    usage_id = repo_id or folder or "PATH_TO_THIS_FOLDER"
     auto_class = {
         "base": "AutoModel",
         "classification": "AutoModelForSequenceClassification"
@@ -152,6 +172,11 @@ def build_conversion_card(
     settings = results["conversion"]
     conversion_data = data.get("dataset") or "the inputs passed to convert_to_kernel"
     fingerprint = f" (text fingerprint `{data['fingerprint']}`)" if data.get("fingerprint") else ""
+    stages = results["stages"]
+    transfer = f"learning rate {settings['transfer_learning_rate']}, global batch {settings['batch_size']}"
+    stage_1 = _stage_line(transfer, settings["transfer_steps"], stages.get("attention_transfer"))
+    recovery_steps = settings["recovery_steps"] if settings["recovery"] != "none" else 0
+    stage_2 = _stage_line(settings["recovery"], recovery_steps, stages.get("recovery"))
     text = f"""# {model_name}
 
 `{teacher}` converted from softmax attention to **kernel (linear) attention** with the `{feature_map}` feature map by
@@ -168,7 +193,8 @@ from transformers import {auto_class}
 model = {auto_class}.from_pretrained("{usage_id}", trust_remote_code=True)
 ```
 
-No hf_robattr or peft is needed to load it: the modeling code ships in this folder.
+Needs `pip install torch "transformers>=5"`{" pillow" if family == "vit" else ""}; no hf_robattr or peft: the modeling
+code ships in this folder.
 
 ## Conversion
 
@@ -176,8 +202,8 @@ No hf_robattr or peft is needed to load it: the modeling code ships in this fold
 - **Student:** {student["architecture"]}, `attention_type="kernel"`, `kernel_feature_map="{feature_map}"`.
 - **Conversion data:** {conversion_data}{fingerprint}, {data.get("num_examples")} examples.
 - **Fidelity data:** {eval_name}, {data.get("num_eval_examples")} examples that the conversion never saw.
-- **Stage 1:** {settings["transfer_steps"]} steps, learning rate {settings["transfer_learning_rate"]}, global batch {settings["batch_size"]}.
-- **Stage 2:** {settings["recovery"]}, {settings["recovery_steps"]} steps.
+- **Stage 1:** {stage_1}.
+- **Stage 2:** {stage_2}.
 - **Seed:** {settings["seed"]}. All settings are in `results.json` (`conversion`).
 
 ## Fidelity to the teacher

@@ -53,13 +53,31 @@ class ConversionConfig:
         "the attention-weight KL in stage 1.",
         0.0,
     )
+    transfer_check_steps: int = _help(
+        "Stop rule of stage 1: check the fidelity on held-out data every this many steps and stop once the task's "
+        "targets are met (classifiers and masked LM: top-1 agreement >= 0.98; base models have none); 0: run every "
+        "step.",
+        100,
+    )
     cache_teacher_inputs: bool | None = _help(
         "Keep the teacher's per-layer attention inputs in memory after the first epoch of stage 1 (about 3x faster "
         "on CPU); None: only when they fit in 2 GB.",
     )
 
     recovery: str = _help(f"Stage 2 (recovery): one of {list(RECOVERY_MODES)}.", "lora")
-    recovery_steps: int = _help("Stage 2 optimizer steps; 0 skips the stage.", 800)
+    recovery_steps: int = _help(
+        "Stage 2 optimizer steps at most; 0 skips the stage (the stop rule may end it earlier).", 800
+    )
+    recovery_check_steps: int = _help(
+        "Stop rule of stage 2: check the fidelity on held-out data every this many steps; recovery is skipped when "
+        "attention transfer already meets the task's targets and stops once it no longer improves (0: no rule, run "
+        "every step).",
+        100,
+    )
+    recovery_min_gain: float = _help(
+        "Stop rule: a check improves when it raises the mean of the rule's fidelity measures by more than this.", 1e-4
+    )
+    recovery_patience: int = _help("Stop rule: stop after this many checks in a row without improvement.", 2)
     recovery_learning_rate: float | None = _help("Stage 2 learning rate; None: 1e-3 for lora, 2e-5 for full.")
     recovery_batch_size: int | None = _help("Stage 2 global batch size; None: batch_size / 2.")
     lora_rank: int = _help("Rank of the stage 2 LoRA adapters.", 16)
@@ -99,7 +117,8 @@ class ConversionConfig:
         positive += [name for name in ("num_features", "recovery_batch_size") if getattr(self, name) is not None]
         for name in positive:
             _check_int(self, name, minimum=1)
-        for name in ("seed", "transfer_steps", "recovery_steps"):
+        _check_int(self, "recovery_patience", minimum=1)
+        for name in ("seed", "transfer_steps", "recovery_steps", "transfer_check_steps", "recovery_check_steps"):
             _check_int(self, name, minimum=0)
         if self.transfer_qk_lora_rank is not None:
             _check_int(self, "transfer_qk_lora_rank", minimum=0)
@@ -108,7 +127,13 @@ class ConversionConfig:
         for name in ("recovery_learning_rate", "lora_alpha"):
             if getattr(self, name) is not None:
                 _check_float(self, name, positive=True)
-        for name in ("transfer_output_weight", "output_weight", "hidden_state_weight", "task_loss_weight"):
+        for name in (
+            "transfer_output_weight",
+            "output_weight",
+            "hidden_state_weight",
+            "task_loss_weight",
+            "recovery_min_gain",
+        ):
             _check_float(self, name, positive=False)
         _check_float(self, "warmup_ratio", positive=False)
         if self.warmup_ratio >= 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from accelerate import PartialState
@@ -37,9 +37,17 @@ from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
 from .prose import english_prose, prose_fingerprint
 from .saving import RESULTS_FILE
+from .summary import conversion_summary
 
 
-__all__ = ["check_conversion_output_dir", "load_conversion_data", "load_teacher", "run_conversion", "teacher_run"]
+__all__ = [
+    "ConversionData",
+    "check_conversion_output_dir",
+    "load_conversion_data",
+    "load_teacher",
+    "run_conversion",
+    "teacher_run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +168,26 @@ def _load_local_file(path: str) -> DatasetDict:
     return load_dataset(_FILE_BUILDERS[suffix], data_files={"train": path}, **options)
 
 
+class ConversionData(NamedTuple):
+    """The examples of a conversion: ``train`` (converted on), ``evaluation`` (fidelity is reported on them),
+    ``info`` (a description for ``results.json``) and ``validation`` (recovery's stop rule checks them; ``None``
+    when the data has no validation split, then the rule checks ``evaluation``)."""
+
+    train: list[dict[str, torch.Tensor]]
+    evaluation: list[dict[str, torch.Tensor]]
+    info: dict[str, Any]
+    validation: list[dict[str, torch.Tensor]] | None = None
+
+
+def _validation(args: ConversionDataArguments, splits: DatasetDict) -> Dataset | None:
+    """The split recovery's stop rule checks, if the data has one that is neither the train nor the eval split."""
+    name = args.validation_split_name
+    if name is None or name not in splits or name in (args.train_split_name, args.eval_split_name):
+        return None
+    split = splits[name]
+    return split.select(range(min(args.max_validation_samples, len(split))))
+
+
 def _train_and_eval(args: ConversionDataArguments, splits: DatasetDict, seed: int) -> tuple[Dataset, Dataset, str]:
     if args.train_split_name not in splits:
         raise ValueError(
@@ -233,9 +261,10 @@ def load_conversion_data(
     max_length: int = 64,
     train_labels: bool = False,
     teacher: dict[str, Any] | None = None,
-) -> tuple[list[dict], list[dict], dict[str, Any]]:
-    """Conversion examples, held-out examples (with labels when the data has them) and a description of the data
-    (name, splits, sizes, and the prose fingerprint for ``english_prose``).
+) -> ConversionData:
+    """Conversion examples, held-out examples (with labels when the data has them), a description of the data
+    (name, splits, sizes, and the prose fingerprint for ``english_prose``) and the validation examples of the stop
+    rule (:class:`ConversionData`).
 
     ``teacher`` (:func:`teacher_run`) supplies the data set and split seed of the teacher's own training run, unless
     ``args`` names them."""
@@ -246,19 +275,27 @@ def load_conversion_data(
     elif teacher.get("split_seed") is not None:
         seed = teacher["split_seed"]
     name, splits = _splits(args, family, seed, teacher)
+    validation = _validation(args, splits)
     train, evaluation, eval_name = _train_and_eval(args, splits, seed)
-    if family == "bert":
-        train_examples = _text_examples(train, args, processor, max_length, train_labels)
-        eval_examples = _text_examples(evaluation, args, processor, max_length, True)
-    else:
-        train_examples = _image_examples(train, args, processor, model_config, train_labels)
-        eval_examples = _image_examples(evaluation, args, processor, model_config, True)
+
+    def examples(split: Dataset, labels: bool) -> list[dict[str, torch.Tensor]]:
+        if family == "bert":
+            return _text_examples(split, args, processor, max_length, labels)
+        return _image_examples(split, args, processor, model_config, labels)
+
     info = {"dataset": name, "dataset_config": args.dataset_config_name, "train_split": args.train_split_name,
             "eval_dataset": f"{name} [{eval_name}]", "split_seed": seed}  # fmt: skip
+    if validation is not None:
+        info["validation_dataset"] = f"{name} [{args.validation_split_name}]"
     if name == PROSE:
         info["fingerprint"] = prose_fingerprint(**_prose_sources(args))
         info["sources"] = sorted(set(splits["train"]["source"]))
-    return train_examples, eval_examples, info
+    return ConversionData(
+        examples(train, train_labels),
+        examples(evaluation, True),
+        info,
+        examples(validation, False) if validation is not None else None,
+    )
 
 
 def run_conversion(
@@ -267,10 +304,11 @@ def run_conversion(
     config: ConversionConfig,
     output_args: ConversionOutputArguments,
 ) -> ConversionResult:
-    """Load, convert, and (on the main process) save the Hub folder and push it when asked; return the result."""
+    """Load, convert, and (on the main process) save the Hub folder, push it when asked and print a summary; return
+    the result."""
     check_conversion_output_dir(output_args)
     model, processor, family = load_teacher(model_args)
-    train, evaluation, info = load_conversion_data(
+    data = load_conversion_data(
         data_args,
         family=family,
         processor=processor,
@@ -280,13 +318,17 @@ def run_conversion(
         train_labels=config.task_loss_weight > 0,
         teacher=teacher_run(model_args.model_name_or_path),
     )
-    logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(train), info["dataset"])
-    result = convert_to_kernel(model, train, eval_inputs=evaluation, config=config)
+    logger.info(
+        "Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), data.info["dataset"]
+    )
+    result = convert_to_kernel(
+        model, data.train, eval_inputs=data.evaluation, validation_inputs=data.validation, config=config
+    )
     result.teacher_name = model_args.model_name_or_path
     state = PartialState()
     if state.is_main_process:
         result.save_pretrained(
-            output_args.output_dir, processor=processor, repo_id=output_args.hub_model_id, data=info
+            output_args.output_dir, processor=processor, repo_id=output_args.hub_model_id, data=data.info
         )
         logger.info("Wrote %s", output_args.output_dir)
         if output_args.push_to_hub:
@@ -298,5 +340,7 @@ def run_conversion(
                 token=output_args.hub_token,
                 private=output_args.hub_private_repo,
             )
+        pushed = output_args.hub_model_id if output_args.push_to_hub else None
+        print(conversion_summary(result, output_args.output_dir, pushed_repo=pushed))
     state.wait_for_everyone()
     return result

@@ -72,6 +72,7 @@ def save_conversion(
         task=model_task(result.model),
         repo_id=repo_id,
         model_name=repo_id.split("/")[-1] if repo_id else output_dir.resolve().name,
+        folder=str(output_dir),
     )
     card.save(output_dir / "README.md")
     return output_dir

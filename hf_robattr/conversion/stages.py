@@ -20,6 +20,7 @@ from hf_robattr.models import KernelFeatureMap
 from .config import ConversionConfig
 from .inputs import ExampleDataset, PaddingCollator
 from .recovery import RecoveryTrainer
+from .stopping import RULE_MEASURES, TARGETS, FidelityCheck, StopCallback, StopRule
 from .transfer import AttentionTransferTrainer, DistillationTrainer
 
 
@@ -28,8 +29,10 @@ __all__ = [
     "QUERY_KEY_MODULES",
     "StageInputs",
     "StageRecord",
+    "recovery_rule",
     "run_attention_transfer",
     "run_recovery",
+    "transfer_rule",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,13 +51,15 @@ ENCODER_LINEAR_MODULES = {
 
 @dataclass
 class StageRecord:
-    """What one stage did: steps, trainable parameters, times (wall and this process's CPU) and its log."""
+    """What one stage did: steps, trainable parameters, times (wall and this process's CPU), its log, and for
+    recovery the stop rule with its checks and decision (``None`` when no rule ran)."""
 
     steps: int = 0
     trainable_parameters: int = 0
     wall_time_s: float = 0.0
     cpu_time_s: float = 0.0
     log_history: list[dict[str, Any]] = field(default_factory=list)
+    stop_rule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +130,11 @@ def _lora(student: PreTrainedModel, rank: int, alpha: float | None, targets: Any
 
 
 def _fit(
-    trainer: Callable[..., DistillationTrainer], trained: nn.Module, inputs: StageInputs, arguments: dict[str, Any]
+    trainer: Callable[..., DistillationTrainer],
+    trained: nn.Module,
+    inputs: StageInputs,
+    arguments: dict[str, Any],
+    callbacks: list[Any] | None = None,
 ) -> tuple[PreTrainedModel, StageRecord]:
     """Train ``trained`` (its parameters that have ``requires_grad``) on ``inputs.examples``: ``trainer`` builds the
     stage's ``Trainer`` from ``student``, ``args``, ``train_dataset`` and ``data_collator`` (a stage trainer class
@@ -137,17 +146,65 @@ def _fit(
     with tempfile.TemporaryDirectory() as output_dir:
         args = training_arguments(inputs.config, output_dir=output_dir, **arguments)
         dataset, collator = ExampleDataset(inputs.examples), PaddingCollator(inputs.pad_token_id)
-        _train(trainer(student=trained, args=args, train_dataset=dataset, data_collator=collator), record, trained)
+        built = trainer(student=trained, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks)
+        _train(built, record, trained)
     student = trained.merge_and_unload() if isinstance(trained, PeftModel) else trained
     return student.requires_grad_(False).eval(), record
 
 
+def transfer_rule(config: ConversionConfig, task: str, data: str) -> StopRule | None:
+    """The stage 1 stop rule of ``config`` for a ``task`` model, checked on ``data`` (a description); ``None`` when
+    the task has no targets or ``transfer_check_steps`` is 0."""
+    if not (TARGETS[task] and config.transfer_check_steps):
+        return None
+    return StopRule("attention transfer", RULE_MEASURES[task], dict(TARGETS[task]), config.transfer_check_steps, data)
+
+
+def recovery_rule(config: ConversionConfig, task: str, data: str) -> StopRule | None:
+    """The stage 2 stop rule of ``config`` for a ``task`` model, checked on ``data`` (a description); ``None`` when
+    ``recovery_check_steps`` is 0."""
+    if not config.recovery_check_steps:
+        return None
+    return StopRule(
+        "recovery",
+        RULE_MEASURES[task],
+        dict(TARGETS[task]),
+        config.recovery_check_steps,
+        data,
+        min_gain=config.recovery_min_gain,
+        patience=config.recovery_patience,
+    )
+
+
+def _skipped(rule: StopRule, student: PreTrainedModel, baseline: dict[str, float], before: str):
+    """The record of a stage the rule skips because ``student`` (after ``before``) already meets the targets."""
+    rule.checks.append({"step": 0, **baseline})
+    values = ", ".join(f"{name}={value:.4f}" for name, value in baseline.items())
+    rule.decision = f"skipped: {before} already meets the targets ({values})"
+    logger.info("Stop rule: %s. %s.", rule.describe(), rule.decision)
+    return student.requires_grad_(False).eval(), StageRecord(stop_rule=rule.to_dict())
+
+
 def run_attention_transfer(
-    student: PreTrainedModel, inputs: StageInputs, *, cache_teacher_inputs: bool
+    student: PreTrainedModel,
+    inputs: StageInputs,
+    check: FidelityCheck | None = None,
+    *,
+    cache_teacher_inputs: bool,
+    check_data: str = "",
 ) -> tuple[PreTrainedModel, StageRecord]:
     """Stage 1: train the feature maps (and query/key adapters, merged afterwards); return the student and its record.
-    ``cache_teacher_inputs`` keeps the teacher's per-layer attention inputs after their first computation."""
+    ``cache_teacher_inputs`` keeps the teacher's per-layer attention inputs after their first computation.
+
+    With ``check`` (held-out examples, described by ``check_data``), the stage stops once the task's targets are met
+    (skipped when the plain swap meets them already); see :mod:`~hf_robattr.conversion.stopping`."""
     config = inputs.config
+    rule = transfer_rule(config, inputs.task, check_data) if check is not None else None
+    baseline = check(student) if rule is not None else {}
+    if rule is not None and rule.meets_targets(baseline):
+        return _skipped(rule, student, baseline, "the plain swap")
+    if rule is not None:
+        logger.info("Stop rule: %s.", rule.describe())
     set_seed(config.seed)
     student.requires_grad_(False)
     rank = config.effective_qk_lora_rank
@@ -161,13 +218,35 @@ def run_attention_transfer(
         "learning_rate": config.transfer_learning_rate,
         "batch_size": config.batch_size,
     }
-    return _fit(trainer, trained, inputs, arguments)
+    return _fit_with_rule(trainer, trained, inputs, arguments, rule, check, baseline)
 
 
-def run_recovery(student: PreTrainedModel, inputs: StageInputs) -> tuple[PreTrainedModel, StageRecord]:
+def _fit_with_rule(trainer, trained, inputs, arguments, rule, check, baseline) -> tuple[PreTrainedModel, StageRecord]:
+    """:func:`_fit`, with ``rule`` (if any) applied by a :class:`StopCallback` and recorded."""
+    callbacks = [StopCallback(rule, check, trained, baseline)] if rule is not None else None
+    student, record = _fit(trainer, trained, inputs, arguments, callbacks)
+    if rule is not None:
+        record.stop_rule = rule.to_dict()
+        logger.info("%s %s; kept the weights of step %s.", rule.stage.capitalize(), rule.decision, rule.kept_step)
+    return student, record
+
+
+def run_recovery(
+    student: PreTrainedModel, inputs: StageInputs, check: FidelityCheck | None = None, *, check_data: str = ""
+) -> tuple[PreTrainedModel, StageRecord]:
     """Stage 2: LoRA (merged afterwards) or full fine-tuning on the output-matching objective; return the student and
-    its record."""
+    its record.
+
+    With ``check`` (held-out examples, described by ``check_data``) and ``recovery_check_steps > 0``, the stop rule
+    of :mod:`~hf_robattr.conversion.stopping` applies: the stage is skipped when ``student`` already meets the task's
+    targets, and otherwise stops once it no longer improves, keeping the best checked weights."""
     config = inputs.config
+    rule = recovery_rule(config, inputs.task, check_data) if check is not None else None
+    baseline = check(student) if rule is not None else {}
+    if rule is not None and rule.meets_targets(baseline):
+        return _skipped(rule, student, baseline, "attention transfer")
+    if rule is not None:
+        logger.info("Stop rule: %s.", rule.describe())
     set_seed(config.seed)
     student.requires_grad_(False)
     if config.recovery == "lora":
@@ -192,4 +271,4 @@ def run_recovery(student: PreTrainedModel, inputs: StageInputs) -> tuple[PreTrai
         # full fine-tuning also holds weights the objective never reaches (e.g. a base model's pooler)
         "ddp_find_unused_parameters": config.recovery == "full",
     }
-    return _fit(trainer, trained, inputs, arguments)
+    return _fit_with_rule(trainer, trained, inputs, arguments, rule, check, baseline)

@@ -211,6 +211,7 @@ def load_demo_model(source: str | Path, *, name: str | None = None) -> DemoModel
     _check_model_files(folder, source)
     model, kind, tokenizer, processor = _load(folder, source)
     config, dataset, notes = _scoring_defaults(folder)
+    config = config.resolved(kind)  # the page shows the radius it uses
     examples = _folder_examples(folder, kind)
     if not examples:
         try:

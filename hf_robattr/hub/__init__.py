@@ -5,7 +5,7 @@ from .card import build_model_card, save_model_card, template_path
 from .card_data import RobAttrModelCardData
 from .explained import ExplainedExamples, explain_examples
 from .pictures import plot_training_curves
-from .publish import defer_hub_push, publish_run, publish_run_result
+from .publish import defer_hub_push, publish_run, publish_run_result, run_summary
 from .push import HubPushError, check_output_dir, push_to_hub
 from .render import attribution_figure, plot_attribution_maps
 
@@ -25,6 +25,7 @@ __all__ = [
     "publish_run",
     "publish_run_result",
     "push_to_hub",
+    "run_summary",
     "save_model_card",
     "template_path",
 ]

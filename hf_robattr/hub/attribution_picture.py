@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from ..attribution.inputs import model_modality
 from ..robustness import RobustnessConfig
 from .explained import ExplainedExamples, explain_examples, head
 from .render import attribution_figure, save_figure
@@ -131,7 +132,7 @@ def draw_attribution_picture(
     ``robustness_config`` is the run's :class:`~hf_robattr.RobustnessConfig` (or a dict of its settings); its first
     method is drawn.
     """
-    config = RobustnessConfig.from_options(robustness_config)
+    config = RobustnessConfig.from_options(robustness_config).resolved(model_modality(model))
     samples = head(inputs, num_samples)
     explained = explain_examples(model, samples, config)
     title = f"{explained.method}: clean vs. {config.attack} attack (epsilon={config.epsilon:.3g})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from ..paper import PAPER_BIBTEX, PAPER_URL
 from .attribution_picture import draw_attribution_picture
 from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
-from .space import demo_section
+from .space import demo_section, source_requirement
 
 
 logger = logging.getLogger(__name__)
@@ -220,10 +221,12 @@ def results_section(data: RobAttrModelCardData) -> str:
     return "\n\n".join(parts)
 
 
-def usage_section(data: RobAttrModelCardData) -> str:
-    """Loading with ``trust_remote_code=True`` and scoring with the evaluate metric."""
-    repo = data.model_id or "ORG/NAME"
-    if data.resolved_task == "text-classification":
+def usage_section(data: RobAttrModelCardData, folder: str | None = None) -> str:
+    """Loading with ``trust_remote_code=True`` (the repo id when known, else the run ``folder``), the packages that
+    need, and scoring with the evaluate metric."""
+    repo = data.model_id or folder or "ORG/NAME"
+    text_model = data.resolved_task == "text-classification"
+    if text_model:
         loading = (
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
             f'model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True)\n'
@@ -231,6 +234,7 @@ def usage_section(data: RobAttrModelCardData) -> str:
             'inputs = tokenizer(["a great film", "a dull film"], padding=True, return_tensors="pt")\n'
             "predictions = model(**inputs).logits.argmax(-1)\n"
         )
+        task, packages, example = "text-classification", 'torch "transformers>=5"', '"a great film"'
     else:
         loading = (
             "import torch\n"
@@ -240,19 +244,40 @@ def usage_section(data: RobAttrModelCardData) -> str:
             "inputs = torch.rand(4, model.config.num_channels, size, size)  # your preprocessed pixel values\n"
             "predictions = model(pixel_values=inputs).logits.argmax(-1)\n"
         )
+        task, packages, example = "image-classification", 'torch "transformers>=5" pillow', '"photo.png"'
     settings = data.shown_settings() or {"methods": ["saliency"]}
     options = "".join(f", {key}={value!r}" for key, value in settings.items())
+    source = source_requirement()
+    install = (
+        f'`pip install "{source}"`'
+        if source
+        else "hf_robattr is not on PyPI: install it from its source (`pip install -e .` in a clone of its repository)"
+    )
     return (
+        f"Needs `pip install {packages}` (no hf_robattr: the modeling code ships with the model).\n\n"
         f"```python\n{loading}```\n\n"
-        "Score the robustness of its attributions with the `attribution_robustness` metric "
-        "(`pip install hf_robattr`):\n\n"
+        f'A pipeline takes raw inputs: `pipeline("{task}", model="{repo}", trust_remote_code=True)({example})`'
+        + (" (images need `pillow`)." if not text_model else ".")
+        + "\n\n"
+        f"Score the robustness of its attributions with the `attribution_robustness` metric ({install}):\n\n"
         "```python\n"
-        "import evaluate\n"
-        "import hf_robattr  # makes the metric loadable by name, offline\n\n"
-        'metric = evaluate.load("attribution_robustness")\n'
+        "import evaluate\n\n"
+        'metric = evaluate.load("attribution_robustness")  # the metric installed with hf_robattr, offline\n'
         f"results = metric.compute(model=model, inputs=inputs{options})\n"
         "```"
     )
+
+
+def card_with_repo_id(text: str, repo_id: str) -> str:
+    """The card text ``text`` with its "## Usage" section loading ``repo_id`` (a card written before the repo id was
+    known loads the run folder); the rest is unchanged."""
+    start = text.find("\n## Usage")
+    if start < 0:
+        return text
+    end = text.find("\n## ", start + 1)
+    end = len(text) if end < 0 else end
+    usage = re.sub(r'(from_pretrained\(|model=)"[^"]*"', lambda m: f'{m.group(1)}"{repo_id}"', text[start:end])
+    return text[:start] + usage + text[end:]
 
 
 def pictures(data: RobAttrModelCardData, output_dir: Path) -> list[dict[str, str]]:
@@ -302,7 +327,7 @@ def build_model_card(
         results_section=results_section(data),
         pictures=pictures(data, output_dir),
         demo_section=demo_section(data.space_id) if data.space_id else "",
-        usage_section=usage_section(data),
+        usage_section=usage_section(data, str(output_dir)),
         citation=PAPER_BIBTEX,
     )
 

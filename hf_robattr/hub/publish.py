@@ -1,4 +1,5 @@
-"""The two calls a training recipe needs: take the push over from the Trainer, then write the card and push."""
+"""The calls a training recipe needs: take the push over from the Trainer, write the card and push, and say what it
+made."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from ..training import RunResult
 from .card import save_model_card
 from .push import push_to_hub
+from .summary import run_folder_summary, training_headline
 
 
 def defer_hub_push(args: Any) -> bool:
@@ -79,4 +81,19 @@ def publish_run_result(run: RunResult, args: Any, push: bool, *, tokenizer: Any 
         push=push,
         token=args.hub_token,
         private=args.hub_private_repo,
+    )
+
+
+def run_summary(run: RunResult, args: Any, pushed: bool) -> str | None:
+    """The lines a training recipe prints last (on the main process; ``None`` elsewhere): where the model,
+    ``results.json`` and the card are, the test accuracy and robustness headline, and the next commands (push, the
+    explorer, and for a softmax model the conversion to kernel attention). ``pushed`` is what
+    :func:`defer_hub_push` returned."""
+    if not run.is_main_process:
+        return None
+    return run_folder_summary(
+        args.output_dir,
+        training_headline(run.results),
+        pushed_repo=args.hub_model_id if pushed else None,
+        convert=(run.results.get("model") or {}).get("attention_type") == "softmax",
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from .card import card_with_repo_id
 from .space import card_with_space_link, check_repo_id, default_space_id, space_url, write_space
 
 
@@ -146,7 +147,8 @@ def push_to_hub(
         )
     card_path = folder / "README.md"
     card = card_path.read_text(encoding="utf-8")
-    linked_card = card_with_space_link(card, space_id) if space else card
+    linked_card = card_with_repo_id(card, repo_id)  # a card written before the repo id was known loads the folder
+    linked_card = card_with_space_link(linked_card, space_id) if space else linked_card
     operations = [
         CommitOperationAdd(
             path_in_repo=path.relative_to(folder).as_posix(),

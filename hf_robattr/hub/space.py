@@ -8,8 +8,9 @@ the same file runs on the Hub and locally.
 
 from __future__ import annotations
 
+import json
 import re
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 from huggingface_hub import SpaceCard, SpaceCardData
@@ -57,8 +58,31 @@ def check_repo_id(value: str | None, argument: str) -> str:
     return value
 
 
+def source_requirement(extra: str | None = None) -> str | None:
+    """A pip requirement that installs this hf_robattr from where it came from, for other people: ``hf_robattr @
+    git+URL@COMMIT`` when it was installed from a Git URL (its PEP 610 ``direct_url.json``), else ``None`` (a local
+    folder, or a source tree that is not installed: nothing another machine can reach). hf_robattr is not on PyPI,
+    so ``pip install hf_robattr`` is no such requirement."""
+    try:
+        text = distribution("hf_robattr").read_text("direct_url.json")
+        origin = json.loads(text) if text else {}
+    except (PackageNotFoundError, ValueError):
+        return None
+    vcs = origin.get("vcs_info") or {}
+    url = origin.get("url")
+    if vcs.get("vcs") != "git" or not isinstance(url, str) or url.startswith("file:"):
+        return None
+    name = f"hf_robattr[{extra}]" if extra else "hf_robattr"
+    commit = vcs.get("commit_id") or vcs.get("requested_revision")
+    return f"{name} @ git+{url}" + (f"@{commit}" if commit else "")
+
+
 def default_requirement() -> str:
-    """The pip requirement of the Space: this version of hf_robattr with its demo extra."""
+    """The pip requirement of the Space: hf_robattr with its demo extra, from its Git source when it was installed
+    from one (:func:`source_requirement`), else this version by name (then pass ``requirement=``)."""
+    from_source = source_requirement("demo")
+    if from_source:
+        return from_source
     try:
         return f"hf_robattr[demo]=={version('hf_robattr')}"
     except PackageNotFoundError:  # pragma: no cover - running from a source tree that is not installed

@@ -3,18 +3,24 @@
 ``evaluate`` 0.4.x resolves a bare name in three steps: ``./NAME/NAME.py``, then the Hub Space
 ``evaluate-metric/NAME`` (three requests, one per module type, each with a 100 s timeout and no regard for
 ``HF_HUB_OFFLINE``), then its module cache. The metric is not on the Hub, so the first two steps are at best
-slow and at worst hang on a network that drops packets.
+slow and at worst hang on a network that drops packets, and a fresh cache holds nothing.
 
-:func:`register_metric` (run on ``import hf_robattr``) wraps ``evaluate.loading.evaluation_module_factory`` so
-that the bare name ``attribution_robustness`` is served from :func:`metric_path` through evaluate's own
-``LocalEvaluationModuleFactory``: no network, any working directory, any (fresh) module cache. A local
-``./attribution_robustness/attribution_robustness.py`` still takes precedence, as evaluate documents: evaluate runs
-that file, so a bare ``evaluate.load`` in an untrusted directory runs its code. The hook warns when that happens;
-``evaluate.load(hf_robattr.metric_path())`` (an absolute path) or ``hf_robattr.AttributionRobustness()`` never
-look in the working directory.
+:func:`register_metric` wraps ``evaluate.loading.evaluation_module_factory`` so that the bare name
+``attribution_robustness`` is served from :func:`metric_path` through evaluate's own ``LocalEvaluationModuleFactory``:
+no network, any working directory, any (fresh) module cache. It runs as soon as ``evaluate`` is imported, in three
+ways: ``import hf_robattr``; importing this package; and, in a process that imports neither, the start-up hook an
+install puts in ``site-packages`` (``hf-robattr-startup.pth``, see ``hf_robattr/_build.py`` and
+``hf_robattr/_lazy.py``), so a plain ``evaluate.load("attribution_robustness")`` works after ``pip install``.
 
-:func:`install_metric` is the optional one-time step for processes that never import hf_robattr: it copies the
-module into evaluate's cache layout, which evaluate consults after the Hub lookup fails.
+Precedence: a local ``./attribution_robustness/attribution_robustness.py`` still wins, as evaluate documents, and
+evaluate runs that file, so a bare ``evaluate.load`` in an untrusted directory runs its code; the hook warns when
+that happens. Otherwise the packaged file wins, before the Hub and the cache are consulted. Other names,
+``ORG/NAME`` Spaces and other module types are never touched. ``evaluate.load(hf_robattr.metric_path())`` (an
+absolute path) or ``hf_robattr.AttributionRobustness()`` never look in the working directory.
+
+:func:`install_metric` is for interpreters that skip ``site`` (``python -S``) or environments where hf_robattr's
+files are vendored without its ``.pth``: it copies the module into evaluate's cache layout, which evaluate consults
+after the Hub lookup fails.
 """
 
 from __future__ import annotations
@@ -80,11 +86,11 @@ def register_metric() -> None:
 
 
 def install_metric(modules_cache: str | os.PathLike[str] | None = None) -> Path:
-    """Copy the metric into evaluate's module cache, so that a process that never imports hf_robattr finds it.
+    """Copy the metric into evaluate's module cache, for an interpreter that runs without hf_robattr's start-up hook.
 
     The layout is evaluate's own: ``$HF_MODULES_CACHE/evaluate_modules/metrics/evaluate-metric--NAME/<hash>/NAME.py``
     with ``<hash>`` the 64-hex hash evaluate computes from the file. evaluate reads this cache only after its Hub
-    lookup has failed, so prefer ``import hf_robattr`` where you can.
+    lookup has failed, so after a normal install (the start-up hook) or ``import hf_robattr`` this is not needed.
 
     Args:
         modules_cache: the modules cache root; defaults to evaluate's ``HF_MODULES_CACHE``.

@@ -2,8 +2,13 @@
 
 Every field is checked whenever it is set: in the constructor, by ``from_pretrained(..., attention_type=...)``
 keyword arguments (``transformers`` sets those as attributes after construction) and by plain assignment
-(``config.kernel_eps = 0.0`` raises). Rules that involve other fields (kernel attention is encoder-only) are checked
-by :func:`validate_kernel_config` when a config is built or saved and when a model is built.
+(``config.kernel_eps = 0.0`` raises). So are the sizes of HF's own fields that a model is built from
+(``hidden_size``, ``num_attention_heads``, ... must be positive; dropout probabilities lie in [0, 1]), which
+``transformers`` does not check (``num_attention_heads=0`` used to end in a ``ZeroDivisionError`` inside the
+model). Rules that involve other fields (kernel attention is encoder-only; ``hidden_size`` is a multiple of
+``num_attention_heads``) are checked by :func:`validate_kernel_config` when a config is built or saved and when a
+model is built. A key the config does not know that looks like one of its attention fields (``attention_tpye``) is
+a warning that names the field it probably meant: ``transformers`` keeps unknown keys silently.
 
 This module imports only ``transformers``, ``huggingface_hub`` (which ``transformers`` requires) and its siblings:
 ``save_pretrained`` copies it for ``trust_remote_code``.
@@ -11,7 +16,9 @@ This module imports only ``transformers``, ``huggingface_hub`` (which ``transfor
 
 from __future__ import annotations
 
+import difflib
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +74,50 @@ def _check_shared_qk_map(value: Any) -> None:
         raise ValueError(f"kernel_shared_qk_map must be a bool, got {value!r}.")
 
 
+# HF's fields that a ViT/BERT is built from: each must be an int >= 1 (image_size / patch_size: or a pair of them).
+POSITIVE_SIZE_FIELDS: tuple[str, ...] = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "image_size",
+    "patch_size",
+    "num_channels",
+    "encoder_stride",
+    "vocab_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+)
+PROBABILITY_FIELDS: tuple[str, ...] = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+def _check_positive_size(name: str, value: Any) -> None:
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values or not all(_is_int(v) and v >= 1 for v in values):
+        expected = "an int >= 1 (or a pair of them)" if name in ("image_size", "patch_size") else "an int >= 1"
+        raise ValueError(f"{name} must be {expected}, got {value!r}.")
+
+
+def _check_probability(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}.")
+
+
+def _check_layer_norm_eps(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"layer_norm_eps must be a finite float > 0, got {value!r}.")
+
+
+def check_model_field(name: str, value: Any) -> None:
+    """Check one of HF's size, probability or epsilon fields (:data:`POSITIVE_SIZE_FIELDS`, ...); other names pass."""
+    if name in POSITIVE_SIZE_FIELDS:
+        _check_positive_size(name, value)
+    elif name in PROBABILITY_FIELDS:
+        _check_probability(name, value)
+    elif name == "layer_norm_eps":
+        _check_layer_norm_eps(value)
+
+
 KERNEL_FIELD_CHECKS = {
     "attention_type": _check_attention_type,
     "kernel_feature_map": _check_feature_map,
@@ -79,10 +130,19 @@ KERNEL_FIELD_CHECKS = {
 
 
 def validate_kernel_config(config: Any) -> None:
-    """Check every attention field of a RobAttr config and the rules between fields; ``ValueError`` names the field,
-    the bad value and what is allowed."""
+    """Check every attention field and model size of a RobAttr config and the rules between fields; ``ValueError``
+    names the field, the bad value and what is allowed."""
     for name, check in KERNEL_FIELD_CHECKS.items():
         check(getattr(config, name))
+    for name in (*POSITIVE_SIZE_FIELDS, *PROBABILITY_FIELDS, "layer_norm_eps"):
+        if hasattr(config, name):
+            check_model_field(name, getattr(config, name))
+    heads = getattr(config, "num_attention_heads", None)
+    if heads is not None and getattr(config, "hidden_size", heads) % heads:
+        raise ValueError(
+            f"hidden_size ({config.hidden_size}) must be a multiple of num_attention_heads "
+            f"({config.num_attention_heads}): each head gets hidden_size / num_attention_heads dimensions."
+        )
     is_decoder = getattr(config, "is_decoder", False)
     cross_attention = getattr(config, "add_cross_attention", False)
     if config.attention_type == "kernel" and (is_decoder or cross_attention):
@@ -90,6 +150,28 @@ def validate_kernel_config(config: Any) -> None:
             "attention_type='kernel' supports encoders only (kernel attention here is non-causal and has no "
             f"cross-attention): is_decoder and add_cross_attention must be False, got is_decoder={is_decoder!r}, "
             f"add_cross_attention={cross_attention!r}. Use attention_type='softmax' for a decoder."
+        )
+
+
+def warn_unknown_attention_keys(config: Any, keys: Any) -> None:
+    """Warn about each of ``keys`` (keys the config does not know, which ``transformers`` keeps silently) that looks
+    like an attention field: it starts with ``attention_`` or ``kernel_``, or it is close to one. The warning names
+    the field it probably meant and the value the model uses instead."""
+    known = list(KERNEL_FIELD_CHECKS)
+    for key in keys:
+        if not isinstance(key, str) or key in known:
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if not (close or key.startswith(("attention_", "kernel_"))):
+            continue
+        meant = (
+            f" Did you mean {close[0]!r}? The model uses {close[0]}={getattr(config, close[0])!r}." if close else ""
+        )
+        warnings.warn(
+            f"{type(config).__name__} got the unknown key {key!r}; it is kept but ignored.{meant} The attention "
+            f"fields are {known}.",
+            UserWarning,
+            stacklevel=4,
         )
 
 
@@ -145,12 +227,15 @@ class RobAttrConfigMixin:
     def __setattr__(self, name: str, value: Any) -> None:
         if name in KERNEL_FIELD_CHECKS:
             KERNEL_FIELD_CHECKS[name](value)
+        else:
+            check_model_field(name, value)
         super().__setattr__(name, value)
 
     def __post_init__(self, **kwargs):
         # A plain ViT/BERT checkpoint's config.json carries its own model_type; it must not shadow ours.
         kwargs.pop("model_type", None)
         validate_kernel_config(self)
+        warn_unknown_attention_keys(self, kwargs)
         super().__post_init__(**kwargs)
 
     @property
@@ -199,8 +284,12 @@ __all__ = [
     "ATTENTION_IMPLEMENTATIONS",
     "ATTENTION_TYPES",
     "KERNEL_FIELD_CHECKS",
+    "POSITIVE_SIZE_FIELDS",
+    "PROBABILITY_FIELDS",
     "RobAttrConfigMixin",
     "attention_implementation",
+    "check_model_field",
     "check_output_attentions",
     "validate_kernel_config",
+    "warn_unknown_attention_keys",
 ]

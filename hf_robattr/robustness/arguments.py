@@ -34,7 +34,7 @@ _PARSE_TYPES: dict[str, tuple[Any, dict[str, Any]]] = {
     "map_pooling": (str, {"choices": list(MAP_POOLINGS)}),
     "special_tokens": (str, {"choices": list(SPECIAL_TOKEN_MODES)}),
     "k": (float, {}),
-    "epsilon": (str, {}),  # a number, or "auto"
+    "epsilon": (Optional[str], {}),  # noqa: UP045 (a number, "auto", or unset: the modality's default)
     "input_range": (Optional[list[float]], {}),  # noqa: UP045
     "method_kwargs": (Optional[str], {}),  # noqa: UP045
 }

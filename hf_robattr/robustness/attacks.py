@@ -44,7 +44,8 @@ class AttackProblem:
         targets: the classes explained; labels: the clean predictions every accepted point must keep.
         clean_maps: the maps at the clean inputs.
         config: the settings the attack reads (``epsilon``, ``norm``, ``num_steps``, ``step_size``, ``k``,
-            ``restarts``, ``input_range``).
+            ``restarts``, ``input_range``); the default radius (``epsilon=None``) is resolved for the inputs'
+            modality, and ``epsilon="auto"`` is refused (the scorer calibrates it before attacking).
         target_region: boolean map for the targeted attack (default: the clean map's k weakest features).
         generator: where random starts come from when ``prepared`` has no streams.
     """
@@ -58,6 +59,14 @@ class AttackProblem:
     config: RobustnessConfig
     target_region: torch.Tensor | None = None
     generator: torch.Generator | None = None
+
+    def __post_init__(self) -> None:
+        if self.config.epsilon == "auto":
+            raise ValueError(
+                "`config.epsilon='auto'` must be calibrated before an attack: score with "
+                "evaluate_attribution_robustness (which calibrates it), or pass a number."
+            )
+        object.__setattr__(self, "config", self.config.resolved(self.prepared.kind))
 
 
 @dataclass(frozen=True)

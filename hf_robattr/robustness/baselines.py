@@ -41,7 +41,8 @@ def shuffled(maps: torch.Tensor, mask: torch.Tensor | None, streams: ExampleStre
     """Each map with its scored features (``mask`` ``[B, T]``; all features when ``None``) in a random order drawn
     from the example's stream; other features stay where they are."""
     flat = maps.reshape(maps.shape[0], -1)
-    keys = streams.draw("rand", (flat.shape[1],), dtype=torch.float64, device="cpu")
+    # Keys for the scored positions only: the amount of padding does not change an example's shuffles.
+    keys = streams.draw("rand", (flat.shape[1],), dtype=torch.float64, device="cpu", positions=mask)
     out = flat.clone()
     for row in range(flat.shape[0]):
         positions = torch.arange(flat.shape[1]) if mask is None else mask[row].bool().cpu().nonzero().squeeze(1)

@@ -24,6 +24,7 @@ from hf_robattr.attribution.inputs import (
     forward_logits,
     frozen_eval,
     model_device,
+    model_modality,
     prepare_inputs,
     unwrap_model,
 )
@@ -110,6 +111,7 @@ class RobustnessScorer:
         device: torch.device | str | None = None,
         target_region: torch.Tensor | None = None,
     ) -> None:
+        config = config.resolved(model_modality(model))
         if config.epsilon == "auto":
             raise ValueError(
                 "RobustnessScorer needs a numeric `epsilon`: resolve epsilon='auto' first with "

@@ -14,6 +14,7 @@ from torch import nn
 
 from hf_robattr.attribution.inputs import (
     frozen_eval,
+    model_modality,
     prepare_inputs,
 )
 from hf_robattr.attribution.methods import make_method, resolve_targets
@@ -63,6 +64,7 @@ def sensitivity_family(
             f"`measures` names no sensitivity measure; expected some of {list(SENSITIVITY_MEASURES)}, got "
             f"{list(config.measures or ())}."
         )
+    config = config.resolved(model_modality(model))
     if config.epsilon == "auto" and perturbations is None:
         config = config.replace(epsilon=calibrate_epsilon(model, inputs, config).value)
     runner = make_method(name, **config.method_kwargs.get(name, {}))
@@ -93,6 +95,8 @@ def sensitivity_family(
                 f"{', '.join(map(str, expected[1:]))}]; got {list(perturbations.shape)}."
             )
         perturbations = perturbations.to(prepared.features)
+        if not torch.isfinite(perturbations).all():
+            raise ValueError("`perturbations` contains NaN or infinite values; expected finite offsets.")
         maps, logits = perturbed_explanations(model, runner, prepared, target_ids, perturbations, config.batch_size)
         valid = logits.argmax(dim=2) == labels.unsqueeze(1) if keep_label else torch.ones_like(logits[..., 0]).bool()
         if prepared.word_mask is not None:

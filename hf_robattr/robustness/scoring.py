@@ -12,6 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hf_robattr.attribution.argument_checks import check_targets
+from hf_robattr.attribution.inputs import model_modality
 
 from .batch_scoring import RobustnessScorer
 from .batching import count_batches, iter_batches, num_examples
@@ -88,6 +89,7 @@ def evaluate_attribution_robustness(
     config = RobustnessConfig.from_options(config, **overrides)
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module (a classifier); got {type(model).__name__}.")
+    config = config.resolved(model_modality(model))
     if inputs is None:
         raise TypeError("`inputs` is required: pixel values, a tokenized batch, a datasets.Dataset or batches.")
     target_tensor = check_targets(targets)

@@ -95,6 +95,14 @@ def sensitivity_measures(
         raise ValueError(
             f"unknown sensitivity `measures` {unknown}; expected names from {sorted(SENSITIVITY_MEASURES)}."
         )
+    for name, tensor in (
+        ("clean", clean),
+        ("perturbed", perturbed),
+        ("inputs", inputs),
+        ("perturbed_inputs", perturbed_inputs),
+    ):
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ValueError(f"`{name}` contains NaN or infinite values; expected finite maps and inputs.")
     if valid is None:
         valid = torch.ones(perturbed.shape[:2], dtype=torch.bool, device=perturbed.device)
     cache: dict[Callable[..., torch.Tensor], torch.Tensor] = {}

@@ -134,8 +134,12 @@ def spearman(clean: torch.Tensor, perturbed: torch.Tensor) -> torch.Tensor:
 
 
 def cosine(clean: torch.Tensor, perturbed: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of the flattened maps. Range [-1, 1] (here [0, 1] for non-negative maps)."""
-    return torch.nn.functional.cosine_similarity(_flat(clean), _flat(perturbed), dim=1, eps=1e-12)
+    """Cosine similarity of the flattened maps. Range [-1, 1] (here [0, 1] for non-negative maps). Two all-zero maps
+    are identical: 1 (as their top-k intersection); an all-zero map against a non-zero one: 0."""
+    x, y = _flat(clean), _flat(perturbed)
+    value = torch.nn.functional.cosine_similarity(x, y, dim=1, eps=1e-12)
+    both_zero = (x == 0).all(dim=1) & (y == 0).all(dim=1)
+    return torch.where(both_zero, torch.ones_like(value), value)
 
 
 def center_of_mass(maps: torch.Tensor) -> torch.Tensor:

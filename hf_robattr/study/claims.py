@@ -23,7 +23,9 @@ A **degenerate** slope (:attr:`~.stats.Slope.degenerate`: the measure does not v
 exactly on a line, so the standard error is 0 and every p-value would be 0) is not tested: its verdict is
 *inconclusive* with that reason (:attr:`ClaimTest.degenerate`), and it stays in its Holm family as a test that does
 not reject (p = 1), so that no other verdict gets stronger. For claim 3 a method is untested when either attention
-type's slope is degenerate.
+type's slope is degenerate. A slope **without an estimate** (too few runs, or lr/B does not vary within any seed: a
+partial study, or the two-run cells of ``--scale ci``) is untested in the same way, with that reason
+(:attr:`ClaimTest.untested` names the reason of every untested verdict).
 
 Everything else is *inconclusive*, reported with its power: the probability that the test would detect a slope
 of ``margin`` (two-sided, at the Bonferroni level ``alpha / m``; claim 3: the product of the interaction's and the
@@ -81,6 +83,24 @@ class ClaimTest:
     reference_slope: Slope | None = None
 
     @property
+    def untested(self) -> str:
+        """Why no test was run: the slope is degenerate (:attr:`degenerate`) or has no estimate (:attr:`missing`);
+        ``""`` when the test was run."""
+        return self.degenerate or self.missing
+
+    @property
+    def missing(self) -> str:
+        """Why the slope has no estimate (claim 3: either attention type's), e.g. ``"no estimate: 2 runs in 2 seed
+        blocks, a slope needs at least 4"``; ``""`` when it has one."""
+        if self.claim != 3:
+            return _missing(self.slope)
+        for name, slope in (("kernel", self.slope), ("softmax", self.reference_slope)):
+            reason = _missing(slope)
+            if reason:
+                return f"{reason} (the {name} runs)"
+        return ""
+
+    @property
     def degenerate(self) -> str:
         """Why the test was not run on the runs there are: ``"no variation"`` or ``"no residual variation"`` (see
         :attr:`~.stats.Slope.degenerate`; claim 3: ``"... in the kernel runs"`` / ``"... in the softmax runs"``);
@@ -105,6 +125,25 @@ class Interaction:
     p: float
     kernel: Slope
     softmax: Slope
+
+
+def _missing(slope: Slope | None) -> str:
+    """Why ``slope`` has no estimate; ``""`` when it has one."""
+    if slope is None:
+        return "no estimate: no runs"
+    if math.isfinite(slope.estimate):
+        return ""
+    if slope.n < slope.blocks + 2:
+        return (
+            f"no estimate: {slope.n} run{'s' if slope.n != 1 else ''} in {slope.blocks} seed "
+            f"block{'s' if slope.blocks != 1 else ''}, a slope needs at least {slope.blocks + 2}"
+        )
+    return "no estimate: lr/B does not vary within any seed"
+
+
+def _untested_slope(slope: Slope) -> bool:
+    """Whether a slope is not tested: degenerate, or without an estimate."""
+    return bool(slope.degenerate or _missing(slope))
 
 
 def _holm(p_values: list[float], untested: list[bool]) -> list[float]:
@@ -145,7 +184,7 @@ def claim_1_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 1 for one model: one :class:`ClaimTest` per gradient method in ``slopes``."""
-    untested = [bool(slope.degenerate) for slope in slopes.values()]
+    untested = [_untested_slope(slope) for slope in slopes.values()]
     rises = _holm([slope.p_value for slope in slopes.values()], untested)
     small = _holm([slope.p_below(margin) for slope in slopes.values()], untested)
 
@@ -164,7 +203,7 @@ def claim_2_tests(
     model: str, slopes: Mapping[str, Slope], *, measure: str, margin: float, alpha: float = 0.05
 ) -> list[ClaimTest]:
     """Claim 2 for one softmax model: one :class:`ClaimTest` per attention method in ``slopes``."""
-    untested = [bool(slope.degenerate) for slope in slopes.values()]
+    untested = [_untested_slope(slope) for slope in slopes.values()]
     equivalent = _holm([slope.p_equivalent(margin) for slope in slopes.values()], untested)
     rises = _holm([slope.p_value for slope in slopes.values()], untested)
 
@@ -193,8 +232,8 @@ def claim_3_tests(
     present in both ``kernel`` and ``softmax``."""
     methods = [m for m in kernel if m in softmax]
     differences = {m: slope_difference(kernel[m], softmax[m]) for m in methods}
-    # a method with a degenerate slope on either side is not tested
-    untested = [bool(kernel[m].degenerate or softmax[m].degenerate) for m in methods]
+    # a method with a degenerate or missing slope on either side is not tested
+    untested = [_untested_slope(kernel[m]) or _untested_slope(softmax[m]) for m in methods]
     interaction_rises = _holm([differences[m].p_value for m in methods], untested)
     kernel_rises = _holm([kernel[m].p_value for m in methods], untested)
     interaction_small = _holm([differences[m].p_below(margin) for m in methods], untested)

@@ -38,7 +38,10 @@ CLAIMS = {
 
 
 def _untested(test: ClaimTest) -> str:
-    """The clause of a test that was not run because its slope is degenerate: the reason and the slope(s)."""
+    """The clause of a test that was not run (its slope is degenerate or has no estimate): the reason and the
+    slope(s)."""
+    if test.missing and not test.degenerate:
+        return f"{test.verdict} for {test.method} ({test.missing}, so no test; {test.n} runs)"
     if test.claim == 3:
         slopes = f"kernel slope {number(test.slope.estimate, 4, True)}, softmax slope "
         slopes += number(test.reference_slope.estimate, 4, True)
@@ -50,7 +53,7 @@ def _untested(test: ClaimTest) -> str:
 def _claim_sentence(claim: int, model: str, tests: Sequence[ClaimTest]) -> str:
     parts = []
     for test in tests:
-        if test.degenerate:
+        if test.untested:
             parts.append(_untested(test))
             continue
         text = f"{test.verdict} for {test.method} ({estimate_with_ci(test)}, p = {p_value(test.p)}"

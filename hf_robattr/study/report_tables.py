@@ -89,7 +89,7 @@ CLAIM_COLUMNS: Columns = (
     ("claim", lambda c: str(c.claim)),
     ("model", lambda c: c.model),
     ("method", lambda c: c.method),
-    ("verdict", lambda c: f"**{c.verdict}**" + (f" ({c.degenerate})" if c.degenerate else "")),
+    ("verdict", lambda c: f"**{c.verdict}**" + (f" ({c.untested})" if c.untested else "")),
     ("slope per doubling of lr/B [95% CI]", estimate_with_ci),
     ("p (Holm)", lambda c: p_value(c.p)),
     ("power at the margin", _claim_power),

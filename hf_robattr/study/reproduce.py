@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,18 +20,20 @@ from typing import Any
 from hf_robattr.data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, load_classification_dataset
 
 from .arguments import StudyArguments
+from .claims import VERDICTS
 from .estimate import estimate_seconds, format_duration
 from .executors import RunFunction, run_jobs
 from .grid import RunSpec, arm_specs, baseline_specs, sweep_specs
 from .prepare import StartPoint, prepare_start_points, start_key
-from .report_files import render_from_results, write_report
+from .report_files import RESULTS_NAME, render_from_results, write_report
+from .results import load_results
 from .run import run_one
 from .scales import StudySettings, get_settings
 from .store import RunStore
 from .sweep import choose_weights
 
 
-__all__ = ["StudyOutcome", "reproduce", "study_settings", "study_specs"]
+__all__ = ["StudyOutcome", "reproduce", "study_settings", "study_specs", "study_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +144,7 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     settings = study_settings(args)
     directory = Path(args.output_dir)
     if args.estimate_only and not (directory / "runs").is_dir() and render_from_results(directory):
+        print(f"Report: {directory / 'report.md'}, re-rendered from {directory / RESULTS_NAME} (no runs to continue).")
         return StudyOutcome({}, [], 0, {}, str(directory / "report.md"), 0)
     store = RunStore(directory, settings.scale)
     workers = max(args.num_workers, 1)
@@ -187,8 +191,28 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     errors = [r["key"] for r in records if r.get("status") == "error"]
     if errors:
         logger.error("%d run(s) of the grid ended in an error (listed in the report): %s", len(errors), errors[:5])
-    print(
-        f"Report: {report}. Runs stored: {len(records)} of {expected}; left: "
-        f"{format_duration(estimate['left']['seconds'])}; errors: {len(errors)}."
-    )
+    print(study_summary(directory, report, len(records), expected, estimate, errors))
     return StudyOutcome(counts, records, expected, estimate, str(report), 1 if errors else 0)
+
+
+def study_summary(directory: Path, report: Path, stored: int, expected: int, estimate: dict, errors: list[str]) -> str:
+    """The lines the study ends with: where the report and results are, the verdicts, and what to run next."""
+    claims = load_results(directory / RESULTS_NAME).claims
+    verdicts = []
+    for claim in sorted({c.claim for c in claims}):
+        tally = Counter(c.verdict for c in claims if c.claim == claim)
+        verdicts.append(f"claim {claim}: " + ", ".join(f"{tally[v]} {v}" for v in VERDICTS if tally[v]))
+    left = stored < expected
+    lines = [
+        f"Report: {report} (figures beside it; every number in {directory / RESULTS_NAME}).",
+        f"Runs stored: {stored} of {expected}; left: {format_duration(estimate['left']['seconds'])}; "
+        f"errors: {len(errors)}.",
+        "Verdicts (model x method pairs): " + ("; ".join(verdicts) if verdicts else "none yet") + ".",
+        "Next: "
+        + (
+            "rerun the same command to continue (finished runs are kept)."
+            if left or errors
+            else f"read {report}; docs/study.md explains how."
+        ),
+    ]
+    return "\n".join(lines)

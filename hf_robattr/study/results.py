@@ -131,9 +131,7 @@ def results_payload(analysis: Analysis) -> dict[str, Any]:
     return {
         "scale": analysis.settings.scale,
         "complete": analysis.complete,
-        "claims": [
-            {**to_jsonable(c), "ci": to_jsonable(list(c.ci)), "untested": c.degenerate} for c in analysis.claims
-        ],
+        "claims": [{**to_jsonable(c), "ci": to_jsonable(list(c.ci)), "untested": c.untested} for c in analysis.claims],
         "interaction": to_jsonable(analysis.interactions),
         "preconditions": _preconditions(analysis.runs),
         "eval_set": {"rule": EVAL_SET_RULE, "size": eval_sets[0]["size"] if eval_sets else 0, "arms": eval_sets},

@@ -10,6 +10,10 @@ A run is *finished* when its file holds a record of the current protocol (its ``
 ``error``; finished runs are never recomputed. A malformed file (truncated JSON, not a record) is named in a
 warning, moved to ``set_aside/`` and its run recomputed; so is a record made under another protocol, before it is
 replaced. Nothing is deleted.
+
+``study.json`` says which study the folder holds, so a damaged one is refused (:class:`StudyDirectoryError`, with
+how to recover) rather than guessed: a study of another scale could otherwise be continued under this one. A
+manifest of an older format is set aside and written again.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 
-__all__ = ["RunStore", "write_json"]
+__all__ = ["RunStore", "StudyDirectoryError", "write_json"]
 
 logger = logging.getLogger(__name__)
 MANIFEST = "study.json"
@@ -45,11 +49,17 @@ def write_json(path: str | os.PathLike, payload: Any) -> None:
         raise
 
 
+class StudyDirectoryError(ValueError):
+    """``--output_dir`` cannot hold this study: another scale's study, or a damaged ``study.json``. The message says
+    how to recover."""
+
+
 class RunStore:
     """Finished runs of one study under ``directory`` (created if needed), for scale ``scale``.
 
-    Opening a directory of another scale raises a ``ValueError`` naming ``--output_dir``; a malformed
-    ``study.json`` is set aside (with a warning) and written again.
+    Opening a directory of another scale, or one whose ``study.json`` is not a manifest (unreadable JSON, ``[]``, no
+    ``scale``), raises :class:`StudyDirectoryError` naming ``--output_dir`` and how to recover; a manifest of an
+    older format is set aside (with a warning) and written again.
     """
 
     def __init__(self, directory: str | os.PathLike, scale: str) -> None:
@@ -59,20 +69,28 @@ class RunStore:
         self.runs.mkdir(parents=True, exist_ok=True)
         self.scale = scale
         manifest = self.directory / MANIFEST
-        stored = self._read(manifest) if manifest.exists() else None
-        if isinstance(stored, dict) and "scale" in stored:
-            if stored["scale"] != scale:
-                raise ValueError(
-                    f"--output_dir {self.directory} holds a study of scale {stored['scale']!r}, not {scale!r}. "
-                    "Use another --output_dir for this scale."
-                )
-            if stored.get("format") == FORMAT:
-                return
-        if manifest.exists():
-            self.set_aside(manifest, "not a study manifest of this version")
-        write_json(manifest, {"scale": scale, "format": FORMAT})
+        if not manifest.exists():
+            write_json(manifest, {"scale": scale, "format": FORMAT})
+            return
+        stored = self._read(manifest)
+        if not (isinstance(stored, dict) and isinstance(stored.get("scale"), str)):
+            raise StudyDirectoryError(
+                f"--output_dir {self.directory}: {manifest} is not a study manifest ({_describe(manifest)}), so "
+                "the scale of the runs stored there is unknown. If the folder holds a study of this scale, write "
+                f'{{"scale": "{scale}", "format": {FORMAT}}} into {manifest} and rerun: its finished runs are kept. '
+                "Otherwise move the file away (or use another --output_dir) to start a new study there."
+            )
+        if stored["scale"] != scale:
+            raise StudyDirectoryError(
+                f"--output_dir {self.directory} holds a study of scale {stored['scale']!r}, not {scale!r}. "
+                "Use another --output_dir for this scale."
+            )
+        if stored.get("format") != FORMAT:
+            self.set_aside(manifest, f"a study manifest of format {stored.get('format')!r}, not {FORMAT}")
+            write_json(manifest, {"scale": scale, "format": FORMAT})
 
-    def _read(self, path: Path) -> Any:
+    @staticmethod
+    def _read(path: Path) -> Any:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
@@ -134,3 +152,20 @@ class RunStore:
         if keys is None:
             keys = [path.stem for path in sorted(self.runs.glob("*.json"))]
         return [record for record in (self.load(key) for key in keys) if record is not None]
+
+
+def _describe(path: Path) -> str:
+    """What a damaged manifest holds, in a few words."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "unreadable"
+    if not text.strip():
+        return "an empty file"
+    try:
+        content = json.loads(text)
+    except json.JSONDecodeError:
+        return "not valid JSON: truncated?"
+    if isinstance(content, dict):
+        return "a JSON object without a 'scale'"
+    return f"the JSON {text.strip()[:40]}"

@@ -11,11 +11,13 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from hf_robattr.attribution import ATTENTION_METHODS
 
-__all__ = ["check_choice", "check_range", "check_types"]
+
+__all__ = ["check_choice", "check_k_count", "check_range", "check_types", "ranked_features"]
 
 _SIMPLE = (bool, int, float, str)
 
@@ -89,3 +91,39 @@ def check_types(arguments: Any) -> None:
             continue
         wanted = f"{'an' if expected is int else 'a'} {expected.__name__}" + (" or null" if optional else "")
         raise TypeError(f"--{spec.name} must be {wanted}, got {value!r} ({type(value).__name__}).")
+
+
+def ranked_features(
+    methods: Sequence[str],
+    *,
+    image_size: int | None = None,
+    patch_size: int | None = None,
+    map_pooling: str = "none",
+    max_seq_length: int | None = None,
+) -> dict[str, int]:
+    """The most features each attribution method's map can rank, which a top-k count must not exceed.
+
+    Images (``image_size``, ``patch_size``): attention maps rank patches, gradient maps pixels (patches with
+    ``map_pooling="patch"``). Text (``max_seq_length``): word tokens, never [CLS] or [SEP].
+    """
+    if max_seq_length is not None:
+        return dict.fromkeys(methods, max(max_seq_length - 2, 1))
+    if image_size is None or patch_size is None:
+        raise ValueError("ranked_features needs image_size and patch_size (images) or max_seq_length (text).")
+    patches = (image_size // patch_size) ** 2
+    pixels = patches if map_pooling == "patch" else image_size**2
+    return {method: patches if method in ATTENTION_METHODS else pixels for method in methods}
+
+
+def check_k_count(k: int | float, features: dict[str, int], *, flag: str, why: str) -> None:
+    """Refuse a top-k count ``k`` larger than what some method's map ranks (``features``, from
+    :func:`ranked_features`; ``why`` says where the sizes come from); a fraction always fits."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        return
+    over = {method: count for method, count in features.items() if k > count}
+    if over:
+        ranks = ", ".join(f"{method} ranks {count}" for method, count in over.items())
+        raise ValueError(
+            f"{flag} {k} asks for the top {k} features of each attribution map, but {ranks} ({why}). Pass a count "
+            f"<= {min(over.values())} or a fraction in (0, 1), e.g. 0.1."
+        )

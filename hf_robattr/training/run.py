@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import gc
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from transformers import PreTrainedModel, TrainerCallback, set_seed
+from transformers import AutoConfig, PreTrainedModel, TrainerCallback, set_seed
 
+from hf_robattr.attribution.inputs import model_modality
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.robustness.measures import check_measures_for_text
 
+from .argument_checks import check_k_count, ranked_features
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
 from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
@@ -38,6 +41,7 @@ __all__ = [
     "finish_run",
     "prepare_data",
     "refuse_finished_run",
+    "remove_checkpoints",
     "run_pipeline",
     "training_callbacks",
 ]
@@ -115,7 +119,46 @@ def check_run_arguments(
         )
     if isinstance(data_args, TextDataArguments) and robustness is not None:
         check_measures_for_text(robustness.measures, argument="--robustness_measures")
+    if robustness is not None and training_args.robustness_num_examples:
+        _check_topk_count(model_args, data_args, robustness)
     refuse_finished_run(training_args)
+
+
+def _image_geometry(model_args: VisionModelArguments) -> tuple[int, int] | None:
+    """``(image_size, patch_size)`` of the model the run trains: its own flags from scratch, else the checkpoint's
+    config (``None`` when that cannot be read here: loading the model reports it)."""
+    if model_args.model_name_or_path is None:
+        return model_args.image_size, model_args.patch_size
+    try:
+        config = AutoConfig.from_pretrained(
+            model_args.model_name_or_path,
+            cache_dir=model_args.cache_dir,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+    except (OSError, ValueError):
+        return None
+    sizes = getattr(config, "image_size", None), getattr(config, "patch_size", None)
+    return sizes if all(isinstance(v, int) and v > 0 for v in sizes) else None
+
+
+def _check_topk_count(model_args: ModelArguments, data_args: DataArguments, robustness: RobustnessConfig) -> None:
+    """A ``--robustness_k`` count no map of the run can hold fails now, not after training."""
+    if isinstance(data_args, TextDataArguments):
+        features = ranked_features(robustness.methods, max_seq_length=data_args.max_seq_length)
+        why = f"--max_seq_length {data_args.max_seq_length} leaves at most {data_args.max_seq_length - 2} word tokens"
+    else:
+        geometry = _image_geometry(model_args)
+        if geometry is None:
+            return
+        image_size, patch_size = geometry
+        features = ranked_features(
+            robustness.methods, image_size=image_size, patch_size=patch_size, map_pooling=robustness.map_pooling
+        )
+        why = (
+            f"a {image_size}x{image_size} image has {image_size**2} pixels and {(image_size // patch_size) ** 2} "
+            f"patches of {patch_size}x{patch_size}; attention maps rank patches"
+        )
+    check_k_count(robustness.k, features, flag="--robustness_k", why=why)
 
 
 def _clear_finished_run(args: RobAttrTrainingArguments) -> None:
@@ -221,6 +264,7 @@ def run_pipeline(
         seed = training_args.seed if data_args.split_seed is None else data_args.split_seed
         data = prepare_data(model_args, data_args, load_processor(model_args), seed=seed)
     model = build_classifier(model_args, label_names=data.label_names, processor=data.processor)
+    config = config.resolved(model_modality(model))  # the default radius made explicit: results.json states it
 
     trainer = RobAttrTrainer(
         model=model,
@@ -280,9 +324,22 @@ def run_pipeline(
     if save_model and trainer.is_world_process_zero():
         path = write_results(training_args.output_dir, results)
         logger.info("Wrote %s", path)
+        if not training_args.keep_checkpoints:
+            remove_checkpoints(training_args.output_dir)
     trainer.accelerator.wait_for_everyone()
     model.eval()
     return RunResult(results=results, model=model, data=data, trainer=trainer, results_path=path)
+
+
+def remove_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Remove the Trainer's ``checkpoint-*`` folders (optimizer, scheduler and RNG states) from a finished run's
+    ``output_dir``; the final model beside them stays. Returns what was removed."""
+    removed = sorted(path for path in Path(output_dir).glob("checkpoint-*") if path.is_dir())
+    for path in removed:
+        shutil.rmtree(path)
+    if removed:
+        logger.info("Removed the Trainer checkpoints %s (--keep_checkpoints keeps them).", [p.name for p in removed])
+    return removed
 
 
 def finish_run(trainer: RobAttrTrainer) -> None:

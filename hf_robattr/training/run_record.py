@@ -40,6 +40,7 @@ _IGNORED_ARGUMENTS = {
     "do_eval", "do_predict", "local_rank", "ddp_backend", "use_cpu", "dataloader_num_workers", "disable_tqdm",
     "save_strategy", "save_steps", "save_total_limit", "logging_steps", "logging_strategy", "eval_steps",
     "resume_from_checkpoint", "accelerator_config", "per_gpu_train_batch_size", "per_gpu_eval_batch_size", "deepspeed", "fsdp_config",
+    "dataloader_pin_memory", "keep_checkpoints",
 }  # fmt: skip
 
 
@@ -159,9 +160,11 @@ def build_results(
     ``"robustness"`` section, its counts go to ``"dataset"``: ``num_robustness_examples`` (examples given) and
     ``num_robustness_skipped`` (``{"any": n, method: n}``: examples left out because they cannot be perturbed or
     their clean map is all zeros). ``robustness_config`` is the ``RobustnessConfig.to_dict()`` they were scored
-    with.
+    with (plus the ``"epsilon_calibration"`` record when the radius was ``"auto"``). The scorer's nested entries get
+    their own sections: ``"robustness_saturated"`` (the measures that cannot rank models on these inputs, with why)
+    and ``"robustness_baselines"`` (each measure's chance and noise means).
     """
-    scores = {key: value for key, value in robustness.items() if not _is_count(key)}
+    scores = {key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)}
     skipped = {
         key.rpartition("/")[0] or "any": int(value)
         for key, value in robustness.items()
@@ -177,7 +180,16 @@ def build_results(
         },
         "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
         "robustness": scores,
-        "robustness_config": dict(robustness_config or {}),
+        "robustness_saturated": dict(robustness.get("saturated", {})),
+        "robustness_baselines": dict(robustness.get("baselines", {})),
+        "robustness_config": {
+            **dict(robustness_config or {}),
+            **(
+                {"epsilon_calibration": robustness["epsilon_calibration"]}
+                if "epsilon_calibration" in robustness
+                else {}
+            ),
+        },
         "hyperparameters": non_default_arguments(args),
         "log_history": state.log_history,
     }

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from .argument_checks import check_choice, check_range, check_types
 from .regularizers import REGULARIZERS, get_regularizer
 
 
-__all__ = ["DIAGNOSTICS", "OPTIMIZERS", "RobAttrTrainingArguments"]
+__all__ = ["DIAGNOSTICS", "OPTIMIZERS", "RobAttrTrainingArguments", "has_accelerator"]
 
 # optimizer regime -> (TrainingArguments.optim, optim_args template)
 DEFAULT_LEARNING_RATES = {"sgd": 0.3, "momentum_sgd": 0.03, "adamw": 1e-3}
@@ -21,6 +22,16 @@ OPTIMIZERS: dict[str, tuple[str, str]] = {
     "adamw": ("adamw_torch", ""),
 }
 DIAGNOSTICS = ("sharpness", "input_curvature", "attribution_robustness", "attention_entropy")
+
+
+def has_accelerator() -> bool:
+    """Whether torch sees an accelerator (CUDA, MPS, XPU, ...): pinned host memory only helps copies to one."""
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available() or bool(
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    )
 
 
 @dataclass
@@ -58,6 +69,21 @@ class RobAttrTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every N update steps."})
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Keep raw columns: the datasets use on-the-fly transforms."}
+    )
+    dataloader_pin_memory: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Pin the data loaders' memory (faster copies to an accelerator); default: only when an "
+            "accelerator is used (on a CPU it does nothing but warn)."
+        },
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the Trainer's checkpoint-* folders (optimizer and RNG states, for --resume_from_checkpoint) "
+            "after the run has finished; by default they are removed once the model and results.json are saved. "
+            "An interrupted run keeps them."
+        },
     )
     restore_callback_states_from_checkpoint: bool = field(
         default=True,
@@ -203,6 +229,8 @@ class RobAttrTrainingArguments(TrainingArguments):
         check_range("--divergence_loss", self.divergence_loss, above=0)
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
+        if self.dataloader_pin_memory is None:
+            self.dataloader_pin_memory = not self.use_cpu and has_accelerator()
         optim, optim_args = OPTIMIZERS[self.optimizer]
         self.optim = optim
         self.optim_args = optim_args.format(momentum=self.momentum) or None

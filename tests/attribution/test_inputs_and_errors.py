@@ -79,3 +79,32 @@ def test_smoothing_beta_must_be_positive(images):
 def test_smoothing_a_model_without_relus_warns(images):
     with pytest.warns(UserWarning, match="no nn.ReLU"):
         attribute(nn.Sequential(nn.Flatten(), nn.Linear(192, 3)), images, smoothing_beta=2.0)
+
+
+def test_a_list_of_single_images_names_the_fix():
+    """Red-team finding: a list of CHW tensors failed with 'not enough values to unpack'."""
+    from tiny_models import tiny_vit
+
+    import hf_robattr
+
+    model = tiny_vit()
+    images = [torch.rand(3, 8, 8) for _ in range(2)]
+    with pytest.raises(ValueError, match=r"\[batch, channels, height, width\].*torch.stack"):
+        hf_robattr.evaluate_attribution_robustness(model, images, progress=False)
+    with pytest.raises(ValueError, match=r"unsqueeze\(0\)"):
+        hf_robattr.attribute(model, images[0])
+
+
+@pytest.mark.parametrize(
+    "baseline",
+    [torch.zeros(3, 3, 8, 8), torch.zeros(5, 2), torch.full((3, 8, 8), float("nan"))],
+    ids=["wrong-batch", "wrong-shape", "nan"],
+)
+def test_an_integrated_gradients_baseline_that_does_not_fit_is_named(baseline):
+    """Red-team finding: an IG baseline with the wrong batch size raised a bare RuntimeError."""
+    from tiny_models import tiny_vit
+
+    import hf_robattr
+
+    with pytest.raises(ValueError, match="`baseline`"):
+        hf_robattr.attribute(tiny_vit(), torch.rand(2, 3, 8, 8), method="integrated_gradients", baseline=baseline)

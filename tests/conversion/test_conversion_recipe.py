@@ -72,7 +72,7 @@ def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
     assert str(data) in (out / "README.md").read_text()
 
 
-def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
+def test_vit_classifier_on_synthetic_images(recipe, tmp_path, capsys):
     checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
     out = tmp_path / "out"
     recipe.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
@@ -81,6 +81,20 @@ def test_vit_classifier_on_synthetic_images(recipe, tmp_path):
     assert {"teacher_accuracy", "student_accuracy", "top1_agreement"} <= set(results["fidelity"]["recovery"])
     model = AutoModelForImageClassification.from_pretrained(out)
     assert model.config.attention_type == "kernel" and model.config.kernel_feature_map == "hedgehog"
+    # the recipe ends with where the files are, the fidelity, each stage's steps and decision, and what next
+    summary = capsys.readouterr().out.split(f"Done. Everything is in {out}/:")[-1]
+    for line in (
+        f"results  {out / 'results.json'}",
+        f"card     {out / 'README.md'}",
+        "Fidelity to the teacher after recovery, on ",
+        "top-1 agreement ",
+        "Attention transfer: ",
+        "Recovery: ",
+        f"hf-robattr push {out} ORG/NAME",
+        f"hf-robattr demo {out}",
+    ):
+        assert line in summary, line
+    assert results["stages"]["recovery"]["stop_rule"]["data"].endswith("examples of validation_inputs")
 
 
 @pytest.mark.parametrize(
@@ -160,12 +174,14 @@ def test_vit_data_defaults_to_the_teachers_training_run(tmp_path):
     teacher = teacher_run(str(checkpoint))
     assert teacher == {"dataset": "digits", "split_seed": 7, "num_examples": None}
     model = ViTForImageClassification.from_pretrained(checkpoint)
-    args = ConversionDataArguments(max_train_samples=5, max_eval_samples=3)
-    train, held_out, info = load_conversion_data(args, family="vit", processor=None, model_config=model.config,
-                                                 teacher=teacher)  # fmt: skip
+    args = ConversionDataArguments(max_train_samples=5, max_eval_samples=3, max_validation_samples=4)
+    train, held_out, info, validation = load_conversion_data(args, family="vit", processor=None,
+                                                             model_config=model.config, teacher=teacher)  # fmt: skip
     assert info["dataset"] == "digits" and info["split_seed"] == 7 and (len(train), len(held_out)) == (5, 3)
     assert train[0]["pixel_values"].shape == (3, 8, 8) and "labels" in held_out[0]
-    _, _, chosen = load_conversion_data(ConversionDataArguments(dataset_name="synthetic_images", split_seed=3,
+    # the stop rule's own held-out split (digits' validation), never the eval split
+    assert info["validation_dataset"] == "digits [validation]" and len(validation) == 4
+    _, _, chosen, _ = load_conversion_data(ConversionDataArguments(dataset_name="synthetic_images", split_seed=3,
                                         max_train_samples=5, max_eval_samples=3), family="vit", processor=None,
                                         model_config=model.config, teacher=teacher)  # fmt: skip
     assert chosen["dataset"] == "synthetic_images" and chosen["split_seed"] == 3

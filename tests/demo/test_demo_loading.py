@@ -67,7 +67,7 @@ def test_unreadable_results_json_falls_back_to_the_defaults(kernel_folder, tmp_p
     shutil.copytree(kernel_folder, folder)
     (folder / "results.json").write_text('{"robustness_config": {"attack": "top_k"}}')
     model = load_demo_model(folder)
-    assert model.config == RobustnessConfig()
+    assert model.config == RobustnessConfig().resolved(model.kind)  # the defaults, with the radius made explicit
     assert any("top_k" in note for note in model.notes)
 
 

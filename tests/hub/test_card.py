@@ -190,3 +190,48 @@ def test_metric_output_shape_is_accepted():
     assert data.num_examples == 8
     [result] = data.eval_results
     assert result.metric_name == "saliency/spearman" and result.metric_args == {"num_examples": 8}
+
+
+def _usage(text: str) -> str:
+    return text[text.index("## Usage") :].split("\n## ", 1)[0]
+
+
+def test_usage_loads_the_repo_id_when_known_else_the_folder_and_says_what_to_install(run_dir):
+    with_id = _usage(ModelCard.load(save_model_card(run_dir, model_id="robattr-org/tiny-kernel-vit")).text)
+    assert 'from_pretrained("robattr-org/tiny-kernel-vit", trust_remote_code=True)' in with_id
+    folder = _usage(ModelCard.load(save_model_card(run_dir)).text)
+    assert f'from_pretrained("{run_dir}", trust_remote_code=True)' in folder and "ORG/NAME" not in folder
+    # every install line can be satisfied: the model needs PyPI packages only, images pillow; hf_robattr is not on PyPI
+    assert 'pip install torch "transformers>=5" pillow' in folder
+    assert f'pipeline("image-classification", model="{run_dir}", trust_remote_code=True)' in folder
+    assert "pip install hf_robattr`" not in folder and "(`pip install hf_robattr`)" not in folder
+    assert "hf_robattr is not on PyPI: install it from its source" in folder
+
+
+def test_a_git_install_gives_a_requirement_others_can_install(monkeypatch):
+    from hf_robattr.hub import space
+
+    class Installed:
+        def __init__(self, origin):
+            self.origin = origin
+
+        def read_text(self, name):
+            return json.dumps(self.origin) if name == "direct_url.json" else None
+
+    git = {"url": "https://github.com/org/hf_robattr.git", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
+    monkeypatch.setattr(space, "distribution", lambda name: Installed(git))
+    assert space.source_requirement() == "hf_robattr @ git+https://github.com/org/hf_robattr.git@abc123"
+    assert space.default_requirement() == "hf_robattr[demo] @ git+https://github.com/org/hf_robattr.git@abc123"
+    local = {"url": "file:///home/me/hf_robattr", "dir_info": {"editable": True}}
+    monkeypatch.setattr(space, "distribution", lambda name: Installed(local))
+    assert space.source_requirement() is None  # a folder on this machine: nothing another machine can install
+
+
+def test_pushing_rewrites_a_folder_usage_snippet_to_the_repo_id(run_dir):
+    from hf_robattr.hub.card import card_with_repo_id
+
+    text = ModelCard.load(save_model_card(run_dir)).text
+    pushed = card_with_repo_id(text, "org/tiny")
+    assert 'from_pretrained("org/tiny", trust_remote_code=True)' in _usage(pushed)
+    assert 'model="org/tiny"' in _usage(pushed) and str(run_dir) not in _usage(pushed)
+    assert pushed.replace(_usage(pushed), "") == text.replace(_usage(text), "")  # nothing else changes

@@ -132,3 +132,12 @@ def test_card_links_the_space(run_dir):
     assert card_with_space_link(text, "org/tiny-demo") == text  # already linked, in the same words
     with pytest.raises(ValueError, match="space_id"):
         save_model_card(run_dir, space_id="bad")
+
+
+def test_a_card_written_before_the_repo_id_was_known_is_pushed_loading_the_repo(run_dir, fake_hub):
+    save_model_card(run_dir)  # no model_id: the card loads the run folder
+    assert f'from_pretrained("{run_dir}"' in (run_dir / "README.md").read_text()
+    push_to_hub(run_dir, "org/tiny", token="hf_x")
+    pushed = dict(fake_hub.calls)["create_commit"]["files"]["README.md"].decode()
+    assert 'from_pretrained("org/tiny", trust_remote_code=True)' in pushed and str(run_dir) not in pushed
+    assert (run_dir / "README.md").read_text() == pushed

@@ -37,6 +37,14 @@ BAD_VALUES = [
     pytest.param("kernel_shared_qk_map", "yes", TYPE_ERRORS, "kernel_shared_qk_map", id="shared-str"),
     pytest.param("kernel_eps", "small", TYPE_ERRORS, "kernel_eps", id="eps-str"),
     pytest.param("attention_type", 1, TYPE_ERRORS, "attention_type", id="type-int"),
+    # HF's own sizes: transformers does not check them (num_attention_heads=0 was a ZeroDivisionError in the model)
+    pytest.param("num_attention_heads", 0, ValueError, "num_attention_heads must be an int >= 1, got 0", id="heads-zero"),
+    pytest.param("hidden_size", 0, ValueError, "hidden_size must be an int >= 1, got 0", id="hidden-zero"),
+    pytest.param("hidden_size", -16, ValueError, "hidden_size must be an int >= 1, got -16", id="hidden-negative"),
+    pytest.param("num_hidden_layers", 0, ValueError, "num_hidden_layers must be an int >= 1, got 0", id="layers-zero"),
+    pytest.param("intermediate_size", -1, ValueError, "intermediate_size must be an int >= 1, got -1", id="mlp-negative"),
+    pytest.param("hidden_dropout_prob", 1.5, ValueError, "hidden_dropout_prob must be a probability in [0, 1], got 1.5", id="dropout"),
+    pytest.param("layer_norm_eps", 0.0, ValueError, "layer_norm_eps must be a finite float > 0, got 0.0", id="ln-eps"),
 ]  # fmt: skip
 
 
@@ -98,6 +106,71 @@ def test_a_hand_edited_config_json_is_refused(tmp_path, config_class):
     (tmp_path / "config.json").write_text(json.dumps({**saved, "attention_type": "bogus"}))
     with pytest.raises(ValueError, match=r"attention_type must be one of .* got 'bogus'"):
         AutoConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("config_class", "field", "value", "words"),
+    [
+        pytest.param(RobAttrViTConfig, "image_size", 0, "image_size must be an int >= 1 (or a pair of them), got 0", id="vit-image"),
+        pytest.param(RobAttrViTConfig, "patch_size", (4, 0), "patch_size must be an int >= 1 (or a pair of them), got (4, 0)", id="vit-patch"),
+        pytest.param(RobAttrViTConfig, "num_channels", 0, "num_channels must be an int >= 1, got 0", id="vit-channels"),
+        pytest.param(RobAttrBertConfig, "vocab_size", 0, "vocab_size must be an int >= 1, got 0", id="bert-vocab"),
+        pytest.param(RobAttrBertConfig, "max_position_embeddings", -1, "max_position_embeddings must be an int >= 1", id="bert-positions"),
+    ],
+)  # fmt: skip
+def test_family_sizes_are_refused(config_class, field, value, words):
+    with pytest.raises(ValueError) as raised:
+        config_class(**{field: value})
+    assert words in str(raised.value)
+
+
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_heads_must_divide_the_hidden_size_in_the_constructor_and_in_config_json(config_class, tmp_path):
+    message = r"hidden_size \(30\) must be a multiple of num_attention_heads \(4\)"
+    with pytest.raises(ValueError, match=message):
+        config_class(hidden_size=30, num_attention_heads=4)
+    config_class(**TINY).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "hidden_size": 30, "num_attention_heads": 4}))
+    with pytest.raises(ValueError, match=message):
+        AutoConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_zero_heads_is_a_config_error_not_a_division_by_zero_in_the_model(config_class):
+    with pytest.raises(ValueError, match="num_attention_heads must be an int >= 1, got 0"):
+        MODEL_CLASSES[config_class](config_class(**{**TINY, "num_attention_heads": 0}))
+
+
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_a_typo_in_an_attention_key_warns_with_what_was_meant(config_class, tmp_path):
+    with pytest.warns(
+        UserWarning,
+        match=r"unknown key 'attention_tpye'.*Did you mean 'attention_type'\? The model uses attention_type='softmax'",
+    ):
+        config = config_class(**TINY, attention_tpye="kernel")
+    assert config.attention_type == "softmax"
+    with pytest.warns(UserWarning, match=r"unknown key 'kernel_feture_map'.*Did you mean 'kernel_feature_map'"):
+        config_class(kernel_feture_map="favor")
+    with pytest.warns(
+        UserWarning, match=r"unknown key 'attention_window'; it is kept but ignored\. The attention fields"
+    ):
+        config_class(attention_window=4)
+    # the same typo in a hand-edited config.json, through the Auto classes
+    config_class(**TINY).save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["attention_type"]
+    (tmp_path / "config.json").write_text(json.dumps({**saved, "attention_tpye": "kernel"}))
+    with pytest.warns(UserWarning, match="Did you mean 'attention_type'"):
+        AutoConfig.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("config_class", CONFIG_CLASSES)
+def test_a_saved_config_reloads_without_an_unknown_key_warning(config_class, tmp_path, recwarn):
+    config_class(**TINY, attention_type="kernel", id2label={0: "a", 1: "b"}).save_pretrained(tmp_path)
+    AutoConfig.from_pretrained(tmp_path)
+    config_class.from_pretrained(tmp_path, attn_implementation="eager")
+    assert not [w for w in recwarn if "unknown key" in str(w.message)]
 
 
 # --- kernel attention is encoder-only ----------------------------------------------------------------------------

@@ -35,11 +35,15 @@ BAD_FLAGS = [
     ("train_vit", ["--robustness_epsilon", "-1"], ValueError, "robustness_epsilon"),
     ("train_vit", ["--robustness_k", "2.5"], ValueError, "robustness_k"),
     ("train_vit", ["--robustness_num_examples", "-1"], ValueError, "--robustness_num_examples must be >= 0"),
+    # a top-k count no map can hold: the 32x32 image's 1024 pixels (saliency), its 64 patches (attention maps)
+    ("train_vit", ["--robustness_k", "5000"], ValueError, r"_k 5000 .* saliency ranks 1024 .*count <= 1024"),
+    ("train_vit", ["--robustness_k", "99", "--robustness_methods", "rollout"], ValueError, r"rollout ranks 64 \("),
     ("train_bert", ["--max_seq_length", "0"], ValueError, "--max_seq_length must be >= 1, got 0"),
     ("train_bert", ["--max_seq_length", "2"], ValueError, r"--max_seq_length \(2\) must be > 2"),
     ("train_bert", ["--max_position_embeddings", "4"], ValueError, r"--max_position_embeddings \(4\) must be >= "),
     ("train_bert", ["--max_position_embeddings", "0"], ValueError, "--max_position_embeddings must be >= 1"),
     ("train_bert", ["--robustness_measures", "center_of_mass_shift"], ValueError, r"measures.*images only"),
+    ("train_bert", ["--robustness_k", "100"], ValueError, r"\(--max_seq_length 64 leaves at most 62 word tokens\)"),
 ]
 
 
@@ -103,3 +107,14 @@ def test_command_line_typo_exits_nonzero_naming_the_valid_attacks(tmp_path):
     assert result.returncode != 0
     assert "top_k" in result.stderr and "topk" in result.stderr and "random" in result.stderr
     assert list(tmp_path.iterdir()) == []  # no output folder, no checkpoint
+
+
+def test_a_topk_count_is_checked_against_a_checkpoints_own_image_and_patch_size(recipes, tmp_path):
+    from tiny_models import tiny_robattr_vit
+
+    checkpoint = tmp_path / "checkpoint"
+    tiny_robattr_vit(patch_size=4).save_pretrained(checkpoint)  # 8x8 images in 4x4 patches: 4 patches, 64 pixels
+    argv = ["--output_dir", str(tmp_path / "out"), *QUICK, "--model_name_or_path", str(checkpoint)]
+    with pytest.raises(ValueError, match=r"rollout ranks 4 \(a 8x8 image has 64 pixels and 4 patches of 4x4"):
+        recipes["train_vit"].main([*argv, "--robustness_k", "5", "--robustness_methods", "rollout"])
+    assert not (tmp_path / "out").exists()

@@ -10,7 +10,16 @@ SECRET = "hf_SECRETtokenNeverWritten0123"
 
 
 def test_run_folder_holds_no_token_and_no_args_pickle(recipes, tmp_path):
-    argv = ["--output_dir", str(tmp_path), *QUICK, "--save_strategy", "steps", "--save_steps", "2"]
+    argv = [
+        "--output_dir",
+        str(tmp_path),
+        *QUICK,
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "2",
+        "--keep_checkpoints",
+    ]
     recipes["train_vit"].main([*argv, "--hub_token", SECRET])
     files = [path for path in Path(tmp_path).rglob("*") if path.is_file()]
     assert any(path.parent.name.startswith("checkpoint-") for path in files), "the run wrote no checkpoint"

@@ -92,9 +92,8 @@ def test_recipe_fails_fast_on_bad_dataset_column(recipes, tmp_path):
 def test_resume_from_checkpoint_reaches_the_same_weights(recipes, tmp_path):
     common = [*QUICK, "--max_steps", "6", "--regularizer", "sam", "--robustness_num_examples", "0"]
     recipes["train_vit"].main(["--output_dir", str(tmp_path / "straight"), *common])
-    recipes["train_vit"].main(
-        ["--output_dir", str(tmp_path / "interrupted"), *common, "--save_strategy", "steps", "--save_steps", "3"]
-    )
+    every_three = ["--save_strategy", "steps", "--save_steps", "3", "--keep_checkpoints"]
+    recipes["train_vit"].main(["--output_dir", str(tmp_path / "interrupted"), *common, *every_three])
     checkpoint = tmp_path / "interrupted" / "checkpoint-3"
     recipes["train_vit"].main(
         ["--output_dir", str(tmp_path / "resumed"), *common, "--resume_from_checkpoint", str(checkpoint)]

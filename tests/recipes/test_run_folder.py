@@ -3,6 +3,7 @@ can fail, and an interrupted rerun leaves no old results.json claiming success."
 
 import json
 import types
+import warnings
 
 import pytest
 from recipe_helpers import QUICK
@@ -62,3 +63,56 @@ def test_overwrite_saves_the_model_before_a_failing_evaluation(recipes, tmp_path
     assert not (folder / "results.json").exists()
     model = AutoModelForImageClassification.from_pretrained(folder)
     assert model.config.num_labels == 4 and (folder / "preprocessor_config.json").is_file()
+
+
+def test_a_finished_run_keeps_no_trainer_checkpoints_unless_asked(recipes, tmp_path):
+    every_two = ["--save_strategy", "steps", "--save_steps", "2"]
+    recipes["train_vit"].main(["--output_dir", str(tmp_path / "run"), *QUICK, *every_two])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))  # optimizer/RNG states gone, the model stays
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    recipes["train_vit"].main(["--output_dir", str(tmp_path / "kept"), *QUICK, *every_two, "--keep_checkpoints"])
+    assert sorted(p.name for p in (tmp_path / "kept").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+
+
+def test_the_recipe_ends_with_where_things_are_the_scores_and_what_next_and_no_pin_memory_warning(
+    recipes, tmp_path, capsys
+):
+    folder = tmp_path / "run"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recipes["train_vit"].main(["--output_dir", str(folder), *QUICK])
+    assert not [w for w in caught if "pin_memory" in str(w.message)]  # a CPU run cannot act on it
+    summary = capsys.readouterr().out.split(f"Done. Everything is in {folder}/:")[-1]
+    for line in (
+        f"results  {folder / 'results.json'}",
+        f"card     {folder / 'README.md'}",
+        "Test accuracy ",
+        "saliency: top-k intersection ",
+        "(higher is more robust)",
+        f"hf-robattr push {folder} ORG/NAME",
+        f"hf-robattr demo {folder}",
+        f"python recipes/convert_to_kernel.py --model_name_or_path {folder} --output_dir {folder}-kernel",
+    ):
+        assert line in summary, line
+
+
+@pytest.mark.parametrize(
+    ("flags", "accelerator", "pinned"),
+    [
+        pytest.param([], False, False, id="cpu-only-machine"),
+        pytest.param([], True, True, id="accelerator"),
+        pytest.param(["--use_cpu"], True, False, id="use-cpu"),
+        pytest.param(["--dataloader_pin_memory", "true"], False, True, id="asked-for"),
+    ],
+)
+def test_pin_memory_follows_the_device_unless_asked(monkeypatch, tmp_path, flags, accelerator, pinned):
+    from transformers import HfArgumentParser
+
+    from hf_robattr.training import RobAttrTrainingArguments
+    from hf_robattr.training import training_arguments as module
+
+    monkeypatch.setattr(module, "has_accelerator", lambda: accelerator)
+    (args,) = HfArgumentParser(RobAttrTrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), *flags]
+    )
+    assert args.dataloader_pin_memory is pinned

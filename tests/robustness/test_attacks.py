@@ -83,3 +83,17 @@ def test_registry_returns_classes():
 def test_unknown_attack_lists_valid_names():
     with pytest.raises(ValueError, match="mass_center"):
         get_attack("fgsm")
+
+
+@pytest.mark.parametrize("fixture, modality", [("vit", "image"), ("bert", "text")])
+def test_the_default_radius_is_the_modality_default_and_auto_is_refused(fixture, modality, request):
+    from hf_robattr.robustness.config import DEFAULT_EPSILONS
+
+    model = request.getfixturevalue(fixture)
+    inputs = request.getfixturevalue("images" if modality == "image" else "text_batch")
+    prepared, _, _, default = _run(model, inputs, "random", seed=3)
+    _, _, _, explicit = _run(model, inputs, "random", seed=3, epsilon=DEFAULT_EPSILONS[modality])
+    assert torch.equal(default.features, explicit.features)
+    assert not torch.equal(default.features, prepared.features)
+    with pytest.raises(ValueError, match="epsilon='auto'"):
+        _run(model, inputs, "random", epsilon="auto")

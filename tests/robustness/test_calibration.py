@@ -85,8 +85,19 @@ def test_config_accepts_auto_or_a_number(given, expected):
 
 @pytest.mark.parametrize("bad", ["big", "", -1.0, 0.0, math.nan], ids=["word", "empty", "negative", "zero", "nan"])
 def test_config_refuses_other_radii(bad):
-    with pytest.raises(ValueError, match="epsilon"):
+    with pytest.raises((ValueError, TypeError), match="epsilon"):
         RobustnessConfig(epsilon=bad)
+
+
+def test_the_default_radius_depends_on_the_modality(vit, bert):
+    assert RobustnessConfig().epsilon is None
+    assert RobustnessConfig().resolved("image").epsilon == pytest.approx(8 / 255)
+    assert RobustnessConfig().resolved("text").epsilon == 0.01
+    assert RobustnessConfig(epsilon=0.2).resolved("text").epsilon == 0.2
+    assert RobustnessScorer(vit, RobustnessConfig()).config.epsilon == pytest.approx(8 / 255)
+    assert RobustnessScorer(bert, RobustnessConfig()).config.epsilon == 0.01
+    with pytest.raises(ValueError, match="modality"):
+        RobustnessConfig().resolved("audio")
 
 
 @pytest.mark.parametrize(("flag", "expected"), [("auto", "auto"), ("0.25", 0.25)])

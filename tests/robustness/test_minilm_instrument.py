@@ -14,13 +14,13 @@ import hf_robattr
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = 12
+EXAMPLES = 10
 
 
 @pytest.fixture(scope="module")
 def minilm():
     bench = load_script("benchmarks/minilm_instrument.py", "minilm_instrument")
-    model, tokenizer, sentences = bench.fine_tuned_minilm(steps=100)
+    model, tokenizer, sentences = bench.fine_tuned_minilm(steps=60)
     batch = dict(tokenizer(sentences[:EXAMPLES], padding=True, return_tensors="pt", return_special_tokens_mask=True))
     accuracy_batch = dict(tokenizer(sentences[:64], padding=True, return_tensors="pt"))
     return bench, model, tokenizer, batch, accuracy_batch

@@ -38,8 +38,8 @@ def _values(*numbers):
         ),
         pytest.param(
             "max_sensitivity",
-            _values(1.4, 1.5, 1.3, 1.45),
-            {"chance": _values(1.41, 1.41, 1.40, 1.42)},
+            _values(1.4, 1.5, 1.3, 1.45, 1.38, 1.44),
+            {"chance": _values(1.41, 1.41, 1.40, 1.42, 1.41, 1.40)},
             "floor",
             id="sensitivity-as-far-as-shuffled",
         ),
@@ -52,8 +52,8 @@ def _values(*numbers):
         ),
         pytest.param(
             "center_of_mass_shift",
-            _values(0.5, 0.4, 0.45, 0.5),
-            {"chance": _values(2.0, 2.1, 1.9, 2.0), "noise": _values(0.5, 0.5, 0.4, 0.45)},
+            _values(0.5, 0.4, 0.45, 0.5, 0.42, 0.48),
+            {"chance": _values(2.0, 2.1, 1.9, 2.0, 2.2, 1.8), "noise": _values(0.5, 0.5, 0.4, 0.45, 0.43, 0.47)},
             "noise",
             id="shift-no-larger-than-noise",
         ),

@@ -144,3 +144,16 @@ def test_sensitivity_family_draws_from_the_ball_by_seed(setup):
     assert not torch.equal(
         first["max_sensitivity"], sensitivity_family(model, x, num_samples=4, seed=2)["max_sensitivity"]
     )
+
+
+def test_nan_perturbations_are_refused_not_scored(vit, images):
+    """Red-team finding: NaN perturbations gave NaN sensitivities with no error."""
+    offsets = torch.zeros(images.shape[0], 2, *images.shape[1:])
+    offsets[0, 1, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="`perturbations` contains NaN"):
+        sensitivity_family(vit, images, method="saliency", perturbations=offsets)
+    clean = torch.rand(2, 4)
+    with pytest.raises(ValueError, match="`perturbed` contains NaN"):
+        sensitivity_measures(
+            clean, torch.full((2, 3, 4), float("nan")), inputs=torch.rand(2, 4), perturbed_inputs=torch.rand(2, 3, 4)
+        )

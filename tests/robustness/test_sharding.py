@@ -11,6 +11,7 @@ import datasets
 import pytest
 import torch
 import torch.distributed as dist
+from result_helpers import flat_numbers
 from tiny_models import tiny_bert, tiny_vit
 
 import hf_robattr
@@ -99,7 +100,9 @@ def _worker(rank: int, world_size: int, rendezvous: str, results: dict) -> None:
 def _assert_same(got: dict, expected: dict, label: str) -> None:
     assert set(got) == set(expected), label
     for key, value in expected.items():
-        if key == "per_sample":
+        if key in ("baselines", "saturated"):
+            assert flat_numbers({key: got[key]}) == pytest.approx(flat_numbers({key: value}), abs=1e-6), (label, key)
+        elif key == "per_sample":
             for name, values in value.items():
                 for index, (want, have) in enumerate(zip(values, got[key][name], strict=True)):
                     close = have == pytest.approx(want, nan_ok=True, abs=1e-6)

@@ -10,6 +10,7 @@ from hf_robattr.robustness.similarity import (
     SIMILARITY_RANGES,
     average_ranks,
     center_of_mass_shift,
+    cosine,
     kendall_tau,
     pearson,
     spearman,
@@ -118,3 +119,14 @@ def test_measures_stay_in_documented_range(name):
     identical = SIMILARITY_MEASURES[name](clean, clean)
     expected = 0.0 if name == "center_of_mass_shift" else 1.0
     torch.testing.assert_close(identical, torch.full_like(identical, expected))
+
+
+def test_all_zero_maps_have_defined_similarities():
+    """Red-team finding: two identical all-zero maps scored top-k 1 but cosine 0. Identical maps are identical (1);
+    a zero map against a non-zero one shares no direction (0); rank correlations of a constant map stay NaN, as
+    scipy's."""
+    zeros, ones = torch.zeros(2, 6), torch.ones(2, 6)
+    assert torch.equal(cosine(zeros, zeros), torch.ones(2))
+    assert torch.equal(topk_intersection(zeros, zeros, k=2), torch.ones(2))
+    assert torch.equal(cosine(zeros, ones), torch.zeros(2))
+    assert torch.isnan(kendall_tau(zeros, ones)).all()

@@ -254,3 +254,29 @@ def test_reanalyse_decides_stored_runs_again_by_the_current_rules():
     old = dataclasses.replace(stored, verdict="contradicted", p=0.0)
     redecided = reanalyse(dataclasses.replace(analysis, claims=[old, *analysis.claims[1:]]))
     assert to_jsonable(redecided.claims[0]) == to_jsonable(stored)
+
+
+@pytest.mark.parametrize("claim", [1, 2, 3])
+def test_a_slope_without_an_estimate_is_untested_with_its_reason_and_keeps_the_family_size(claim):
+    """--scale ci's cells hold two runs in two seeds: no slope can be estimated, and the verdict says why."""
+    rng = np.random.default_rng(4)
+    two_runs = block_slope([-6.0, -4.0], [0.5, 0.6], [0, 1])
+    assert math.isnan(two_runs.estimate)
+    slopes = {**_other_methods(rng, 0.004), "rollout": two_runs}
+    if claim == 3:
+        reference = {m: block_slope(CPU_X, 0.5 + rng.normal(0, 0.01, 4), [0] * 4) for m in slopes}
+        tests, _ = claim_3_tests("m", slopes, reference, measure="y", margin=MARGIN)
+        expected = []
+        reason = "no estimate: 2 runs in 2 seed blocks, a slope needs at least 4 (the kernel runs)"
+    else:
+        tests = (claim_1_tests if claim == 1 else claim_2_tests)("m", slopes, measure="y", margin=MARGIN)
+        primary = (lambda s: s.p_value) if claim == 1 else (lambda s: s.p_equivalent(MARGIN))
+        expected = holm([1.0 if m == "rollout" else primary(s) for m, s in slopes.items()])
+        reason = "no estimate: 2 runs in 2 seed blocks, a slope needs at least 4"
+    by_method = {t.method: t for t in tests}
+    assert by_method["rollout"].untested == reason and by_method["rollout"].degenerate == ""
+    assert by_method["rollout"].verdict == "inconclusive" and math.isnan(by_method["rollout"].p)
+    assert all(t.untested == "" for t in tests if t.method != "rollout")
+    for test, p in zip(tests, expected):  # the family keeps its size: the others are adjusted for all of them
+        if test.method != "rollout":
+            assert test.p == pytest.approx(p)

@@ -5,10 +5,14 @@ that fail before any run."""
 
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from script_modules import load_script
 
+from hf_robattr.study.reproduce import study_summary
 from hf_robattr.study.run import comparable
 
 
@@ -64,9 +68,18 @@ def test_ci_scale_runs_every_code_path(ci_study):
     results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
     assert any(c["claim"] == 3 for c in results["claims"])
+    for claim in results["claims"]:  # every claim without an estimate says why it was not tested
+        if claim["estimate"] is None or claim["estimate"] != claim["estimate"]:
+            assert claim["untested"].startswith("no estimate"), claim
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
         assert text in report, text
+    # what the recipe prints last: where the report is, the runs, the verdicts, what to do next
+    summary = study_summary(
+        directory, outcome.report, len(outcome.records), outcome.expected_runs, outcome.estimate, []
+    )
+    assert f"Report: {outcome.report}" in summary and f"Runs stored: {outcome.expected_runs} of " in summary
+    assert "Verdicts (model x method pairs): claim 1: " in summary and "Next: read " in summary
 
 
 @pytest.mark.slow
@@ -113,3 +126,17 @@ def test_comparable_drops_timings_and_equates_nan():
     a = {"key": "k", "total_seconds": 1.0, "training": {"train_runtime_s": 2.0, "loss": float("nan")}}
     b = {"key": "k", "total_seconds": 9.0, "training": {"train_runtime_s": 3.0, "loss": float("nan")}}
     assert comparable(a) == comparable(b) == {"key": "k", "training": {"loss": None}}
+
+
+def test_a_damaged_manifest_stops_the_recipe_with_how_to_recover(tmp_path):
+    (tmp_path / "study.json").write_text("[]")
+    script = Path(__file__).resolve().parents[2] / "recipes" / "reproduce_paper.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--scale", "ci", "--output_dir", str(tmp_path), "--estimate_only"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "reproduce_paper.py: error: --output_dir" in result.stderr and "is not a study manifest" in result.stderr
+    assert (tmp_path / "study.json").read_text() == "[]"

@@ -7,6 +7,7 @@ from study_helpers import failing_run, fake_run, pid_run
 
 from hf_robattr.study import RunStore, arm_specs, get_settings, run_jobs
 from hf_robattr.study.executors import RUNS_PER_PROCESS
+from hf_robattr.study.store import StudyDirectoryError
 
 
 @pytest.fixture
@@ -47,12 +48,30 @@ def test_malformed_run_files_are_named_set_aside_and_recomputed(tmp_path, specs,
     assert store.is_finished(specs[0].key, specs[0].fingerprint)
 
 
-@pytest.mark.parametrize("content", ["[]", "{not json", '{"format": 2}'])
-def test_malformed_manifest_is_set_aside(tmp_path, content, caplog):
+@pytest.mark.parametrize(
+    "content, described",
+    [
+        pytest.param("[]", "the JSON []", id="list"),
+        pytest.param('{"scale": "ci", "form', "not valid JSON: truncated?", id="truncated"),
+        pytest.param("", "an empty file", id="empty"),
+        pytest.param('{"format": 2}', "a JSON object without a 'scale'", id="no-scale"),
+    ],
+)
+def test_a_damaged_manifest_is_refused_with_how_to_recover(tmp_path, content, described):
     (tmp_path / "study.json").write_text(content)
+    with pytest.raises(StudyDirectoryError) as refused:
+        RunStore(tmp_path, "ci")
+    message = str(refused.value)
+    assert f"study.json is not a study manifest ({described})" in message
+    assert '{"scale": "ci", "format": 2}' in message and "its finished runs are kept" in message
+    assert (tmp_path / "study.json").read_text() == content  # nothing touched
+
+
+def test_a_manifest_of_an_older_format_is_set_aside_and_rewritten(tmp_path, caplog):
+    (tmp_path / "study.json").write_text('{"scale": "ci", "format": 1}')
     with caplog.at_level("WARNING"):
         RunStore(tmp_path, "ci")
-    assert "study.json" in caplog.text
+    assert "study.json" in caplog.text and "format 1" in caplog.text
     assert json.loads((tmp_path / "study.json").read_text()) == {"scale": "ci", "format": 2}
     assert len(list((tmp_path / "runs" / "set_aside").iterdir())) == 1
 

@@ -80,7 +80,9 @@ def _settings_doc():
     for field in config_class.__dataclass_fields__.values():
         default = hf_robattr.robustness.config.default_value(field.name)
         shown = f"{default:.4g}" if isinstance(default, float) else repr(default)
-        lines.append(f"    {field.name} (`{field.type}`, default `{shown}`): {field.metadata['help']}")
+        lines.append(
+            f"    {field.name} (`{field.type}`, default `{shown}`): {field.metadata['help'].replace('%%', '%')}"
+        )
     return "\n".join(lines)
 
 
