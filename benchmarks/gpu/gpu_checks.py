@@ -135,10 +135,11 @@ def _train_args(
     common = ["--output_dir", str(output_dir), "--report_to", "none", *shared]
     if setup.gpu:
         saves = ["--save_strategy", "steps", "--save_steps", "50"] if checkpoints else ["--save_strategy", "no"]
-        return common + gpu_sizes + saves
+        return common + gpu_sizes + saves + (["--keep_checkpoints"] if checkpoints else [])
     tiny = ["--max_steps", "4", "--logging_steps", "1", "--max_train_samples", "64", "--max_eval_samples", "16"]
     scoring = ["--robustness_num_examples", "2", "--robustness_num_samples", "2", "--robustness_num_steps", "1"]
     saves = ["--save_strategy", "steps", "--save_steps", "2"] if checkpoints else ["--save_strategy", "no"]
+    saves += ["--keep_checkpoints"] if checkpoints else []  # a finished run removes them otherwise
     return common + tiny + scoring + saves + ["--use_cpu", "--dataloader_num_workers", "0"]
 
 

@@ -14,6 +14,7 @@ from .attribution_picture import draw_attribution_picture
 from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
 from .space import demo_section, source_requirement
+from .summary import saturation_note
 
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,8 @@ def results_section(data: RobAttrModelCardData) -> str:
             for method in methods:
                 key = f"{method}/{measure}"
                 cell = _fmt(scores.get(key))
-                cells.append(f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell)
+                cell = f"{cell} ± {_fmt(spreads[key])}" if key in spreads and key in scores else cell
+                cells.append(f"{cell} (saturated)" if key in data.robustness_saturated else cell)
             lines.append(f"| {measure} | " + " | ".join(cells) + " |")
         how = ", ".join(f"{key}={_fmt(value)}" for key, value in data.shown_settings().items())
         count, skipped = data.num_examples, data.num_skipped
@@ -215,6 +217,14 @@ def results_section(data: RobAttrModelCardData) -> str:
             + "Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
             "sensitivities and the prediction-change rate are lower-is-more-robust.\n\n" + "\n".join(lines)
         )
+        calibration = data.robustness_config.get("epsilon_calibration")
+        if isinstance(calibration, dict) and calibration.get("value") is not None:
+            parts.append(
+                f"The radius was calibrated (`epsilon='auto'`) to {_fmt(calibration['value'])}: "
+                f"{calibration.get('rule', 'see hf_robattr.robustness.calibration')}."
+            )
+        if data.robustness_saturated:
+            parts.append("**Saturated measures** (marked in the table): " + saturation_note(data.robustness_saturated))
     if not parts:
         return "No evaluation results were recorded."
     parts.append(f"Every number is also in this card's `model-index` metadata (metric type `{METRIC_ID}`).")

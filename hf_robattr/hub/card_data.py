@@ -23,9 +23,19 @@ RESULTS_FILE = "results.json"
 METRIC_ID = "attribution_robustness"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TASKS = {"image-classification", "text-classification"}
-_SECTIONS = ("model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters")
-# Kept beside the settings in ``robustness_config`` by older recipe runs (now ``dataset.num_robustness_examples``).
-_BOOKKEEPING = ("num_examples",)
+_SECTIONS = (
+    "model",
+    "training",
+    "dataset",
+    "eval",
+    "robustness",
+    "robustness_saturated",
+    "robustness_config",
+    "hyperparameters",
+)
+# Kept beside the settings in ``robustness_config``: by older recipe runs (``num_examples``, now
+# ``dataset.num_robustness_examples``) and by runs scored with ``epsilon="auto"`` (the calibration's record).
+_BOOKKEEPING = ("num_examples", "epsilon_calibration")
 
 
 # Shown in the card even at their defaults: they say what "robust" was measured against.
@@ -63,6 +73,8 @@ class RobAttrModelCardData(ModelCardData):
         dataset: ``name``, ``config``, ``eval_split``, ``num_eval_samples``.
         eval: ``accuracy``, ``loss``.
         robustness: flat ``"{method}/{measure}"`` floats from the scoring core (``num_samples`` included).
+        robustness_saturated: the measures that cannot rank models on these inputs (``"{method}/{measure}"`` ->
+            the scorer's saturation record: ``kind``, ``examples``, ``scored``, ``why``); the card marks them.
         robustness_config: the settings the robustness was scored with, as ``RobustnessConfig.to_dict()`` (plus
             the recipes' ``num_examples``); read them as a config with :attr:`robustness_settings`.
         hyperparameters: the non-default training arguments.
@@ -81,6 +93,7 @@ class RobAttrModelCardData(ModelCardData):
     dataset: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     robustness: dict[str, Any] = field(default_factory=dict)
+    robustness_saturated: dict[str, Any] = field(default_factory=dict)
     robustness_config: dict[str, Any] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     log_history: list[dict[str, Any]] = field(default_factory=list)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-__all__ = ["run_folder_summary", "training_headline"]
+__all__ = ["run_folder_summary", "saturation_note", "training_headline"]
 
 # Measures shown in a training run's headline, with the direction that is more robust.
 _HEADLINE_MEASURES = (
@@ -18,6 +18,26 @@ _HEADLINE_MEASURES = (
 
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+def saturation_note(saturated: dict[str, Any]) -> str:
+    """The measures that cannot rank models on these inputs (``results.json``'s ``robustness_saturated``, see
+    ``hf_robattr.robustness.saturation``): where each sits and on how many examples, and how to read them."""
+    where = {"ceiling": "at its ceiling", "floor": "at chance", "noise": "no worse than random noise"}
+    items = []
+    for key, record in saturated.items():
+        record = record if isinstance(record, dict) else {}
+        count = (
+            f" ({record['examples']} of {record['scored']} examples)"
+            if record.get("examples") is not None and record.get("scored") is not None
+            else ""
+        )
+        items.append(f"`{key}` {where.get(record.get('kind'), 'saturated')}{count}")
+    return (
+        "; ".join(items) + ". A saturated measure cannot rank "
+        "models on these inputs: read it as untested, not as robust or fragile (a larger or calibrated radius, "
+        "`epsilon='auto'`, may make it measure)."
+    )
 
 
 def training_headline(results: dict[str, Any]) -> list[str]:
@@ -33,9 +53,11 @@ def training_headline(results: dict[str, Any]) -> list[str]:
     scores = results.get("robustness") or {}
     methods = list(dict.fromkeys(key.split("/", 1)[0] for key in scores))
     parts = []
+    saturated = results.get("robustness_saturated") or {}
     for method in methods:
         shown = [
-            f"{title} {scores[f'{method}/{key}']:.3f} ({better} is more robust)"
+            f"{title} {scores[f'{method}/{key}']:.3f} ({better} is more robust"
+            + ("; saturated)" if f"{method}/{key}" in saturated else ")")
             for key, title, better in _HEADLINE_MEASURES
             if isinstance(scores.get(f"{method}/{key}"), float)
             and scores[f"{method}/{key}"] == scores[f"{method}/{key}"]
@@ -43,12 +65,17 @@ def training_headline(results: dict[str, Any]) -> list[str]:
         if shown:
             parts.append(f"{method}: " + ", ".join(shown))
     if parts:
-        config = results.get("robustness_config") or {}
+        config = dict(results.get("robustness_config") or {})
+        calibration = config.get("epsilon_calibration")
+        if isinstance(calibration, dict) and isinstance(calibration.get("value"), float):
+            config["epsilon"] = f"auto = {calibration['value']:.4g}"
         how = ", ".join(f"{k} {config[k]:.4g}" if isinstance(config[k], float) else f"{k} {config[k]}"
                         for k in ("attack", "epsilon") if k in config)  # fmt: skip
         count = dataset.get("num_robustness_examples")
         where = f" on {count} test examples" if count else ""
         lines.append(f"Attribution robustness{where}" + (f" ({how})" if how else "") + ": " + "; ".join(parts) + ".")
+        if saturated:
+            lines.append("Saturated measures (all of them in results.json): " + saturation_note(saturated))
     elif results.get("robustness") is not None:
         lines.append("Attribution robustness was not scored (--robustness_num_examples 0).")
     return lines

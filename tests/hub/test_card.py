@@ -235,3 +235,41 @@ def test_pushing_rewrites_a_folder_usage_snippet_to_the_repo_id(run_dir):
     assert 'from_pretrained("org/tiny", trust_remote_code=True)' in _usage(pushed)
     assert 'model="org/tiny"' in _usage(pushed) and str(run_dir) not in _usage(pushed)
     assert pushed.replace(_usage(pushed), "") == text.replace(_usage(text), "")  # nothing else changes
+
+
+SATURATED = {
+    "rollout/topk_intersection": {
+        "kind": "ceiling",
+        "examples": 15,
+        "scored": 16,
+        "mean": 0.99,
+        "baseline": None,
+        "why": "15 of 16 examples score the perfect 1",
+    }
+}
+
+
+def test_saturated_measures_are_marked_in_the_card_and_the_end_summary(run_dir, results):
+    from hf_robattr.hub.summary import training_headline
+
+    results["robustness_saturated"] = SATURATED
+    results["robustness_config"]["epsilon"] = "auto"
+    results["robustness_config"]["epsilon_calibration"] = {"value": 0.0123, "rule": "the smallest radius at which"}
+    card = build_model_card(RobAttrModelCardData.from_results(results), run_dir)
+    row = next(line for line in card.text.splitlines() if line.startswith("| topk_intersection |"))
+    saliency_cell, rollout_cell = row.split("|")[2:4]
+    assert "(saturated)" in rollout_cell and "(saturated)" not in saliency_cell
+    assert (
+        "**Saturated measures** (marked in the table): `rollout/topk_intersection` at its ceiling (15 of 16"
+        in card.text
+    )
+    assert "calibrated (`epsilon='auto'`) to 0.0123: the smallest radius at which." in card.text
+    headline = "\n".join(training_headline(results))
+    assert "rollout: top-k intersection" in headline and "higher is more robust; saturated)" in headline
+    assert "saliency: top-k intersection 0.620 (higher is more robust)" in headline
+    assert "Saturated measures" in headline and "epsilon auto = 0.0123" in headline
+
+
+def test_a_card_without_saturation_says_nothing_about_it(run_dir, results):
+    card = build_model_card(RobAttrModelCardData.from_results(results), run_dir)
+    assert "saturated" not in card.text.lower()

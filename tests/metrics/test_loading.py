@@ -86,7 +86,9 @@ def test_installed_metric_loads_without_importing_hf_robattr(tmp_path):
     assert len(script.parent.name) == 64
     # Closed loopback port: evaluate's Hub lookup fails at once, then it falls back to the installed copy.
     code = "import sys, evaluate\nm = evaluate.load('attribution_robustness')\nprint(m.name, type(m).__module__)\n"
-    out = _run(code, tmp_path, _clean_env(tmp_path, "http://127.0.0.1:9", offline=False), timeout=60)
+    # Without the start-up hook (which would load the packaged script first): the installed copy alone loads.
+    env = {**_clean_env(tmp_path, "http://127.0.0.1:9", offline=False), "HF_ROBATTR_NO_STARTUP_HOOK": "1"}
+    out = _run(code, tmp_path, env, timeout=60)
     assert "attribution_robustness evaluate_modules.metrics.evaluate-metric--attribution_robustness." in out
 
 

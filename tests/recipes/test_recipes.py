@@ -23,6 +23,7 @@ TRAINING_KEYS = {
 
 def check_results(results: dict, *, architecture: str, steps: int) -> None:
     sections = {"model", "training", "dataset", "eval", "robustness", "robustness_config", "hyperparameters"}
+    sections |= {"robustness_saturated", "robustness_baselines"}
     assert set(results) >= {*sections, "log_history"}
     assert set(results["model"]) >= {"architecture", "attention_type", "kernel_feature_map", "model_name_or_path"}
     assert results["model"]["architecture"] == architecture
@@ -32,6 +33,10 @@ def check_results(results: dict, *, architecture: str, steps: int) -> None:
     assert 0.0 <= results["eval"]["accuracy"] <= 1.0 and results["eval"]["loss"] > 0
     assert "saliency/topk_intersection" in results["robustness"]
     assert all(isinstance(v, float) for v in results["robustness"].values())
+    # every saturated measure is a scored one, with the chance/noise baselines it was judged against
+    assert set(results["robustness_saturated"]) <= set(results["robustness"])
+    assert set(results["robustness_baselines"]) <= set(results["robustness"])
+    assert {r["kind"] for r in results["robustness_saturated"].values()} <= {"ceiling", "floor", "noise"}
     assert RobustnessConfig.from_dict(results["robustness_config"]).num_steps == 1  # QUICK's setting, stored whole
     assert results["dataset"]["num_robustness_examples"] == 4
     # the card's "non-default hyperparameters" come from results.json
@@ -48,6 +53,10 @@ def check_hub_repo(folder, results: dict) -> None:
     for key, value in results["robustness"].items():
         if not key.endswith("_std"):
             assert reported[key] == pytest.approx(value), key
+    # the card marks exactly the saturated measures
+    assert ("**Saturated measures**" in card.text) == bool(results["robustness_saturated"])
+    for key in results["robustness_saturated"]:
+        assert f"`{key}`" in card.text
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", card.text)
     assert pictures, "the card shows no picture"
     for picture in pictures:

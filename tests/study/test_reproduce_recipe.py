@@ -70,7 +70,8 @@ def test_ci_scale_runs_every_code_path(ci_study):
     assert any(c["claim"] == 3 for c in results["claims"])
     for claim in results["claims"]:  # every claim without an estimate says why it was not tested
         if claim["estimate"] is None or claim["estimate"] != claim["estimate"]:
-            assert claim["untested"].startswith("no estimate"), claim
+            # no estimate (too few runs), or no (residual) variation to test
+            assert claim["untested"].startswith(("no estimate", "no variation", "no residual variation")), claim
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
         assert text in report, text
