@@ -18,6 +18,8 @@ embedding) and at half and twice it. v2's ``digits`` arm is not part of v3.
 
 from __future__ import annotations
 
+from hf_robattr.robustness.config import DEFAULT_EPSILONS
+
 from .grid import ArmGrid
 from .protocol import MINILM, ArmProtocol, WarmStart
 from .settings import StudySettings
@@ -103,8 +105,8 @@ CPU_V2 = StudySettings(
 
 # Study v3 ------------------------------------------------------------------------------------------------------
 
-# The instrument's default radius per modality (hf_robattr.robustness.config.DEFAULT_EPSILONS), and half and twice it.
-_IMAGE_EPSILON, _TEXT_EPSILON = 8 / 255, 0.01
+# The instrument's default radius per modality (8/255 for pixel values, 0.01 for text), and half and twice it.
+_IMAGE_EPSILON, _TEXT_EPSILON = DEFAULT_EPSILONS["image"], DEFAULT_EPSILONS["text"]
 _V3_IMAGE_ATTACK = {
     "epsilons": (_IMAGE_EPSILON / 2, _IMAGE_EPSILON, 2 * _IMAGE_EPSILON),
     "main_epsilon": _IMAGE_EPSILON,

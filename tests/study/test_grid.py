@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hf_robattr.robustness.config import DEFAULT_EPSILONS
 from hf_robattr.study import SCALES, StudyArguments, arm_specs, get_settings, load_results
 from hf_robattr.study.grid import ArmGrid, Cell, RunSpec, baseline_specs, sweep_specs
 from hf_robattr.study.protocol import ArmProtocol
@@ -77,6 +78,9 @@ def test_cpu_scale_is_study_v3():
         20,
     )
     assert vit.eval_pool >= 96 and vit.ig_examples >= vit.eval_pool  # integrated gradients on the whole pool
+    for protocol, modality in ((vit, "image"), (settings.protocol("minilm"), "text")):  # the instrument's default
+        assert protocol.main_epsilon == DEFAULT_EPSILONS[modality] and len(protocol.epsilons) == 3
+        assert min(protocol.epsilons) < protocol.main_epsilon < max(protocol.epsilons)
     budget, budget_grid = settings.arm("vit_budget")
     assert (budget.fit_rule, budget.budget_examples) == ("budget", 96_000)
     assert replace(budget, arm="vit", fit_rule="band", budget_examples=None, **{
