@@ -126,10 +126,9 @@ def cell_means(
         cell_x[index] = values[0]
     counts = np.bincount(cell_index, minlength=len(levels)) if levels else np.zeros(0, dtype=int)
     fit = _additive_fit(ys, cell_index, block_index, len(levels), len(block_levels)) if levels else None
-    if fit is None:  # seeds confounded with cells (or nothing left): plain means
-        means = np.bincount(cell_index, ys, minlength=len(levels)) / np.maximum(counts, 1)
-    else:
-        means = fit[0]
+    # seeds confounded with cells (or nothing left): plain means
+    plain = np.bincount(cell_index, ys, minlength=len(levels)) / np.maximum(counts, 1)
+    means = plain if fit is None else fit[0]
     return CellMeans(tuple(levels), cell_x, np.asarray(means, dtype=float), counts)
 
 

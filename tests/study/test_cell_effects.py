@@ -141,7 +141,7 @@ def test_lack_of_fit_finds_a_planted_bend_and_holds_its_level_on_a_line():
 
 
 def test_separate_effects_recover_planted_lr_and_batch_slopes():
-    x, y, cells, blocks = runs(lambda i, lr, b: 0.03 * lr - 0.01 * b, seeds=2)
+    _, y, cells, blocks = runs(lambda i, lr, b: 0.03 * lr - 0.01 * b, seeds=2)
     log_lr = [GRID[c][0] for c in cells]
     log_b = [GRID[c][1] for c in cells]
     rng = np.random.default_rng(3)
