@@ -85,7 +85,9 @@ def cuda_tests(setup: Setup) -> Check:
     junit = setup.work / "cuda_tests" / "junit.xml"
     check.outputs = [junit.parent]
     pythonpath = os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))
-    argv = ["-m", "pytest", "-p", "cuda_tests_plugin", "-p", "no:cacheprovider", "-q", "-rs", f"--junitxml={junit}"]
+    # One process (-n 0 overrides the suite's -n auto): a few CUDA tests do not pay for starting xdist workers.
+    argv = ["-m", "pytest", "-p", "cuda_tests_plugin", "-p", "no:cacheprovider", "-n", "0", "-q", "-rs"]
+    argv.append(f"--junitxml={junit}")
     check.runs = [setup.run(check.name, argv + files, {**setup.threads, "PYTHONPATH": pythonpath})]
     check.judge = lambda runs: judges.cuda_tests(runs[0], junit, len(files), setup.gpu)
     return check

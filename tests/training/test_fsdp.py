@@ -41,35 +41,50 @@ def _sgd_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> None:
     optimizer.step()
 
 
-def _run(
-    rank: int, world_size: int, rendezvous: str, name: str, attention_type: str, errors: dict, moved: dict
-) -> None:
+CASES = [(name, attention_type) for name in ("vit", "bert") for attention_type in ("softmax", "kernel")]
+
+
+def _run(rank: int, world_size: int, rendezvous: str, errors: dict, moved: dict) -> None:
+    """Every case in one pair of processes (starting them costs more than the steps)."""
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world_size)
     try:
-        reference, sharded = _model(name, attention_type), _model(name, attention_type)
-        batch = _batch(reference, name)
-        for module in sharded.modules():
-            if type(module).__name__ in sharded._no_split_modules:
-                fully_shard(module)
-        fully_shard(sharded)
-        half = slice(rank * 2, rank * 2 + 2)
-        _sgd_step(sharded, {key: value[half] for key, value in batch.items()})
-        before = {key: value.clone() for key, value in reference.state_dict().items()}
-        _sgd_step(reference, batch)
-        moved[rank] = max((reference.state_dict()[key] - value).abs().max().item() for key, value in before.items())
-        gathered = {key: value.full_tensor() for key, value in sharded.state_dict().items()}
-        errors[rank] = max((gathered[key] - value).abs().max().item() for key, value in reference.state_dict().items())
+        for case in CASES:
+            name, attention_type = case
+            reference, sharded = _model(name, attention_type), _model(name, attention_type)
+            batch = _batch(reference, name)
+            for module in sharded.modules():
+                if type(module).__name__ in sharded._no_split_modules:
+                    fully_shard(module)
+            fully_shard(sharded)
+            half = slice(rank * 2, rank * 2 + 2)
+            _sgd_step(sharded, {key: value[half] for key, value in batch.items()})
+            before = {key: value.clone() for key, value in reference.state_dict().items()}
+            _sgd_step(reference, batch)
+            moved[case, rank] = max(
+                (reference.state_dict()[key] - value).abs().max().item() for key, value in before.items()
+            )
+            gathered = {key: value.full_tensor() for key, value in sharded.state_dict().items()}
+            errors[case, rank] = max(
+                (gathered[key] - value).abs().max().item() for key, value in reference.state_dict().items()
+            )
     finally:
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("name", ["vit", "bert"])
-@pytest.mark.parametrize("attention_type", ["softmax", "kernel"])
-def test_fully_sharded_step_equals_single_process_step(name, attention_type, tmp_path):
-    rendezvous = str(tmp_path / "rendezvous")  # a file, not a port: no race with other processes for a free port
+@pytest.fixture(scope="module")
+def sharded_steps(tmp_path_factory):
+    rendezvous = str(tmp_path_factory.mktemp("fsdp") / "rendezvous")  # a file, not a port: no race for a port
     manager = torch.multiprocessing.Manager()
     errors, moved = manager.dict(), manager.dict()
-    torch.multiprocessing.spawn(_run, args=(2, rendezvous, name, attention_type, errors, moved), nprocs=2)
-    assert sorted(errors) == [0, 1]
-    assert min(moved.values()) > 1e-3  # the step changed the weights
-    assert max(errors.values()) < 1e-6
+    torch.multiprocessing.spawn(_run, args=(2, rendezvous, errors, moved), nprocs=2)
+    return dict(errors), dict(moved)
+
+
+@pytest.mark.parametrize("name", ["vit", "bert"])
+@pytest.mark.parametrize("attention_type", ["softmax", "kernel"])
+def test_fully_sharded_step_equals_single_process_step(name, attention_type, sharded_steps):
+    errors, moved = sharded_steps
+    case = (name, attention_type)
+    assert sorted(rank for key, rank in errors if key == case) == [0, 1]
+    assert min(moved[case, rank] for rank in (0, 1)) > 1e-3  # the step changed the weights
+    assert max(errors[case, rank] for rank in (0, 1)) < 1e-6
