@@ -1,4 +1,6 @@
-"""Checks of user arguments that name the argument, the bad value and what is allowed.
+"""Checks of user arguments that name the argument, the bad value and what is allowed: the one home of the checks
+every layer shares (``training.argument_checks`` adds the flag-level ones of the recipes), and of
+:func:`help_field`, the dataclass field with a ``--help`` text.
 
 Numbers may be Python or numpy scalars (``np.float32(0.1)``, ``np.int64(5)``); ``bool`` is never a number here
 (``epsilon=True`` is a mistake, not ``1.0``). Every check returns the value as a plain Python ``int`` / ``float``.
@@ -6,6 +8,7 @@ Numbers may be Python or numpy scalars (``np.float32(0.1)``, ``np.int64(5)``); `
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Collection, Sequence
@@ -13,6 +16,14 @@ from typing import Any
 
 import numpy as np
 import torch
+
+
+def help_field(text: str, default: Any = None, **kwargs: Any) -> Any:
+    """A dataclass ``field`` whose ``help`` metadata ``HfArgumentParser`` shows under ``--help``; ``default`` is
+    ignored when ``default_factory`` is given."""
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return dataclasses.field(metadata={"help": text}, **kwargs)
 
 
 def is_integer(value: Any) -> bool:
@@ -57,11 +68,15 @@ def check_optional_number(name: str, value: Any, **kwargs: bool) -> float | None
 
 
 def check_choice(name: str, value: Any, allowed: Collection[str]) -> str:
-    """``value`` if it is one of ``allowed``; else ``ValueError`` (or ``TypeError`` for a non-string) listing them."""
+    """``value`` if it is one of ``allowed``; else ``ValueError`` (or ``TypeError`` for a non-string) listing them.
+
+    ``name`` is what the user wrote: a keyword (``"attack"``) or a command-line flag (``"--optimizer"``).
+    """
+    label = name if name.startswith("--") else f"`{name}`"
     if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be one of {sorted(allowed)}; got {value!r} ({type(value).__name__}).")
+        raise TypeError(f"{label} must be one of {sorted(allowed)}; got {value!r} ({type(value).__name__}).")
     if value not in allowed:
-        raise ValueError(f"unknown `{name}` {value!r}; expected one of {sorted(allowed)}.")
+        raise ValueError(f"unknown {label} {value!r}; expected one of {sorted(allowed)}.")
     return value
 
 

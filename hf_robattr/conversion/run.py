@@ -30,13 +30,13 @@ from hf_robattr.data import (
     load_embedded_dataset,
     resolve_column,
 )
+from hf_robattr.results_io import RESULTS_FILE
 
 from .api import ConversionResult, convert_to_kernel
 from .arguments import ConversionDataArguments, ConversionModelArguments, ConversionOutputArguments
 from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
 from .prose import english_prose, prose_fingerprint
-from .saving import RESULTS_FILE
 from .summary import conversion_summary
 
 

@@ -10,8 +10,9 @@ from typing import Any
 from huggingface_hub import ModelCard
 
 from ..paper import PAPER_BIBTEX, PAPER_URL
+from ..results_io import names_hub_repo
 from .attribution_picture import draw_attribution_picture
-from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
+from .card_data import METRIC_ID, RobAttrModelCardData
 from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
 from .space import demo_section, source_requirement
 from .summary import saturation_note
@@ -81,7 +82,7 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> s
 def _dataset_link(name: str | None) -> str:
     if not name:
         return "not recorded"
-    return f"[{name}](https://huggingface.co/datasets/{name})" if _is_repo_id(name) else f"`{name}`"
+    return f"[{name}](https://huggingface.co/datasets/{name})" if names_hub_repo(name) else f"`{name}`"
 
 
 def summary_section(data: RobAttrModelCardData) -> str:

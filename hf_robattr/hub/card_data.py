@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from ..results_io import RESULTS_FILE, check_repo_id, names_hub_repo
 from ..robustness import RobustnessConfig
 
 
-RESULTS_FILE = "results.json"
 METRIC_ID = "attribution_robustness"
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TASKS = {"image-classification", "text-classification"}
 _SECTIONS = (
     "model",
@@ -45,10 +43,6 @@ _MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
 def _describe(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
-
-
-def _is_repo_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(_REPO_ID.match(value)) and not Path(value).exists()
 
 
 def _finite_number(value: Any) -> bool:
@@ -99,10 +93,10 @@ class RobAttrModelCardData(ModelCardData):
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.model_id is not None and not _REPO_ID.match(self.model_id):
-            raise ValueError(f"`model_id` must look like 'ORG/NAME' (a Hub repo id), got {self.model_id!r}.")
-        if self.space_id is not None and not _REPO_ID.match(self.space_id):
-            raise ValueError(f"`space_id` must look like 'ORG/NAME' (a Hub Space id), got {self.space_id!r}.")
+        if self.model_id is not None:
+            check_repo_id(self.model_id, "model_id", "a Hub repo id")
+        if self.space_id is not None:
+            check_repo_id(self.space_id, "space_id", "a Hub Space id")
         if self.task is not None and self.task not in _TASKS:
             raise ValueError(f"`task` must be one of {sorted(_TASKS)}, got {self.task!r}.")
         if isinstance(self.language, str):
@@ -210,7 +204,7 @@ class RobAttrModelCardData(ModelCardData):
     def base_model(self) -> str | None:
         """The Hub checkpoint the run started from, when it started from one."""
         source = self.model.get("model_name_or_path")
-        return source if _is_repo_id(source) else None
+        return source if names_hub_repo(source) else None
 
     @property
     def title(self) -> str:
@@ -307,7 +301,7 @@ class RobAttrModelCardData(ModelCardData):
         return ModelCardData(
             model_name=self.title,
             base_model=self.base_model,
-            datasets=[dataset_name] if _is_repo_id(dataset_name) else None,
+            datasets=[dataset_name] if names_hub_repo(dataset_name) else None,
             eval_results=self.eval_results or None,
             language=self.language,
             library_name="transformers",

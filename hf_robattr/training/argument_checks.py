@@ -1,4 +1,5 @@
 """Checks shared by the argument dataclasses: every error names the flag, the bad value and what is allowed.
+The checks every layer shares (:func:`check_choice`, re-exported here) live in ``attribution.argument_checks``.
 
 ``HfArgumentParser`` converts command-line strings to the declared types, but a JSON file (``train_vit.py
 args.json``) or a direct construction passes values as they are: :func:`check_types` catches ``"max_steps":
@@ -11,21 +12,16 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from hf_robattr.attribution import ATTENTION_METHODS
+from hf_robattr.attribution.argument_checks import check_choice
 
 
 __all__ = ["check_choice", "check_k_count", "check_range", "check_types", "ranked_features"]
 
 _SIMPLE = (bool, int, float, str)
-
-
-def check_choice(flag: str, value: Any, choices: Collection[str]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"Unknown {flag} {value!r}; expected one of {sorted(choices)}.")
 
 
 def check_range(

@@ -18,6 +18,7 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedModel, TrainerCallback, set_seed
 
 from hf_robattr.attribution.inputs import model_modality
+from hf_robattr.results_io import RESULTS_FILE, write_results
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.robustness.measures import check_measures_for_text
 
@@ -28,7 +29,7 @@ from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
 from .evaluation import compute_accuracy, score_test_robustness
 from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import build_classifier, load_processor
-from .run_record import RESULTS_FILE, build_results, write_results
+from .run_record import build_results
 from .stopping import DivergenceCallback, TargetLossCallback
 from .trainer import RobAttrTrainer
 from .training_arguments import RobAttrTrainingArguments

@@ -2,21 +2,19 @@
 
 The sections are built by small functions that the recipes (through :func:`build_results`) and the Hub's card
 callback share: :func:`model_record`, :func:`training_record` and :func:`non_default_arguments`. The file is
-written atomically, as strict JSON (a NaN is written as ``null``).
+written atomically, as strict JSON (a NaN is written as ``null``), by :mod:`hf_robattr.results_io` (``RESULTS_FILE``,
+``json_safe`` and ``write_results`` are re-exported here for existing imports).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainingArguments
+
+from hf_robattr.results_io import RESULTS_FILE, json_safe, write_results
 
 from .trainer import training_loss
 
@@ -30,8 +28,6 @@ __all__ = [
     "training_record",
     "write_results",
 ]
-
-RESULTS_FILE = "results.json"
 
 # Arguments that describe the machine or the bookkeeping, not the training regime.
 _IGNORED_ARGUMENTS = {
@@ -201,36 +197,3 @@ def build_results(
 def _is_count(key: str) -> bool:
     """Bookkeeping of the scoring core (examples given, examples left out), not a robustness score."""
     return key == "num_samples" or key.split("/")[-1] == "num_skipped"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None`` (JSON ``null``), tuples by lists, numpy and torch
-    scalars by Python numbers; other objects are left for ``json.dump(default=str)``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return json_safe(value.item())
-    return value
-
-
-def write_results(output_dir: str | os.PathLike, results: Mapping[str, Any]) -> Path:
-    """Write ``OUTPUT_DIR/results.json`` atomically: to a temporary file in the same folder, then ``os.replace``,
-    so a crash mid-write leaves the previous file whole. Strict JSON (NaN -> ``null``). Returns the path."""
-    path = Path(output_dir) / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json.tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(json_safe(results), handle, indent=2, allow_nan=False, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates it private; results.json is an ordinary readable file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import TrainerState, TrainingArguments
 
+from hf_robattr import results_io
 from hf_robattr.training import (
     RESULTS_FILE,
     json_safe,
@@ -16,7 +17,6 @@ from hf_robattr.training import (
     training_record,
     write_results,
 )
-from hf_robattr.training import run_record as run_record_module
 
 
 def strict_load(path):
@@ -44,7 +44,7 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         handle.write('{"new": "res')  # part of the new file is on disk when the process dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_record_module.json, "dump", crash_half_way)
+    monkeypatch.setattr(results_io.json, "dump", crash_half_way)
     with pytest.raises(KeyboardInterrupt):
         write_results(tmp_path, {"new": "results"})
     assert strict_load(tmp_path / RESULTS_FILE) == old
