@@ -7,7 +7,6 @@ metadata, with accuracy and every robustness number as ``model-index`` results (
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from huggingface_hub import EvalResult, ModelCardData
 
 from ..results_io import RESULTS_FILE, check_repo_id, names_hub_repo
 from ..robustness import RobustnessConfig
+from ..training import RunRecord, ScoringRecord
 
 
 METRIC_ID = "attribution_robustness"
@@ -31,18 +31,10 @@ _SECTIONS = (
     "robustness_config",
     "hyperparameters",
 )
-# Kept beside the settings in ``robustness_config``: by older recipe runs (``num_examples``, now
-# ``dataset.num_robustness_examples``) and by runs scored with ``epsilon="auto"`` (the calibration's record).
-_BOOKKEEPING = ("num_examples", "epsilon_calibration")
 
 
 # Shown in the card even at their defaults: they say what "robust" was measured against.
 _MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
 
 
 def _finite_number(value: Any) -> bool:
@@ -107,57 +99,40 @@ class RobAttrModelCardData(ModelCardData):
 
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
+    def from_record(cls, record: RunRecord, **overrides: Any) -> RobAttrModelCardData:
+        """Card data from a run's :class:`~hf_robattr.training.RunRecord`; ``overrides`` set the user fields
+        (``model_id``, ``tags``...).
+
+        Raises:
+            ValueError: ``robustness_config`` is not a valid :class:`~hf_robattr.RobustnessConfig`.
+        """
+        results = record.to_json()
+        kwargs: dict[str, Any] = {name: dict(results[name]) for name in _SECTIONS}
+        kwargs["log_history"] = list(record.log_history)
+        data = cls(**{**kwargs, **overrides})
+        data.robustness_settings  # noqa: B018 - validate the scoring settings now, with the file's name
+        return data
+
+    @classmethod
     def from_results(cls, results: dict[str, Any], **overrides: Any) -> RobAttrModelCardData:
-        """Card data from a ``results.json`` dict; ``overrides`` set the user fields (``model_id``, ``tags``...).
+        """Card data from a ``results.json`` dict (read through :meth:`RunRecord.from_json
+        <hf_robattr.training.RunRecord.from_json>`); ``overrides`` set the user fields (``model_id``, ``tags``...).
 
         Raises:
             ValueError: a section has the wrong JSON type (e.g. ``"model": [1, 2]``), ``log_history`` is not a list
                 of objects, or ``robustness_config`` is not a valid :class:`~hf_robattr.RobustnessConfig`; the
                 message names the section and what was expected.
         """
-        if not isinstance(results, dict):
-            raise ValueError(
-                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
-                f"{_describe(results)}."
-            )
-        kwargs: dict[str, Any] = {}
-        for name in _SECTIONS:
-            value = results.get(name)
-            if value is not None and not isinstance(value, dict):
-                raise ValueError(
-                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
-                )
-            kwargs[name] = dict(value or {})
-        history = results.get("log_history")
-        if history is not None and (
-            not isinstance(history, list) or not all(isinstance(row, dict) for row in history)
-        ):
-            raise ValueError(
-                f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
-                f"{_describe(history)}."
-            )
-        kwargs["log_history"] = list(history or [])
-        kwargs.update(overrides)
-        data = cls(**kwargs)
-        data.robustness_settings  # noqa: B018 - validate the scoring settings now, with the file's name
-        return data
+        return cls.from_record(RunRecord.from_json(results), **overrides)
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, **overrides: Any) -> RobAttrModelCardData:
         """Card data from ``OUTPUT_DIR/results.json``, as written by the recipes."""
-        path = Path(output_dir) / RESULTS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
-                "`recipes/train_*.py` run."
-            )
+        record = RunRecord.read(output_dir)
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        try:
-            return cls.from_results(results, **overrides)
+            return cls.from_record(record, **overrides)
         except ValueError as error:
+            path = Path(output_dir) / RESULTS_FILE
             raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
 
     # ----------------------------------------------------------------------------------------------- derived
@@ -165,7 +140,7 @@ class RobAttrModelCardData(ModelCardData):
     def robustness_settings(self) -> RobustnessConfig:
         """The scoring settings of ``robustness_config`` as a validated :class:`~hf_robattr.RobustnessConfig`
         (settings that were not recorded take the config's defaults)."""
-        settings = {k: v for k, v in self.robustness_config.items() if k not in _BOOKKEEPING}
+        settings = ScoringRecord.from_json(self.robustness_config).settings  # without the calibration's record
         try:
             return RobustnessConfig.from_dict(settings)
         except (TypeError, ValueError) as error:

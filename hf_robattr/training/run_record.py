@@ -1,6 +1,7 @@
 """The record of a run, ``results.json``: the one producer of the data a model card shows.
 
-The sections are built by small functions that the recipes (through :func:`build_results`) and the Hub's card
+The sections are built by small functions that the recipes (through :func:`build_run_record`, which returns the
+typed :class:`~hf_robattr.training.RunRecord`) and the Hub's card
 callback share: :func:`model_record`, :func:`training_record` and :func:`non_default_arguments`. The file is
 written atomically, as strict JSON (a NaN is written as ``null``), by :mod:`hf_robattr.results_io` (``RESULTS_FILE``,
 ``json_safe`` and ``write_results`` are re-exported here for existing imports).
@@ -16,12 +17,13 @@ from transformers import TrainingArguments
 
 from hf_robattr.results_io import RESULTS_FILE, json_safe, write_results
 
+from .record import DatasetRecord, EvalRecord, HubRecord, ModelRecord, RunRecord, ScoringRecord, TrainingRecord
 from .trainer import training_loss
 
 
 __all__ = [
     "RESULTS_FILE",
-    "build_results",
+    "build_run_record",
     "json_safe",
     "model_record",
     "non_default_arguments",
@@ -134,7 +136,7 @@ def training_record(
     return record
 
 
-def build_results(
+def build_run_record(
     *,
     model: Any,
     args: TrainingArguments,
@@ -142,23 +144,25 @@ def build_results(
     model_name_or_path: str | None,
     dataset: Mapping[str, Any],
     test_metrics: Mapping[str, float],
-    robustness: Mapping[str, float],
+    robustness: Mapping[str, Any],
     robustness_config: Mapping[str, Any] | None,
     stop: Any = None,
     divergence: Any = None,
     train_runtime: float | None = None,
     diagnostics: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``results.json`` record (its schema is what ``hf_robattr.hub`` reads to write the model card).
+    push_to: str | None = None,
+) -> RunRecord:
+    """The :class:`~hf_robattr.training.RunRecord` of a run (``results.json``, what ``hf_robattr.hub`` reads to
+    write the model card).
 
     ``dataset`` is the ``"dataset"`` section (name, config, eval split, sizes); ``robustness`` the result of
     :func:`~hf_robattr.training.score_test_robustness`: its scores (``"{method}/{measure}"`` and ``_std``) form the
     ``"robustness"`` section, its counts go to ``"dataset"``: ``num_robustness_examples`` (examples given) and
-    ``num_robustness_skipped`` (``{"any": n, method: n}``: examples left out because they cannot be perturbed or
-    their clean map is all zeros). ``robustness_config`` is the ``RobustnessConfig.to_dict()`` they were scored
-    with (plus the ``"epsilon_calibration"`` record when the radius was ``"auto"``). The scorer's nested entries get
-    their own sections: ``"robustness_saturated"`` (the measures that cannot rank models on these inputs, with why)
-    and ``"robustness_baselines"`` (each measure's chance and noise means).
+    ``num_robustness_skipped`` (``{"any": n, method: n}``). ``robustness_config`` is the
+    ``RobustnessConfig.to_dict()`` they were scored with (the ``"epsilon_calibration"`` record joins it when the
+    radius was ``"auto"``). The scorer's nested entries get their own sections: ``"robustness_saturated"`` (the
+    measures that cannot rank models on these inputs, with why) and ``"robustness_baselines"`` (each measure's chance
+    and noise means). ``push_to`` is the Hub repo a push was asked for (the ``"hub"`` section), if any.
     """
     scores = {key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)}
     skipped = {
@@ -166,32 +170,25 @@ def build_results(
         for key, value in robustness.items()
         if key.split("/")[-1] == "num_skipped"
     }
-    results = {
-        "model": model_record(model, model_name_or_path),
-        "training": training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
-        "dataset": {
-            **dataset,
-            "num_robustness_examples": int(robustness.get("num_samples", 0)),
-            "num_robustness_skipped": skipped,
-        },
-        "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
-        "robustness": scores,
-        "robustness_saturated": dict(robustness.get("saturated", {})),
-        "robustness_baselines": dict(robustness.get("baselines", {})),
-        "robustness_config": {
-            **dict(robustness_config or {}),
-            **(
-                {"epsilon_calibration": robustness["epsilon_calibration"]}
-                if "epsilon_calibration" in robustness
-                else {}
-            ),
-        },
-        "hyperparameters": non_default_arguments(args),
-        "log_history": state.log_history,
-    }
-    if diagnostics is not None:
-        results["diagnostics"] = dict(diagnostics)
-    return results
+    counts = {"num_robustness_examples": int(robustness.get("num_samples", 0)), "num_robustness_skipped": skipped}
+    return RunRecord(
+        model=ModelRecord.from_json(model_record(model, model_name_or_path)),
+        training=TrainingRecord.from_json(
+            training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime)
+        ),
+        dataset=DatasetRecord.from_json({**dataset, **counts}),
+        eval=EvalRecord(accuracy=test_metrics.get("test_accuracy"), loss=test_metrics.get("test_loss")),
+        robustness=scores,
+        robustness_saturated=dict(robustness.get("saturated", {})),
+        robustness_baselines=dict(robustness.get("baselines", {})),
+        robustness_config=ScoringRecord(
+            settings=dict(robustness_config or {}), epsilon_calibration=robustness.get("epsilon_calibration")
+        ),
+        hyperparameters=non_default_arguments(args),
+        log_history=state.log_history,
+        diagnostics=None if diagnostics is None else dict(diagnostics),
+        hub=None if push_to is None else HubRecord(push_requested=True, repo_id=push_to),
+    )
 
 
 def _is_count(key: str) -> bool:
