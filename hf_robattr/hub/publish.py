@@ -79,7 +79,7 @@ def run_summary(run: RunResult, args: Any) -> str | None:
         return None
     return run_folder_summary(
         args.output_dir,
-        training_headline(run.results),
+        training_headline(run.record),
         pushed_repo=run.record.hub.repo_id if run.push_requested else None,
         convert=run.record.model.attention_type == "softmax",
     )
