@@ -19,7 +19,17 @@ from ._lazy import after_import
 __version__ = "0.1.0"
 
 # Subpackages whose ``__all__`` make up the package's public names, in this order.
-_PUBLIC_SUBPACKAGES = ("models", "data", "attribution", "robustness", "training", "hub", "metrics", "conversion")
+_PUBLIC_SUBPACKAGES = (
+    "models",
+    "data",
+    "attribution",
+    "robustness",
+    "figures",
+    "training",
+    "hub",
+    "metrics",
+    "conversion",
+)
 # Subpackages reachable as attributes but not re-exported name by name.
 _OTHER_SUBPACKAGES = ("study", "demo", "cli")
 _exports: dict[str, ModuleType] | None = None
@@ -69,6 +79,7 @@ if TYPE_CHECKING:
     from .attribution import *  # noqa: F403
     from .conversion import *  # noqa: F403
     from .data import *  # noqa: F403
+    from .figures import *  # noqa: F403
     from .hub import *  # noqa: F403
     from .metrics import *  # noqa: F403
     from .models import *  # noqa: F403

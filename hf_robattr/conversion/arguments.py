@@ -54,7 +54,7 @@ class ConversionDataArguments:
     prose_sources: list[str] | None = field(
         default=None,
         metadata={
-            "help": "Sources of --dataset_name english_prose (default: all of them; see hf_robattr.conversion.PROSE_SOURCES)."
+            "help": "Sources of --dataset_name english_prose (default: all of them; see hf_robattr.data.PROSE_SOURCES)."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})

@@ -9,11 +9,11 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from ..figures import plot_training_curves
 from ..paper import PAPER_BIBTEX, PAPER_URL
 from ..results_io import names_hub_repo
-from .attribution_picture import draw_attribution_picture
+from .attribution_picture import ATTRIBUTION_PICTURE, TRAINING_PICTURE, draw_attribution_picture
 from .card_data import METRIC_ID, RobAttrModelCardData
-from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
 from .space import demo_section, source_requirement
 from .summary import saturation_note
 

@@ -8,6 +8,7 @@ from .attacks import ATTACKS, Attack, AttackProblem, AttackResult, get_attack
 from .batch_scoring import AttackedMaps, BatchScores, RobustnessScorer
 from .config import RobustnessConfig
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
+from .explained import ExplainedExamples, explain_examples
 from .measures import MEASURES
 from .perturbations import NORMS
 from .sampled_sensitivity import sensitivity_family
@@ -36,6 +37,7 @@ __all__ = [
     "AttackedMaps",
     "BatchScores",
     "Estimate",
+    "ExplainedExamples",
     "RobustnessArguments",
     "RobustnessConfig",
     "RobustnessScorer",
@@ -43,6 +45,7 @@ __all__ = [
     "center_of_mass_shift",
     "cosine",
     "evaluate_attribution_robustness",
+    "explain_examples",
     "get_attack",
     "hessian_top_eigenvalue",
     "hessian_trace",
