@@ -71,3 +71,44 @@ def test_imports_go_one_way(package, path):
         if target not in ALLOWED[package]:
             upward.append(name)
     assert not upward, f"{relative} ({package}) imports {upward}; {package} may import {sorted(ALLOWED[package])}"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _cycles(package: str) -> list[list[str]]:
+    """The import cycles among the modules of ``package`` (imports anywhere in a file, ``TYPE_CHECKING`` included)."""
+    modules = {_module_name(path): path for path in (PACKAGE / package).rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in _imported_modules(path):
+            # ``from .x import y`` names ``package.x``; ``from . import x`` names ``package.x`` too
+            while imported and imported not in modules:
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                targets.add(imported)
+        graph[name] = targets
+    cycles, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+@pytest.mark.parametrize("package", sorted(set(ALLOWED) - {"study"}))  # study: being rewritten (issue 24)
+def test_no_import_cycle_inside_a_package(package):
+    # A package's __init__ imports its modules; a module importing the package's __init__ back is a cycle too.
+    assert _cycles(package) == []
