@@ -20,9 +20,8 @@ from transformers import AutoConfig, PreTrainedModel, TrainerCallback, set_seed
 from hf_robattr.attribution.inputs import model_modality
 from hf_robattr.results_io import RESULTS_FILE
 from hf_robattr.robustness import RobustnessConfig
-from hf_robattr.robustness.measures import check_measures_for_text
+from hf_robattr.robustness.measures import check_k_count, check_measures_for_text, ranked_features
 
-from .argument_checks import check_k_count, ranked_features
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
 from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
