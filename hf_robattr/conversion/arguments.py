@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .prose import PROSE_SOURCES
+from hf_robattr.data.prose import PROSE_SOURCES
 
 
 __all__ = ["MODEL_TASKS", "ConversionDataArguments", "ConversionModelArguments", "ConversionOutputArguments"]

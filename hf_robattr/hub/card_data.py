@@ -137,6 +137,13 @@ class RobAttrModelCardData(ModelCardData):
 
     # ----------------------------------------------------------------------------------------------- derived
     @property
+    def record(self) -> RunRecord:
+        """The card's sections as the typed :class:`~hf_robattr.training.RunRecord` (what the card text reads)."""
+        return RunRecord.from_json(
+            {**{name: getattr(self, name) for name in _SECTIONS}, "log_history": self.log_history}
+        )
+
+    @property
     def robustness_settings(self) -> RobustnessConfig:
         """The scoring settings of ``robustness_config`` as a validated :class:`~hf_robattr.RobustnessConfig`
         (settings that were not recorded take the config's defaults)."""

@@ -83,15 +83,15 @@ class MatchedFitRecord(_JsonSection):
 @dataclass
 class TrainingRecord(_JsonSection):
     """``"training"``: the regime, the budget and how the run ended (see
-    :func:`~hf_robattr.training.training_record`)."""
+    :func:`~hf_robattr.training.training_record`). ``None``: not recorded."""
 
     optimizer: str | None = None
-    momentum: float = 0.0
+    momentum: float | None = None
     learning_rate: float | None = None
     per_device_train_batch_size: int | None = None
     total_train_batch_size: int | None = None
-    regularizer: str = "none"
-    regularizer_weight: float = 0.0
+    regularizer: str | None = None
+    regularizer_weight: float | None = None
     num_train_epochs: float | None = None
     max_steps: int | None = None
     seed: int | None = None
