@@ -71,16 +71,16 @@ def non_default_arguments(args: TrainingArguments) -> dict[str, Any]:
     return changed
 
 
-def model_record(model: Any, model_name_or_path: str | None = None) -> dict[str, Any]:
+def model_record(model: Any, model_name_or_path: str | None = None) -> ModelRecord:
     """The ``"model"`` section: architecture, attention type, kernel feature map, the checkpoint trained from."""
     config = getattr(model, "config", None)
     architectures = getattr(config, "architectures", None) or [type(model).__name__]
-    return {
-        "architecture": architectures[0],
-        "attention_type": getattr(config, "attention_type", "softmax"),
-        "kernel_feature_map": getattr(config, "kernel_feature_map", None),
-        "model_name_or_path": model_name_or_path,
-    }
+    return ModelRecord(
+        architecture=architectures[0],
+        attention_type=getattr(config, "attention_type", "softmax"),
+        kernel_feature_map=getattr(config, "kernel_feature_map", None),
+        model_name_or_path=model_name_or_path,
+    )
 
 
 def _optimizer(args: TrainingArguments) -> str:
@@ -95,7 +95,7 @@ def training_record(
     stop: Any = None,
     divergence: Any = None,
     train_runtime: float | None = None,
-) -> dict[str, Any]:
+) -> TrainingRecord:
     """The ``"training"`` section: the regime, the budget and how the run ended.
 
     ``args`` may be a plain ``TrainingArguments`` (fields it lacks are recorded as their neutral values);
@@ -106,33 +106,29 @@ def training_record(
     regularizer = getattr(args, "regularizer", "none")
     total = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
     losses = [value for value in map(training_loss, state.log_history) if value is not None]
-    record = {
-        "optimizer": optimizer,
-        "momentum": getattr(args, "momentum", 0.0) if optimizer == "momentum_sgd" else 0.0,
-        "learning_rate": args.learning_rate,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "total_train_batch_size": total,
-        "regularizer": regularizer,
-        "regularizer_weight": getattr(args, "regularizer_weight", 0.0) if regularizer != "none" else 0.0,
-        "num_train_epochs": args.num_train_epochs,
-        "max_steps": args.max_steps,
-        "seed": args.seed,
-        "target_train_loss": getattr(args, "target_train_loss", None),
-        "target_reached": None,
-        "target_reached_at_step": None,
-        "target_reached_at_examples": None,
-        "train_loss_at_stop": None,
-        "divergence_loss": getattr(args, "divergence_loss", None),
-        "diverged": None if divergence is None else divergence.diverged,
-        "diverged_at_step": None if divergence is None else divergence.diverged_at_step,
-        "train_runtime_s": None if train_runtime is None else round(train_runtime, 3),
-        "global_step": state.global_step,
-        "epochs": float(state.epoch or 0.0),
-        "num_train_examples_seen": state.global_step * total,
-        "final_train_loss": losses[-1] if losses else None,
-    }
-    if stop is not None:
-        record.update(stop.record())
+    record = TrainingRecord(
+        optimizer=optimizer,
+        momentum=getattr(args, "momentum", 0.0) if optimizer == "momentum_sgd" else 0.0,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        total_train_batch_size=total,
+        regularizer=regularizer,
+        regularizer_weight=getattr(args, "regularizer_weight", 0.0) if regularizer != "none" else 0.0,
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        target_train_loss=getattr(args, "target_train_loss", None),
+        divergence_loss=getattr(args, "divergence_loss", None),
+        diverged=None if divergence is None else divergence.diverged,
+        diverged_at_step=None if divergence is None else divergence.diverged_at_step,
+        train_runtime_s=None if train_runtime is None else round(train_runtime, 3),
+        global_step=state.global_step,
+        epochs=float(state.epoch or 0.0),
+        num_train_examples_seen=state.global_step * total,
+        final_train_loss=losses[-1] if losses else None,
+    )
+    if stop is not None:  # the matched-fit outcome (target_reached..., train_loss_at_stop) and its settings
+        record = TrainingRecord.from_json({**record.to_json(), **stop.record()})
     return record
 
 
@@ -172,10 +168,8 @@ def build_run_record(
     }
     counts = {"num_robustness_examples": int(robustness.get("num_samples", 0)), "num_robustness_skipped": skipped}
     return RunRecord(
-        model=ModelRecord.from_json(model_record(model, model_name_or_path)),
-        training=TrainingRecord.from_json(
-            training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime)
-        ),
+        model=model_record(model, model_name_or_path),
+        training=training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
         dataset=DatasetRecord.from_json({**dataset, **counts}),
         eval=EvalRecord(accuracy=test_metrics.get("test_accuracy"), loss=test_metrics.get("test_loss")),
         robustness=scores,

@@ -2,6 +2,7 @@
 push over twice (or never calling anything) is safe."""
 
 import json
+from pathlib import Path
 
 import huggingface_hub
 import pytest
@@ -48,5 +49,11 @@ def test_no_push_asked_writes_no_hub_section_and_publishes_locally(tmp_path, mon
     model_args, data_args, args = image_run(tmp_path, hub_model_id="org/tiny")
     run = run_pipeline(model_args, data_args, args)
     assert not run.push_requested and "hub" not in run.results
+    # the keys main wrote before the typed record, in its order (a BERT run of main without diagnostics)
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    main = json.loads((Path(__file__).with_name("fixtures") / "results_bert_c4f9072.json").read_text())
+    assert list(written) == list(main)
+    for section in ("model", "training", "dataset", "eval", "robustness_config"):
+        assert list(written[section]) == list(main[section]), section
     monkeypatch.setattr("hf_robattr.hub.publish.push_to_hub", lambda *a, **k: pytest.fail("pushed unasked"))
     assert publish_run_result(run, args).name == "README.md"
