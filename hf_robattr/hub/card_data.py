@@ -170,7 +170,7 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def architecture(self) -> str | None:
         """The model class name (``config.architectures[0]``)."""
-        return self.model.get("architecture")
+        return self.record.model.architecture
 
     @property
     def resolved_task(self) -> str:
@@ -185,7 +185,7 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def base_model(self) -> str | None:
         """The Hub checkpoint the run started from, when it started from one."""
-        source = self.model.get("model_name_or_path")
+        source = self.record.model.model_name_or_path
         return source if names_hub_repo(source) else None
 
     @property
@@ -195,11 +195,12 @@ class RobAttrModelCardData(ModelCardData):
             return self.model_name
         if self.model_id:
             return self.model_id.split("/")[-1]
-        parts = [self.architecture or "hf_robattr model"]
-        if self.model.get("attention_type"):
-            parts.append(f"{self.model['attention_type']} attention")
-        if self.dataset.get("name"):
-            parts.append(f"on {self.dataset['name']}")
+        record = self.record
+        parts = [record.model.architecture or "hf_robattr model"]
+        if record.model.attention_type:
+            parts.append(f"{record.model.attention_type} attention")
+        if record.dataset.name:
+            parts.append(f"on {record.dataset.name}")
         return " ".join(parts)
 
     @property
@@ -223,22 +224,26 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def num_examples(self) -> int | None:
         """How many examples the robustness was scored on."""
-        count = self.robustness.get("num_samples")
-        for section, key in ((self.dataset, "num_robustness_examples"), (self.robustness_config, "num_examples")):
-            count = section.get(key) if count is None else count
+        record = self.record
+        counts = (
+            self.robustness.get("num_samples"),  # the scorer's own count, where the callback logged one
+            record.dataset.num_robustness_examples,
+            record.robustness_config.num_examples,  # older recipe runs
+        )
+        count = next((count for count in counts if count is not None), None)
         return int(count) if _finite_number(count) else None
 
     @property
     def num_skipped(self) -> int | None:
         """How many scored examples every measure left out (``dataset.num_robustness_skipped["any"]``)."""
-        skipped = self.dataset.get("num_robustness_skipped")
+        skipped = self.record.dataset.num_robustness_skipped
         count = skipped.get("any") if isinstance(skipped, dict) else skipped
         return int(count) if _finite_number(count) else None
 
     def hub_tags(self) -> list[str]:
         """hf_robattr's tags, then the user's."""
         tags = ["hf_robattr", "attribution-robustness", "explainability", self.resolved_task]
-        attention = self.model.get("attention_type")
+        attention = self.record.model.attention_type
         if attention:
             tags.append(f"{attention}-attention")
         if attention == "kernel":
@@ -250,21 +255,19 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def eval_results(self) -> list[EvalResult]:  # type: ignore[override]
         """Accuracy and every robustness number, as ``EvalResult`` entries for ``model-index``."""
-        name = self.dataset.get("name") or "unknown"
+        record = self.record
+        dataset, accuracy = record.dataset, record.eval.accuracy
+        name = dataset.name or "unknown"
         common: dict[str, Any] = {
             "task_type": self.resolved_task,
             "dataset_type": name,
-            "dataset_name": name if not self.dataset.get("config") else f"{name} ({self.dataset['config']})",
-            "dataset_config": self.dataset.get("config"),
-            "dataset_split": self.dataset.get("eval_split"),
+            "dataset_name": name if not dataset.config else f"{name} ({dataset.config})",
+            "dataset_config": dataset.config,
+            "dataset_split": dataset.eval_split,
         }
         results = []
-        if _finite_number(self.eval.get("accuracy")):
-            results.append(
-                EvalResult(
-                    metric_type="accuracy", metric_name="Accuracy", metric_value=self.eval["accuracy"], **common
-                )
-            )
+        if _finite_number(accuracy):
+            results.append(EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=accuracy, **common))
         # The method is in each result's name; the other options say how it was scored.
         args = {k: v for k, v in self.robustness_config.items() if v not in (None, {}, []) and k != "methods"}
         if self.num_examples is not None:
@@ -279,7 +282,7 @@ class RobAttrModelCardData(ModelCardData):
 
     def to_hub_card_data(self) -> ModelCardData:
         """The plain ``ModelCardData`` that goes into the card's YAML header."""
-        dataset_name = self.dataset.get("name")
+        dataset_name = self.record.dataset.name
         return ModelCardData(
             model_name=self.title,
             base_model=self.base_model,
