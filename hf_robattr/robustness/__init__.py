@@ -1,8 +1,6 @@
 """Attribution robustness: perturbations and attacks, similarity and sensitivity measures, curvature diagnostics,
 the scoring settings :class:`RobustnessConfig` and the public entry point :func:`evaluate_attribution_robustness`."""
 
-from hf_robattr.results_io import json_safe as json_ready  # the documented name of results_io.json_safe
-
 from .arguments import RobustnessArguments
 from .attacks import ATTACKS, Attack, AttackProblem, AttackResult, get_attack
 from .batch_scoring import AttackedMaps, BatchScores, RobustnessScorer
@@ -50,7 +48,6 @@ __all__ = [
     "hessian_top_eigenvalue",
     "hessian_trace",
     "input_curvature",
-    "json_ready",
     "kendall_tau",
     "pearson",
     "sensitivity_family",

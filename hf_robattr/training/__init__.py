@@ -46,15 +46,7 @@ from .run import (
     take_over_hub_push,
     training_callbacks,
 )
-from .run_record import (
-    RESULTS_FILE,
-    build_run_record,
-    json_safe,
-    model_record,
-    non_default_arguments,
-    training_record,
-    write_results,
-)
+from .run_record import build_run_record, model_record, non_default_arguments, training_record
 from .stopping import DivergenceCallback, TargetLossCallback
 from .trainer import TRAINING_ARGS_JSON, RobAttrTrainer, build_regularizer, training_loss
 from .training_arguments import DIAGNOSTICS, OPTIMIZERS, RobAttrTrainingArguments
@@ -65,7 +57,6 @@ __all__ = [
     "KERNEL_FEATURE_MAPS",
     "OPTIMIZERS",
     "REGULARIZERS",
-    "RESULTS_FILE",
     "TRAINING_ARGS_JSON",
     "CurvatureRegularizer",
     "DataArguments",
@@ -108,7 +99,6 @@ __all__ = [
     "finish_run",
     "flatten_diagnostics",
     "get_regularizer",
-    "json_safe",
     "load_image_processor",
     "load_processor",
     "load_tokenizer",
@@ -126,5 +116,4 @@ __all__ = [
     "training_callbacks",
     "training_loss",
     "training_record",
-    "write_results",
 ]

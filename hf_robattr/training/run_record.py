@@ -3,8 +3,7 @@
 The sections are built by small functions that the recipes (through :func:`build_run_record`, which returns the
 typed :class:`~hf_robattr.training.RunRecord`) and the Hub's card
 callback share: :func:`model_record`, :func:`training_record` and :func:`non_default_arguments`. The file is
-written atomically, as strict JSON (a NaN is written as ``null``), by :mod:`hf_robattr.results_io` (``RESULTS_FILE``,
-``json_safe`` and ``write_results`` are re-exported here for existing imports).
+written atomically, as strict JSON (a NaN is written as ``null``), by :mod:`hf_robattr.results_io`.
 """
 
 from __future__ import annotations
@@ -15,20 +14,15 @@ from typing import Any
 
 from transformers import TrainingArguments
 
-from hf_robattr.results_io import RESULTS_FILE, json_safe, write_results
-
 from .record import DatasetRecord, EvalRecord, HubRecord, ModelRecord, RunRecord, ScoringRecord, TrainingRecord
 from .trainer import training_loss
 
 
 __all__ = [
-    "RESULTS_FILE",
     "build_run_record",
-    "json_safe",
     "model_record",
     "non_default_arguments",
     "training_record",
-    "write_results",
 ]
 
 # Arguments that describe the machine or the bookkeeping, not the training regime.

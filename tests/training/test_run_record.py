@@ -9,14 +9,8 @@ import torch
 from transformers import TrainerState, TrainingArguments
 
 from hf_robattr import results_io
-from hf_robattr.training import (
-    RESULTS_FILE,
-    json_safe,
-    model_record,
-    non_default_arguments,
-    training_record,
-    write_results,
-)
+from hf_robattr.results_io import RESULTS_FILE, json_safe, write_results
+from hf_robattr.training import model_record, non_default_arguments, training_record
 
 
 def strict_load(path):
