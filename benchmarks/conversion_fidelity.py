@@ -139,8 +139,8 @@ def convert(model_path: str, feature_map: str, settings: dict[str, Any], args: a
     """One conversion; one row per stage."""
     from hf_robattr.conversion import PROSE_SOURCES, convert_to_kernel
     from hf_robattr.conversion.arguments import ConversionDataArguments, ConversionModelArguments
-    from hf_robattr.conversion.prose import prose_sentences
     from hf_robattr.conversion.run import load_conversion_data, load_teacher, teacher_run
+    from hf_robattr.data.prose import prose_sentences
 
     model, processor, family = load_teacher(ConversionModelArguments(model_name_or_path=model_path))
     data_args = ConversionDataArguments(

@@ -22,7 +22,7 @@ import logging
 
 from transformers import HfArgumentParser
 
-from hf_robattr.hub import defer_hub_push, publish_run_result, run_summary
+from hf_robattr.hub import publish_run_result, run_summary
 from hf_robattr.robustness import RobustnessArguments
 from hf_robattr.training import (
     RobAttrTrainingArguments,
@@ -45,14 +45,13 @@ def main(argv: list[str] | None = None) -> dict:
     defaults = {"optimizer": "adamw", "num_train_epochs": 3}  # the tiny BERT's regime (see the docstring)
     model_args, data_args, robustness_args, training_args = parse_arguments(parser, argv, defaults=defaults)
     setup_logging(training_args)
-    push = defer_hub_push(training_args)  # the card and the upload come after the run folder is complete
     logger.info("Training arguments: %s", training_args)
 
     run = run_pipeline(model_args, data_args, training_args, robustness_args.to_config())
 
-    publish_run_result(run, training_args, push, tokenizer=run.data.processor)
+    publish_run_result(run, training_args, tokenizer=run.data.processor)  # card; push if asked
     finish_run(run.trainer)
-    summary = run_summary(run, training_args, push)  # where everything is, the scores, what to run next
+    summary = run_summary(run, training_args)  # where everything is, the scores, what to run next
     if summary:
         print(summary)
     return run.results

@@ -4,6 +4,8 @@ import importlib
 import subprocess
 import sys
 
+import pytest
+
 import hf_robattr
 
 
@@ -43,21 +45,26 @@ def test_registration_when_the_libraries_came_first():
     assert out == "True True"
 
 
-def test_public_names_are_the_subpackages_names():
-    expected = ["__version__"]
-    for name in hf_robattr._PUBLIC_SUBPACKAGES:
-        expected += importlib.import_module(f"hf_robattr.{name}").__all__
-    assert hf_robattr.__all__ == expected
-    assert len(set(expected)) == len(expected), "two subpackages export the same name"
-    for name in expected[1:]:
-        assert getattr(hf_robattr, name) is getattr(importlib.import_module(f"hf_robattr.{_home(name)}"), name)
-    assert set(expected) <= set(dir(hf_robattr))
+def test_the_top_level_api_is_curated():
+    names = hf_robattr.__all__[1:]
+    assert hf_robattr.__all__[0] == "__version__" and 40 <= len(names) <= 60
+    assert len(set(names)) == len(names)
+    for name in names:
+        home = importlib.import_module(f"hf_robattr.{hf_robattr._HOMES[name]}")
+        assert name in home.__all__, (name, home.__name__)
+        assert getattr(hf_robattr, name) is getattr(home, name)
+    assert set(names) <= set(dir(hf_robattr))
 
 
-def _home(name: str) -> str:
-    return next(
-        sub for sub in hf_robattr._PUBLIC_SUBPACKAGES if name in importlib.import_module(f"hf_robattr.{sub}").__all__
-    )
+def test_other_public_names_stay_in_their_subpackage():
+    from hf_robattr.training import build_run_record
+
+    assert "build_run_record" not in hf_robattr.__all__
+    with pytest.raises(
+        AttributeError, match=r"import it from its subpackage, e.g. hf_robattr.training.build_run_record"
+    ):
+        hf_robattr.build_run_record  # noqa: B018
+    assert hf_robattr.training.build_run_record is build_run_record
 
 
 def test_unknown_attribute_is_an_attribute_error():

@@ -1,4 +1,11 @@
-"""Checks of user arguments that name the argument, the bad value and what is allowed.
+"""Checks of user arguments that name the argument, the bad value and what is allowed: the one home of the one
+module of argument checks, for keyword arguments and command-line flags alike (:func:`check_range` and
+:func:`check_types` serve the recipes' argument dataclasses), and of :func:`help_field`, the dataclass field with a
+``--help`` text.
+
+``HfArgumentParser`` converts command-line strings to the declared types, but a JSON file (``train_vit.py
+args.json``) or a direct construction passes values as they are: :func:`check_types` catches ``"max_steps":
+"four"`` before anything runs.
 
 Numbers may be Python or numpy scalars (``np.float32(0.1)``, ``np.int64(5)``); ``bool`` is never a number here
 (``epsilon=True`` is a mistake, not ``1.0``). Every check returns the value as a plain Python ``int`` / ``float``.
@@ -6,13 +13,24 @@ Numbers may be Python or numpy scalars (``np.float32(0.1)``, ``np.int64(5)``); `
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import types
+import typing
 from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+
+def help_field(text: str, default: Any = None, **kwargs: Any) -> Any:
+    """A dataclass ``field`` whose ``help`` metadata ``HfArgumentParser`` shows under ``--help``; ``default`` is
+    ignored when ``default_factory`` is given."""
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return dataclasses.field(metadata={"help": text}, **kwargs)
 
 
 def is_integer(value: Any) -> bool:
@@ -57,11 +75,15 @@ def check_optional_number(name: str, value: Any, **kwargs: bool) -> float | None
 
 
 def check_choice(name: str, value: Any, allowed: Collection[str]) -> str:
-    """``value`` if it is one of ``allowed``; else ``ValueError`` (or ``TypeError`` for a non-string) listing them."""
+    """``value`` if it is one of ``allowed``; else ``ValueError`` (or ``TypeError`` for a non-string) listing them.
+
+    ``name`` is what the user wrote: a keyword (``"attack"``) or a command-line flag (``"--optimizer"``).
+    """
+    label = name if name.startswith("--") else f"`{name}`"
     if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be one of {sorted(allowed)}; got {value!r} ({type(value).__name__}).")
+        raise TypeError(f"{label} must be one of {sorted(allowed)}; got {value!r} ({type(value).__name__}).")
     if value not in allowed:
-        raise ValueError(f"unknown `{name}` {value!r}; expected one of {sorted(allowed)}.")
+        raise ValueError(f"unknown {label} {value!r}; expected one of {sorted(allowed)}.")
     return value
 
 
@@ -119,3 +141,71 @@ def check_targets(targets: Any) -> torch.Tensor | None:
 
 def _bound(value: int | None, relation: str) -> str:
     return "" if value is None else f" {relation} {value}"
+
+
+_SIMPLE = (bool, int, float, str)
+
+
+def check_range(
+    flag: str,
+    value: float | None,
+    *,
+    minimum: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+) -> None:
+    """Raise ``ValueError`` unless ``value`` (``None`` passes) is finite, ``>= minimum``, ``> above``, ``< below``."""
+    if value is None:
+        return
+    bounds = [
+        f">= {minimum}" if minimum is not None else "",
+        f"> {above}" if above is not None else "",
+        f"< {below}" if below is not None else "",
+    ]
+    wanted = " and ".join(bound for bound in bounds if bound)
+    bad = (
+        not math.isfinite(value)
+        or (minimum is not None and value < minimum)
+        or (above is not None and value <= above)
+        or (below is not None and value >= below)
+    )
+    if bad:
+        raise ValueError(f"{flag} must be {wanted}, got {value}.")
+
+
+def _allowed_types(hint: Any) -> tuple[tuple[type, ...], bool] | None:
+    """``(types, optional)`` for ``int``, ``float``, ``bool``, ``str`` and their ``X | None``; ``None`` otherwise
+    (unions of enums and strings, dicts, lists: left to their own checks)."""
+    if hint in _SIMPLE:
+        return (hint,), False
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        if len(members) == 1 and members[0] in _SIMPLE and len(typing.get_args(hint)) == 2:
+            return (members[0],), True
+    return None
+
+
+def _matches(value: Any, expected: type) -> bool:
+    if expected is bool:
+        return isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, expected)
+
+
+def check_types(arguments: Any) -> None:
+    """Raise ``TypeError`` naming ``--<field>`` when a field declared ``int``/``float``/``bool``/``str`` (or
+    ``X | None``) of the dataclass ``arguments`` holds a value of another type."""
+    hints = typing.get_type_hints(type(arguments))
+    for spec in dataclasses.fields(arguments):
+        allowed = _allowed_types(hints.get(spec.name))
+        if allowed is None or not spec.init:
+            continue
+        (expected,), optional = allowed
+        value = getattr(arguments, spec.name)
+        if (value is None and optional) or _matches(value, expected):
+            continue
+        wanted = f"{'an' if expected is int else 'a'} {expected.__name__}" + (" or null" if optional else "")
+        raise TypeError(f"--{spec.name} must be {wanted}, got {value!r} ({type(value).__name__}).")

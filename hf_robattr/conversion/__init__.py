@@ -6,11 +6,13 @@ attention matches the teacher's softmax attention on the teacher's own inputs) a
 :class:`ConversionResult` whose ``save_pretrained`` writes a Hub folder.
 """
 
+# The offline English prose lives in ``hf_robattr.data``; still importable from here (the study imports it here).
+from hf_robattr.data.prose import PROSE_SOURCES, english_prose, prose_fingerprint  # noqa: F401
+
 from .api import CONVERSION_STAGES, ConversionResult, convert_to_kernel
 from .card import build_conversion_card
 from .config import PARAMETER_FREE_FEATURE_MAPS, RECOVERY_MODES, ConversionConfig
 from .fidelity import measure_fidelity
-from .prose import PROSE_SOURCES, english_prose, prose_fingerprint
 from .recovery import RecoveryTrainer
 from .saving import save_conversion
 from .stages import StageRecord
@@ -22,7 +24,6 @@ __all__ = [
     "CONVERSION_STAGES",
     "CONVERTIBLE_MODELS",
     "PARAMETER_FREE_FEATURE_MAPS",
-    "PROSE_SOURCES",
     "RECOVERY_MODES",
     "AttentionTransferTrainer",
     "ConversionConfig",
@@ -31,8 +32,6 @@ __all__ = [
     "StageRecord",
     "build_conversion_card",
     "convert_to_kernel",
-    "english_prose",
     "measure_fidelity",
-    "prose_fingerprint",
     "save_conversion",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .prose import PROSE_SOURCES
+from hf_robattr.data.prose import PROSE_SOURCES
 
 
 __all__ = ["MODEL_TASKS", "ConversionDataArguments", "ConversionModelArguments", "ConversionOutputArguments"]
@@ -54,7 +54,7 @@ class ConversionDataArguments:
     prose_sources: list[str] | None = field(
         default=None,
         metadata={
-            "help": "Sources of --dataset_name english_prose (default: all of them; see hf_robattr.conversion.PROSE_SOURCES)."
+            "help": "Sources of --dataset_name english_prose (default: all of them; see hf_robattr.data.PROSE_SOURCES)."
         },
     )
     dataset_config_name: str | None = field(default=None, metadata={"help": "The dataset's configuration name."})

@@ -3,16 +3,16 @@ that names the teacher, the conversion data, the settings and the fidelity of ea
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from hf_robattr.results_io import names_hub_repo
+
 
 __all__ = ["build_conversion_card"]
 
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TASK_TYPES = {
     ("bert", "base"): "feature-extraction",
     ("vit", "base"): "image-feature-extraction",
@@ -152,9 +152,7 @@ def build_conversion_card(
         model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
     card_data = ModelCardData(
         model_name=model_name,
-        base_model=teacher
-        if isinstance(teacher, str) and _REPO_ID.match(teacher) and not Path(teacher).exists()
-        else None,
+        base_model=teacher if names_hub_repo(teacher) else None,
         library_name="transformers",
         license="apache-2.0",
         tags=["hf_robattr", "kernel-attention", "linear-attention", "attention-transfer", feature_map],

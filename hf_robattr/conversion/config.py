@@ -7,6 +7,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from hf_robattr.attribution.argument_checks import help_field
 from hf_robattr.models import FEATURE_MAPS
 
 
@@ -17,10 +18,6 @@ RECOVERY_MODES = ("lora", "full", "none")
 PARAMETER_FREE_FEATURE_MAPS = ("elu", "relu", "favor")
 SCHEDULES = ("constant", "linear", "cosine")
 DEFAULT_QK_LORA_RANK = 8
-
-
-def _help(text: str, default: Any = None, **kwargs) -> Any:
-    return field(default=default, metadata={"help": text}, **kwargs)
 
 
 @dataclass
@@ -36,75 +33,79 @@ class ConversionConfig:
     examples per step, so any process count converts to the same weights.
     """
 
-    feature_map: str = _help(f"Kernel feature map, one of {sorted(FEATURE_MAPS)}.", "hedgehog")
-    num_features: int | None = _help("Feature-map size (hedgehog projection / FAVOR+ features); None: the default.")
-    seed: int = _help("Seed of the conversion (adapter init, data order).", 0)
-    batch_size: int = _help("Global batch size (split evenly across processes).", 32)
-    max_length: int = _help("Longest text, in tokens, when texts are tokenized for the conversion.", 64)
+    feature_map: str = help_field(f"Kernel feature map, one of {sorted(FEATURE_MAPS)}.", "hedgehog")
+    num_features: int | None = help_field(
+        "Feature-map size (hedgehog projection / FAVOR+ features); None: the default."
+    )
+    seed: int = help_field("Seed of the conversion (adapter init, data order).", 0)
+    batch_size: int = help_field("Global batch size (split evenly across processes).", 32)
+    max_length: int = help_field("Longest text, in tokens, when texts are tokenized for the conversion.", 64)
 
-    transfer_steps: int = _help("Stage 1 (attention transfer) optimizer steps; 0 skips the stage.", 1000)
-    transfer_learning_rate: float = _help("Stage 1 learning rate (AdamW).", 1e-2)
-    transfer_qk_lora_rank: int | None = _help(
+    transfer_steps: int = help_field("Stage 1 (attention transfer) optimizer steps; 0 skips the stage.", 1000)
+    transfer_learning_rate: float = help_field("Stage 1 learning rate (AdamW).", 1e-2)
+    transfer_qk_lora_rank: int | None = help_field(
         "Rank of the query/key LoRA adapters trained in stage 1; 0 = none; None = none for hedgehog, "
         f"{DEFAULT_QK_LORA_RANK} for the parameter-free maps (elu, relu, favor)."
     )
-    transfer_output_weight: float = _help(
+    transfer_output_weight: float = help_field(
         "Weight of the attention-output loss (relative squared error of each layer's attention output) beside "
         "the attention-weight KL in stage 1.",
         0.0,
     )
-    transfer_check_steps: int = _help(
+    transfer_check_steps: int = help_field(
         "Stop rule of stage 1: check the fidelity on held-out data every this many steps and stop once the task's "
         "targets are met (classifiers and masked LM: top-1 agreement >= 0.98; base models have none); 0: run every "
         "step.",
         100,
     )
-    cache_teacher_inputs: bool | None = _help(
+    cache_teacher_inputs: bool | None = help_field(
         "Keep the teacher's per-layer attention inputs in memory after the first epoch of stage 1 (about 3x faster "
         "on CPU); None: only when they fit in 2 GB.",
     )
 
-    recovery: str = _help(f"Stage 2 (recovery): one of {list(RECOVERY_MODES)}.", "lora")
-    recovery_steps: int = _help(
+    recovery: str = help_field(f"Stage 2 (recovery): one of {list(RECOVERY_MODES)}.", "lora")
+    recovery_steps: int = help_field(
         "Stage 2 optimizer steps at most; 0 skips the stage (the stop rule may end it earlier).", 800
     )
-    recovery_check_steps: int = _help(
+    recovery_check_steps: int = help_field(
         "Stop rule of stage 2: check the fidelity on held-out data every this many steps; recovery is skipped when "
         "attention transfer already meets the task's targets and stops once it no longer improves (0: no rule, run "
         "every step).",
         100,
     )
-    recovery_min_gain: float = _help(
+    recovery_min_gain: float = help_field(
         "Stop rule: a check improves when it raises the mean of the rule's fidelity measures by more than this.", 1e-4
     )
-    recovery_patience: int = _help("Stop rule: stop after this many checks in a row without improvement.", 2)
-    recovery_learning_rate: float | None = _help("Stage 2 learning rate; None: 1e-3 for lora, 2e-5 for full.")
-    recovery_batch_size: int | None = _help("Stage 2 global batch size; None: batch_size / 2.")
-    lora_rank: int = _help("Rank of the stage 2 LoRA adapters.", 16)
-    lora_alpha: float | None = _help("LoRA alpha of stage 2 (scale alpha / rank); None: equal to the rank.")
+    recovery_patience: int = help_field("Stop rule: stop after this many checks in a row without improvement.", 2)
+    recovery_learning_rate: float | None = help_field("Stage 2 learning rate; None: 1e-3 for lora, 2e-5 for full.")
+    recovery_batch_size: int | None = help_field("Stage 2 global batch size; None: batch_size / 2.")
+    lora_rank: int = help_field("Rank of the stage 2 LoRA adapters.", 16)
+    lora_alpha: float | None = help_field("LoRA alpha of stage 2 (scale alpha / rank); None: equal to the rank.")
     lora_target_modules: list[str] | None = field(
         default=None,
         metadata={
             "help": "Module names that get stage 2 adapters; None: every linear layer of the encoder (attention, MLP)."
         },
     )
-    output_weight: float = _help(
+    output_weight: float = help_field(
         "Stage 2 weight of the output-matching loss (logit KL for classifiers and masked LM; for base models the "
         "last hidden state's relative squared error plus 1 - cosine of the pooled embedding).",
         1.0,
     )
-    hidden_state_weight: float = _help(
+    hidden_state_weight: float = help_field(
         "Stage 2 weight of the every-layer hidden-state loss (relative squared error, averaged over layers).", 0.0
     )
-    task_loss_weight: float = _help("Stage 2 weight of the model's own task loss when the inputs have labels.", 0.0)
-    distillation_temperature: float = _help("Temperature of the stage 2 logit KL.", 1.0)
+    task_loss_weight: float = help_field(
+        "Stage 2 weight of the model's own task loss when the inputs have labels.", 0.0
+    )
+    distillation_temperature: float = help_field("Temperature of the stage 2 logit KL.", 1.0)
 
-    lr_scheduler_type: str = _help(f"Learning-rate schedule of both stages, one of {list(SCHEDULES)}.", "cosine")
-    warmup_ratio: float = _help("Fraction of each stage's steps spent warming the learning rate up.", 0.05)
-    eval_batch_size: int = _help("Batch size of the fidelity measurements.", 64)
-    logging_steps: int = _help("Log the losses every this many steps.", 50)
-    use_cpu: bool = _help("Run on CPU even where a GPU exists.", False)
-    progress: bool = _help("Show progress bars.", True)
+    lr_scheduler_type: str = help_field(f"Learning-rate schedule of both stages, one of {list(SCHEDULES)}.", "cosine")
+    warmup_ratio: float = help_field("Fraction of each stage's steps spent warming the learning rate up.", 0.05)
+    eval_batch_size: int = help_field("Batch size of the fidelity measurements.", 64)
+    logging_steps: int = help_field("Log the losses every this many steps.", 50)
+    use_cpu: bool = help_field("Run on CPU even where a GPU exists.", False)
+    progress: bool = help_field("Show progress bars.", True)
 
     def __post_init__(self) -> None:
         if self.feature_map not in FEATURE_MAPS:

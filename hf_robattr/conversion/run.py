@@ -27,16 +27,17 @@ from hf_robattr.data import (
     IMAGE_COLUMN_CANDIDATES,
     TEXT_COLUMN_CANDIDATES,
     ImageClassificationTransform,
+    english_prose,
     load_embedded_dataset,
+    prose_fingerprint,
     resolve_column,
 )
+from hf_robattr.results_io import RESULTS_FILE
 
 from .api import ConversionResult, convert_to_kernel
 from .arguments import ConversionDataArguments, ConversionModelArguments, ConversionOutputArguments
 from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
-from .prose import english_prose, prose_fingerprint
-from .saving import RESULTS_FILE
 from .summary import conversion_summary
 
 

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hf_robattr.results_io import write_results
 
 from .card import build_conversion_card
 from .student import model_family, model_task
 
 
-__all__ = ["RESULTS_FILE", "save_conversion", "write_json_atomic"]
-
-RESULTS_FILE = "results.json"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf become ``null`` (``results.json`` must be valid JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def write_json_atomic(path: str | Path, record: dict[str, Any]) -> Path:
-    """Write ``record`` as JSON to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(_json_safe(record), stream, indent=2, allow_nan=False, default=str)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+__all__ = ["save_conversion"]
 
 
 def save_conversion(
@@ -65,7 +36,7 @@ def save_conversion(
         processor.save_pretrained(output_dir)
     results = result.to_results()
     results["data"] = {**results["data"], **(data or {})}
-    write_json_atomic(output_dir / RESULTS_FILE, results)
+    write_results(output_dir, results)
     card = build_conversion_card(
         results,
         family=model_family(result.model),

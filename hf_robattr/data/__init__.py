@@ -21,6 +21,7 @@ from .loading import (
     standardize_splits,
     truncate_dataset,
 )
+from .prose import PROSE_SOURCES, english_prose, prose_fingerprint
 from .tokenizer import SPECIAL_TOKENS, build_offline_tokenizer
 from .transforms import (
     ANNOTATION_KEYS,
@@ -39,6 +40,7 @@ __all__ = [
     "GENERATED_DATASETS",
     "IMAGE_COLUMN_CANDIDATES",
     "MASK_COLUMN",
+    "PROSE_SOURCES",
     "RATIONALE_COLUMN",
     "SENTIMENT_NEGATIVE_WORDS",
     "SENTIMENT_POSITIVE_WORDS",
@@ -48,6 +50,7 @@ __all__ = [
     "ImageClassificationTransform",
     "TextClassificationTransform",
     "build_offline_tokenizer",
+    "english_prose",
     "label_names",
     "load_classification_dataset",
     "load_embedded_dataset",
@@ -56,6 +59,7 @@ __all__ = [
     "make_synthetic_images",
     "make_synthetic_sentiment",
     "model_inputs",
+    "prose_fingerprint",
     "resolve_column",
     "split_dataset",
     "standardize_splits",

@@ -8,10 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..hub.attribution_picture import figure_rows, rows_figure
-from ..hub.explained import ExplainedExamples, explain_examples
-from ..hub.render import figure_to_image
-from ..robustness import RobustnessConfig
+from ..figures import figure_rows, figure_to_image, rows_figure
+from ..robustness import ExplainedExamples, RobustnessConfig, explain_examples
 from .inputs import model_inputs
 from .loading import DemoInputError, DemoModel
 

@@ -21,8 +21,9 @@ from transformers import (
 
 from .. import models  # noqa: F401 - registers the kernel-attention models with the Auto classes
 from ..data import EMBEDDED_DATASETS, load_embedded_dataset
-from ..hub.card_data import RESULTS_FILE, RobAttrModelCardData, _is_repo_id
+from ..hub.card_data import RobAttrModelCardData
 from ..hub.push import missing_model_files
+from ..results_io import RESULTS_FILE, names_hub_repo
 from ..robustness import RobustnessConfig
 
 
@@ -94,7 +95,7 @@ def _folder_of(source: str | Path) -> tuple[Path, str]:
         if not path.is_dir():
             raise DemoModelError(f"MODEL={str(source)!r} is a file; expected a run folder or a Hub model id.")
         return path, path.resolve().name
-    if not _is_repo_id(str(source)):
+    if not names_hub_repo(str(source)):
         raise DemoModelError(f"MODEL={str(source)!r} is neither an existing folder nor a Hub model id ('ORG/NAME').")
 
     try:

@@ -3,25 +3,16 @@
 from .callback import RobAttrModelCardCallback
 from .card import build_model_card, save_model_card, template_path
 from .card_data import RobAttrModelCardData
-from .explained import ExplainedExamples, explain_examples
-from .pictures import plot_training_curves
-from .publish import defer_hub_push, publish_run, publish_run_result, run_summary
+from .publish import publish_run, publish_run_result, run_summary
 from .push import HubPushError, check_output_dir, push_to_hub
-from .render import attribution_figure, plot_attribution_maps
 
 
 __all__ = [
-    "ExplainedExamples",
     "HubPushError",
     "RobAttrModelCardCallback",
     "RobAttrModelCardData",
-    "attribution_figure",
     "build_model_card",
     "check_output_dir",
-    "defer_hub_push",
-    "explain_examples",
-    "plot_attribution_maps",
-    "plot_training_curves",
     "publish_run",
     "publish_run_result",
     "push_to_hub",

@@ -34,7 +34,7 @@ class RobAttrModelCardCallback(TrainerCallback):
         if getattr(model, "config", None) is None:
             return
         name_or_path = getattr(model.config, "_name_or_path", None) or None
-        for key, value in model_record(model, name_or_path).items():
+        for key, value in model_record(model, name_or_path).to_json().items():
             self.card_data.model.setdefault(key, value)
 
     def on_init_end(
@@ -48,7 +48,7 @@ class RobAttrModelCardCallback(TrainerCallback):
     ) -> None:
         """Record the training regime and the non-default training arguments."""
         self._collect_model(model)
-        self.card_data.training.update(training_record(args, state))
+        self.card_data.training.update(training_record(args, state).to_json())
         self.card_data.hyperparameters = non_default_arguments(args)
 
     def on_evaluate(
@@ -72,5 +72,5 @@ class RobAttrModelCardCallback(TrainerCallback):
     ) -> None:
         """Record how the run ended (steps, runtime, final loss) and the log history."""
         runtime = next((row["train_runtime"] for row in state.log_history if "train_runtime" in row), None)
-        self.card_data.training.update(training_record(args, state, train_runtime=runtime))
+        self.card_data.training.update(training_record(args, state, train_runtime=runtime).to_json())
         self.card_data.log_history = list(state.log_history)

@@ -9,10 +9,11 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
+from ..figures import plot_training_curves
 from ..paper import PAPER_BIBTEX, PAPER_URL
-from .attribution_picture import draw_attribution_picture
-from .card_data import METRIC_ID, RobAttrModelCardData, _is_repo_id
-from .pictures import ATTRIBUTION_PICTURE, TRAINING_PICTURE, plot_training_curves
+from ..results_io import names_hub_repo
+from .attribution_picture import ATTRIBUTION_PICTURE, TRAINING_PICTURE, draw_attribution_picture
+from .card_data import METRIC_ID, RobAttrModelCardData
 from .space import demo_section, source_requirement
 from .summary import saturation_note
 
@@ -81,52 +82,50 @@ def _table(rows: list[tuple[str, Any]], header: tuple[str, str] = ("", "")) -> s
 def _dataset_link(name: str | None) -> str:
     if not name:
         return "not recorded"
-    return f"[{name}](https://huggingface.co/datasets/{name})" if _is_repo_id(name) else f"`{name}`"
+    return f"[{name}](https://huggingface.co/datasets/{name})" if names_hub_repo(name) else f"`{name}`"
 
 
 def summary_section(data: RobAttrModelCardData) -> str:
     """One paragraph: what the model is, how it was trained, and its headline numbers."""
-    model, training = data.model, data.training
-    attention = model.get("attention_type")
+    record = data.record
+    model, training = record.model, record.training
+    attention = model.attention_type
     what = f"a `{data.architecture or 'transformers'}` {data.resolved_task.replace('-', ' ')} model"
     if attention:
         what += f" with **{attention}** attention"
-        if attention == "kernel" and model.get("kernel_feature_map"):
-            what += f" (feature map `{model['kernel_feature_map']}`)"
+        if attention == "kernel" and model.kernel_feature_map:
+            what += f" (feature map `{model.kernel_feature_map}`)"
     sentence = f"This is {what}, trained with hf_robattr"
-    if training.get("optimizer"):
-        sentence += f" using `{training['optimizer']}`"
-    if training.get("regularizer") and training["regularizer"] != "none":
-        sentence += f" with the `{training['regularizer']}` regularizer"
+    if training.optimizer:
+        sentence += f" using `{training.optimizer}`"
+    if training.regularizer and training.regularizer != "none":
+        sentence += f" with the `{training.regularizer}` regularizer"
     sentence += " "
     sentence += (
         f"to study whether training makes gradient attributions robust to adversarial input perturbations "
         f"([Mehrpanah et al., ICML 2026]({PAPER_URL}))."
     )
     headline = []
-    if isinstance(data.eval.get("accuracy"), (int, float)):
-        headline.append(f"accuracy {_fmt(float(data.eval['accuracy']))}")
+    if isinstance(record.eval.accuracy, (int, float)):
+        headline.append(f"accuracy {_fmt(float(record.eval.accuracy))}")
     scores = data.robustness_scores
     for key in scores:
         if key.endswith("/topk_intersection"):
             headline.append(f"`{key}` {_fmt(scores[key])}")
             break
     if headline:
-        split = data.dataset.get("eval_split") or "evaluation"
+        split = record.dataset.eval_split or "evaluation"
         sentence += f" On the {split} split: " + ", ".join(headline) + "."
     return sentence
 
 
 def model_section(data: RobAttrModelCardData) -> str:
     """The architecture, attention type and feature map."""
-    model = data.model
-    rows: list[tuple[str, Any]] = [
-        ("Architecture", model.get("architecture")),
-        ("Attention", model.get("attention_type")),
-    ]
-    if model.get("attention_type") == "kernel":
-        rows.append(("Kernel feature map", model.get("kernel_feature_map")))
-    source = model.get("model_name_or_path")
+    model = data.record.model
+    rows: list[tuple[str, Any]] = [("Architecture", model.architecture), ("Attention", model.attention_type)]
+    if model.attention_type == "kernel":
+        rows.append(("Kernel feature map", model.kernel_feature_map))
+    source = model.model_name_or_path
     rows.append(
         (
             "Initialised from",
@@ -143,18 +142,20 @@ def model_section(data: RobAttrModelCardData) -> str:
 
 def training_section(data: RobAttrModelCardData) -> str:
     """The training regime, plus every non-default training argument when the callback recorded them."""
-    training = data.training
-    hidden = {"regularizer_weight"} if training.get("regularizer") in (None, "none") else set()
+    training = data.record.training
+    no_weight = training.regularizer in (None, "none")  # a weight without a regularizer says nothing
     rows = [
-        (label, training[key]) for key, label in _TRAINING_ROWS if training.get(key) is not None and key not in hidden
+        (label, getattr(training, key))
+        for key, label in _TRAINING_ROWS
+        if getattr(training, key) is not None and not (no_weight and key == "regularizer_weight")
     ]
-    lr, batch = training.get("learning_rate"), training.get("total_train_batch_size")
+    lr, batch = training.learning_rate, training.total_train_batch_size
     if isinstance(lr, (int, float)) and isinstance(batch, (int, float)) and batch:
         rows.insert(4, ("Learning rate / total batch size", lr / batch))
     if not rows:
         return "Not recorded."
     text = _table(rows, ("Hyperparameter", "Value"))
-    if training.get("optimizer") and str(training["optimizer"]).lower().startswith("sgd"):
+    if training.optimizer and str(training.optimizer).lower().startswith("sgd"):
         text += (
             "\n\nPlain SGD regularises implicitly: gradient descent with step h follows L + (h/4)·‖∇θL‖², and "
             "mini-batch noise adds a term of strength about learning rate / batch size."
@@ -167,12 +168,12 @@ def training_section(data: RobAttrModelCardData) -> str:
 
 def data_section(data: RobAttrModelCardData) -> str:
     """The dataset and the evaluation split."""
-    dataset = data.dataset
+    dataset = data.record.dataset
     rows = [
-        ("Dataset", _dataset_link(dataset.get("name"))),
-        ("Configuration", dataset.get("config")),
-        ("Evaluation split", dataset.get("eval_split")),
-        ("Evaluation examples", dataset.get("num_eval_samples")),
+        ("Dataset", _dataset_link(dataset.name)),
+        ("Configuration", dataset.config),
+        ("Evaluation split", dataset.eval_split),
+        ("Evaluation examples", dataset.num_eval_samples),
     ]
     return _table([row for row in rows if row[1] is not None], ("Data", ""))
 
@@ -181,7 +182,9 @@ def results_section(data: RobAttrModelCardData) -> str:
     """Accuracy, then the robustness numbers as a methods x measures table, then how they were scored."""
     parts = []
     task_rows = [
-        (name.capitalize(), data.eval[name]) for name in ("accuracy", "loss") if data.eval.get(name) is not None
+        (name, value)
+        for name, value in (("Accuracy", data.record.eval.accuracy), ("Loss", data.record.eval.loss))
+        if value is not None
     ]
     if task_rows:
         parts.append(_table(task_rows, ("Metric", "Value")))
@@ -217,7 +220,7 @@ def results_section(data: RobAttrModelCardData) -> str:
             + "Similarities (top-k intersection, rank correlations) are higher-is-more-robust; "
             "sensitivities and the prediction-change rate are lower-is-more-robust.\n\n" + "\n".join(lines)
         )
-        calibration = data.robustness_config.get("epsilon_calibration")
+        calibration = data.record.robustness_config.epsilon_calibration
         if isinstance(calibration, dict) and calibration.get("value") is not None:
             parts.append(
                 f"The radius was calibrated (`epsilon='auto'`) to {_fmt(calibration['value'])}: "

@@ -7,21 +7,19 @@ metadata, with accuracy and every robustness number as ``model-index`` results (
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
+from ..results_io import RESULTS_FILE, check_repo_id, names_hub_repo
 from ..robustness import RobustnessConfig
+from ..training import RunRecord, ScoringRecord
 
 
-RESULTS_FILE = "results.json"
 METRIC_ID = "attribution_robustness"
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _TASKS = {"image-classification", "text-classification"}
 _SECTIONS = (
     "model",
@@ -33,22 +31,10 @@ _SECTIONS = (
     "robustness_config",
     "hyperparameters",
 )
-# Kept beside the settings in ``robustness_config``: by older recipe runs (``num_examples``, now
-# ``dataset.num_robustness_examples``) and by runs scored with ``epsilon="auto"`` (the calibration's record).
-_BOOKKEEPING = ("num_examples", "epsilon_calibration")
 
 
 # Shown in the card even at their defaults: they say what "robust" was measured against.
 _MAIN_SETTINGS = ("methods", "attack", "epsilon", "norm", "num_steps", "k")
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
-
-
-def _is_repo_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(_REPO_ID.match(value)) and not Path(value).exists()
 
 
 def _finite_number(value: Any) -> bool:
@@ -99,10 +85,10 @@ class RobAttrModelCardData(ModelCardData):
     log_history: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.model_id is not None and not _REPO_ID.match(self.model_id):
-            raise ValueError(f"`model_id` must look like 'ORG/NAME' (a Hub repo id), got {self.model_id!r}.")
-        if self.space_id is not None and not _REPO_ID.match(self.space_id):
-            raise ValueError(f"`space_id` must look like 'ORG/NAME' (a Hub Space id), got {self.space_id!r}.")
+        if self.model_id is not None:
+            check_repo_id(self.model_id, "model_id", "a Hub repo id")
+        if self.space_id is not None:
+            check_repo_id(self.space_id, "space_id", "a Hub Space id")
         if self.task is not None and self.task not in _TASKS:
             raise ValueError(f"`task` must be one of {sorted(_TASKS)}, got {self.task!r}.")
         if isinstance(self.language, str):
@@ -113,65 +99,55 @@ class RobAttrModelCardData(ModelCardData):
 
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
+    def from_record(cls, record: RunRecord, **overrides: Any) -> RobAttrModelCardData:
+        """Card data from a run's :class:`~hf_robattr.training.RunRecord`; ``overrides`` set the user fields
+        (``model_id``, ``tags``...).
+
+        Raises:
+            ValueError: ``robustness_config`` is not a valid :class:`~hf_robattr.RobustnessConfig`.
+        """
+        results = record.to_json()
+        kwargs: dict[str, Any] = {name: dict(results[name]) for name in _SECTIONS}
+        kwargs["log_history"] = list(record.log_history)
+        data = cls(**{**kwargs, **overrides})
+        data.robustness_settings  # noqa: B018 - validate the scoring settings now, with the file's name
+        return data
+
+    @classmethod
     def from_results(cls, results: dict[str, Any], **overrides: Any) -> RobAttrModelCardData:
-        """Card data from a ``results.json`` dict; ``overrides`` set the user fields (``model_id``, ``tags``...).
+        """Card data from a ``results.json`` dict (read through :meth:`RunRecord.from_json
+        <hf_robattr.training.RunRecord.from_json>`); ``overrides`` set the user fields (``model_id``, ``tags``...).
 
         Raises:
             ValueError: a section has the wrong JSON type (e.g. ``"model": [1, 2]``), ``log_history`` is not a list
                 of objects, or ``robustness_config`` is not a valid :class:`~hf_robattr.RobustnessConfig`; the
                 message names the section and what was expected.
         """
-        if not isinstance(results, dict):
-            raise ValueError(
-                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
-                f"{_describe(results)}."
-            )
-        kwargs: dict[str, Any] = {}
-        for name in _SECTIONS:
-            value = results.get(name)
-            if value is not None and not isinstance(value, dict):
-                raise ValueError(
-                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
-                )
-            kwargs[name] = dict(value or {})
-        history = results.get("log_history")
-        if history is not None and (
-            not isinstance(history, list) or not all(isinstance(row, dict) for row in history)
-        ):
-            raise ValueError(
-                f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
-                f"{_describe(history)}."
-            )
-        kwargs["log_history"] = list(history or [])
-        kwargs.update(overrides)
-        data = cls(**kwargs)
-        data.robustness_settings  # noqa: B018 - validate the scoring settings now, with the file's name
-        return data
+        return cls.from_record(RunRecord.from_json(results), **overrides)
 
     @classmethod
     def from_output_dir(cls, output_dir: str | Path, **overrides: Any) -> RobAttrModelCardData:
         """Card data from ``OUTPUT_DIR/results.json``, as written by the recipes."""
-        path = Path(output_dir) / RESULTS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
-                "`recipes/train_*.py` run."
-            )
+        record = RunRecord.read(output_dir)
         try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        try:
-            return cls.from_results(results, **overrides)
+            return cls.from_record(record, **overrides)
         except ValueError as error:
+            path = Path(output_dir) / RESULTS_FILE
             raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
 
     # ----------------------------------------------------------------------------------------------- derived
     @property
+    def record(self) -> RunRecord:
+        """The card's sections as the typed :class:`~hf_robattr.training.RunRecord` (what the card text reads)."""
+        return RunRecord.from_json(
+            {**{name: getattr(self, name) for name in _SECTIONS}, "log_history": self.log_history}
+        )
+
+    @property
     def robustness_settings(self) -> RobustnessConfig:
         """The scoring settings of ``robustness_config`` as a validated :class:`~hf_robattr.RobustnessConfig`
         (settings that were not recorded take the config's defaults)."""
-        settings = {k: v for k, v in self.robustness_config.items() if k not in _BOOKKEEPING}
+        settings = ScoringRecord.from_json(self.robustness_config).settings  # without the calibration's record
         try:
             return RobustnessConfig.from_dict(settings)
         except (TypeError, ValueError) as error:
@@ -194,7 +170,7 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def architecture(self) -> str | None:
         """The model class name (``config.architectures[0]``)."""
-        return self.model.get("architecture")
+        return self.record.model.architecture
 
     @property
     def resolved_task(self) -> str:
@@ -209,8 +185,8 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def base_model(self) -> str | None:
         """The Hub checkpoint the run started from, when it started from one."""
-        source = self.model.get("model_name_or_path")
-        return source if _is_repo_id(source) else None
+        source = self.record.model.model_name_or_path
+        return source if names_hub_repo(source) else None
 
     @property
     def title(self) -> str:
@@ -219,11 +195,12 @@ class RobAttrModelCardData(ModelCardData):
             return self.model_name
         if self.model_id:
             return self.model_id.split("/")[-1]
-        parts = [self.architecture or "hf_robattr model"]
-        if self.model.get("attention_type"):
-            parts.append(f"{self.model['attention_type']} attention")
-        if self.dataset.get("name"):
-            parts.append(f"on {self.dataset['name']}")
+        record = self.record
+        parts = [record.model.architecture or "hf_robattr model"]
+        if record.model.attention_type:
+            parts.append(f"{record.model.attention_type} attention")
+        if record.dataset.name:
+            parts.append(f"on {record.dataset.name}")
         return " ".join(parts)
 
     @property
@@ -247,22 +224,26 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def num_examples(self) -> int | None:
         """How many examples the robustness was scored on."""
-        count = self.robustness.get("num_samples")
-        for section, key in ((self.dataset, "num_robustness_examples"), (self.robustness_config, "num_examples")):
-            count = section.get(key) if count is None else count
+        record = self.record
+        counts = (
+            self.robustness.get("num_samples"),  # the scorer's own count, where the callback logged one
+            record.dataset.num_robustness_examples,
+            record.robustness_config.num_examples,  # older recipe runs
+        )
+        count = next((count for count in counts if count is not None), None)
         return int(count) if _finite_number(count) else None
 
     @property
     def num_skipped(self) -> int | None:
         """How many scored examples every measure left out (``dataset.num_robustness_skipped["any"]``)."""
-        skipped = self.dataset.get("num_robustness_skipped")
+        skipped = self.record.dataset.num_robustness_skipped
         count = skipped.get("any") if isinstance(skipped, dict) else skipped
         return int(count) if _finite_number(count) else None
 
     def hub_tags(self) -> list[str]:
         """hf_robattr's tags, then the user's."""
         tags = ["hf_robattr", "attribution-robustness", "explainability", self.resolved_task]
-        attention = self.model.get("attention_type")
+        attention = self.record.model.attention_type
         if attention:
             tags.append(f"{attention}-attention")
         if attention == "kernel":
@@ -274,21 +255,19 @@ class RobAttrModelCardData(ModelCardData):
     @property
     def eval_results(self) -> list[EvalResult]:  # type: ignore[override]
         """Accuracy and every robustness number, as ``EvalResult`` entries for ``model-index``."""
-        name = self.dataset.get("name") or "unknown"
+        record = self.record
+        dataset, accuracy = record.dataset, record.eval.accuracy
+        name = dataset.name or "unknown"
         common: dict[str, Any] = {
             "task_type": self.resolved_task,
             "dataset_type": name,
-            "dataset_name": name if not self.dataset.get("config") else f"{name} ({self.dataset['config']})",
-            "dataset_config": self.dataset.get("config"),
-            "dataset_split": self.dataset.get("eval_split"),
+            "dataset_name": name if not dataset.config else f"{name} ({dataset.config})",
+            "dataset_config": dataset.config,
+            "dataset_split": dataset.eval_split,
         }
         results = []
-        if _finite_number(self.eval.get("accuracy")):
-            results.append(
-                EvalResult(
-                    metric_type="accuracy", metric_name="Accuracy", metric_value=self.eval["accuracy"], **common
-                )
-            )
+        if _finite_number(accuracy):
+            results.append(EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=accuracy, **common))
         # The method is in each result's name; the other options say how it was scored.
         args = {k: v for k, v in self.robustness_config.items() if v not in (None, {}, []) and k != "methods"}
         if self.num_examples is not None:
@@ -303,11 +282,11 @@ class RobAttrModelCardData(ModelCardData):
 
     def to_hub_card_data(self) -> ModelCardData:
         """The plain ``ModelCardData`` that goes into the card's YAML header."""
-        dataset_name = self.dataset.get("name")
+        dataset_name = self.record.dataset.name
         return ModelCardData(
             model_name=self.title,
             base_model=self.base_model,
-            datasets=[dataset_name] if _is_repo_id(dataset_name) else None,
+            datasets=[dataset_name] if names_hub_repo(dataset_name) else None,
             eval_results=self.eval_results or None,
             language=self.language,
             library_name="transformers",

@@ -1,5 +1,6 @@
-"""The calls a training recipe needs: take the push over from the Trainer, write the card and push, and say what it
-made."""
+"""The calls a training recipe needs after :func:`~hf_robattr.training.run_pipeline`: write the card, push when the
+run asked for it, and say what it made. Publishing only: the pipeline took the push over from the ``Trainer`` and
+recorded it (``RunResult.push_requested``)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,6 @@ from ..training import RunResult
 from .card import save_model_card
 from .push import push_to_hub
 from .summary import run_folder_summary, training_headline
-
-
-def defer_hub_push(args: Any) -> bool:
-    """Turn off the ``Trainer``'s own push and return whether ``--push_to_hub`` was asked for.
-
-    With ``push_to_hub=True`` a ``Trainer`` creates the repo when it is built (so an offline run fails before
-    training), uploads every checkpoint, and replaces ``README.md`` with its generic card. Call this on the
-    training arguments before building the ``Trainer``, then :func:`publish_run` (or
-    :func:`publish_run_result`) once the run folder is complete.
-    """
-    requested = bool(getattr(args, "push_to_hub", False))
-    if requested and not getattr(args, "hub_model_id", None):
-        raise ValueError("`--push_to_hub` needs `--hub_model_id ORG/NAME`: the Hub repo to create and upload to.")
-    args.push_to_hub = False
-    return requested
 
 
 def publish_run(
@@ -63,12 +49,13 @@ def publish_run(
     return card
 
 
-def publish_run_result(run: RunResult, args: Any, push: bool, *, tokenizer: Any = None) -> Path | None:
+def publish_run_result(run: RunResult, args: Any, *, tokenizer: Any = None) -> Path | None:
     """:func:`publish_run` for a finished :func:`~hf_robattr.training.run_pipeline` run, on the main process only.
 
     The card's pictures explain a few test inputs of ``run``; ``args`` (the training arguments) give the output
-    folder and the Hub settings (``--hub_model_id``, ``--hub_token``, ``--hub_private_repo``); ``push`` is what
-    :func:`defer_hub_push` returned. Returns the card's path (``None`` on the other processes).
+    folder and the Hub settings (``--hub_token``, ``--hub_private_repo``). The folder is pushed when the run asked
+    for it (``run.push_requested``, to ``--hub_model_id``). Calling it again writes the same card (and pushes the
+    same folder again). Returns the card's path (``None`` on the other processes).
     """
     if not run.is_main_process:
         return None
@@ -77,23 +64,22 @@ def publish_run_result(run: RunResult, args: Any, push: bool, *, tokenizer: Any 
         model=run.model,
         inputs=run.data.sample_inputs(),
         tokenizer=tokenizer,
-        repo_id=args.hub_model_id,
-        push=push,
+        repo_id=run.record.hub.repo_id if run.push_requested else args.hub_model_id,
+        push=run.push_requested,
         token=args.hub_token,
         private=args.hub_private_repo,
     )
 
 
-def run_summary(run: RunResult, args: Any, pushed: bool) -> str | None:
+def run_summary(run: RunResult, args: Any) -> str | None:
     """The lines a training recipe prints last (on the main process; ``None`` elsewhere): where the model,
     ``results.json`` and the card are, the test accuracy and robustness headline, and the next commands (push, the
-    explorer, and for a softmax model the conversion to kernel attention). ``pushed`` is what
-    :func:`defer_hub_push` returned."""
+    explorer, and for a softmax model the conversion to kernel attention)."""
     if not run.is_main_process:
         return None
     return run_folder_summary(
         args.output_dir,
-        training_headline(run.results),
-        pushed_repo=args.hub_model_id if pushed else None,
-        convert=(run.results.get("model") or {}).get("attention_type") == "softmax",
+        training_headline(run.record),
+        pushed_repo=run.record.hub.repo_id if run.push_requested else None,
+        convert=run.record.model.attention_type == "softmax",
     )

@@ -9,8 +9,9 @@ from pathlib import Path
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from ..results_io import check_repo_id
 from .card import card_with_repo_id
-from .space import card_with_space_link, check_repo_id, default_space_id, space_url, write_space
+from .space import card_with_space_link, default_space_id, space_url, write_space
 
 
 logger = logging.getLogger(__name__)

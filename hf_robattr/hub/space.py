@@ -9,16 +9,16 @@ the same file runs on the Hub and locally.
 from __future__ import annotations
 
 import json
-import re
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 from huggingface_hub import SpaceCard, SpaceCardData
 
+from ..results_io import is_repo_id
+
 
 SPACE_SUFFIX = "-demo"
 MODEL_ENV = "HF_ROBATTR_MODEL"
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 SPACE_FILES = ("app.py", "requirements.txt", "README.md")
 
 APP_TEMPLATE = '''"""Attribution explorer for {model_id}: clean and attacked attribution maps, and their robustness scores.
@@ -49,13 +49,6 @@ def default_space_id(repo_id: str) -> str:
 def space_url(space_id: str) -> str:
     """The Space's page on the Hub."""
     return f"https://huggingface.co/spaces/{space_id}"
-
-
-def check_repo_id(value: str | None, argument: str) -> str:
-    """``value`` if it looks like ``ORG/NAME``, else ``ValueError`` naming ``argument``."""
-    if not isinstance(value, str) or not _REPO_ID.match(value):
-        raise ValueError(f"`{argument}` must look like 'ORG/NAME', got {value!r}.")
-    return value
 
 
 def source_requirement(extra: str | None = None) -> str | None:
@@ -132,7 +125,7 @@ def write_space(
         sdk="gradio",
         sdk_version=_gradio_version(),
         app_file="app.py",
-        models=[model_id] if _REPO_ID.match(model_id) else None,
+        models=[model_id] if is_repo_id(model_id) else None,
         tags=["hf_robattr", "attribution-robustness", "explainability"],
         emoji="🔍",
         colorFrom="indigo",

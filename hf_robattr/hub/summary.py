@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..training import RunRecord
+
 
 __all__ = ["run_folder_summary", "saturation_note", "training_headline"]
 
@@ -40,20 +42,18 @@ def saturation_note(saturated: dict[str, Any]) -> str:
     )
 
 
-def training_headline(results: dict[str, Any]) -> list[str]:
-    """The headline of a training run's ``results.json`` record: test accuracy, and per scored method its top-k
-    intersection and max sensitivity (each with the direction that is more robust)."""
+def training_headline(results: RunRecord | dict[str, Any]) -> list[str]:
+    """The headline of a training run's record (a :class:`~hf_robattr.training.RunRecord`, or its ``results.json``
+    dict): test accuracy, and per scored method its top-k intersection and max sensitivity (each with the direction
+    that is more robust)."""
+    record = results if isinstance(results, RunRecord) else RunRecord.from_json(results)
     lines = []
-    evaluation, dataset = results.get("eval") or {}, results.get("dataset") or {}
-    if evaluation.get("accuracy") is not None:
-        count = dataset.get("num_eval_samples")
-        lines.append(
-            f"Test accuracy {_percent(evaluation['accuracy'])}" + (f" on {count} examples." if count else ".")
-        )
-    scores = results.get("robustness") or {}
+    if record.eval.accuracy is not None:
+        count = record.dataset.num_eval_samples
+        lines.append(f"Test accuracy {_percent(record.eval.accuracy)}" + (f" on {count} examples." if count else "."))
+    scores, saturated = record.robustness, record.robustness_saturated
     methods = list(dict.fromkeys(key.split("/", 1)[0] for key in scores))
     parts = []
-    saturated = results.get("robustness_saturated") or {}
     for method in methods:
         shown = [
             f"{title} {scores[f'{method}/{key}']:.3f} ({better} is more robust"
@@ -65,18 +65,18 @@ def training_headline(results: dict[str, Any]) -> list[str]:
         if shown:
             parts.append(f"{method}: " + ", ".join(shown))
     if parts:
-        config = dict(results.get("robustness_config") or {})
-        calibration = config.get("epsilon_calibration")
+        config = dict(record.robustness_config.settings)
+        calibration = record.robustness_config.epsilon_calibration
         if isinstance(calibration, dict) and isinstance(calibration.get("value"), float):
             config["epsilon"] = f"auto = {calibration['value']:.4g}"
         how = ", ".join(f"{k} {config[k]:.4g}" if isinstance(config[k], float) else f"{k} {config[k]}"
                         for k in ("attack", "epsilon") if k in config)  # fmt: skip
-        count = dataset.get("num_robustness_examples")
+        count = record.dataset.num_robustness_examples
         where = f" on {count} test examples" if count else ""
         lines.append(f"Attribution robustness{where}" + (f" ({how})" if how else "") + ": " + "; ".join(parts) + ".")
         if saturated:
             lines.append("Saturated measures (all of them in results.json): " + saturation_note(saturated))
-    elif results.get("robustness") is not None:
+    elif not isinstance(results, dict) or results.get("robustness") is not None:  # scoring ran, nothing to show
         lines.append("Attribution robustness was not scored (--robustness_num_examples 0).")
     return lines
 

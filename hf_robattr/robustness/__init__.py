@@ -6,6 +6,7 @@ from .attacks import ATTACKS, Attack, AttackProblem, AttackResult, get_attack
 from .batch_scoring import AttackedMaps, BatchScores, RobustnessScorer
 from .config import RobustnessConfig
 from .curvature import Estimate, attention_entropy, hessian_top_eigenvalue, hessian_trace, input_curvature
+from .explained import ExplainedExamples, explain_examples
 from .measures import MEASURES
 from .perturbations import NORMS
 from .sampled_sensitivity import sensitivity_family
@@ -20,7 +21,6 @@ from .similarity import (
     spearman,
     topk_intersection,
 )
-from .summary import json_ready
 
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "AttackedMaps",
     "BatchScores",
     "Estimate",
+    "ExplainedExamples",
     "RobustnessArguments",
     "RobustnessConfig",
     "RobustnessScorer",
@@ -42,11 +43,11 @@ __all__ = [
     "center_of_mass_shift",
     "cosine",
     "evaluate_attribution_robustness",
+    "explain_examples",
     "get_attack",
     "hessian_top_eigenvalue",
     "hessian_trace",
     "input_curvature",
-    "json_ready",
     "kendall_tau",
     "pearson",
     "sensitivity_family",

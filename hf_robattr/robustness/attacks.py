@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -30,8 +30,21 @@ from .perturbations import ball_radius, project_ball, range_projector, sample_ba
 from .similarity import center_of_mass, masked_topk_mask, resolve_k, token_counts, topk_mask
 
 
-if TYPE_CHECKING:
-    from .config import RobustnessConfig
+class AttackSettings(Protocol):
+    """What an attack reads of its settings. :class:`~hf_robattr.RobustnessConfig` is one; the attacks do not import
+    it (the config validates attack names against :data:`ATTACKS`, so the import goes one way)."""
+
+    epsilon: float | str | None
+    norm: str
+    num_steps: int
+    step_size: float | None
+    k: int | float
+    restarts: int
+    input_range: tuple[float, float] | None
+
+    def resolved(self, modality: str) -> AttackSettings:
+        """The settings with the default radius made explicit for ``modality``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class AttackProblem:
     targets: torch.Tensor
     labels: torch.Tensor
     clean_maps: torch.Tensor
-    config: RobustnessConfig
+    config: AttackSettings
     target_region: torch.Tensor | None = None
     generator: torch.Generator | None = None
 

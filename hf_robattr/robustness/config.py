@@ -6,7 +6,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hf_robattr.attribution.argument_checks import (
@@ -15,6 +15,7 @@ from hf_robattr.attribution.argument_checks import (
     check_names,
     check_number,
     check_optional_number,
+    help_field,
     is_integer,
     is_real,
 )
@@ -28,10 +29,6 @@ from .perturbations import NORMS, SPECIAL_TOKEN_MODES
 MAP_POOLINGS = ("none", "patch")
 # The radius an unset ``epsilon`` means, per input modality.
 DEFAULT_EPSILONS: dict[str, float] = {"image": 8 / 255, "text": 0.01}
-
-
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
 
 
 @dataclass(frozen=True, eq=True)
@@ -61,91 +58,68 @@ class RobustnessConfig:
         True
     """
 
-    methods: tuple[str, ...] = field(
-        default=("saliency",),
-        metadata=_help(f"Attribution methods to score (one or more of {sorted(ATTRIBUTION_METHODS)})."),
+    methods: tuple[str, ...] = help_field(
+        f"Attribution methods to score (one or more of {sorted(ATTRIBUTION_METHODS)}).", ("saliency",)
     )
-    measures: tuple[str, ...] | None = field(
-        default=None,
-        metadata=_help(
-            "Measures to compute (default: all; `center_of_mass_shift` only for images: naming it for text is an "
-            f"error). One or more of {list(MEASURES)}."
-        ),
+    measures: tuple[str, ...] | None = help_field(
+        "Measures to compute (default: all; `center_of_mass_shift` only for images: naming it for text is an "
+        f"error). One or more of {list(MEASURES)}.",
+        None,
     )
-    attack: str = field(
-        default="topk",
-        metadata=_help(
-            "How the perturbed input is found: `random` (uniform draws from the ball) or a PGD attack on the "
-            f"attribution map (`topk`, `mass_center`, `targeted`). One of {sorted(ATTACKS)}."
-        ),
+    attack: str = help_field(
+        "How the perturbed input is found: `random` (uniform draws from the ball) or a PGD attack on the "
+        f"attribution map (`topk`, `mass_center`, `targeted`). One of {sorted(ATTACKS)}.",
+        "topk",
     )
-    epsilon: float | str | None = field(
-        default=None,
-        metadata=_help(
-            "Radius of the perturbation ball (> 0): absolute for pixel values, relative to each token's embedding "
-            "norm for text. Default (None): 8/255 for pixel values (the standard L-inf image budget), 0.01 for text "
-            "(a 1%% change of each word's embedding, RMS; 8/255 puts attacked top-k sets of a pretrained MiniLM at "
-            "their floor). 'auto': calibrated to the model and data "
-            "(the smallest radius at which uniform noise moves the median map by 5%% of its norm; see "
-            "hf_robattr.robustness.calibration)."
-        ),
+    epsilon: float | str | None = help_field(
+        "Radius of the perturbation ball (> 0): absolute for pixel values, relative to each token's embedding "
+        "norm for text. Default (None): 8/255 for pixel values (the standard L-inf image budget), 0.01 for text "
+        "(a 1%% change of each word's embedding, RMS; 8/255 puts attacked top-k sets of a pretrained MiniLM at "
+        "their floor). 'auto': calibrated to the model and data "
+        "(the smallest radius at which uniform noise moves the median map by 5%% of its norm; see "
+        "hf_robattr.robustness.calibration).",
+        None,
     )
-    norm: str = field(default="linf", metadata=_help(f"Norm of the perturbation ball: one of {list(NORMS)}."))
-    num_steps: int = field(default=10, metadata=_help("PGD steps of an attack (>= 1)."))
-    step_size: float | None = field(
-        default=None,
-        metadata=_help("PGD step length, in the units of `epsilon` (> 0; default 2.5 * epsilon / num_steps)."),
+    norm: str = help_field(f"Norm of the perturbation ball: one of {list(NORMS)}.", "linf")
+    num_steps: int = help_field("PGD steps of an attack (>= 1).", 10)
+    step_size: float | None = help_field(
+        "PGD step length, in the units of `epsilon` (> 0; default 2.5 * epsilon / num_steps).", None
     )
-    restarts: int = field(
-        default=1, metadata=_help("Attack restarts from random starts (>= 1); the worst case is scored.")
+    restarts: int = help_field("Attack restarts from random starts (>= 1); the worst case is scored.", 1)
+    k: int | float = help_field(
+        "Top-k size for `topk_intersection` and the top-k/targeted attacks: a fraction of the map's features "
+        "in (0, 1) (text: of its word tokens, at least 1), or a count >= 1 (an integer; a count larger than a "
+        "text's word tokens is cut to their number).",
+        0.1,
     )
-    k: int | float = field(
-        default=0.1,
-        metadata=_help(
-            "Top-k size for `topk_intersection` and the top-k/targeted attacks: a fraction of the map's features "
-            "in (0, 1) (text: of its word tokens, at least 1), or a count >= 1 (an integer; a count larger than a "
-            "text's word tokens is cut to their number)."
-        ),
+    special_tokens: str = help_field(
+        "Text only: `exclude` ranks, perturbs and measures the word tokens only ([CLS], [SEP], <s>, </s>, padding "
+        "and the tokenizer's other special tokens are left out; a text without a word is skipped); `include` "
+        f"treats every real token as a word (the behaviour before this setting). One of {list(SPECIAL_TOKEN_MODES)}.",
+        "exclude",
     )
-    special_tokens: str = field(
-        default="exclude",
-        metadata=_help(
-            "Text only: `exclude` ranks, perturbs and measures the word tokens only ([CLS], [SEP], <s>, </s>, padding "
-            "and the tokenizer's other special tokens are left out; a text without a word is skipped); `include` "
-            f"treats every real token as a word (the behaviour before this setting). One of {list(SPECIAL_TOKEN_MODES)}."
-        ),
+    num_samples: int = help_field("Uniform draws per example for the sensitivity measures (>= 1).", 10)
+    batch_size: int = help_field("Examples per forward pass, perturbed copies included (>= 1).", 32)
+    input_range: tuple[float, float] | None = help_field(
+        "Valid (low, high) of pixel values; perturbed images are clamped into it (default: each image's own "
+        "min/max). Ignored for text.",
+        None,
     )
-    num_samples: int = field(
-        default=10, metadata=_help("Uniform draws per example for the sensitivity measures (>= 1).")
-    )
-    batch_size: int = field(default=32, metadata=_help("Examples per forward pass, perturbed copies included (>= 1)."))
-    input_range: tuple[float, float] | None = field(
-        default=None,
-        metadata=_help(
-            "Valid (low, high) of pixel values; perturbed images are clamped into it (default: each image's own "
-            "min/max). Ignored for text."
-        ),
-    )
-    method_kwargs: Mapping[str, Mapping[str, Any]] = field(
+    method_kwargs: Mapping[str, Mapping[str, Any]] = help_field(
+        'Options per method, e.g. {"integrated_gradients": {"n_steps": 32}} (a JSON object on the command '
+        "line); every key must be one of `methods`.",
         default_factory=dict,
-        metadata=_help(
-            'Options per method, e.g. {"integrated_gradients": {"n_steps": 32}} (a JSON object on the command '
-            "line); every key must be one of `methods`."
-        ),
     )
-    smoothing_beta: float | None = field(
-        default=None,
-        metadata=_help("Explain with every ReLU replaced by softplus_beta (Dombrowski et al. 2019); > 0."),
+    smoothing_beta: float | None = help_field(
+        "Explain with every ReLU replaced by softplus_beta (Dombrowski et al. 2019); > 0.", None
     )
-    map_pooling: str = field(
-        default="none",
-        metadata=_help(
-            "`patch`: image maps at pixel resolution are summed (|a|) over each ViT patch (the model's "
-            "`config.patch_size`) before the similarity measures, so that gradient and attention maps are compared "
-            f"on the same grid and k means the same; the attack still works on the pixel map. One of {list(MAP_POOLINGS)}."
-        ),
+    map_pooling: str = help_field(
+        "`patch`: image maps at pixel resolution are summed (|a|) over each ViT patch (the model's "
+        "`config.patch_size`) before the similarity measures, so that gradient and attention maps are compared "
+        f"on the same grid and k means the same; the attack still works on the pixel map. One of {list(MAP_POOLINGS)}.",
+        "none",
     )
-    seed: int = field(default=0, metadata=_help("Seeds every random draw (>= 0); the same seed, the same numbers."))
+    seed: int = help_field("Seeds every random draw (>= 0); the same seed, the same numbers.", 0)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

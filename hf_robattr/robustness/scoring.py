@@ -70,7 +70,7 @@ def evaluate_attribution_robustness(
         a word token, e.g. padding and [CLS]/[SEP] only) and examples whose clean map is all zeros are left out of every measure of the method, with
         one warning; ``ValueError`` if a method has no example left. ``prediction_change_rate`` is the fraction of
         examples for which the attack met a label-changing point; similarity measures also leave out examples where
-        no label-preserving perturbed point was found. Use :func:`json_ready` before writing the dict to JSON.
+        no label-preserving perturbed point was found. Use :func:`~hf_robattr.results_io.json_safe` before writing the dict to JSON.
 
         Two nested entries say whether each measure can rank models on these inputs
         (:mod:`hf_robattr.robustness.saturation`): ``"saturated"`` maps each ``"{method}/{measure}"`` that sits at its

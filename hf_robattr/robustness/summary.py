@@ -1,4 +1,4 @@
-"""From per-example values to the flat result dict, and a JSON-safe copy of any result."""
+"""From per-example values to the flat result dict, and the counts of examples left out."""
 
 from __future__ import annotations
 
@@ -52,23 +52,3 @@ def skip_counts(unperturbable: torch.Tensor, skipped: Mapping[str, torch.Tensor]
             stacklevel=3,
         )
     return counts
-
-
-def json_ready(value: Any) -> Any:
-    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` accepts: NaN and infinities become ``None``,
-    tuples lists, numpy / torch scalars Python numbers; dicts and lists are copied recursively.
-
-    Use it on a robustness result before writing it to JSON (``results.json``): a NaN means "no example left to
-    average" and must not be written as the non-standard ``NaN`` literal.
-    """
-    if isinstance(value, Mapping):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        value = value.item()
-    elif hasattr(value, "item") and callable(value.item) and getattr(value, "shape", None) == ():
-        value = value.item()  # numpy scalar
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .argument_checks import check_range, check_types
+from hf_robattr.attribution.argument_checks import check_range, check_types
 
 
 __all__ = ["DataArguments", "ImageDataArguments", "TextDataArguments"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from hf_robattr.attribution.argument_checks import check_choice, check_range, check_types
 from hf_robattr.models import ATTENTION_TYPES, FEATURE_MAPS
-
-from .argument_checks import check_choice, check_range, check_types
 
 
 __all__ = ["KERNEL_FEATURE_MAPS", "ModelArguments", "TextModelArguments", "VisionModelArguments"]

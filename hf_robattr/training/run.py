@@ -18,10 +18,10 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedModel, TrainerCallback, set_seed
 
 from hf_robattr.attribution.inputs import model_modality
+from hf_robattr.results_io import RESULTS_FILE
 from hf_robattr.robustness import RobustnessConfig
-from hf_robattr.robustness.measures import check_measures_for_text
+from hf_robattr.robustness.measures import check_k_count, check_measures_for_text, ranked_features
 
-from .argument_checks import check_k_count, ranked_features
 from .data_arguments import DataArguments, ImageDataArguments, TextDataArguments
 from .data_preparation import PreparedData, prepare_image_data, prepare_text_data
 from .diagnostics import DiagnosticsCallback, diagnose, diagnostics_batch
@@ -29,7 +29,8 @@ from .evaluation import compute_accuracy, score_test_robustness
 from .matched_fit import MatchedFitCallback
 from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import build_classifier, load_processor
-from .run_record import RESULTS_FILE, build_results, write_results
+from .record import RunRecord
+from .run_record import build_run_record
 from .stopping import DivergenceCallback, TargetLossCallback
 from .trainer import RobAttrTrainer
 from .training_arguments import RobAttrTrainingArguments
@@ -43,8 +44,11 @@ __all__ = [
     "refuse_finished_run",
     "remove_checkpoints",
     "run_pipeline",
+    "take_over_hub_push",
     "training_callbacks",
 ]
+
+_PUSH_TAKEN_OVER = "_hf_robattr_push_requested"  # where the arguments remember a push the pipeline took over
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +58,9 @@ class RunResult:
     """What :func:`run_pipeline` returns.
 
     Attributes:
-        results: the ``results.json`` record (``results["training"]`` is the training record: steps, epochs,
-            examples seen, runtime, matched fit and divergence; see :func:`~hf_robattr.training.training_record`).
+        record: the typed run record, what ``results.json`` holds (``record.training``: steps, epochs, examples
+            seen, runtime, matched fit and divergence; ``record.push_requested``: whether ``--push_to_hub`` asked
+            for the folder to be published).
         model: the trained model, unwrapped, in eval mode.
         data: the prepared splits, collator, class names and pre-processor.
         trainer: the :class:`~hf_robattr.training.RobAttrTrainer` (its ``state`` holds the log history).
@@ -63,21 +68,51 @@ class RunResult:
             process).
     """
 
-    results: dict[str, Any]
+    record: RunRecord
     model: PreTrainedModel
     data: PreparedData
     trainer: RobAttrTrainer
     results_path: Path | None = None
 
     @property
+    def results(self) -> dict[str, Any]:
+        """The record as the ``results.json`` dict (:meth:`RunRecord.to_json`)."""
+        return self.record.to_json()
+
+    @property
     def training(self) -> dict[str, Any]:
-        """The training record, ``results["training"]``."""
-        return self.results["training"]
+        """The training record as a dict, ``results["training"]``."""
+        return self.record.training.to_json()
+
+    @property
+    def push_requested(self) -> bool:
+        """Whether ``--push_to_hub`` asked for the finished folder to be published (the pipeline took the push over
+        from the ``Trainer``; :func:`~hf_robattr.hub.publish_run_result` does it)."""
+        return self.record.push_requested
 
     @property
     def is_main_process(self) -> bool:
         """Whether this process wrote the outputs (the main process of a distributed run)."""
         return self.trainer.is_world_process_zero()
+
+
+def take_over_hub_push(args: Any) -> str | None:
+    """Turn off the ``Trainer``'s own push and return the repo a push was asked for (``None`` if none was).
+
+    With ``push_to_hub=True`` a ``Trainer`` creates the repo when it is built (so an offline run fails before
+    training), uploads every checkpoint and replaces ``README.md`` with its generic card; the pipeline publishes the
+    finished folder instead. ``args`` remember the request, so calling this twice (or running the pipeline twice on
+    the same arguments) gives the same answer. :func:`run_pipeline` calls it; a recipe need not.
+
+    Raises:
+        ValueError: a push is asked for without ``--hub_model_id``.
+    """
+    requested = bool(getattr(args, "push_to_hub", False) or getattr(args, _PUSH_TAKEN_OVER, False))
+    if requested and not getattr(args, "hub_model_id", None):
+        raise ValueError("`--push_to_hub` needs `--hub_model_id ORG/NAME`: the Hub repo to create and upload to.")
+    args.push_to_hub = False
+    setattr(args, _PUSH_TAKEN_OVER, requested)
+    return args.hub_model_id if requested else None
 
 
 def refuse_finished_run(args: RobAttrTrainingArguments) -> None:
@@ -239,7 +274,9 @@ def run_pipeline(
     model and its pre-processor (before anything that could fail); evaluate on the test split; score attribution
     robustness on the first ``training_args.robustness_num_examples`` test examples under ``robustness`` (default:
     :class:`~hf_robattr.RobustnessConfig`'s defaults); compute the diagnostics with ``--diagnostics_at_end``;
-    write ``results.json`` atomically.
+    write ``results.json`` atomically. A ``--push_to_hub`` is taken over from the ``Trainer``
+    (:func:`take_over_hub_push`) and recorded; :func:`~hf_robattr.hub.publish_run_result` publishes the finished
+    folder.
 
     Args:
         model_args: :class:`VisionModelArguments` (ViT, images) or :class:`TextModelArguments` (BERT, text).
@@ -257,6 +294,7 @@ def run_pipeline(
     """
     config = robustness if robustness is not None else RobustnessConfig()
     check_run_arguments(model_args, data_args, training_args, config)
+    push_to = take_over_hub_push(training_args)  # the Trainer never pushes: the finished folder is published
     if save_model:
         _clear_finished_run(training_args)
     set_seed(training_args.seed)
@@ -301,7 +339,7 @@ def run_pipeline(
         )
         diagnostics = diagnose(model, batch, training_args, config)
 
-    results = build_results(
+    record = build_run_record(
         model=model,
         args=training_args,
         state=trainer.state,
@@ -319,16 +357,17 @@ def run_pipeline(
         divergence=_registered(trainer, DivergenceCallback),
         train_runtime=train_result.metrics.get("train_runtime"),
         diagnostics=diagnostics,
+        push_to=push_to,
     )
     path = None
     if save_model and trainer.is_world_process_zero():
-        path = write_results(training_args.output_dir, results)
+        path = record.write(training_args.output_dir)
         logger.info("Wrote %s", path)
         if not training_args.keep_checkpoints:
             remove_checkpoints(training_args.output_dir)
     trainer.accelerator.wait_for_everyone()
     model.eval()
-    return RunResult(results=results, model=model, data=data, trainer=trainer, results_path=path)
+    return RunResult(record=record, model=model, data=data, trainer=trainer, results_path=path)
 
 
 def remove_checkpoints(output_dir: str | Path) -> list[Path]:

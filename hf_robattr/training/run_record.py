@@ -1,37 +1,29 @@
 """The record of a run, ``results.json``: the one producer of the data a model card shows.
 
-The sections are built by small functions that the recipes (through :func:`build_results`) and the Hub's card
+The sections are built by small functions that the recipes (through :func:`build_run_record`, which returns the
+typed :class:`~hf_robattr.training.RunRecord`) and the Hub's card
 callback share: :func:`model_record`, :func:`training_record` and :func:`non_default_arguments`. The file is
-written atomically, as strict JSON (a NaN is written as ``null``).
+written atomically, as strict JSON (a NaN is written as ``null``), by :mod:`hf_robattr.results_io`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainingArguments
 
+from .record import DatasetRecord, EvalRecord, HubRecord, ModelRecord, RunRecord, ScoringRecord, TrainingRecord
 from .trainer import training_loss
 
 
 __all__ = [
-    "RESULTS_FILE",
-    "build_results",
-    "json_safe",
+    "build_run_record",
     "model_record",
     "non_default_arguments",
     "training_record",
-    "write_results",
 ]
-
-RESULTS_FILE = "results.json"
 
 # Arguments that describe the machine or the bookkeeping, not the training regime.
 _IGNORED_ARGUMENTS = {
@@ -73,16 +65,16 @@ def non_default_arguments(args: TrainingArguments) -> dict[str, Any]:
     return changed
 
 
-def model_record(model: Any, model_name_or_path: str | None = None) -> dict[str, Any]:
+def model_record(model: Any, model_name_or_path: str | None = None) -> ModelRecord:
     """The ``"model"`` section: architecture, attention type, kernel feature map, the checkpoint trained from."""
     config = getattr(model, "config", None)
     architectures = getattr(config, "architectures", None) or [type(model).__name__]
-    return {
-        "architecture": architectures[0],
-        "attention_type": getattr(config, "attention_type", "softmax"),
-        "kernel_feature_map": getattr(config, "kernel_feature_map", None),
-        "model_name_or_path": model_name_or_path,
-    }
+    return ModelRecord(
+        architecture=architectures[0],
+        attention_type=getattr(config, "attention_type", "softmax"),
+        kernel_feature_map=getattr(config, "kernel_feature_map", None),
+        model_name_or_path=model_name_or_path,
+    )
 
 
 def _optimizer(args: TrainingArguments) -> str:
@@ -97,7 +89,7 @@ def training_record(
     stop: Any = None,
     divergence: Any = None,
     train_runtime: float | None = None,
-) -> dict[str, Any]:
+) -> TrainingRecord:
     """The ``"training"`` section: the regime, the budget and how the run ended.
 
     ``args`` may be a plain ``TrainingArguments`` (fields it lacks are recorded as their neutral values);
@@ -108,37 +100,33 @@ def training_record(
     regularizer = getattr(args, "regularizer", "none")
     total = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(args.world_size, 1)
     losses = [value for value in map(training_loss, state.log_history) if value is not None]
-    record = {
-        "optimizer": optimizer,
-        "momentum": getattr(args, "momentum", 0.0) if optimizer == "momentum_sgd" else 0.0,
-        "learning_rate": args.learning_rate,
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "total_train_batch_size": total,
-        "regularizer": regularizer,
-        "regularizer_weight": getattr(args, "regularizer_weight", 0.0) if regularizer != "none" else 0.0,
-        "num_train_epochs": args.num_train_epochs,
-        "max_steps": args.max_steps,
-        "seed": args.seed,
-        "target_train_loss": getattr(args, "target_train_loss", None),
-        "target_reached": None,
-        "target_reached_at_step": None,
-        "target_reached_at_examples": None,
-        "train_loss_at_stop": None,
-        "divergence_loss": getattr(args, "divergence_loss", None),
-        "diverged": None if divergence is None else divergence.diverged,
-        "diverged_at_step": None if divergence is None else divergence.diverged_at_step,
-        "train_runtime_s": None if train_runtime is None else round(train_runtime, 3),
-        "global_step": state.global_step,
-        "epochs": float(state.epoch or 0.0),
-        "num_train_examples_seen": state.global_step * total,
-        "final_train_loss": losses[-1] if losses else None,
-    }
-    if stop is not None:
-        record.update(stop.record())
+    record = TrainingRecord(
+        optimizer=optimizer,
+        momentum=getattr(args, "momentum", 0.0) if optimizer == "momentum_sgd" else 0.0,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        total_train_batch_size=total,
+        regularizer=regularizer,
+        regularizer_weight=getattr(args, "regularizer_weight", 0.0) if regularizer != "none" else 0.0,
+        num_train_epochs=args.num_train_epochs,
+        max_steps=args.max_steps,
+        seed=args.seed,
+        target_train_loss=getattr(args, "target_train_loss", None),
+        divergence_loss=getattr(args, "divergence_loss", None),
+        diverged=None if divergence is None else divergence.diverged,
+        diverged_at_step=None if divergence is None else divergence.diverged_at_step,
+        train_runtime_s=None if train_runtime is None else round(train_runtime, 3),
+        global_step=state.global_step,
+        epochs=float(state.epoch or 0.0),
+        num_train_examples_seen=state.global_step * total,
+        final_train_loss=losses[-1] if losses else None,
+    )
+    if stop is not None:  # the matched-fit outcome (target_reached..., train_loss_at_stop) and its settings
+        record = TrainingRecord.from_json({**record.to_json(), **stop.record()})
     return record
 
 
-def build_results(
+def build_run_record(
     *,
     model: Any,
     args: TrainingArguments,
@@ -146,23 +134,25 @@ def build_results(
     model_name_or_path: str | None,
     dataset: Mapping[str, Any],
     test_metrics: Mapping[str, float],
-    robustness: Mapping[str, float],
+    robustness: Mapping[str, Any],
     robustness_config: Mapping[str, Any] | None,
     stop: Any = None,
     divergence: Any = None,
     train_runtime: float | None = None,
     diagnostics: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``results.json`` record (its schema is what ``hf_robattr.hub`` reads to write the model card).
+    push_to: str | None = None,
+) -> RunRecord:
+    """The :class:`~hf_robattr.training.RunRecord` of a run (``results.json``, what ``hf_robattr.hub`` reads to
+    write the model card).
 
     ``dataset`` is the ``"dataset"`` section (name, config, eval split, sizes); ``robustness`` the result of
     :func:`~hf_robattr.training.score_test_robustness`: its scores (``"{method}/{measure}"`` and ``_std``) form the
     ``"robustness"`` section, its counts go to ``"dataset"``: ``num_robustness_examples`` (examples given) and
-    ``num_robustness_skipped`` (``{"any": n, method: n}``: examples left out because they cannot be perturbed or
-    their clean map is all zeros). ``robustness_config`` is the ``RobustnessConfig.to_dict()`` they were scored
-    with (plus the ``"epsilon_calibration"`` record when the radius was ``"auto"``). The scorer's nested entries get
-    their own sections: ``"robustness_saturated"`` (the measures that cannot rank models on these inputs, with why)
-    and ``"robustness_baselines"`` (each measure's chance and noise means).
+    ``num_robustness_skipped`` (``{"any": n, method: n}``). ``robustness_config`` is the
+    ``RobustnessConfig.to_dict()`` they were scored with (the ``"epsilon_calibration"`` record joins it when the
+    radius was ``"auto"``). The scorer's nested entries get their own sections: ``"robustness_saturated"`` (the
+    measures that cannot rank models on these inputs, with why) and ``"robustness_baselines"`` (each measure's chance
+    and noise means). ``push_to`` is the Hub repo a push was asked for (the ``"hub"`` section), if any.
     """
     scores = {key: value for key, value in robustness.items() if not _is_count(key) and not isinstance(value, Mapping)}
     skipped = {
@@ -170,67 +160,25 @@ def build_results(
         for key, value in robustness.items()
         if key.split("/")[-1] == "num_skipped"
     }
-    results = {
-        "model": model_record(model, model_name_or_path),
-        "training": training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
-        "dataset": {
-            **dataset,
-            "num_robustness_examples": int(robustness.get("num_samples", 0)),
-            "num_robustness_skipped": skipped,
-        },
-        "eval": {"accuracy": test_metrics.get("test_accuracy"), "loss": test_metrics.get("test_loss")},
-        "robustness": scores,
-        "robustness_saturated": dict(robustness.get("saturated", {})),
-        "robustness_baselines": dict(robustness.get("baselines", {})),
-        "robustness_config": {
-            **dict(robustness_config or {}),
-            **(
-                {"epsilon_calibration": robustness["epsilon_calibration"]}
-                if "epsilon_calibration" in robustness
-                else {}
-            ),
-        },
-        "hyperparameters": non_default_arguments(args),
-        "log_history": state.log_history,
-    }
-    if diagnostics is not None:
-        results["diagnostics"] = dict(diagnostics)
-    return results
+    counts = {"num_robustness_examples": int(robustness.get("num_samples", 0)), "num_robustness_skipped": skipped}
+    return RunRecord(
+        model=model_record(model, model_name_or_path),
+        training=training_record(args, state, stop=stop, divergence=divergence, train_runtime=train_runtime),
+        dataset=DatasetRecord.from_json({**dataset, **counts}),
+        eval=EvalRecord(accuracy=test_metrics.get("test_accuracy"), loss=test_metrics.get("test_loss")),
+        robustness=scores,
+        robustness_saturated=dict(robustness.get("saturated", {})),
+        robustness_baselines=dict(robustness.get("baselines", {})),
+        robustness_config=ScoringRecord(
+            settings=dict(robustness_config or {}), epsilon_calibration=robustness.get("epsilon_calibration")
+        ),
+        hyperparameters=non_default_arguments(args),
+        log_history=state.log_history,
+        diagnostics=None if diagnostics is None else dict(diagnostics),
+        hub=None if push_to is None else HubRecord(push_requested=True, repo_id=push_to),
+    )
 
 
 def _is_count(key: str) -> bool:
     """Bookkeeping of the scoring core (examples given, examples left out), not a robustness score."""
     return key == "num_samples" or key.split("/")[-1] == "num_skipped"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities replaced by ``None`` (JSON ``null``), tuples by lists, numpy and torch
-    scalars by Python numbers; other objects are left for ``json.dump(default=str)``."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(key): json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(item) for item in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        return json_safe(value.item())
-    return value
-
-
-def write_results(output_dir: str | os.PathLike, results: Mapping[str, Any]) -> Path:
-    """Write ``OUTPUT_DIR/results.json`` atomically: to a temporary file in the same folder, then ``os.replace``,
-    so a crash mid-write leaves the previous file whole. Strict JSON (NaN -> ``null``). Returns the path."""
-    path = Path(output_dir) / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".results-", suffix=".json.tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(json_safe(results), handle, indent=2, allow_nan=False, default=str)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates it private; results.json is an ordinary readable file
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import torch
 from transformers import TrainingArguments
 
-from .argument_checks import check_choice, check_range, check_types
+from hf_robattr.attribution.argument_checks import check_choice, check_range, check_types
+
 from .regularizers import REGULARIZERS, get_regularizer
 
 

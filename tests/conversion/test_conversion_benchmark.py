@@ -17,7 +17,7 @@ def test_benchmark_prints_feature_map_by_stage_rows(tmp_path, capsys):
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     assert len(benchmark.EVERYDAY_SENTENCES) == len(set(benchmark.EVERYDAY_SENTENCES)) == 60
-    from hf_robattr.conversion.prose import prose_sentences
+    from hf_robattr.data.prose import prose_sentences
 
     fast = ("pydoc_topics", "sklearn_descriptions")  # the benchmark checks the full prose itself when it runs
     assert not set(benchmark.EVERYDAY_SENTENCES) & {sentence for sentence, _ in prose_sentences(fast)}

@@ -55,3 +55,9 @@ def test_site_loads_nothing_from_the_network(site):
     assert pages
     for remote in ("fonts.googleapis.com", "fonts.gstatic.com", "cdn.jsdelivr.net", "unpkg.com"):
         assert not any(remote in page for page in pages), remote
+
+
+def test_the_api_index_lists_the_top_level_api():
+    index = (ROOT / "docs" / "api" / "index.md").read_text(encoding="utf-8")
+    missing = [name for name in hf_robattr.__all__[1:] if f"`{name}`" not in index]
+    assert missing == [], f"docs/api/index.md does not list {missing}"

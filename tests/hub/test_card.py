@@ -273,3 +273,13 @@ def test_saturated_measures_are_marked_in_the_card_and_the_end_summary(run_dir, 
 def test_a_card_without_saturation_says_nothing_about_it(run_dir, results):
     card = build_model_card(RobAttrModelCardData.from_results(results), run_dir)
     assert "saturated" not in card.text.lower()
+
+
+def test_the_training_rows_name_fields_of_the_run_record():
+    import dataclasses
+
+    from hf_robattr.hub.card import _TRAINING_ROWS
+    from hf_robattr.training import TrainingRecord
+
+    fields = {spec.name for spec in dataclasses.fields(TrainingRecord)}
+    assert {key for key, _ in _TRAINING_ROWS} <= fields

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -116,3 +117,18 @@ def test_demo_on_a_folder_without_a_model(tmp_path, capsys):
 def test_traceback_flag_shows_the_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         main(["--traceback", "card", str(tmp_path)])
+
+
+@pytest.mark.parametrize("name", ["results_vit_c4f9072.json", "results_bert_c4f9072.json"])
+def test_card_reads_a_results_file_written_by_main(name, tmp_path, capsys):
+    """``hf-robattr card`` on the results.json of a run of main before the typed record: the card is written and
+    shows the calibration record and the saturated measures."""
+    fixture = Path(__file__).parents[1] / "training" / "fixtures" / name
+    (tmp_path / "results.json").write_text(fixture.read_text())
+    assert main(["card", str(tmp_path)]) == 0
+    card = (tmp_path / "README.md").read_text()
+    assert "model-index" in card and "saliency/kendall_tau" in card
+    if "bert" in name:
+        assert "aturated" in card  # the card marks the measures at their floor or ceiling
+    else:
+        assert "The radius was calibrated (`epsilon='auto'`)" in card

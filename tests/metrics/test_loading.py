@@ -135,7 +135,7 @@ def test_register_is_idempotent():
     import evaluate.loading
 
     before = evaluate.loading.evaluation_module_factory
-    hf_robattr.register_metric()
+    hf_robattr.metrics.register_metric()
     assert evaluate.loading.evaluation_module_factory is before
 
 

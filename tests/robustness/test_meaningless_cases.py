@@ -12,7 +12,8 @@ from torch import nn
 
 import hf_robattr
 from hf_robattr.attribution import SmoothGrad
-from hf_robattr.robustness import hessian_trace, input_curvature, json_ready, sensitivity_family
+from hf_robattr.results_io import json_safe
+from hf_robattr.robustness import hessian_trace, input_curvature, sensitivity_family
 
 
 FAST = dict(num_steps=2, num_samples=2, batch_size=4, progress=False)
@@ -280,7 +281,7 @@ def test_input_curvature_refuses_padding_only_rows(bert, text_batch):
 # ---- JSON --------------------------------------------------------------------------------------------------------
 
 
-def test_json_ready_removes_nan_and_infinities():
+def test_json_safe_removes_nan_and_infinities():
     result = {
         "a/kendall_tau": math.nan,
         "b": math.inf,
@@ -288,7 +289,7 @@ def test_json_ready_removes_nan_and_infinities():
         "t": torch.tensor(1.5),
         "l": (1, math.nan),
     }
-    text = json.dumps(json_ready(result), allow_nan=False)
+    text = json.dumps(json_safe(result), allow_nan=False)
     assert json.loads(text) == {"a/kendall_tau": None, "b": None, "n": 2.0, "t": 1.5, "l": [1, None]}
 
 
@@ -302,4 +303,4 @@ class SumModel(nn.Module):
 def test_a_score_with_nan_becomes_valid_json(images):
     result = _run(SumModel(), images, attack="random")
     assert math.isnan(result["saliency/spearman"])  # as scipy.stats.spearmanr of a constant map
-    assert json.loads(json.dumps(json_ready(result), allow_nan=False))["saliency/spearman"] is None
+    assert json.loads(json.dumps(json_safe(result), allow_nan=False))["saliency/spearman"] is None

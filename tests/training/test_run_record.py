@@ -8,15 +8,9 @@ import pytest
 import torch
 from transformers import TrainerState, TrainingArguments
 
-from hf_robattr.training import (
-    RESULTS_FILE,
-    json_safe,
-    model_record,
-    non_default_arguments,
-    training_record,
-    write_results,
-)
-from hf_robattr.training import run_record as run_record_module
+from hf_robattr import results_io
+from hf_robattr.results_io import RESULTS_FILE, json_safe, write_results
+from hf_robattr.training import model_record, non_default_arguments, training_record
 
 
 def strict_load(path):
@@ -44,7 +38,7 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
         handle.write('{"new": "res')  # part of the new file is on disk when the process dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_record_module.json, "dump", crash_half_way)
+    monkeypatch.setattr(results_io.json, "dump", crash_half_way)
     with pytest.raises(KeyboardInterrupt):
         write_results(tmp_path, {"new": "results"})
     assert strict_load(tmp_path / RESULTS_FILE) == old
@@ -67,16 +61,16 @@ def test_training_record_reads_a_plain_training_arguments(tmp_path):
     state = TrainerState(global_step=3, epoch=1.5)
     state.log_history = [{"loss": 0.9, "step": 1}, {"loss": 0.7, "data_loss": 0.6, "step": 2}, {"eval_loss": 1.0}]
     record = training_record(args, state, train_runtime=1.23456)
-    assert record["optimizer"] == args.optim.value  # no regime field: the Trainer's own optimizer name
-    assert (record["regularizer"], record["regularizer_weight"], record["momentum"]) == ("none", 0.0, 0.0)
-    assert record["total_train_batch_size"] == 8 and record["num_train_examples_seen"] == 24
-    assert record["final_train_loss"] == 0.6  # the data loss of the last training log
-    assert record["target_reached"] is None and record["diverged"] is None
-    assert record["train_runtime_s"] == 1.235
+    assert record.optimizer == args.optim.value  # no regime field: the Trainer's own optimizer name
+    assert (record.regularizer, record.regularizer_weight, record.momentum) == ("none", 0.0, 0.0)
+    assert record.total_train_batch_size == 8 and record.num_train_examples_seen == 24
+    assert record.final_train_loss == 0.6  # the data loss of the last training log
+    assert record.target_reached is None and record.diverged is None and record.matched_fit is None
+    assert record.train_runtime_s == 1.235
 
 
 def test_model_record_and_hyperparameters(tmp_path, vit):
-    assert model_record(vit, "ckpt") == {
+    assert model_record(vit, "ckpt").to_json() == {
         "architecture": "RobAttrViTForImageClassification",
         "attention_type": "softmax",
         "kernel_feature_map": "elu",

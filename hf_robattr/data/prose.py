@@ -34,7 +34,7 @@ from pathlib import Path
 
 from datasets import Dataset, DatasetDict
 
-from hf_robattr.data import split_dataset
+from .generation import split_dataset
 
 
 __all__ = ["PACKAGES", "PROSE_SOURCES", "english_prose", "prose_fingerprint", "prose_sentences"]
@@ -244,7 +244,7 @@ def english_prose(
     (all by default). The held-out splits are for measuring fidelity on sentences the conversion never saw.
 
     Example:
-        >>> from hf_robattr.conversion import english_prose
+        >>> from hf_robattr.data import english_prose
         >>> splits = english_prose(sources=["pydoc_topics"])
         >>> len(splits["train"]) > 500, splits["train"].column_names
         (True, ['text', 'source'])

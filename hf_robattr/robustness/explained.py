@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from ..robustness import AttackedMaps, RobustnessConfig, RobustnessScorer
+from .batch_scoring import AttackedMaps, RobustnessScorer
+from .config import RobustnessConfig
 
 
 # The measures shown per example (the demo's table and the card picture's captions).

@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from hf_robattr.conversion import prose
+from hf_robattr.data import prose
 
 
 FAST = ("pydoc_topics", "sklearn_descriptions")

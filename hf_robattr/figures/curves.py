@@ -1,4 +1,5 @@
-"""Pictures for model cards: robustness and sharpness over training (attribution maps: :mod:`.render`)."""
+"""Training curves: robustness and sharpness over training, as the model card shows them (attribution maps:
+:mod:`.maps`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ from typing import Any
 
 import numpy as np
 
-
-ATTRIBUTION_PICTURE = "attribution_maps.png"
-TRAINING_PICTURE = "training_curves.png"
 
 # Logged keys are matched by name: the training callbacks log e.g. "diagnostics/robustness/saliency/spearman" and
 # "diagnostics/hessian_trace"; an eval adds an "eval_" prefix. The robustness panel shows the similarity measures

@@ -1,17 +1,11 @@
-"""The one attribution renderer (card pictures and the demo), and the card reading the run's RobustnessConfig."""
-
-import json
+"""The one attribution renderer (card pictures and the demo)."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-import hf_robattr.hub.attribution_picture as attribution_picture
-import hf_robattr.hub.render as render
-from hf_robattr import RobustnessConfig
-from hf_robattr.hub import RobAttrModelCardData, save_model_card
-from hf_robattr.hub.render import attribution_figure, figure_to_image, image_for_display, plot_attribution_maps
+from hf_robattr.figures import attribution_figure, figure_to_image, image_for_display, plot_attribution_maps
 
 
 def test_image_rows_and_columns(tmp_path):
@@ -68,39 +62,3 @@ def test_image_for_display():
     shown = image_for_display(torch.arange(16.0).view(1, 4, 4))
     assert shown.shape == (4, 4) and shown.min() == 0 and shown.max() == 1
     assert image_for_display(np.zeros((5, 5, 3)) + np.arange(3)).shape == (5, 5, 3)
-
-
-def test_card_picture_uses_the_runs_config_and_the_renderer(run_dir, results, monkeypatch):
-    from transformers import AutoModelForImageClassification
-
-    results["robustness_config"] = {"methods": ["saliency"], "attack": "random", "epsilon": 0.2, "k": 5, "seed": 3}
-    (run_dir / "results.json").write_text(json.dumps(results))
-    seen = {}
-    real_explain, real_figure = attribution_picture.explain_examples, render.attribution_figure
-
-    def spy_explain(model, inputs, config, **kwargs):
-        seen["config"] = config
-        return real_explain(model, inputs, config, **kwargs)
-
-    def spy_figure(*args, **kwargs):
-        seen["rendered"] = True
-        return real_figure(*args, **kwargs)
-
-    monkeypatch.setattr(attribution_picture, "explain_examples", spy_explain)
-    monkeypatch.setattr(attribution_picture, "attribution_figure", spy_figure)
-    model = AutoModelForImageClassification.from_pretrained(run_dir)
-    save_model_card(run_dir, model=model, inputs=torch.rand(2, 1, 8, 8))
-    # every setting the run recorded, the library's defaults for the rest (no hub-side defaults)
-    assert seen["config"] == RobustnessConfig(methods=("saliency",), attack="random", epsilon=0.2, k=5, seed=3)
-    assert seen["rendered"] and (run_dir / "attribution_maps.png").is_file()
-
-
-def test_card_settings_text(run_dir, results):
-    results["robustness_config"] = {**results["robustness_config"], "restarts": 3}
-    results["robustness_config"].pop("num_examples")
-    results["dataset"].update(num_robustness_examples=12, num_robustness_skipped={"any": 2, "saliency": 2})
-    data = RobAttrModelCardData.from_results(results)
-    assert data.robustness_settings.restarts == 3 and data.num_examples == 12 and data.num_skipped == 2
-    text = (save_model_card(run_dir, card_data=data)).read_text()
-    assert "restarts=3" in text and "12 examples" in text and "2 of these examples are left out" in text
-    assert "batch_size" not in text  # a default that says nothing about robustness

@@ -1,0 +1,313 @@
+"""The typed run record: what a run produced, one dataclass per section of ``results.json``.
+
+:class:`RunRecord` is what :func:`~hf_robattr.training.run_pipeline` returns (``RunResult.record``) and writes, and
+what the model card and the ``hf-robattr card`` command read. Every key of the file is spelled here once, as a field
+name; :meth:`RunRecord.to_json` gives the dict written to disk and :meth:`RunRecord.from_json` reads it back,
+checking each section's JSON type. The file stays what it was: a record of today's recipes round-trips exactly, and
+an older one (sections or fields missing, fields this version does not know) loads; unknown fields are kept in each
+section's ``extra`` and written back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from hf_robattr.results_io import RESULTS_FILE, write_results
+
+
+__all__ = [
+    "DatasetRecord",
+    "EvalRecord",
+    "HubRecord",
+    "MatchedFitRecord",
+    "ModelRecord",
+    "RunRecord",
+    "ScoringRecord",
+    "TrainingRecord",
+]
+
+_Section = TypeVar("_Section", bound="_JsonSection")
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
+
+
+class _JsonSection:
+    """A flat section: its fields are its JSON keys, in order, then ``extra`` (keys this version does not know)."""
+
+    extra: dict[str, Any]
+
+    @classmethod
+    def _keys(cls) -> list[str]:
+        return [spec.name for spec in dataclasses.fields(cls) if spec.name != "extra"]  # type: ignore[arg-type]
+
+    @classmethod
+    def from_json(cls: type[_Section], data: dict[str, Any]) -> _Section:
+        """The section from its JSON object (a missing key takes the field's default)."""
+        keys = cls._keys()
+        known = {key: data[key] for key in keys if key in data}
+        return cls(**known, extra={key: value for key, value in data.items() if key not in keys})
+
+    def to_json(self) -> dict[str, Any]:
+        """The section's JSON object."""
+        return {**{key: getattr(self, key) for key in self._keys()}, **self.extra}
+
+
+@dataclass
+class ModelRecord(_JsonSection):
+    """``"model"``: what was trained."""
+
+    architecture: str | None = None
+    attention_type: str | None = None
+    kernel_feature_map: str | None = None
+    model_name_or_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MatchedFitRecord(_JsonSection):
+    """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss."""
+
+    train_loss_at_stop_step: int | None = None
+    target_loss_examples: int | None = None
+    target_check_every_examples: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingRecord(_JsonSection):
+    """``"training"``: the regime, the budget and how the run ended (see
+    :func:`~hf_robattr.training.training_record`). ``None``: not recorded."""
+
+    optimizer: str | None = None
+    momentum: float | None = None
+    learning_rate: float | None = None
+    per_device_train_batch_size: int | None = None
+    total_train_batch_size: int | None = None
+    regularizer: str | None = None
+    regularizer_weight: float | None = None
+    num_train_epochs: float | None = None
+    max_steps: int | None = None
+    seed: int | None = None
+    target_train_loss: float | None = None
+    target_reached: bool | None = None
+    target_reached_at_step: int | None = None
+    target_reached_at_examples: int | None = None
+    train_loss_at_stop: float | None = None
+    divergence_loss: float | None = None
+    diverged: bool | None = None
+    diverged_at_step: int | None = None
+    train_runtime_s: float | None = None
+    global_step: int | None = None
+    epochs: float | None = None
+    num_train_examples_seen: int | None = None
+    final_train_loss: float | None = None
+    matched_fit: MatchedFitRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def _keys(cls) -> list[str]:
+        return [key for key in super()._keys() if key != "matched_fit"]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainingRecord:
+        """The section from its JSON object; the matched-fit keys, when present, form :attr:`matched_fit`."""
+        fit_keys = MatchedFitRecord._keys()
+        record = super().from_json({key: value for key, value in data.items() if key not in fit_keys})
+        if any(key in data for key in fit_keys):
+            record.matched_fit = MatchedFitRecord.from_json({key: data[key] for key in fit_keys if key in data})
+        return record
+
+    def to_json(self) -> dict[str, Any]:
+        """The section's JSON object (the matched-fit keys after the others, as the pipeline writes them)."""
+        values = {key: getattr(self, key) for key in self._keys()}
+        return {**values, **(self.matched_fit.to_json() if self.matched_fit else {}), **self.extra}
+
+
+@dataclass
+class DatasetRecord(_JsonSection):
+    """``"dataset"``: the data set, the evaluated split and how many examples the scores rest on.
+
+    ``num_robustness_skipped`` is ``{"any": n, method: n}``: examples left out because they cannot be perturbed or
+    their clean map is all zeros.
+    """
+
+    name: str | None = None
+    config: str | None = None
+    eval_split: str | None = None
+    num_eval_samples: int | None = None
+    num_robustness_examples: int | None = None
+    num_robustness_skipped: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalRecord(_JsonSection):
+    """``"eval"``: test accuracy and loss."""
+
+    accuracy: float | None = None
+    loss: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoringRecord:
+    """``"robustness_config"``: the :class:`~hf_robattr.RobustnessConfig` the scores were computed with
+    (``settings``, its ``to_dict()``), the calibration's record when the radius was ``"auto"``, and
+    ``num_examples`` where an older recipe run kept its example count here (now ``dataset``)."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    epsilon_calibration: dict[str, Any] | None = None
+    num_examples: int | None = None
+
+    _BOOKKEEPING: ClassVar[tuple[str, ...]] = ("num_examples", "epsilon_calibration")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ScoringRecord:
+        """The section from its JSON object: the config's settings beside the bookkeeping entries."""
+        settings = {key: value for key, value in data.items() if key not in cls._BOOKKEEPING}
+        return cls(settings, data.get("epsilon_calibration"), data.get("num_examples"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The section's JSON object (the bookkeeping entries only when set)."""
+        bookkeeping = {"num_examples": self.num_examples, "epsilon_calibration": self.epsilon_calibration}
+        return {**self.settings, **{key: value for key, value in bookkeeping.items() if value is not None}}
+
+
+@dataclass
+class HubRecord(_JsonSection):
+    """``"hub"``: written when ``--push_to_hub`` asked for the finished folder to be published to ``repo_id``
+    (the pipeline takes the push over from the ``Trainer``; :func:`~hf_robattr.hub.publish_run_result` does it)."""
+
+    push_requested: bool = False
+    repo_id: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# section name -> its type; mappings of plain values are typed ``dict``.
+_SECTIONS: dict[str, Any] = {
+    "model": ModelRecord,
+    "training": TrainingRecord,
+    "dataset": DatasetRecord,
+    "eval": EvalRecord,
+    "robustness": dict,
+    "robustness_saturated": dict,
+    "robustness_baselines": dict,
+    "robustness_config": ScoringRecord,
+    "hyperparameters": dict,
+}
+_OPTIONAL_SECTIONS: dict[str, Any] = {"diagnostics": dict, "hub": HubRecord}
+
+
+@dataclass
+class RunRecord:
+    """A run's ``results.json``, section by section.
+
+    Attributes:
+        robustness: the ``"{method}/{measure}"`` means and their ``_std`` spreads.
+        robustness_saturated: the measures that cannot rank models on these inputs, with why.
+        robustness_baselines: each measure's chance and noise means.
+        hyperparameters: the training arguments that differ from their defaults.
+        log_history: the ``Trainer``'s log rows.
+        diagnostics: curvature and robustness diagnostics at the end of training (``--diagnostics_at_end``).
+        hub: set when a push to the Hub was asked for.
+        extra: top-level entries this version does not know (kept and written back).
+    """
+
+    model: ModelRecord = field(default_factory=ModelRecord)
+    training: TrainingRecord = field(default_factory=TrainingRecord)
+    dataset: DatasetRecord = field(default_factory=DatasetRecord)
+    eval: EvalRecord = field(default_factory=EvalRecord)
+    robustness: dict[str, Any] = field(default_factory=dict)
+    robustness_saturated: dict[str, Any] = field(default_factory=dict)
+    robustness_baselines: dict[str, Any] = field(default_factory=dict)
+    robustness_config: ScoringRecord = field(default_factory=ScoringRecord)
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: dict[str, Any] | None = None
+    hub: HubRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def push_requested(self) -> bool:
+        """Whether the run asked for its folder to be pushed to the Hub."""
+        return self.hub is not None and self.hub.push_requested
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """The record from a ``results.json`` object.
+
+        Raises:
+            ValueError: ``data`` is not a JSON object, a section is not an object (or absent), or ``log_history`` is
+                not a list of objects; the message names the section and what was expected.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got {_describe(data)}."
+            )
+        sections: dict[str, Any] = {}
+        for name, kind in {**_SECTIONS, **_OPTIONAL_SECTIONS}.items():
+            value = data.get(name)
+            if value is not None and not isinstance(value, dict):
+                raise ValueError(
+                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
+                )
+            if value is not None or name in _SECTIONS:
+                sections[name] = dict(value or {}) if kind is dict else kind.from_json(value or {})
+        history = data.get("log_history")
+        if history is not None and (
+            not isinstance(history, list) or not all(isinstance(row, dict) for row in history)
+        ):
+            raise ValueError(
+                f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
+                f"{_describe(history)}."
+            )
+        known = {*_SECTIONS, *_OPTIONAL_SECTIONS, "log_history"}
+        extra = {key: value for key, value in data.items() if key not in known}
+        return cls(**sections, log_history=list(history or []), extra=extra)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``results.json`` object: the sections in the pipeline's order, then the optional ones."""
+        out: dict[str, Any] = {}
+        for name in _SECTIONS:
+            value = getattr(self, name)
+            out[name] = dict(value) if isinstance(value, dict) else value.to_json()
+        out["log_history"] = self.log_history
+        if self.diagnostics is not None:
+            out["diagnostics"] = dict(self.diagnostics)
+        if self.hub is not None:
+            out["hub"] = self.hub.to_json()
+        return {**out, **self.extra}
+
+    @classmethod
+    def read(cls, output_dir: str | Path) -> RunRecord:
+        """The record in ``OUTPUT_DIR/results.json``.
+
+        Raises:
+            FileNotFoundError: there is no ``results.json`` in ``output_dir``.
+            ValueError: the file is not valid JSON or not a run record; the message names the file.
+        """
+        path = Path(output_dir) / RESULTS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
+                "`recipes/train_*.py` run."
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from error
+        try:
+            return cls.from_json(data)
+        except ValueError as error:
+            raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
+
+    def write(self, output_dir: str | Path) -> Path:
+        """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON. Returns the path."""
+        return write_results(output_dir, self.to_json())

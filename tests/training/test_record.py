@@ -1,0 +1,82 @@
+"""The typed run record: results.json files written by main before the record existed load and round-trip exactly;
+older files (sections missing, fields unknown) load; a malformed file is refused naming the section."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hf_robattr.robustness import RobustnessConfig
+from hf_robattr.training import RunRecord, ScoringRecord, TrainingRecord
+
+
+FIXTURES = Path(__file__).with_name("fixtures")
+# Written by `recipes/train_*.py` at main c4f9072 with tests/recipes/recipe_helpers.QUICK; the ViT run with
+# `--robustness_epsilon auto --target_train_loss 5.0 --diagnostics_at_end true` (a calibration record, the matched-fit
+# keys, diagnostics), the BERT run with `--attention_type kernel --robustness_epsilon 1e-7` (saturated measures).
+WRITTEN_BY_MAIN = sorted(FIXTURES.glob("results_*.json"))
+
+
+@pytest.mark.parametrize("path", WRITTEN_BY_MAIN, ids=lambda path: path.stem)
+def test_a_file_written_by_main_round_trips_exactly(path, tmp_path):
+    text = path.read_text()
+    data = json.loads(text)
+    record = RunRecord.from_json(data)
+    assert json.dumps(record.to_json()) == json.dumps(data)  # the same keys, in the same order
+    assert record.write(tmp_path).read_text() == text.rstrip("\n")
+    assert RunRecord.read(tmp_path) == record
+    assert RobustnessConfig.from_dict(record.robustness_config.settings).methods == ("saliency",)
+
+
+def test_the_sections_are_typed():
+    vit, bert = (RunRecord.from_json(json.loads(path.read_text())) for path in WRITTEN_BY_MAIN[::-1])
+    assert vit.model.architecture == "RobAttrViTForImageClassification" and vit.training.global_step == 4
+    assert vit.training.matched_fit.target_loss_examples == 1024 and vit.diagnostics["hessian_trace"]
+    assert vit.robustness_config.epsilon_calibration["rule"] and vit.dataset.name == "synthetic_images"
+    assert bert.training.matched_fit is None and bert.model.attention_type == "kernel"
+    assert "saliency/topk_intersection" in bert.robustness_saturated and bert.robustness_baselines
+    assert bert.hub is None and not bert.push_requested and bert.diagnostics is None
+
+
+def test_an_older_file_loads_and_keeps_what_it_does_not_know():
+    old = {
+        "model": {"architecture": "RobAttrViTForImageClassification", "attention_type": "softmax"},
+        "training": {"optimizer": "sgd", "learning_rate": 0.3, "a_future_field": 1},
+        "eval": {"accuracy": 0.5},
+        "robustness": {"saliency/kendall_tau": 0.4},
+        "robustness_config": {"methods": ["saliency"], "epsilon": 0.1, "num_examples": 8},
+        "log_history": [{"loss": 1.0, "step": 1}],
+        "notes": "kept",
+    }
+    record = RunRecord.from_json(old)
+    assert record.robustness_saturated == {} and record.robustness_baselines == {} and record.dataset.name is None
+    assert record.robustness_config == ScoringRecord({"methods": ["saliency"], "epsilon": 0.1}, None, 8)
+    assert record.training == TrainingRecord(optimizer="sgd", learning_rate=0.3, extra={"a_future_field": 1})
+    written = record.to_json()
+    assert written["notes"] == "kept" and written["training"]["a_future_field"] == 1
+    assert written["robustness_config"]["num_examples"] == 8
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([1, 2], "must hold a JSON object"),
+        ({"model": [1, 2]}, "section 'model' must be a JSON object"),
+        ({"hub": "yes"}, "section 'hub' must be a JSON object"),
+        ({"log_history": {"loss": 1}}, "'log_history' must be a list of JSON objects"),
+    ],
+)
+def test_a_malformed_record_is_refused(data, message):
+    with pytest.raises(ValueError, match=message):
+        RunRecord.from_json(data)
+
+
+def test_read_names_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"No results\.json"):
+        RunRecord.read(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        RunRecord.read(tmp_path)
+    (tmp_path / "results.json").write_text('{"eval": 3}')
+    with pytest.raises(ValueError, match=r"results.json: section 'eval'"):
+        RunRecord.read(tmp_path)
