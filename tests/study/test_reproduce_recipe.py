@@ -30,8 +30,10 @@ def ci_study(recipe, tmp_path_factory):
             "ci",
             "--output_dir",
             str(directory),
+            # in this process: the suite's other xdist worker holds the second core, and spawned study workers
+            # are tested in test_store_and_executors.py
             "--num_workers",
-            "2",
+            "1",
             "--threads_per_worker",
             "1",
             "--progress",
