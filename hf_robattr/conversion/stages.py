@@ -200,11 +200,9 @@ def run_attention_transfer(
     (skipped when the plain swap meets them already); see :mod:`~hf_robattr.conversion.stopping`."""
     config = inputs.config
     rule = transfer_rule(config, inputs.task, check_data) if check is not None else None
-    baseline = check(student) if rule is not None else {}
-    if rule is not None and rule.meets_targets(baseline):
-        return _skipped(rule, student, baseline, "the plain swap")
-    if rule is not None:
-        logger.info("Stop rule: %s.", rule.describe())
+    baseline, skipped = _checked_start(rule, check, student, "the plain swap")
+    if skipped is not None:
+        return skipped
     set_seed(config.seed)
     student.requires_grad_(False)
     rank = config.effective_qk_lora_rank
@@ -219,6 +217,18 @@ def run_attention_transfer(
         "batch_size": config.batch_size,
     }
     return _fit_with_rule(trainer, trained, inputs, arguments, rule, check, baseline)
+
+
+def _checked_start(rule: StopRule | None, check: FidelityCheck | None, student: PreTrainedModel, before: str):
+    """The student's measures before a stage with a stop rule (``{}`` without one), and the skipped stage's result
+    when they meet the targets already (``None`` otherwise, after logging the rule)."""
+    if rule is None:
+        return {}, None
+    baseline = check(student)
+    if rule.meets_targets(baseline):
+        return baseline, _skipped(rule, student, baseline, before)
+    logger.info("Stop rule: %s.", rule.describe())
+    return baseline, None
 
 
 def _fit_with_rule(trainer, trained, inputs, arguments, rule, check, baseline) -> tuple[PreTrainedModel, StageRecord]:
@@ -242,11 +252,9 @@ def run_recovery(
     targets, and otherwise stops once it no longer improves, keeping the best checked weights."""
     config = inputs.config
     rule = recovery_rule(config, inputs.task, check_data) if check is not None else None
-    baseline = check(student) if rule is not None else {}
-    if rule is not None and rule.meets_targets(baseline):
-        return _skipped(rule, student, baseline, "attention transfer")
-    if rule is not None:
-        logger.info("Stop rule: %s.", rule.describe())
+    baseline, skipped = _checked_start(rule, check, student, "attention transfer")
+    if skipped is not None:
+        return skipped
     set_seed(config.seed)
     student.requires_grad_(False)
     if config.recovery == "lora":

@@ -39,6 +39,15 @@ MINILM_ARM = {
     **TEXT_ATTACK,
 }
 
+# What the MiniLM arms of v2 and v3 share: data and scoring sizes, and the conversion to kernel attention.
+_MINILM_SIZES = {
+    "dataset_size": 4000,
+    "max_seq_length": 32,
+    "eval_pool": 64,
+    "ig_steps": 4,
+    "robustness_batch_size": 32,
+    "conversion": (("feature_map", "hedgehog"), ("seed", 0)),
+}
 _CPU_WARM = WarmStart(learning_rate=1e-3, batch_size=32, target_loss=0.7)
 
 CPU_V2 = StudySettings(
@@ -82,14 +91,9 @@ CPU_V2 = StudySettings(
         (
             ArmProtocol(
                 **MINILM_ARM,
-                dataset_size=4000,
-                max_seq_length=32,
-                eval_pool=64,
-                ig_steps=4,
+                **_MINILM_SIZES,
                 ig_examples=16,
-                robustness_batch_size=32,
                 max_epochs=5.0,
-                conversion=(("feature_map", "hedgehog"), ("seed", 0)),
             ),
             ArmGrid(
                 learning_rates=(0.025, 0.1),
@@ -154,19 +158,14 @@ CPU = StudySettings(
         (
             ArmProtocol(
                 **{**MINILM_ARM, **_V3_TEXT_ATTACK},
-                dataset_size=4000,
-                max_seq_length=32,
-                eval_pool=64,
-                ig_steps=4,
+                **_MINILM_SIZES,
                 ig_examples=64,
-                robustness_batch_size=32,
                 fit_rule="budget",
                 budget_examples=3200,  # one epoch of the 3200 training sentences
                 hessian_examples=32,
                 hessian_probes=4,
                 hessian_max_probes=8,
                 power_iterations=5,
-                conversion=(("feature_map", "hedgehog"), ("seed", 0)),
             ),
             ArmGrid(
                 learning_rates=(0.025, 0.05, 0.1),
