@@ -12,7 +12,8 @@ import os
 
 import pytest
 import torch
-from collection_guard import pytest_collectreport, pytest_sessionfinish  # noqa: F401 (hooks)
+from collection_guard import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (hooks)
+from scheduling import HEAVY_FIRST, ONE_WORKER_PACKAGES
 from tiny_models import tiny_bert, tiny_vit
 
 
@@ -23,9 +24,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-# Packages whose session-scoped fixtures are expensive: all their modules run on one worker, so they are built once.
-ONE_WORKER_PACKAGES = ("demo", "conversion")
-
 _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _workers > 1:
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
@@ -33,13 +31,21 @@ if _workers > 1:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marker into the scheduling group
 def pytest_collection_modifyitems(config, items):
-    """Every test joins an xdist group: its module, or its package for :data:`ONE_WORKER_PACKAGES`."""
+    """Every test joins an xdist group: its module, or its package for :data:`ONE_WORKER_PACKAGES`; the groups of
+    :data:`HEAVY_FIRST` move to the front, in that order (the others keep theirs)."""
+    groups = {}
     for item in items:
-        if item.get_closest_marker("xdist_group") is None:
+        marker = item.get_closest_marker("xdist_group")
+        if marker is None:
             parts = item.nodeid.split("::", 1)[0].split("/")
             package = parts[1] if len(parts) > 2 and parts[0] == "tests" else None
             group = package if package in ONE_WORKER_PACKAGES else "/".join(parts)
             item.add_marker(pytest.mark.xdist_group(name=group))
+        else:
+            group = marker.kwargs.get("name", marker.args[0] if marker.args else "")
+        groups[item] = group
+    rank = {group: i for i, group in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(autouse=True)
