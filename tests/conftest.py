@@ -8,6 +8,7 @@ fixtures are costly) stay on one worker. Each worker gets an equal share of the 
 """
 
 import copy
+import logging
 import os
 
 import pytest
@@ -55,6 +56,18 @@ def _torch_threads_restored():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _logger_levels_restored():
+    """Recipes and study workers run in-process in some tests and set the library loggers' levels (e.g.
+    ``set_verbosity_error``); a later test that reads a warning must not depend on which tests ran before it."""
+    loggers = [logging.getLogger(name) for name in ("hf_robattr", "transformers", "datasets", "accelerate")]
+    levels = [(logger.level, logger.propagate, logger.disabled) for logger in loggers]
+    yield
+    for logger, (level, propagate, disabled) in zip(loggers, levels):
+        logger.setLevel(level)
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture(scope="session")
