@@ -17,6 +17,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from .analysis_v3 import V3Findings, analyse_v3
 from .claims import ClaimTest, Interaction, claim_1_tests, claim_2_tests, claim_3_tests
 from .measure import value_key
 from .scales import StudySettings
@@ -95,6 +96,7 @@ class Analysis:
     start_points: list[dict[str, str]] = field(default_factory=list)
     timing: dict[str, str] = field(default_factory=dict)
     title_note: str = ""
+    v3: V3Findings | None = None  # study v3's checks (settings.analysis == "v3"); None for v2
 
     @property
     def complete(self) -> bool:
@@ -105,6 +107,13 @@ class Analysis:
 def _slope(runs: list[RunSummary], key: str, minus: str | None = None) -> Slope:
     y = [r.values.get(key, math.nan) - (r.values.get(minus, math.nan) if minus else 0.0) for r in runs]
     return block_slope([r.log2_strength for r in runs], y, [r.seed for r in runs])
+
+
+def _decide(settings, runs, degenerate) -> tuple[list[ClaimTest], list[Interaction], V3Findings | None]:
+    """The claims by the settings' rules: v2's (:func:`_claims`) or v3's (:func:`~.analysis_v3.analyse_v3`)."""
+    if settings.analysis == "v3":
+        return analyse_v3(settings, runs, degenerate)
+    return (*_claims(settings, runs, degenerate), None)
 
 
 def _claims(settings, runs, degenerate) -> tuple[list[ClaimTest], list[Interaction]]:
@@ -200,7 +209,7 @@ def analyse(records: list[dict], settings: StudySettings, *, expected_runs: int)
     """The analysis of the stored ``records`` of a study whose grid has ``expected_runs`` runs."""
     runs, eval_sets = run_summaries(records, settings)
     cells = cell_summaries(runs)
-    claims, interactions = _claims(settings, runs, _degenerate_cells(cells))
+    claims, interactions, v3 = _decide(settings, runs, _degenerate_cells(cells))
     comparison_rows, costs = comparisons(settings, runs, cells)
     main = [r for r in runs if r.role == "main"]
     return Analysis(
@@ -221,6 +230,7 @@ def analyse(records: list[dict], settings: StudySettings, *, expected_runs: int)
         sweeps=choose_weights(records, settings),
         saturation=saturation(settings, main),
         curvature=curvature(settings, main),
+        v3=v3,
     )
 
 
@@ -229,11 +239,12 @@ def reanalyse(analysis: Analysis) -> Analysis:
     summaries by the current rules (e.g. an ``Analysis`` loaded from a ``results.json`` written by older code);
     for an analysis made by the current code, an equal one."""
     runs, main = analysis.runs, [r for r in analysis.runs if r.role == "main"]
-    claims, interactions = _claims(analysis.settings, runs, _degenerate_cells(analysis.cells))
+    claims, interactions, v3 = _decide(analysis.settings, runs, _degenerate_cells(analysis.cells))
     return dataclasses.replace(
         analysis,
         claims=claims,
         interactions=interactions,
+        v3=v3,
         slopes=_slopes(analysis.settings, main),
         decompositions=_decompositions(analysis.settings, main),
     )

@@ -81,12 +81,13 @@ class ClaimTest:
     power_equivalence: float = math.nan
     slope: Slope | None = None
     reference_slope: Slope | None = None
+    gate: str = ""  # v3: why the verdict was not decided by its test (e.g. the manipulation check failed)
 
     @property
     def untested(self) -> str:
-        """Why no test was run: the slope is degenerate (:attr:`degenerate`) or has no estimate (:attr:`missing`);
-        ``""`` when the test was run."""
-        return self.degenerate or self.missing
+        """Why no test decided the verdict: the caller's :attr:`gate`, a degenerate slope (:attr:`degenerate`) or
+        one without an estimate (:attr:`missing`); ``""`` when the test was run."""
+        return self.gate or self.degenerate or self.missing
 
     @property
     def missing(self) -> str:

@@ -24,6 +24,7 @@ from .report_tables import (
     saturation_table,
     table,
 )
+from .report_v3 import checks_sections_v3, claims_section_v3, rules_v3
 from .results import EVAL_SET_RULE
 from .stats import RESOLUTION
 
@@ -209,8 +210,10 @@ def render_report(analysis: Analysis, figures: Sequence[str]) -> str:
     ]
     if s.scale == "ci":
         lines += ["> Scale `ci` is a smoke test of the pipeline (tiny grid, few steps): its numbers mean nothing.", ""]
-    lines += _claims_section(analysis)
-    lines += _rules(analysis)
+    if analysis.v3 is not None:  # study v3's rules and the checks that gate its claims
+        lines += claims_section_v3(analysis) + rules_v3(analysis)
+    else:
+        lines += _claims_section(analysis) + _rules(analysis)
     lines += ["Arms:", ""]
     for protocol, grid in s.arms:
         lines += _arm_lines(protocol, grid)
@@ -246,6 +249,7 @@ def render_report(analysis: Analysis, figures: Sequence[str]) -> str:
     lines += ["## AdamW and explicit baselines against plain SGD", "", *comparison_tables(analysis)]
     lines += ["## Attack saturation", "", *saturation_table(analysis)]
     lines += ["## Curvature along lr/B (Hessian of the training loss)", "", *curvature_table(analysis)]
+    lines += checks_sections_v3(analysis)
     lines += ["## Cells", "", *_cells(analysis)]
     lines += ["## Runs excluded or failed (kept, not dropped)", "", *_problems(analysis), ""]
     if figures:

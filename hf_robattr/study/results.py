@@ -11,6 +11,11 @@ Top level (what readers of the study rely on)::
                       "regularizer_weight", "seeds", "status_counts"}, ...]
     "analysis"      the whole analysis (every table of the report), from which the report is rendered
 
+Study v3 (``settings.analysis == "v3"``) adds, from :class:`~hf_robattr.study.analysis_v3.V3Findings`:
+``"manipulation_check"`` (per model: curvature slopes on lr/B, passed), ``"lack_of_fit"`` (per model, method and
+measure: the F test, lr and B separately where rejected), ``"error_rates"`` (each rule on simulated data at the
+runs' spread), ``"margins"``, ``"positive_controls"`` and ``"fit_outcomes"``.
+
 NaN is written as ``null`` (strict JSON) and read back as NaN; floats round-trip exactly, so the report rendered
 from a reloaded ``results.json`` is the report rendered from the runs, byte for byte.
 """
@@ -37,6 +42,10 @@ EVAL_SET_RULE = (
     "the arm (every main run with status ok: both attention types, every regime) classifies them correctly; "
     "robustness values are means over that set, label-flip rates reported beside them"
 )
+
+
+# The v3 checks that results.json also holds at its top level (issue 25.7).
+V3_TOP_LEVEL = ("manipulation_check", "lack_of_fit", "error_rates", "margins", "positive_controls", "fit_outcomes")
 
 
 def to_jsonable(value: Any) -> Any:
@@ -128,6 +137,9 @@ def _preconditions(runs: list[RunSummary]) -> dict[str, Any]:
 def results_payload(analysis: Analysis) -> dict[str, Any]:
     """The ``results.json`` document of ``analysis`` (see the module docstring)."""
     eval_sets = to_jsonable(analysis.eval_sets)
+    v3 = {}
+    if analysis.v3 is not None:  # study v3: its checks at the top level too (v2's files keep their keys)
+        v3 = {name: to_jsonable(getattr(analysis.v3, name)) for name in V3_TOP_LEVEL}
     return {
         "scale": analysis.settings.scale,
         "complete": analysis.complete,
@@ -136,6 +148,7 @@ def results_payload(analysis: Analysis) -> dict[str, Any]:
         "preconditions": _preconditions(analysis.runs),
         "eval_set": {"rule": EVAL_SET_RULE, "size": eval_sets[0]["size"] if eval_sets else 0, "arms": eval_sets},
         "grid": _grid(analysis),
+        **v3,
         "analysis": to_jsonable(analysis),
     }
 

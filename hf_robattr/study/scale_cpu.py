@@ -146,6 +146,7 @@ _V3_GRID = {"learning_rates": (0.05, 0.2, 0.8), "batch_sizes": (8, 32, 128), "sa
 
 CPU = StudySettings(
     scale="cpu",
+    analysis="v3",
     arms=(
         (
             ArmProtocol(arm="vit", **_V3_VIT, **_V3_FIT),

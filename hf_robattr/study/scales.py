@@ -53,6 +53,7 @@ _CI_VISION = {
 
 _CI = StudySettings(
     scale="ci",
+    analysis="v3",
     arms=(
         (
             ArmProtocol(arm="vit", model="vit", dataset="synthetic_images", dataset_size=600, **_CI_VISION),
@@ -145,6 +146,7 @@ _GPU_VISION = {
 
 _GPU = StudySettings(
     scale="gpu",
+    analysis="v3",
     arms=(
         (
             ArmProtocol(

@@ -8,8 +8,11 @@ from .grid import ArmGrid
 from .protocol import ArmProtocol
 
 
-__all__ = ["ANALYSIS_FIELDS", "StudySettings"]
+__all__ = ["ANALYSES", "ANALYSIS_FIELDS", "StudySettings"]
 
+# v2: run-level slopes, v2's claim rules, one headline measure. v3 (issue 25): cell random effects, one rule shape,
+# co-primary measures, manipulation check, positive controls, margins from the measures' own spread.
+ANALYSES = ("v2", "v3")
 # The settings of the analysis (not of the runs): the ones get_settings can override.
 ANALYSIS_FIELDS = ("alpha", "margin", "headline_measure", "min_cls_cv", "min_recall_gain", "min_entropy_drop")
 
@@ -25,7 +28,8 @@ class StudySettings:
     cell whose usable runs are mostly degenerate is kept out of claims 2 and 3 (v2's rule). v3's paired rule
     (:func:`~hf_robattr.study.measure.attention_preconditions_met`) compares each trained model with the model it
     started from: entropy ratio at least ``min_entropy_drop`` lower, evidence recall at least ``min_recall_gain``
-    higher.
+    higher. ``analysis`` picks the rules: ``"v2"`` (study v2's, kept so that its report re-renders) or ``"v3"``
+    (:mod:`~hf_robattr.study.analysis_v3`).
     """
 
     scale: str
@@ -36,8 +40,11 @@ class StudySettings:
     min_cls_cv: float = 0.02
     min_recall_gain: float = 0.05
     min_entropy_drop: float = 0.05
+    analysis: str = "v2"
 
     def __post_init__(self) -> None:
+        if self.analysis not in ANALYSES:
+            raise ValueError(f"StudySettings.analysis must be one of {list(ANALYSES)}, got {self.analysis!r}.")
         names = [protocol.arm for protocol, _ in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"StudySettings.arms has duplicate arm names {names}.")

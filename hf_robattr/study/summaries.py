@@ -92,6 +92,8 @@ class RunSummary:
     hessian_probes: int
     values: dict[str, float]
     error: str
+    fit_outcome: str = ""  # v3's matched fit: in_band, above_band, below_band ("" for v2 and fixed budgets)
+    saturated: tuple[str, ...] = ()  # the value keys the scoring flagged as saturated (read as untested)
 
     @property
     def usable(self) -> bool:
@@ -234,6 +236,8 @@ def run_summaries(records: list[dict], settings: StudySettings) -> tuple[list[Ru
                 hessian_probes=int(trace.get("num_probes") or 0),
                 values=_values(r, _mask(r, commons.get(r["arm"])), settings) if r.get("robustness") else {},
                 error=str(r.get("error", "")),
+                fit_outcome=str((r.get("fit") or {}).get("outcome") or ""),
+                saturated=tuple(sorted(r.get("saturated") or {})),
             )
         )
     return runs, eval_sets
