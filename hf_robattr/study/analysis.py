@@ -1,12 +1,14 @@
 """Turn stored run records into the study's findings (:class:`Analysis`, dataclasses all the way to the report).
 
-- The claim tests (:mod:`~hf_robattr.study.claims`) on the pre-registered measure: the headline measure under the
-  top-k attack at the main radius, over the usable plain-SGD runs of each model (claims 2 and 3 without the
-  degenerate cells).
+- The claim tests by the settings' rules (``settings.analysis``): v2's (:mod:`~hf_robattr.study.claims`, on the
+  headline measure under the top-k attack at the main radius, over the usable plain-SGD runs of each model, claims
+  2 and 3 without the degenerate cells) or v3's (:mod:`~hf_robattr.study.analysis_v3`: three co-primary measures,
+  cell random effects, and the checks that gate them).
 - Descriptive slopes of every measure against ``log2(lr / B)`` (each with its sign: which direction is "more
-  robust"), the noise baseline and the attack-minus-noise gap at every radius.
-- lr and B separated: ``y ~ log2 lr + log2 B`` with seed blocks; if lr/B is what matters, the two coefficients
-  are equal and opposite (their sum is tested against 0).
+  robust"), the noise baseline and the attack-minus-noise gap at every radius (:mod:`~hf_robattr.study.trends`:
+  seed blocks under v2, a cell random effect under v3).
+- lr and B separated: ``y ~ log2 lr + log2 B`` (v2: runs with seed blocks; v3: cell means); if lr/B is what
+  matters, the two coefficients are equal and opposite (their sum is tested against 0).
 - Comparisons at equal batch size (AdamW) and equal lr and B (explicit baselines), per-step cost, the attack's
   saturation, and the Hessian along lr/B.
 """
@@ -22,9 +24,10 @@ from .claims import ClaimTest, Interaction, claim_1_tests, claim_2_tests, claim_
 from .measure import value_key
 from .scales import StudySettings
 from .secondary import Comparison, Cost, CurvatureRow, SaturationRow, comparisons, curvature, saturation
-from .stats import Slope, block_regression, block_slope
+from .stats import Slope
 from .summaries import CellSummary, EvalSet, RunSummary, cell_summaries, models_present, run_summaries, sgd_runs
 from .sweep import SweepChoice, choose_weights
+from .trends import is_cell_level, lr_batch_trends, trend
 
 
 __all__ = ["MEASURE_SIGNS", "Analysis", "analyse", "reanalyse"]
@@ -104,9 +107,9 @@ class Analysis:
         return sum(self.status_counts.values()) >= self.runs_expected
 
 
-def _slope(runs: list[RunSummary], key: str, minus: str | None = None) -> Slope:
+def _slope(runs: list[RunSummary], key: str, minus: str | None = None, cell_level: bool = False) -> Slope:
     y = [r.values.get(key, math.nan) - (r.values.get(minus, math.nan) if minus else 0.0) for r in runs]
-    return block_slope([r.log2_strength for r in runs], y, [r.seed for r in runs])
+    return trend(runs, y, cell_level)
 
 
 def _decide(settings, runs, degenerate) -> tuple[list[ClaimTest], list[Interaction], V3Findings | None]:
@@ -157,7 +160,7 @@ def _claims(settings, runs, degenerate) -> tuple[list[ClaimTest], list[Interacti
 
 
 def _slopes(settings, runs) -> list[SlopeRow]:
-    rows = []
+    rows, cell_level = [], is_cell_level(settings.analysis)
     for arm, attention in models_present(settings, runs):
         protocol, sgd = settings.protocol(arm), sgd_runs(runs, arm, attention)
         for eps in protocol.epsilons:
@@ -167,35 +170,26 @@ def _slopes(settings, runs) -> list[SlopeRow]:
                 for measure in measures:
                     key = value_key("topk", eps, method, measure)
                     if any(key in r.values for r in sgd):
-                        rows.append(SlopeRow(arm, attention, method, measure, eps, "topk", _slope(sgd, key)))
+                        slope = _slope(sgd, key, cell_level=cell_level)
+                        rows.append(SlopeRow(arm, attention, method, measure, eps, "topk", slope))
                 noise = value_key("noise", eps, method, "topk_intersection")
                 attack = value_key("topk", eps, method, "topk_intersection")
                 if any(noise in r.values for r in sgd):
-                    rows.append(
-                        SlopeRow(arm, attention, method, "topk_intersection", eps, "noise", _slope(sgd, noise))
-                    )
-                    rows.append(
-                        SlopeRow(
-                            arm, attention, method, "topk_intersection", eps, "gap", _slope(sgd, attack, minus=noise)
-                        )
-                    )
+                    noise_slope = _slope(sgd, noise, cell_level=cell_level)
+                    gap = _slope(sgd, attack, minus=noise, cell_level=cell_level)
+                    rows.append(SlopeRow(arm, attention, method, "topk_intersection", eps, "noise", noise_slope))
+                    rows.append(SlopeRow(arm, attention, method, "topk_intersection", eps, "gap", gap))
     return rows
 
 
 def _decompositions(settings, runs) -> list[Decomposition]:
-    rows = []
+    rows, cell_level = [], is_cell_level(settings.analysis)
     for arm, attention in models_present(settings, runs):
         protocol, sgd = settings.protocol(arm), sgd_runs(runs, arm, attention)
         for method in protocol.methods:
             key = value_key("topk", protocol.main_epsilon, method, settings.headline_measure)
-            fit = block_regression(
-                [[math.log2(r.learning_rate) for r in sgd], [math.log2(r.batch_size) for r in sgd]],
-                [r.values.get(key, math.nan) for r in sgd],
-                [r.seed for r in sgd],
-            )
-            rows.append(
-                Decomposition(arm, attention, method, fit.contrast([1, 0]), fit.contrast([0, 1]), fit.contrast([1, 1]))
-            )
+            values = [r.values.get(key, math.nan) for r in sgd]
+            rows.append(Decomposition(arm, attention, method, *lr_batch_trends(sgd, values, cell_level)))
     return rows
 
 

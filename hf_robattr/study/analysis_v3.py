@@ -1,18 +1,22 @@
-"""Study v3's analysis (issue 25.4-25.7): the claims on three co-primary measures with cell random effects, gated by
+"""Study v3's analysis (issue 25.2-25.7): the claims on three co-primary measures with cell random effects, gated by
 the manipulation check, saturation and the positive controls (:mod:`~hf_robattr.study.checks_v3`), decided by one
-rule shape (:mod:`~hf_robattr.study.rules_v3`), with lack of fit, the fit covariate and simulated error rates."""
+rule shape (:mod:`~hf_robattr.study.rules_v3`), with lack of fit, the fit covariate, the fixed-budget arm beside its
+matched-fit twin, and the rules' simulated error rates (:mod:`~hf_robattr.study.error_rates_v3`).
+
+Only usable runs enter a claim: main plain-SGD runs with status ``ok`` (under the two-sided matched fit: inside the
+band); the others are counted and listed by outcome (:attr:`V3Findings.excluded`). Gradient methods use all of a
+model's usable runs, attention methods those outside degenerate cells (v2's rule, kept).
+"""
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .cell_effects import Spread, cell_slope, estimate_spread, simulate_error_rates
+from .cell_effects import cell_slope
 from .checks_v3 import (
     CO_PRIMARY,
     CovariateSlope,
-    ErrorRate,
     LackOfFitRow,
     ManipulationCheck,
     Margin,
@@ -27,20 +31,39 @@ from .checks_v3 import (
     xs_cells_seeds,
 )
 from .claims import ClaimTest, Interaction
-from .rules_v3 import claim_3_tests_v3, claim_tests_v3, decide_slope
+from .error_rates_v3 import ErrorRate, rule_error_rates
+from .rules_v3 import claim_3_tests_v3, claim_tests_v3
 from .settings import StudySettings
+from .stats import Slope, slope_difference
 from .summaries import RunSummary, sgd_runs
 
 
-__all__ = ["ERROR_RATE_SIMULATIONS", "V3Findings", "analyse_v3"]
+__all__ = ["BudgetContrast", "V3Findings", "analyse_v3", "budget_pairs"]
 
-ERROR_RATE_SIMULATIONS = 400
+
+@dataclass(frozen=True)
+class BudgetContrast:
+    """One claim slope of the matched-fit arm beside the same slope of its fixed-budget twin (same task, model and
+    grid): what changes without matched fit. ``budget_adjusted``: the budget arm's slope adjusted for its loss at the
+    stop; ``difference``: budget - matched (independent runs)."""
+
+    matched_arm: str
+    budget_arm: str
+    attention_type: str
+    method: str
+    measure: str
+    matched: Slope
+    budget: Slope
+    budget_adjusted: Slope
+    difference: Slope
 
 
 @dataclass
 class V3Findings:
-    """What v3 checks beside the claims (see :mod:`~hf_robattr.study.checks_v3`); ``fit_outcomes``: per arm, the
-    main SGD runs by matched-fit outcome; ``saturated``: the ``arm/attention/method/measure`` read as untested."""
+    """What v3 checks beside the claims (see :mod:`~hf_robattr.study.checks_v3`). ``fit_outcomes``: per arm, the
+    main SGD runs by matched-fit outcome (a fixed budget has none: its runs count by status); ``excluded``: per arm
+    and outcome, the keys of the runs kept out of the claims; ``saturated``: the ``arm/attention/method/measure``
+    read as untested because the scoring flagged them in most runs."""
 
     manipulation_check: list[ManipulationCheck] = field(default_factory=list)
     margins: list[Margin] = field(default_factory=list)
@@ -50,90 +73,130 @@ class V3Findings:
     error_rates: list[ErrorRate] = field(default_factory=list)
     fit_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
     saturated: list[str] = field(default_factory=list)
+    excluded: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    budget_contrasts: list[BudgetContrast] = field(default_factory=list)
 
 
-def _saturated(runs: list[RunSummary], key: str) -> int:
-    return sum(key in r.saturated for r in runs)
+@dataclass
+class _Family:
+    """One model's slopes for one method family and measure, with what the rules need beside them."""
+
+    slopes: dict[str, Slope] = field(default_factory=dict)
+    margins: dict[str, float] = field(default_factory=dict)
+    gates: dict[str, str] = field(default_factory=dict)
+    controls: dict[str, bool] = field(default_factory=dict)
 
 
 class _Model:
-    """One model's runs and checks, for one measure at a time."""
+    """One model's runs and manipulation check; computes its slopes and checks one measure at a time."""
 
     def __init__(self, settings, findings, arm, attention, runs, clean, check):
         self.settings, self.findings, self.arm, self.attention = settings, findings, arm, attention
         self.runs, self.clean, self.check = runs, clean, check
+        self.covariates: dict[tuple[str, str], CovariateSlope] = {}
 
-    def slopes(self, methods, measure, sign, attention_family: bool):
+    def gate(self, runs: list[RunSummary], method: str, measure: str, key: str) -> str:
+        """Why this model's verdicts on ``method`` and ``measure`` are untested (``""``: they are not)."""
+        flagged = sum(key in r.saturated for r in runs)
+        if runs and flagged * 2 > len(runs):
+            self.findings.saturated.append(f"{self.arm}/{self.attention}/{method}/{measure}")
+            saturated = f"untested: saturated ({flagged} of {len(runs)} runs flagged by the scoring)"
+        else:
+            saturated = ""
+        return self.check.reason if not self.check.passed else saturated
+
+    def family(self, methods, measure: str, sign: int, attention_family: bool) -> _Family:
         runs = self.clean if attention_family else self.runs
         x, cells, seeds = xs_cells_seeds(runs)
-        slopes, margins, gates, controls = {}, {}, {}, {}
+        out, s = _Family(), self.settings
         for method in methods:
-            key, smaller = value_keys(self.settings, self.arm, method, measure)
+            key, smaller, factor = value_keys(s, self.arm, method, measure)
             if not any(key in r.values for r in runs):
                 continue
-            slopes[method] = cell_slope(x, measure_values(runs, key, sign), cells, seeds)
-            margin = margin_for(self.arm, self.attention, method, measure, runs, key, sign, self.settings.margin)
-            margins[method] = margin.margin
+            out.slopes[method] = cell_slope(x, measure_values(runs, key, sign), cells, seeds)
+            margin = margin_for(self.arm, self.attention, method, measure, runs, key, sign, s.margin)
+            out.margins[method] = margin.margin
             self.findings.margins.append(margin)
             self.findings.lack_of_fit.append(
-                lack_of_fit_row(self.arm, self.attention, method, measure, runs, key, sign, self.settings.alpha)
+                lack_of_fit_row(self.arm, self.attention, method, measure, runs, key, sign, s.alpha)
             )
-            self.findings.covariate.append(covariate_slope(self.arm, self.attention, method, measure, runs, key, sign))
-            flagged = _saturated(runs, key)
-            if not self.check.passed:
-                gates[method] = self.check.reason
-            elif flagged * 2 > len(runs):
-                gates[method] = f"untested: saturated ({flagged} of {len(runs)} runs flagged by the scoring)"
-                self.findings.saturated.append(f"{self.arm}/{self.attention}/{method}/{measure}")
+            covariate = covariate_slope(self.arm, self.attention, method, measure, runs, key, sign)
+            self.findings.covariate.append(covariate)
+            self.covariates[(method, measure)] = covariate
+            gate = self.gate(runs, method, measure, key)
+            if gate:
+                out.gates[method] = gate
             if smaller is not None and attention_family:
                 span = margin.margin * margin.doublings
                 control = positive_control(
-                    self.arm, self.attention, method, measure, runs, (smaller, key), sign, self.settings.alpha, span
+                    self.arm, self.attention, method, measure, runs, (smaller, key), sign, s.alpha, span, factor
                 )
                 if control is not None:
                     self.findings.positive_controls.append(control)
-                    controls[method] = control.passed
-        return slopes, margins, gates, controls
+                    out.controls[method] = control.passed
+        return out
 
 
-def _error_rates(settings: StudySettings, model: _Model, method: str, claim: int) -> list[ErrorRate]:
-    measure = settings.headline_measure
-    key, _ = value_keys(settings, model.arm, method, measure)
-    runs = model.runs
-    x, cells, seeds = xs_cells_seeds(runs)
-    y = measure_values(runs, key, 1)
-    if len(set(cells)) < 3 or not any(math.isfinite(v) for v in y):
-        return []
-    spread = estimate_spread(x, y, cells, seeds)
-    if not (math.isfinite(spread.cell_sd) and math.isfinite(spread.run_sd)):
-        return []
-    margin = margin_for(model.arm, model.attention, method, measure, runs, key, 1, settings.margin).margin
-    layout = sorted({(c, xv) for c, xv in zip(cells, x)})
-    cell_x = [xv for _, xv in layout]
-    seed_count = max(len(set(seeds)), 1)
-
-    def decide(xs, ys, cell_labels, blocks) -> str:
-        slope = cell_slope(xs, ys, cell_labels, blocks)
-        return decide_slope(claim, slope.p_above(0.0), slope.p_below(margin), settings.alpha)
-
-    rows = []
-    for truth in (0.0, margin):
-        rates = simulate_error_rates(
-            decide, cell_x, seeds=seed_count, slope=truth, spread=Spread(spread.cell_sd, spread.run_sd),
-            simulations=ERROR_RATE_SIMULATIONS, seed=0,
-        )  # fmt: skip
-        rows.append(
-            ErrorRate(
-                model.arm, model.attention, measure, f"claim {claim} ({method})", truth, spread.cell_sd,
-                spread.run_sd, ERROR_RATE_SIMULATIONS, rates,
+def _claim_3_gates(kernel: _Family, softmax: _Family, second: list[ClaimTest]) -> dict[str, str]:
+    """Per method, why claim 3 is untested: either model's gate (claim 3 needs both manipulation checks), then
+    claim 2 not supported on the softmax model."""
+    gates = {}
+    for test in second:
+        if test.method not in kernel.slopes:
+            continue
+        reason = kernel.gates.get(test.method) or softmax.gates.get(test.method, "")
+        if not reason and test.verdict != "supported":
+            reason = (
+                f"untested: claim 2 is {test.verdict} for this method and measure; claim 3 is tested only where "
+                "claim 2 is supported"
             )
-        )  # fmt: skip
-    return rows
+        if reason:
+            gates[test.method] = reason
+    return gates
 
 
-def _fit_outcomes(runs: list[RunSummary], arm: str) -> dict[str, int]:
+def _fit_outcomes(runs: list[RunSummary], arm: str) -> tuple[dict[str, int], dict[str, list[str]]]:
     main = [r for r in runs if r.arm == arm and r.role == "main" and r.regime == "sgd"]
-    return dict(sorted(Counter(r.fit_outcome or r.status for r in main).items()))
+    counts = Counter(r.fit_outcome or r.status for r in main)
+    excluded = defaultdict(list)
+    for run in main:
+        if not run.usable:
+            excluded[run.fit_outcome or run.status].append(run.key)
+    return dict(sorted(counts.items())), {k: sorted(v) for k, v in sorted(excluded.items())}
+
+
+def budget_pairs(settings: StudySettings) -> list[tuple[str, str]]:
+    """``(matched arm, fixed-budget arm)`` for every fixed-budget arm with a two-sided matched-fit twin (the same
+    model on the same data set)."""
+    pairs = []
+    for budget, _ in settings.arms:
+        if budget.fit_rule != "budget":
+            continue
+        for matched, _ in settings.arms:
+            if matched.fit_rule == "band" and (matched.model, matched.dataset) == (budget.model, budget.dataset):
+                pairs.append((matched.arm, budget.arm))
+    return pairs
+
+
+def _budget_contrasts(settings, families, models) -> list[BudgetContrast]:
+    rows = []
+    for matched_arm, budget_arm in budget_pairs(settings):
+        for (arm, attention, measure, attention_family), family in families.items():
+            budget = families.get((budget_arm, attention, measure, attention_family))
+            if arm != matched_arm or budget is None:
+                continue
+            for method, slope in family.slopes.items():
+                if method not in budget.slopes:
+                    continue
+                adjusted = models[(budget_arm, attention)].covariates[(method, measure)].adjusted
+                other = budget.slopes[method]
+                rows.append(
+                    BudgetContrast(
+                        matched_arm, budget_arm, attention, method, measure, slope, other, adjusted,
+                        slope_difference(other, slope),
+                    )
+                )  # fmt: skip
+    return rows
 
 
 def analyse_v3(
@@ -142,48 +205,54 @@ def analyse_v3(
     """The v3 claims, their interactions, and the findings beside them, over the usable plain-SGD runs."""
     findings, claims, interactions = V3Findings(), [], []
     alpha = settings.alpha
+    families: dict[tuple[str, str, str, bool], _Family] = {}
+    models: dict[tuple[str, str], _Model] = {}
     for protocol, grid in settings.arms:
-        findings.fit_outcomes[protocol.arm] = _fit_outcomes(runs, protocol.arm)
-        models = {}
+        arm = protocol.arm
+        outcomes, excluded = _fit_outcomes(runs, arm)
+        if outcomes:
+            findings.fit_outcomes[arm] = outcomes
+        if excluded:
+            findings.excluded[arm] = excluded
+        present = {}
         for attention in grid.attention_types:
-            sgd = sgd_runs(runs, protocol.arm, attention)
+            sgd = sgd_runs(runs, arm, attention)
             if not sgd:
                 continue
-            check = manipulation_check(protocol.arm, attention, sgd, alpha)
+            check = manipulation_check(arm, attention, sgd, alpha)
             findings.manipulation_check.append(check)
-            clean = sgd_runs(runs, protocol.arm, attention, degenerate)
-            models[attention] = _Model(settings, findings, protocol.arm, attention, sgd, clean, check)
+            clean = sgd_runs(runs, arm, attention, degenerate)
+            present[attention] = models[(arm, attention)] = _Model(
+                settings, findings, arm, attention, sgd, clean, check
+            )
         for measure, sign in CO_PRIMARY:
-            attention_results = {}
-            for attention, model in models.items():
-                name = f"{protocol.arm}-{attention}"
-                slopes, margins, gates, _ = model.slopes(protocol.gradient_methods, measure, sign, False)
-                claims += claim_tests_v3(1, name, measure, slopes, margins, alpha=alpha, gates=gates)
-                attention_results[attention] = model.slopes(protocol.attention_methods, measure, sign, True)
-            if "softmax" not in attention_results:
+            attention_families = {}
+            for attention, model in present.items():
+                gradient = model.family(protocol.gradient_methods, measure, sign, False)
+                families[(arm, attention, measure, False)] = gradient
+                claims += claim_tests_v3(
+                    1, f"{arm}-{attention}", measure, gradient.slopes, gradient.margins, alpha=alpha,
+                    gates=gradient.gates,
+                )  # fmt: skip
+                attention_families[attention] = model.family(protocol.attention_methods, measure, sign, True)
+                families[(arm, attention, measure, True)] = attention_families[attention]
+            softmax = attention_families.get("softmax")
+            if softmax is None:
                 continue
-            slopes, margins, gates, controls = attention_results["softmax"]
             second = claim_tests_v3(
-                2, f"{protocol.arm}-softmax", measure, slopes, margins, alpha=alpha, gates=gates, controls=controls
-            )
+                2, f"{arm}-softmax", measure, softmax.slopes, softmax.margins, alpha=alpha, gates=softmax.gates,
+                controls=softmax.controls,
+            )  # fmt: skip
             claims += second
-            if "kernel" not in attention_results:
+            kernel = attention_families.get("kernel")
+            if kernel is None:
                 continue
-            kernel_slopes, kernel_margins, kernel_gates, _ = attention_results["kernel"]
-            gates = {}
-            for test in second:
-                if test.method not in kernel_slopes:
-                    continue
-                gates[test.method] = kernel_gates.get(test.method, "") or (
-                    "" if test.verdict == "supported" else "untested: claim 2 is not supported for this method"
-                )
             tests, pairs = claim_3_tests_v3(
-                protocol.arm, measure, kernel_slopes, slopes, kernel_margins, alpha=alpha, gates=gates
-            )
+                arm, measure, kernel.slopes, softmax.slopes, kernel.margins, alpha=alpha,
+                gates=_claim_3_gates(kernel, softmax, second),
+            )  # fmt: skip
             claims += tests
             interactions += pairs
-        for attention, model in models.items():
-            findings.error_rates += _error_rates(settings, model, protocol.gradient_methods[0], 1)
-            if attention == "softmax":
-                findings.error_rates += _error_rates(settings, model, protocol.attention_methods[0], 2)
+        findings.error_rates += rule_error_rates(settings, arm, {a: (m.runs, m.clean) for a, m in present.items()})
+    findings.budget_contrasts = _budget_contrasts(settings, families, models)
     return claims, interactions, findings

@@ -103,9 +103,10 @@ def _additive_fit(ys: np.ndarray, cell_index: np.ndarray, block_index: np.ndarra
     for level in range(1, blocks):  # sum-to-zero coding: the cell effects are means over an average seed
         design[block_index == level, cells + level - 1] = 1.0
         design[block_index == 0, cells + level - 1] = -1.0
-    if np.linalg.matrix_rank(design) < design.shape[1]:
+    # lstsq's rank uses matrix_rank's default tolerance (largest singular value x eps x max(design.shape))
+    beta, _, rank, _ = np.linalg.lstsq(design, ys, rcond=None)
+    if rank < design.shape[1]:
         return None
-    beta, *_ = np.linalg.lstsq(design, ys, rcond=None)
     residual = ys - design @ beta
     return beta[:cells], float(residual @ residual)
 
@@ -151,13 +152,14 @@ def separate_effects(
     blocks: Sequence[Hashable] | None = None,
 ) -> dict[str, Slope]:
     """The slopes of the cell means on log2(lr) and on log2(B), fitted together (``cells - 3`` degrees of freedom):
-    ``{"learning_rate": ..., "batch_size": ...}``. Under the lr/B line they are ``b`` and ``-b``."""
+    ``{"learning_rate": ..., "batch_size": ..., "sum": ...}``. Under the lr/B line they are ``b`` and ``-b``, and
+    their ``sum`` is 0."""
     means = cell_means(log_lr, y, cells, blocks)
     batch = cell_means(log_batch, y, cells, blocks)
     fit = block_regression([means.x, batch.x], means.means, [0] * len(means.cells))
     runs, count = int(means.counts.sum()), len(means.cells)
     named = {}
-    for name, weights in (("learning_rate", (1.0, 0.0)), ("batch_size", (0.0, 1.0))):
+    for name, weights in (("learning_rate", (1.0, 0.0)), ("batch_size", (0.0, 1.0)), ("sum", (1.0, 1.0))):
         slope = fit.contrast(weights)
         named[name] = Slope(slope.estimate, slope.stderr, slope.df, runs, count)
     return named

@@ -82,6 +82,7 @@ class ClaimTest:
     slope: Slope | None = None
     reference_slope: Slope | None = None
     gate: str = ""  # v3: why the verdict was not decided by its test (e.g. the manipulation check failed)
+    note: str = ""  # v3: why a tested verdict is inconclusive where its test alone would decide (e.g. no control)
 
     @property
     def untested(self) -> str:

@@ -24,7 +24,8 @@ from .report_tables import (
     saturation_table,
     table,
 )
-from .report_v3 import checks_sections_v3, claims_section_v3, rules_v3
+from .report_v3 import claims_section_v3, rules_v3
+from .report_v3_checks import checks_sections_v3
 from .results import EVAL_SET_RULE
 from .stats import RESOLUTION
 
@@ -230,7 +231,8 @@ def render_report(analysis: Analysis, figures: Sequence[str]) -> str:
     lines += [
         "## Every measure against lr/B, per method (main radius)",
         "",
-        "Each entry: slope per doubling of lr/B [95% CI], p (no multiplicity correction: descriptive).",
+        "Each entry: slope per doubling of lr/B [95% CI], p (no multiplicity correction: descriptive)."
+        + (" Cell random effect: the line through the cell means after seed effects." if analysis.v3 else ""),
         "",
         *method_slope_table(analysis),
     ]

@@ -1,5 +1,5 @@
-"""The report sections of study v3 (:mod:`~hf_robattr.study.analysis_v3`): the claims on the co-primary measures, the
-rules, and the checks that gate them."""
+"""The claims and rules sections of the study v3 report (:mod:`~hf_robattr.study.analysis_v3`); the sections of
+the checks that gate the claims are in :mod:`~hf_robattr.study.report_v3_checks`."""
 
 from __future__ import annotations
 
@@ -7,24 +7,53 @@ from collections import Counter
 
 from .analysis import Analysis
 from .checks_v3 import CO_PRIMARY
-from .report_tables import number, p_value, slope_text, table
+from .claims import ClaimTest
+from .report_tables import number, p_value, table
+from .rules_v3 import VERDICTS_V3
 
 
-__all__ = ["checks_sections_v3", "claims_section_v3", "rules_v3"]
+__all__ = ["CLAIMS_V3", "claims_section_v3", "rules_v3", "verdict_text"]
 
 CLAIMS_V3 = {
-    1: "plain SGD makes gradient attributions robust",
-    2: "the gain does not carry over to softmax attention attributions",
-    3: "kernel attention restores it",
+    1: "plain SGD makes gradient attributions robust (robustness rises with lr/B)",
+    2: "the gain does not carry over to softmax attention attributions (no rise that matters)",
+    3: "kernel attention restores it (the kernel slope rises, and by more than the softmax slope)",
 }
 
 
-def _verdict(test) -> str:
-    return f"**{test.verdict}**" + (f" ({test.untested})" if test.untested else "")
+def verdict_text(test: ClaimTest) -> str:
+    """``**supported** at this scale``, with the reason of an untested verdict or the note of an inconclusive one."""
+    if test.verdict == "untested":
+        return f"**untested** at this scale ({test.untested.removeprefix('untested: ')})"
+    note = f" ({test.note.removeprefix('inconclusive: ')})" if test.note else ""
+    return f"**{test.verdict}** at this scale{note}"
+
+
+def _interval(estimate: float, ci: tuple[float, float]) -> str:
+    return f"{number(estimate, 4, True)} [{number(ci[0], 4, True)}, {number(ci[1], 4, True)}]"
+
+
+def _rows(tests: list[ClaimTest]) -> list[list[str]]:
+    return [
+        [
+            t.model,
+            t.method,
+            verdict_text(t),
+            _interval(t.estimate, t.ci),
+            number(t.margin, 4),
+            p_value(t.p),
+            number(t.power, 2),
+            str(t.n),
+        ]
+        for t in tests
+    ]
+
+
+HEADER = ["model", "method", "verdict", "slope per doubling [95% CI]", "margin", "p (Holm)", "power", "runs"]
 
 
 def claims_section_v3(analysis: Analysis) -> list[str]:
-    """Per claim, a count of verdicts and one row per model, method and measure."""
+    """Per claim: the verdicts counted per co-primary measure, then one table per measure."""
     lines = ["## The claims (at this scale)", ""]
     for claim, text in CLAIMS_V3.items():
         tests = [c for c in analysis.claims if c.claim == claim]
@@ -33,31 +62,22 @@ def claims_section_v3(analysis: Analysis) -> list[str]:
             lines += ["- No usable runs for this claim yet.", ""]
             continue
         for measure, _ in CO_PRIMARY:
-            chosen = [t for t in tests if t.measure == measure]
-            counts = Counter("untested" if t.untested and t.verdict == "inconclusive" else t.verdict for t in chosen)
-            summary = ", ".join(f"{counts[v]} {v}" for v in ("supported", "contradicted", "inconclusive", "untested"))
-            lines.append(f"- {measure}: {summary} (of {len(chosen)} model x method pairs).")
+            counts = Counter(t.verdict for t in tests if t.measure == measure)
+            summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS_V3)
+            lines.append(f"- {measure}: {summary} at this scale (of {sum(counts.values())} model x method pairs).")
         lines.append("")
-        rows = [
-            [
-                t.model,
-                t.method,
-                t.measure,
-                _verdict(t),
-                f"{number(t.estimate, 4, True)} [{number(t.ci[0], 4, True)}, {number(t.ci[1], 4, True)}]",
-                number(t.margin, 4),
-                p_value(t.p),
-                number(t.power, 2),
-                str(t.n),
-            ]
-            for t in tests
-        ]
-        header = ["model", "method", "measure", "verdict", "slope per doubling [95% CI]", "margin", "p (Holm)"]
-        lines += table([*header, "power at the margin", "runs"], rows)
+        for measure, sign in CO_PRIMARY:
+            chosen = [t for t in tests if t.measure == measure]
+            if chosen:
+                oriented = "" if sign > 0 else " (negated: higher = more robust)"
+                lines += [f"{measure}{oriented}:", "", *table(HEADER, _rows(chosen))]
     lines += [
-        "Slopes: each measure oriented so that higher = more robust (max-sensitivity negated), per doubling of lr/B, "
-        "from cell means after seed effects (a cell random effect; degrees of freedom = cells - 2). Claim 3's "
-        "estimate is the interaction (kernel slope - softmax slope).",
+        "Slopes: each measure oriented so that higher = more robust, per doubling of lr/B, the line through the cell "
+        "means after seed effects (a cell random effect; degrees of freedom = cells - 2). Claim 3's estimate is the "
+        "interaction (kernel slope - softmax slope); its p is the larger of the kernel slope's RISES and the "
+        "interaction's, or the kernel slope's SMALL when contradicted. Power: the chance that RISES rejects at a true "
+        "slope of the margin (equal to the chance that SMALL rejects at a true slope of 0), one-sided at alpha / "
+        "methods; claim 3: the product of the kernel slope's and the interaction's.",
         "",
     ]
     return lines
@@ -66,147 +86,51 @@ def claims_section_v3(analysis: Analysis) -> list[str]:
 def rules_v3(analysis: Analysis) -> list[str]:
     """The pre-registered rules of v3."""
     s = analysis.settings
+    a = f"{s.alpha:g}"
     return [
         "## Pre-registered protocol",
         "",
-        "Decision rules (fixed before the runs; simulated in `tests/study/test_rules_v3.py`). Two one-sided tests on "
-        f"every slope at alpha {s.alpha:g}, Holm over the methods of one claim, model and measure: RISES (slope > 0) "
-        "and SMALL (slope < margin).",
+        "Decision rules (fixed before the runs; checked by simulation in `tests/study/test_rules_v3.py`). Only "
+        "usable runs enter a claim: main plain-SGD runs with status ok (under the two-sided matched fit: inside the "
+        "band). Co-primary measures: "
+        + ", ".join(f"{m} ({'higher' if sign > 0 else 'lower'} = more robust)" for m, sign in CO_PRIMARY)
+        + f", each with its own verdicts. Two one-sided t tests on every slope at alpha {a}: RISES (null slope <= 0) "
+        "and SMALL (null slope >= margin), each Holm-adjusted over the methods of one claim, model and measure.",
         "",
         "- Claim 1 (gradient methods, every model): *supported* when RISES rejects and SMALL does not; "
         "*contradicted* when SMALL rejects; else *inconclusive*.",
-        "- Claim 2 (attention methods, softmax models): *supported* when SMALL rejects and the measure's positive "
-        "control passed; *contradicted* when RISES rejects and SMALL does not; else *inconclusive*.",
-        "- Claim 3 (attention methods, kernel vs softmax), only where claim 2 is supported: *supported* when the "
-        "kernel slope passes claim 1's rule and the interaction is shown > 0; *contradicted* when the kernel slope is "
-        "SMALL; else *inconclusive*.",
-        "- Error rates of one test: a true slope <= 0 is called claim-1 supported or claim-2 contradicted at most "
-        f"{s.alpha:g}; a true slope >= the margin is called claim-1 contradicted or claim-2 supported at most "
-        f"{s.alpha:g}. With the cell spread these runs show, the simulated rates are in *Error rates* below.",
-        "- Margin: a slope matters when over the grid's span of D doublings of lr/B it moves the measure by one "
-        "seed-to-seed standard deviation (within cells, after seed effects): margin = run SD / D, per model, method "
-        f"and measure; {s.margin:g} where the SD cannot be estimated.",
-        "- Manipulation check: the log Hessian trace must fall with lr/B (one-sided, cell random effect); where it "
-        "does not, every verdict of that model reads *untested: the treatment had no measurable effect*.",
-        "- Positive control: a model scored at half the radius is a planted, more robust model (the attenuated "
-        "classifier of `hf_robattr.robustness.controls`); claim 2's support needs the measure to detect it "
-        "(one-sided paired t test over the runs).",
-        "- Saturation: a measure the scoring flags as saturated in most of a model's runs is untested there.",
-        "- Matched fit: a run counts when its training loss at the stop lies within the arm's band around the target; "
-        "others are excluded and counted below.",
+        "- Claim 2 (attention methods, softmax models), the mirror image: *supported* when SMALL rejects and the "
+        "method's positive control passed (without one, or with one that failed, it stays *inconclusive* and says "
+        "so); *contradicted* when RISES rejects and SMALL does not; else *inconclusive*.",
+        "- Claim 3 (attention methods, kernel vs softmax of one arm), tested only for methods whose claim 2 is "
+        "supported on that measure (else *untested*, with the reason): *supported* when the kernel slope passes "
+        "claim 1's rule and the interaction kernel - softmax is shown > 0 (one-sided, Holm); *contradicted* when the "
+        "kernel slope is SMALL; else *inconclusive*.",
+        f"- Guarantees per test (Holm only lowers them): a true slope <= 0 is called claim-1 supported or claim-2 "
+        f"contradicted at most {a} of the time; a true slope >= the margin is called claim-1 contradicted or "
+        f"claim-2 supported at most {a}; claim 3 is called supported with a true kernel slope or interaction <= 0 "
+        f"at most {a}, and contradicted with a true kernel slope >= the margin at most {a}. These are exact for the "
+        "cell-means t test on a balanced grid; the rates at the spread these runs show, with the margin estimated "
+        "as below, are simulated in *Error rates*. Nothing bounds *inconclusive*: read it with its power.",
+        "- Margin (a rule, not a number): a slope matters when over the grid's span of D doublings of lr/B it moves "
+        "the measure by one seed-to-seed standard deviation (within cells, after seed effects, pooled over the "
+        "model's cells): margin = run SD / D, per model, method and measure (values under *Margins*); "
+        f"{s.margin:g} where the SD cannot be estimated. The seed-to-seed spread is what retraining the same cell "
+        "shows; the cell-to-cell spread is left out (the cell random effect already charges it to the slope's "
+        "standard error, and a margin that grew with it would make a noisier grid easier to call small).",
+        "- Manipulation check: the log Hessian trace must be shown to fall with lr/B (one-sided, cell random "
+        f"effect, alpha {a}) on each model's usable runs; where it is not (or cannot be tested), every verdict of "
+        "that model reads *untested: the treatment had no measurable effect*; claim 3 needs both models' checks.",
+        "- Positive control: scoring a model at s times the radius is scoring the planted model g(x) = f(c + s(x - "
+        "c)) at the radius (the attenuated classifier of `hf_robattr.robustness.controls`), at least as robust by "
+        "construction; per attention method and measure scored at both radii, the paired gain must be shown > 0 "
+        "(one-sided t test over the model's runs). Claim 2's support needs it.",
+        "- Saturation: a measure the scoring flags as saturated in most of a model's usable runs is *untested: "
+        "saturated* there.",
+        "- Fit covariate: the slope of the cell means with the cell mean of log(training loss at the stop) as a "
+        "second regressor (cells - 3 degrees of freedom), reported beside each slope; the fixed-budget arm is "
+        "analysed by the same rules and set beside its matched-fit twin.",
+        "- Lack of fit: the F test of the line in log2(lr/B) against one mean per cell (pure error within cells, "
+        "after seed effects); where it rejects, the lr and B slopes are reported separately.",
         "",
     ]
-
-
-def _manipulation(analysis: Analysis) -> list[str]:
-    rows = [
-        [
-            m.arm,
-            m.attention_type,
-            slope_text(m.trace),
-            slope_text(m.top_eigenvalue),
-            p_value(m.p),
-            "**passed**" if m.passed else f"failed ({m.reason})",
-        ]
-        for m in analysis.v3.manipulation_check
-    ]
-    header = ["arm", "attention", "log Hessian trace per doubling", "log top eigenvalue", "p (falls)", "check"]
-    return ["## Manipulation check: does curvature fall with lr/B?", "", *table(header, rows)]
-
-
-def _fit(analysis: Analysis) -> list[str]:
-    lines = ["## Matched fit", ""]
-    for arm, counts in analysis.v3.fit_outcomes.items():
-        if counts:
-            lines.append(
-                f"- {arm}: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()) + " (main SGD runs)."
-            )
-    lines += ["", "The headline slope with the training loss at the stop (log, cell mean) as a covariate:", ""]
-    rows = [
-        [c.arm, c.attention_type, c.method, slope_text(c.plain), slope_text(c.adjusted)]
-        for c in analysis.v3.covariate
-        if c.measure == analysis.settings.headline_measure
-    ]
-    return lines + table(["arm", "attention", "method", "slope", "slope adjusted for the loss at the stop"], rows)
-
-
-def _controls_and_margins(analysis: Analysis) -> list[str]:
-    rows = [
-        [
-            c.arm,
-            c.attention_type,
-            c.method,
-            c.measure,
-            number(c.gain, 4, True),
-            number(c.margin_span, 4),
-            p_value(c.p),
-            str(c.n),
-            "**passed**" if c.passed else "failed",
-        ]
-        for c in analysis.v3.positive_controls
-    ]
-    header = ["arm", "attention", "method", "measure", "gain at half the radius", "margin x span", "p", "runs"]
-    lines = ["## Positive controls (a planted, more robust model)", "", *table([*header, "control"], rows)]
-    margins = [
-        [
-            m.arm,
-            m.attention_type,
-            m.method,
-            m.measure,
-            number(m.run_sd, 4),
-            number(m.doublings, 1),
-            number(m.margin, 4),
-        ]
-        for m in analysis.v3.margins
-    ]
-    header = ["arm", "attention", "method", "measure", "seed-to-seed SD", "doublings", "margin"]
-    return [*lines, "## Margins", "", *table(header, margins)]
-
-
-def _lack_of_fit(analysis: Analysis) -> list[str]:
-    rows = [
-        [
-            r.arm,
-            r.attention_type,
-            r.method,
-            r.measure,
-            f"F = {number(r.test.f, 2)} on ({r.test.df_lack}, {r.test.df_pure})",
-            p_value(r.test.p),
-            slope_text(r.lr) if r.lr is not None else "",
-            slope_text(r.batch) if r.batch is not None else "",
-        ]
-        for r in analysis.v3.lack_of_fit
-    ]
-    rejected = sum(r.test.rejects(analysis.settings.alpha) for r in analysis.v3.lack_of_fit)
-    header = ["arm", "attention", "method", "measure", "lack of fit", "p", "log2 lr slope", "log2 B slope"]
-    text = (
-        f"The line in log2(lr/B) is rejected in {rejected} of {len(rows)} series (alpha {analysis.settings.alpha:g});"
-    )
-    text += " there lr and B are reported separately (under the lr/B line they are b and -b)."
-    return ["## Lack of fit of the line in log2(lr/B)", "", text, "", *table(header, rows)]
-
-
-def _error_rates(analysis: Analysis) -> list[str]:
-    rows = []
-    for e in analysis.v3.error_rates:
-        rates = ", ".join(f"{verdict} {number(share, 3)}" for verdict, share in e.rates.items())
-        truth = "0" if e.true_slope == 0 else f"margin ({number(e.true_slope, 4)})"
-        rows.append([e.arm, e.attention_type, e.rule, truth, number(e.cell_sd, 4), number(e.run_sd, 4), rates])
-    text = (
-        f"Each rule replayed on {analysis.v3.error_rates[0].simulations if rows else 0} simulated studies with the "
-        "model's own cells and seeds, at the cell and run spread its headline measure shows."
-    )
-    header = ["arm", "attention", "rule", "true slope", "cell SD", "run SD", "verdicts"]
-    return ["## Error rates at the spread these runs show", "", text, "", *table(header, rows)]
-
-
-def checks_sections_v3(analysis: Analysis) -> list[str]:
-    """The sections of v3's checks, in the order a reader needs them."""
-    if analysis.v3 is None:
-        return []
-    saturated = analysis.v3.saturated
-    lines = _manipulation(analysis) + _fit(analysis) + _controls_and_margins(analysis) + _lack_of_fit(analysis)
-    lines += _error_rates(analysis)
-    if saturated:
-        lines += ["Read as untested (saturated): " + ", ".join(saturated) + ".", ""]
-    return lines

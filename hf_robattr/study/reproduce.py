@@ -20,13 +20,13 @@ from typing import Any
 from hf_robattr.data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, load_classification_dataset
 
 from .arguments import StudyArguments
-from .claims import VERDICTS
 from .estimate import estimate_seconds, format_duration
 from .executors import RunFunction, run_jobs
 from .grid import RunSpec, arm_specs, baseline_specs, sweep_specs
 from .prepare import StartPoint, prepare_start_points, start_key
 from .report_files import RESULTS_NAME, render_from_results, write_report
 from .results import load_results
+from .rules_v3 import VERDICTS_V3
 from .run import run_one
 from .scales import StudySettings, get_settings
 from .store import RunStore
@@ -201,7 +201,7 @@ def study_summary(directory: Path, report: Path, stored: int, expected: int, est
     verdicts = []
     for claim in sorted({c.claim for c in claims}):
         tally = Counter(c.verdict for c in claims if c.claim == claim)
-        verdicts.append(f"claim {claim}: " + ", ".join(f"{tally[v]} {v}" for v in VERDICTS if tally[v]))
+        verdicts.append(f"claim {claim}: " + ", ".join(f"{tally[v]} {v}" for v in VERDICTS_V3 if tally[v]))
     left = stored < expected
     lines = [
         f"Report: {report} (figures beside it; every number in {directory / RESULTS_NAME}).",

@@ -12,9 +12,13 @@ Top level (what readers of the study rely on)::
     "analysis"      the whole analysis (every table of the report), from which the report is rendered
 
 Study v3 (``settings.analysis == "v3"``) adds, from :class:`~hf_robattr.study.analysis_v3.V3Findings`:
-``"manipulation_check"`` (per model: curvature slopes on lr/B, passed), ``"lack_of_fit"`` (per model, method and
-measure: the F test, lr and B separately where rejected), ``"error_rates"`` (each rule on simulated data at the
-runs' spread), ``"margins"``, ``"positive_controls"`` and ``"fit_outcomes"``.
+``"manipulation_check"`` (per model: curvature slopes on lr/B, passed, the reason where not), ``"lack_of_fit"`` (per
+model, method and co-primary measure: the F test, lr and B separately where rejected), ``"error_rates"`` (each rule
+on simulated data at the runs' spread: the true slope, the spread, the share of each verdict), ``"margins"``,
+``"positive_controls"``, ``"fit_outcomes"``, ``"excluded"`` (per arm and fit outcome, the runs kept out of the
+claims), ``"covariate"`` (each claim slope with and without the loss at the stop) and ``"budget_contrasts"`` (the
+fixed-budget arm beside its matched-fit twin). Its claims have a fourth verdict, ``"untested"`` (the reason in
+``"untested"``), and a ``"note"`` where a tested verdict stays inconclusive for a stated reason.
 
 NaN is written as ``null`` (strict JSON) and read back as NaN; floats round-trip exactly, so the report rendered
 from a reloaded ``results.json`` is the report rendered from the runs, byte for byte.
@@ -45,7 +49,17 @@ EVAL_SET_RULE = (
 
 
 # The v3 checks that results.json also holds at its top level (issue 25.7).
-V3_TOP_LEVEL = ("manipulation_check", "lack_of_fit", "error_rates", "margins", "positive_controls", "fit_outcomes")
+V3_TOP_LEVEL = (
+    "manipulation_check",
+    "lack_of_fit",
+    "error_rates",
+    "margins",
+    "positive_controls",
+    "fit_outcomes",
+    "excluded",
+    "covariate",
+    "budget_contrasts",
+)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -10,8 +10,9 @@ import numpy as np
 
 from .measure import value_key
 from .scales import StudySettings
-from .stats import Difference, MeanCI, Slope, block_slope, difference_ci, mean_ci
+from .stats import Difference, MeanCI, Slope, difference_ci, mean_ci
 from .summaries import RunSummary, models_present, sgd_runs
+from .trends import is_cell_level, trend
 
 
 __all__ = ["Comparison", "Cost", "CurvatureRow", "SaturationRow", "comparisons", "curvature", "saturation"]
@@ -176,7 +177,7 @@ def curvature(settings, runs) -> list[CurvatureRow]:
         rel = [abs(r.hessian_trace_stderr / r.hessian_trace) for r in sgd if r.hessian_trace]
         for quantity in ("hessian_trace", "hessian_top_eigenvalue"):
             values = [getattr(r, quantity) for r in sgd]
-            slope = block_slope([r.log2_strength for r in sgd], values, [r.seed for r in sgd])
+            slope = trend(sgd, values, is_cell_level(settings.analysis))
             rows.append(
                 CurvatureRow(
                     arm,

@@ -14,7 +14,16 @@ __all__ = ["ANALYSES", "ANALYSIS_FIELDS", "StudySettings"]
 # co-primary measures, manipulation check, positive controls, margins from the measures' own spread.
 ANALYSES = ("v2", "v3")
 # The settings of the analysis (not of the runs): the ones get_settings can override.
-ANALYSIS_FIELDS = ("alpha", "margin", "headline_measure", "min_cls_cv", "min_recall_gain", "min_entropy_drop")
+ANALYSIS_FIELDS = (
+    "alpha",
+    "margin",
+    "headline_measure",
+    "min_cls_cv",
+    "min_recall_gain",
+    "min_entropy_drop",
+    "analysis",
+    "error_rate_simulations",
+)
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,8 @@ class StudySettings:
     (:func:`~hf_robattr.study.measure.attention_preconditions_met`) compares each trained model with the model it
     started from: entropy ratio at least ``min_entropy_drop`` lower, evidence recall at least ``min_recall_gain``
     higher. ``analysis`` picks the rules: ``"v2"`` (study v2's, kept so that its report re-renders) or ``"v3"``
-    (:mod:`~hf_robattr.study.analysis_v3`).
+    (:mod:`~hf_robattr.study.analysis_v3`, where ``margin`` is only the fallback of the margin rule);
+    ``error_rate_simulations``: how many simulated studies v3 replays each decision rule on (seeded).
     """
 
     scale: str
@@ -41,10 +51,15 @@ class StudySettings:
     min_recall_gain: float = 0.05
     min_entropy_drop: float = 0.05
     analysis: str = "v2"
+    error_rate_simulations: int = 500
 
     def __post_init__(self) -> None:
         if self.analysis not in ANALYSES:
             raise ValueError(f"StudySettings.analysis must be one of {list(ANALYSES)}, got {self.analysis!r}.")
+        if not 0 < self.alpha < 1 or not self.margin > 0:
+            raise ValueError(f"StudySettings.alpha must be in (0, 1) and margin > 0, got {self.alpha}, {self.margin}.")
+        if self.error_rate_simulations < 1:
+            raise ValueError(f"StudySettings.error_rate_simulations must be >= 1, got {self.error_rate_simulations}.")
         names = [protocol.arm for protocol, _ in self.arms]
         if len(set(names)) != len(names):
             raise ValueError(f"StudySettings.arms has duplicate arm names {names}.")

@@ -39,6 +39,7 @@ __all__ = [
     "difference_ci",
     "holm",
     "mean_ci",
+    "power_one_sided",
     "power_tost",
     "power_two_sided",
     "slope_difference",
@@ -329,6 +330,15 @@ def power_two_sided(effect: float, stderr: float, df: float, alpha: float = 0.05
     critical = stats.t.ppf(1 - alpha / 2, df)
     shift = effect / stderr
     return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
+
+
+def power_one_sided(effect: float, stderr: float, df: float, alpha: float = 0.05) -> float:
+    """Power of the one-sided level-``alpha`` t-test of ``slope <= 0`` against ``slope > 0`` when the true slope is
+    ``effect`` (noncentral t); for ``slope >= bound`` against ``slope < bound``, pass ``bound - true slope``."""
+    _check_level(alpha, "alpha")
+    if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
+        return NAN
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, effect / stderr))
 
 
 def power_tost(margin: float, stderr: float, df: float, alpha: float = 0.05, effect: float = 0.0) -> float:
