@@ -69,13 +69,29 @@ def test_ci_scale_runs_every_code_path(ci_study):
     assert all(r["training"]["global_step"] == 96 // 16 for r in minilm)
     results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
+    # study v3's checks at the top level (the ci scale runs v3's analysis)
+    assert {"manipulation_check", "lack_of_fit", "error_rates", "margins", "positive_controls"} <= set(results)
+    assert {"fit_outcomes", "excluded", "covariate", "budget_contrasts"} <= set(results)
     assert any(c["claim"] == 3 for c in results["claims"])
-    for claim in results["claims"]:  # every claim without an estimate says why it was not tested
-        if claim["estimate"] is None or claim["estimate"] != claim["estimate"]:
-            # no estimate (too few runs), or no (residual) variation to test
-            assert claim["untested"].startswith(("no estimate", "no variation", "no residual variation")), claim
+    # two cells of lr and B per model: no slope with a cell random effect, so the manipulation check cannot be
+    # run, and every verdict is untested for that reason
+    checks = results["manipulation_check"]
+    models = {(r["arm"], r["cell"]["attention_type"]) for r in records.values() if r["status"] == "ok"}
+    assert {(m["arm"], m["attention_type"]) for m in checks} == models and ("vit", "kernel") in models
+    assert all(not m["passed"] and "not estimable" in m["reason"] for m in checks)
+    for claim in results["claims"]:
+        assert claim["verdict"] == "untested", claim
+        assert claim["untested"].startswith("untested: the treatment had no measurable effect"), claim
+    assert {row["measure"] for row in results["lack_of_fit"]} == {
+        "topk_intersection",
+        "kendall_tau",
+        "max_sensitivity",
+    }
+    # the arms score their sweep methods at a smaller radius too: the positive control runs (s = 0.4 or 0.5)
+    assert results["positive_controls"] and all(0 < c["factor"] < 1 for c in results["positive_controls"])
+    assert results["error_rates"] == []  # a rule needs three cells to simulate
     report = (directory / "report.md").read_text()
-    for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
+    for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets", "## Margins"):
         assert text in report, text
     # what the recipe prints last: where the report is, the runs, the verdicts, what to do next
     summary = study_summary(
