@@ -167,8 +167,11 @@ def manipulation_check(arm: str, attention: str, runs: Sequence[RunSummary], alp
     trace = cell_slope(x, [_log(r.hessian_trace) for r in measured], cells, seeds)
     eigen = cell_slope(x, [_log(r.hessian_top_eigenvalue) for r in measured], cells, seeds)
     if not trace.valid:
-        why = f"{len(measured)} runs with curvature in {trace.blocks} cells"
-        return ManipulationCheck(arm, attention, trace, eigen, NAN, False, f"{UNTREATED} (not estimable: {why})")
+        runs, cells = len(measured), trace.blocks
+        why = f"{runs} run{'s' if runs != 1 else ''} with curvature in {cells} cell{'s' if cells != 1 else ''}"
+        detail = trace.degenerate or ("it needs 3 cells" if cells < 3 else "lr/B takes one value")
+        reason = f"{UNTREATED} ({arm} {attention}: the check is not estimable, {why}; {detail})"
+        return ManipulationCheck(arm, attention, trace, eigen, NAN, False, reason)
     p = trace.p_below(0.0)
     passed = p < alpha
     reason = "" if passed else (

@@ -22,9 +22,10 @@ CLAIMS_V3 = {
 
 
 def verdict_text(test: ClaimTest) -> str:
-    """``**supported** at this scale``, with the reason of an untested verdict or the note of an inconclusive one."""
+    """``**supported** at this scale``; an untested verdict with its reason (``**untested** at this scale: ...``),
+    an inconclusive one with its note."""
     if test.verdict == "untested":
-        return f"**untested** at this scale ({test.untested.removeprefix('untested: ')})"
+        return f"**untested** at this scale: {test.untested.removeprefix('untested: ')}"
     note = f" ({test.note.removeprefix('inconclusive: ')})" if test.note else ""
     return f"**{test.verdict}** at this scale{note}"
 

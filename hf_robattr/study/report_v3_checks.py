@@ -20,7 +20,7 @@ def _manipulation(analysis: Analysis) -> list[str]:
             slope_text(m.trace),
             slope_text(m.top_eigenvalue),
             p_value(m.p),
-            "**passed**" if m.passed else f"**failed**: {m.reason}",
+            "**passed**" if m.passed else f"**failed**: {m.reason.removeprefix('untested: ')}",
         ]
         for m in analysis.v3.manipulation_check
     ]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .measure import value_key
+from .record_reader import PreconditionSection, StudyRecord, number
 from .scales import StudySettings
 from .stats import NAN, MeanCI, mean_ci
 
@@ -142,34 +143,29 @@ class CellSummary:
         return text + (f" w={self.regularizer_weight:g}" if self.regime not in ("sgd", "adamw") else "")
 
 
-def _float(value: object) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else NAN
-
-
-def _degenerate(pre: dict, settings: StudySettings) -> bool:
-    if _float(pre.get("cls_cv")) < settings.min_cls_cv:
+def _degenerate(pre: PreconditionSection, settings: StudySettings) -> bool:
+    if pre.cls_cv < settings.min_cls_cv:
         return True
-    recall, chance = _float(pre.get("evidence_recall")), _float(pre.get("evidence_chance"))
+    recall, chance = pre.evidence_recall, pre.evidence_chance
     return math.isfinite(recall) and recall < chance + settings.min_recall_gain
 
 
-def _mask(record: dict, common: np.ndarray | None) -> np.ndarray:
-    correct = np.asarray(record.get("pool", {}).get("correct", []), dtype=bool)
-    if record.get("role") == "sweep" or common is None:
-        return correct
+def _mask(record: StudyRecord, common: np.ndarray | None) -> np.ndarray:
+    if record.role == "sweep" or common is None:
+        return record.pool.mask
     return common
 
 
-def _values(record: dict, mask: np.ndarray, settings: StudySettings) -> dict[str, float]:
-    protocol = settings.protocol(record["arm"])
-    robustness = record.get("robustness", {})
+def _values(record: StudyRecord, mask: np.ndarray, settings: StudySettings) -> dict[str, float]:
+    protocol = settings.protocol(record.arm)
+    robustness = record.robustness
     values = {}
     for key, per_example in robustness.items():
         array = np.asarray([NAN if v is None else v for v in per_example], dtype=float)
         chosen = array[mask[: array.size]] if mask.size else array[:0]
         finite = chosen[np.isfinite(chosen)]
         values[key] = float(finite.mean()) if finite.size else NAN
-    if record.get("saturation"):  # the main budget on the saturation subset, for a like-for-like comparison
+    if record.saturation:  # the main budget on the saturation subset, for a like-for-like comparison
         budget = f"@{protocol.attack_steps}x{protocol.attack_restarts}"
         limit = min(protocol.saturation_examples, mask.size)
         for method in protocol.saturation_methods:
@@ -181,66 +177,63 @@ def _values(record: dict, mask: np.ndarray, settings: StudySettings) -> dict[str
     return values
 
 
+def _preconditions(record: StudyRecord, settings: StudySettings) -> Preconditions | None:
+    pre = record.preconditions
+    if pre is None:
+        return None
+    degenerate = _degenerate(pre, settings)
+    return Preconditions(pre.cls_entropy_ratio, pre.cls_cv, pre.evidence_recall, pre.evidence_chance, degenerate)
+
+
+def _summary(r: StudyRecord, common: np.ndarray | None, settings: StudySettings) -> RunSummary:
+    trace, cell = r.diagnostics.hessian_trace, r.cell
+    return RunSummary(
+        key=r.key,
+        arm=r.arm,
+        attention_type=cell.attention_type,
+        regime=r.regime,
+        optimizer=cell.optimizer,
+        learning_rate=cell.learning_rate,
+        batch_size=cell.batch_size,
+        regularizer=cell.regularizer,
+        regularizer_weight=cell.regularizer_weight,
+        seed=r.seed,
+        role=r.role,
+        status=r.status,
+        log2_strength=r.log2_strength,
+        accuracy=r.accuracy,
+        fit_loss=r.fit_loss,
+        global_step=int(r.training.global_step or 0),
+        train_seconds=number(r.training.train_runtime_s),
+        total_seconds=r.total_seconds,
+        cpu_seconds=r.total_cpu_seconds,
+        preconditions=_preconditions(r, settings),
+        hessian_trace=trace.value,
+        hessian_trace_stderr=trace.stderr,
+        hessian_top_eigenvalue=r.diagnostics.hessian_top_eigenvalue.value,
+        hessian_probes=trace.num_probes,
+        values=_values(r, _mask(r, common), settings) if r.robustness else {},
+        error=r.error,
+        fit_outcome=r.fit.outcome,
+        saturated=r.saturated,
+    )
+
+
 def run_summaries(records: list[dict], settings: StudySettings) -> tuple[list[RunSummary], list[EvalSet]]:
-    """Every record summarised on its arm's common set, and the common sets."""
+    """Every record (read by :class:`~.record_reader.StudyRecord`) summarised on its arm's common set, and the
+    common sets."""
+    typed = [StudyRecord.from_json(r) for r in records]
     eval_sets, commons = [], {}
     for arm in settings.arm_names:
-        usable = [r for r in records if r["arm"] == arm and r.get("role") == "main" and r.get("status") == "ok"]
-        masks = [np.asarray(r.get("pool", {}).get("correct", []), dtype=bool) for r in usable]
+        usable = [r for r in typed if r.arm == arm and r.usable]
+        masks = [r.pool.mask for r in usable]
         sizes = {m.size for m in masks}
         if not masks or len(sizes) != 1:
             continue
         common = np.logical_and.reduce(masks)
         commons[arm] = common
-        split = usable[0]["pool"]["split"]
-        eval_sets.append(EvalSet(arm, split, int(common.size), int(common.sum()), len(usable)))
-    runs = []
-    for r in records:
-        cell, training = r["cell"], r.get("training", {})
-        pre = r.get("preconditions")
-        diagnostics = r.get("diagnostics", {})
-        trace = diagnostics.get("hessian_trace", {})
-        runs.append(
-            RunSummary(
-                key=r["key"],
-                arm=r["arm"],
-                attention_type=cell["attention_type"],
-                regime=r["regime"],
-                optimizer=cell["optimizer"],
-                learning_rate=cell["learning_rate"],
-                batch_size=cell["batch_size"],
-                regularizer=cell["regularizer"],
-                regularizer_weight=cell["regularizer_weight"],
-                seed=r["seed"],
-                role=r.get("role", "main"),
-                status=r["status"],
-                log2_strength=r["log2_strength"],
-                accuracy=_float(r.get("accuracy")),
-                fit_loss=_float(training.get("train_loss_at_stop")),
-                global_step=int(training.get("global_step") or 0),
-                train_seconds=_float(training.get("train_runtime_s")),
-                total_seconds=_float(r.get("total_seconds")),
-                cpu_seconds=_float(r.get("total_cpu_seconds")),
-                preconditions=None
-                if not pre
-                else Preconditions(
-                    _float(pre.get("cls_entropy_ratio")),
-                    _float(pre.get("cls_cv")),
-                    _float(pre.get("evidence_recall")),
-                    _float(pre.get("evidence_chance")),
-                    _degenerate(pre, settings),
-                ),
-                hessian_trace=_float(trace.get("value")),
-                hessian_trace_stderr=_float(trace.get("stderr")),
-                hessian_top_eigenvalue=_float(diagnostics.get("hessian_top_eigenvalue", {}).get("value")),
-                hessian_probes=int(trace.get("num_probes") or 0),
-                values=_values(r, _mask(r, commons.get(r["arm"])), settings) if r.get("robustness") else {},
-                error=str(r.get("error", "")),
-                fit_outcome=str((r.get("fit") or {}).get("outcome") or ""),
-                saturated=tuple(sorted(r.get("saturated") or {})),
-            )
-        )
-    return runs, eval_sets
+        eval_sets.append(EvalSet(arm, usable[0].pool.split, int(common.size), int(common.sum()), len(usable)))
+    return [_summary(r, commons.get(r.arm), settings) for r in typed], eval_sets
 
 
 def cell_summaries(runs: list[RunSummary]) -> list[CellSummary]:
