@@ -6,9 +6,15 @@
 - :mod:`~hf_robattr.study.run`: one run on the shared run pipeline, measured by :mod:`~hf_robattr.study.measure`
   on the evaluation pool of :mod:`~hf_robattr.study.pool`;
 - :mod:`~hf_robattr.study.store`, :mod:`~hf_robattr.study.executors`: the resumable store, local and Ray executors;
-- :mod:`~hf_robattr.study.stats`, :mod:`~hf_robattr.study.claims`: the statistics and the pre-registered verdict
-  rules; :mod:`~hf_robattr.study.summaries`, :mod:`~hf_robattr.study.analysis`: records to findings;
-- :mod:`~hf_robattr.study.results`, :mod:`~hf_robattr.study.report`, :mod:`~hf_robattr.study.plots`:
+- :mod:`~hf_robattr.study.stats`, :mod:`~hf_robattr.study.claims`: the statistics and study v2's pre-registered
+  verdict rules; :mod:`~hf_robattr.study.record_reader`, :mod:`~hf_robattr.study.summaries`,
+  :mod:`~hf_robattr.study.analysis`: records to findings (:mod:`~hf_robattr.study.trends`: slopes along lr/B);
+- study v3's analysis: :mod:`~hf_robattr.study.cell_effects` (slopes with a cell random effect),
+  :mod:`~hf_robattr.study.checks_v3` (manipulation check, margins, positive controls, lack of fit, fit covariate),
+  :mod:`~hf_robattr.study.rules_v3` (one rule shape), :mod:`~hf_robattr.study.error_rates_v3` (the rules' simulated
+  error rates), :mod:`~hf_robattr.study.analysis_v3` (all of it, per arm);
+- :mod:`~hf_robattr.study.results`, :mod:`~hf_robattr.study.report` (v3's sections in
+  :mod:`~hf_robattr.study.report_v3` and :mod:`~hf_robattr.study.report_v3_checks`), :mod:`~hf_robattr.study.plots`:
   ``results.json.gz``, ``report.md`` and the figures;
 - :func:`reproduce`: all of it, as ``recipes/reproduce_paper.py`` runs it.
 """

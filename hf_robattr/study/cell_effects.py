@@ -91,8 +91,8 @@ def _columns(x, y, cells, blocks) -> tuple[np.ndarray, np.ndarray, list, list]:
 
 
 def _indicators(labels: list) -> tuple[list, np.ndarray]:
-    levels = list(dict.fromkeys(labels))
-    return levels, np.asarray([levels.index(label) for label in labels], dtype=int)
+    positions = {level: i for i, level in enumerate(dict.fromkeys(labels))}
+    return list(positions), np.asarray([positions[label] for label in labels], dtype=int)
 
 
 def _additive_fit(ys: np.ndarray, cell_index: np.ndarray, block_index: np.ndarray, cells: int, blocks: int):
@@ -120,11 +120,15 @@ def cell_means(
     levels, cell_index = _indicators(cell_labels)
     block_levels, block_index = _indicators(block_labels)
     cell_x = np.full(len(levels), NAN)
-    for index in range(len(levels)):
-        values = xs[cell_index == index]
-        if np.ptp(values) > 1e-9 * max(1.0, float(np.abs(values).max())):
-            raise ValueError(f"`x` must be one value per cell; cell {levels[index]!r} has {sorted(set(values))}.")
-        cell_x[index] = values[0]
+    if levels:  # each cell's x is its first run's; every run of the cell must agree with it
+        high, low, scale = np.full(len(levels), -np.inf), np.full(len(levels), np.inf), np.ones(len(levels))
+        np.maximum.at(high, cell_index, xs)
+        np.minimum.at(low, cell_index, xs)
+        np.maximum.at(scale, cell_index, np.abs(xs))
+        for index in np.flatnonzero(high - low > 1e-9 * scale):
+            values = sorted(set(xs[cell_index == index]))
+            raise ValueError(f"`x` must be one value per cell; cell {levels[index]!r} has {values}.")
+        cell_x = xs[np.unique(cell_index, return_index=True)[1]]
     counts = np.bincount(cell_index, minlength=len(levels)) if levels else np.zeros(0, dtype=int)
     fit = _additive_fit(ys, cell_index, block_index, len(levels), len(block_levels)) if levels else None
     # seeds confounded with cells (or nothing left): plain means
