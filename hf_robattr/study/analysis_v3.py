@@ -32,9 +32,7 @@ from .settings import StudySettings
 from .summaries import RunSummary, sgd_runs
 
 
-__all__ = ["ERROR_RATE_SIMULATIONS", "V3Findings", "analyse_v3"]
-
-ERROR_RATE_SIMULATIONS = 400
+__all__ = ["V3Findings", "analyse_v3"]
 
 
 @dataclass
@@ -120,12 +118,12 @@ def _error_rates(settings: StudySettings, model: _Model, method: str, claim: int
     for truth in (0.0, margin):
         rates = simulate_error_rates(
             decide, cell_x, seeds=seed_count, slope=truth, spread=Spread(spread.cell_sd, spread.run_sd),
-            simulations=ERROR_RATE_SIMULATIONS, seed=0,
+            simulations=settings.error_rate_simulations, seed=0,
         )  # fmt: skip
         rows.append(
             ErrorRate(
                 model.arm, model.attention, measure, f"claim {claim} ({method})", truth, spread.cell_sd,
-                spread.run_sd, ERROR_RATE_SIMULATIONS, rates,
+                spread.run_sd, settings.error_rate_simulations, rates,
             )
         )  # fmt: skip
     return rows

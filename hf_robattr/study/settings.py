@@ -14,7 +14,15 @@ __all__ = ["ANALYSES", "ANALYSIS_FIELDS", "StudySettings"]
 # co-primary measures, manipulation check, positive controls, margins from the measures' own spread.
 ANALYSES = ("v2", "v3")
 # The settings of the analysis (not of the runs): the ones get_settings can override.
-ANALYSIS_FIELDS = ("alpha", "margin", "headline_measure", "min_cls_cv", "min_recall_gain", "min_entropy_drop")
+ANALYSIS_FIELDS = (
+    "alpha",
+    "margin",
+    "headline_measure",
+    "min_cls_cv",
+    "min_recall_gain",
+    "min_entropy_drop",
+    "error_rate_simulations",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class StudySettings:
     min_recall_gain: float = 0.05
     min_entropy_drop: float = 0.05
     analysis: str = "v2"
+    error_rate_simulations: int = 4000  # v3: simulated studies per rule (Monte Carlo SE 0.0034 at a rate of 0.05)
 
     def __post_init__(self) -> None:
         if self.analysis not in ANALYSES:

@@ -21,7 +21,7 @@ from hf_robattr.study.settings import StudySettings
 
 @pytest.fixture(scope="module")
 def settings():
-    return get_settings("cpu")
+    return get_settings("cpu", error_rate_simulations=200)  # the rules' rates are simulated in test_rules_v3.py
 
 
 @pytest.fixture(scope="module")

@@ -69,11 +69,13 @@ def test_ci_scale_runs_every_code_path(ci_study):
     assert all(r["training"]["global_step"] == 96 // 16 for r in minilm)
     results = json.loads(__import__("gzip").open(directory / "results.json.gz", "rt").read())
     assert {"claims", "interaction", "preconditions", "eval_set", "grid"} <= set(results)
+    assert {"manipulation_check", "lack_of_fit", "error_rates"} <= set(results)  # study v3's analysis
     assert any(c["claim"] == 3 for c in results["claims"])
     for claim in results["claims"]:  # every claim without an estimate says why it was not tested
         if claim["estimate"] is None or claim["estimate"] != claim["estimate"]:
             # no estimate (too few runs), or no (residual) variation to test
-            assert claim["untested"].startswith(("no estimate", "no variation", "no residual variation")), claim
+            reasons = ("no estimate", "no variation", "no residual variation", "untested: ")
+            assert claim["untested"].startswith(reasons), claim
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets"):
         assert text in report, text
@@ -143,3 +145,10 @@ def test_a_damaged_manifest_stops_the_recipe_with_how_to_recover(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "reproduce_paper.py: error: --output_dir" in result.stderr and "is not a study manifest" in result.stderr
     assert (tmp_path / "study.json").read_text() == "[]"
+
+
+def test_a_partial_study_says_its_verdicts_are_not_a_result(ci_study):
+    directory, _ = ci_study
+    text = study_summary(directory, directory / "report.md", 3, 10, {"left": {"seconds": 60.0}}, [])
+    assert "Verdicts so far (PARTIAL: not a result until every run is stored): claim 1: " in text
+    assert "Next: rerun the same command to continue" in text
