@@ -59,15 +59,22 @@ def _torch_threads_restored():
 
 
 @pytest.fixture(autouse=True)
-def _logger_levels_restored():
-    """Recipes and study workers run in-process in some tests and set the library loggers' levels (e.g.
-    ``set_verbosity_error``); a later test that reads a warning must not depend on which tests ran before it."""
-    loggers = [logging.getLogger(name) for name in ("hf_robattr", "transformers", "datasets", "accelerate")]
-    levels = [(logger.level, logger.propagate, logger.disabled) for logger in loggers]
+def _logger_states_restored():
+    """Recipes, study workers and Ray run in-process in some tests and change logging: levels
+    (``set_verbosity_error``), propagation, and ``dictConfig``'s ``disable_existing_loggers``, which silences every
+    logger made so far. A later test that reads a warning must not depend on which tests ran before it."""
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger()] + [v for v in manager.loggerDict.values() if isinstance(v, logging.Logger)]
+    states = [(logger, logger.level, logger.propagate, logger.disabled) for logger in loggers]
     yield
-    for logger, (level, propagate, disabled) in zip(loggers, levels):
+    for logger, level, propagate, disabled in states:
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
+    known = {id(state[0]) for state in states}
+    for logger in manager.loggerDict.values():  # made during the test: back to a fresh logger's state
+        if isinstance(logger, logging.Logger) and id(logger) not in known:
+            logger.setLevel(logging.NOTSET)
+            logger.propagate, logger.disabled = True, False
 
 
 @pytest.fixture(scope="session")
