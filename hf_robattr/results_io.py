@@ -4,8 +4,7 @@
 :func:`check_repo_id`, :func:`names_hub_repo`).
 
 A leaf module: it imports only the standard library, so ``robustness``, ``training``, ``hub``, ``conversion``,
-``demo`` and ``study`` all import it without crossing a layer. (``study/store.write_json`` is still a copy of
-:func:`write_json_atomic`: the study is being rewritten, and moves onto this module with that rewrite.)
+``demo`` and ``study`` all import it without crossing a layer.
 """
 
 from __future__ import annotations
@@ -85,16 +84,22 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
-    """Write ``payload`` to ``path`` as strict JSON (through :func:`json_safe`, indented), atomically: to a
-    temporary file in the same folder, flushed to disk, then ``os.replace``, so a crash mid-write leaves the
-    previous file whole and no temporary file behind. Creates the folder. Returns the path."""
+def write_json_atomic(path: str | os.PathLike, payload: Any, *, indent: int = 2, strict: bool = True) -> Path:
+    """Write ``payload`` to ``path`` as JSON indented by ``indent``, atomically: to a temporary file in the same
+    folder, flushed to disk, then ``os.replace``, so a crash mid-write leaves the previous file whole and no temporary
+    file behind. Creates the folder. Returns the path.
+
+    ``strict`` (the default): strict JSON, through :func:`json_safe` (a NaN is written as ``null``), other objects
+    as ``str``. ``strict=False``: ``payload`` as ``json.dump`` writes it (a NaN as the ``NaN`` literal that Python's
+    ``json`` reads back; an object JSON cannot hold raises ``TypeError``), as the study's run store keeps its records.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f"{path.suffix}.tmp")
+    options: dict[str, Any] = {"allow_nan": False, "default": str} if strict else {"allow_nan": True}
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(json_safe(payload), handle, indent=2, allow_nan=False, default=str)
+            json.dump(json_safe(payload) if strict else payload, handle, indent=indent, **options)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o644)  # mkstemp creates it private; the record is an ordinary readable file
