@@ -22,6 +22,7 @@ from hf_robattr.results_io import RESULTS_FILE, write_results
 __all__ = [
     "DatasetRecord",
     "EvalRecord",
+    "FitBandRecord",
     "HubRecord",
     "MatchedFitRecord",
     "ModelRecord",
@@ -39,24 +40,45 @@ def _describe(value: Any) -> str:
 
 
 class _JsonSection:
-    """A flat section: its fields are its JSON keys, in order, then ``extra`` (keys this version does not know)."""
+    """A flat section: its fields are its JSON keys, in order, then the keys of its :attr:`_FLATTENED` parts (fields
+    holding a section of their own whose keys sit in this one's JSON object, present when one of their keys is),
+    then ``extra`` (keys this version does not know)."""
 
     extra: dict[str, Any]
+    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {}
 
     @classmethod
     def _keys(cls) -> list[str]:
-        return [spec.name for spec in dataclasses.fields(cls) if spec.name != "extra"]  # type: ignore[arg-type]
+        """The JSON keys of the section's own fields."""
+        skipped = {"extra", *cls._FLATTENED}
+        return [spec.name for spec in dataclasses.fields(cls) if spec.name not in skipped]  # type: ignore[arg-type]
+
+    @classmethod
+    def json_keys(cls) -> list[str]:
+        """Every JSON key the section knows: its own, then those of its flattened parts."""
+        return [*cls._keys(), *(key for part in cls._FLATTENED.values() for key in part.json_keys())]
 
     @classmethod
     def from_json(cls: type[_Section], data: dict[str, Any]) -> _Section:
-        """The section from its JSON object (a missing key takes the field's default)."""
+        """The section from its JSON object (a missing key takes the field's default; a flattened part is built
+        when one of its keys is present)."""
         keys = cls._keys()
         known = {key: data[key] for key in keys if key in data}
+        for name, part in cls._FLATTENED.items():
+            part_keys = part.json_keys()
+            keys += part_keys
+            if any(key in data for key in part_keys):
+                known[name] = part.from_json({key: data[key] for key in part_keys if key in data})
         return cls(**known, extra={key: value for key, value in data.items() if key not in keys})
 
     def to_json(self) -> dict[str, Any]:
         """The section's JSON object."""
-        return {**{key: getattr(self, key) for key in self._keys()}, **self.extra}
+        values = {key: getattr(self, key) for key in self._keys()}
+        for name in self._FLATTENED:
+            part = getattr(self, name)
+            if part is not None:
+                values.update(part.to_json())
+        return {**values, **self.extra}
 
 
 @dataclass
@@ -71,13 +93,37 @@ class ModelRecord(_JsonSection):
 
 
 @dataclass
+class FitBandRecord(_JsonSection):
+    """The two-sided matched fit's band and outcome in ``"training"``: present when the run had a
+    ``--target_loss_band`` (see :class:`~hf_robattr.training.MatchedFitCallback`).
+
+    ``fit_outcome`` is one of ``FIT_OUTCOMES`` (``in_band``, ``above_band``, ``below_band``); ``fit_checks`` every
+    measured ``[examples, loss]``, in order of examples.
+    """
+
+    target_loss_band: float | None = None
+    fit_band_low: float | None = None
+    fit_band_high: float | None = None
+    fit_outcome: str | None = None
+    rolled_back: bool | None = None
+    train_examples_at_stop: int | None = None
+    target_min_examples: int | None = None
+    fit_checks: list[list[float]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class MatchedFitRecord(_JsonSection):
-    """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss."""
+    """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss; ``band``
+    when the fit was two-sided."""
 
     train_loss_at_stop_step: int | None = None
     target_loss_examples: int | None = None
     target_check_every_examples: int | None = None
+    band: FitBandRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {"band": FitBandRecord}
 
 
 @dataclass
@@ -111,23 +157,8 @@ class TrainingRecord(_JsonSection):
     matched_fit: MatchedFitRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def _keys(cls) -> list[str]:
-        return [key for key in super()._keys() if key != "matched_fit"]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainingRecord:
-        """The section from its JSON object; the matched-fit keys, when present, form :attr:`matched_fit`."""
-        fit_keys = MatchedFitRecord._keys()
-        record = super().from_json({key: value for key, value in data.items() if key not in fit_keys})
-        if any(key in data for key in fit_keys):
-            record.matched_fit = MatchedFitRecord.from_json({key: data[key] for key in fit_keys if key in data})
-        return record
-
-    def to_json(self) -> dict[str, Any]:
-        """The section's JSON object (the matched-fit keys after the others, as the pipeline writes them)."""
-        values = {key: getattr(self, key) for key in self._keys()}
-        return {**values, **(self.matched_fit.to_json() if self.matched_fit else {}), **self.extra}
+    # the matched-fit keys, when present, form ``matched_fit`` (written after the others, as the pipeline writes them)
+    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {"matched_fit": MatchedFitRecord}
 
 
 @dataclass
