@@ -10,13 +10,18 @@ section's ``extra`` and written back.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from hf_robattr.results_io import RESULTS_FILE, write_results
+from hf_robattr.results_io import (
+    RESULTS_FILE,
+    JsonSection,
+    describe_value,
+    json_section,
+    read_results,
+    write_results,
+)
 
 
 __all__ = [
@@ -31,58 +36,9 @@ __all__ = [
     "TrainingRecord",
 ]
 
-_Section = TypeVar("_Section", bound="_JsonSection")
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
-
-
-class _JsonSection:
-    """A flat section: its fields are its JSON keys, in order, then the keys of its :attr:`_FLATTENED` parts (fields
-    holding a section of their own whose keys sit in this one's JSON object, present when one of their keys is),
-    then ``extra`` (keys this version does not know)."""
-
-    extra: dict[str, Any]
-    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {}
-
-    @classmethod
-    def _keys(cls) -> list[str]:
-        """The JSON keys of the section's own fields."""
-        skipped = {"extra", *cls._FLATTENED}
-        return [spec.name for spec in dataclasses.fields(cls) if spec.name not in skipped]  # type: ignore[arg-type]
-
-    @classmethod
-    def json_keys(cls) -> list[str]:
-        """Every JSON key the section knows: its own, then those of its flattened parts."""
-        return [*cls._keys(), *(key for part in cls._FLATTENED.values() for key in part.json_keys())]
-
-    @classmethod
-    def from_json(cls: type[_Section], data: dict[str, Any]) -> _Section:
-        """The section from its JSON object (a missing key takes the field's default; a flattened part is built
-        when one of its keys is present)."""
-        keys = cls._keys()
-        known = {key: data[key] for key in keys if key in data}
-        for name, part in cls._FLATTENED.items():
-            part_keys = part.json_keys()
-            keys += part_keys
-            if any(key in data for key in part_keys):
-                known[name] = part.from_json({key: data[key] for key in part_keys if key in data})
-        return cls(**known, extra={key: value for key, value in data.items() if key not in keys})
-
-    def to_json(self) -> dict[str, Any]:
-        """The section's JSON object."""
-        values = {key: getattr(self, key) for key in self._keys()}
-        for name in self._FLATTENED:
-            part = getattr(self, name)
-            if part is not None:
-                values.update(part.to_json())
-        return {**values, **self.extra}
-
 
 @dataclass
-class ModelRecord(_JsonSection):
+class ModelRecord(JsonSection):
     """``"model"``: what was trained."""
 
     architecture: str | None = None
@@ -93,7 +49,7 @@ class ModelRecord(_JsonSection):
 
 
 @dataclass
-class FitBandRecord(_JsonSection):
+class FitBandRecord(JsonSection):
     """The two-sided matched fit's band and outcome in ``"training"``: present when the run had a
     ``--target_loss_band`` (see :class:`~hf_robattr.training.MatchedFitCallback`).
 
@@ -113,7 +69,7 @@ class FitBandRecord(_JsonSection):
 
 
 @dataclass
-class MatchedFitRecord(_JsonSection):
+class MatchedFitRecord(JsonSection):
     """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss; ``band``
     when the fit was two-sided."""
 
@@ -123,11 +79,11 @@ class MatchedFitRecord(_JsonSection):
     band: FitBandRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {"band": FitBandRecord}
+    _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"band": FitBandRecord}
 
 
 @dataclass
-class TrainingRecord(_JsonSection):
+class TrainingRecord(JsonSection):
     """``"training"``: the regime, the budget and how the run ended (see
     :func:`~hf_robattr.training.training_record`). ``None``: not recorded."""
 
@@ -158,11 +114,11 @@ class TrainingRecord(_JsonSection):
     extra: dict[str, Any] = field(default_factory=dict)
 
     # the matched-fit keys, when present, form ``matched_fit`` (written after the others, as the pipeline writes them)
-    _FLATTENED: ClassVar[dict[str, type[_JsonSection]]] = {"matched_fit": MatchedFitRecord}
+    _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"matched_fit": MatchedFitRecord}
 
 
 @dataclass
-class DatasetRecord(_JsonSection):
+class DatasetRecord(JsonSection):
     """``"dataset"``: the data set, the evaluated split and how many examples the scores rest on.
 
     ``num_robustness_skipped`` is ``{"any": n, method: n}``: examples left out because they cannot be perturbed or
@@ -179,7 +135,7 @@ class DatasetRecord(_JsonSection):
 
 
 @dataclass
-class EvalRecord(_JsonSection):
+class EvalRecord(JsonSection):
     """``"eval"``: test accuracy and loss."""
 
     accuracy: float | None = None
@@ -212,7 +168,7 @@ class ScoringRecord:
 
 
 @dataclass
-class HubRecord(_JsonSection):
+class HubRecord(JsonSection):
     """``"hub"``: written when ``--push_to_hub`` asked for the finished folder to be published to ``repo_id``
     (the pipeline takes the push over from the ``Trainer``; :func:`~hf_robattr.hub.publish_run_result` does it)."""
 
@@ -280,15 +236,12 @@ class RunRecord:
         """
         if not isinstance(data, dict):
             raise ValueError(
-                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got {_describe(data)}."
+                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
+                f"{describe_value(data)}."
             )
         sections: dict[str, Any] = {}
         for name, kind in {**_SECTIONS, **_OPTIONAL_SECTIONS}.items():
-            value = data.get(name)
-            if value is not None and not isinstance(value, dict):
-                raise ValueError(
-                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
-                )
+            value = json_section(data, name)
             if value is not None or name in _SECTIONS:
                 sections[name] = dict(value or {}) if kind is dict else kind.from_json(value or {})
         history = data.get("log_history")
@@ -297,7 +250,7 @@ class RunRecord:
         ):
             raise ValueError(
                 f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
-                f"{_describe(history)}."
+                f"{describe_value(history)}."
             )
         known = {*_SECTIONS, *_OPTIONAL_SECTIONS, "log_history"}
         extra = {key: value for key, value in data.items() if key not in known}
@@ -324,20 +277,7 @@ class RunRecord:
             FileNotFoundError: there is no ``results.json`` in ``output_dir``.
             ValueError: the file is not valid JSON or not a run record; the message names the file.
         """
-        path = Path(output_dir) / RESULTS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
-                "`recipes/train_*.py` run."
-            )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        try:
-            return cls.from_json(data)
-        except ValueError as error:
-            raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
+        return read_results(output_dir, cls.from_json, expected="the folder of a finished `recipes/train_*.py` run")
 
     def write(self, output_dir: str | Path) -> Path:
         """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON. Returns the path."""
