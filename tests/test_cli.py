@@ -123,7 +123,7 @@ def test_traceback_flag_shows_the_error(tmp_path):
 def test_card_reads_a_results_file_written_by_main(name, tmp_path, capsys):
     """``hf-robattr card`` on the results.json of a run of main before the typed record: the card is written and
     shows the calibration record and the saturated measures."""
-    fixture = Path(__file__).parents[1] / "training" / "fixtures" / name
+    fixture = Path(__file__).parent / "training" / "fixtures" / name
     (tmp_path / "results.json").write_text(fixture.read_text())
     assert main(["card", str(tmp_path)]) == 0
     card = (tmp_path / "README.md").read_text()
