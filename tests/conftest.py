@@ -13,6 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from collection_guard import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (hooks)
@@ -91,6 +92,12 @@ def vit(_vit_session):
 @pytest.fixture
 def bert(_bert_session):
     return copy.deepcopy(_bert_session)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that a push reaches its network error path."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.fixture(scope="session")

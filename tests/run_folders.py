@@ -8,6 +8,8 @@ from pathlib import Path
 from tiny_models import tiny_robattr_vit
 
 
+UNREACHABLE = "http://127.0.0.1:9"  # a Hub endpoint for failed pushes: loopback, closed port, refused at once
+
 ROBUSTNESS = {
     "saliency/topk_intersection": 0.62,
     "saliency/kendall_tau": 0.41,
