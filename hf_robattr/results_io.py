@@ -1,7 +1,7 @@
 """Results-file I/O, the one home of what every layer that writes or reads a run folder shares: the file name
 (:data:`RESULTS_FILE`), the conversion to strict JSON (:func:`json_safe`), the atomic write
-(:func:`write_json_atomic`, :func:`write_results`), reading a record back (:func:`read_results`, :func:`json_section`,
-the typed sections' base :class:`JsonSection`) and the Hub repo-id check (:func:`is_repo_id`, :func:`check_repo_id`,
+(:func:`write_json_atomic`, :func:`write_results`), reading a record back (:func:`read_results`, :func:`json_section`),
+the typed records' bases (:class:`JsonRecord`, :class:`JsonSection`) and the Hub repo-id check (:func:`is_repo_id`, :func:`check_repo_id`,
 :func:`names_hub_repo`).
 
 A leaf module: it imports only the standard library, so ``robustness``, ``training``, ``hub``, ``conversion``,
@@ -23,6 +23,7 @@ from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "RESULTS_FILE",
+    "JsonRecord",
     "JsonSection",
     "check_repo_id",
     "describe_value",
@@ -218,3 +219,33 @@ class JsonSection:
             if part is not None:
                 values.update(part.to_json())
         return {**values, **self.extra}
+
+
+class JsonRecord:
+    """The base of a whole ``results.json`` record, a dataclass with ``from_json`` / ``to_json``: it reads the file
+    from a folder and writes it there. ``_EXPECTED`` says what folder holds one (for the message of a missing
+    file)."""
+
+    _EXPECTED: ClassVar[str] = "a folder holding a results.json"
+
+    @classmethod
+    def from_json(cls: type[_Record], data: Any) -> _Record:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls: type[_Record], output_dir: str | os.PathLike) -> _Record:
+        """The record in ``OUTPUT_DIR/results.json``.
+
+        Raises:
+            FileNotFoundError: there is no ``results.json`` in ``output_dir``.
+            ValueError: the file is not valid JSON or not such a record; the message names the file.
+        """
+        return read_results(output_dir, cls.from_json, expected=cls._EXPECTED)  # type: ignore[attr-defined]
+
+    def write(self, output_dir: str | os.PathLike) -> Path:
+        """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON (a NaN is written as ``null``). Returns the
+        path."""
+        return write_results(output_dir, self.to_json())

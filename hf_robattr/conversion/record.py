@@ -11,17 +11,9 @@ conversion's model card reads. Every key of the file is spelled here once, as a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from hf_robattr.results_io import (
-    RESULTS_FILE,
-    JsonSection,
-    describe_value,
-    json_section,
-    read_results,
-    write_results,
-)
+from hf_robattr.results_io import RESULTS_FILE, JsonRecord, JsonSection, describe_value, json_section
 
 from .config import ConversionConfig
 
@@ -120,8 +112,9 @@ def _objects(section: dict[str, Any] | None, name: str) -> dict[str, dict[str, A
 
 
 @dataclass
-class ConversionRecord:
-    """A conversion's ``results.json``, section by section.
+class ConversionRecord(JsonRecord):
+    """A conversion's ``results.json``, section by section (:meth:`read` from a converted model's folder,
+    :meth:`write` to it).
 
     Attributes:
         teacher: the softmax checkpoint.
@@ -140,6 +133,10 @@ class ConversionRecord:
     fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, StageRecord] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _EXPECTED: ClassVar[str] = (
+        "the folder of a finished conversion (`recipes/convert_to_kernel.py` or `save_pretrained`)"
+    )
 
     @property
     def config(self) -> ConversionConfig:
@@ -183,19 +180,3 @@ class ConversionRecord:
             "stages": {stage: record.to_json() for stage, record in self.stages.items()},
             **self.extra,
         }
-
-    @classmethod
-    def read(cls, output_dir: str | Path) -> ConversionRecord:
-        """The record in ``OUTPUT_DIR/results.json``.
-
-        Raises:
-            FileNotFoundError: there is no ``results.json`` in ``output_dir``.
-            ValueError: the file is not valid JSON or not a conversion record; the message names the file.
-        """
-        expected = "the folder of a finished conversion (`recipes/convert_to_kernel.py` or `save_pretrained`)"
-        return read_results(output_dir, cls.from_json, expected=expected)
-
-    def write(self, output_dir: str | Path) -> Path:
-        """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON (a NaN is written as ``null``). Returns the
-        path."""
-        return write_results(output_dir, self.to_json())

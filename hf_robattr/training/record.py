@@ -11,17 +11,9 @@ section's ``extra`` and written back.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from hf_robattr.results_io import (
-    RESULTS_FILE,
-    JsonSection,
-    describe_value,
-    json_section,
-    read_results,
-    write_results,
-)
+from hf_robattr.results_io import RESULTS_FILE, JsonRecord, JsonSection, describe_value, json_section
 
 
 __all__ = [
@@ -193,8 +185,8 @@ _OPTIONAL_SECTIONS: dict[str, Any] = {"diagnostics": dict, "hub": HubRecord}
 
 
 @dataclass
-class RunRecord:
-    """A run's ``results.json``, section by section.
+class RunRecord(JsonRecord):
+    """A run's ``results.json``, section by section (:meth:`read` from a run folder, :meth:`write` to it).
 
     Attributes:
         robustness: the ``"{method}/{measure}"`` means and their ``_std`` spreads.
@@ -220,6 +212,8 @@ class RunRecord:
     diagnostics: dict[str, Any] | None = None
     hub: HubRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _EXPECTED: ClassVar[str] = "the folder of a finished `recipes/train_*.py` run"
 
     @property
     def push_requested(self) -> bool:
@@ -268,17 +262,3 @@ class RunRecord:
         if self.hub is not None:
             out["hub"] = self.hub.to_json()
         return {**out, **self.extra}
-
-    @classmethod
-    def read(cls, output_dir: str | Path) -> RunRecord:
-        """The record in ``OUTPUT_DIR/results.json``.
-
-        Raises:
-            FileNotFoundError: there is no ``results.json`` in ``output_dir``.
-            ValueError: the file is not valid JSON or not a run record; the message names the file.
-        """
-        return read_results(output_dir, cls.from_json, expected="the folder of a finished `recipes/train_*.py` run")
-
-    def write(self, output_dir: str | Path) -> Path:
-        """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON. Returns the path."""
-        return write_results(output_dir, self.to_json())

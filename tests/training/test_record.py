@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from record_checks import check_round_trip
 
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.training import RunRecord, ScoringRecord, TrainingRecord
@@ -22,12 +23,7 @@ WRITTEN_BY_MAIN = sorted(FIXTURES.glob("results_*.json"))
 
 @pytest.mark.parametrize("path", WRITTEN_BY_MAIN, ids=lambda path: path.stem)
 def test_a_file_written_by_main_round_trips_exactly(path, tmp_path):
-    text = path.read_text()
-    data = json.loads(text)
-    record = RunRecord.from_json(data)
-    assert json.dumps(record.to_json()) == json.dumps(data)  # the same keys, in the same order
-    assert record.write(tmp_path).read_text() == text.rstrip("\n")
-    assert RunRecord.read(tmp_path) == record
+    record = check_round_trip(RunRecord, path, tmp_path)
     assert RobustnessConfig.from_dict(record.robustness_config.settings).methods == ("saliency",)
 
 
