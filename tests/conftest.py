@@ -10,10 +10,14 @@ fixtures are costly) stay on one worker. Each worker gets an equal share of the 
 import copy
 import logging
 import os
+import shutil
+from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from collection_guard import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (hooks)
+from run_folders import save_run_folder
 from scheduling import HEAVY_FIRST, ONE_WORKER_PACKAGES
 from tiny_models import tiny_bert, tiny_vit
 
@@ -95,3 +99,22 @@ def vit(_vit_session):
 @pytest.fixture
 def bert(_bert_session):
     return copy.deepcopy(_bert_session)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that a push reaches its network error path."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture(scope="session")
+def _session_run_dir(tmp_path_factory) -> Path:
+    return save_run_folder(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture
+def run_dir(_session_run_dir, tmp_path) -> Path:
+    """A fresh copy of the fake run folder of ``tests/run_folders.py`` (model files + results.json, no card yet)."""
+    folder = tmp_path / "run"
+    shutil.copytree(_session_run_dir, folder)
+    return folder
