@@ -82,7 +82,7 @@ _API: dict[str, tuple[str, ...]] = {
 _HOMES = {name: home for home, names in _API.items() for name in names}
 # Subpackages reachable as attributes (``hf_robattr.training``); their names are imported from them.
 _SUBPACKAGES = ("models", "data", "attribution", "robustness", "figures", "training", "hub", "metrics", "conversion",
-                "study", "demo", "cli", "results_io", "paper")  # fmt: skip
+                "study", "demo", "cli", "results_io", "hub_upload", "paper")  # fmt: skip
 __all__ = ["__version__", *_HOMES]
 
 

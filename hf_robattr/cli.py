@@ -31,9 +31,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "bad input", not "bug": reported in one line."""
     errors: list[type[BaseException]] = [CommandError, FileNotFoundError, NotADirectoryError, PermissionError]
     errors += [ValueError, TypeError, ImportError, OSError]
-    for module, name in (("hf_robattr.hub.push", "HubPushError"), ("hf_robattr.metrics.space", "MetricSpaceError")):
-        if module in sys.modules:
-            errors.append(getattr(sys.modules[module], name))
+    if "hf_robattr.hub_upload" in sys.modules:  # loaded by any upload: HubPushError, MetricSpaceError
+        errors.append(sys.modules["hf_robattr.hub_upload"].HubUploadError)
     return tuple(errors)
 
 

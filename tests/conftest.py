@@ -10,10 +10,14 @@ fixtures are costly) stay on one worker. Each worker gets an equal share of the 
 import copy
 import logging
 import os
+import shutil
+from pathlib import Path
 
+import huggingface_hub
 import pytest
 import torch
 from collection_guard import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (hooks)
+from run_folders import save_run_folder
 from scheduling import HEAVY_FIRST, ONE_WORKER_PACKAGES
 from tiny_models import tiny_bert, tiny_vit
 
@@ -59,15 +63,22 @@ def _torch_threads_restored():
 
 
 @pytest.fixture(autouse=True)
-def _logger_levels_restored():
-    """Recipes and study workers run in-process in some tests and set the library loggers' levels (e.g.
-    ``set_verbosity_error``); a later test that reads a warning must not depend on which tests ran before it."""
-    loggers = [logging.getLogger(name) for name in ("hf_robattr", "transformers", "datasets", "accelerate")]
-    levels = [(logger.level, logger.propagate, logger.disabled) for logger in loggers]
+def _logger_states_restored():
+    """Recipes, study workers and Ray run in-process in some tests and change logging: levels
+    (``set_verbosity_error``), propagation, and ``dictConfig``'s ``disable_existing_loggers``, which silences every
+    logger made so far. A later test that reads a warning must not depend on which tests ran before it."""
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger()] + [v for v in manager.loggerDict.values() if isinstance(v, logging.Logger)]
+    states = [(logger, logger.level, logger.propagate, logger.disabled) for logger in loggers]
     yield
-    for logger, (level, propagate, disabled) in zip(loggers, levels):
+    for logger, level, propagate, disabled in states:
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
+    known = {id(state[0]) for state in states}
+    for logger in manager.loggerDict.values():  # made during the test: back to a fresh logger's state
+        if isinstance(logger, logging.Logger) and id(logger) not in known:
+            logger.setLevel(logging.NOTSET)
+            logger.propagate, logger.disabled = True, False
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +99,22 @@ def vit(_vit_session):
 @pytest.fixture
 def bert(_bert_session):
     return copy.deepcopy(_bert_session)
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that a push reaches its network error path."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture(scope="session")
+def _session_run_dir(tmp_path_factory) -> Path:
+    return save_run_folder(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture
+def run_dir(_session_run_dir, tmp_path) -> Path:
+    """A fresh copy of the fake run folder of ``tests/run_folders.py`` (model files + results.json, no card yet)."""
+    folder = tmp_path / "run"
+    shutil.copytree(_session_run_dir, folder)
+    return folder

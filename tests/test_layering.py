@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_robattr"
 _BELOW_TRAINING = {"models", "data", "attribution", "robustness", "training"}
-# Each package and the packages it may import (besides itself and the top-level leaf modules ``paper`` and ``results_io``).
+# Each package and the packages it may import (besides itself and the top-level leaf modules of LEAF_MODULES).
 ALLOWED = {
     "models": set(),
     "data": set(),
@@ -24,7 +24,8 @@ ALLOWED = {
     "demo": _BELOW_TRAINING | {"metrics", "hub", "figures"},
     "study": _BELOW_TRAINING | {"metrics", "hub", "figures", "conversion"},
 }
-LEAF_MODULES = {"paper", "results_io"}
+# Top-level modules every package may import: they import no hf_robattr module (checked below).
+LEAF_MODULES = {"paper", "results_io", "hub_upload"}
 # evaluate loads the metric as a script, so it reaches the library through its top-level package.
 EXCEPTIONS = {("metrics/attribution_robustness/attribution_robustness.py", "hf_robattr")}
 
@@ -71,6 +72,11 @@ def test_imports_go_one_way(package, path):
         if target not in ALLOWED[package]:
             upward.append(name)
     assert not upward, f"{relative} ({package}) imports {upward}; {package} may import {sorted(ALLOWED[package])}"
+
+
+@pytest.mark.parametrize("name", sorted(LEAF_MODULES))
+def test_leaf_modules_import_no_hf_robattr_module(name):
+    assert _imported_modules(PACKAGE / f"{name}.py") == []
 
 
 def _module_name(path: Path) -> str:

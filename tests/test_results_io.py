@@ -51,6 +51,17 @@ def test_write_json_atomic_replaces_whole_and_leaves_no_temporary(tmp_path, monk
     assert [item.name for item in path.parent.iterdir()] == [RESULTS_FILE]
 
 
+def test_a_lenient_write_keeps_nan_and_the_indent_as_json_dump_writes_them(tmp_path):
+    """``strict=False`` is the study store's format: what ``json.dump(indent=1)`` writes, NaN literal included."""
+    payload = {"key": "a", "x": float("nan"), "y": [1, (2, 3.5)], "z": {"é": None}}
+    path = write_json_atomic(tmp_path / "runs" / "a.json", payload, indent=1, strict=False)
+    assert path.read_text(encoding="utf-8") == json.dumps(payload, indent=1)
+    assert [item.name for item in path.parent.iterdir()] == ["a.json"]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json_atomic(path, {"object": object()}, strict=False)
+    assert path.read_text(encoding="utf-8") == json.dumps(payload, indent=1)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [("org/name", True), ("org/name.v1-2", True), ("name", False), ("a/b/c", False), (None, False), (3, False)],

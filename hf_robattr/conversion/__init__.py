@@ -13,9 +13,9 @@ from .api import CONVERSION_STAGES, ConversionResult, convert_to_kernel
 from .card import build_conversion_card
 from .config import PARAMETER_FREE_FEATURE_MAPS, RECOVERY_MODES, ConversionConfig
 from .fidelity import measure_fidelity
+from .record import ConversionRecord, StageRecord
 from .recovery import RecoveryTrainer
 from .saving import save_conversion
-from .stages import StageRecord
 from .student import CONVERTIBLE_MODELS
 from .transfer import AttentionTransferTrainer
 
@@ -27,6 +27,7 @@ __all__ = [
     "RECOVERY_MODES",
     "AttentionTransferTrainer",
     "ConversionConfig",
+    "ConversionRecord",
     "ConversionResult",
     "RecoveryTrainer",
     "StageRecord",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -15,8 +14,9 @@ from transformers import PreTrainedModel
 from .config import ConversionConfig
 from .fidelity import measure_fidelity
 from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
+from .record import ConversionDataRecord, ConversionRecord, StageRecord, StudentRecord, TeacherRecord
 from .saving import save_conversion
-from .stages import StageInputs, StageRecord, run_attention_transfer, run_recovery
+from .stages import StageInputs, run_attention_transfer, run_recovery
 from .stopping import FidelityCheck
 from .student import build_model_pair, check_convertible, model_family
 
@@ -52,26 +52,29 @@ class ConversionResult:
     data: dict[str, Any] = field(default_factory=dict)
     teacher_name: str | None = None
 
-    def to_results(self) -> dict[str, Any]:
-        """The ``results.json`` record: teacher, student, settings, data, fidelity per stage and stage records."""
+    def record(self) -> ConversionRecord:
+        """The typed ``results.json`` record: teacher, student, settings, data, fidelity per stage and stage
+        records."""
         config = self.model.config
-        return {
-            "teacher": {
-                "name_or_path": self.teacher_name,
-                "architecture": type(self.teacher).__name__,
-                "attention_type": "softmax",
-            },
-            "student": {
-                "architecture": type(self.model).__name__,
-                "attention_type": config.attention_type,
-                "kernel_feature_map": config.kernel_feature_map,
-                "kernel_num_features": config.kernel_num_features,
-            },
-            "conversion": self.config.to_dict(),
-            "data": self.data,
-            "fidelity": self.fidelity,
-            "stages": {name: dataclasses.asdict(record) for name, record in self.stages.items()},
-        }
+        return ConversionRecord(
+            teacher=TeacherRecord(
+                name_or_path=self.teacher_name, architecture=type(self.teacher).__name__, attention_type="softmax"
+            ),
+            student=StudentRecord(
+                architecture=type(self.model).__name__,
+                attention_type=config.attention_type,
+                kernel_feature_map=config.kernel_feature_map,
+                kernel_num_features=config.kernel_num_features,
+            ),
+            conversion=self.config.to_dict(),
+            data=ConversionDataRecord.from_json(self.data),
+            fidelity=dict(self.fidelity),
+            stages=dict(self.stages),
+        )
+
+    def to_results(self) -> dict[str, Any]:
+        """The ``results.json`` object (:meth:`record` as JSON)."""
+        return self.record().to_json()
 
     def save_pretrained(self, output_dir: str | Path, **kwargs: Any) -> Path:
         """Write the Hub folder (model + code, ``results.json``, ``README.md``); see
@@ -227,7 +230,9 @@ def convert_to_kernel(
         teacher=pair.teacher,
         config=config,
         teacher_name=pair.teacher.config._name_or_path or None,
-        data={"num_examples": len(examples), "num_eval_examples": len(eval_examples) if eval_examples else 0},
+        data=ConversionDataRecord(
+            num_examples=len(examples), num_eval_examples=len(eval_examples) if eval_examples else 0
+        ).to_json(),
     )
 
     measure = {"family": family, "task": pair.task, "batch_size": config.eval_batch_size, "pad_token_id": pad_token_id}

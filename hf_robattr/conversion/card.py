@@ -3,12 +3,15 @@ that names the teacher, the conversion data, the settings and the fidelity of ea
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hf_robattr.results_io import names_hub_repo
+
+from .record import ConversionRecord, StageRecord
 
 
 __all__ = ["build_conversion_card"]
@@ -63,14 +66,14 @@ def _mean(values: list[float] | None) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _fidelity_table(fidelity: dict[str, dict[str, Any]], stages: dict[str, dict[str, Any]]) -> str:
+def _fidelity_table(fidelity: dict[str, dict[str, Any]], stages: dict[str, StageRecord]) -> str:
     columns = [(key, title) for key, title in _HEADLINES if any(key in f for f in fidelity.values())]
     header = ["stage", *(title for _, title in columns), "attention KL (mean over layers)", "last hidden-state cosine"]
     header.append("stage time (wall / CPU s)")
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for stage, numbers in fidelity.items():
         record = stages.get(stage)
-        time_cell = f"{record['wall_time_s']:.0f} / {record['cpu_time_s']:.0f}" if record else "-"
+        time_cell = f"{record.wall_time_s:.0f} / {record.cpu_time_s:.0f}" if record else "-"
         cells = [_STAGE_TITLES.get(stage, stage), *(_format(numbers.get(key)) for key, _ in columns)]
         cells += [
             _format(_mean(numbers.get("attention_kl"))),
@@ -95,22 +98,21 @@ def _layer_table(fidelity: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _stage_line(what: str, planned: int, record: dict[str, Any] | None) -> str:
+def _stage_line(what: str, planned: int, record: StageRecord | None) -> str:
     """A card line on one stage: ``what`` it trains, the steps it ran of ``planned``, and its stop rule's decision."""
     if not planned:
         return "not run"
-    record = record or {}
-    rule = record.get("stop_rule")
+    rule = record.stop_rule if record else None
     if not rule:
-        return f"{what}, {record.get('steps', planned)} steps"
+        return f"{what}, {record.steps if record else planned} steps"
     if rule["decision"].startswith("skipped"):
         return f"{what}; {rule['decision']}. Rule: {rule['rule']}"
-    return f"{what}, {record.get('steps', 0)} of {planned} steps; {rule['decision']}. Rule: {rule['rule']}"
+    return f"{what}, {record.steps} of {planned} steps; {rule['decision']}. Rule: {rule['rule']}"
 
 
-def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) -> list[EvalResult]:
+def _eval_results(record: ConversionRecord, task_type: str, dataset_name: str) -> list[EvalResult]:
     evals = []
-    for stage, numbers in results["fidelity"].items():
+    for stage, numbers in record.fidelity.items():
         for key, value in numbers.items():
             values = value if isinstance(value, list) else [value]
             for index, item in enumerate(values):
@@ -131,7 +133,7 @@ def _eval_results(results: dict[str, Any], task_type: str, dataset_name: str) ->
 
 
 def build_conversion_card(
-    results: dict[str, Any],
+    results: ConversionRecord | Mapping[str, Any],
     *,
     family: str,
     task: str,
@@ -139,14 +141,17 @@ def build_conversion_card(
     model_name: str | None = None,
     folder: str | None = None,
 ) -> ModelCard:
-    """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (the ``results.json`` record).
+    """A :class:`huggingface_hub.ModelCard` for a conversion's ``results`` (its
+    :class:`~hf_robattr.conversion.record.ConversionRecord`, or the ``results.json`` object).
 
     ``model_name`` titles the card (default: the repo name, else ``<teacher>-kernel-<feature map>``). The usage
     snippet loads ``repo_id`` when it is known, else ``folder`` (where the model was saved)."""
-    teacher = results["teacher"]["name_or_path"] or "a softmax checkpoint"
-    student, data = results["student"], results["data"]
-    feature_map = student["kernel_feature_map"]
-    eval_name = data.get("eval_dataset") or "held-out data"
+    record = results if isinstance(results, ConversionRecord) else ConversionRecord.from_json(dict(results))
+    teacher = record.teacher.name_or_path or "a softmax checkpoint"
+    student, data = record.student, record.data
+    splits = data.splits
+    feature_map = student.kernel_feature_map
+    eval_name = (splits and splits.eval_dataset) or "held-out data"
     task_type = _TASK_TYPES[(family, task)]
     if model_name is None:
         model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
@@ -156,7 +161,7 @@ def build_conversion_card(
         library_name="transformers",
         license="apache-2.0",
         tags=["hf_robattr", "kernel-attention", "linear-attention", "attention-transfer", feature_map],
-        eval_results=_eval_results(results, task_type, eval_name) or None,
+        eval_results=_eval_results(record, task_type, eval_name) or None,
         pipeline_tag=task_type,
     )
     usage_id = repo_id or folder or "PATH_TO_THIS_FOLDER"
@@ -167,20 +172,20 @@ def build_conversion_card(
         else "AutoModelForImageClassification",
         "masked_lm": "AutoModelForMaskedLM",
     }[task]
-    settings = results["conversion"]
-    conversion_data = data.get("dataset") or "the inputs passed to convert_to_kernel"
-    fingerprint = f" (text fingerprint `{data['fingerprint']}`)" if data.get("fingerprint") else ""
-    stages = results["stages"]
-    transfer = f"learning rate {settings['transfer_learning_rate']}, global batch {settings['batch_size']}"
-    stage_1 = _stage_line(transfer, settings["transfer_steps"], stages.get("attention_transfer"))
-    recovery_steps = settings["recovery_steps"] if settings["recovery"] != "none" else 0
-    stage_2 = _stage_line(settings["recovery"], recovery_steps, stages.get("recovery"))
+    settings = record.config
+    conversion_data = data.dataset or "the inputs passed to convert_to_kernel"
+    fingerprint = f" (text fingerprint `{splits.fingerprint}`)" if splits and splits.fingerprint else ""
+    stages = record.stages
+    transfer = f"learning rate {settings.transfer_learning_rate}, global batch {settings.batch_size}"
+    stage_1 = _stage_line(transfer, settings.transfer_steps, stages.get("attention_transfer"))
+    recovery_steps = settings.recovery_steps if settings.recovery != "none" else 0
+    stage_2 = _stage_line(settings.recovery, recovery_steps, stages.get("recovery"))
     text = f"""# {model_name}
 
 `{teacher}` converted from softmax attention to **kernel (linear) attention** with the `{feature_map}` feature map by
 hf_robattr's attention transfer: stage 1 trains the feature maps so that
 every layer attends like the softmax teacher (Hedgehog), stage 2 recovers the outputs with
-{"LoRA adapters (merged into the weights)" if settings["recovery"] == "lora" else settings["recovery"] + " fine-tuning"}
+{"LoRA adapters (merged into the weights)" if settings.recovery == "lora" else settings.recovery + " fine-tuning"}
 (LoLCATs). Attention costs O(N) in the sequence length.
 
 ## Usage
@@ -196,27 +201,27 @@ code ships in this folder.
 
 ## Conversion
 
-- **Teacher:** `{teacher}` ({results["teacher"]["architecture"]}, softmax attention).
-- **Student:** {student["architecture"]}, `attention_type="kernel"`, `kernel_feature_map="{feature_map}"`.
-- **Conversion data:** {conversion_data}{fingerprint}, {data.get("num_examples")} examples.
-- **Fidelity data:** {eval_name}, {data.get("num_eval_examples")} examples that the conversion never saw.
+- **Teacher:** `{teacher}` ({record.teacher.architecture}, softmax attention).
+- **Student:** {student.architecture}, `attention_type="kernel"`, `kernel_feature_map="{feature_map}"`.
+- **Conversion data:** {conversion_data}{fingerprint}, {data.num_examples} examples.
+- **Fidelity data:** {eval_name}, {data.num_eval_examples} examples that the conversion never saw.
 - **Stage 1:** {stage_1}.
 - **Stage 2:** {stage_2}.
-- **Seed:** {settings["seed"]}. All settings are in `results.json` (`conversion`).
+- **Seed:** {settings.seed}. All settings are in `results.json` (`conversion`).
 
 ## Fidelity to the teacher
 
 Measured on the fidelity data; both models run end to end on their own hidden states.
 
-{_fidelity_table(results["fidelity"], results["stages"]) if results["fidelity"] else "Not measured (no held-out data was given)."}
+{_fidelity_table(record.fidelity, stages) if record.fidelity else "Not measured (no held-out data was given)."}
 
 Attention KL per layer (teacher row || student row, nats, mean over heads and tokens):
 
-{_layer_table(results["fidelity"])}
+{_layer_table(record.fidelity)}
 
 ## Limitations
 
-Fidelity is measured on the {data.get("num_eval_examples")} held-out examples above; inputs far from the conversion
+Fidelity is measured on the {data.num_eval_examples} held-out examples above; inputs far from the conversion
 data may be reproduced less faithfully. Kernel attention weights are not softmax weights: attention-based attributions
 of this model differ from the teacher's.
 

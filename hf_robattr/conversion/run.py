@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,11 +32,13 @@ from hf_robattr.data import (
     resolve_column,
 )
 from hf_robattr.results_io import RESULTS_FILE
+from hf_robattr.training import RunRecord
 
 from .api import ConversionResult, convert_to_kernel
 from .arguments import ConversionDataArguments, ConversionModelArguments, ConversionOutputArguments
 from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
+from .record import ConversionDataRecord, DataSplitsRecord
 from .summary import conversion_summary
 
 
@@ -116,18 +117,20 @@ def load_teacher(args: ConversionModelArguments) -> tuple[PreTrainedModel, Any, 
 def teacher_run(model_name_or_path: str) -> dict[str, Any]:
     """The data settings of the hf_robattr training run that produced a local checkpoint folder (its results.json):
     ``dataset``, ``split_seed`` and ``num_examples`` (of a generated set); empty for any other checkpoint."""
-    path = Path(model_name_or_path) / RESULTS_FILE
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-        hyperparameters = record.get("hyperparameters") or {}
-        split_seed = hyperparameters.get("split_seed")
-        return {
-            "dataset": record["dataset"]["name"],
-            "split_seed": split_seed if split_seed is not None else record["training"]["seed"],
-            "num_examples": hyperparameters.get("dataset_num_examples"),
-        }
-    except (OSError, ValueError, KeyError, TypeError):
+        record = RunRecord.read(model_name_or_path)
+    except (OSError, ValueError):
         return {}
+    arguments = record.hyperparameters  # the run's non-default training arguments, by their names
+    split_seed = arguments.get("split_seed")
+    split_seed = record.training.seed if split_seed is None else split_seed
+    if record.dataset.name is None or split_seed is None:
+        return {}
+    return {
+        "dataset": record.dataset.name,
+        "split_seed": split_seed,
+        "num_examples": arguments.get("dataset_num_examples"),
+    }
 
 
 def _prose_sources(args: ConversionDataArguments) -> dict[str, tuple[str, ...]]:
@@ -171,8 +174,9 @@ def _load_local_file(path: str) -> DatasetDict:
 
 class ConversionData(NamedTuple):
     """The examples of a conversion: ``train`` (converted on), ``evaluation`` (fidelity is reported on them),
-    ``info`` (a description for ``results.json``) and ``validation`` (recovery's stop rule checks them; ``None``
-    when the data has no validation split, then the rule checks ``evaluation``)."""
+    ``info`` (a description for ``results.json``'s ``data`` section, the JSON of a
+    :class:`~hf_robattr.conversion.record.ConversionDataRecord`) and ``validation`` (recovery's stop rule checks them;
+    ``None`` when the data has no validation split, then the rule checks ``evaluation``)."""
 
     train: list[dict[str, torch.Tensor]]
     evaluation: list[dict[str, torch.Tensor]]
@@ -284,17 +288,20 @@ def load_conversion_data(
             return _text_examples(split, args, processor, max_length, labels)
         return _image_examples(split, args, processor, model_config, labels)
 
-    info = {"dataset": name, "dataset_config": args.dataset_config_name, "train_split": args.train_split_name,
-            "eval_dataset": f"{name} [{eval_name}]", "split_seed": seed}  # fmt: skip
-    if validation is not None:
-        info["validation_dataset"] = f"{name} [{args.validation_split_name}]"
-    if name == PROSE:
-        info["fingerprint"] = prose_fingerprint(**_prose_sources(args))
-        info["sources"] = sorted(set(splits["train"]["source"]))
+    prose = name == PROSE
+    described = DataSplitsRecord(
+        dataset_config=args.dataset_config_name,
+        train_split=args.train_split_name,
+        eval_dataset=f"{name} [{eval_name}]",
+        split_seed=seed,
+        validation_dataset=f"{name} [{args.validation_split_name}]" if validation is not None else None,
+        fingerprint=prose_fingerprint(**_prose_sources(args)) if prose else None,
+        sources=sorted(set(splits["train"]["source"])) if prose else None,
+    )
     return ConversionData(
         examples(train, train_labels),
         examples(evaluation, True),
-        info,
+        ConversionDataRecord(dataset=name, splits=described).to_json(),
         examples(validation, False) if validation is not None else None,
     )
 
@@ -319,9 +326,8 @@ def run_conversion(
         train_labels=config.task_loss_weight > 0,
         teacher=teacher_run(model_args.model_name_or_path),
     )
-    logger.info(
-        "Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), data.info["dataset"]
-    )
+    name = ConversionDataRecord.from_json(data.info).dataset
+    logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), name)
     result = convert_to_kernel(
         model, data.train, eval_inputs=data.evaluation, validation_inputs=data.validation, config=config
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hf_robattr.results_io import write_results
-
 from .card import build_conversion_card
+from .record import ConversionDataRecord
 from .student import model_family, model_task
 
 
@@ -26,19 +25,19 @@ def save_conversion(
 
     Writes the kernel model (safetensors, ``config.json`` with ``auto_map`` and the modeling code, so that it loads
     with ``trust_remote_code=True`` where hf_robattr is not installed), the tokenizer or image ``processor`` when
-    given, ``results.json`` and a ``README.md`` model card. ``data`` adds to ``results.json``'s ``data`` section
-    (e.g. the data set's name). Returns the folder.
+    given, ``results.json`` (its :class:`~hf_robattr.conversion.record.ConversionRecord`) and a ``README.md`` model
+    card. ``data`` adds to ``results.json``'s ``data`` section (e.g. the data set's name). Returns the folder.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     result.model.save_pretrained(output_dir)
     if processor is not None:
         processor.save_pretrained(output_dir)
-    results = result.to_results()
-    results["data"] = {**results["data"], **(data or {})}
-    write_results(output_dir, results)
+    record = result.record()
+    record.data = ConversionDataRecord.from_json({**record.data.to_json(), **(data or {})})
+    record.write(output_dir)
     card = build_conversion_card(
-        results,
+        record,
         family=model_family(result.model),
         task=model_task(result.model),
         repo_id=repo_id,

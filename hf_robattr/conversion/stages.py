@@ -6,7 +6,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,7 @@ from hf_robattr.models import KernelFeatureMap
 
 from .config import ConversionConfig
 from .inputs import ExampleDataset, PaddingCollator
+from .record import StageRecord
 from .recovery import RecoveryTrainer
 from .stopping import RULE_MEASURES, TARGETS, FidelityCheck, StopCallback, StopRule
 from .transfer import AttentionTransferTrainer, DistillationTrainer
@@ -28,7 +29,6 @@ __all__ = [
     "ENCODER_LINEAR_MODULES",
     "QUERY_KEY_MODULES",
     "StageInputs",
-    "StageRecord",
     "recovery_rule",
     "run_attention_transfer",
     "run_recovery",
@@ -47,19 +47,6 @@ ENCODER_LINEAR_MODULES = {
     r"|output\.dense)",
     "vit": r".*layers\.\d+\.(attention\.(q_proj|k_proj|v_proj|o_proj)|mlp\.(fc1|fc2))",
 }
-
-
-@dataclass
-class StageRecord:
-    """What one stage did: steps, trainable parameters, times (wall and this process's CPU), its log, and for
-    recovery the stop rule with its checks and decision (``None`` when no rule ran)."""
-
-    steps: int = 0
-    trainable_parameters: int = 0
-    wall_time_s: float = 0.0
-    cpu_time_s: float = 0.0
-    log_history: list[dict[str, Any]] = field(default_factory=list)
-    stop_rule: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi
 
+from ..hub_upload import HubUploadError, upload_token
 from ..results_io import check_repo_id
 from .card import card_with_repo_id
 from .space import card_with_space_link, default_space_id, space_url, write_space
@@ -35,7 +36,7 @@ IGNORE_PATTERNS = [
 _SCAN_CHUNK = 1 << 20
 
 
-class HubPushError(RuntimeError):
+class HubPushError(HubUploadError):
     """A push to the Hub failed (no token, offline, no network, refused); the local folder is left as it was."""
 
 
@@ -131,14 +132,7 @@ def push_to_hub(
         space_id = check_repo_id(space_id or default_space_id(repo_id), "space_id")
     folder = check_output_dir(output_dir)
     retry = f"The local folder {str(folder)!r} is complete; retry with `hf-robattr push {folder} {repo_id}`."
-    if huggingface_hub.constants.HF_HUB_OFFLINE:
-        raise HubPushError(f"Cannot push to {repo_id}: HF_HUB_OFFLINE is set. Unset it to upload. {retry}")
-    token = token or huggingface_hub.get_token()
-    if not token:
-        raise HubPushError(
-            f"Cannot push to {repo_id}: no Hugging Face token. Set HF_TOKEN, pass `token=`, or run `hf auth login`. "
-            f"{retry}"
-        )
+    token = upload_token(token, f"to {repo_id}", error=HubPushError, retry=retry)
     files = files_to_upload(folder)
     leaking = files_holding(token, files)
     if leaking:

@@ -22,6 +22,7 @@ from pathlib import Path
 import huggingface_hub
 from huggingface_hub import HfApi, SpaceCard
 
+from ..hub_upload import HubUploadError, upload_token
 from .loading import METRIC_NAME, metric_path
 
 
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 _REPO_ID = re.compile(r"^[\w.-]+/([A-Za-z_][A-Za-z0-9_]*)$")
 
 
-class MetricSpaceError(RuntimeError):
+class MetricSpaceError(HubUploadError):
     """Publishing the metric Space failed (offline, no token, the Hub refused); nothing local changed."""
 
 
@@ -128,14 +129,7 @@ def push_metric_space(
         MetricSpaceError: offline, no token, or the Hub refused.
     """
     _space_name(repo_id)
-    if huggingface_hub.constants.HF_HUB_OFFLINE:
-        raise MetricSpaceError(f"Cannot push the metric Space {repo_id}: HF_HUB_OFFLINE is set. Unset it to upload.")
-    token = token or huggingface_hub.get_token()
-    if not token:
-        raise MetricSpaceError(
-            f"Cannot push the metric Space {repo_id}: no Hugging Face token. Set HF_TOKEN, pass `token=`, or run "
-            "`hf auth login`."
-        )
+    token = upload_token(token, f"the metric Space {repo_id}", error=MetricSpaceError)
     api = HfApi(endpoint=endpoint, token=token)
     with tempfile.TemporaryDirectory(prefix="hf_robattr_metric_space_") as folder:
         write_metric_space(folder, repo_id)

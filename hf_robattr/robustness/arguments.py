@@ -1,7 +1,7 @@
 """``RobustnessArguments``: the command-line mirror of :class:`RobustnessConfig` for ``HfArgumentParser``.
 
 Its fields are generated from the config's fields, prefixed ``robustness_``, with the config's defaults and help
-texts, so nothing is written twice. Types the parser cannot read are mapped to ones it can: ``k`` is a float (a
+texts (``%`` escaped for argparse here, the one place they reach it), so nothing is written twice. Types the parser cannot read are mapped to ones it can: ``k`` is a float (a
 value >= 1 is a count), ``method_kwargs`` a JSON object string, the name tuples and ``input_range`` lists.
 Validation runs in ``__post_init__``, so a bad ``--robustness_attack top_k`` fails when the flags are parsed, before
 any training starts.
@@ -63,6 +63,7 @@ def _fields() -> list[tuple[str, Any, dataclasses.Field]]:
         parse_type, extra = _parse_type(item.name, hints[item.name])
         default = _cli_default(item.name)
         metadata = {**item.metadata, **extra}
+        metadata["help"] = metadata["help"].replace("%", "%%")  # argparse formats help texts with %
         if isinstance(default, list):
             spec = dataclasses.field(default_factory=lambda default=default: list(default), metadata=metadata)
         else:

@@ -74,9 +74,9 @@ class RobustnessConfig:
     epsilon: float | str | None = help_field(
         "Radius of the perturbation ball (> 0): absolute for pixel values, relative to each token's embedding "
         "norm for text. Default (None): 8/255 for pixel values (the standard L-inf image budget), 0.01 for text "
-        "(a 1%% change of each word's embedding, RMS; 8/255 puts attacked top-k sets of a pretrained MiniLM at "
+        "(a 1% change of each word's embedding, RMS; 8/255 puts attacked top-k sets of a pretrained MiniLM at "
         "their floor). 'auto': calibrated to the model and data "
-        "(the smallest radius at which uniform noise moves the median map by 5%% of its norm; see "
+        "(the smallest radius at which uniform noise moves the median map by 5% of its norm; see "
         "hf_robattr.robustness.calibration).",
         None,
     )

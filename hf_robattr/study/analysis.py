@@ -229,9 +229,9 @@ def analyse(records: list[dict], settings: StudySettings, *, expected_runs: int)
 
 
 def reanalyse(analysis: Analysis) -> Analysis:
-    """``analysis`` with its claim tests, interactions, slopes and decompositions decided again from its own run
-    summaries by the current rules (e.g. an ``Analysis`` loaded from a ``results.json`` written by older code);
-    for an analysis made by the current code, an equal one."""
+    """``analysis`` with its claim tests, interactions, v3 checks, slopes, decompositions and curvature decided
+    again from its own run summaries by the current rules (e.g. an ``Analysis`` loaded from a ``results.json``
+    written by older code); for an analysis made by the current code, an equal one."""
     runs, main = analysis.runs, [r for r in analysis.runs if r.role == "main"]
     claims, interactions, v3 = _decide(analysis.settings, runs, _degenerate_cells(analysis.cells))
     return dataclasses.replace(
@@ -241,4 +241,5 @@ def reanalyse(analysis: Analysis) -> Analysis:
         v3=v3,
         slopes=_slopes(analysis.settings, main),
         decompositions=_decompositions(analysis.settings, main),
+        curvature=curvature(analysis.settings, main),
     )

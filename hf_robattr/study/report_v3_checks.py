@@ -199,7 +199,8 @@ def error_rate_lines(analysis: Analysis) -> list[str]:
     out = []
     for e in analysis.v3.error_rates:
         out.append(
-            f"{e.rule} on {e.arm}-{e.attention_type}: {e.bounded} at a true slope of {_truth(e)} in "
+            f"{e.rule} on {e.arm}-{e.attention_type}: {e.bounded} at a true slope of "
+            f"{'0' if e.true_slope == 0 else f'the margin ({number(e.true_slope, 4)})'} in "
             f"{number(100 * e.error, 1)}% of {e.simulations} simulated studies (alpha {analysis.settings.alpha:g})."
         )
     return out

@@ -207,7 +207,13 @@ def study_summary(directory: Path, report: Path, stored: int, expected: int, est
         f"Report: {report} (figures beside it; every number in {directory / RESULTS_NAME}).",
         f"Runs stored: {stored} of {expected}; left: {format_duration(estimate['left']['seconds'])}; "
         f"errors: {len(errors)}.",
-        "Verdicts (model x method pairs): " + ("; ".join(verdicts) if verdicts else "none yet") + ".",
+        (
+            "Verdicts so far (PARTIAL: not a result until every run is stored): "
+            if left
+            else "Verdicts (model x method pairs): "
+        )
+        + ("; ".join(verdicts) if verdicts else "none yet")
+        + ".",
         "Next: "
         + (
             "rerun the same command to continue (finished runs are kept)."

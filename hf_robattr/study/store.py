@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from hf_robattr.results_io import write_json_atomic
 
 
 __all__ = ["RunStore", "StudyDirectoryError", "write_json"]
@@ -36,17 +37,9 @@ FORMAT = 2
 
 
 def write_json(path: str | os.PathLike, payload: Any) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file + rename), so a killed study leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=1, allow_nan=True)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Write ``payload`` to ``path`` atomically (:func:`~hf_robattr.results_io.write_json_atomic`), so a killed study
+    leaves no half file; indented by 1, a NaN kept as ``NaN`` (the store's format)."""
+    write_json_atomic(path, payload, indent=1, strict=False)
 
 
 class StudyDirectoryError(ValueError):

@@ -10,12 +10,14 @@ between checks (cheap for small models), and when a check finds the loss below t
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
 
+from .record import FitBandRecord, MatchedFitRecord
 from .stopping import TargetLossCallback, _total_batch_size
 
 
@@ -193,20 +195,20 @@ class MatchedFitCallback(TargetLossCallback):
             self.checks.append((examples, loss))
         self._settle(args, state, loss, examples)
 
-    def record(self) -> dict[str, Any]:
-        """The matched-fit fields of the training record: :class:`TargetLossCallback`'s, plus the band, the
-        outcome, whether the run was rolled back, where it stopped and every measured loss."""
-        return {
-            **super().record(),
-            "target_loss_band": self.band,
-            "fit_band_low": self.low,
-            "fit_band_high": self.high,
-            "fit_outcome": self.outcome,
-            "rolled_back": self.rolled_back,
-            "train_examples_at_stop": self.stop_examples,
-            "target_min_examples": self.min_examples,
-            "fit_checks": [[examples, loss] for examples, loss in sorted(self.checks)],
-        }
+    def fit_record(self) -> MatchedFitRecord:
+        """:class:`TargetLossCallback`'s, with the band: its edges, the outcome, whether the run was rolled back,
+        where it stopped and every measured loss."""
+        band = FitBandRecord(
+            target_loss_band=self.band,
+            fit_band_low=self.low,
+            fit_band_high=self.high,
+            fit_outcome=self.outcome,
+            rolled_back=self.rolled_back,
+            train_examples_at_stop=self.stop_examples,
+            target_min_examples=self.min_examples,
+            fit_checks=[[examples, loss] for examples, loss in sorted(self.checks)],
+        )
+        return dataclasses.replace(super().fit_record(), band=band)
 
     def state(self) -> dict[str, Any]:
         """Saved in checkpoints: the arguments and the outcome (the copies of the weights are not saved; a resumed

@@ -10,18 +10,16 @@ section's ``extra`` and written back.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-from hf_robattr.results_io import RESULTS_FILE, write_results
+from hf_robattr.results_io import RESULTS_FILE, JsonRecord, JsonSection, describe_value, json_section
 
 
 __all__ = [
     "DatasetRecord",
     "EvalRecord",
+    "FitBandRecord",
     "HubRecord",
     "MatchedFitRecord",
     "ModelRecord",
@@ -30,37 +28,9 @@ __all__ = [
     "TrainingRecord",
 ]
 
-_Section = TypeVar("_Section", bound="_JsonSection")
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} ({text if len(text) <= 40 else text[:37] + '...'})"
-
-
-class _JsonSection:
-    """A flat section: its fields are its JSON keys, in order, then ``extra`` (keys this version does not know)."""
-
-    extra: dict[str, Any]
-
-    @classmethod
-    def _keys(cls) -> list[str]:
-        return [spec.name for spec in dataclasses.fields(cls) if spec.name != "extra"]  # type: ignore[arg-type]
-
-    @classmethod
-    def from_json(cls: type[_Section], data: dict[str, Any]) -> _Section:
-        """The section from its JSON object (a missing key takes the field's default)."""
-        keys = cls._keys()
-        known = {key: data[key] for key in keys if key in data}
-        return cls(**known, extra={key: value for key, value in data.items() if key not in keys})
-
-    def to_json(self) -> dict[str, Any]:
-        """The section's JSON object."""
-        return {**{key: getattr(self, key) for key in self._keys()}, **self.extra}
-
 
 @dataclass
-class ModelRecord(_JsonSection):
+class ModelRecord(JsonSection):
     """``"model"``: what was trained."""
 
     architecture: str | None = None
@@ -71,17 +41,41 @@ class ModelRecord(_JsonSection):
 
 
 @dataclass
-class MatchedFitRecord(_JsonSection):
-    """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss."""
+class FitBandRecord(JsonSection):
+    """The two-sided matched fit's band and outcome in ``"training"``: present when the run had a
+    ``--target_loss_band`` (see :class:`~hf_robattr.training.MatchedFitCallback`).
 
-    train_loss_at_stop_step: int | None = None
-    target_loss_examples: int | None = None
-    target_check_every_examples: int | None = None
+    ``fit_outcome`` is one of ``FIT_OUTCOMES`` (``in_band``, ``above_band``, ``below_band``); ``fit_checks`` every
+    measured ``[examples, loss]``, in order of examples.
+    """
+
+    target_loss_band: float | None = None
+    fit_band_low: float | None = None
+    fit_band_high: float | None = None
+    fit_outcome: str | None = None
+    rolled_back: bool | None = None
+    train_examples_at_stop: int | None = None
+    target_min_examples: int | None = None
+    fit_checks: list[list[float]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
-class TrainingRecord(_JsonSection):
+class MatchedFitRecord(JsonSection):
+    """The matched-fit stop's settings in ``"training"``: present when the run stopped on a target loss; ``band``
+    when the fit was two-sided."""
+
+    train_loss_at_stop_step: int | None = None
+    target_loss_examples: int | None = None
+    target_check_every_examples: int | None = None
+    band: FitBandRecord | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"band": FitBandRecord}
+
+
+@dataclass
+class TrainingRecord(JsonSection):
     """``"training"``: the regime, the budget and how the run ended (see
     :func:`~hf_robattr.training.training_record`). ``None``: not recorded."""
 
@@ -111,27 +105,12 @@ class TrainingRecord(_JsonSection):
     matched_fit: MatchedFitRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def _keys(cls) -> list[str]:
-        return [key for key in super()._keys() if key != "matched_fit"]
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainingRecord:
-        """The section from its JSON object; the matched-fit keys, when present, form :attr:`matched_fit`."""
-        fit_keys = MatchedFitRecord._keys()
-        record = super().from_json({key: value for key, value in data.items() if key not in fit_keys})
-        if any(key in data for key in fit_keys):
-            record.matched_fit = MatchedFitRecord.from_json({key: data[key] for key in fit_keys if key in data})
-        return record
-
-    def to_json(self) -> dict[str, Any]:
-        """The section's JSON object (the matched-fit keys after the others, as the pipeline writes them)."""
-        values = {key: getattr(self, key) for key in self._keys()}
-        return {**values, **(self.matched_fit.to_json() if self.matched_fit else {}), **self.extra}
+    # the matched-fit keys, when present, form ``matched_fit`` (written after the others, as the pipeline writes them)
+    _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"matched_fit": MatchedFitRecord}
 
 
 @dataclass
-class DatasetRecord(_JsonSection):
+class DatasetRecord(JsonSection):
     """``"dataset"``: the data set, the evaluated split and how many examples the scores rest on.
 
     ``num_robustness_skipped`` is ``{"any": n, method: n}``: examples left out because they cannot be perturbed or
@@ -148,7 +127,7 @@ class DatasetRecord(_JsonSection):
 
 
 @dataclass
-class EvalRecord(_JsonSection):
+class EvalRecord(JsonSection):
     """``"eval"``: test accuracy and loss."""
 
     accuracy: float | None = None
@@ -181,7 +160,7 @@ class ScoringRecord:
 
 
 @dataclass
-class HubRecord(_JsonSection):
+class HubRecord(JsonSection):
     """``"hub"``: written when ``--push_to_hub`` asked for the finished folder to be published to ``repo_id``
     (the pipeline takes the push over from the ``Trainer``; :func:`~hf_robattr.hub.publish_run_result` does it)."""
 
@@ -206,8 +185,8 @@ _OPTIONAL_SECTIONS: dict[str, Any] = {"diagnostics": dict, "hub": HubRecord}
 
 
 @dataclass
-class RunRecord:
-    """A run's ``results.json``, section by section.
+class RunRecord(JsonRecord):
+    """A run's ``results.json``, section by section (:meth:`read` from a run folder, :meth:`write` to it).
 
     Attributes:
         robustness: the ``"{method}/{measure}"`` means and their ``_std`` spreads.
@@ -234,6 +213,8 @@ class RunRecord:
     hub: HubRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    _EXPECTED: ClassVar[str] = "the folder of a finished `recipes/train_*.py` run"
+
     @property
     def push_requested(self) -> bool:
         """Whether the run asked for its folder to be pushed to the Hub."""
@@ -249,15 +230,12 @@ class RunRecord:
         """
         if not isinstance(data, dict):
             raise ValueError(
-                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got {_describe(data)}."
+                f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
+                f"{describe_value(data)}."
             )
         sections: dict[str, Any] = {}
         for name, kind in {**_SECTIONS, **_OPTIONAL_SECTIONS}.items():
-            value = data.get(name)
-            if value is not None and not isinstance(value, dict):
-                raise ValueError(
-                    f"{RESULTS_FILE}: section {name!r} must be a JSON object (or absent), got {_describe(value)}."
-                )
+            value = json_section(data, name)
             if value is not None or name in _SECTIONS:
                 sections[name] = dict(value or {}) if kind is dict else kind.from_json(value or {})
         history = data.get("log_history")
@@ -266,7 +244,7 @@ class RunRecord:
         ):
             raise ValueError(
                 f"{RESULTS_FILE}: 'log_history' must be a list of JSON objects (trainer.state.log_history), got "
-                f"{_describe(history)}."
+                f"{describe_value(history)}."
             )
         known = {*_SECTIONS, *_OPTIONAL_SECTIONS, "log_history"}
         extra = {key: value for key, value in data.items() if key not in known}
@@ -284,30 +262,3 @@ class RunRecord:
         if self.hub is not None:
             out["hub"] = self.hub.to_json()
         return {**out, **self.extra}
-
-    @classmethod
-    def read(cls, output_dir: str | Path) -> RunRecord:
-        """The record in ``OUTPUT_DIR/results.json``.
-
-        Raises:
-            FileNotFoundError: there is no ``results.json`` in ``output_dir``.
-            ValueError: the file is not valid JSON or not a run record; the message names the file.
-        """
-        path = Path(output_dir) / RESULTS_FILE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"No {RESULTS_FILE} in output_dir={str(output_dir)!r}: expected the folder of a finished "
-                "`recipes/train_*.py` run."
-            )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from error
-        try:
-            return cls.from_json(data)
-        except ValueError as error:
-            raise ValueError(f"{path}: {str(error).removeprefix(RESULTS_FILE + ': ')}") from error
-
-    def write(self, output_dir: str | Path) -> Path:
-        """Write ``OUTPUT_DIR/results.json`` atomically, as strict JSON. Returns the path."""
-        return write_results(output_dir, self.to_json())

@@ -93,8 +93,9 @@ def training_record(
     """The ``"training"`` section: the regime, the budget and how the run ended.
 
     ``args`` may be a plain ``TrainingArguments`` (fields it lacks are recorded as their neutral values);
-    ``state`` is the ``TrainerState``; ``stop`` the :class:`~hf_robattr.training.TargetLossCallback` of the run
-    (its ``record()``), ``divergence`` its :class:`~hf_robattr.training.DivergenceCallback`, if any.
+    ``state`` is the ``TrainerState``; ``stop`` the :class:`~hf_robattr.training.TargetLossCallback` of the run,
+    which fills in its outcome (:meth:`~hf_robattr.training.TargetLossCallback.fill`); ``divergence`` its
+    :class:`~hf_robattr.training.DivergenceCallback`, if any.
     """
     optimizer = _optimizer(args)
     regularizer = getattr(args, "regularizer", "none")
@@ -121,9 +122,7 @@ def training_record(
         num_train_examples_seen=state.global_step * total,
         final_train_loss=losses[-1] if losses else None,
     )
-    if stop is not None:  # the matched-fit outcome (target_reached..., train_loss_at_stop) and its settings
-        record = TrainingRecord.from_json({**record.to_json(), **stop.record()})
-    return record
+    return record if stop is None else stop.fill(record)  # the matched-fit outcome and its settings
 
 
 def build_run_record(

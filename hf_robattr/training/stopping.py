@@ -5,6 +5,7 @@ Both keep their state in checkpoints (``ExportableState``), so a resumed run rem
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -15,6 +16,7 @@ from transformers.trainer_callback import ExportableState
 
 from hf_robattr.data import model_inputs
 
+from .record import MatchedFitRecord, TrainingRecord
 from .trainer import training_loss
 
 
@@ -162,17 +164,29 @@ class TargetLossCallback(TrainerCallback, ExportableState):
         if self.trainer is not None and not self.reached and self.loss_step != state.global_step:
             self.loss, self.loss_step = self.measure(args), state.global_step
 
+    def fit_record(self) -> MatchedFitRecord:
+        """The stop's settings and where its loss was measured (:attr:`TrainingRecord.matched_fit`)."""
+        return MatchedFitRecord(
+            train_loss_at_stop_step=self.loss_step,
+            target_loss_examples=self.num_examples,
+            target_check_every_examples=self.check_every_examples,
+        )
+
+    def fill(self, training: TrainingRecord) -> TrainingRecord:
+        """``training`` (the ``"training"`` section) with this stop's outcome and :meth:`fit_record`."""
+        return dataclasses.replace(
+            training,
+            target_reached=self.reached,
+            target_reached_at_step=self.reached_at_step,
+            target_reached_at_examples=self.reached_at_examples,
+            train_loss_at_stop=self.loss,
+            matched_fit=self.fit_record(),
+        )
+
     def record(self) -> dict[str, Any]:
-        """The matched-fit fields of the training record (``results.json["training"]``)."""
-        return {
-            "target_reached": self.reached,
-            "target_reached_at_step": self.reached_at_step,
-            "target_reached_at_examples": self.reached_at_examples,
-            "train_loss_at_stop": self.loss,
-            "train_loss_at_stop_step": self.loss_step,
-            "target_loss_examples": self.num_examples,
-            "target_check_every_examples": self.check_every_examples,
-        }
+        """The ``"training"`` section's JSON object (``results.json["training"]``) with this stop's fields filled in
+        (:meth:`fill`), the others unset."""
+        return self.fill(TrainingRecord()).to_json()
 
     def state(self) -> dict[str, Any]:
         return {

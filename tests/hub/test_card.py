@@ -275,11 +275,21 @@ def test_a_card_without_saturation_says_nothing_about_it(run_dir, results):
     assert "saturated" not in card.text.lower()
 
 
-def test_the_training_rows_name_fields_of_the_run_record():
+def test_the_training_rows_read_the_run_records_fields():
+    """The rows read the record's attributes: every row shows on a full record, and a record whose field was
+    renamed fails by name instead of losing its row."""
     import dataclasses
+    import types
 
-    from hf_robattr.hub.card import _TRAINING_ROWS
+    from hf_robattr.hub.card_sections import training_rows
     from hf_robattr.training import TrainingRecord
 
-    fields = {spec.name for spec in dataclasses.fields(TrainingRecord)}
-    assert {key for key, _ in _TRAINING_ROWS} <= fields
+    values = {spec.name: 1 for spec in dataclasses.fields(TrainingRecord) if spec.name not in ("extra", "matched_fit")}
+    values.update(optimizer="sgd", regularizer="input_grad_norm")
+    rows = training_rows(TrainingRecord(**values))
+    assert len(rows) == 18 and rows[0] == ("Optimizer", "sgd") and ("Regularizer weight", 1) in rows
+    assert training_rows(TrainingRecord()) == []
+    assert ("Regularizer weight", 1) not in training_rows(TrainingRecord(**{**values, "regularizer": "none"}))
+    renamed = types.SimpleNamespace(**{key: value for key, value in values.items() if key != "seed"}, random_seed=1)
+    with pytest.raises(AttributeError, match="seed"):
+        training_rows(renamed)

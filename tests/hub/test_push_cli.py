@@ -1,22 +1,17 @@
-"""push_to_hub and the hf-robattr CLI: clear errors that leave the folder complete, and a real upload with HF_TOKEN."""
+"""push_to_hub: clear errors that leave the folder complete, and a real upload with HF_TOKEN (the ``hf-robattr push``
+command's tests are in tests/test_cli.py)."""
 
 import hashlib
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import huggingface_hub
 import pytest
-from huggingface_hub import ModelCard
+from run_folders import UNREACHABLE
 
 import hf_robattr
-from hf_robattr.cli import main
 from hf_robattr.hub import HubPushError, push_to_hub, save_model_card
-
-
-UNREACHABLE = "http://127.0.0.1:9"  # loopback, closed port: connection refused at once
 
 
 def folder_digest(folder: Path) -> str:
@@ -26,12 +21,6 @@ def folder_digest(folder: Path) -> str:
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-@pytest.fixture
-def online(monkeypatch):
-    """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that the network error path is reached."""
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
 def test_unreachable_hub_gives_a_clear_error_and_keeps_the_folder(run_dir, online):
@@ -61,35 +50,6 @@ def test_incomplete_folder_and_bad_repo_id(run_dir):
         push_to_hub(run_dir, "org/tiny", token="hf_x")
     with pytest.raises(ValueError, match="ORG/NAME"):
         push_to_hub(run_dir, "not a repo", token="hf_x")
-
-
-def test_cli_card_then_push_error(run_dir, online, monkeypatch, capsys):
-    assert main(["card", str(run_dir), "--model_id", "org/tiny", "--tags", "demo"]) == 0
-    card = ModelCard.load(run_dir / "README.md")
-    assert "demo" in card.data.tags and "org/tiny" in card.text
-    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", UNREACHABLE)
-    assert main(["push", str(run_dir), "org/tiny", "--token", "hf_not_a_token"]) == 2
-    assert "hf-robattr push: error:" in capsys.readouterr().err
-
-
-def test_console_script_push_error(run_dir, tmp_path):
-    save_model_card(run_dir)
-    env = dict(os.environ, HF_ENDPOINT=UNREACHABLE, HF_TOKEN="hf_not_a_token")
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # either one puts huggingface_hub offline
-        env.pop(name, None)
-    script = Path(sys.executable).with_name("hf-robattr")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "hf_robattr.cli"]
-    result = subprocess.run(
-        [*command, "push", str(run_dir), "org/tiny"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("hf-robattr push: error:")]
-    assert "127.0.0.1:9" in line and "retry with" in line
 
 
 @pytest.mark.network

@@ -129,13 +129,3 @@ def test_real_metric_space_push(monkeypatch):
         assert {f"{repo_id.split('/')[1]}.py", "README.md", "index.html"} <= files
     finally:
         api.delete_repo(repo_id, repo_type="space", missing_ok=True)
-
-
-def test_the_command_writes_the_space_or_says_in_one_line_what_is_wrong(tmp_path, capsys):
-    from hf_robattr.cli import main
-
-    assert main(["push-metric", REPO_ID, "--local_dir", str(tmp_path / "space")]) == 0
-    assert (tmp_path / "space" / "attribution_robustness.py").is_file()
-    assert f"hf-robattr push-metric {REPO_ID}" in capsys.readouterr().out
-    assert main(["push-metric", "attribution_robustness"]) == 2
-    assert "hf-robattr push-metric: error: `repo_id` must look like 'ORG/NAME'" in capsys.readouterr().err

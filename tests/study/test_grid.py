@@ -30,7 +30,7 @@ def test_cpu_v2_scale_is_the_committed_v2_study():
     """``cpu_v2`` holds exactly the arms of the v2 study whose results are committed, and its runs keep the
     fingerprint their records carry (the v3 protocol fields at their v2 values stay out of it)."""
     settings, specs = _all_specs("cpu_v2")
-    committed = load_results(REPO / "docs" / "study-cpu" / "results.json.gz").settings
+    committed = load_results(REPO / "docs" / "study-cpu-v2" / "results.json.gz").settings
     assert committed.scale == "cpu" and committed.arms == settings.arms
     vit = settings.protocol("vit")
     assert vit.num_hidden_layers >= 4 and vit.warm_start is not None and vit.dataset == "synthetic_images"

@@ -11,7 +11,13 @@ from training_helpers import make_args
 from transformers import default_data_collator
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from hf_robattr.training import MatchedFitCallback, RobAttrTrainer, RobAttrTrainingArguments, training_callbacks
+from hf_robattr.training import (
+    MatchedFitCallback,
+    RobAttrTrainer,
+    RobAttrTrainingArguments,
+    TrainingRecord,
+    training_callbacks,
+)
 
 
 class PlantedCurve(nn.Module):
@@ -69,6 +75,17 @@ def test_a_check_inside_the_band_stops_there(tmp_path):
     assert trainer.state.global_step == 4 and trainer.model.t.item() == 4.0
     assert record["fit_outcome"] == "in_band" and record["rolled_back"] is False
     assert record["train_loss_at_stop"] == pytest.approx(1.05, rel=1e-5)
+
+
+def test_the_outcome_fills_the_typed_training_record(tmp_path):
+    curve = [3.0, 2.5, 2.0, 1.5, 1.05, 0.9, 0.5, 0.4, 0.3]
+    callback = MatchedFitCallback(1.0, **OPTIONS)
+    _, record = planted_run(tmp_path, curve, callback, max_steps=8)
+    training = callback.fill(TrainingRecord(optimizer="sgd", global_step=4))
+    assert (training.optimizer, training.global_step, training.target_reached) == ("sgd", 4, True)
+    fit = training.matched_fit
+    assert fit.target_check_every_examples == 16 and fit.band.fit_outcome == "in_band"
+    assert TrainingRecord.from_json(record) == callback.fill(TrainingRecord())  # every key it writes is a field's
 
 
 def test_a_run_that_never_reaches_the_band_is_flagged_above_it(tmp_path):

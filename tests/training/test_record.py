@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from record_checks import check_round_trip
 
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.training import RunRecord, ScoringRecord, TrainingRecord
@@ -14,28 +15,34 @@ FIXTURES = Path(__file__).with_name("fixtures")
 # Written by `recipes/train_*.py` at main c4f9072 with tests/recipes/recipe_helpers.QUICK; the ViT run with
 # `--robustness_epsilon auto --target_train_loss 5.0 --diagnostics_at_end true` (a calibration record, the matched-fit
 # keys, diagnostics), the BERT run with `--attention_type kernel --robustness_epsilon 1e-7` (saturated measures).
+# results_vit_band_a224fa2.json: the same QUICK ViT run at main a224fa2, before the callbacks filled the typed record,
+# with `--target_train_loss 5.0 --target_loss_band 0.5 --target_check_every_examples 8 --target_loss_examples 16`
+# (the two-sided matched fit's band keys).
 WRITTEN_BY_MAIN = sorted(FIXTURES.glob("results_*.json"))
 
 
 @pytest.mark.parametrize("path", WRITTEN_BY_MAIN, ids=lambda path: path.stem)
 def test_a_file_written_by_main_round_trips_exactly(path, tmp_path):
-    text = path.read_text()
-    data = json.loads(text)
-    record = RunRecord.from_json(data)
-    assert json.dumps(record.to_json()) == json.dumps(data)  # the same keys, in the same order
-    assert record.write(tmp_path).read_text() == text.rstrip("\n")
-    assert RunRecord.read(tmp_path) == record
+    record = check_round_trip(RunRecord, path, tmp_path)
     assert RobustnessConfig.from_dict(record.robustness_config.settings).methods == ("saliency",)
 
 
 def test_the_sections_are_typed():
-    vit, bert = (RunRecord.from_json(json.loads(path.read_text())) for path in WRITTEN_BY_MAIN[::-1])
+    vit, bert = (RunRecord.from_json(json.loads((FIXTURES / f"results_{name}_c4f9072.json").read_text()))
+                 for name in ("vit", "bert"))  # fmt: skip
     assert vit.model.architecture == "RobAttrViTForImageClassification" and vit.training.global_step == 4
     assert vit.training.matched_fit.target_loss_examples == 1024 and vit.diagnostics["hessian_trace"]
     assert vit.robustness_config.epsilon_calibration["rule"] and vit.dataset.name == "synthetic_images"
     assert bert.training.matched_fit is None and bert.model.attention_type == "kernel"
     assert "saliency/topk_intersection" in bert.robustness_saturated and bert.robustness_baselines
     assert bert.hub is None and not bert.push_requested and bert.diagnostics is None
+
+
+def test_the_two_sided_fit_is_typed():
+    record = RunRecord.from_json(json.loads((FIXTURES / "results_vit_band_a224fa2.json").read_text()))
+    fit = record.training.matched_fit
+    assert fit.target_loss_examples == 16 and fit.band.target_loss_band == 0.5 and fit.band.fit_outcome == "below_band"
+    assert fit.band.fit_checks[0] == [0, pytest.approx(1.322, abs=1e-3)] and record.training.extra == {}
 
 
 def test_an_older_file_loads_and_keeps_what_it_does_not_know():

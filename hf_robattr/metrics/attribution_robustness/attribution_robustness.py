@@ -80,9 +80,7 @@ def _settings_doc():
     for field in config_class.__dataclass_fields__.values():
         default = hf_robattr.robustness.config.default_value(field.name)
         shown = f"{default:.4g}" if isinstance(default, float) else repr(default)
-        lines.append(
-            f"    {field.name} (`{field.type}`, default `{shown}`): {field.metadata['help'].replace('%%', '%')}"
-        )
+        lines.append(f"    {field.name} (`{field.type}`, default `{shown}`): {field.metadata['help']}")
     return "\n".join(lines)
 
 

@@ -1,15 +1,21 @@
 """The hf-robattr CLI: one-line errors with exit status 2 for user errors, and a light import for --help."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import huggingface_hub
 import pytest
+from huggingface_hub import ModelCard
+from run_folders import UNREACHABLE
 
 from hf_robattr.cli import main
+from hf_robattr.hub import save_model_card
 
 
+METRIC_SPACE = "some-org/attribution_robustness"
 HEAVY_MODULES = ("torch", "transformers", "datasets", "gradio", "matplotlib", "evaluate")
 
 PROBE = f"""
@@ -123,7 +129,7 @@ def test_traceback_flag_shows_the_error(tmp_path):
 def test_card_reads_a_results_file_written_by_main(name, tmp_path, capsys):
     """``hf-robattr card`` on the results.json of a run of main before the typed record: the card is written and
     shows the calibration record and the saturated measures."""
-    fixture = Path(__file__).parents[1] / "training" / "fixtures" / name
+    fixture = Path(__file__).parent / "training" / "fixtures" / name
     (tmp_path / "results.json").write_text(fixture.read_text())
     assert main(["card", str(tmp_path)]) == 0
     card = (tmp_path / "README.md").read_text()
@@ -132,3 +138,40 @@ def test_card_reads_a_results_file_written_by_main(name, tmp_path, capsys):
         assert "aturated" in card  # the card marks the measures at their floor or ceiling
     else:
         assert "The radius was calibrated (`epsilon='auto'`)" in card
+
+
+def test_cli_card_then_push_error(run_dir, online, monkeypatch, capsys):
+    assert main(["card", str(run_dir), "--model_id", "org/tiny", "--tags", "demo"]) == 0
+    card = ModelCard.load(run_dir / "README.md")
+    assert "demo" in card.data.tags and "org/tiny" in card.text
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", UNREACHABLE)
+    assert main(["push", str(run_dir), "org/tiny", "--token", "hf_not_a_token"]) == 2
+    assert "hf-robattr push: error:" in capsys.readouterr().err
+
+
+def test_console_script_push_error(run_dir, tmp_path):
+    save_model_card(run_dir)
+    env = dict(os.environ, HF_ENDPOINT=UNREACHABLE, HF_TOKEN="hf_not_a_token")
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # either one puts huggingface_hub offline
+        env.pop(name, None)
+    script = Path(sys.executable).with_name("hf-robattr")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "hf_robattr.cli"]
+    result = subprocess.run(
+        [*command, "push", str(run_dir), "org/tiny"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("hf-robattr push: error:")]
+    assert "127.0.0.1:9" in line and "retry with" in line
+
+
+def test_the_command_writes_the_space_or_says_in_one_line_what_is_wrong(tmp_path, capsys):
+    assert main(["push-metric", METRIC_SPACE, "--local_dir", str(tmp_path / "space")]) == 0
+    assert (tmp_path / "space" / "attribution_robustness.py").is_file()
+    assert f"hf-robattr push-metric {METRIC_SPACE}" in capsys.readouterr().out
+    assert main(["push-metric", "attribution_robustness"]) == 2
+    assert "hf-robattr push-metric: error: `repo_id` must look like 'ORG/NAME'" in capsys.readouterr().err
