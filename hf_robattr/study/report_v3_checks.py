@@ -4,12 +4,23 @@ runs, the loss covariate, the fixed-budget arm), margins, positive controls, lac
 
 from __future__ import annotations
 
+from typing import Any
+
 from .analysis import Analysis
 from .error_rates_v3 import ErrorRate
 from .report_tables import number, p_value, slope_text, table
 
 
 __all__ = ["checks_sections_v3", "error_rate_lines"]
+
+
+SERIES = ["arm", "attention", "method", "measure"]  # the columns naming one series of a check's table
+
+
+def _series(row: Any) -> list[str]:
+    """The cells of :data:`SERIES` for a check's row (any row with ``arm``, ``attention_type``, ``method``,
+    ``measure``)."""
+    return [row.arm, row.attention_type, row.method, row.measure]
 
 
 def _manipulation(analysis: Analysis) -> list[str]:
@@ -89,27 +100,21 @@ def _budget(analysis: Analysis) -> list[str]:
 def _margins(analysis: Analysis) -> list[str]:
     rows = [
         [
-            m.arm,
-            m.attention_type,
-            m.method,
-            m.measure,
+            *_series(m),
             number(m.run_sd, 4),
             number(m.doublings, 1),
             number(m.margin, 4) + ("" if m.source == "spread" else " (fixed: no spread)"),
         ]
         for m in analysis.v3.margins
     ]
-    header = ["arm", "attention", "method", "measure", "seed-to-seed SD", "doublings (D)", "margin = SD / D"]
+    header = [*SERIES, "seed-to-seed SD", "doublings (D)", "margin = SD / D"]
     return ["## Margins", "", *table(header, rows)]
 
 
 def _controls(analysis: Analysis) -> list[str]:
     rows = [
         [
-            c.arm,
-            c.attention_type,
-            c.method,
-            c.measure,
+            *_series(c),
             f"{c.factor:g}",
             number(c.gain, 4, True),
             number(c.margin_span, 4),
@@ -119,7 +124,7 @@ def _controls(analysis: Analysis) -> list[str]:
         ]
         for c in analysis.v3.positive_controls
     ]
-    header = ["arm", "attention", "method", "measure", "s", "gain (planted model)", "margin x D", "p (one-sided)"]
+    header = [*SERIES, "s", "gain (planted model)", "margin x D", "p (one-sided)"]
     text = (
         "The planted model g(x) = f(c + s(x - c)) is f scored at s times the radius; the gain is the mean paired "
         "difference (higher = more robust) over the model's runs, beside the change a margin-sized slope makes over "
@@ -138,10 +143,7 @@ def _controls(analysis: Analysis) -> list[str]:
 def _lack_of_fit(analysis: Analysis) -> list[str]:
     rows = [
         [
-            r.arm,
-            r.attention_type,
-            r.method,
-            r.measure,
+            *_series(r),
             f"F = {number(r.test.f, 2)} on ({r.test.df_lack}, {r.test.df_pure})",
             p_value(r.test.p),
             slope_text(r.lr) if r.lr is not None else "",
@@ -156,7 +158,7 @@ def _lack_of_fit(analysis: Analysis) -> list[str]:
         "and co-primary measure at the main radius); there lr and B are reported separately (fitted together on the "
         "cell means: under the lr/B line they are b and -b)."
     )
-    header = ["arm", "attention", "method", "measure", "lack of fit", "p", "log2 lr slope", "log2 B slope"]
+    header = [*SERIES, "lack of fit", "p", "log2 lr slope", "log2 B slope"]
     return ["## Lack of fit of the line in log2(lr/B)", "", text, "", *table(header, rows)]
 
 
