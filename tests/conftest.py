@@ -53,32 +53,41 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(groups[item], len(rank)))  # stable: the rest keep their order
 
 
-@pytest.fixture(autouse=True)
-def _torch_threads_restored():
-    """Code under test may set torch's intra-op thread count (study workers run in-process in some tests); a later
-    test's float reductions must not depend on which tests ran before it."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def _logger_states_restored():
-    """Recipes, study workers and Ray run in-process in some tests and change logging: levels
-    (``set_verbosity_error``), propagation, and ``dictConfig``'s ``disable_existing_loggers``, which silences every
-    logger made so far. A later test that reads a warning must not depend on which tests ran before it."""
+def _logger_states() -> dict[logging.Logger, tuple[int, bool, bool]]:
     manager = logging.Logger.manager
     loggers = [logging.getLogger()] + [v for v in manager.loggerDict.values() if isinstance(v, logging.Logger)]
-    states = [(logger, logger.level, logger.propagate, logger.disabled) for logger in loggers]
-    yield
-    for logger, level, propagate, disabled in states:
+    return {logger: (logger.level, logger.propagate, logger.disabled) for logger in loggers}
+
+
+def _restore_logging(baseline: dict[logging.Logger, tuple[int, bool, bool]]) -> None:
+    for logger, (level, propagate, disabled) in baseline.items():
         logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
-    known = {id(state[0]) for state in states}
-    for logger in manager.loggerDict.values():  # made during the test: back to a fresh logger's state
-        if isinstance(logger, logging.Logger) and id(logger) not in known:
+    for logger in logging.Logger.manager.loggerDict.values():  # made since the baseline: a fresh logger's state
+        if isinstance(logger, logging.Logger) and logger not in baseline:
             logger.setLevel(logging.NOTSET)
             logger.propagate, logger.disabled = True, False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_baseline():
+    """Torch's thread count and every logger's state as the session starts, before any fixture ran code under test."""
+    return torch.get_num_threads(), _logger_states()
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored(_process_baseline):
+    """Recipes, study workers and Ray run in-process in some tests and fixtures, and change process-wide state:
+    torch's intra-op thread count, logger levels (``set_verbosity_error``, ``setup_logging``), propagation, and
+    ``dictConfig``'s ``disable_existing_loggers``, which silences every logger made so far. A test's float reductions
+    and the warnings it reads must not depend on which tests ran before it on its worker, so the session's baseline is
+    restored before each test (a session or module fixture set up for it may have just run a recipe) and after it."""
+    threads, loggers = _process_baseline
+    torch.set_num_threads(threads)
+    _restore_logging(loggers)
+    yield
+    torch.set_num_threads(threads)
+    _restore_logging(loggers)
 
 
 @pytest.fixture(scope="session")
