@@ -5,7 +5,8 @@ matched-fit twin, and the rules' simulated error rates (:mod:`~hf_robattr.study.
 
 Only usable runs enter a claim: main plain-SGD runs with status ``ok`` (under the two-sided matched fit: inside the
 band); the others are counted and listed by outcome (:attr:`V3Findings.excluded`). Gradient methods use all of a
-model's usable runs, attention methods those outside degenerate cells (v2's rule, kept).
+model's usable runs, attention methods those outside degenerate cells: cells where most runs fail the paired
+attention rule (:func:`~hf_robattr.study.measure.attention_preconditions_met`, trained vs same-seed untrained model).
 """
 
 from __future__ import annotations

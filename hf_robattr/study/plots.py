@@ -124,10 +124,35 @@ def _epsilon_figure(analysis: Analysis, arm: str, path: Path) -> bool:
     return True
 
 
+def _precondition_axes(analysis: Analysis, runs: list) -> tuple:
+    """What the figure plots per run: v2's absolute checks, or v3's paired ones where every run has them."""
+    settings = analysis.settings
+    if settings.analysis == "v3" and all(r.preconditions.entropy_drop is not None for r in runs):
+        return (
+            lambda p: p.entropy_drop,
+            lambda p: p.recall_gain if p.recall_gain is not None else 0.0,
+            (settings.min_entropy_drop, settings.min_recall_gain),
+            "linear",
+            "[CLS]-row entropy ratio drop vs the same-seed untrained model",
+            "evidence recall gain vs untrained (0: no masks)",
+            "Attention preconditions per run, paired (degenerate: left of dashed or below dotted)",
+        )
+    return (
+        lambda p: max(p.cls_cv, 1e-4),
+        lambda p: p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0,
+        (settings.min_cls_cv, settings.min_recall_gain),
+        "log",
+        "[CLS]-row coefficient of variation (last layer)",
+        "raw-attention evidence recall - chance (0 without masks)",
+        "Attention preconditions per run (dashed/dotted: degenerate thresholds)",
+    )
+
+
 def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
     runs = [r for r in analysis.runs if r.usable and r.preconditions is not None]
     if not runs:
         return False
+    x_of, y_of, (x_bar, y_bar), x_scale, x_label, y_label, title = _precondition_axes(analysis, runs)
     figure = Figure(figsize=(6, 4.2))
     axis = figure.subplots()
     markers = {arm: marker for arm, marker in zip(analysis.settings.arm_names, "osD^v")}
@@ -136,22 +161,21 @@ def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
             chosen = [r.preconditions for r in runs if r.arm == arm and r.attention_type == attention]
             if not chosen:
                 continue
-            gains = [p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0 for p in chosen]
             axis.scatter(
-                [max(p.cls_cv, 1e-4) for p in chosen],
-                gains,
+                [x_of(p) for p in chosen],
+                [y_of(p) for p in chosen],
                 s=14,
                 color=color,
                 marker=markers[arm],
                 label=f"{arm} {attention}",
                 alpha=0.7,
             )
-    axis.axvline(analysis.settings.min_cls_cv, color="grey", linestyle="--", linewidth=1)
-    axis.axhline(analysis.settings.min_recall_gain, color="grey", linestyle=":", linewidth=1)
-    axis.set_xscale("log")
-    axis.set_xlabel("[CLS]-row coefficient of variation (last layer)")
-    axis.set_ylabel("raw-attention evidence recall - chance (0 without masks)")
-    axis.set_title("Attention preconditions per run (dashed/dotted: degenerate thresholds)", fontsize=9)
+    axis.axvline(x_bar, color="grey", linestyle="--", linewidth=1)
+    axis.axhline(y_bar, color="grey", linestyle=":", linewidth=1)
+    axis.set_xscale(x_scale)
+    axis.set_xlabel(x_label)
+    axis.set_ylabel(y_label)
+    axis.set_title(title, fontsize=9)
     axis.legend(fontsize=7)
     figure.tight_layout()
     _save(figure, path)

@@ -63,9 +63,15 @@ V3_TOP_LEVEL = (
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses -> dicts, tuples -> lists, non-finite floats -> ``None`` (recursively)."""
+    """Dataclasses -> dicts, tuples -> lists, non-finite floats -> ``None`` (recursively). A dataclass field marked
+    ``metadata={"omit_none": True}`` is left out while it is ``None`` (a field added later, so that older files keep their
+    bytes; :func:`from_jsonable` gives a missing field its default)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {
+            f.name: to_jsonable(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
+        }
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -33,11 +33,12 @@ class StudySettings:
     ``margin``: the smallest slope of ``headline_measure`` per doubling of lr/B that matters (claim 2's
     equivalence margin, claims 1 and 3's "contradicted" bound); ``alpha``: the level of every test. A run's
     attention is *degenerate* when its last-layer [CLS]-row coefficient of variation is below ``min_cls_cv`` or,
-    where evidence masks exist, raw attention's evidence recall is less than ``min_recall_gain`` above chance; a
-    cell whose usable runs are mostly degenerate is kept out of claims 2 and 3 (v2's rule). v3's paired rule
-    (:func:`~hf_robattr.study.measure.attention_preconditions_met`) compares each trained model with the model it
-    started from: entropy ratio at least ``min_entropy_drop`` lower, evidence recall at least ``min_recall_gain``
-    higher. ``analysis`` picks the rules: ``"v2"`` (study v2's, kept so that its report re-renders) or ``"v3"``
+    where evidence masks exist, raw attention's evidence recall is less than ``min_recall_gain`` above chance (v2's
+    absolute rule, which many untrained models pass); v3's paired rule
+    (:func:`~hf_robattr.study.measure.attention_preconditions_met`), which v3's analysis uses wherever a run stored
+    the checks of the model it started from, compares the two: entropy ratio at least ``min_entropy_drop`` lower,
+    evidence recall at least ``min_recall_gain`` higher. A cell whose usable runs are mostly degenerate is kept out
+    of claims 2 and 3. ``analysis`` picks the rules: ``"v2"`` (study v2's, kept so that its report re-renders) or ``"v3"``
     (:mod:`~hf_robattr.study.analysis_v3`, where ``margin`` is only the fallback of the margin rule);
     ``error_rate_simulations``: how many simulated studies v3 replays each decision rule on (seeded).
     """

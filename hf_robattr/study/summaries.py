@@ -6,20 +6,24 @@ attention types, every regime). Each run's robustness values are means over that
 stay out); its label-flip rate (``prediction_change_rate``) is reported beside them. Sweep runs are scored on their
 own correctly classified validation examples.
 
-A run's attention is **degenerate** when its [CLS]-row coefficient of variation is below ``min_cls_cv`` or, where
-evidence exists, raw attention's evidence recall is less than ``min_recall_gain`` above chance; a cell is
-degenerate when most of its usable runs are.
+A run's attention is **degenerate** when it fails the analysis' attention rule: v3 (``StudySettings.analysis``) uses
+the paired rule (:func:`~hf_robattr.study.measure.attention_preconditions_met`: the trained model against the
+same-seed model it started from), which an untrained model fails; v2, and a v3 run stored without its starting
+model's checks, the absolute rule (its [CLS]-row coefficient of variation is below ``min_cls_cv`` or, where evidence
+exists, raw attention's evidence recall is less than ``min_recall_gain`` above chance), which many untrained models
+pass. A cell is degenerate when most of its usable runs are.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from .measure import value_key
+from .measure import attention_preconditions_met, value_key
 from .record_reader import PreconditionSection, StudyRecord, number
 from .scales import StudySettings
 from .stats import NAN, MeanCI, mean_ci
@@ -48,6 +52,9 @@ class Preconditions:
     evidence_recall: float
     evidence_chance: float
     degenerate: bool
+    # vs the same-seed starting model (the paired rule); None without its checks, and then not written
+    entropy_drop: float | None = dataclasses.field(default=None, metadata={"omit_none": True})
+    recall_gain: float | None = dataclasses.field(default=None, metadata={"omit_none": True})
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,14 @@ class CellSummary:
         return text + (f" w={self.regularizer_weight:g}" if self.regime not in ("sgd", "adamw") else "")
 
 
-def _degenerate(pre: PreconditionSection, settings: StudySettings) -> bool:
+def _degenerate(pre: PreconditionSection, start: PreconditionSection | None, settings: StudySettings) -> bool:
+    if settings.analysis == "v3" and start is not None:
+        return not attention_preconditions_met(
+            dataclasses.asdict(pre),
+            dataclasses.asdict(start),
+            min_entropy_drop=settings.min_entropy_drop,
+            min_recall_gain=settings.min_recall_gain,
+        )
     if pre.cls_cv < settings.min_cls_cv:
         return True
     recall, chance = pre.evidence_recall, pre.evidence_chance
@@ -181,8 +195,18 @@ def _preconditions(record: StudyRecord, settings: StudySettings) -> Precondition
     pre = record.preconditions
     if pre is None:
         return None
-    degenerate = _degenerate(pre, settings)
-    return Preconditions(pre.cls_entropy_ratio, pre.cls_cv, pre.evidence_recall, pre.evidence_chance, degenerate)
+    start = record.preconditions_untrained
+    paired = {}
+    if start is not None:
+        gain = pre.evidence_recall - start.evidence_recall
+        paired = {
+            "entropy_drop": start.cls_entropy_ratio - pre.cls_entropy_ratio,
+            "recall_gain": gain if math.isfinite(gain) else None,
+        }
+    degenerate = _degenerate(pre, start, settings)
+    return Preconditions(
+        pre.cls_entropy_ratio, pre.cls_cv, pre.evidence_recall, pre.evidence_chance, degenerate, **paired
+    )
 
 
 def _summary(r: StudyRecord, common: np.ndarray | None, settings: StudySettings) -> RunSummary:
