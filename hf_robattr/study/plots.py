@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -23,6 +25,7 @@ from PIL import Image
 from .analysis import Analysis
 from .measure import value_key
 from .stats import mean_ci
+from .summaries import Preconditions
 
 
 __all__ = ["write_plots"]
@@ -124,11 +127,21 @@ def _epsilon_figure(analysis: Analysis, arm: str, path: Path) -> bool:
     return True
 
 
-def _precondition_axes(analysis: Analysis, runs: list) -> tuple:
+class _PreconditionAxes(NamedTuple):
+    x: Callable[[Preconditions], float]
+    y: Callable[[Preconditions], float]
+    bars: tuple[float, float]  # the degenerate thresholds on x and y
+    x_scale: str
+    x_label: str
+    y_label: str
+    title: str
+
+
+def _precondition_axes(analysis: Analysis, runs: list) -> _PreconditionAxes:
     """What the figure plots per run: v2's absolute checks, or v3's paired ones where every run has them."""
     settings = analysis.settings
     if settings.analysis == "v3" and all(r.preconditions.entropy_drop is not None for r in runs):
-        return (
+        return _PreconditionAxes(
             lambda p: p.entropy_drop,
             lambda p: p.recall_gain if p.recall_gain is not None else 0.0,
             (settings.min_entropy_drop, settings.min_recall_gain),
@@ -137,7 +150,7 @@ def _precondition_axes(analysis: Analysis, runs: list) -> tuple:
             "evidence recall gain vs untrained (0: no masks)",
             "Attention preconditions per run, paired (degenerate: left of dashed or below dotted)",
         )
-    return (
+    return _PreconditionAxes(
         lambda p: max(p.cls_cv, 1e-4),
         lambda p: p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0,
         (settings.min_cls_cv, settings.min_recall_gain),
@@ -152,7 +165,7 @@ def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
     runs = [r for r in analysis.runs if r.usable and r.preconditions is not None]
     if not runs:
         return False
-    x_of, y_of, (x_bar, y_bar), x_scale, x_label, y_label, title = _precondition_axes(analysis, runs)
+    axes = _precondition_axes(analysis, runs)
     figure = Figure(figsize=(6, 4.2))
     axis = figure.subplots()
     markers = {arm: marker for arm, marker in zip(analysis.settings.arm_names, "osD^v")}
@@ -162,20 +175,20 @@ def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
             if not chosen:
                 continue
             axis.scatter(
-                [x_of(p) for p in chosen],
-                [y_of(p) for p in chosen],
+                [axes.x(p) for p in chosen],
+                [axes.y(p) for p in chosen],
                 s=14,
                 color=color,
                 marker=markers[arm],
                 label=f"{arm} {attention}",
                 alpha=0.7,
             )
-    axis.axvline(x_bar, color="grey", linestyle="--", linewidth=1)
-    axis.axhline(y_bar, color="grey", linestyle=":", linewidth=1)
-    axis.set_xscale(x_scale)
-    axis.set_xlabel(x_label)
-    axis.set_ylabel(y_label)
-    axis.set_title(title, fontsize=9)
+    axis.axvline(axes.bars[0], color="grey", linestyle="--", linewidth=1)
+    axis.axhline(axes.bars[1], color="grey", linestyle=":", linewidth=1)
+    axis.set_xscale(axes.x_scale)
+    axis.set_xlabel(axes.x_label)
+    axis.set_ylabel(axes.y_label)
+    axis.set_title(axes.title, fontsize=9)
     axis.legend(fontsize=7)
     figure.tight_layout()
     _save(figure, path)
