@@ -5,8 +5,8 @@ matched-fit twin, and the rules' simulated error rates (:mod:`~hf_robattr.study.
 
 Only usable runs enter a claim: main plain-SGD runs with status ``ok`` (under the two-sided matched fit: inside the
 band); the others are counted and listed by outcome (:attr:`V3Findings.excluded`). Gradient methods use all of a
-model's usable runs, attention methods those outside degenerate cells: cells where most runs fail the paired
-attention rule (:func:`~hf_robattr.study.measure.attention_preconditions_met`, trained vs same-seed untrained model).
+model's usable runs, attention methods those outside degenerate cells: cells where most runs fail the attention rule
+(:mod:`~hf_robattr.study.summaries`: paired with the same-seed untrained model for arms trained from scratch).
 """
 
 from __future__ import annotations

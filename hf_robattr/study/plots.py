@@ -137,19 +137,19 @@ class _PreconditionAxes(NamedTuple):
     title: str
 
 
-def _precondition_axes(analysis: Analysis, runs: list) -> _PreconditionAxes:
-    """What the figure plots per run: v2's absolute checks, or v3's paired ones where every run has them."""
-    settings = analysis.settings
-    if settings.analysis == "v3" and all(r.preconditions.entropy_drop is not None for r in runs):
-        return _PreconditionAxes(
-            lambda p: p.entropy_drop,
-            lambda p: p.recall_gain if p.recall_gain is not None else 0.0,
-            (settings.min_entropy_drop, settings.min_recall_gain),
-            "linear",
-            "[CLS]-row entropy ratio drop vs the same-seed untrained model",
-            "evidence recall gain vs untrained (0: no masks)",
-            "Attention preconditions per run, paired (degenerate: left of dashed or below dotted)",
-        )
+def _paired_axes(settings) -> _PreconditionAxes:
+    return _PreconditionAxes(
+        lambda p: p.entropy_drop,
+        lambda p: p.recall_gain if p.recall_gain is not None else 0.0,
+        (settings.min_entropy_drop, settings.min_recall_gain),
+        "linear",
+        "[CLS]-row entropy ratio drop vs the same-seed untrained model",
+        "evidence recall gain vs untrained (0: no masks)",
+        "Paired with the untrained model (degenerate: left of dashed or below dotted)",
+    )
+
+
+def _absolute_axes(settings) -> _PreconditionAxes:
     return _PreconditionAxes(
         lambda p: max(p.cls_cv, 1e-4),
         lambda p: p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0,
@@ -162,34 +162,43 @@ def _precondition_axes(analysis: Analysis, runs: list) -> _PreconditionAxes:
 
 
 def _preconditions_figure(analysis: Analysis, path: Path) -> bool:
+    """Each run's attention checks on the axes of the rule that judged it: one panel per rule used."""
     runs = [r for r in analysis.runs if r.usable and r.preconditions is not None]
     if not runs:
         return False
-    axes = _precondition_axes(analysis, runs)
-    figure = Figure(figsize=(6, 4.2))
-    axis = figure.subplots()
-    markers = {arm: marker for arm, marker in zip(analysis.settings.arm_names, "osD^v")}
-    for arm in analysis.settings.arm_names:
-        for attention, color in _COLORS.items():
-            chosen = [r.preconditions for r in runs if r.arm == arm and r.attention_type == attention]
-            if not chosen:
-                continue
-            axis.scatter(
-                [axes.x(p) for p in chosen],
-                [axes.y(p) for p in chosen],
-                s=14,
-                color=color,
-                marker=markers[arm],
-                label=f"{arm} {attention}",
-                alpha=0.7,
-            )
-    axis.axvline(axes.bars[0], color="grey", linestyle="--", linewidth=1)
-    axis.axhline(axes.bars[1], color="grey", linestyle=":", linewidth=1)
-    axis.set_xscale(axes.x_scale)
-    axis.set_xlabel(axes.x_label)
-    axis.set_ylabel(axes.y_label)
-    axis.set_title(axes.title, fontsize=9)
-    axis.legend(fontsize=7)
+    settings = analysis.settings
+    panels = [
+        (axes, chosen)
+        for axes, chosen in (
+            (_paired_axes(settings), [r for r in runs if r.preconditions.entropy_drop is not None]),
+            (_absolute_axes(settings), [r for r in runs if r.preconditions.entropy_drop is None]),
+        )
+        if chosen
+    ]
+    figure = Figure(figsize=(6 * len(panels), 4.2))
+    markers = {arm: marker for arm, marker in zip(settings.arm_names, "osD^v")}
+    for axis, (axes, chosen_runs) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+        for arm in settings.arm_names:
+            for attention, color in _COLORS.items():
+                chosen = [r.preconditions for r in chosen_runs if r.arm == arm and r.attention_type == attention]
+                if not chosen:
+                    continue
+                axis.scatter(
+                    [axes.x(p) for p in chosen],
+                    [axes.y(p) for p in chosen],
+                    s=14,
+                    color=color,
+                    marker=markers[arm],
+                    label=f"{arm} {attention}",
+                    alpha=0.7,
+                )
+        axis.axvline(axes.bars[0], color="grey", linestyle="--", linewidth=1)
+        axis.axhline(axes.bars[1], color="grey", linestyle=":", linewidth=1)
+        axis.set_xscale(axes.x_scale)
+        axis.set_xlabel(axes.x_label)
+        axis.set_ylabel(axes.y_label)
+        axis.set_title(axes.title, fontsize=9)
+        axis.legend(fontsize=7)
     figure.tight_layout()
     _save(figure, path)
     return True

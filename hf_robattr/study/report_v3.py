@@ -126,13 +126,15 @@ def rules_v3(analysis: Analysis) -> list[str]:
         "c)) at the radius (the attenuated classifier of `hf_robattr.robustness.controls`), at least as robust by "
         "construction; per attention method and measure scored at both radii, the paired gain must be shown > 0 "
         "(one-sided t test over the model's runs). Claim 2's support needs it.",
-        "- Attention preconditions (paired): a run's attention is degenerate unless, against the same-seed model "
-        f"it started from, its last-layer [CLS]-row entropy ratio is at least {s.min_entropy_drop:g} lower and (where "
-        f"the pool marks evidence) raw attention's evidence recall at least {s.min_recall_gain:g} higher; an "
-        "untrained model fails it. A cell is degenerate when most of its usable runs are; degenerate cells are "
-        "listed under *Attention preconditions* and left out of claims 2 and 3. A run stored without its starting "
-        f"model's checks falls back to v2's absolute rule ([CLS]-row coefficient of variation >= {s.min_cls_cv:g}, "
-        f"evidence recall >= chance + {s.min_recall_gain:g}).",
+        "- Attention preconditions: a model trained from an untrained start is judged against the same-seed "
+        f"untrained model (paired): its attention is degenerate unless its last-layer [CLS]-row entropy ratio is at "
+        f"least {s.min_entropy_drop:g} lower and (where the pool marks evidence) raw attention's evidence recall at "
+        f"least {s.min_recall_gain:g} higher; an untrained model fails it. A model fine-tuned from a pretrained "
+        "checkpoint, whose attention was trained before the run began, or a run stored without its starting model's "
+        "checks, is judged by v2's absolute rule ([CLS]-row coefficient of variation >= "
+        f"{s.min_cls_cv:g}, evidence recall >= chance + {s.min_recall_gain:g}). A cell is degenerate when most of "
+        "its usable runs are; degenerate cells are listed under *Attention preconditions* and left out of claims 2 "
+        "and 3.",
         "- Saturation: a measure the scoring flags as saturated in most of a model's usable runs is *untested: "
         "saturated* there.",
         "- Fit covariate: the slope of the cell means with the cell mean of log(training loss at the stop) as a "

@@ -6,12 +6,14 @@ attention types, every regime). Each run's robustness values are means over that
 stay out); its label-flip rate (``prediction_change_rate``) is reported beside them. Sweep runs are scored on their
 own correctly classified validation examples.
 
-A run's attention is **degenerate** when it fails the analysis' attention rule: v3 (``StudySettings.analysis``) uses
-the paired rule (:func:`~hf_robattr.study.measure.attention_preconditions_met`: the trained model against the
-same-seed model it started from), which an untrained model fails; v2, and a v3 run stored without its starting
-model's checks, the absolute rule (its [CLS]-row coefficient of variation is below ``min_cls_cv`` or, where evidence
-exists, raw attention's evidence recall is less than ``min_recall_gain`` above chance), which many untrained models
-pass. A cell is degenerate when most of its usable runs are.
+A run's attention is **degenerate** when it fails the analysis' attention rule. v3 (``StudySettings.analysis``) judges
+a model trained from an untrained start (no ``pretrained`` checkpoint, no warm start) by the paired rule
+(:func:`~hf_robattr.study.measure.attention_preconditions_met`: the trained model against the same-seed untrained
+model it started from), which an untrained model fails. Otherwise (v2; an arm fine-tuned from a pretrained or
+warm-started checkpoint, whose attention was already trained when the run began; a record stored without its
+starting model's checks) the absolute rule applies: degenerate when the [CLS]-row coefficient of variation is below
+``min_cls_cv`` or, where evidence exists, raw attention's evidence recall is less than ``min_recall_gain`` above
+chance. A cell is degenerate when most of its usable runs are.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class Preconditions:
     evidence_recall: float
     evidence_chance: float
     degenerate: bool
-    # vs the same-seed starting model (the paired rule); None without its checks, and then not written
+    # vs the same-seed untrained model, where the paired rule judged the run; else None, and then not written
     entropy_drop: float | None = dataclasses.field(default=None, metadata={"omit_none": True})
     recall_gain: float | None = dataclasses.field(default=None, metadata={"omit_none": True})
 
@@ -150,8 +152,15 @@ class CellSummary:
         return text + (f" w={self.regularizer_weight:g}" if self.regime not in ("sgd", "adamw") else "")
 
 
+def _paired_rule(record: StudyRecord, settings: StudySettings) -> bool:
+    """Whether the run is judged against its starting model: v3, an untrained start, and that start's checks."""
+    protocol = settings.protocol(record.arm)
+    untrained_start = protocol.pretrained is None and protocol.warm_start is None
+    return settings.analysis == "v3" and untrained_start and record.preconditions_untrained is not None
+
+
 def _degenerate(pre: PreconditionSection, start: PreconditionSection | None, settings: StudySettings) -> bool:
-    if settings.analysis == "v3" and start is not None:
+    if start is not None:
         return not attention_preconditions_met(
             dataclasses.asdict(pre),
             dataclasses.asdict(start),
@@ -195,7 +204,7 @@ def _preconditions(record: StudyRecord, settings: StudySettings) -> Precondition
     pre = record.preconditions
     if pre is None:
         return None
-    start = record.preconditions_untrained
+    start = record.preconditions_untrained if _paired_rule(record, settings) else None
     paired = {}
     if start is not None:
         gain = pre.evidence_recall - start.evidence_recall

@@ -8,11 +8,13 @@ import gzip
 import json
 
 import pytest
+from PIL import Image
 from study_helpers import DEGENERATE_CELL, fake_run
 
 from hf_robattr.study import arm_specs, get_settings
 from hf_robattr.study.analysis import analyse
 from hf_robattr.study.measure import attention_preconditions_met
+from hf_robattr.study.plots import write_plots
 from hf_robattr.study.report import render_report
 from hf_robattr.study.results import load_results, save_results
 
@@ -86,12 +88,30 @@ def test_a_degenerate_cell_leaves_claims_2_and_3_but_not_claim_1(settings, recor
 def test_the_report_states_the_paired_rule_and_results_json_keeps_the_differences(settings, records, tmp_path):
     analysis = analyse(records, settings, expected_runs=len(records))
     report = render_report(analysis, [])
-    assert "Attention preconditions (paired)" in report and "an untrained model fails it" in report
+    assert (
+        "judged against the same-seed untrained model (paired)" in report and "an untrained model fails it" in report
+    )
     path = save_results(analysis, tmp_path / "results.json.gz")
     with gzip.open(path, "rt") as handle:
         stored = json.load(handle)["preconditions"]
     assert all({"entropy_drop", "recall_gain"} <= set(v) for v in stored.values())
     assert render_report(load_results(path), []) == report
+
+
+def test_a_pretrained_arm_keeps_the_absolute_rule(settings):
+    """MiniLM starts from a pretrained checkpoint: a fine-tuned model no different from its start is not degenerate
+    (its attention was trained before the run), and a near-uniform one still is."""
+    protocol, grid = settings.arm("minilm")
+    assert protocol.pretrained is not None
+    records = [fake_run(spec) for spec in arm_specs(protocol, grid)][:12]
+    for record in records:
+        record["preconditions_untrained"] = dict(record["preconditions"])  # unmoved: the paired rule would fail it
+    flat = records[0]["preconditions"] = {**records[0]["preconditions"], "cls_cv": 0.001}
+    analysis = analyse(records, settings, expected_runs=len(records))
+    judged = {run.key: run.preconditions for run in analysis.runs}
+    assert judged[records[0]["key"]].degenerate and flat["cls_cv"] < settings.min_cls_cv
+    assert not any(judged[r["key"]].degenerate for r in records[1:])
+    assert all(p.entropy_drop is None for p in judged.values())
 
 
 def test_records_without_the_starting_model_fall_back_to_the_absolute_rule(settings, records, tmp_path):
@@ -104,3 +124,14 @@ def test_records_without_the_starting_model_fall_back_to_the_absolute_rule(setti
     with gzip.open(save_results(analysis, tmp_path / "results.json.gz"), "rt") as handle:
         stored = json.load(handle)["preconditions"]
     assert not any({"entropy_drop", "recall_gain"} & set(v) for v in stored.values())  # v2's files keep their bytes
+
+
+def test_the_figure_draws_each_run_on_the_axes_of_its_rule(settings, records, tmp_path):
+    protocol, grid = settings.arm("minilm")
+    pretrained = [fake_run(spec) for spec in arm_specs(protocol, grid)][:12]
+    sizes = {}
+    for name, chosen in (("paired", records), ("both", records + pretrained)):
+        analysis = analyse(chosen, settings, expected_runs=len(chosen))
+        assert "preconditions.png" in write_plots(analysis, tmp_path / name)
+        sizes[name] = Image.open(tmp_path / name / "preconditions.png").size
+    assert sizes["both"][0] == 2 * sizes["paired"][0]  # a second panel for the absolute rule
