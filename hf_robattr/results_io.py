@@ -178,11 +178,14 @@ class JsonSection:
     written back).
 
     ``_FLATTENED`` maps a field to the section type it holds, whose keys sit in this section's JSON object; the part is
-    built when one of its keys is present, and written only when set. ``_OPTIONAL`` fields are written only when set
-    (not ``None``).
+    built when one of its keys is present, and written only when set. A part read from some of its keys writes back
+    those (its other fields once set), so a record read from JSON is written as it was read. ``_OPTIONAL`` fields
+    are written only when set (not ``None``).
     """
 
     extra: dict[str, Any]
+    # the own keys a part read from its owner's JSON lacked (see from_json); a part built in code has none
+    _absent: frozenset[str] = frozenset()
     _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {}
     _OPTIONAL: ClassVar[tuple[str, ...]] = ()
 
@@ -206,14 +209,17 @@ class JsonSection:
         for name, part in cls._FLATTENED.items():
             part_keys = part.json_keys()
             keys += part_keys
-            if any(key in data for key in part_keys):
-                known[name] = part.from_json({key: data[key] for key in part_keys if key in data})
+            given = {key: data[key] for key in part_keys if key in data}
+            if given:
+                known[name] = section = part.from_json(given)
+                section._absent = frozenset(key for key in part._keys() if key not in given)
         return cls(**known, extra={key: value for key, value in data.items() if key not in keys})
 
     def to_json(self) -> dict[str, Any]:
         """The section's JSON object."""
         values = {key: getattr(self, key) for key in self._keys()}
-        values = {key: value for key, value in values.items() if value is not None or key not in self._OPTIONAL}
+        unset = {*self._OPTIONAL, *self._absent}
+        values = {key: value for key, value in values.items() if value is not None or key not in unset}
         for name in self._FLATTENED:
             part = getattr(self, name)
             if part is not None:

@@ -10,6 +10,7 @@ conversion's model card reads. Every key of the file is spelled here once, as a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -82,6 +83,12 @@ class ConversionDataRecord(JsonSection):
 
     _OPTIONAL: ClassVar[tuple[str, ...]] = ("num_examples", "num_eval_examples", "dataset")
     _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"splits": DataSplitsRecord}
+
+    def merged(self, data: ConversionDataRecord | Mapping[str, Any]) -> ConversionDataRecord:
+        """This description with ``data``'s keys added, replacing its own: a record's JSON keys, or a mapping's keys
+        (those it does not know kept in ``extra``; of the split keys, only those given are written)."""
+        given = data.to_json() if isinstance(data, ConversionDataRecord) else dict(data)
+        return ConversionDataRecord.from_json({**self.to_json(), **given})
 
 
 @dataclass

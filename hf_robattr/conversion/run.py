@@ -174,13 +174,13 @@ def _load_local_file(path: str) -> DatasetDict:
 
 class ConversionData(NamedTuple):
     """The examples of a conversion: ``train`` (converted on), ``evaluation`` (fidelity is reported on them),
-    ``info`` (a description for ``results.json``'s ``data`` section, the JSON of a
-    :class:`~hf_robattr.conversion.record.ConversionDataRecord`) and ``validation`` (recovery's stop rule checks them;
+    ``info`` (the description that ``results.json``'s ``data`` section holds: the data set's name and its
+    :class:`~hf_robattr.conversion.record.DataSplitsRecord`) and ``validation`` (recovery's stop rule checks them;
     ``None`` when the data has no validation split, then the rule checks ``evaluation``)."""
 
     train: list[dict[str, torch.Tensor]]
     evaluation: list[dict[str, torch.Tensor]]
-    info: dict[str, Any]
+    info: ConversionDataRecord
     validation: list[dict[str, torch.Tensor]] | None = None
 
 
@@ -301,7 +301,7 @@ def load_conversion_data(
     return ConversionData(
         examples(train, train_labels),
         examples(evaluation, True),
-        ConversionDataRecord(dataset=name, splits=described).to_json(),
+        ConversionDataRecord(dataset=name, splits=described),
         examples(validation, False) if validation is not None else None,
     )
 
@@ -326,8 +326,7 @@ def run_conversion(
         train_labels=config.task_loss_weight > 0,
         teacher=teacher_run(model_args.model_name_or_path),
     )
-    name = ConversionDataRecord.from_json(data.info).dataset
-    logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), name)
+    logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), data.info.dataset)
     result = convert_to_kernel(
         model, data.train, eval_inputs=data.evaluation, validation_inputs=data.validation, config=config
     )

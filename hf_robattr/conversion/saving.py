@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,17 @@ def save_conversion(
     *,
     processor: Any = None,
     repo_id: str | None = None,
-    data: dict[str, Any] | None = None,
+    data: ConversionDataRecord | Mapping[str, Any] | None = None,
 ) -> Path:
     """Save ``result`` (a :class:`~hf_robattr.conversion.ConversionResult`) to ``output_dir``.
 
     Writes the kernel model (safetensors, ``config.json`` with ``auto_map`` and the modeling code, so that it loads
     with ``trust_remote_code=True`` where hf_robattr is not installed), the tokenizer or image ``processor`` when
     given, ``results.json`` (its :class:`~hf_robattr.conversion.record.ConversionRecord`) and a ``README.md`` model
-    card. ``data`` adds to ``results.json``'s ``data`` section (e.g. the data set's name). Returns the folder.
+    card. ``data`` adds to ``results.json``'s ``data`` section (e.g. the data set's name): a
+    :class:`~hf_robattr.conversion.record.ConversionDataRecord` (the recipe's description of its data) or JSON
+    keys, which replace the conversion's own; keys it does not know are kept, and of the split keys
+    (:class:`~hf_robattr.conversion.record.DataSplitsRecord`) only those given are written. Returns the folder.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -34,7 +38,7 @@ def save_conversion(
     if processor is not None:
         processor.save_pretrained(output_dir)
     record = result.record()
-    record.data = ConversionDataRecord.from_json({**record.data.to_json(), **(data or {})})
+    record.data = record.data.merged(data or {})
     record.write(output_dir)
     card = build_conversion_card(
         record,

@@ -17,7 +17,8 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from transformers import AutoImageProcessor, AutoTokenizer, BertModel, ViTModel
 
 from hf_robattr.conversion import convert_to_kernel, english_prose
 from hf_robattr.training import run_pipeline
+from hf_robattr.training.record import TrainingRecord
 
 from .grid import Cell, RunSpec
 from .pool import evaluation_pool
@@ -33,7 +35,7 @@ from .run import data_arguments, model_arguments, resolve_checkpoint, training_a
 from .scales import StudySettings
 
 
-__all__ = ["StartPoint", "prepare_start_points", "start_key"]
+__all__ = ["StartPoint", "WarmStartRecord", "prepare_start_points", "start_key"]
 
 logger = logging.getLogger(__name__)
 RECORD = "warm_start.json"
@@ -56,6 +58,57 @@ class StartPoint:
     def available(self) -> bool:
         """Whether the cells of this start point can run (now, or once a pending warm-up is trained)."""
         return self.kind != "unavailable"
+
+
+@dataclass(frozen=True)
+class WarmStartRecord:
+    """``warm_start.json``: the warm-up's settings and where its training stopped (the pipeline's
+    :class:`~hf_robattr.training.record.TrainingRecord` fields of the same names); ``seconds`` its wall time."""
+
+    arm: str
+    attention_type: str
+    fingerprint: str
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    target_loss: float
+    target_reached: bool | None = None
+    train_loss_at_stop: float | None = None
+    global_step: int | None = None
+    num_train_examples_seen: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_training(
+        cls, protocol: ArmProtocol, attention_type: str, training: TrainingRecord, seconds: float
+    ) -> WarmStartRecord:
+        """The record of ``protocol``'s warm-up of ``attention_type`` that trained to ``training``."""
+        warm = protocol.warm_start
+        if warm is None:
+            raise ValueError(f"Arm {protocol.arm!r} has no warm start (ArmProtocol.warm_start is None).")
+        return cls(
+            protocol.arm,
+            attention_type,
+            protocol.fingerprint(attention_type),
+            "adamw",
+            warm.learning_rate,
+            warm.batch_size,
+            warm.target_loss,
+            training.target_reached,
+            training.train_loss_at_stop,
+            training.global_step,
+            training.num_train_examples_seen,
+            seconds,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> WarmStartRecord:
+        """The record from its JSON object (a missing key reads as ``None``)."""
+        return cls(**{spec.name: data.get(spec.name) for spec in fields(cls)})
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, its keys in field order."""
+        return asdict(self)
 
 
 def start_key(arm: str, attention_type: str) -> str:
@@ -123,21 +176,8 @@ def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: b
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the Trainer prints its metrics
         result = run_pipeline(model_arguments(protocol, attention, None), data_arguments(protocol), args)
-    training = result.training
-    record = {
-        "arm": protocol.arm,
-        "attention_type": attention,
-        "fingerprint": protocol.fingerprint(attention),
-        "optimizer": "adamw",
-        "learning_rate": warm.learning_rate,
-        "batch_size": warm.batch_size,
-        "target_loss": warm.target_loss,
-        "target_reached": training.get("target_reached"),
-        "train_loss_at_stop": training.get("train_loss_at_stop"),
-        "global_step": training.get("global_step"),
-        "num_train_examples_seen": training.get("num_train_examples_seen"),
-        "seconds": time.perf_counter() - start,
-    }
+    seconds = time.perf_counter() - start
+    record = WarmStartRecord.from_training(protocol, attention, result.record.training, seconds).to_json()
     record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # written last: marks the folder done
     return StartPoint(protocol.arm, attention, str(folder), "warm_start", record)
 

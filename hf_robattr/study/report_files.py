@@ -10,7 +10,7 @@ from typing import Any
 from .analysis import Analysis, analyse, reanalyse
 from .estimate import format_duration
 from .plots import write_plots
-from .prepare import StartPoint
+from .prepare import StartPoint, WarmStartRecord
 from .report import render_report
 from .results import load_results, save_results
 from .scales import StudySettings
@@ -23,11 +23,11 @@ RESULTS_NAME = "results.json.gz"
 
 def _describe(point: StartPoint) -> str:
     if point.kind == "warm_start":
-        record = point.record
-        loss = record.get("train_loss_at_stop")
+        warm = WarmStartRecord.from_json(point.record)
+        loss = warm.train_loss_at_stop
         return (
-            f"warm start, {record.get('global_step')} AdamW steps ({record.get('num_train_examples_seen')} "
-            f"examples), training loss {loss:.3f}"
+            f"warm start, {warm.global_step} AdamW steps ({warm.num_train_examples_seen} examples), training loss "
+            f"{loss:.3f}"
             if isinstance(loss, float)
             else "warm start"
         )

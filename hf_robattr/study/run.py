@@ -17,13 +17,13 @@ trained from scratch, the untrained model), so that the analysis can compare eac
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
 import tempfile
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -40,6 +40,7 @@ from hf_robattr.training import (
     training_loss,
     true_training_loss,
 )
+from hf_robattr.training.record import FitBandRecord, MatchedFitRecord, TrainingRecord
 
 from .grid import RunSpec
 from .measure import preconditions, predictions, robustness, saturation_flags
@@ -48,7 +49,16 @@ from .protocol import MINILM, ArmProtocol
 from .watch import TrainingWatch
 
 
-__all__ = ["STATUSES", "TIMING_KEYS", "comparable", "model_arguments", "run_one", "spec_record", "training_arguments"]
+__all__ = [
+    "STATUSES",
+    "TIMING_KEYS",
+    "comparable",
+    "model_arguments",
+    "run_one",
+    "spec_record",
+    "training_arguments",
+    "training_sections",
+]
 
 STATUSES = ("ok", "not_fit", "diverged", "error")
 TIMING_KEYS = ("total_seconds", "total_cpu_seconds", "measure_seconds", "seconds", "cpu_seconds", "train_runtime_s")
@@ -173,7 +183,7 @@ def spec_record(spec: RunSpec) -> dict[str, Any]:
     return {
         "key": spec.key,
         "arm": spec.cell.arm,
-        "cell": asdict(spec.cell),
+        "cell": dataclasses.asdict(spec.cell),
         "regime": spec.cell.regime,
         "log2_strength": spec.cell.log2_strength,
         "seed": spec.seed,
@@ -184,33 +194,45 @@ def spec_record(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _status(protocol: ArmProtocol, training: Mapping[str, Any]) -> str:
-    if training.get("diverged"):
+def _status(protocol: ArmProtocol, training: TrainingRecord) -> str:
+    if training.diverged:
         return "diverged"
-    loss = training.get("train_loss_at_stop")
+    loss = training.train_loss_at_stop
     finite = loss is not None and math.isfinite(loss)
     if protocol.fit_rule == "budget":
         return "ok" if finite else "diverged"
     if protocol.fit_rule == "band":
-        return "ok" if finite and training.get("fit_outcome") == "in_band" else "not_fit"
+        return "ok" if finite and _band(training).fit_outcome == "in_band" else "not_fit"
     if not finite or loss > protocol.target_loss * (1 + protocol.fit_tolerance):
         return "not_fit"
     return "ok"
 
 
-def fit_summary(protocol: ArmProtocol, training: Mapping[str, Any]) -> dict[str, Any]:
+def _band(training: TrainingRecord) -> FitBandRecord:
+    """The two-sided fit's record (all ``None`` when the run had no band)."""
+    stop = training.matched_fit
+    return stop.band if stop is not None and stop.band is not None else FitBandRecord()
+
+
+def _stop_step(training: TrainingRecord) -> int | None:
+    """The step the loss at the stop was measured at; without a matched-fit record, the last step."""
+    stop = training.matched_fit
+    return training.global_step if stop is None else stop.train_loss_at_stop_step
+
+
+def fit_summary(protocol: ArmProtocol, training: TrainingRecord) -> dict[str, Any]:
     """The ``fit`` section of a record: the arm's rule, target and tolerance, and where the run stopped: the true
     training loss there (the analysis's covariate), its examples and step, its outcome (``in_band`` /
     ``above_band`` / ``below_band``; for the one-sided rule ``in_band`` or ``above_band``; ``None`` for a fixed
     budget) and whether it was rolled back."""
-    loss = training.get("train_loss_at_stop")
-    outcome = training.get("fit_outcome")
+    loss, band = training.train_loss_at_stop, _band(training)
+    outcome = band.fit_outcome
     if protocol.fit_rule == "target" and loss is not None and math.isfinite(loss):
         outcome = "above_band" if loss > protocol.target_loss * (1 + protocol.fit_tolerance) else "in_band"
-    step = training.get("train_loss_at_stop_step", training.get("global_step"))
-    examples = training.get("train_examples_at_stop")
+    step = _stop_step(training)
+    examples = band.train_examples_at_stop
     if examples is None and step is not None:
-        examples = step * training.get("total_train_batch_size", 0)
+        examples = step * training.total_train_batch_size
     return {
         "rule": protocol.fit_rule,
         "target": None if protocol.fit_rule == "budget" else protocol.target_loss,
@@ -220,46 +242,65 @@ def fit_summary(protocol: ArmProtocol, training: Mapping[str, Any]) -> dict[str,
         "step_at_stop": step,
         "examples_at_stop": examples,
         "outcome": None if protocol.fit_rule == "budget" else outcome,
-        "rolled_back": bool(training.get("rolled_back", False)),
+        "rolled_back": bool(band.rolled_back),
     }
 
 
-def _training_summary(result: Any, training: Mapping[str, Any]) -> dict[str, Any]:
-    keep = (
-        "global_step",
-        "epochs",
-        "num_train_examples_seen",
-        "target_train_loss",
-        "target_reached",
-        "target_reached_at_step",
-        "target_reached_at_examples",
-        "train_loss_at_stop",
-        "train_loss_at_stop_step",
-        "train_examples_at_stop",
-        "total_train_batch_size",
-        "max_steps",
-        "fit_outcome",
-        "rolled_back",
-        "fit_checks",
-        "diverged",
-        "diverged_at_step",
-        "final_train_loss",
-        "train_runtime_s",
-    )
-    summary = {key: training.get(key) for key in keep}
+def _training_summary(result: Any, training: TrainingRecord) -> dict[str, Any]:
+    """The record's ``training`` section: what the analysis reads of the pipeline's training record, under its field
+    names (:class:`~hf_robattr.study.record_reader.StudyRecord` reads it back as a ``TrainingRecord``), and the
+    mini-batch loss curve."""
+    stop, band = training.matched_fit, _band(training)
+    summary = {
+        "global_step": training.global_step,
+        "epochs": training.epochs,
+        "num_train_examples_seen": training.num_train_examples_seen,
+        "target_train_loss": training.target_train_loss,
+        "target_reached": training.target_reached,
+        "target_reached_at_step": training.target_reached_at_step,
+        "target_reached_at_examples": training.target_reached_at_examples,
+        "train_loss_at_stop": training.train_loss_at_stop,
+        "train_loss_at_stop_step": None if stop is None else stop.train_loss_at_stop_step,
+        "train_examples_at_stop": band.train_examples_at_stop,
+        "total_train_batch_size": training.total_train_batch_size,
+        "max_steps": training.max_steps,
+        "fit_outcome": band.fit_outcome,
+        "rolled_back": band.rolled_back,
+        "fit_checks": band.fit_checks,
+        "diverged": training.diverged,
+        "diverged_at_step": training.diverged_at_step,
+        "final_train_loss": training.final_train_loss,
+        "train_runtime_s": training.train_runtime_s,
+    }
     history = result.trainer.state.log_history
     summary["loss_curve"] = [[row["step"], training_loss(row)] for row in history if training_loss(row) is not None]
     return summary
 
 
-def _with_loss_at_stop(protocol: ArmProtocol, result: Any, data: Any) -> dict[str, Any]:
+def _with_loss_at_stop(protocol: ArmProtocol, result: Any, data: Any) -> TrainingRecord:
     """The pipeline's training record; for a fixed budget, with the true training loss at the last step (the other
     rules measure it themselves)."""
-    training = dict(result.training)
-    if protocol.fit_rule == "budget" and not training.get("diverged"):
+    training = result.record.training
+    if protocol.fit_rule == "budget" and not training.diverged:
         loss = true_training_loss(result.model, data.train, data.collator, protocol.fit_examples)
-        training.update(train_loss_at_stop=loss, train_loss_at_stop_step=training.get("global_step"))
+        stop = dataclasses.replace(
+            training.matched_fit or MatchedFitRecord(), train_loss_at_stop_step=training.global_step
+        )
+        training = dataclasses.replace(training, train_loss_at_stop=loss, matched_fit=stop)
     return training
+
+
+def training_sections(protocol: ArmProtocol, result: Any, data: Any) -> dict[str, Any]:
+    """The sections of a run's record that its training fills, in the record's order: ``training``, ``status``,
+    ``fit`` and ``seconds``, from ``result`` (the pipeline's :class:`~hf_robattr.training.RunResult`; ``data``: its
+    prepared data, on which a fixed budget's loss at the stop is measured)."""
+    training = _with_loss_at_stop(protocol, result, data)
+    return {
+        "training": _training_summary(result, training),
+        "status": _status(protocol, training),
+        "fit": fit_summary(protocol, training),
+        "seconds": {"train": training.train_runtime_s},
+    }
 
 
 def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
@@ -281,15 +322,11 @@ def run_one(spec: RunSpec, checkpoint: str | None = None) -> dict[str, Any]:
                 data=data,
                 callbacks=[watch],
             )
-        training = _with_loss_at_stop(protocol, result, data)
-        record["training"] = _training_summary(result, training)
-        record["status"] = _status(protocol, training)
-        record["fit"] = fit_summary(protocol, training)
-        record["seconds"] = {"train": training.get("train_runtime_s")}
+        record.update(training_sections(protocol, result, data))
         # pipeline: training, test-split evaluation and the curvature diagnostics
         record["cpu_seconds"] = {"train": watch.cpu_seconds, "pipeline": time.process_time() - cpu_start}
-        if result.results.get("diagnostics"):
-            record["diagnostics"] = result.results["diagnostics"]
+        if result.record.diagnostics:
+            record["diagnostics"] = dict(result.record.diagnostics)
         if record["status"] != "diverged":
             measure_cpu = time.process_time()
             record.update(_measure(spec, result, checkpoint, watch.start_weights))
@@ -323,7 +360,7 @@ def _measure(
     pool = evaluation_pool(protocol, processor, "test" if spec.role == "main" else "validation")
     measure_start = time.perf_counter()
     predicted = predictions(model, pool.inputs)
-    test_accuracy = result.results.get("eval", {}).get("accuracy")
+    test_accuracy = result.record.eval.accuracy
     start = _start_model(model, start_weights)
     out = {
         "accuracy": test_accuracy,

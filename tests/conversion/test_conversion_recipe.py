@@ -177,11 +177,11 @@ def test_vit_data_defaults_to_the_teachers_training_run(tmp_path):
     args = ConversionDataArguments(max_train_samples=5, max_eval_samples=3, max_validation_samples=4)
     train, held_out, info, validation = load_conversion_data(args, family="vit", processor=None,
                                                              model_config=model.config, teacher=teacher)  # fmt: skip
-    assert info["dataset"] == "digits" and info["split_seed"] == 7 and (len(train), len(held_out)) == (5, 3)
+    assert info.dataset == "digits" and info.splits.split_seed == 7 and (len(train), len(held_out)) == (5, 3)
     assert train[0]["pixel_values"].shape == (3, 8, 8) and "labels" in held_out[0]
     # the stop rule's own held-out split (digits' validation), never the eval split
-    assert info["validation_dataset"] == "digits [validation]" and len(validation) == 4
+    assert info.splits.validation_dataset == "digits [validation]" and len(validation) == 4
     _, _, chosen, _ = load_conversion_data(ConversionDataArguments(dataset_name="synthetic_images", split_seed=3,
                                         max_train_samples=5, max_eval_samples=3), family="vit", processor=None,
                                         model_config=model.config, teacher=teacher)  # fmt: skip
-    assert chosen["dataset"] == "synthetic_images" and chosen["split_seed"] == 3
+    assert chosen.dataset == "synthetic_images" and chosen.splits.split_seed == 3

@@ -9,7 +9,7 @@ import pytest
 from record_checks import check_round_trip
 
 from hf_robattr.conversion import ConversionConfig, ConversionRecord, build_conversion_card
-from hf_robattr.conversion.record import StageRecord
+from hf_robattr.conversion.record import ConversionDataRecord, DataSplitsRecord, StageRecord
 
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -94,3 +94,39 @@ def test_read_names_the_file(tmp_path):
     (tmp_path / "results.json").write_text('{"data": 3}')
     with pytest.raises(ValueError, match=r"results\.json: section 'data' must be a JSON object"):
         ConversionRecord.read(tmp_path)
+
+
+@pytest.mark.parametrize("path", WRITTEN_BY_MAIN, ids=lambda path: path.stem)
+def test_the_recipes_typed_data_description_is_written_as_main_wrote_it(path):
+    """``load_conversion_data``'s typed ``info`` (the data set's name and its splits, no sizes) added to what the
+    conversion counted gives the ``data`` section a224fa2 wrote, byte for byte."""
+    written = json.loads(path.read_text())["data"]
+    splits = DataSplitsRecord(**{key: written.get(key) for key in DataSplitsRecord.json_keys()})
+    info = ConversionDataRecord(dataset=written["dataset"], splits=splits)
+    counted = ConversionDataRecord(
+        num_examples=written["num_examples"], num_eval_examples=written["num_eval_examples"]
+    )
+    assert json.dumps(counted.merged(info).to_json()) == json.dumps(written)
+
+
+@pytest.mark.parametrize(
+    ("given", "written"),
+    [
+        pytest.param({"train_split": "train"}, {"train_split": "train"}, id="one-split-key"),
+        pytest.param({"split_seed": 3, "dataset_config": None}, {"dataset_config": None, "split_seed": 3},
+                     id="split-keys-in-field-order"),
+        pytest.param({"note": "kept", "dataset": "mine", "sources": ["a"]}, {"dataset": "mine", "sources": ["a"],
+                     "note": "kept"}, id="name-split-and-unknown-keys"),
+        pytest.param({}, {}, id="nothing"),
+    ],
+)  # fmt: skip
+def test_a_partial_data_description_writes_only_what_was_given(given, written):
+    counted = ConversionDataRecord(num_examples=48, num_eval_examples=12)
+    merged = counted.merged(given)
+    assert list(merged.to_json().items()) == list({"num_examples": 48, "num_eval_examples": 12, **written}.items())
+    assert ConversionDataRecord.from_json(merged.to_json()).to_json() == merged.to_json()
+
+
+def test_an_older_file_with_some_split_keys_round_trips_exactly():
+    old = {"data": {"num_examples": 8, "dataset": "mine", "train_split": "train", "split_seed": None}}
+    assert ConversionRecord.from_json(old).to_json()["data"] == old["data"]

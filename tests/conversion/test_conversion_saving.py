@@ -94,3 +94,12 @@ def _check_results_and_card(folder, headline: str) -> None:
     assert reported["attention_transfer/attention_kl/layer_1"] == pytest.approx(
         results["fidelity"]["attention_transfer"]["attention_kl"][1]
     )
+
+
+def test_save_pretrained_writes_only_the_data_keys_given(teachers, images, tmp_path):
+    """A caller that names some split keys gets those, not the others as null; the card still renders."""
+    result = convert_to_kernel(teachers["vit"], images[0], transfer_steps=0, recovery_steps=0, progress=False)
+    folder = result.save_pretrained(tmp_path / "vit", data={"train_split": "train", "split_seed": 3})
+    data = json.loads((folder / "results.json").read_text())["data"]
+    assert data == {"num_examples": 64, "num_eval_examples": 0, "train_split": "train", "split_seed": 3}
+    assert (folder / "README.md").is_file()

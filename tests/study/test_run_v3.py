@@ -16,6 +16,7 @@ from hf_robattr.study.pool import evaluation_pool
 from hf_robattr.study.protocol import ArmProtocol
 from hf_robattr.study.run import _prepared_data, _status, fit_summary, model_arguments, run_one, training_arguments
 from hf_robattr.training.modeling import build_classifier
+from hf_robattr.training.record import FitBandRecord, MatchedFitRecord, TrainingRecord
 
 
 TINY = {
@@ -69,34 +70,33 @@ def test_each_fit_rule_sets_its_training_arguments(tmp_path, batch):
     assert (v2.target_train_loss, v2.target_loss_band, v2.max_steps) == (0.02, None, -1)
 
 
+def _band_stop(outcome):
+    return MatchedFitRecord(train_loss_at_stop_step=10, band=FitBandRecord(fit_outcome=outcome))
+
+
 @pytest.mark.parametrize(
-    ("rule", "training", "status", "outcome"),
+    ("rule", "loss", "training", "status", "outcome"),
     [
-        pytest.param("band", {"train_loss_at_stop": 0.0105, "fit_outcome": "in_band"}, "ok", "in_band", id="band-in"),
+        pytest.param("band", 0.0105, {"matched_fit": _band_stop("in_band")}, "ok", "in_band", id="band-in"),
+        pytest.param("band", 0.5, {"matched_fit": _band_stop("above_band")}, "not_fit", "above_band", id="band-above"),
         pytest.param(
-            "band", {"train_loss_at_stop": 0.5, "fit_outcome": "above_band"}, "not_fit", "above_band", id="band-above"
+            "band", 0.008, {"matched_fit": _band_stop("below_band")}, "not_fit", "below_band", id="band-below"
         ),
-        pytest.param(
-            "band",
-            {"train_loss_at_stop": 0.008, "fit_outcome": "below_band"},
-            "not_fit",
-            "below_band",
-            id="band-below",
-        ),
-        pytest.param("budget", {"train_loss_at_stop": 1e-5}, "ok", None, id="budget-finite"),
-        pytest.param("budget", {"train_loss_at_stop": math.nan}, "diverged", None, id="budget-nan"),
-        pytest.param("budget", {"train_loss_at_stop": 0.1, "diverged": True}, "diverged", None, id="budget-diverged"),
-        pytest.param("target", {"train_loss_at_stop": 0.021}, "ok", "in_band", id="target-within"),
-        pytest.param("target", {"train_loss_at_stop": 0.05}, "not_fit", "above_band", id="target-missed"),
+        pytest.param("budget", 1e-5, {}, "ok", None, id="budget-finite"),
+        pytest.param("budget", math.nan, {}, "diverged", None, id="budget-nan"),
+        pytest.param("budget", 0.1, {"diverged": True}, "diverged", None, id="budget-diverged"),
+        pytest.param("target", 0.021, {}, "ok", "in_band", id="target-within"),
+        pytest.param("target", 0.05, {}, "not_fit", "above_band", id="target-missed"),
     ],
 )
-def test_status_and_fit_summary_follow_the_rule(rule, training, status, outcome):
+def test_status_and_fit_summary_follow_the_rule(rule, loss, training, status, outcome):
     protocol = {"band": get_settings("cpu").protocol("vit"), "budget": get_settings("cpu").protocol("vit_budget"),
                 "target": get_settings("cpu_v2").protocol("vit")}[rule]  # fmt: skip
-    assert _status(protocol, training) == status
-    summary = fit_summary(protocol, {**training, "global_step": 10, "total_train_batch_size": 8})
+    record = TrainingRecord(train_loss_at_stop=loss, global_step=10, total_train_batch_size=8, **training)
+    assert _status(protocol, record) == status
+    summary = fit_summary(protocol, record)
     assert summary["rule"] == rule and summary["outcome"] == outcome
-    assert summary["examples_at_stop"] == 80 and summary["loss_at_stop"] is training["train_loss_at_stop"]
+    assert summary["examples_at_stop"] == 80 and summary["loss_at_stop"] is loss
 
 
 @pytest.fixture(scope="module")

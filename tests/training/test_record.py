@@ -9,6 +9,7 @@ from record_checks import check_round_trip
 
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.training import RunRecord, ScoringRecord, TrainingRecord
+from hf_robattr.training.record import MatchedFitRecord
 
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -62,6 +63,19 @@ def test_an_older_file_loads_and_keeps_what_it_does_not_know():
     written = record.to_json()
     assert written["notes"] == "kept" and written["training"]["a_future_field"] == 1
     assert written["robustness_config"]["num_examples"] == 8
+
+
+def test_a_matched_fit_read_from_some_of_its_keys_writes_back_those():
+    """An older file with only some of the matched fit's keys is written as it was read, not with the others null;
+    a part built in code writes all its keys."""
+    old = {"target_train_loss": 0.5, "train_loss_at_stop_step": 4, "fit_outcome": "in_band"}
+    training = TrainingRecord.from_json(old)
+    assert training.matched_fit.train_loss_at_stop_step == 4 and training.matched_fit.band.fit_outcome == "in_band"
+    written = training.to_json()
+    fit_keys = [key for key in written if key in MatchedFitRecord.json_keys()]
+    assert fit_keys == ["train_loss_at_stop_step", "fit_outcome"]
+    built = TrainingRecord(matched_fit=MatchedFitRecord(train_loss_at_stop_step=4)).to_json()
+    assert built["target_loss_examples"] is None and "fit_outcome" not in built
 
 
 @pytest.mark.parametrize(
