@@ -18,7 +18,7 @@ import logging
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from .run import data_arguments, model_arguments, resolve_checkpoint, training_a
 from .scales import StudySettings
 
 
-__all__ = ["StartPoint", "WarmStartRecord", "prepare_start_points", "start_key"]
+__all__ = ["CheckpointStartRecord", "StartPoint", "WarmStartRecord", "prepare_start_points", "start_key"]
 
 logger = logging.getLogger(__name__)
 RECORD = "warm_start.json"
@@ -111,6 +111,35 @@ class WarmStartRecord:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class CheckpointStartRecord:
+    """The record of a start point made from a pretrained checkpoint: its Hub id or folder, and, for a kernel start
+    point, the conversion (``conversion_record.json``): its options, how many examples trained it, the
+    :func:`~hf_robattr.conversion.measure_fidelity` numbers per stage and its wall time."""
+
+    checkpoint: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+    num_texts: int | None = None
+    fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CheckpointStartRecord:
+        """The record from its JSON object (a missing key reads as its default)."""
+        return cls(**{spec.name: data[spec.name] for spec in fields(cls) if spec.name in data})
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object, its keys in field order."""
+        return asdict(self)
+
+    @property
+    def embedding_cosine(self) -> float | None:
+        """The converted model's held-out embedding cosine to the softmax model, from its last stage measured."""
+        stage = self.fidelity.get("recovery") or self.fidelity.get("attention_transfer") or {}
+        cosine = stage.get("embedding_cosine_mean") if isinstance(stage, Mapping) else None
+        return cosine if isinstance(cosine, float) else None
+
+
 def start_key(arm: str, attention_type: str) -> str:
     """The key of a start point in the mapping :func:`prepare_start_points` returns."""
     return f"{arm}/{attention_type}"
@@ -141,13 +170,9 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
             teacher, inputs, tokenizer=tokenizer, eval_inputs=held_out, progress=False, **options
         )
         result.save_pretrained(folder, processor=processor)
-    record = {
-        "checkpoint": protocol.pretrained,
-        "options": dict(protocol.conversion),
-        "num_texts": len(inputs),
-        "fidelity": result.fidelity,
-        "seconds": time.perf_counter() - start,
-    }
+    record = CheckpointStartRecord(
+        protocol.pretrained, dict(protocol.conversion), len(inputs), result.fidelity, time.perf_counter() - start
+    ).to_json()
     done.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     return StartPoint(protocol.arm, "kernel", str(folder), "converted", record)
 
@@ -227,7 +252,7 @@ def prepare_start_points(
                     attention,
                     resolve_checkpoint(protocol.pretrained),
                     "pretrained",
-                    {"checkpoint": protocol.pretrained},
+                    CheckpointStartRecord(protocol.pretrained).to_json(),
                 )
             else:
                 point = _converted(protocol, directory, train)

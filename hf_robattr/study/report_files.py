@@ -10,7 +10,7 @@ from typing import Any
 from .analysis import Analysis, analyse, reanalyse
 from .estimate import format_duration
 from .plots import write_plots
-from .prepare import StartPoint, WarmStartRecord
+from .prepare import CheckpointStartRecord, StartPoint, WarmStartRecord
 from .report import render_report
 from .results import load_results, save_results
 from .scales import StudySettings
@@ -32,15 +32,12 @@ def _describe(point: StartPoint) -> str:
             else "warm start"
         )
     if point.kind == "converted":
-        fidelity = point.record.get("fidelity", {})
-        stage = fidelity.get("recovery") or fidelity.get("attention_transfer") or {}
-        cosine = stage.get("embedding_cosine_mean") if isinstance(stage, dict) else None
-        text = f"`{point.record.get('checkpoint')}` converted to kernel attention ({point.record.get('options')})"
-        return text + (
-            f", held-out embedding cosine to the softmax model {cosine:.3f}" if isinstance(cosine, float) else ""
-        )
+        converted = CheckpointStartRecord.from_json(point.record)
+        cosine = converted.embedding_cosine
+        text = f"`{converted.checkpoint}` converted to kernel attention ({converted.options})"
+        return text + (f", held-out embedding cosine to the softmax model {cosine:.3f}" if cosine is not None else "")
     if point.kind == "pretrained":
-        return f"pretrained `{point.record.get('checkpoint')}`"
+        return f"pretrained `{CheckpointStartRecord.from_json(point.record).checkpoint}`"
     if point.kind == "unavailable":
         return f"**not run**: {point.reason}"
     return point.kind
