@@ -10,11 +10,14 @@ go to the smaller weight; when no sweep run reached the fit, the smallest weight
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .measure import value_key
+from .record_reader import StudyRecord
 from .scales import StudySettings
 
 
@@ -36,14 +39,15 @@ class SweepChoice:
     fallback: bool
 
 
-def sweep_score(record: dict, settings: StudySettings) -> float:
+def sweep_score(record: StudyRecord | Mapping[str, Any], settings: StudySettings) -> float:
     """A sweep run's validation score (see the module docstring); NaN without values."""
-    protocol = settings.protocol(record["arm"])
-    correct = np.asarray(record.get("pool", {}).get("correct", []), dtype=bool)
+    run = record if isinstance(record, StudyRecord) else StudyRecord.from_json(record)
+    protocol = settings.protocol(run.arm)
+    correct = run.pool.mask
     means = []
     for method in protocol.gradient_methods:
         key = value_key("topk", protocol.main_epsilon, method, settings.headline_measure)
-        values = np.asarray(record.get("robustness", {}).get(key, []), dtype=float)
+        values = np.asarray(run.robustness.get(key, []), dtype=float)
         values = values[correct[: len(values)]] if values.size else values
         finite = values[np.isfinite(values)]
         if finite.size:
@@ -51,25 +55,23 @@ def sweep_score(record: dict, settings: StudySettings) -> float:
     return float(np.mean(means)) if means else math.nan
 
 
-def choose_weights(records: list[dict], settings: StudySettings) -> list[SweepChoice]:
+def choose_weights(records: list[Mapping[str, Any]], settings: StudySettings) -> list[SweepChoice]:
     """One :class:`SweepChoice` per arm, attention type and regularizer of the grids' baselines, from the stored
     sweep ``records`` (``role == "sweep"``)."""
-    sweeps = [r for r in records if r.get("role") == "sweep"]
+    sweeps = [run for run in map(StudyRecord.from_json, records) if run.role == "sweep"]
     choices = []
     for protocol, grid in settings.arms:
         for attention in grid.attention_types:
             for name, weights in grid.baselines:
                 found = {
-                    r["cell"]["regularizer_weight"]: r
+                    r.cell.regularizer_weight: r
                     for r in sweeps
-                    if r["arm"] == protocol.arm
-                    and r["cell"]["attention_type"] == attention
-                    and r["cell"]["regularizer"] == name
+                    if r.arm == protocol.arm and r.cell.attention_type == attention and r.cell.regularizer == name
                 }
-                statuses = tuple(found[w]["status"] if w in found else "pending" for w in weights)
+                statuses = tuple(found[w].status if w in found else "pending" for w in weights)
                 scores = tuple(sweep_score(found[w], settings) if w in found else math.nan for w in weights)
                 chosen, fallback = None, False
-                if all(w in found and found[w]["status"] != "error" for w in weights):
+                if all(w in found and found[w].status != "error" for w in weights):
                     fitted = [(s, -i) for i, (s, st) in enumerate(zip(scores, statuses)) if st == "ok" and s == s]
                     if fitted:
                         chosen = weights[-max(fitted)[1]]
