@@ -75,3 +75,14 @@ def test_the_minimum_reaches_the_training_arguments(tmp_path, minimum):
     args = training_arguments(spec, str(tmp_path))
     assert (args.target_min_examples, args.target_loss_band) == (minimum, 0.1)
 
+
+def test_the_cpu_minilm_arm_trains_at_least_one_epoch_at_a_matched_fit(tmp_path):
+    minilm = get_settings("cpu").protocol("minilm")
+    train_examples = int(minilm.dataset_size * 0.8)
+    assert (minilm.fit_rule, minilm.budget_examples, minilm.min_fit_examples) == ("band", None, train_examples)
+    assert minilm.max_epochs * train_examples > minilm.min_fit_examples and minilm.snapshot_every_examples >= 1
+    for batch in (8, 16, 32):
+        spec = RunSpec(Cell("minilm", "kernel", "sgd", 0.1, batch), 0, minilm)
+        args = training_arguments(spec, str(tmp_path))
+        assert args.target_min_examples == train_examples and args.max_steps == -1
+        assert train_examples % batch == 0  # the first check falls exactly on the end of the first epoch
