@@ -10,8 +10,8 @@ Study v3 (issue 25; designed from the pilot in ``docs/study-v3-pilot.md``, sized
 - ``vit_budget``: the same grid at a fixed budget of 96,000 training examples (what changes without matched fit);
 - ``minilm``: MiniLM fine-tuned over lr {0.025, 0.05, 0.1} x B {8, 16, 32}, softmax and kernel (converted), to
   the two-sided matched fit (8e-5 +-10%, at most 20 epochs) from the end of its first epoch on: every run trains at
-  least one epoch, and the fastest cell (lr 0.1, B 8) is expected below the band after it (not_fit). About 560 CPU
-  s per run (training 100-900 s, scoring ~300 s), 8.4 CPU hours for its 54 runs.
+  least one epoch, and the fastest cell (lr 0.1, B 8) is expected below the band after it (not_fit). About 600 CPU
+  s per run (420-1130 s: training one to ~13 epochs, scoring ~300 s), 9.0 CPU hours for its 54 runs.
 
 Every v3 arm is scored at the robustness instrument's default radius for its modality
 (:data:`~hf_robattr.robustness.config.DEFAULT_EPSILONS`: 8/255 for pixel values, 0.01 relative to each word's

@@ -9,6 +9,7 @@ import pytest
 from hf_robattr.study import SCALES, get_settings
 from hf_robattr.study.grid import Cell, RunSpec
 from hf_robattr.study.protocol import ArmProtocol
+from hf_robattr.study.report import _fit_rule
 from hf_robattr.study.run import training_arguments
 
 
@@ -86,3 +87,9 @@ def test_the_cpu_minilm_arm_trains_at_least_one_epoch_at_a_matched_fit(tmp_path)
         args = training_arguments(spec, str(tmp_path))
         assert args.target_min_examples == train_examples and args.max_steps == -1
         assert train_examples % batch == 0  # the first check falls exactly on the end of the first epoch
+
+
+def test_the_report_states_the_minimum_only_where_it_is_set():
+    cpu = get_settings("cpu")
+    assert "from 3200 training examples on" in _fit_rule(cpu.protocol("minilm"))
+    assert "training examples on" not in _fit_rule(cpu.protocol("vit"))
