@@ -23,7 +23,13 @@ ATTENTION_FAMILIES = ("raw_attention", "rollout", "grad_attention")
 # How a run's training ends (ArmProtocol.fit_rule): v2's one-sided matched fit, v3's two-sided one, a fixed budget.
 FIT_RULES = ("target", "band", "budget")
 # Fields added after v2, left out of the fingerprint at these values (what v2 ran), so v2 runs keep theirs.
-_V3_DEFAULTS = {"fit_rule": "target", "budget_examples": None, "snapshot_every_examples": 0, "max_grad_norm": 1.0}
+_V3_DEFAULTS = {
+    "fit_rule": "target",
+    "budget_examples": None,
+    "snapshot_every_examples": 0,
+    "max_grad_norm": 1.0,
+    "min_fit_examples": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,9 @@ class ArmProtocol:
     - ``band`` (v3): two-sided matched fit (:class:`~hf_robattr.training.MatchedFitCallback`): the same checks, and a
       run ends on the checkpoint whose loss is closest to ``target_loss`` (rolled back past an overshoot, from
       copies of the weights kept every ``snapshot_every_examples`` examples); outside ``target_loss * (1 +-
-      fit_tolerance)`` it is ``not_fit``, on either side;
+      fit_tolerance)`` it is ``not_fit``, on either side. With ``min_fit_examples`` > 0 the band applies only from
+      that many training examples on (the first check is there, and no rollback goes before it): a run trains at
+      least that long, e.g. one epoch of a pretrained model's fine-tuning;
     - ``budget``: a fixed number of training examples, ``budget_examples`` (``max_steps = budget_examples // B``);
       a run is ``ok`` when its loss at the stop is finite.
 
@@ -89,6 +97,7 @@ class ArmProtocol:
     fit_tolerance: float = 0.2
     budget_examples: int | None = None
     snapshot_every_examples: int = 0
+    min_fit_examples: int = 0
     max_grad_norm: float = 1.0
     fit_examples: int = 1024
     fit_every_examples: int = 1024
@@ -143,6 +152,13 @@ class ArmProtocol:
             raise ValueError(
                 f"ArmProtocol.max_grad_norm and snapshot_every_examples must be >= 0, got {self.max_grad_norm}, "
                 f"{self.snapshot_every_examples}."
+            )
+        if self.min_fit_examples < 0:
+            raise ValueError(f"ArmProtocol.min_fit_examples must be >= 0, got {self.min_fit_examples}.")
+        if self.min_fit_examples and self.fit_rule != "band":
+            raise ValueError(
+                f"ArmProtocol.min_fit_examples applies only to fit_rule 'band' (0 otherwise), got "
+                f"{self.min_fit_examples} with fit_rule {self.fit_rule!r}."
             )
         unknown = [m for m in self.sweep_methods if m not in self.methods]
         if unknown:

@@ -149,11 +149,12 @@ def _fit_rule(p: ArmProtocol) -> str:
             f"training loss on the first {p.fit_examples} training examples is recorded at the stop."
         )
     if p.fit_rule == "band":
+        start = f" from {p.min_fit_examples} training examples on," if p.min_fit_examples else ""
         return (
             f"Matched fit (two-sided): the checkpoint whose true training loss on the first {p.fit_examples} "
-            f"training examples is closest to {p.target_loss:g} (checked every {p.fit_every_examples} examples, "
-            f"rolled back past an overshoot), at most {p.max_epochs:g} epochs; a run outside +-{p.fit_tolerance:.0%} "
-            "of the target is excluded."
+            f"training examples is closest to {p.target_loss:g} (checked every {p.fit_every_examples} examples,"
+            f"{start} rolled back past an overshoot), at most {p.max_epochs:g} epochs; a run outside "
+            f"+-{p.fit_tolerance:.0%} of the target is excluded."
         )
     return (
         f"Matched fit: true training loss <= {p.target_loss:g} on the first {p.fit_examples} training examples, "

@@ -131,6 +131,7 @@ def _fit_options(spec: RunSpec) -> dict[str, Any]:
     if protocol.fit_rule == "band":
         options["target_loss_band"] = protocol.fit_tolerance
         options["target_snapshot_every_examples"] = protocol.snapshot_every_examples
+        options["target_min_examples"] = protocol.min_fit_examples
     return options
 
 

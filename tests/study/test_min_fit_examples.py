@@ -1,0 +1,95 @@
+"""``ArmProtocol.min_fit_examples``: the two-sided matched fit applies only after a minimum of training examples.
+It is validated, reaches the training arguments, and leaves the fingerprint of every arm that does not set it (and
+so the records already stored for them) unchanged."""
+
+from dataclasses import replace
+
+import pytest
+
+from hf_robattr.study import SCALES, get_settings
+from hf_robattr.study.grid import Cell, RunSpec
+from hf_robattr.study.protocol import ArmProtocol
+from hf_robattr.study.report import _fit_rule
+from hf_robattr.study.run import training_arguments
+
+
+# (softmax, kernel) fingerprints computed on main before the field existed (b9d0d6c): the runs already stored for
+# these arms keep them. Only the cpu scale's minilm arm sets the field.
+PINNED = {
+    ("cpu", "vit"): ("e0e482e9bf8c", "e0e482e9bf8c"),
+    ("cpu", "vit_budget"): ("2254d2b2acff", "2254d2b2acff"),
+    ("cpu_v2", "vit"): ("9c12c168d3a5", "9c12c168d3a5"),
+    ("cpu_v2", "digits"): ("287bc325eda0", "287bc325eda0"),
+    ("cpu_v2", "minilm"): ("cfab8d355b00", "7596e2bced2f"),
+    ("ci", "vit"): ("5a20da889750", "5a20da889750"),
+    ("ci", "digits"): ("d310c1b33349", "d310c1b33349"),
+    ("ci", "minilm"): ("3432ad39f7f9", "ec3cd9fb5d9e"),
+    ("gpu", "vit"): ("d71454c8a8e9", "86686b05e4f8"),
+    ("gpu", "text"): ("418cda571958", "7cf423e2ea1b"),
+}
+BAND = {"arm": "a", "model": "vit", "dataset": "marked_objects", "fit_rule": "band", "fit_tolerance": 0.1}
+
+
+@pytest.mark.parametrize(("scale", "arm"), list(PINNED), ids=[f"{s}-{a}" for s, a in PINNED])
+def test_fingerprints_of_arms_without_a_minimum_are_unchanged(scale, arm):
+    protocol = get_settings(scale).protocol(arm)
+    assert protocol.min_fit_examples == 0
+    assert (protocol.fingerprint("softmax"), protocol.fingerprint("kernel")) == PINNED[scale, arm]
+
+
+@pytest.mark.parametrize("scale", list(SCALES))
+def test_the_field_at_its_default_stays_out_of_every_fingerprint(scale):
+    for protocol, _ in SCALES[scale].arms:
+        if protocol.min_fit_examples == 0:
+            with_field = replace(protocol, min_fit_examples=0)
+            assert with_field.fingerprint("kernel") == protocol.fingerprint("kernel")
+
+
+def test_a_minimum_changes_the_fingerprint():
+    protocol = ArmProtocol(**BAND)
+    assert replace(protocol, min_fit_examples=3200).fingerprint() != protocol.fingerprint()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({**BAND, "min_fit_examples": -1}, "min_fit_examples must be >= 0", id="negative"),
+        pytest.param(
+            {**BAND, "fit_rule": "target", "min_fit_examples": 100}, "only to fit_rule 'band'", id="one-sided"
+        ),
+        pytest.param(
+            {**BAND, "fit_rule": "budget", "budget_examples": 800, "min_fit_examples": 100},
+            "only to fit_rule 'band'",
+            id="budget",
+        ),
+    ],
+)
+def test_bad_minimum_is_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        ArmProtocol(**options)
+
+
+@pytest.mark.parametrize("minimum", [0, 3200])
+def test_the_minimum_reaches_the_training_arguments(tmp_path, minimum):
+    protocol = ArmProtocol(**BAND, min_fit_examples=minimum)
+    spec = RunSpec(Cell("a", "softmax", "sgd", 0.1, 16), 0, protocol)
+    args = training_arguments(spec, str(tmp_path))
+    assert (args.target_min_examples, args.target_loss_band) == (minimum, 0.1)
+
+
+def test_the_cpu_minilm_arm_trains_at_least_one_epoch_at_a_matched_fit(tmp_path):
+    minilm = get_settings("cpu").protocol("minilm")
+    train_examples = int(minilm.dataset_size * 0.8)
+    assert (minilm.fit_rule, minilm.budget_examples, minilm.min_fit_examples) == ("band", None, train_examples)
+    assert minilm.max_epochs * train_examples > minilm.min_fit_examples and minilm.snapshot_every_examples >= 1
+    for batch in (8, 16, 32):
+        spec = RunSpec(Cell("minilm", "kernel", "sgd", 0.1, batch), 0, minilm)
+        args = training_arguments(spec, str(tmp_path))
+        assert args.target_min_examples == train_examples and args.max_steps == -1
+        assert train_examples % batch == 0  # the first check falls exactly on the end of the first epoch
+
+
+def test_the_report_states_the_minimum_only_where_it_is_set():
+    cpu = get_settings("cpu")
+    assert "from 3200 training examples on" in _fit_rule(cpu.protocol("minilm"))
+    assert "training examples on" not in _fit_rule(cpu.protocol("vit"))
