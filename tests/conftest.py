@@ -60,13 +60,14 @@ def _logger_states() -> dict[logging.Logger, tuple[int, bool, bool]]:
 
 
 def _restore_logging(baseline: dict[logging.Logger, tuple[int, bool, bool]]) -> None:
-    for logger, (level, propagate, disabled) in baseline.items():
-        logger.setLevel(level)
+    fresh = (logging.NOTSET, True, False)  # a logger made since the baseline goes back to a new logger's state
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if not isinstance(logger, logging.Logger):
+            continue
+        level, propagate, disabled = baseline.get(logger, fresh)
+        if logger.level != level:  # setLevel clears every logger's cache: ~500 loggers, twice per test
+            logger.setLevel(level)
         logger.propagate, logger.disabled = propagate, disabled
-    for logger in logging.Logger.manager.loggerDict.values():  # made since the baseline: a fresh logger's state
-        if isinstance(logger, logging.Logger) and logger not in baseline:
-            logger.setLevel(logging.NOTSET)
-            logger.propagate, logger.disabled = True, False
 
 
 @pytest.fixture(scope="session", autouse=True)
