@@ -3,9 +3,10 @@
 - ``ci``: a smoke test of every code path (tiny models, a few examples); its numbers mean nothing. Its ``vit`` arm
   runs v2's paths (AdamW warm start, one-sided matched fit, AdamW and explicit baselines with their weight sweep),
   ``digits`` v3's two-sided matched fit from scratch, ``minilm`` a fixed budget on the pretrained checkpoint.
-- ``cpu``: study v3 (:mod:`~hf_robattr.study.scale_cpu`), about 11 CPU hours: a one-layer ViT on
+- ``cpu``: study v3 (:mod:`~hf_robattr.study.scale_cpu`), about 13 CPU hours: a one-layer ViT on
   ``marked_objects`` trained by plain SGD from scratch over a 3 x 3 grid of lr x B, at matched fit (main arm) and at
-  a fixed budget, and MiniLM fine-tuned for one epoch; ``cpu_v2``: study v2 (superseded).
+  a fixed budget, and MiniLM fine-tuned to a matched fit after at least one epoch; ``cpu_v2``: study v2
+  (superseded).
 - ``gpu``: CIFAR-10 with a pretrained ViT and SST-2 with a pretrained BERT, from the Hub.
 """
 
