@@ -25,7 +25,7 @@ class StudyArguments:
         default="ci",
         metadata={
             "help": f"Grid and protocol size, one of {list(SCALES)}: ci = smoke test of every code path, "
-            "cpu = study v3 (about 11 CPU hours), cpu_v2 = study v2 (superseded), gpu = CIFAR-10/SST-2 with "
+            "cpu = study v3 (about 13 CPU hours), cpu_v2 = study v2 (superseded), gpu = CIFAR-10/SST-2 with "
             "pretrained models on accelerators."
         },
     )
