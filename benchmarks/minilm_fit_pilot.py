@@ -51,6 +51,7 @@ def run_cell(args: argparse.Namespace, attention: str, lr: float, batch: int, ep
         base,
         fit_rule="band",
         budget_examples=None,
+        min_fit_examples=0,  # the study's arm checks from the end of epoch 1 on; the pilot measures before it too
         target_loss=1e-12,
         fit_tolerance=0.1,
         fit_every_examples=args.check_every,

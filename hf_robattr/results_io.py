@@ -179,8 +179,9 @@ class JsonSection:
 
     ``_FLATTENED`` maps a field to the section type it holds, whose keys sit in this section's JSON object; the part is
     built when one of its keys is present, and written only when set. A part read from some of its keys writes back
-    those (its other fields once set), so a record read from JSON is written as it was read. ``_OPTIONAL`` fields
-    are written only when set (not ``None``).
+    those (its other fields once set); the section's own missing keys are still written (as ``null``). The keys a
+    part lacked (``_absent``) are not a dataclass field: ``==``, ``repr`` and ``dataclasses.replace`` ignore them.
+    ``_OPTIONAL`` fields are written only when set (not ``None``).
     """
 
     extra: dict[str, Any]

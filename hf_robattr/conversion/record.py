@@ -86,7 +86,8 @@ class ConversionDataRecord(JsonSection):
 
     def merged(self, data: ConversionDataRecord | Mapping[str, Any]) -> ConversionDataRecord:
         """This description with ``data``'s keys added, replacing its own: a record's JSON keys, or a mapping's keys
-        (those it does not know kept in ``extra``; of the split keys, only those given are written)."""
+        (those it does not know kept in ``extra``). Where this description has no splits, only the split keys given are
+        written; splits built in code are written whole."""
         given = data.to_json() if isinstance(data, ConversionDataRecord) else dict(data)
         return ConversionDataRecord.from_json({**self.to_json(), **given})
 

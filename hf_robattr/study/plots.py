@@ -24,6 +24,7 @@ from PIL import Image
 
 from .analysis import Analysis
 from .measure import value_key
+from .settings import StudySettings
 from .stats import mean_ci
 from .summaries import Preconditions
 
@@ -137,10 +138,10 @@ class _PreconditionAxes(NamedTuple):
     title: str
 
 
-def _paired_axes(settings) -> _PreconditionAxes:
+def _paired_axes(settings: StudySettings) -> _PreconditionAxes:
     return _PreconditionAxes(
         lambda p: p.entropy_drop,
-        lambda p: p.recall_gain if p.recall_gain is not None else 0.0,
+        lambda p: p.recall_gain if _finite(p.recall_gain) else 0.0,
         (settings.min_entropy_drop, settings.min_recall_gain),
         "linear",
         "[CLS]-row entropy ratio drop vs the same-seed untrained model",
@@ -149,7 +150,7 @@ def _paired_axes(settings) -> _PreconditionAxes:
     )
 
 
-def _absolute_axes(settings) -> _PreconditionAxes:
+def _absolute_axes(settings: StudySettings) -> _PreconditionAxes:
     return _PreconditionAxes(
         lambda p: max(p.cls_cv, 1e-4),
         lambda p: p.evidence_recall - p.evidence_chance if _finite(p.evidence_recall) else 0.0,

@@ -117,7 +117,7 @@ class CheckpointStartRecord:
     point, the conversion (``conversion_record.json``): its options, how many examples trained it, the
     :func:`~hf_robattr.conversion.measure_fidelity` numbers per stage and its wall time."""
 
-    checkpoint: str | None
+    checkpoint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     num_texts: int | None = None
     fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)

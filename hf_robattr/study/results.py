@@ -65,7 +65,7 @@ V3_TOP_LEVEL = (
 def to_jsonable(value: Any) -> Any:
     """Dataclasses -> dicts, tuples -> lists, non-finite floats -> ``None`` (recursively). A dataclass field marked
     ``metadata={"omit_none": True}`` is left out while it is ``None`` (a field added later, so that older files keep their
-    bytes; :func:`from_jsonable` gives a missing field its default)."""
+    bytes; :func:`from_jsonable` gives a missing field its default, and reads a present ``null`` there as NaN)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {
             f.name: to_jsonable(getattr(value, f.name))
@@ -93,7 +93,7 @@ def from_jsonable(kind: Any, value: Any) -> Any:
         hints = typing.get_type_hints(kind)
         # fields a file written before they existed lacks take their defaults
         fields = {
-            f.name: from_jsonable(hints[f.name], value[f.name])
+            f.name: _field_from_jsonable(f, hints[f.name], value[f.name])
             for f in dataclasses.fields(kind)
             if f.init and f.name in value
         }
@@ -112,6 +112,13 @@ def from_jsonable(kind: Any, value: Any) -> Any:
         _, arg = typing.get_args(kind)
         return {k: from_jsonable(arg, v) for k, v in value.items()}
     return value
+
+
+def _field_from_jsonable(spec: dataclasses.Field, kind: Any, value: Any) -> Any:
+    # an omit_none field is absent while None, so a null that is present was a non-finite float
+    if value is None and spec.metadata.get("omit_none"):
+        return math.nan
+    return from_jsonable(kind, value)
 
 
 def _grid(analysis: Analysis) -> list[dict[str, Any]]:

@@ -35,8 +35,8 @@ class StudySettings:
     attention is *degenerate* when its last-layer [CLS]-row coefficient of variation is below ``min_cls_cv`` or,
     where evidence masks exist, raw attention's evidence recall is less than ``min_recall_gain`` above chance (v2's
     absolute rule, which many untrained models pass); v3's paired rule
-    (:func:`~hf_robattr.study.measure.attention_preconditions_met`), which v3's analysis uses wherever a run stored
-    the checks of the model it started from, compares the two: entropy ratio at least ``min_entropy_drop`` lower,
+    (:func:`~hf_robattr.study.measure.attention_preconditions_met`), which v3's analysis uses for arms trained from
+    an untrained start (no pretrained checkpoint, no warm start), compares a trained model with that start: entropy ratio at least ``min_entropy_drop`` lower,
     evidence recall at least ``min_recall_gain`` higher. A cell whose usable runs are mostly degenerate is kept out
     of claims 2 and 3. ``analysis`` picks the rules: ``"v2"`` (study v2's, kept so that its report re-renders) or ``"v3"``
     (:mod:`~hf_robattr.study.analysis_v3`, where ``margin`` is only the fallback of the margin rule);

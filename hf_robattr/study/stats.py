@@ -106,6 +106,10 @@ class Slope:
     n: int
     blocks: int
 
+    def __post_init__(self) -> None:
+        # a float always, so that results.json writes it the way it reads it back (6.0, never 6)
+        object.__setattr__(self, "df", float(self.df))
+
     @property
     def valid(self) -> bool:
         """Whether the estimate has a finite standard error and at least one degree of freedom."""

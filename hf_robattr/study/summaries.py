@@ -207,10 +207,9 @@ def _preconditions(record: StudyRecord, settings: StudySettings) -> Precondition
     start = record.preconditions_untrained if _paired_rule(record, settings) else None
     paired = {}
     if start is not None:
-        gain = pre.evidence_recall - start.evidence_recall
-        paired = {
+        paired = {  # NaN where a check is missing (recall without evidence masks); None: not judged paired
             "entropy_drop": start.cls_entropy_ratio - pre.cls_entropy_ratio,
-            "recall_gain": gain if math.isfinite(gain) else None,
+            "recall_gain": pre.evidence_recall - start.evidence_recall,
         }
     degenerate = _degenerate(pre, start, settings)
     return Preconditions(

@@ -58,7 +58,7 @@ def sweep_score(record: StudyRecord | Mapping[str, Any], settings: StudySettings
 def choose_weights(records: list[Mapping[str, Any]], settings: StudySettings) -> list[SweepChoice]:
     """One :class:`SweepChoice` per arm, attention type and regularizer of the grids' baselines, from the stored
     sweep ``records`` (``role == "sweep"``)."""
-    sweeps = [run for run in map(StudyRecord.from_json, records) if run.role == "sweep"]
+    sweeps = [StudyRecord.from_json(r) for r in records if r.get("role") == "sweep"]
     choices = []
     for protocol, grid in settings.arms:
         for attention in grid.attention_types:

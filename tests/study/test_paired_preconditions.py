@@ -6,6 +6,7 @@ starting model passes the absolute rule, and one cell's trained models are no di
 import dataclasses
 import gzip
 import json
+import math
 
 import pytest
 from PIL import Image
@@ -135,3 +136,20 @@ def test_the_figure_draws_each_run_on_the_axes_of_its_rule(settings, records, tm
         assert "preconditions.png" in write_plots(analysis, tmp_path / name)
         sizes[name] = Image.open(tmp_path / name / "preconditions.png").size
     assert sizes["both"][0] == 2 * sizes["paired"][0]  # a second panel for the absolute rule
+
+
+def test_a_missing_check_is_nan_and_survives_a_reload(settings, records, tmp_path):
+    """Without evidence masks the recall gain is NaN (the run is still judged paired, on entropy alone); results.json
+    writes it as null and reads it back as NaN, so a second save is byte for byte the first."""
+    unmasked = json.loads(json.dumps(records))
+    for record in unmasked:
+        for section in ("preconditions", "preconditions_untrained"):
+            record[section]["evidence_recall"] = None
+    analysis = analyse(unmasked, settings, expected_runs=len(unmasked))
+    first = save_results(analysis, tmp_path / "first.json.gz")
+    reloaded = load_results(first)
+    gains = [r.preconditions.recall_gain for r in reloaded.runs if r.preconditions is not None]
+    assert gains and all(math.isnan(g) for g in gains)
+    assert all(r.preconditions.entropy_drop is not None for r in reloaded.runs if r.preconditions is not None)
+    second = save_results(reloaded, tmp_path / "second.json.gz")
+    assert first.read_bytes() == second.read_bytes()
