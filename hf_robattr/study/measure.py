@@ -41,6 +41,7 @@ __all__ = [
     "ATTACKS",
     "MEASURES",
     "POOLED_MEASURES",
+    "attention_change",
     "attention_preconditions_met",
     "preconditions",
     "predictions",
@@ -272,6 +273,14 @@ def saturation_flags(values: Mapping[str, list[float]]) -> dict[str, dict[str, A
     return flags
 
 
+def attention_change(trained: Mapping[str, float], untrained: Mapping[str, float]) -> tuple[float, float]:
+    """How a trained model's attention checks moved from the model it started from: the drop of its last-layer
+    [CLS]-row entropy ratio and the gain of raw attention's evidence recall (NaN where either lacks it)."""
+    drop = untrained["cls_entropy_ratio"] - trained["cls_entropy_ratio"]
+    recall, reference = trained.get("evidence_recall", math.nan), untrained.get("evidence_recall", math.nan)
+    return drop, recall - reference
+
+
 def attention_preconditions_met(
     trained: Mapping[str, float],
     untrained: Mapping[str, float],
@@ -285,10 +294,9 @@ def attention_preconditions_met(
     model's. Absolute thresholds do not work (the v3 pilot): near-uniform untrained rows still rank a salient
     marker high, and trained kernel rows stay flat while they rank the evidence first. An untrained model judged
     against itself, or against another untrained model, fails."""
-    drop = untrained["cls_entropy_ratio"] - trained["cls_entropy_ratio"]
+    drop, gain = attention_change(trained, untrained)
     if not drop >= min_entropy_drop:
         return False
-    recall, reference = trained.get("evidence_recall", math.nan), untrained.get("evidence_recall", math.nan)
-    if math.isnan(recall) or math.isnan(reference):
+    if math.isnan(gain):
         return True  # no evidence annotations: entropy alone
-    return recall - reference >= min_recall_gain
+    return gain >= min_recall_gain

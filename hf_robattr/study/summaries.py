@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .measure import attention_preconditions_met, value_key
+from .measure import attention_change, attention_preconditions_met, value_key
 from .record_reader import PreconditionSection, StudyRecord, number
 from .scales import StudySettings
 from .stats import NAN, MeanCI, mean_ci
@@ -206,11 +206,9 @@ def _preconditions(record: StudyRecord, settings: StudySettings) -> Precondition
         return None
     start = record.preconditions_untrained if _paired_rule(record, settings) else None
     paired = {}
-    if start is not None:
-        paired = {  # NaN where a check is missing (recall without evidence masks); None: not judged paired
-            "entropy_drop": start.cls_entropy_ratio - pre.cls_entropy_ratio,
-            "recall_gain": pre.evidence_recall - start.evidence_recall,
-        }
+    if start is not None:  # NaN where a check is missing (recall without evidence masks); None: not judged paired
+        drop, gain = attention_change(dataclasses.asdict(pre), dataclasses.asdict(start))
+        paired = {"entropy_drop": drop, "recall_gain": gain}
     degenerate = _degenerate(pre, start, settings)
     return Preconditions(
         pre.cls_entropy_ratio, pre.cls_cv, pre.evidence_recall, pre.evidence_chance, degenerate, **paired
