@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
@@ -95,20 +96,44 @@ def _indicators(labels: list) -> tuple[list, np.ndarray]:
     return list(positions), np.asarray([positions[label] for label in labels], dtype=int)
 
 
-def _additive_fit(ys: np.ndarray, cell_index: np.ndarray, block_index: np.ndarray, cells: int, blocks: int):
-    """Least squares of ``ys`` on cell and seed indicators (seed effects summing to zero): the cell effects and the
-    residual sum of squares, or ``None`` when the design cannot separate them."""
-    design = np.zeros((ys.size, cells + blocks - 1))
-    design[np.arange(ys.size), cell_index] = 1.0
+@lru_cache(maxsize=16)
+def _design(cell_bytes: bytes, block_bytes: bytes, cells: int, blocks: int) -> np.ndarray:
+    cell_index, block_index = np.frombuffer(cell_bytes, dtype=int), np.frombuffer(block_bytes, dtype=int)
+    design = np.zeros((cell_index.size, cells + blocks - 1))
+    design[np.arange(cell_index.size), cell_index] = 1.0
     for level in range(1, blocks):  # sum-to-zero coding: the cell effects are means over an average seed
         design[block_index == level, cells + level - 1] = 1.0
         design[block_index == 0, cells + level - 1] = -1.0
+    design.setflags(write=False)
+    return design
+
+
+# A decision fits the same runs several times (the slope, the spread, the margin), and the error-rate simulations
+# make ~10^5 decisions on one layout: the fits are remembered by their exact inputs, so the numbers do not change.
+@lru_cache(maxsize=64)
+def _cached_fit(ys_bytes: bytes, cell_bytes: bytes, block_bytes: bytes, cells: int, blocks: int):
+    ys = np.frombuffer(ys_bytes, dtype=float)
+    design = _design(cell_bytes, block_bytes, cells, blocks)
     # lstsq's rank uses matrix_rank's default tolerance (largest singular value x eps x max(design.shape))
     beta, _, rank, _ = np.linalg.lstsq(design, ys, rcond=None)
     if rank < design.shape[1]:
         return None
     residual = ys - design @ beta
+    beta.setflags(write=False)
     return beta[:cells], float(residual @ residual)
+
+
+def _additive_fit(ys: np.ndarray, cell_index: np.ndarray, block_index: np.ndarray, cells: int, blocks: int):
+    """Least squares of ``ys`` on cell and seed indicators (seed effects summing to zero): the cell effects and the
+    residual sum of squares, or ``None`` when the design cannot separate them."""
+    fit = _cached_fit(
+        np.ascontiguousarray(ys, dtype=float).tobytes(),
+        np.ascontiguousarray(cell_index, dtype=int).tobytes(),
+        np.ascontiguousarray(block_index, dtype=int).tobytes(),
+        cells,
+        blocks,
+    )
+    return None if fit is None else (fit[0].copy(), fit[1])
 
 
 def cell_means(
@@ -117,6 +142,13 @@ def cell_means(
     """Each cell's mean of ``y`` after the seed (``blocks``) effects, with its ``x`` (which must be one value per
     cell) and run count. Runs with a non-finite ``x`` or ``y`` are dropped."""
     xs, ys, cell_labels, block_labels = _columns(x, y, cells, blocks)
+    found = _cached_means(xs.tobytes(), ys.tobytes(), tuple(cell_labels), tuple(block_labels))
+    return CellMeans(found.cells, found.x.copy(), found.means.copy(), found.counts.copy())
+
+
+@lru_cache(maxsize=64)
+def _cached_means(x_bytes: bytes, y_bytes: bytes, cell_labels: tuple, block_labels: tuple) -> CellMeans:
+    xs, ys = np.frombuffer(x_bytes, dtype=float), np.frombuffer(y_bytes, dtype=float)
     levels, cell_index = _indicators(cell_labels)
     block_levels, block_index = _indicators(block_labels)
     cell_x = np.full(len(levels), NAN)

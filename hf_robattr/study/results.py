@@ -27,6 +27,7 @@ from a reloaded ``results.json`` is the report rendered from the runs, byte for 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gzip
 import json
 import math
@@ -81,6 +82,12 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _type_hints(kind: type) -> dict[str, Any]:
+    # resolving the string annotations compiles each one: a results file holds ~10^4 dataclass instances
+    return typing.get_type_hints(kind)
+
+
 def from_jsonable(kind: Any, value: Any) -> Any:
     """The inverse of :func:`to_jsonable` for a value of type ``kind`` (dataclasses, containers, optionals)."""
     origin = typing.get_origin(kind)
@@ -90,7 +97,7 @@ def from_jsonable(kind: Any, value: Any) -> Any:
             return None
         return from_jsonable(options[0], value)
     if dataclasses.is_dataclass(kind):
-        hints = typing.get_type_hints(kind)
+        hints = _type_hints(kind)
         # fields a file written before they existed lacks take their defaults
         fields = {
             f.name: _field_from_jsonable(f, hints[f.name], value[f.name])

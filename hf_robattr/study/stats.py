@@ -25,7 +25,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 
 __all__ = [
@@ -92,6 +92,17 @@ class Difference:
         )
 
 
+def _t_cdf(t: float, df: float) -> float:
+    """``scipy.stats.t.cdf(t, df)`` for a finite ``df >= 1``: the same special function, without the distribution
+    object's argument handling (which made it 100x slower; the error-rate simulations call it ~10^5 times)."""
+    return float(special.stdtr(df, t))
+
+
+def _t_sf(t: float, df: float) -> float:
+    """``scipy.stats.t.sf(t, df)`` for a finite ``df >= 1`` (see :func:`_t_cdf`)."""
+    return float(special.stdtr(df, -t))
+
+
 @dataclass(frozen=True)
 class Slope:
     """A slope estimate with its standard error and the degrees of freedom of its t distribution.
@@ -137,19 +148,19 @@ class Slope:
         """Two-sided p-value of ``slope == 0``."""
         if not self.valid:
             return NAN
-        return float(2 * stats.t.sf(abs(self.estimate) / self.stderr, self.df))
+        return float(2 * _t_sf(abs(self.estimate) / self.stderr, self.df))
 
     def p_below(self, bound: float) -> float:
         """One-sided p-value of the alternative ``slope < bound`` (null: ``slope >= bound``)."""
         if not self.valid:
             return NAN
-        return float(stats.t.cdf((self.estimate - bound) / self.stderr, self.df))
+        return float(_t_cdf((self.estimate - bound) / self.stderr, self.df))
 
     def p_above(self, bound: float) -> float:
         """One-sided p-value of the alternative ``slope > bound`` (null: ``slope <= bound``)."""
         if not self.valid:
             return NAN
-        return float(stats.t.sf((self.estimate - bound) / self.stderr, self.df))
+        return float(_t_sf((self.estimate - bound) / self.stderr, self.df))
 
     def p_equivalent(self, margin: float) -> float:
         """TOST p-value of the alternative ``|slope| < margin``: the larger of the two one-sided p-values."""

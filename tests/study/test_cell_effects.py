@@ -180,3 +180,21 @@ def test_bad_input_is_named():
     two_cells = cell_slope([0.0, 0.0, 1.0, 1.0], [1.0, 1.1, 2.0, 2.1], [0, 0, 1, 1])
     assert math.isnan(two_cells.estimate) or not two_cells.valid
     assert math.isnan(lack_of_fit([0.0, 1.0], [1.0, 2.0], [0, 1]).p)
+
+
+def test_remembered_fits_are_the_fits_and_cannot_be_changed_through_a_result():
+    """The fits are remembered by their exact inputs (the error-rate simulations refit the same runs several times
+    per decision): a later call gives the same numbers as the first, and changing one result's arrays changes
+    nothing the next caller sees."""
+    x, y, cells, blocks = runs(lambda index, lr, b: 0.1 * (lr - b) + 0.01 * index, seeds=3, seed_shift=[0, 0.2, -0.1])
+    first = cell_means(x, y, cells, blocks)
+    first.means[:] = 99.0
+    first.x[:] = 99.0
+    again = cell_means(x, y, cells, blocks)
+    design = np.column_stack([np.eye(9)[cells], np.eye(3)[blocks][:, 1:] - np.eye(3)[blocks][:, :1]])
+    reference = np.linalg.lstsq(design, np.asarray(y), rcond=None)[0][:9]
+    np.testing.assert_allclose(again.means, reference, rtol=1e-12)
+    np.testing.assert_array_equal(again.x, np.asarray(CELL_X))
+    changed = list(y)
+    changed[0] += 1.0
+    assert cell_means(x, changed, cells, blocks).means[0] != again.means[0]

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from hf_robattr.study.stats import (
+    Slope,
     block_regression,
     block_slope,
     difference_ci,
@@ -218,3 +219,13 @@ def test_bad_arguments_are_named():
         block_slope([1, 2, 3, 4], [1, 2, 4, 3], [0] * 4).p_equivalent(0.0)
     with pytest.raises(ValueError, match="alpha"):
         power_two_sided(0.1, 0.1, 10, alpha=0)
+
+
+@pytest.mark.parametrize("df", [1.0, 3.0, 7.5, 40.0])
+def test_slope_p_values_are_scipys_t_distribution_bit_for_bit(df):
+    slope = Slope(0.3, 0.17, df, 10, 1)
+    for bound in (-0.5, 0.0, 0.2, 0.3, 1e6):
+        assert slope.p_below(bound) == float(stats.t.cdf((0.3 - bound) / 0.17, df))
+        assert slope.p_above(bound) == float(stats.t.sf((0.3 - bound) / 0.17, df))
+    assert slope.p_value == float(2 * stats.t.sf(0.3 / 0.17, df))
+    assert math.isnan(slope.p_below(math.nan))
