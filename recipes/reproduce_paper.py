@@ -17,6 +17,7 @@ alone when the folder has no runs, e.g. ``docs/study-cpu``). The exit status is 
 in an error (after the report is written). All logic is in ``hf_robattr.study``; see ``docs/study.md``.
 """
 
+import gc
 import logging
 import sys
 
@@ -35,6 +36,9 @@ def main(argv: list[str] | None = None) -> StudyOutcome:
 
 
 if __name__ == "__main__":
+    # The imported libraries live as long as this process: frozen, they stay out of the full garbage collection
+    # that starts every Trainer.train() (~0.3 s each, 15% of a ci run).
+    gc.freeze()
     try:
         sys.exit(main().exit_code)
     except StudyDirectoryError as error:  # a folder this study cannot use: say how to recover, no traceback

@@ -103,7 +103,8 @@ def sometimes_failing_run(spec: RunSpec, checkpoint=None) -> dict:
 
 
 def pid_run(spec: RunSpec, checkpoint=None) -> dict:
-    """:func:`fake_run` plus the id of the process that ran it."""
+    """:func:`fake_run` plus the id of the process that ran it and how many objects it had frozen."""
+    import gc
     import os
 
-    return {**fake_run(spec, checkpoint), "pid": os.getpid()}
+    return {**fake_run(spec, checkpoint), "pid": os.getpid(), "frozen": gc.get_freeze_count()}

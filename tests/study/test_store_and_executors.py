@@ -116,3 +116,5 @@ def test_worker_processes_are_replaced_after_a_few_runs(tmp_path, specs):
     run_jobs(jobs, store, num_workers=2, run_function=pid_run, progress=False)
     pids = [store.load(spec.key)["pid"] for spec, _ in jobs]
     assert max(pids.count(pid) for pid in set(pids)) <= RUNS_PER_PROCESS and len(set(pids)) >= 3
+    # each worker froze torch's and transformers' objects out of the garbage collections before its first run
+    assert min(store.load(spec.key)["frozen"] for spec, _ in jobs) > 100_000
