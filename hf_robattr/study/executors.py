@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import io
 import multiprocessing
 import os
@@ -61,15 +62,14 @@ def _quiet(threads: int) -> None:
     transformers.utils.logging.set_verbosity_error()
 
 
-def _init_local_worker(threads: int, gpu: int | None) -> None:
+def _init_local_worker(threads: int, gpu: int | None, module: str) -> None:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     _quiet(threads)
     # Every Trainer.train() starts with a full garbage collection (accelerate's free_memory), which walks all the
     # objects of torch, transformers and datasets: ~0.3 s a time, 15% of a ci run. They live as long as the worker,
-    # so they are imported now and frozen out of the collections.
-    import hf_robattr.study.run  # noqa: F401
-
+    # so the run function's module (and what it imports) is loaded now and frozen out of the collections.
+    importlib.import_module(module)
     gc.freeze()
 
 
@@ -119,7 +119,7 @@ def _local(
                     1,
                     mp_context=context,
                     initializer=_init_local_worker,
-                    initargs=(threads, slot % devices if devices else None),
+                    initargs=(threads, slot % devices if devices else None, run_function.__module__),
                     max_tasks_per_child=RUNS_PER_PROCESS,
                 )
             )
