@@ -1,7 +1,9 @@
 """``recipes/reproduce_paper.py`` end to end: the whole ci scale on real training (every code path: warm starts,
 the pretrained arm, the weight sweep, saturation and curvature runs, the one-sided and two-sided matched fits and
 the fixed budget, the report), resume, re-rendering from ``results.json.gz`` alone, the exit status, and arguments
-that fail before any run."""
+that fail before any run. The Ray executor runs on one local Ray for the
+module: it resumes a half-finished store and records errors without stopping the other runs (fake runs), and gives
+the records of the local executor (real ci runs)."""
 
 import json
 import runpy
@@ -11,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from script_modules import load_script
+from study_helpers import fake_run, sometimes_failing_run
 
+from hf_robattr.study import RunStore, arm_specs, get_settings, run_jobs
 from hf_robattr.study.reproduce import study_summary
 from hf_robattr.study.run import comparable
 
@@ -122,9 +126,47 @@ def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
 
 
 @pytest.mark.slow
-def test_ray_executor_stores_the_same_records(recipe, ci_study, tmp_path):
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's Ray tests (starting Ray and its workers costs ~10 CPU-s); the executor uses a
+    Ray that is already running and leaves it running."""
+    ray = pytest.importorskip("ray")
+    import study_helpers
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(study_helpers)  # Ray workers do not have tests/ on their path
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", configure_logging=False)
+    yield
+    ray.shutdown()
+    cloudpickle.unregister_pickle_by_value(study_helpers)
+
+
+def test_ray_resumes_a_half_finished_store_and_records_errors(tmp_path, local_ray):
+    protocol, grid = get_settings("ci").arm("vit")
+    specs = arm_specs(protocol, grid)
+    store = RunStore(tmp_path, "ci")
+    run_jobs([(s, None) for s in specs[:3]], store, run_function=fake_run, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*.json")}
+    pending = [s for s in specs if not store.is_finished(s.key, s.fingerprint)]
+    counts = run_jobs(
+        [(s, None) for s in pending],
+        store,
+        executor="ray",
+        threads_per_worker=1,
+        run_function=sometimes_failing_run,
+        progress=False,
+    )
+    failed = [s for s in pending if s.seed == 1]
+    assert counts["error"] == len(failed) > 0 and counts["ok"] == len(pending) - len(failed)
+    assert all((tmp_path / "runs" / name).stat().st_mtime_ns == stamp for name, stamp in stamps.items())
+    for spec in pending:
+        record = store.load(spec.key)
+        assert record["status"] == ("error" if spec.seed == 1 else "ok")
+        assert comparable(record) == comparable(fake_run(spec)) or spec.seed == 1
+
+
+def test_ray_executor_stores_the_same_records(recipe, ci_study, tmp_path, local_ray):
     """The digits arm of the ci scale again, on a local Ray: the same records as the local executor's."""
-    pytest.importorskip("ray")
     directory, _ = ci_study
     recipe.main(["--scale", "ci", "--arms", "digits", "--output_dir", str(tmp_path), "--executor", "ray",
                  "--threads_per_worker", "1", "--progress", "false"])  # fmt: skip
