@@ -142,12 +142,14 @@ def cell_means(
     """Each cell's mean of ``y`` after the seed (``blocks``) effects, with its ``x`` (which must be one value per
     cell) and run count. Runs with a non-finite ``x`` or ``y`` are dropped."""
     xs, ys, cell_labels, block_labels = _columns(x, y, cells, blocks)
-    found = _cached_means(xs.tobytes(), ys.tobytes(), tuple(cell_labels), tuple(block_labels))
+    # the labels' types are part of the key: 1, 1.0 and True are equal keys but distinct labels
+    types = (tuple(map(type, cell_labels)), tuple(map(type, block_labels)))
+    found = _cached_means(xs.tobytes(), ys.tobytes(), tuple(cell_labels), tuple(block_labels), types)
     return CellMeans(found.cells, found.x.copy(), found.means.copy(), found.counts.copy())
 
 
 @lru_cache(maxsize=64)
-def _cached_means(x_bytes: bytes, y_bytes: bytes, cell_labels: tuple, block_labels: tuple) -> CellMeans:
+def _cached_means(x_bytes: bytes, y_bytes: bytes, cell_labels: tuple, block_labels: tuple, _types: tuple) -> CellMeans:
     xs, ys = np.frombuffer(x_bytes, dtype=float), np.frombuffer(y_bytes, dtype=float)
     levels, cell_index = _indicators(cell_labels)
     block_levels, block_index = _indicators(block_labels)

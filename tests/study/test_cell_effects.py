@@ -198,3 +198,5 @@ def test_remembered_fits_are_the_fits_and_cannot_be_changed_through_a_result():
     changed = list(y)
     changed[0] += 1.0
     assert cell_means(x, changed, cells, blocks).means[0] != again.means[0]
+    as_floats = cell_means(x, y, [float(c) for c in cells], blocks)  # equal labels of another type stay themselves
+    assert all(type(c) is float for c in as_floats.cells) and all(type(c) is int for c in again.cells)
