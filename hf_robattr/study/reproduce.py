@@ -20,7 +20,7 @@ from typing import Any
 from hf_robattr.data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, load_classification_dataset
 
 from .arguments import StudyArguments
-from .estimate import estimate_seconds, format_duration
+from .estimate import describe_estimate, estimate_seconds, format_duration
 from .executors import RunFunction, run_jobs
 from .grid import RunSpec, arm_specs, baseline_specs, sweep_specs
 from .prepare import StartPoint, prepare_start_points, start_key
@@ -162,7 +162,7 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
             estimate = estimate_seconds(pending, store.current_records(specs), workers)
             print(
                 f"Study {args.scale}, {arm} {'/'.join(attentions)} ({phase}): {len(pending)} runs to run now of "
-                f"{expected} in the grid; estimated {format_duration(estimate['seconds'])} on {workers} worker(s)."
+                f"{expected} in the grid; {describe_estimate(estimate, workers)}."
             )
             if not pending or budget == 0:
                 continue

@@ -125,7 +125,6 @@ def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
     runs[0].write_text(json.dumps(broken))
 
 
-@pytest.mark.slow
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module's Ray tests (starting Ray and its workers costs ~10 CPU-s); the executor uses a
@@ -165,6 +164,7 @@ def test_ray_resumes_a_half_finished_store_and_records_errors(tmp_path, local_ra
         assert comparable(record) == comparable(fake_run(spec)) or spec.seed == 1
 
 
+@pytest.mark.slow
 def test_ray_executor_stores_the_same_records(recipe, ci_study, tmp_path, local_ray):
     """The digits arm of the ci scale again, on a local Ray: the same records as the local executor's."""
     directory, _ = ci_study
