@@ -1,9 +1,9 @@
 """``recipes/reproduce_paper.py`` end to end: the whole ci scale on real training (every code path: warm starts,
 the pretrained arm, the weight sweep, saturation and curvature runs, the one-sided and two-sided matched fits and
 the fixed budget, the report), resume, re-rendering from ``results.json.gz`` alone, the exit status, and arguments
-that fail before any run. The Ray executor runs on one local Ray for the
-module: it resumes a half-finished store and records errors without stopping the other runs (fake runs), and gives
-the records of the local executor (real ci runs)."""
+that fail before any run. The Ray executor, on one local Ray for the module: it resumes a half-finished store and
+records errors without stopping the other runs (fake runs), and gives the records of the local executor (real ci
+runs)."""
 
 import json
 import runpy
