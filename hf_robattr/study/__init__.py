@@ -6,6 +6,7 @@
 - :mod:`~hf_robattr.study.run`: one run on the shared run pipeline, measured by :mod:`~hf_robattr.study.measure`
   on the evaluation pool of :mod:`~hf_robattr.study.pool`;
 - :mod:`~hf_robattr.study.store`, :mod:`~hf_robattr.study.executors`: the resumable store, local and Ray executors;
+  :mod:`~hf_robattr.study.archive`: the runs archive, a committed folder of compressed records the store mirrors;
 - :mod:`~hf_robattr.study.stats`, :mod:`~hf_robattr.study.claims`: the statistics and study v2's pre-registered
   verdict rules; :mod:`~hf_robattr.study.record_reader`, :mod:`~hf_robattr.study.summaries`,
   :mod:`~hf_robattr.study.analysis`: records to findings (:mod:`~hf_robattr.study.trends`: slopes along lr/B);
@@ -20,6 +21,7 @@
 """
 
 from .analysis import Analysis, analyse
+from .archive import RunArchive
 from .arguments import StudyArguments
 from .claims import ClaimTest, Interaction, claim_1_tests, claim_2_tests, claim_3_tests
 from .executors import EXECUTORS, run_jobs
@@ -42,6 +44,7 @@ __all__ = [
     "Cell",
     "ClaimTest",
     "Interaction",
+    "RunArchive",
     "RunSpec",
     "RunStore",
     "Slope",

@@ -57,6 +57,14 @@ class StudyArguments:
         default=None,
         metadata={"help": "Text dataset of the text arm instead of its default (checked before any run)."},
     )
+    runs_archive: str | None = field(
+        default=None,
+        metadata={
+            "help": "A folder of compressed run records kept with the report (e.g. docs/study-cpu/runs, committed): "
+            "its runs that --output_dir lacks are copied in and not rerun, and every finished run is archived there "
+            "too, so that a study continued over several machines loses nothing."
+        },
+    )
     seeds: int | None = field(
         default=None, metadata={"help": "Use only the first N seeds of every cell (a pilot); default: the scale's."}
     )

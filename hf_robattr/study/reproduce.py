@@ -19,6 +19,7 @@ from typing import Any
 
 from hf_robattr.data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, load_classification_dataset
 
+from .archive import RunArchive
 from .arguments import StudyArguments
 from .estimate import describe_estimate, estimate_seconds, format_duration
 from .executors import RunFunction, run_jobs
@@ -143,10 +144,18 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     """
     settings = study_settings(args)
     directory = Path(args.output_dir)
-    if args.estimate_only and not (directory / "runs").is_dir() and render_from_results(directory):
+    archive = RunArchive(args.runs_archive) if args.runs_archive else None
+    no_runs = not (directory / "runs").is_dir() and not (archive and archive.stored_keys())
+    if args.estimate_only and no_runs and render_from_results(directory):
         print(f"Report: {directory / 'report.md'}, re-rendered from {directory / RESULTS_NAME} (no runs to continue).")
         return StudyOutcome({}, [], 0, {}, str(directory / "report.md"), 0)
-    store = RunStore(directory, settings.scale)
+    store = RunStore(directory, settings.scale, archive)
+    if archive is not None:
+        copied, archived = store.synced
+        print(
+            f"Runs archive {archive.directory}: {copied} run(s) copied into {directory / 'runs'}, "
+            f"{archived} run(s) archived."
+        )
     workers = max(args.num_workers, 1)
     points = prepare_start_points(settings, _arms(args, settings), directory, train=False)
     counts: dict[str, int] = {}

@@ -28,6 +28,8 @@ from typing import Any
 
 from hf_robattr.results_io import write_json_atomic
 
+from .archive import RunArchive
+
 
 __all__ = ["RunStore", "StudyDirectoryError", "write_json"]
 
@@ -53,14 +55,23 @@ class RunStore:
     Opening a directory of another scale, or one whose ``study.json`` is not a manifest (unreadable JSON, ``[]``, no
     ``scale``), raises :class:`StudyDirectoryError` naming ``--output_dir`` and how to recover; a manifest of an
     older format is set aside (with a warning) and written again.
+
+    ``archive``: a :class:`~hf_robattr.study.archive.RunArchive` the store mirrors (see its module): synced both
+    ways when the store opens (:attr:`synced`: how many records were copied in, how many archived), then each
+    saved record archived too.
     """
 
-    def __init__(self, directory: str | os.PathLike, scale: str) -> None:
+    def __init__(self, directory: str | os.PathLike, scale: str, archive: RunArchive | None = None) -> None:
         self.directory = Path(directory)
         self.runs = self.directory / "runs"
         self.set_aside_dir = self.runs / "set_aside"
         self.runs.mkdir(parents=True, exist_ok=True)
         self.scale = scale
+        self.archive = archive
+        self._open_manifest(scale)
+        self.synced = self._sync_archive()
+
+    def _open_manifest(self, scale: str) -> None:
         manifest = self.directory / MANIFEST
         if not manifest.exists():
             write_json(manifest, {"scale": scale, "format": FORMAT})
@@ -81,6 +92,19 @@ class RunStore:
         if stored.get("format") != FORMAT:
             self.set_aside(manifest, f"a study manifest of format {stored.get('format')!r}, not {FORMAT}")
             write_json(manifest, {"scale": scale, "format": FORMAT})
+
+    def _sync_archive(self) -> tuple[int, int]:
+        """Copy in the archived records of runs the store lacks, then archive every stored record the archive lacks
+        or holds in another version; returns how many records were copied in and how many archived."""
+        if self.archive is None:
+            return 0, 0
+        copied = 0
+        for key in self.archive.stored_keys():
+            if not self.path(key).exists() and (record := self.archive.load(key)) is not None:
+                write_json(self.path(key), record)
+                copied += 1
+        archived = sum(self.archive.save(record) is not None for record in self.records())
+        return copied, archived
 
     @staticmethod
     def _read(path: Path) -> Any:
@@ -133,6 +157,8 @@ class RunStore:
             if isinstance(old, dict) and old.get("fingerprint") != record.get("fingerprint"):
                 self.set_aside(path, f"made under another protocol ({old.get('fingerprint')})")
         write_json(path, record)
+        if self.archive is not None:
+            self.archive.save(record)
         return path
 
     def current_records(self, specs: Iterable[Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 from script_modules import load_script
 from study_helpers import fake_run, sometimes_failing_run
 
-from hf_robattr.study import RunStore, arm_specs, get_settings, run_jobs
+from hf_robattr.study import RunArchive, RunStore, arm_specs, get_settings, run_jobs
 from hf_robattr.study.reproduce import study_summary
 from hf_robattr.study.run import comparable
 
@@ -123,6 +123,22 @@ def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
     outcome = recipe.main(["--scale", "ci", "--output_dir", str(directory), "--estimate_only", "true"])
     assert outcome.exit_code == 1 and "planted" in (directory / "report.md").read_text()
     runs[0].write_text(json.dumps(broken))
+
+
+@pytest.mark.slow
+def test_a_study_continues_on_another_machine_from_its_runs_archive(recipe, ci_study, tmp_path, capsys):
+    """Only the archive travels (as a committed folder would): the fresh output folder gets every run, none rerun."""
+    directory, outcome = ci_study
+    archive = RunArchive(tmp_path / "archive")
+    for record in outcome.records:
+        archive.save(record)
+    fresh = tmp_path / "fresh"
+    again = recipe.main(["--scale", "ci", "--output_dir", str(fresh), "--runs_archive", str(archive.directory),
+                         "--estimate_only", "true", "--progress", "false"])  # fmt: skip
+    assert f"{len(outcome.records)} run(s) copied into {fresh / 'runs'}, 0 run(s) archived" in capsys.readouterr().out
+    assert again.counts == {} and len(again.records) == again.expected_runs == outcome.expected_runs
+    stored = {path.name: path.read_text() for path in (directory / "runs").glob("*.json")}
+    assert {path.name: path.read_text() for path in (fresh / "runs").glob("*.json")} == stored
 
 
 @pytest.fixture(scope="module")
