@@ -14,7 +14,7 @@ from hf_robattr.study.grid import baseline_specs, sweep_specs
 from hf_robattr.study.measure import value_key
 from hf_robattr.study.prepare import StartPoint
 from hf_robattr.study.report_files import render_from_results, write_report
-from hf_robattr.study.report_tables import column_table
+from hf_robattr.study.report_tables import column_table, number
 from hf_robattr.study.results import load_results
 from hf_robattr.study.sweep import choose_weights
 
@@ -164,3 +164,14 @@ def test_column_table_puts_each_cell_under_its_header():
     ]
     assert column_table(columns, []) == ["_(no rows)_", ""]
     assert column_table(columns, iter([("c", 0)]))[2] == "| c | 0 |"  # any iterable of items
+
+
+@pytest.mark.parametrize(
+    "value, shown",
+    [(-1e-17, "+0.0000"), (1e-17, "+0.0000"), (-0.0, "+0.0000"), (-3e-5, "-0.0000"), (0.01234, "+0.0123"),
+     (float("nan"), "n/a"), (None, "n/a")],
+)  # fmt: skip
+def test_an_exact_cancellation_prints_without_a_sign_that_depends_on_the_cpu(value, shown):
+    """A slope minus its mirror image leaves +-1e-17 whose sign differs between CPUs (it flipped a committed report's
+    byte-for-byte re-render on an AMD EPYC); a genuinely negative bound keeps its sign."""
+    assert number(value, 4, sign=True) == shown
