@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .executors import EXECUTORS
@@ -99,6 +100,11 @@ class StudyArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")
+        if self.runs_archive and Path(self.runs_archive).resolve() == (Path(self.output_dir) / "runs").resolve():
+            raise ValueError(
+                f"--runs_archive {self.runs_archive} is --output_dir's own runs/ folder; give the archive a folder "
+                "of its own (e.g. docs/study-cpu/runs with another --output_dir)."
+            )
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray_address needs --executor ray (got --executor {self.executor}).")
 
