@@ -33,6 +33,7 @@ __all__ = [
     "names_hub_repo",
     "read_json",
     "read_results",
+    "write_bytes_atomic",
     "write_json_atomic",
     "write_results",
 ]
@@ -91,30 +92,37 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any, *, indent: int = 2, strict: bool = True) -> Path:
-    """Write ``payload`` to ``path`` as JSON indented by ``indent``, atomically: to a temporary file in the same
-    folder, flushed to disk, then ``os.replace``, so a crash mid-write leaves the previous file whole and no temporary
-    file behind. Creates the folder. Returns the path.
-
-    ``strict`` (the default): strict JSON, through :func:`json_safe` (a NaN is written as ``null``), other objects
-    as ``str``. ``strict=False``: ``payload`` as ``json.dump`` writes it (a NaN as the ``NaN`` literal that Python's
-    ``json`` reads back; an object JSON cannot hold raises ``TypeError``), as the study's run store keeps its records.
-    """
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: to a temporary file in the same folder, flushed to disk, then
+    ``os.replace``, so a crash mid-write leaves the previous file whole and no temporary file behind. Creates the
+    folder. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=f"{path.suffix}.tmp")
-    options: dict[str, Any] = {"allow_nan": False, "default": str} if strict else {"allow_nan": True}
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(json_safe(payload) if strict else payload, handle, indent=indent, **options)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)  # mkstemp creates it private; the record is an ordinary readable file
+        os.chmod(temporary, 0o644)  # mkstemp creates it private; the file is an ordinary readable one
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any, *, indent: int = 2, strict: bool = True) -> Path:
+    """Write ``payload`` to ``path`` as JSON indented by ``indent``, atomically (:func:`write_bytes_atomic`).
+    Returns the path.
+
+    ``strict`` (the default): strict JSON, through :func:`json_safe` (a NaN is written as ``null``), other objects
+    as ``str``. ``strict=False``: ``payload`` as ``json.dump`` writes it (a NaN as the ``NaN`` literal that Python's
+    ``json`` reads back; an object JSON cannot hold raises ``TypeError``), as the study's run store keeps its records.
+    """
+    options: dict[str, Any] = {"allow_nan": False, "default": str} if strict else {"allow_nan": True}
+    text = json.dumps(json_safe(payload) if strict else payload, indent=indent, **options)
+    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_results(output_dir: str | os.PathLike, results: Mapping[str, Any]) -> Path:

@@ -15,6 +15,7 @@ from hf_robattr.results_io import (
     json_safe,
     names_hub_repo,
     read_json,
+    write_bytes_atomic,
     write_json_atomic,
     write_results,
 )
@@ -49,6 +50,19 @@ def test_write_json_atomic_replaces_whole_and_leaves_no_temporary(tmp_path, monk
         write_json_atomic(path, {"b": 1})
     assert read_json(path) == {"a": None}
     assert [item.name for item in path.parent.iterdir()] == [RESULTS_FILE]
+
+
+def test_write_bytes_atomic_writes_exactly_the_bytes_and_survives_a_crash(tmp_path, monkeypatch):
+    path = write_bytes_atomic(tmp_path / "new" / "a.json.gz", b"\x1f\x8b\x00")
+    assert path.read_bytes() == b"\x1f\x8b\x00" and stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_bytes_atomic(path, b"other")
+    assert path.read_bytes() == b"\x1f\x8b\x00" and [item.name for item in path.parent.iterdir()] == ["a.json.gz"]
 
 
 def test_a_lenient_write_keeps_nan_and_the_indent_as_json_dump_writes_them(tmp_path):

@@ -19,9 +19,10 @@ import gzip
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hf_robattr.results_io import write_bytes_atomic
 
 
 __all__ = ["ARCHIVE_SUFFIX", "RunArchive"]
@@ -75,16 +76,5 @@ class RunArchive:
         path, data = self.path(record["key"]), encode(record)
         if path.exists() and path.read_bytes() == data:
             return None
-        self.directory.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{record['key']}-", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(path, data)
         return path
