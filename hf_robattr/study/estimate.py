@@ -10,7 +10,7 @@ from typing import Any
 from .grid import RunSpec
 
 
-__all__ = ["describe_estimate", "estimate_seconds", "format_duration"]
+__all__ = ["describe_duration", "describe_estimate", "estimate_seconds", "format_duration"]
 
 _LEVELS: tuple[Callable[[dict[str, Any]], tuple], ...] = (
     lambda r: (r["cell"]["arm"], r["cell"]["attention_type"], r["regime"], r["cell"]["batch_size"], r["extra"]),
@@ -82,6 +82,15 @@ def format_duration(seconds: float) -> str:
 def describe_estimate(estimate: dict[str, Any], num_workers: int) -> str:
     """``estimated 1 h 05 min on 2 worker(s)``, saying how many runs were timed from runs of another kind (another
     attention type, regime or batch size: a rough guess) when there are any."""
-    text = f"estimated {format_duration(estimate['seconds'])} on {num_workers} worker(s)"
+    return f"estimated {format_duration(estimate['seconds'])} on {num_workers} worker(s){_guess_note(estimate)}"
+
+
+def describe_duration(estimate: dict[str, Any]) -> str:
+    """``1 h 05 min``, with ``(3 of them timed from runs of another kind: a rough guess)`` when there are such
+    runs."""
+    return format_duration(estimate["seconds"]) + _guess_note(estimate)
+
+
+def _guess_note(estimate: dict[str, Any]) -> str:
     guessed = estimate["unmatched"] if math.isfinite(estimate["seconds"]) else 0
-    return text + (f" ({guessed} of them timed from runs of another kind: a rough guess)" if guessed else "")
+    return f" ({guessed} of them timed from runs of another kind: a rough guess)" if guessed else ""

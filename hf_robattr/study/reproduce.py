@@ -21,7 +21,7 @@ from hf_robattr.data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, loa
 
 from .archive import RunArchive
 from .arguments import StudyArguments
-from .estimate import describe_estimate, estimate_seconds, format_duration
+from .estimate import describe_duration, describe_estimate, estimate_seconds
 from .executors import RunFunction, run_jobs
 from .grid import RunSpec, arm_specs, baseline_specs, sweep_specs
 from .prepare import StartPoint, prepare_start_points, start_key
@@ -214,8 +214,7 @@ def study_summary(directory: Path, report: Path, stored: int, expected: int, est
     left = stored < expected
     lines = [
         f"Report: {report} (figures beside it; every number in {directory / RESULTS_NAME}).",
-        f"Runs stored: {stored} of {expected}; left: {format_duration(estimate['left']['seconds'])}; "
-        f"errors: {len(errors)}.",
+        f"Runs stored: {stored} of {expected}; left: {describe_duration(estimate['left'])}; errors: {len(errors)}.",
         (
             "Verdicts so far (PARTIAL: not a result until every run is stored): "
             if left

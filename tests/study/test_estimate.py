@@ -6,7 +6,7 @@ import math
 import pytest
 
 from hf_robattr.study import arm_specs, get_settings
-from hf_robattr.study.estimate import describe_estimate, estimate_seconds, format_duration
+from hf_robattr.study.estimate import describe_duration, describe_estimate, estimate_seconds, format_duration
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,8 @@ def test_runs_of_another_kind_are_a_counted_guess_and_errors_are_not_timed(specs
         describe_estimate(estimate, 1)
         == "estimated 1 min on 1 worker(s) (2 of them timed from runs of another kind: a rough guess)"
     )
+    # the line the study ends with says so too (it once printed a bare "left: 118 h" with ViT timed from MiniLM)
+    assert describe_duration(estimate) == "1 min (2 of them timed from runs of another kind: a rough guess)"
 
 
 def test_nothing_measured_gives_no_estimate(specs):
