@@ -61,9 +61,9 @@ class StudyArguments:
     runs_archive: str | None = field(
         default=None,
         metadata={
-            "help": "A folder of compressed run records kept with the report (e.g. docs/study-cpu/runs, committed): "
-            "its runs that --output_dir lacks are copied in and not rerun, and every finished run is archived there "
-            "too, so that a study continued over several machines loses nothing."
+            "help": "A folder of compressed run records kept with the report (e.g. docs/study-cpu/records, "
+            "committed): its runs that --output_dir lacks are copied in and not rerun, and every finished run is "
+            "archived there too, so that a study continued over several machines loses nothing."
         },
     )
     seeds: int | None = field(
@@ -100,10 +100,11 @@ class StudyArguments:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")
-        if self.runs_archive and Path(self.runs_archive).resolve() == (Path(self.output_dir) / "runs").resolve():
+        output = Path(self.output_dir).resolve()
+        if self.runs_archive and Path(self.runs_archive).resolve() in (output, output / "runs"):
             raise ValueError(
-                f"--runs_archive {self.runs_archive} is --output_dir's own runs/ folder; give the archive a folder "
-                "of its own (e.g. docs/study-cpu/runs with another --output_dir)."
+                f"--runs_archive {self.runs_archive} is --output_dir or its runs/ folder; give the archive a folder "
+                "of its own (e.g. docs/study-cpu/records with another --output_dir)."
             )
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray_address needs --executor ray (got --executor {self.executor}).")

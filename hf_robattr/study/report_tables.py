@@ -9,7 +9,7 @@ from typing import Any
 from .analysis import MEASURE_SIGNS, SLOPE_MEASURES, Analysis
 from .claims import ClaimTest
 from .measure import value_key
-from .stats import MeanCI, Slope, mean_ci
+from .stats import MeanCI, Slope, mean_ci, signed, uncancelled
 from .summaries import sgd_runs
 
 
@@ -50,18 +50,13 @@ def column_table(columns: Columns, items: Iterable[Any]) -> list[str]:
     return table([header for header, _ in columns], [[cell(item) for _, cell in columns] for item in items])
 
 
-CANCELLED = 1e-12  # far below any shown digit, far above float64 noise on the measures' [0, 1] scale
-
-
 def number(value: float, digits: int = 3, sign: bool = False) -> str:
     """A float, or ``n/a``. A value within 1e-12 of zero prints as ``+0.000`` (``0.000``): what is left of a sum
     that cancels exactly (a slope and its mirror image) is float noise whose sign differs between CPUs. A small
     value beyond that keeps its sign (``-0.000`` for a bound just below zero)."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    if abs(value) < CANCELLED:
-        value = 0.0
-    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+    return signed(value, digits) if sign else f"{uncancelled(value):.{digits}f}"
 
 
 def p_value(value: float) -> str:

@@ -144,12 +144,12 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     """
     settings = study_settings(args)
     directory = Path(args.output_dir)
-    archive = RunArchive(args.runs_archive) if args.runs_archive else None
-    no_runs = not (directory / "runs").is_dir() and not (archive and archive.stored_keys())
+    archive = RunArchive(args.runs_archive, settings.scale) if args.runs_archive else None
+    no_runs = not any((directory / "runs").glob("*.json")) and not (archive and archive.stored_keys())
     if args.estimate_only and no_runs and render_from_results(directory):
         print(f"Report: {directory / 'report.md'}, re-rendered from {directory / RESULTS_NAME} (no runs to continue).")
         return StudyOutcome({}, [], 0, {}, str(directory / "report.md"), 0)
-    store = RunStore(directory, settings.scale, archive)
+    store = RunStore(directory, settings.scale, archive, export=not args.estimate_only)
     if archive is not None:
         copied, archived = store.synced
         print(

@@ -29,6 +29,7 @@ from scipy import special, stats
 
 
 __all__ = [
+    "CANCELLED",
     "RESOLUTION",
     "BlockFit",
     "Difference",
@@ -42,7 +43,9 @@ __all__ = [
     "power_one_sided",
     "power_tost",
     "power_two_sided",
+    "signed",
     "slope_difference",
+    "uncancelled",
 ]
 
 NAN = float("nan")
@@ -50,6 +53,10 @@ NAN = float("nan")
 RESOLUTION = 1e-6
 """Relative precision below which values count as equal (residuals as zero): the measures are means of float32
 scores, whose relative precision is about 6e-8."""
+
+CANCELLED = 1e-12
+"""Below this, a printed value is an exact cancellation (:func:`uncancelled`): far below any digit a report shows, far
+above float64 noise on the measures' [0, 1] scale."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +93,21 @@ class Difference:
         if math.isnan(self.difference):
             return "n/a"
         if math.isnan(self.low):
-            return f"{self.difference:+.{digits}f} (too few runs for a CI)"
-        return (
-            f"{self.difference:+.{digits}f} [{self.low:+.{digits}f}, {self.high:+.{digits}f}], p = {self.p_value:.2g}"
-        )
+            return f"{signed(self.difference, digits)} (too few runs for a CI)"
+        low, high = signed(self.low, digits), signed(self.high, digits)
+        return f"{signed(self.difference, digits)} [{low}, {high}], p = {self.p_value:.2g}"
+
+
+def uncancelled(value: float) -> float:
+    """``value``, or ``0.0`` when it is within :data:`CANCELLED` of zero: what is left of a sum that cancels exactly
+    (a slope and its mirror image, two equal means) is float noise whose sign differs between CPUs."""
+    return 0.0 if abs(value) < CANCELLED else value
+
+
+def signed(value: float, digits: int) -> str:
+    """``value`` with its sign and ``digits`` decimals (``+0.0123``); an exact cancellation prints as ``+0.0000``,
+    never ``-0.0000``, while a small value beyond it keeps its sign."""
+    return f"{uncancelled(value):+.{digits}f}"
 
 
 def _t_cdf(t: float, df: float) -> float:

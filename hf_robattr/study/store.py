@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from hf_robattr.results_io import write_json_atomic
 
-from .archive import RunArchive
+from .archive import RunArchive, move_aside
 
 
 __all__ = ["RunStore", "StudyDirectoryError", "write_json"]
@@ -56,12 +55,14 @@ class RunStore:
     ``scale``), raises :class:`StudyDirectoryError` naming ``--output_dir`` and how to recover; a manifest of an
     older format is set aside (with a warning) and written again.
 
-    ``archive``: a :class:`~hf_robattr.study.archive.RunArchive` the store mirrors (see its module): synced both
-    ways when the store opens (:attr:`synced`: how many records were copied in, how many archived), then each
-    saved record archived too.
+    ``archive``: a :class:`~hf_robattr.study.archive.RunArchive` the store mirrors (see its module): synced when
+    the store opens (:attr:`synced`: how many records were copied in, how many archived), then each saved record
+    archived too; ``export=False`` only copies in.
     """
 
-    def __init__(self, directory: str | os.PathLike, scale: str, archive: RunArchive | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike, scale: str, archive: RunArchive | None = None, export: bool = True
+    ) -> None:
         self.directory = Path(directory)
         self.runs = self.directory / "runs"
         self.set_aside_dir = self.runs / "set_aside"
@@ -69,7 +70,8 @@ class RunStore:
         self.scale = scale
         self.archive = archive
         self._open_manifest(scale)
-        self.synced = self._sync_archive()
+        self.export = export
+        self.synced = self._sync_archive(export)
 
     def _open_manifest(self, scale: str) -> None:
         manifest = self.directory / MANIFEST
@@ -93,18 +95,27 @@ class RunStore:
             self.set_aside(manifest, f"a study manifest of format {stored.get('format')!r}, not {FORMAT}")
             write_json(manifest, {"scale": scale, "format": FORMAT})
 
-    def _sync_archive(self) -> tuple[int, int]:
-        """Copy in the archived records of runs the store lacks, then archive every stored record the archive lacks
-        or holds in another version; returns how many records were copied in and how many archived."""
+    def _sync_archive(self, export: bool) -> tuple[int, int]:
+        """Copy in the archived records of runs the store has no usable record of (none, malformed, or an error
+        where the archive has a finished run; the error is set aside), then (``export``) archive every stored
+        record; returns how many records were copied in and how many archived."""
         if self.archive is None:
             return 0, 0
         copied = 0
         for key in self.archive.stored_keys():
-            if not self.path(key).exists() and (record := self.archive.load(key)) is not None:
-                write_json(self.path(key), record)
-                copied += 1
-        archived = sum(self.archive.save(record) is not None for record in self.records())
-        return copied, archived
+            local = self.load(key)  # a malformed file is set aside here
+            if local is not None and local.get("status") != "error":
+                continue
+            archived = self.archive.load(key)
+            if archived is None or (local is not None and archived.get("status") == "error"):
+                continue
+            if local is not None:
+                target = move_aside(self.path(key), self.set_aside_dir)
+                logger.warning("Set aside %s (an error) as %s: the runs archive holds a finished run.", key, target)
+            write_json(self.path(key), archived)
+            copied += 1
+        archived_count = sum(self.archive.save(r) is not None for r in self.records()) if export else 0
+        return copied, archived_count
 
     @staticmethod
     def _read(path: Path) -> Any:
@@ -115,13 +126,7 @@ class RunStore:
 
     def set_aside(self, path: Path, reason: str) -> Path:
         """Move ``path`` into ``runs/set_aside/`` (a unique name, nothing overwritten) with a warning naming it."""
-        self.set_aside_dir.mkdir(parents=True, exist_ok=True)
-        target = self.set_aside_dir / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}"
-        counter = 0
-        while target.exists():
-            counter += 1
-            target = target.with_name(f"{target.name.split('~')[0]}~{counter}")
-        os.replace(path, target)
+        target = move_aside(path, self.set_aside_dir)
         logger.warning("Set aside %s (%s) as %s; its run will be recomputed.", path, reason, target)
         return target
 
@@ -157,8 +162,11 @@ class RunStore:
             if isinstance(old, dict) and old.get("fingerprint") != record.get("fingerprint"):
                 self.set_aside(path, f"made under another protocol ({old.get('fingerprint')})")
         write_json(path, record)
-        if self.archive is not None:
-            self.archive.save(record)
+        if self.archive is not None and self.export:
+            try:
+                self.archive.save(record)
+            except OSError as error:  # the run is stored; the next opening of the store archives it again
+                logger.warning("Could not archive %s in %s: %s", record["key"], self.archive.directory, error)
         return path
 
     def current_records(self, specs: Iterable[Any]) -> list[dict[str, Any]]:

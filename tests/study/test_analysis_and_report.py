@@ -16,6 +16,7 @@ from hf_robattr.study.prepare import StartPoint
 from hf_robattr.study.report_files import render_from_results, write_report
 from hf_robattr.study.report_tables import column_table, number
 from hf_robattr.study.results import load_results
+from hf_robattr.study.stats import Difference
 from hf_robattr.study.sweep import choose_weights
 
 
@@ -175,3 +176,5 @@ def test_an_exact_cancellation_prints_without_a_sign_that_depends_on_the_cpu(val
     """A slope minus its mirror image leaves +-1e-17 whose sign differs between CPUs (it flipped a committed report's
     byte-for-byte re-render on an AMD EPYC); a genuinely negative bound keeps its sign."""
     assert number(value, 4, sign=True) == shown
+    if value is not None and value == value:  # the comparisons table's differences print the same way
+        assert Difference(value, value, value, 1.0, 3, 3).format(4) == f"{shown} [{shown}, {shown}], p = 1"

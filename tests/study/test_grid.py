@@ -185,9 +185,6 @@ def test_strength_is_log2_lr_over_batch():
         pytest.param(lambda: StudyArguments(output_dir="x", arms=["gpt"]), "--arms", id="args-arms"),
         pytest.param(lambda: StudyArguments(output_dir="x", seeds=0), "--seeds", id="args-seeds"),
         pytest.param(lambda: StudyArguments(output_dir="x", executor="slurm"), "--executor", id="args-executor"),
-        pytest.param(
-            lambda: StudyArguments(output_dir="x", runs_archive="x/runs/"), "--runs_archive", id="args-archive-is-runs"
-        ),
         pytest.param(lambda: StudyArguments(output_dir="x", ray_address="auto"), "--ray_address", id="args-ray"),
     ],
 )

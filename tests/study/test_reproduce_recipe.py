@@ -129,7 +129,7 @@ def test_resume_re_render_and_exit_status(recipe, ci_study, tmp_path):
 def test_a_study_continues_on_another_machine_from_its_runs_archive(recipe, ci_study, tmp_path, capsys):
     """Only the archive travels (as a committed folder would): the fresh output folder gets every run, none rerun."""
     directory, outcome = ci_study
-    archive = RunArchive(tmp_path / "archive")
+    archive = RunArchive(tmp_path / "archive", "ci")
     for record in outcome.records:
         archive.save(record)
     fresh = tmp_path / "fresh"
