@@ -34,11 +34,10 @@ def test_a_crash_mid_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     old = {"old": "results"}
     write_results(tmp_path, old)
 
-    def crash_half_way(obj, handle, **kwargs):
-        handle.write('{"new": "res')  # part of the new file is on disk when the process dies
+    def crash_before_it_is_on_disk(descriptor):  # the new file is written, not yet flushed, when the process dies
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(results_io.json, "dump", crash_half_way)
+    monkeypatch.setattr(results_io.os, "fsync", crash_before_it_is_on_disk)
     with pytest.raises(KeyboardInterrupt):
         write_results(tmp_path, {"new": "results"})
     assert strict_load(tmp_path / RESULTS_FILE) == old
