@@ -69,9 +69,9 @@ class RunStore:
         self.runs.mkdir(parents=True, exist_ok=True)
         self.scale = scale
         self.archive = archive
-        self._open_manifest(scale)
         self.export = export
-        self.synced = self._sync_archive(export)
+        self._open_manifest(scale)
+        self.synced = self._sync_archive()
 
     def _open_manifest(self, scale: str) -> None:
         manifest = self.directory / MANIFEST
@@ -95,9 +95,9 @@ class RunStore:
             self.set_aside(manifest, f"a study manifest of format {stored.get('format')!r}, not {FORMAT}")
             write_json(manifest, {"scale": scale, "format": FORMAT})
 
-    def _sync_archive(self, export: bool) -> tuple[int, int]:
+    def _sync_archive(self) -> tuple[int, int]:
         """Copy in the archived records of runs the store has no usable record of (none, malformed, or an error
-        where the archive has a finished run; the error is set aside), then (``export``) archive every stored
+        where the archive has a finished run; the error is set aside), then (:attr:`export`) archive every stored
         record; returns how many records were copied in and how many archived."""
         if self.archive is None:
             return 0, 0
@@ -114,7 +114,7 @@ class RunStore:
                 logger.warning("Set aside %s (an error) as %s: the runs archive holds a finished run.", key, target)
             write_json(self.path(key), archived)
             copied += 1
-        archived_count = sum(self.archive.save(r) is not None for r in self.records()) if export else 0
+        archived_count = sum(self.archive.save(r) is not None for r in self.records()) if self.export else 0
         return copied, archived_count
 
     @staticmethod
