@@ -128,6 +128,22 @@ def mass_center_objective(problem: AttackProblem) -> Objective:
     return lambda maps: -(center_of_mass(prepared.words_only(maps)) - center).norm(dim=1)
 
 
+def examples_region(
+    region: torch.Tensor | None, example_ids: torch.Tensor, clean_maps: torch.Tensor
+) -> torch.Tensor | None:
+    """The targeted attack's region for some examples (``example_ids``: their indices in the whole input): the one
+    map as given, or, with one map per example of the whole input (one more dimension than a map), theirs."""
+    if region is None or region.dim() != clean_maps.dim():
+        return region
+    if len(example_ids) and int(example_ids.max()) >= region.shape[0]:
+        raise ValueError(
+            f"`target_region` holds {region.shape[0]} maps (one per example) but `inputs` has an example at index "
+            f"{int(example_ids.max())}: pass one map of shape {tuple(clean_maps.shape[1:])} for all examples, or one "
+            "per example of the whole input."
+        )
+    return region[example_ids.to(region.device)]
+
+
 def targeted_objective(problem: AttackProblem) -> Objective:
     """Minus the mass on the target region."""
     prepared = problem.prepared

@@ -32,7 +32,7 @@ from hf_robattr.attribution.methods import make_method, resolve_targets
 from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.attribution.smoothing import softplus_smoothing
 
-from .attacks import AttackProblem, get_attack
+from .attacks import AttackProblem, examples_region, get_attack
 from .baselines import baseline_measures, chance_scores, noise_scores
 from .batching import move
 from .config import RobustnessConfig
@@ -172,7 +172,7 @@ class RobustnessScorer:
         wanted = [
             m for m in (self.config.measures or MEASURES) if prepared.kind == IMAGE or m not in IMAGE_ONLY_MEASURES
         ]
-        unperturbable = ~self._perturbable(prepared)
+        unperturbable = ~self.perturbable(prepared)
         per_sample: dict[str, torch.Tensor] = {}
         skipped: dict[str, torch.Tensor] = {}
         maps: dict[str, AttackedMaps] = {}
@@ -190,6 +190,7 @@ class RobustnessScorer:
                 ~unperturbable,
                 keep_maps,
                 chance_streams,
+                ids,
             )
             per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
             skipped[name] = method_skipped.cpu()
@@ -213,7 +214,7 @@ class RobustnessScorer:
                 "ViT processor), or None for each image's own min/max."
             )
 
-    def _perturbable(self, prepared: PreparedInputs) -> torch.Tensor:
+    def perturbable(self, prepared: PreparedInputs) -> torch.Tensor:
         """``[B]``: whether each example has room to move (a non-empty ball inside its valid range; text: a word)."""
         if prepared.kind != IMAGE:
             return prepared.word_mask.bool().any(dim=1)
@@ -232,6 +233,7 @@ class RobustnessScorer:
         perturbable: torch.Tensor,
         keep_maps: bool,
         chance_streams: ExampleStreams,
+        example_ids: torch.Tensor,
     ) -> tuple[dict[str, torch.Tensor], AttackedMaps | None, torch.Tensor]:
         """Per-example values of ``measures`` for one method (NaN where an example is left out), its maps (with
         ``keep_maps``), and which examples were skipped. Only the examples that can be perturbed and have a non-zero
@@ -261,6 +263,7 @@ class RobustnessScorer:
                 clean_maps[rows],
                 measures,
                 chance_streams.select(rows),
+                example_ids[rows.to(example_ids.device)],
             )
             for measure, values in part_scores.items():
                 scores[measure] = values.new_full((batch,), torch.nan)
@@ -345,14 +348,17 @@ class RobustnessScorer:
         clean_maps: torch.Tensor,
         measures: Sequence[str],
         chance_streams: ExampleStreams,
+        example_ids: torch.Tensor,
     ) -> tuple[dict[str, torch.Tensor], Any]:
-        """The measures on examples that can be scored: attack + similarity, then the sampled sensitivity family."""
+        """The measures on examples that can be scored (``example_ids``: their indices in the whole input): attack +
+        similarity, then the sampled sensitivity family and the baselines."""
         model, config = self.model, self.config
         scores: dict[str, torch.Tensor] = {}
         wanted = set(measures)
         result = None
         if wanted & {*SIMILARITY_MEASURES, *ATTACK_MEASURES}:
-            problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, self.target_region)
+            region = examples_region(self.target_region, example_ids, clean_maps)
+            problem = AttackProblem(model, method, prepared, targets, labels, clean_maps, config, region)
             result = get_attack(config.attack)()(problem)
             result = dataclasses.replace(result, maps=prepared.words_only(result.maps))
             nan = clean_maps.new_full((prepared.batch_size,), torch.nan)
@@ -368,7 +374,8 @@ class RobustnessScorer:
                 scores["prediction_change_rate"] = result.label_changed.to(nan.dtype)
         sensitivity_names = tuple(name for name in SENSITIVITY_MEASURES if name in wanted)
         similarity_names = [name for name in SIMILARITY_MEASURES if name in wanted]
-        if sensitivity_names or similarity_names:
+        # attack_sensitivity alone still needs the draws: its noise baseline is the worst of them.
+        if sensitivity_names or similarity_names or "attack_sensitivity" in wanted:
             x = prepared.features
             radius = ball_radius(prepared, config.epsilon, config.norm)
             offsets = sample_ball(prepared, radius, config.norm, config.num_samples)

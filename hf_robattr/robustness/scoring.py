@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from hf_robattr.attribution.argument_checks import check_targets
-from hf_robattr.attribution.inputs import model_modality
+from hf_robattr.attribution.inputs import IMAGE, model_modality
 
 from .batch_scoring import RobustnessScorer
 from .batching import count_batches, iter_batches, num_examples
@@ -102,6 +102,7 @@ def evaluate_attribution_robustness(
         raise ValueError("`inputs` holds no examples.")
     if target_tensor is not None and target_tensor.dim() == 1 and total is not None and len(target_tensor) != total:
         raise ValueError(f"`targets` has {len(target_tensor)} entries but `inputs` has {total} examples.")
+    _check_region_count(target_region, total, model_modality(model))
     calibration = None
     if config.epsilon == AUTO:
         if iter(inputs) is inputs:
@@ -109,7 +110,7 @@ def evaluate_attribution_robustness(
                 "epsilon='auto' reads the first examples twice (to calibrate, then to score): pass a tensor, a "
                 "mapping, a datasets.Dataset or a list of batches, not a one-shot iterator."
             )
-        calibration = calibrate_epsilon(model, inputs, config, device=device)
+        calibration = calibrate_epsilon(model, inputs, config, device=device, targets=target_tensor)
         config = config.replace(epsilon=calibration.value)
         if progress:
             tqdm.write(f"attribution robustness: epsilon='auto' chose {calibration.value:.4g} ({calibration.rule}).")
@@ -196,6 +197,17 @@ def _check_target_region(region: Any, config: RobustnessConfig) -> None:
         raise TypeError(f"`target_region` must be a boolean tensor (a map); got {type(region).__name__}.")
     if not region.bool().any():
         raise ValueError("`target_region` selects no feature; mark at least one as True.")
+
+
+def _check_region_count(region: torch.Tensor | None, total: int | None, modality: str) -> None:
+    """One map per example (one more dimension than a map: an image map is [H, W], a text map [T]) must number the
+    examples."""
+    per_example = region is not None and region.dim() == (2 if modality == IMAGE else 1) + 1
+    if per_example and total is not None and len(region) != total:
+        raise ValueError(
+            f"`target_region` holds {len(region)} maps (one per example) but `inputs` has {total} examples; pass "
+            "one map for all examples or one per example."
+        )
 
 
 def _targets_for(targets: torch.Tensor | None, ids: torch.Tensor) -> torch.Tensor | None:
