@@ -35,7 +35,8 @@ def _select(batch: torch.Tensor | Mapping[str, Any], rows: torch.Tensor) -> torc
     return {key: value[rows] for key, value in batch.items()}
 
 
-def _slice(batch: torch.Tensor | Mapping[str, Any], start: int, stop: int) -> torch.Tensor | dict[str, Any]:
+def slice_batch(batch: torch.Tensor | Mapping[str, Any], start: int, stop: int) -> torch.Tensor | dict[str, Any]:
+    """Rows ``start:stop`` of a pixel tensor or of every column of a tokenized mapping."""
     if isinstance(batch, torch.Tensor):
         return batch[start:stop]
     return {key: value[start:stop] for key, value in batch.items()}
@@ -134,7 +135,7 @@ def iter_batches(
         if world_size > 1:
             batch, ids = _select(batch, mine), ids[mine]
         for start in range(0, len(ids), batch_size):
-            yield _slice(batch, start, start + batch_size), ids[start : start + batch_size]
+            yield slice_batch(batch, start, start + batch_size), ids[start : start + batch_size]
 
 
 def move(batch: torch.Tensor | Mapping[str, Any], device: torch.device) -> torch.Tensor | dict[str, Any]:

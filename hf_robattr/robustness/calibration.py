@@ -34,7 +34,7 @@ from hf_robattr.attribution.inputs import IMAGE, PreparedInputs, prepare_inputs
 from hf_robattr.attribution.random_streams import ExampleStreams
 
 from .batch_scoring import RobustnessScorer
-from .batching import iter_batches, move
+from .batching import iter_batches, move, slice_batch
 from .config import RobustnessConfig
 from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .perturbed_maps import perturbed_explanations
@@ -80,30 +80,83 @@ RULE = (
 )
 
 
-def _first_examples(inputs: Any, count: int) -> Any | None:
-    """The first batch of at most ``count`` examples (``None`` for no example)."""
-    for batch, _ in iter_batches(inputs, count):
+def _padded_cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Rows of several batches in one; token columns of different lengths right-padded with 0 (as
+    :func:`~.batching.iter_batches` pads unpadded columns)."""
+    if parts[0].dim() >= 2 and len({part.shape[1] for part in parts}) > 1:
+        longest = max(part.shape[1] for part in parts)
+        parts = [
+            torch.nn.functional.pad(part, (0, 0) * (part.dim() - 2) + (0, longest - part.shape[1])) for part in parts
+        ]
+    return torch.cat(parts)
+
+
+def _first_examples(inputs: Any, count: int) -> tuple[Any, torch.Tensor] | None:
+    """The first ``count`` examples, across batches when ``inputs`` is a list of smaller ones, and their indices in
+    ``inputs`` (``None`` for no example)."""
+    batches, ids, seen = [], [], 0
+    for batch, batch_ids in iter_batches(inputs, count):
+        batches.append(slice_batch(batch, 0, count - seen))
+        ids.append(batch_ids[: count - seen])
+        seen += len(ids[-1])
+        if seen >= count:
+            break
+    if not batches:
+        return None
+    if isinstance(batches[0], torch.Tensor):
+        return _padded_cat(batches), torch.cat(ids)
+    if len(batches) > 1:  # padding added to join batches must be masked out
+        batches = [_with_attention_mask(batch) for batch in batches]
+    if len({frozenset(batch) for batch in batches}) > 1:
+        raise ValueError(
+            f"the batches of `inputs` must have the same keys; got {sorted({tuple(sorted(b)) for b in batches})}."
+        )
+    return {key: _padded_cat([batch[key] for batch in batches]) for key in batches[0]}, torch.cat(ids)
+
+
+def _with_attention_mask(batch: dict[str, Any]) -> dict[str, Any]:
+    """A tokenized batch with its attention mask (all ones, as the model assumes, when it has none)."""
+    tokens = batch.get("input_ids", batch.get("inputs_embeds"))
+    if "attention_mask" in batch or tokens is None:
         return batch
-    return None
+    return {**batch, "attention_mask": torch.ones(tokens.shape[:2], dtype=torch.long, device=tokens.device)}
 
 
 def _median_change(
-    scorer: RobustnessScorer, method_name: str, prepared: PreparedInputs, unit: torch.Tensor, radius: float
+    scorer: RobustnessScorer,
+    method_name: str,
+    prepared: PreparedInputs,
+    targets: torch.Tensor | None,
+    unit: torch.Tensor,
+    radius: float,
 ) -> float:
-    """Median over examples of the mean relative map change at ``radius`` (``unit``: draws at radius 1); examples
-    whose every draw flips the label count as moved without bound."""
+    """Median over examples of the mean relative map change at ``radius`` (``unit``: draws at radius 1) of the maps
+    of ``targets`` (default: the predictions); examples whose every draw flips the label count as moved without
+    bound, examples whose clean map is all zeros (nothing to move) are left out."""
     method = scorer.methods[method_name]
     with torch.no_grad():
-        clean = method.explain(scorer.model, prepared, None)
+        clean = method.explain(scorer.model, prepared, targets)
     labels, clean_maps = clean.logits.argmax(dim=1), prepared.words_only(clean.maps)
     x = prepared.features.detach().unsqueeze(1)
     offsets = range_projector(prepared, scorer.config.input_range)(x + radius * unit) - x
-    maps, logits = perturbed_explanations(scorer.model, method, prepared, labels, offsets, scorer.config.batch_size)
+    explained = labels if targets is None else targets
+    maps, logits = perturbed_explanations(scorer.model, method, prepared, explained, offsets, scorer.config.batch_size)
     ratio = sensitivity_ratio(clean_maps, prepared.words_only(maps))
     valid = logits.argmax(dim=2) == labels.unsqueeze(1)
     total = torch.where(valid, ratio, torch.zeros_like(ratio)).sum(dim=1)
     mean = torch.where(valid.any(dim=1), total / valid.sum(dim=1).clamp_min(1), torch.full_like(total, math.inf))
-    return float(mean.double().median())
+    nonzero = clean_maps.flatten(1).abs().amax(dim=1) > 0
+    return float(mean[nonzero].double().median()) if nonzero.any() else 0.0
+
+
+def _targets_of(targets: torch.Tensor | None, ids: torch.Tensor, device: torch.device) -> torch.Tensor | None:
+    """The classes to explain for the examples ``ids`` (``targets``: ``[N]`` or one for all; ``None``: predictions)."""
+    if targets is None:
+        return None
+    targets = torch.as_tensor(targets)
+    if targets.dim() == 1 and len(ids) and int(ids.max()) >= len(targets):
+        raise ValueError(f"`targets` has {len(targets)} entries, fewer than the examples in `inputs`.")
+    return (targets.expand(len(ids)) if targets.dim() == 0 else targets[ids]).to(device)
 
 
 def _upper_radius(prepared: PreparedInputs, config: RobustnessConfig) -> float:
@@ -128,33 +181,48 @@ def calibrate_epsilon(
     methods: Sequence[str] | None = None,
     target: float = NOISE_TARGET,
     device: torch.device | str | None = None,
+    targets: torch.Tensor | None = None,
 ) -> EpsilonCalibration:
     """The radius of ``epsilon="auto"`` for ``model`` on ``inputs`` under ``config`` (its norm, methods, input range,
     seed and batch size; its ``epsilon`` is ignored); see the module docstring for the rule.
+
+    The first :data:`CALIBRATION_EXAMPLES` examples are read across batches; those that scoring would leave out (an
+    image that cannot be perturbed, a text without a word token, a clean map of zeros) are left out here too.
+    ``targets`` (``[N]`` class indices or one for all; default: the predictions) are the classes explained, as in
+    :func:`~.scoring.evaluate_attribution_robustness`.
 
     A method whose maps noise as large as the inputs' range cannot move by ``target`` is left out of the choice
     (with a warning; its measures will read as saturated at the ceiling).
 
     Raises:
         ValueError: if no method's maps move by ``target`` (maps that do not depend on the input, e.g. saliency of a
-            linear model): pass a fixed ``epsilon`` instead.
+            linear model): pass a fixed ``epsilon`` instead; or if none of the first examples can be perturbed.
     """
     if not 0 < target < 1:
         raise ValueError(f"`target` must be a fraction of the map's norm in (0, 1); got {target!r}.")
     config = config.replace(epsilon=1.0)
     names = tuple(methods or config.methods)
-    batch = _first_examples(inputs, CALIBRATION_EXAMPLES)
-    if batch is None:
+    first = _first_examples(inputs, CALIBRATION_EXAMPLES)
+    if first is None:
         raise ValueError("`inputs` holds no examples to calibrate epsilon on.")
+    batch, ids = first
     per_method, moved, stuck = {}, {}, {}
     with RobustnessScorer(model, config, device=device) as scorer:
         prepared = scored_inputs(prepare_inputs(scorer.model, move(batch, scorer.device)), config.special_tokens)
-        streams = ExampleStreams.keyed(config.seed, torch.arange(prepared.batch_size), "epsilon/auto")
+        rows = scorer.perturbable(prepared).nonzero().squeeze(1)
+        if len(rows) == 0:
+            raise ValueError(
+                f"epsilon='auto': none of the first {len(ids)} examples can be perturbed (constant images under the "
+                "per-image input range, or texts without a word token); pass other inputs or a fixed `epsilon`."
+            )
+        prepared, ids = prepared.select(rows), ids[rows.cpu()]
+        chosen = _targets_of(targets, ids, prepared.features.device)
+        streams = ExampleStreams.keyed(config.seed, ids, "epsilon/auto")
         radius = ball_radius(prepared, 1.0, config.norm)
         unit = sample_ball(prepared.with_streams(streams), radius, config.norm, CALIBRATION_DRAWS)
         high = _upper_radius(prepared, config)
         for name in names:
-            change = lambda radius, name=name: _median_change(scorer, name, prepared, unit, radius)  # noqa: E731
+            change = lambda radius, name=name: _median_change(scorer, name, prepared, chosen, unit, radius)  # noqa: E731
             if change(high) < target:
                 stuck[name] = high
                 continue

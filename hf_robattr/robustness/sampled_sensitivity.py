@@ -66,7 +66,7 @@ def sensitivity_family(
         )
     config = config.resolved(model_modality(model))
     if config.epsilon == "auto" and perturbations is None:
-        config = config.replace(epsilon=calibrate_epsilon(model, inputs, config).value)
+        config = config.replace(epsilon=calibrate_epsilon(model, inputs, config, targets=targets).value)
     runner = make_method(name, **config.method_kwargs.get(name, {}))
     with frozen_eval(model):
         prepared = scored_inputs(prepare_inputs(model, inputs), config.special_tokens)

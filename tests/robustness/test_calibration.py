@@ -60,6 +60,66 @@ def test_auto_is_resolved_and_recorded_in_the_result(vit, images):
     assert "epsilon_calibration" not in fixed
 
 
+class TwoQuadratics(Quadratic):
+    """Class 0 as in :class:`Quadratic` (always predicted), class 1 ``sum_i c_i x_i + e x_i^2``: explaining class 1
+    moves its map by exactly ``2 e ||d||``."""
+
+    def __init__(self, features: int, b: float, e: float):
+        super().__init__(features, b)
+        self.c = nn.Parameter(torch.randn(features, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+        self.e = e
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        second = flat @ self.c + self.e * (flat**2).sum(dim=1)
+        return torch.stack([super().forward(x)[:, 0], second], dim=1)
+
+
+def test_the_radius_is_that_of_the_classes_explained():
+    features, b, e = 64, 0.5, 4.0
+    model = TwoQuadratics(features, b, e)
+    config = RobustnessConfig(input_range=(-10.0, 10.0))
+    predicted = calibrate_epsilon(model, _images(), config).value
+    assert predicted == pytest.approx(
+        NOISE_TARGET * model.a.norm().item() / (2 * b * math.sqrt(features / 3)), rel=0.05
+    )
+    for targets in (torch.ones(16, dtype=torch.long), torch.tensor(1)):
+        explained = calibrate_epsilon(model, _images(), config, targets=targets).value
+        assert explained == pytest.approx(
+            NOISE_TARGET * model.c.norm().item() / (2 * e * math.sqrt(features / 3)), rel=0.05
+        )
+    with pytest.raises(ValueError, match="`targets` has 3 entries"):
+        calibrate_epsilon(model, [_images(2), _images(2)], config, targets=torch.ones(3, dtype=torch.long))
+
+
+def test_examples_that_scoring_leaves_out_are_left_out_of_the_calibration(vit, images):
+    config = RobustnessConfig(seed=2)
+    plain = calibrate_epsilon(vit, images, config)
+    constant = torch.full((2, *images.shape[1:]), 0.5)
+    padded = calibrate_epsilon(vit, torch.cat([images, constant]), config)
+    assert (padded.value, padded.examples) == (plain.value, plain.examples) == (plain.value, len(images))
+    with pytest.raises(ValueError, match="none of the first 2 examples can be perturbed"):
+        calibrate_epsilon(vit, constant, config)
+
+
+def test_a_list_of_small_batches_is_read_across_batches(vit, images):
+    config = RobustnessConfig(seed=2)
+    whole = calibrate_epsilon(vit, images, config)
+    split = calibrate_epsilon(vit, [images[:1], images[1:4], images[4:]], config)
+    assert (split.value, split.examples) == (whole.value, whole.examples)
+
+
+def test_unpadded_token_batches_of_different_lengths_calibrate_like_one_padded_batch(bert, text_batch):
+    rows = [ids[mask.bool()].tolist() for ids, mask in zip(text_batch["input_ids"], text_batch["attention_mask"])]
+    batches = [{"input_ids": rows[:1]}, {"input_ids": rows[1:]}]  # padded to 7, then to 7 again, per batch
+    batches[0]["input_ids"][0] = batches[0]["input_ids"][0][:4]  # a first batch shorter than the second
+    whole = {"input_ids": [batches[0]["input_ids"][0], *rows[1:]]}
+    config = RobustnessConfig(seed=1)
+    split, together = calibrate_epsilon(bert, batches, config), calibrate_epsilon(bert, whole, config)
+    assert split.examples == together.examples == 4
+    assert split.value == pytest.approx(together.value, rel=0.01)  # padding changes float sums, not the rule
+
+
 def test_maps_that_noise_cannot_move_are_refused(linear_model, images):
     with pytest.raises(ValueError, match=r"epsilon='auto'.*fixed `epsilon`"):
         calibrate_epsilon(linear_model, images, RobustnessConfig())

@@ -154,3 +154,18 @@ def test_healthy_scores_carry_baselines_and_no_flag(vit):
     assert chance == pytest.approx(0.1, abs=0.05)  # k = 10% of the features: a shuffled top-k keeps about 10%
     assert result["saliency/topk_intersection"] > chance
     assert "saliency/max_sensitivity" not in result["saturated"]
+
+
+def test_attack_sensitivity_alone_keeps_its_baselines_and_its_noise_flag():
+    """Its noise baseline is the worst uniform draw, so the draws are made even when no sampled measure is asked
+    for: the baselines equal those of a run that also asks for max_sensitivity, and the saliency of a linear model
+    (an attack cannot do better than noise) is still flagged."""
+    torch.manual_seed(0)
+    linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3))
+    images = torch.rand(8, 3, 4, 4, generator=torch.Generator().manual_seed(4))
+    alone, _ = _score(linear, images, epsilon=0.1, measures=("attack_sensitivity",))
+    beside, _ = _score(linear, images, epsilon=0.1, measures=("attack_sensitivity", "max_sensitivity"))
+    baselines = alone["baselines"]["saliency/attack_sensitivity"]
+    assert all(math.isfinite(value) for value in baselines.values()), baselines
+    assert baselines == pytest.approx(beside["baselines"]["saliency/attack_sensitivity"])
+    assert alone["saturated"].keys() == {"saliency/attack_sensitivity"}
