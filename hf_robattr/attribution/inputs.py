@@ -11,7 +11,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from .input_checks import (
+    check_batch,
+    check_finite,
+    check_image_batch,
+    check_modality,
+    check_pixels,
+    check_token_ids,
+    check_token_shapes,
+)
 from .random_streams import ExampleStreams
+from .special_tokens import (  # noqa: F401  (re-exported: their home was here)
+    SPECIAL_TOKEN_ID_FIELDS,
+    SPECIAL_TOKENS_MASK,
+    padding_ids,
+    special_token_ids,
+    special_tokens,
+)
 
 
 IMAGE = "image"
@@ -19,13 +35,6 @@ TEXT = "text"
 
 # Keys of a tokenized batch that are passed through to the model unchanged (all others are dropped).
 _TEXT_PASSTHROUGH = ("attention_mask", "token_type_ids", "position_ids")
-
-# The batch key of a tokenizer's special-tokens mask (``tokenizer(..., return_special_tokens_mask=True)``): 1 for a
-# special token. Read to build the word mask, never passed to the model.
-SPECIAL_TOKENS_MASK = "special_tokens_mask"
-
-# Model-config fields that name a special token's id, where set.
-SPECIAL_TOKEN_ID_FIELDS = ("cls_token_id", "sep_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,9 @@ class PreparedInputs:
     Text has two ``[B, T]`` masks (``None`` for images): ``token_mask``, 1 for the real tokens (what the model attends
     to; 0 at padding), and ``word_mask``, 1 for the real tokens that are not special tokens ([CLS], [SEP], <s>, </s>,
     ...): the tokens that robustness scores rank and perturb (see :func:`prepare_inputs` for where it comes from). A
-    text built without a ``word_mask`` counts every real token as a word.
+    text built without a ``word_mask`` counts every real token as a word. ``special_tokens_named`` is false for a text
+    given as ``input_ids`` whose special tokens nothing names (no ``special_tokens_mask``, and neither the model config
+    nor a tokenizer saved with the model names a [CLS], [SEP], <s> or </s> id): its word mask may hold them.
     """
 
     features: torch.Tensor
@@ -52,6 +63,7 @@ class PreparedInputs:
     positional: bool = False
     streams: ExampleStreams | None = None
     word_mask: torch.Tensor | None = None
+    special_tokens_named: bool = True
 
     def __post_init__(self) -> None:
         if self.word_mask is None and self.token_mask is not None:
@@ -143,11 +155,6 @@ def unwrap_model(model: nn.Module) -> nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def _check_finite(name: str, value: torch.Tensor) -> None:
-    if value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"`{name}` contains NaN or infinite values; expected finite numbers.")
-
-
 def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -> PreparedInputs:
     """Turn a pixel tensor or a tokenized batch into :class:`PreparedInputs` for ``model``.
 
@@ -161,16 +168,20 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     The word mask (real tokens that are not special tokens) comes from, in this order: the batch's
     ``special_tokens_mask`` (``tokenizer(..., return_special_tokens_mask=True)``; 1 = special); else the ids in
     ``input_ids`` that the model config names (``cls_token_id``, ``sep_token_id``, ``bos_token_id``, ``eos_token_id``,
-    ``pad_token_id``, where set; BERT-style configs name only ``pad_token_id``, so pass the mask for them); else, for
-    ``inputs_embeds`` alone, every real token is a word.
+    ``pad_token_id``, where set), or, where it names none but padding (BERT-style configs), the special ids of the
+    tokenizer saved with the model (``config.name_or_path``, read from local files only); else, for ``inputs_embeds``
+    alone, every real token is a word.
 
     Raises ``ValueError`` with the argument's name for NaN values, empty batches, mismatched batch sizes, a
     ``special_tokens_mask`` of the wrong shape or unknown layouts.
     """
+    modality = model_modality(model) if is_hf_model(model) else None  # plain modules: any layout
     if isinstance(inputs, torch.Tensor):
-        _check_batch(inputs, "inputs")
-        _check_image_batch(model, inputs, "inputs")
-        _check_finite("inputs", inputs)
+        check_modality(model, modality, IMAGE, "inputs")
+        check_batch(inputs, "inputs")
+        check_image_batch(model, inputs, "inputs")
+        check_pixels(inputs, "inputs")
+        check_finite("inputs", inputs)
         return PreparedInputs(inputs, IMAGE, "pixel_values", positional=not is_hf_model(model))
     if not isinstance(inputs, Mapping):
         raise TypeError(
@@ -183,26 +194,33 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
         raise ValueError(f"`inputs` has mismatched batch sizes: {sizes}; every tensor needs the same first dimension.")
     if "pixel_values" in tensors:
         pixels = tensors["pixel_values"]
-        _check_batch(pixels, "inputs['pixel_values']")
-        _check_image_batch(model, pixels, "inputs['pixel_values']")
-        _check_finite("inputs['pixel_values']", pixels)
+        check_modality(model, modality, IMAGE, "inputs")
+        check_batch(pixels, "inputs['pixel_values']")
+        check_image_batch(model, pixels, "inputs['pixel_values']")
+        check_pixels(pixels, "inputs['pixel_values']")
+        check_finite("inputs['pixel_values']", pixels)
         extra = {key: value for key, value in tensors.items() if key != "pixel_values"}
         positional = not extra and not is_hf_model(model)
         return PreparedInputs(pixels, IMAGE, "pixel_values", extra=extra, positional=positional)
     if "inputs_embeds" in tensors and "input_ids" in tensors:
         raise ValueError("`inputs` holds both `input_ids` and `inputs_embeds`; pass one of them.")
+    if "inputs_embeds" in tensors or "input_ids" in tensors:
+        check_modality(model, modality, TEXT, "inputs")
     if "inputs_embeds" in tensors:
         embeds = tensors["inputs_embeds"]
     elif "input_ids" in tensors:
         if not hasattr(model, "get_input_embeddings"):
             raise TypeError("`model` must provide `get_input_embeddings()` to attribute text given as `input_ids`.")
-        embeds = model.get_input_embeddings()(tensors["input_ids"])
+        table = model.get_input_embeddings()
+        check_token_ids(tensors["input_ids"], getattr(table, "num_embeddings", None))
+        embeds = table(tensors["input_ids"])
     else:
         raise ValueError(
             f"`inputs` must contain `pixel_values`, `input_ids` or `inputs_embeds`; got keys {sorted(tensors)}."
         )
-    _check_batch(embeds, "inputs['input_ids']")
-    _check_finite("inputs['inputs_embeds']", embeds)
+    check_batch(embeds, "inputs['input_ids']")
+    check_token_shapes(tensors, embeds.shape[:2], ("attention_mask", "token_type_ids"))
+    check_finite("inputs['inputs_embeds']", embeds)
     accepted = _forward_keys(model)
     extra = {
         key: tensors[key] for key in _TEXT_PASSTHROUGH if key in tensors and (accepted is None or key in accepted)
@@ -213,40 +231,22 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
             extra["position_ids"] = positions
     mask = extra.get("attention_mask", tensors.get("attention_mask"))
     token_mask = (mask if mask is not None else torch.ones(embeds.shape[:2], device=embeds.device)).to(embeds.dtype)
-    special = _special_tokens(model, tensors, token_mask.shape).to(token_mask.device)
+    special = special_tokens(model, tensors, token_mask.shape).to(token_mask.device)
     word_mask = token_mask * (~special).to(token_mask.dtype)
-    return PreparedInputs(
-        embeds.detach(), TEXT, "inputs_embeds", extra=extra, token_mask=token_mask, word_mask=word_mask
+    named = (
+        SPECIAL_TOKENS_MASK in tensors
+        or "input_ids" not in tensors
+        or bool(set(special_token_ids(model)) - padding_ids(model))
     )
-
-
-def special_token_ids(model: nn.Module) -> list[int]:
-    """The special token ids that ``model.config`` names (:data:`SPECIAL_TOKEN_ID_FIELDS`, where set), sorted."""
-    config = getattr(model, "config", None)
-    ids: set[int] = set()
-    for name in SPECIAL_TOKEN_ID_FIELDS:
-        value = getattr(config, name, None)
-        for item in value if isinstance(value, list | tuple) else (value,):
-            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
-                ids.add(item)
-    return sorted(ids)
-
-
-def _special_tokens(model: nn.Module, tensors: Mapping[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
-    """``[B, T]`` boolean: which tokens are special (see :func:`prepare_inputs` for the sources)."""
-    given = tensors.get(SPECIAL_TOKENS_MASK)
-    if given is not None:
-        if given.shape != shape:
-            raise ValueError(
-                f"`inputs['{SPECIAL_TOKENS_MASK}']` must have the tokens' shape {list(shape)} (1 for a special "
-                f"token); got {list(given.shape)}."
-            )
-        return given.bool()
-    ids = tensors.get("input_ids")
-    if ids is None:
-        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device)
-    special = torch.tensor(special_token_ids(model), dtype=ids.dtype, device=ids.device)
-    return torch.isin(ids, special)
+    return PreparedInputs(
+        embeds.detach(),
+        TEXT,
+        "inputs_embeds",
+        extra=extra,
+        token_mask=token_mask,
+        word_mask=word_mask,
+        special_tokens_named=named,
+    )
 
 
 def _forward_keys(model: nn.Module) -> set[str] | None:
@@ -267,24 +267,6 @@ def _padding_aware_positions(model: nn.Module, input_ids: torch.Tensor) -> torch
         if callable(make) and isinstance(padding_idx, int):
             return make(input_ids, padding_idx)
     return None
-
-
-def _check_image_batch(model: nn.Module, pixels: torch.Tensor, name: str) -> None:
-    """A transformers image model takes ``[batch, channels, height, width]``: name a single image or a list of them."""
-    channels = getattr(getattr(model, "config", None), "num_channels", None)
-    if channels is not None and pixels.dim() != 4:
-        raise ValueError(
-            f"`{name}` must be pixel values [batch, channels, height, width] for {type(model).__name__}; got shape "
-            f"{tuple(pixels.shape)}. One image: add a batch dimension (image.unsqueeze(0)); a list of images: stack "
-            "them (torch.stack(images)); a list of batches: each one [batch, channels, height, width]."
-        )
-
-
-def _check_batch(value: torch.Tensor, name: str) -> None:
-    if value.dim() < 2 or value.shape[0] == 0:
-        raise ValueError(
-            f"`{name}` must be a non-empty batch with a leading batch dimension; got shape {tuple(value.shape)}."
-        )
 
 
 def logits_from_output(output: Any) -> torch.Tensor:

@@ -10,6 +10,7 @@ L-inf. Only the word tokens move (``PreparedInputs.word_mask``): padding never d
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -19,10 +20,29 @@ from hf_robattr.attribution.inputs import TEXT, PreparedInputs
 
 NORMS = ("linf", "l2")
 
+
 # The `special_tokens` setting: which tokens of a text are ranked, perturbed and measured.
 # "exclude": the word tokens only (real tokens that are not special tokens); "include": every real token.
+class SpecialTokensWarning(UserWarning):
+    """``special_tokens="exclude"`` on texts whose special tokens nothing names: they may be scored as words."""
+
+
+def _words_only(prepared: PreparedInputs) -> PreparedInputs:
+    if not prepared.special_tokens_named:
+        warnings.warn(
+            "special_tokens='exclude', but nothing names this text's special tokens: no `special_tokens_mask` in "
+            "the inputs, and neither the model config nor a tokenizer saved with the model names a [CLS]/[SEP]/<s>/"
+            "</s> id, so they are scored as words. Tokenize with `return_special_tokens_mask=True`, pass "
+            "`tokenizer=` to the metric, or set the ids on the config (e.g. model.config.cls_token_id = "
+            "tokenizer.cls_token_id; likewise sep_token_id).",
+            SpecialTokensWarning,
+            stacklevel=2,
+        )
+    return prepared
+
+
 SPECIAL_TOKEN_MODES: dict[str, Callable[[PreparedInputs], PreparedInputs]] = {
-    "exclude": lambda prepared: prepared,
+    "exclude": _words_only,
     "include": PreparedInputs.including_special_tokens,
 }
 
