@@ -64,7 +64,9 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
         **options: the core's options (``methods``, ``attack``, ``epsilon``, ...) and the encoding options.
 
     Returns:
-        The core's flat dict: ``"{method}/{measure}"`` floats plus ``"num_samples"``.
+        The core's dict: ``"{method}/{measure}"`` floats, ``"num_samples"``, ``"num_skipped"``, and the nested
+        ``"saturated"``, ``"baselines"`` (and ``"epsilon_calibration"`` with ``epsilon="auto"``). An option passed as
+        ``None`` takes the core's default (the evaluate signature shows every option with a ``None`` default).
     """
     if model is None:
         raise ValueError("`model` is required: pass the classifier to score, e.g. `compute(model=model, inputs=...)`.")
@@ -92,4 +94,6 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
 
     core = _scoring_core()
     _check_options(core, options)
+    defaults = {name: p.default for name, p in inspect.signature(core).parameters.items()}
+    options = {k: v for k, v in options.items() if v is not None or defaults.get(k) is None}
     return core(unwrap_model(model), inputs, **options)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..attribution.argument_checks import is_integer, is_real
 from ..data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, resolve_column
 
 
@@ -69,5 +70,16 @@ def dataset_to_inputs(
     targets = None
     if label_column is not None:
         _column(dataset, label_column, (), "label_column", "label")
-        targets = torch.as_tensor(dataset[label_column], dtype=torch.long)
+        targets = _class_indices(list(dataset[label_column]), label_column)
     return inputs, targets
+
+
+def _class_indices(values: list[Any], column: str) -> torch.Tensor:
+    """The label column as class indices; names or fractional values are refused (they are not classes)."""
+    for value in values:
+        if not (is_integer(value) or (is_real(value) and float(value).is_integer())):
+            raise ValueError(
+                f"`label_column` {column!r} must hold class indices (integers); got {value!r}. Encode names as "
+                "classes first (`dataset.class_encode_column(...)`, or map them with `model.config.label2id`)."
+            )
+    return torch.as_tensor([int(value) for value in values], dtype=torch.long)

@@ -18,6 +18,7 @@ from torch import nn
 from hf_robattr.attribution.argument_checks import check_targets
 from hf_robattr.attribution.attention import ATTENTION_METHODS, attention_weights_enabled
 from hf_robattr.attribution.base import AttributionMethod
+from hf_robattr.attribution.input_checks import check_class_logits
 from hf_robattr.attribution.inputs import (
     IMAGE,
     PreparedInputs,
@@ -167,6 +168,7 @@ class RobustnessScorer:
             check_measures_for_text(self.config.measures)
         with torch.no_grad():
             logits = forward_logits(self.model, prepared)
+        check_class_logits(logits)
         labels = logits.argmax(dim=1)
         targets = resolve_targets(None if targets is None else check_targets(targets), logits, len(ids), labels.device)
         wanted = [

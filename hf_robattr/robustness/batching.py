@@ -77,7 +77,10 @@ def count_batches(inputs: Any, batch_size: int, *, rank: int = 0, world_size: in
 
 
 def num_examples(inputs: Any) -> int | None:
-    """The number of examples in a tensor, mapping or dataset (``None`` for an iterable of batches)."""
+    """The number of examples in a tensor, mapping or dataset (``None`` for an iterable of batches or a streaming
+    ``datasets.IterableDataset``)."""
+    if _is_streaming_dataset(inputs):
+        return None
     if hasattr(inputs, "column_names"):
         return len(inputs)
     if isinstance(inputs, torch.Tensor | Mapping):
@@ -92,13 +95,15 @@ def iter_batches(
     ``inputs``.
 
     ``inputs`` is a pixel tensor, a tokenized mapping (``input_ids``, ``attention_mask``, ...), a
-    ``datasets.Dataset`` with model-input columns, or an iterable of tensors / mappings (each re-split to
-    ``batch_size``). Unpadded token columns are right-padded with 0 per batch, and an attention mask is made for them
+    ``datasets.Dataset`` (or a streaming ``datasets.IterableDataset``) with model-input columns, or an iterable of
+    tensors / mappings (each re-split to ``batch_size``). Unpadded token columns are right-padded with 0 per batch, and an attention mask is made for them
     if there is none. With ``world_size > 1`` only this ``rank``'s shard is yielded: the examples whose index is
     ``rank`` modulo ``world_size`` (an iterable is read whole on every rank and filtered).
     """
     if isinstance(inputs, torch.Tensor | Mapping):
         batches: Iterable[Any] = [inputs]
+    elif _is_streaming_dataset(inputs):
+        batches = inputs.iter(batch_size)  # dicts of columns; non-input columns are dropped below
     elif hasattr(inputs, "column_names"):
         columns = [name for name in inputs.column_names if name in INPUT_COLUMNS]
         if not columns:
@@ -136,6 +141,11 @@ def iter_batches(
             batch, ids = _select(batch, mine), ids[mine]
         for start in range(0, len(ids), batch_size):
             yield slice_batch(batch, start, start + batch_size), ids[start : start + batch_size]
+
+
+def _is_streaming_dataset(inputs: Any) -> bool:
+    """A ``datasets.IterableDataset``: columns, but no length (it is read batch by batch)."""
+    return hasattr(inputs, "column_names") and hasattr(inputs, "iter") and not hasattr(inputs, "__len__")
 
 
 def move(batch: torch.Tensor | Mapping[str, Any], device: torch.device) -> torch.Tensor | dict[str, Any]:

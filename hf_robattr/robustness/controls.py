@@ -26,11 +26,12 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from hf_robattr.attribution.argument_checks import is_real
 from hf_robattr.attribution.inputs import IMAGE, prepare_inputs
 
 
 def _check_factor(factor: float) -> float:
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 0 < factor <= 1:
+    if not is_real(factor) or not 0 < factor <= 1:
         raise ValueError(
             f"`factor` must be a number in (0, 1] (how much of a perturbation reaches the model); got {factor!r}."
         )

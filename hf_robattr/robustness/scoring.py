@@ -84,7 +84,8 @@ def evaluate_attribution_robustness(
 
     Raises:
         ValueError / TypeError: for a bad setting or argument (naming it, its value and what is allowed), before
-            any scoring.
+            any scoring; what depends on a method's maps (an integer ``k`` larger than an image map's features, a
+            ``target_region`` of another map's shape) is found when that method first explains a batch.
     """
     config = RobustnessConfig.from_options(config, **overrides)
     if not isinstance(model, nn.Module):

@@ -36,6 +36,15 @@ def test_results_equal_the_core(image_model, pixel_values, fast_options):
             assert f"{method}/{measure}" in expected
 
 
+def test_options_passed_as_none_take_the_cores_defaults(image_model, pixel_values, fast_options):
+    """The evaluate signature shows every option with a None default: passing None means "the default"."""
+    options = {**fast_options, "return_per_sample": None, "progress": None}
+    result = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=pixel_values, **options)
+    fast_options.pop("progress", None)
+    assert same(result, hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, **fast_options))
+    assert "per_sample" not in result
+
+
 def test_every_option_reaches_the_core_unchanged(monkeypatch, image_model, pixel_values):
     seen = {}
 

@@ -169,3 +169,16 @@ def test_images_the_same_function_scores_the_same(digits):
 @pytest.mark.parametrize("method", ["saliency", "rollout"])
 def test_text_every_measure_ranks_the_attenuated_model_above(sentiment, method):
     _check_order(*_control(*sentiment, method))
+
+
+@pytest.mark.parametrize("factor", [0.5, np.float32(0.5), 1], ids=["float", "numpy", "int"])
+def test_any_real_factor_in_range_is_taken(factor):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    assert AttenuatedClassifier(model, torch.zeros(1, 1, 2, 2), factor=factor).factor == float(factor)
+
+
+@pytest.mark.parametrize("factor", [0, 1.5, -0.5, True, "0.5", float("nan")])
+def test_a_factor_outside_the_unit_interval_is_refused(factor):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"`factor` must be a number in \(0, 1\]"):
+        AttenuatedClassifier(model, torch.zeros(1, 1, 2, 2), factor=factor)

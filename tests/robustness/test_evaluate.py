@@ -106,6 +106,17 @@ def test_dataset_and_iterable_inputs_give_the_same_numbers(vit, images):
     assert tensor == pytest.approx(dataset) and tensor == pytest.approx(batches)
 
 
+def test_a_streaming_dataset_gives_the_numbers_of_the_tensor(vit, images):
+    streaming = datasets.Dataset.from_dict({"pixel_values": images.numpy(), "label": [0] * 6}).to_iterable_dataset()
+    kwargs = dict(attack="random", epsilon=0.1, **{**FAST, "batch_size": 4})
+    from_tensor = hf_robattr.evaluate_attribution_robustness(vit, images, **kwargs)
+    from_stream = hf_robattr.evaluate_attribution_robustness(vit, streaming, **kwargs)
+    assert flat_numbers(from_stream) == pytest.approx(flat_numbers(from_tensor))
+    assert from_stream["num_samples"] == 6
+    auto = hf_robattr.evaluate_attribution_robustness(vit, streaming, **{**kwargs, "epsilon": "auto"})
+    assert auto["epsilon_calibration"]["examples"] == 6  # read across its batches of 4 and 2
+
+
 def test_unpadded_text_dataset_is_padded_per_batch(bert):
     rows = [[2, 5, 7, 9, 3], [2, 8, 3], [2, 6, 11, 3]]
     padded = {
