@@ -13,7 +13,7 @@ from torch import nn
 from transformers import initialization as init
 from transformers.utils import logging
 
-from .configuration_robattr_common import attention_implementation, validate_kernel_config
+from .configuration_robattr_common import KERNEL_FIELD_CHECKS, attention_implementation, validate_kernel_config
 from .feature_maps import KernelFeatureMap, build_feature_map
 from .kernel_attention import KERNEL_ATTENTION, SOFTMAX_ATTENTION
 
@@ -54,7 +54,8 @@ class RobAttrAttentionMixin:
       model refuses it); ``"softmax"`` uses ``"robattr_softmax"`` unless another implementation (``"eager"``,
       ``"sdpa"``, ...) is requested.
     * The config is validated when the model is built (before its modules) and saved (kernel attention is
-      encoder-only).
+      encoder-only). Saving refuses a config whose ``attention_type`` or (kernel mode) ``kernel_*`` fields were
+      edited after the build: the modules keep the values they were built with.
     * In kernel mode, every attention module of a class in ``_robattr_attention_classes`` gets a ``feature_map``
       submodule and a ``kernel_eps`` attribute before ``post_init``; softmax mode adds nothing, so its weights are
       exactly HF's. Feature-map weights missing from a checkpoint are initialised by ``_init_weights``.
@@ -68,7 +69,8 @@ class RobAttrAttentionMixin:
 
     def post_init(self) -> None:
         """Attach the feature maps (kernel mode), then run ``PreTrainedModel.post_init``."""
-        self._robattr_built_attention_type = self.config.attention_type
+        # The modules keep these values; save_pretrained compares the config with them (_check_config_matches_build).
+        self._robattr_built_fields = {name: getattr(self.config, name) for name in KERNEL_FIELD_CHECKS}
         if self.config.attention_type == "kernel":
             attention_modules = [m for m in self.modules() if isinstance(m, self._robattr_attention_classes)]
             for layer_idx, module in enumerate(attention_modules):
@@ -106,18 +108,48 @@ class RobAttrAttentionMixin:
         """``PreTrainedModel.save_pretrained`` after validating the config; with code copying on, ``auto_map`` lists
         all the family's models."""
         validate_kernel_config(self.config)
-        built = getattr(self, "_robattr_built_attention_type", self.config.attention_type)
-        if built != self.config.attention_type:
-            raise ValueError(
-                f"config.attention_type was changed to {self.config.attention_type!r} after this model was built "
-                f"with {built!r} attention, so the saved config would not describe the saved weights. Load the "
-                f"model with from_pretrained(..., attention_type={self.config.attention_type!r}) instead."
-            )
+        self._check_config_matches_build()
         if self.is_remote_code():
             module = type(self).__module__.rsplit(".", 1)[-1]
             auto_map = {auto: f"{module}.{name}" for auto, name in self._robattr_auto_map.items()}
             self.config.auto_map = {**auto_map, **(getattr(self.config, "auto_map", None) or {})}
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def _check_config_matches_build(self) -> None:
+        """Raise ``ValueError`` if an attention field of the config was edited after the model was built.
+
+        The attention modules read ``attention_type`` and the ``kernel_*`` fields once, when the model is built, so
+        such an edit changes nothing in memory while the saved ``config.json`` would load a different model. The
+        ``kernel_*`` fields only count in kernel mode: a softmax model does not use them.
+        """
+        built = getattr(self, "_robattr_built_fields", None)
+        if built is None:
+            return
+        if built["attention_type"] != self.config.attention_type:
+            raise ValueError(
+                f"config.attention_type was changed to {self.config.attention_type!r} after this model was built "
+                f"with {built['attention_type']!r} attention, so the saved config would not describe the saved "
+                f"weights. Load the model with from_pretrained(..., attention_type={self.config.attention_type!r}) "
+                "instead."
+            )
+        if built["attention_type"] != "kernel":
+            return
+        changed = {
+            name: (value, getattr(self.config, name))
+            for name, value in built.items()
+            if name != "attention_type" and getattr(self.config, name) != value
+        }
+        if changed:
+            edits = ", ".join(f"{name} from {old!r} to {new!r}" for name, (old, new) in changed.items())
+            kwargs = ", ".join(f"{name}={new!r}" for name, (_, new) in changed.items())
+            restore = ", ".join(f"config.{name} = {old!r}" for name, (old, _) in changed.items())
+            raise ValueError(
+                f"The config was edited after this model was built ({edits}): its attention modules keep the values "
+                "they were built with, so the edit has no effect on this model and the saved config would load a "
+                f"different one. To apply it, build a new model from the edited config ({type(self).__name__}"
+                f"(config)) or load the saved model with from_pretrained(path, {kwargs}); to save the model as "
+                f"built, restore {restore}."
+            )
 
     def get_correct_attn_implementation(self, requested_attention: str | None, is_init_check: bool = False) -> str:
         """Derive the attention implementation from ``config.attention_type``.
