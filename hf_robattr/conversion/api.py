@@ -94,8 +94,20 @@ def _check_sizes(config: ConversionConfig, num_examples: int) -> None:
             )
 
 
-def _dry_run(teacher: PreTrainedModel, examples: list[dict], pad_token_id: int) -> None:
-    """One teacher forward on two examples, so that inputs that do not fit the model fail before any training."""
+def _dry_run(teacher: PreTrainedModel, examples: list[dict], pad_token_id: int, argument: str = "inputs") -> None:
+    """Check that ``examples`` (the data passed as ``argument``) fit ``teacher`` before any training: every token id
+    lies in its vocabulary, and one teacher forward on two examples runs. ``ValueError`` names ``argument``."""
+    embeddings = teacher.get_input_embeddings()
+    if "input_ids" in examples[0] and isinstance(embeddings, torch.nn.Embedding):
+        vocab_size = embeddings.num_embeddings
+        for i, example in enumerate(examples):
+            ids = example["input_ids"]
+            if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab_size:
+                raise ValueError(
+                    f"{argument} do not fit the model ({type(teacher).__name__}): {argument}[{i}] has token ids in "
+                    f"[{int(ids.min())}, {int(ids.max())}], but the vocabulary holds ids 0 to {vocab_size - 1}; "
+                    "tokenize with the model's own tokenizer."
+                )
     dataset = ExampleDataset(examples[:2])
     batch = PaddingCollator(pad_token_id)([dataset[i] for i in range(len(dataset))])
     batch = {k: v.to(teacher.device) for k, v in batch.items() if k not in ("example_index", "labels")}
@@ -103,7 +115,7 @@ def _dry_run(teacher: PreTrainedModel, examples: list[dict], pad_token_id: int) 
         with torch.no_grad():
             teacher(**batch)
     except (RuntimeError, ValueError, IndexError, TypeError) as error:
-        raise ValueError(f"inputs do not fit the model ({type(teacher).__name__}): {error}") from error
+        raise ValueError(f"{argument} do not fit the model ({type(teacher).__name__}): {error}") from error
 
 
 def _cache_fits(teacher: PreTrainedModel, examples: list[dict]) -> bool:
@@ -224,7 +236,13 @@ def convert_to_kernel(
 
     pair = build_model_pair(model, feature_map=config.feature_map, num_features=config.num_features)
     pad_token_id = getattr(pair.teacher.config, "pad_token_id", None) or 0
-    _dry_run(pair.teacher, examples, pad_token_id)
+    for argument, checked in (
+        ("inputs", examples),
+        ("eval_inputs", eval_examples),
+        ("validation_inputs", validation_examples),
+    ):
+        if checked:
+            _dry_run(pair.teacher, checked, pad_token_id, argument)
     result = ConversionResult(
         model=pair.student,
         teacher=pair.teacher,
