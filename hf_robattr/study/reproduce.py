@@ -200,12 +200,24 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     errors = [r["key"] for r in records if r.get("status") == "error"]
     if errors:
         logger.error("%d run(s) of the grid ended in an error (listed in the report): %s", len(errors), errors[:5])
-    print(study_summary(directory, report, len(records), expected, estimate, errors))
+    print(study_summary(directory, report, len(records), expected, estimate, errors, estimate_only=args.estimate_only))
     return StudyOutcome(counts, records, expected, estimate, str(report), 1 if errors else 0)
 
 
-def study_summary(directory: Path, report: Path, stored: int, expected: int, estimate: dict, errors: list[str]) -> str:
-    """The lines the study ends with: where the report and results are, the verdicts, and what to run next."""
+def study_summary(
+    directory: Path,
+    report: Path,
+    stored: int,
+    expected: int,
+    estimate: dict,
+    errors: list[str],
+    *,
+    estimate_only: bool = False,
+) -> str:
+    """The lines the study ends with: where the report and results are, the verdicts, and what to run next.
+
+    ``estimate_only``: the command ran nothing (``--estimate_only``), so rerunning it would not continue the study.
+    """
     claims = load_results(directory / RESULTS_NAME).claims
     verdicts = []
     for claim in sorted({c.claim for c in claims}):
@@ -222,11 +234,18 @@ def study_summary(directory: Path, report: Path, stored: int, expected: int, est
         )
         + ("; ".join(verdicts) if verdicts else "none yet")
         + ".",
-        "Next: "
-        + (
-            "rerun the same command to continue (finished runs are kept)."
-            if left or errors
-            else f"read {report}; docs/study.md explains how."
-        ),
+        "Next: " + _next_step(report, stored, left or bool(errors), estimate_only),
     ]
     return "\n".join(lines)
+
+
+def _next_step(report: Path, stored: int, runs_left: bool, estimate_only: bool) -> str:
+    if not runs_left:
+        return f"read {report}; docs/study.md explains how."
+    if estimate_only:
+        action = "continue" if stored else "start"
+        return (
+            f"run the same command without --estimate_only (keep the other flags) to {action} the runs "
+            "(finished runs are kept)."
+        )
+    return "rerun the same command to continue (finished runs are kept)."
