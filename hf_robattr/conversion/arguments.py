@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hf_robattr.data.prose import PROSE_SOURCES
+from hf_robattr.training import check_hub_model_id
 
 
 __all__ = ["MODEL_TASKS", "ConversionDataArguments", "ConversionModelArguments", "ConversionOutputArguments"]
@@ -112,10 +113,18 @@ class ConversionOutputArguments:
         default=False, metadata={"help": "Replace a finished conversion (a folder holding results.json)."}
     )
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the folder to --hub_model_id."})
-    hub_model_id: str | None = field(default=None, metadata={"help": "The Hub repo (ORG/NAME) to push to."})
+    hub_model_id: str | None = field(
+        default=None,
+        metadata={"help": "The Hub repo to push to: ORG/NAME, or NAME in the namespace of the token's user."},
+    )
     hub_token: str | None = field(default=None, metadata={"help": "Hub token (default: HF_TOKEN or the login)."})
     hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private."})
 
     def __post_init__(self) -> None:
         if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("--push_to_hub needs --hub_model_id ORG/NAME: the Hub repo to create and upload to.")
+            raise ValueError(
+                "--push_to_hub needs --hub_model_id NAME (in your namespace) or --hub_model_id ORG/NAME: the Hub repo "
+                "to create and upload to."
+            )
+        if self.hub_model_id is not None:
+            check_hub_model_id(self.hub_model_id, "--hub_model_id")

@@ -116,20 +116,26 @@ def load_teacher(args: ConversionModelArguments) -> tuple[PreTrainedModel, Any, 
 
 def teacher_run(model_name_or_path: str) -> dict[str, Any]:
     """The data settings of the hf_robattr training run that produced a local checkpoint folder (its results.json):
-    ``dataset``, ``split_seed`` and ``num_examples`` (of a generated set); empty for any other checkpoint."""
+    ``dataset``, ``split_seed`` and ``num_examples`` (of a generated set); empty for any other checkpoint.
+
+    The run's ``dataset`` section records both data settings; a record written before it did falls back to the
+    training arguments (``hyperparameters``), then to the run's ``--seed``."""
     try:
         record = RunRecord.read(model_name_or_path)
     except (OSError, ValueError):
         return {}
-    arguments = record.hyperparameters  # the run's non-default training arguments, by their names
-    split_seed = arguments.get("split_seed")
-    split_seed = record.training.seed if split_seed is None else split_seed
-    if record.dataset.name is None or split_seed is None:
+    dataset, arguments = record.dataset, record.hyperparameters
+    split_seed = next(
+        (seed for seed in (dataset.split_seed, arguments.get("split_seed"), record.training.seed) if seed is not None),
+        None,
+    )
+    if dataset.name is None or split_seed is None:
         return {}
+    num_examples = dataset.dataset_num_examples
     return {
-        "dataset": record.dataset.name,
+        "dataset": dataset.name,
         "split_seed": split_seed,
-        "num_examples": arguments.get("dataset_num_examples"),
+        "num_examples": arguments.get("dataset_num_examples") if num_examples is None else num_examples,
     }
 
 

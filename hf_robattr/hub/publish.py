@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..training import RunResult
+from ..results_io import is_repo_id
+from ..training import RunResult, check_hub_model_id
 from .card import save_model_card
 from .push import push_to_hub
 from .summary import run_folder_summary, training_headline
@@ -31,7 +32,9 @@ def publish_run(
         model: the trained model; with ``inputs`` the card gets attribution maps, clean beside attacked.
         inputs: a few test samples (pixel values or a tokenized batch).
         tokenizer: for text models, labels the attribution picture with tokens.
-        repo_id: ``ORG/NAME``, used in the card's usage snippet and as the push target.
+        repo_id: the push target, ``ORG/NAME`` or ``NAME`` (in the namespace of the token's user, as the Hub takes
+            it). ``ORG/NAME`` is loaded by the card's usage snippet; a bare ``NAME`` titles the card, whose snippet
+            loads the folder until the push names the repo with its namespace.
         push: upload with :func:`~hf_robattr.hub.push_to_hub` (a failure raises ``HubPushError``; the folder
             stays complete, so ``hf-robattr push OUTPUT_DIR REPO_ID`` can retry).
         token: the Hub token (default ``HF_TOKEN`` or the stored login).
@@ -41,8 +44,11 @@ def publish_run(
         The path of the card.
     """
     if push and not repo_id:
-        raise ValueError("`push=True` needs `repo_id` ('ORG/NAME').")
-    fields = {"model_id": repo_id} if repo_id else {}
+        raise ValueError("`push=True` needs `repo_id` ('NAME' or 'ORG/NAME').")
+    fields = {}
+    if repo_id:
+        check_hub_model_id(repo_id, "`repo_id`")
+        fields = {"model_id": repo_id} if is_repo_id(repo_id) else {"model_name": repo_id}
     card = save_model_card(output_dir, model=model, inputs=inputs, tokenizer=tokenizer, **fields)
     if push:
         push_to_hub(output_dir, repo_id, token=token, private=private)

@@ -11,6 +11,7 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..hub_upload import HubUploadError, upload_token
 from ..results_io import check_repo_id
+from ..training import check_hub_model_id
 from .card import card_with_repo_id
 from .space import card_with_space_link, default_space_id, space_url, write_space
 
@@ -85,6 +86,12 @@ def check_output_dir(output_dir: str | Path) -> Path:
     return folder
 
 
+def full_repo_id(api: HfApi, repo_id: str) -> str:
+    """``repo_id`` with its namespace: a bare ``NAME`` goes to the namespace of ``api``'s token user (asked with
+    ``whoami``, the namespace ``create_repo`` itself would use), ``ORG/NAME`` stays as it is."""
+    return repo_id if "/" in repo_id else f"{api.whoami()['name']}/{repo_id}"
+
+
 def push_to_hub(
     output_dir: str | Path,
     repo_id: str,
@@ -105,7 +112,7 @@ def push_to_hub(
 
     Args:
         output_dir: a complete run folder (``README.md``, ``config.json``, weights; see :func:`check_output_dir`).
-        repo_id: ``ORG/NAME``.
+        repo_id: ``ORG/NAME``, or ``NAME`` in the namespace of the token's user (as ``huggingface_hub`` takes it).
         token: a Hub token with write access; default: ``HF_TOKEN`` or the stored login.
         private: create the repo (and the Space) private (only when it does not exist yet).
         revision: the branch to push to; default the main branch.
@@ -114,22 +121,24 @@ def push_to_hub(
         space: also create a Gradio Space running the attribution explorer on ``repo_id``
             (see :func:`~hf_robattr.hub.space.write_space`); the uploaded card then links to it, and so does the
             local ``README.md`` once the push succeeded.
-        space_id: the Space's ``ORG/NAME`` (default ``REPO_ID-demo``).
+        space_id: the Space's ``ORG/NAME`` (default ``REPO_ID-demo``, in the namespace of ``repo_id``).
         space_requirement: the pip requirement installing hf_robattr in the Space (default: this version with the
             ``demo`` extra).
 
     Returns:
-        The URL of the model commit.
+        The URL of the model commit (it names the repo with its namespace).
 
     Raises:
         HubPushError: when there is no token, the Hub is unreachable or refuses the upload. Nothing local changes,
             so the push can be retried with ``hf-robattr push OUTPUT_DIR REPO_ID``.
     """
-    repo_id = check_repo_id(repo_id, "repo_id")
+    repo_id = check_hub_model_id(repo_id, "`repo_id`")
     if space_id is not None and not space:
         raise ValueError("`space_id` is set but `space=False`; pass `space=True` to create the Space.")
-    if space:
-        space_id = check_repo_id(space_id or default_space_id(repo_id), "space_id")
+    if space_id is not None:
+        check_repo_id(space_id, "space_id")
+    elif space:
+        check_hub_model_id(default_space_id(repo_id), "`space_id` (default REPO_ID-demo)")
     folder = check_output_dir(output_dir)
     retry = f"The local folder {str(folder)!r} is complete; retry with `hf-robattr push {folder} {repo_id}`."
     token = upload_token(token, f"to {repo_id}", error=HubPushError, retry=retry)
@@ -140,19 +149,23 @@ def push_to_hub(
             f"Refusing to push {str(folder)!r} to {repo_id}: {[str(p.relative_to(folder)) for p in leaking]} contain "
             "your Hub token. Remove the token from those files (or delete them) and push again."
         )
+    api = HfApi(endpoint=endpoint, token=token)
     card_path = folder / "README.md"
     card = card_path.read_text(encoding="utf-8")
-    linked_card = card_with_repo_id(card, repo_id)  # a card written before the repo id was known loads the folder
-    linked_card = card_with_space_link(linked_card, space_id) if space else linked_card
-    operations = [
-        CommitOperationAdd(
-            path_in_repo=path.relative_to(folder).as_posix(),
-            path_or_fileobj=linked_card.encode("utf-8") if path == card_path else path,
-        )
-        for path in files
-    ]
-    api = HfApi(endpoint=endpoint, token=token)
     try:
+        repo_id = full_repo_id(api, repo_id)
+        if space:
+            space_id = space_id or default_space_id(repo_id)
+        # a card written before the repo id was known loads the folder
+        linked_card = card_with_repo_id(card, repo_id)
+        linked_card = card_with_space_link(linked_card, space_id) if space else linked_card
+        operations = [
+            CommitOperationAdd(
+                path_in_repo=path.relative_to(folder).as_posix(),
+                path_or_fileobj=linked_card.encode("utf-8") if path == card_path else path,
+            )
+            for path in files
+        ]
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)

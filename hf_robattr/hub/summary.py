@@ -102,8 +102,10 @@ def run_folder_summary(
         *headline,
         "Next:",
     ]
-    if pushed_repo:
+    if pushed_repo and "/" in pushed_repo:
         lines.append(f"  pushed to https://huggingface.co/{pushed_repo}")
+    elif pushed_repo:  # a bare NAME goes to the namespace of the token's user; the push logs the full URL
+        lines.append(f"  pushed to https://huggingface.co/<your user name>/{pushed_repo}")
     else:
         lines.append(f"  hf-robattr push {folder} ORG/NAME   # publish it on the Hub (needs a token: hf auth login)")
     if demo:

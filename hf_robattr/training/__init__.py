@@ -16,6 +16,7 @@ from .modeling import (
     load_processor,
     load_tokenizer,
 )
+from .output_folder import PREVIOUS_RESULTS_FILE, check_resume_checkpoint, remove_checkpoints
 from .record import (
     DatasetRecord,
     EvalRecord,
@@ -50,7 +51,7 @@ from .run import (
 from .run_record import build_run_record, model_record, non_default_arguments, training_record
 from .stopping import DivergenceCallback, TargetLossCallback, true_training_loss
 from .trainer import TRAINING_ARGS_JSON, RobAttrTrainer, build_regularizer, training_loss
-from .training_arguments import DIAGNOSTICS, OPTIMIZERS, RobAttrTrainingArguments
+from .training_arguments import DIAGNOSTICS, OPTIMIZERS, RobAttrTrainingArguments, check_hub_model_id
 
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "FIT_OUTCOMES",
     "KERNEL_FEATURE_MAPS",
     "OPTIMIZERS",
+    "PREVIOUS_RESULTS_FILE",
     "REGULARIZERS",
     "TRAINING_ARGS_JSON",
     "CurvatureRegularizer",
@@ -93,6 +95,8 @@ __all__ = [
     "build_regularizer",
     "build_run_record",
     "build_vit_classifier",
+    "check_hub_model_id",
+    "check_resume_checkpoint",
     "check_run_arguments",
     "compute_accuracy",
     "compute_diagnostics",
@@ -112,6 +116,7 @@ __all__ = [
     "prepare_image_data",
     "prepare_text_data",
     "refuse_finished_run",
+    "remove_checkpoints",
     "run_pipeline",
     "score_test_robustness",
     "setup_logging",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -27,8 +28,8 @@ def parse_arguments(
     ``defaults`` replace the dataclasses' own defaults for this parser (a recipe's choices, e.g. BERT's
     ``optimizer="adamw"``), for flags and JSON files alike. Every dataclass validates itself when built, so a bad
     value raises here (``ValueError``/``TypeError`` naming the flag), before any data or model is loaded; an unknown
-    flag or a value argparse cannot read exits with status 2 and the usage. Unknown keys in a JSON file are an
-    error too.
+    flag (named, with the closest valid one) or a value argparse cannot read exits with status 2 and the usage, as
+    argparse does. Unknown keys in a JSON file are an error too (``ValueError``).
     """
     argv = sys.argv[1:] if argv is None else argv
     defaults = dict(defaults or {})
@@ -39,7 +40,23 @@ def parse_arguments(
             raise ValueError(f"{argv[0]} must hold a JSON object of arguments, got {type(values).__name__}.")
         return parser.parse_dict({**defaults, **values}, allow_extra_keys=False)
     parser.set_defaults(**defaults)
+    # before the dataclasses validate: a misspelt --output_dir must be named as such, not as a missing one
+    _, unknown = parser.parse_known_args(args=argv)
+    if unknown:
+        parser.error(_unknown_arguments_message(parser, unknown))  # prints the usage, exits with status 2
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _unknown_arguments_message(parser: HfArgumentParser, unknown: list[str]) -> str:
+    """What argparse says of unrecognized arguments, with the closest valid flag for each unknown one."""
+    flags = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    hints = []
+    for argument in unknown:
+        name = argument.split("=", 1)[0]
+        close = difflib.get_close_matches(name, flags, n=1) if name.startswith("-") else []
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

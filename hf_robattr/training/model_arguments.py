@@ -42,7 +42,8 @@ class ModelArguments:
         default=None,
         metadata={
             "help": f"Feature map of kernel attention, one of {list(KERNEL_FEATURE_MAPS)}. Default: the "
-            "checkpoint's own, elu from scratch."
+            "checkpoint's own, elu from scratch. Without --attention_type it needs a kernel checkpoint (a softmax "
+            "model would ignore it); with --attention_type softmax it is only stored in the config."
         },
     )
     hidden_size: int = field(default=64, metadata={"help": "From scratch: hidden size."})
@@ -67,6 +68,12 @@ class ModelArguments:
             check_choice("--attention_type", self.attention_type, ATTENTION_TYPES)
         if self.kernel_feature_map is not None:
             check_choice("--kernel_feature_map", self.kernel_feature_map, KERNEL_FEATURE_MAPS)
+            if self.attention_type is None and self.model_name_or_path is None:
+                raise ValueError(
+                    f"--kernel_feature_map {self.kernel_feature_map!r} needs --attention_type kernel: a model from "
+                    "scratch has softmax attention by default, which uses no feature map, so the run would train "
+                    "softmax attention."
+                )
         for flag, value in (
             ("--hidden_size", self.hidden_size),
             ("--num_hidden_layers", self.num_hidden_layers),

@@ -111,19 +111,28 @@ class TrainingRecord(JsonSection):
 
 @dataclass
 class DatasetRecord(JsonSection):
-    """``"dataset"``: the data set, the evaluated split and how many examples the scores rest on.
+    """``"dataset"``: the data set, how it was generated and split, the evaluated split and how many examples the
+    scores rest on.
 
+    ``split_seed`` is the seed that generated the embedded sets and carved the missing splits (``--split_seed``, else
+    ``--seed``) and ``dataset_num_examples`` the size of a generated set (``--dataset_num_examples``; absent: the
+    set's own default): with ``name`` they rebuild the run's exact splits (the conversion recipe reads them to measure
+    fidelity on the teacher's test split). Records written before they were recorded lack both.
     ``num_robustness_skipped`` is ``{"any": n, method: n}``: examples left out because they cannot be perturbed or
     their clean map is all zeros.
     """
 
     name: str | None = None
     config: str | None = None
+    split_seed: int | None = None
+    dataset_num_examples: int | None = None
     eval_split: str | None = None
     num_eval_samples: int | None = None
     num_robustness_examples: int | None = None
     num_robustness_skipped: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("split_seed", "dataset_num_examples")
 
 
 @dataclass
@@ -182,6 +191,8 @@ _SECTIONS: dict[str, Any] = {
     "hyperparameters": dict,
 }
 _OPTIONAL_SECTIONS: dict[str, Any] = {"diagnostics": dict, "hub": HubRecord}
+# The sections of a conversion's results.json (hf_robattr.conversion.ConversionRecord) that no training run writes.
+_CONVERSION_SECTIONS = ("teacher", "student", "conversion")
 
 
 @dataclass
@@ -225,13 +236,21 @@ class RunRecord(JsonRecord):
         """The record from a ``results.json`` object.
 
         Raises:
-            ValueError: ``data`` is not a JSON object, a section is not an object (or absent), or ``log_history`` is
-                not a list of objects; the message names the section and what was expected.
+            ValueError: ``data`` is not a JSON object, a section is not an object (or absent), ``log_history`` is
+                not a list of objects, or ``data`` is a conversion's record; the message names the section and what
+                was expected.
         """
         if not isinstance(data, dict):
             raise ValueError(
                 f"{RESULTS_FILE} must hold a JSON object with the sections {list(_SECTIONS)}, got "
                 f"{describe_value(data)}."
+            )
+        conversion = [name for name in _CONVERSION_SECTIONS if name in data]
+        if conversion and "model" not in data:
+            raise ValueError(
+                f"{RESULTS_FILE} is the record of an attention-transfer conversion (sections {conversion}), not of a "
+                "training run: read it with hf_robattr.conversion.ConversionRecord. Its model card is the README.md "
+                "that the conversion wrote (rerun recipes/convert_to_kernel.py to write it again)."
             )
         sections: dict[str, Any] = {}
         for name, kind in {**_SECTIONS, **_OPTIONAL_SECTIONS}.items():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 from transformers import AutoConfig, PreTrainedModel, TrainerCallback, set_seed
 
 from hf_robattr.attribution.inputs import model_modality
-from hf_robattr.results_io import RESULTS_FILE
 from hf_robattr.robustness import RobustnessConfig
 from hf_robattr.robustness.measures import check_k_count, check_measures_for_text, ranked_features
 
@@ -29,6 +27,13 @@ from .evaluation import compute_accuracy, score_test_robustness
 from .matched_fit import MatchedFitCallback
 from .model_arguments import ModelArguments, TextModelArguments, VisionModelArguments
 from .modeling import build_classifier, load_processor
+from .output_folder import (
+    SetAsidePreviousResults,
+    check_resume_checkpoint,
+    discard_previous_results,
+    refuse_finished_run,
+    remove_checkpoints,
+)
 from .record import RunRecord
 from .run_record import build_run_record
 from .stopping import DivergenceCallback, TargetLossCallback
@@ -109,21 +114,13 @@ def take_over_hub_push(args: Any) -> str | None:
     """
     requested = bool(getattr(args, "push_to_hub", False) or getattr(args, _PUSH_TAKEN_OVER, False))
     if requested and not getattr(args, "hub_model_id", None):
-        raise ValueError("`--push_to_hub` needs `--hub_model_id ORG/NAME`: the Hub repo to create and upload to.")
+        raise ValueError(
+            "`--push_to_hub` needs `--hub_model_id NAME` (in your namespace) or `--hub_model_id ORG/NAME`: the Hub "
+            "repo to create and upload to."
+        )
     args.push_to_hub = False
     setattr(args, _PUSH_TAKEN_OVER, requested)
     return args.hub_model_id if requested else None
-
-
-def refuse_finished_run(args: RobAttrTrainingArguments) -> None:
-    """Refuse an ``output_dir`` that holds a finished run (its ``results.json``) unless ``--overwrite_output_dir``
-    or ``--resume_from_checkpoint`` says what to do with it."""
-    finished = Path(args.output_dir) / RESULTS_FILE
-    if finished.is_file() and not (args.overwrite_output_dir or args.resume_from_checkpoint):
-        raise ValueError(
-            f"--output_dir {args.output_dir!r} holds a finished run ({finished} exists). Pass --overwrite_output_dir "
-            "to replace it, --resume_from_checkpoint to continue it, or choose another --output_dir."
-        )
 
 
 def check_run_arguments(
@@ -132,8 +129,9 @@ def check_run_arguments(
     training_args: RobAttrTrainingArguments,
     robustness: RobustnessConfig | None = None,
 ) -> None:
-    """The checks across argument groups (with the scoring settings ``robustness``), and the output folder:
-    everything that can be known before loading."""
+    """The checks across argument groups (with the scoring settings ``robustness``), and the output folder (a
+    finished run is refused unless asked; ``--resume_from_checkpoint`` must name a checkpoint): everything that can
+    be known before loading."""
     if not isinstance(training_args, RobAttrTrainingArguments):
         raise TypeError(f"training_args must be RobAttrTrainingArguments, got {type(training_args).__name__}.")
     pairs = ((VisionModelArguments, ImageDataArguments), (TextModelArguments, TextDataArguments))
@@ -156,7 +154,36 @@ def check_run_arguments(
         check_measures_for_text(robustness.measures, argument="--robustness_measures")
     if robustness is not None and training_args.robustness_num_examples:
         _check_topk_count(model_args, data_args, robustness)
+    _check_feature_map_use(model_args)
     refuse_finished_run(training_args)
+    check_resume_checkpoint(training_args)
+
+
+def _checkpoint_config(model_args: ModelArguments) -> Any:
+    """The checkpoint's config (``None`` when it cannot be read here: loading the model reports it)."""
+    try:
+        return AutoConfig.from_pretrained(
+            model_args.model_name_or_path,
+            cache_dir=model_args.cache_dir,
+            trust_remote_code=model_args.trust_remote_code,
+        )
+    except (OSError, ValueError):
+        return None
+
+
+def _check_feature_map_use(model_args: ModelArguments) -> None:
+    """``--kernel_feature_map`` without ``--attention_type`` on a softmax checkpoint would train softmax attention
+    while the record names the feature map: refused (from scratch :class:`ModelArguments` refuses it itself)."""
+    if None in (model_args.kernel_feature_map, model_args.model_name_or_path) or model_args.attention_type:
+        return
+    config = _checkpoint_config(model_args)
+    attention = None if config is None else getattr(config, "attention_type", "softmax")
+    if attention not in (None, "kernel"):
+        raise ValueError(
+            f"--kernel_feature_map {model_args.kernel_feature_map!r} needs --attention_type kernel: the checkpoint "
+            f"--model_name_or_path {model_args.model_name_or_path!r} has {attention} attention, which uses no "
+            "feature map, so the run would train softmax attention. Add --attention_type kernel to swap it."
+        )
 
 
 def _image_geometry(model_args: VisionModelArguments) -> tuple[int, int] | None:
@@ -164,13 +191,8 @@ def _image_geometry(model_args: VisionModelArguments) -> tuple[int, int] | None:
     config (``None`` when that cannot be read here: loading the model reports it)."""
     if model_args.model_name_or_path is None:
         return model_args.image_size, model_args.patch_size
-    try:
-        config = AutoConfig.from_pretrained(
-            model_args.model_name_or_path,
-            cache_dir=model_args.cache_dir,
-            trust_remote_code=model_args.trust_remote_code,
-        )
-    except (OSError, ValueError):
+    config = _checkpoint_config(model_args)
+    if config is None:
         return None
     sizes = getattr(config, "image_size", None), getattr(config, "patch_size", None)
     return sizes if all(isinstance(v, int) and v > 0 for v in sizes) else None
@@ -194,15 +216,6 @@ def _check_topk_count(model_args: ModelArguments, data_args: DataArguments, robu
             f"patches of {patch_size}x{patch_size}; attention maps rank patches"
         )
     check_k_count(robustness.k, features, flag="--robustness_k", why=why)
-
-
-def _clear_finished_run(args: RobAttrTrainingArguments) -> None:
-    """Remove the ``results.json`` of the run being replaced or continued, so an interrupted run never leaves an
-    old one claiming success beside new checkpoints."""
-    finished = Path(args.output_dir) / RESULTS_FILE
-    if args.process_index == 0 and finished.is_file():
-        logger.warning("Removing %s of the previous run in --output_dir.", finished)
-        finished.unlink()
 
 
 def prepare_data(model_args: ModelArguments, data_args: DataArguments, processor: Any, *, seed: int) -> PreparedData:
@@ -274,7 +287,8 @@ def run_pipeline(
     model and its pre-processor (before anything that could fail); evaluate on the test split; score attribution
     robustness on the first ``training_args.robustness_num_examples`` test examples under ``robustness`` (default:
     :class:`~hf_robattr.RobustnessConfig`'s defaults); compute the diagnostics with ``--diagnostics_at_end``;
-    write ``results.json`` atomically. A ``--push_to_hub`` is taken over from the ``Trainer``
+    write ``results.json`` atomically. A finished run's ``results.json`` in ``output_dir`` is set aside only once
+    training has begun, and removed once the new one is written (:mod:`~hf_robattr.training.output_folder`). A ``--push_to_hub`` is taken over from the ``Trainer``
     (:func:`take_over_hub_push`) and recorded; :func:`~hf_robattr.hub.publish_run_result` publishes the finished
     folder.
 
@@ -295,12 +309,10 @@ def run_pipeline(
     config = robustness if robustness is not None else RobustnessConfig()
     check_run_arguments(model_args, data_args, training_args, config)
     push_to = take_over_hub_push(training_args)  # the Trainer never pushes: the finished folder is published
-    if save_model:
-        _clear_finished_run(training_args)
     set_seed(training_args.seed)
+    split_seed = training_args.seed if data_args.split_seed is None else data_args.split_seed
     if data is None:
-        seed = training_args.seed if data_args.split_seed is None else data_args.split_seed
-        data = prepare_data(model_args, data_args, load_processor(model_args), seed=seed)
+        data = prepare_data(model_args, data_args, load_processor(model_args), seed=split_seed)
     model = build_classifier(model_args, label_names=data.label_names, processor=data.processor)
     config = config.resolved(model_modality(model))  # the default radius made explicit: results.json states it
 
@@ -312,7 +324,11 @@ def run_pipeline(
         data_collator=data.collator,
         processing_class=data.processor,
         compute_metrics=compute_accuracy,
-        callbacks=[*training_callbacks(training_args, config), *callbacks],
+        callbacks=[
+            *training_callbacks(training_args, config),
+            *callbacks,
+            *([SetAsidePreviousResults()] if save_model else []),
+        ],
     )
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.log_metrics("train", train_result.metrics)
@@ -347,6 +363,8 @@ def run_pipeline(
         dataset={
             "name": data.dataset_name,
             "config": data.dataset_config_name,
+            "split_seed": split_seed,
+            "dataset_num_examples": data_args.dataset_num_examples,
             "eval_split": "test",
             "num_eval_samples": len(data.test),
         },
@@ -362,23 +380,13 @@ def run_pipeline(
     path = None
     if save_model and trainer.is_world_process_zero():
         path = record.write(training_args.output_dir)
+        discard_previous_results(training_args.output_dir)
         logger.info("Wrote %s", path)
         if not training_args.keep_checkpoints:
             remove_checkpoints(training_args.output_dir)
     trainer.accelerator.wait_for_everyone()
     model.eval()
     return RunResult(record=record, model=model, data=data, trainer=trainer, results_path=path)
-
-
-def remove_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Remove the Trainer's ``checkpoint-*`` folders (optimizer, scheduler and RNG states) from a finished run's
-    ``output_dir``; the final model beside them stays. Returns what was removed."""
-    removed = sorted(path for path in Path(output_dir).glob("checkpoint-*") if path.is_dir())
-    for path in removed:
-        shutil.rmtree(path)
-    if removed:
-        logger.info("Removed the Trainer checkpoints %s (--keep_checkpoints keeps them).", [p.name for p in removed])
-    return removed
 
 
 def finish_run(trainer: RobAttrTrainer) -> None:

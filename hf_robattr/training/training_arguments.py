@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
 from hf_robattr.attribution.argument_checks import check_choice, check_range, check_types
@@ -13,7 +14,7 @@ from hf_robattr.attribution.argument_checks import check_choice, check_range, ch
 from .regularizers import REGULARIZERS, get_regularizer
 
 
-__all__ = ["DIAGNOSTICS", "OPTIMIZERS", "RobAttrTrainingArguments", "has_accelerator"]
+__all__ = ["DIAGNOSTICS", "OPTIMIZERS", "RobAttrTrainingArguments", "check_hub_model_id", "has_accelerator"]
 
 # optimizer regime -> (TrainingArguments.optim, optim_args template)
 DEFAULT_LEARNING_RATES = {"sgd": 0.3, "momentum_sgd": 0.03, "adamw": 1e-3}
@@ -33,6 +34,19 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available() or bool(
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     )
+
+
+def check_hub_model_id(value: str, argument: str) -> str:
+    """``value`` if the Hub accepts it as a repo id (``huggingface_hub.utils.validate_repo_id``): ``NAME``, created in
+    the namespace of the token's user, or ``ORG/NAME``; else ``ValueError`` naming ``argument``."""
+    try:
+        validate_repo_id(value)
+    except HFValidationError as error:
+        reason = str(error).split(": '")[0]
+        raise ValueError(
+            f"{argument} must be a Hub repo id, 'NAME' (in your namespace) or 'ORG/NAME', got {value!r}: {reason}."
+        ) from error
+    return value
 
 
 @dataclass
@@ -55,7 +69,10 @@ class RobAttrTrainingArguments(TrainingArguments):
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Train into an --output_dir that holds a finished run (its results.json is removed)."},
+        metadata={
+            "help": "Train into an --output_dir that holds a finished run (its results.json is moved to "
+            "results.json.previous once training begins, and removed once the new one is written)."
+        },
     )
     learning_rate: float | None = field(
         default=None,
@@ -228,6 +245,8 @@ class RobAttrTrainingArguments(TrainingArguments):
         if self.target_loss_band is not None and self.target_train_loss is None:
             raise ValueError("--target_loss_band needs --target_train_loss (the centre of the band).")
         check_range("--divergence_loss", self.divergence_loss, above=0)
+        if self.hub_model_id is not None:
+            check_hub_model_id(self.hub_model_id, "--hub_model_id")
         if self.learning_rate is None:
             self.learning_rate = DEFAULT_LEARNING_RATES[self.optimizer]
         if self.dataloader_pin_memory is None:

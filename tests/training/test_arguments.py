@@ -123,3 +123,67 @@ def test_attention_defaults_to_the_checkpoints_own():
 
 def test_get_regularizer_returns_the_class():
     assert get_regularizer("sam") is SAMRegularizer and get_regularizer("none") is NoRegularizer
+
+
+@pytest.mark.parametrize(
+    ("argv", "named", "closest"),
+    [
+        pytest.param(["--learnign_rate", "0.1"], "--learnign_rate 0.1", "--learning_rate", id="misspelt"),
+        pytest.param(["--outptu_dir", "x"], "--outptu_dir x", "--output_dir", id="misspelt-required-flag"),
+        pytest.param(["--no_such_flag_at_all"], "--no_such_flag_at_all", None, id="unknown"),
+    ],
+)
+def test_an_unknown_flag_exits_with_status_2_naming_it(tmp_path, capsys, argv, named, closest):
+    """As argparse does: the usage, then one error line naming the flag (and the closest valid one), status 2."""
+    output_dir = [] if "--outptu_dir" in argv else ["--output_dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments(parser(), [*output_dir, *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage:") and f"error: unrecognized arguments: {named}" in err
+    assert (f"did you mean {closest}?" in err) if closest else "did you mean" not in err
+    assert "Traceback" not in err and "HfArgumentParser" not in err
+
+
+def test_a_recipe_exits_with_status_2_on_an_unknown_flag(tmp_path, capsys):
+    from script_modules import load_script
+
+    recipe = load_script("recipes/train_vit.py", "recipe_train_vit_unknown_flag")
+    with pytest.raises(SystemExit) as exit_:
+        recipe.main(["--output_dir", str(tmp_path), "--regularizer_wieght", "0.1"])
+    assert exit_.value.code == 2
+    assert "--regularizer_wieght: did you mean --regularizer_weight?" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was loaded or written
+
+
+def test_a_feature_map_without_kernel_attention_is_refused_from_scratch():
+    with pytest.raises(ValueError, match=r"--kernel_feature_map 'favor' needs --attention_type kernel.*softmax"):
+        VisionModelArguments(kernel_feature_map="favor")
+    with pytest.raises(ValueError, match=r"--kernel_feature_map 'relu' needs --attention_type kernel"):
+        parse_arguments(text_parser(), ["--output_dir", "unused", "--kernel_feature_map", "relu"])
+    assert VisionModelArguments(attention_type="kernel", kernel_feature_map="favor").kernel_feature_map == "favor"
+    # an explicit softmax keeps the map in the config only (a later swap to kernel uses it); the study relies on it
+    assert TextModelArguments(attention_type="softmax", kernel_feature_map="elu").attention_type == "softmax"
+
+
+@pytest.mark.parametrize(
+    ("attention", "refused"),
+    [pytest.param("softmax", True, id="softmax-checkpoint"), pytest.param("kernel", False, id="kernel-checkpoint")],
+)
+def test_a_feature_map_alone_on_a_checkpoint_follows_its_attention(tmp_path, attention, refused):
+    """Without --attention_type the checkpoint's own attention is trained: a softmax one ignores the feature map,
+    so the run is refused before anything is loaded; a kernel one swaps its feature map."""
+    from hf_robattr.models import RobAttrViTConfig, RobAttrViTForImageClassification
+    from hf_robattr.training import check_run_arguments
+
+    config = RobAttrViTConfig(image_size=8, patch_size=4, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=16, attention_type=attention)  # fmt: skip
+    RobAttrViTForImageClassification(config).save_pretrained(tmp_path / "checkpoint")
+    model_args = VisionModelArguments(model_name_or_path=str(tmp_path / "checkpoint"), kernel_feature_map="favor")
+    training_args = RobAttrTrainingArguments(output_dir=str(tmp_path / "out"))
+    if refused:
+        with pytest.raises(ValueError, match=r"--kernel_feature_map 'favor' needs --attention_type kernel.*softmax"):
+            check_run_arguments(model_args, ImageDataArguments(), training_args)
+    else:
+        check_run_arguments(model_args, ImageDataArguments(), training_args)
+    assert not (tmp_path / "out").exists()

@@ -53,7 +53,10 @@ def test_no_push_asked_writes_no_hub_section_and_publishes_locally(tmp_path, mon
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     main = json.loads((Path(__file__).with_name("fixtures") / "results_bert_c4f9072.json").read_text())
     assert list(written) == list(main)
+    added = {"dataset": ["split_seed", "dataset_num_examples"]}  # recorded since (the data's seed and size)
     for section in ("model", "training", "dataset", "eval", "robustness_config"):
-        assert list(written[section]) == list(main[section]), section
+        kept = [key for key in written[section] if key not in added.get(section, [])]
+        assert kept == list(main[section]), section
+    assert written["dataset"]["split_seed"] == 0 and written["dataset"]["dataset_num_examples"] == 80
     monkeypatch.setattr("hf_robattr.hub.publish.push_to_hub", lambda *a, **k: pytest.fail("pushed unasked"))
     assert publish_run_result(run, args).name == "README.md"

@@ -1,0 +1,121 @@
+"""The run's output folder: what may be trained into, what ``--resume_from_checkpoint`` must name, and how a
+finished run's ``results.json`` is kept until the run that replaces it has written its own.
+
+A rerun into a finished folder (``--overwrite_output_dir`` or ``--resume_from_checkpoint``) must neither leave the old
+``results.json`` claiming success beside new checkpoints nor lose it when the rerun fails before training. So the
+old file stays in place while anything can still fail before training (the arguments, the data, the model, the
+checkpoint's weights and optimizer state); once training has begun it is moved aside to
+:data:`PREVIOUS_RESULTS_FILE`, and that copy is removed when the new ``results.json`` is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from hf_robattr.results_io import RESULTS_FILE
+
+
+__all__ = [
+    "PREVIOUS_RESULTS_FILE",
+    "TRAINER_STATE_FILE",
+    "SetAsidePreviousResults",
+    "check_resume_checkpoint",
+    "discard_previous_results",
+    "refuse_finished_run",
+    "remove_checkpoints",
+]
+
+PREVIOUS_RESULTS_FILE = f"{RESULTS_FILE}.previous"
+"""Where a finished run's ``results.json`` waits while a rerun trains in its folder (not read as a run record)."""
+TRAINER_STATE_FILE = "trainer_state.json"  # what ``Trainer.train`` reads from every checkpoint it resumes
+
+logger = logging.getLogger(__name__)
+
+
+def refuse_finished_run(args: Any) -> None:
+    """Refuse an ``output_dir`` that holds a finished run (its ``results.json``) unless ``--overwrite_output_dir``
+    or ``--resume_from_checkpoint`` says what to do with it."""
+    finished = Path(args.output_dir) / RESULTS_FILE
+    if finished.is_file() and not (args.overwrite_output_dir or args.resume_from_checkpoint):
+        raise ValueError(
+            f"--output_dir {args.output_dir!r} holds a finished run ({finished} exists). Pass --overwrite_output_dir "
+            "to replace it, --resume_from_checkpoint to continue it, or choose another --output_dir."
+        )
+
+
+def _checkpoints_note(output_dir: str | None) -> str:
+    """What ``output_dir`` offers to resume from, for the message of a checkpoint that is not there."""
+    if not output_dir or not Path(output_dir).is_dir():
+        return ""
+    last = get_last_checkpoint(output_dir)
+    if last is not None:
+        return f" The last checkpoint in --output_dir is {last}."
+    finished = (Path(output_dir) / RESULTS_FILE).is_file()
+    why = " (a finished run keeps its checkpoints only with --keep_checkpoints)" if finished else ""
+    return f" --output_dir {output_dir!r} holds no checkpoint-* folder{why}."
+
+
+def check_resume_checkpoint(args: Any) -> None:
+    """Check that ``--resume_from_checkpoint`` (when set) names a Trainer checkpoint folder: a directory holding
+    ``trainer_state.json``. Runs before anything in the output folder changes.
+
+    Raises:
+        ValueError: naming ``--resume_from_checkpoint``, what was found there and the checkpoints ``--output_dir``
+            holds (none, once a finished run removed them).
+    """
+    checkpoint = args.resume_from_checkpoint
+    if not checkpoint:
+        return
+    path = Path(checkpoint)
+    if not path.exists():
+        found = "no such folder"
+    elif not path.is_dir():
+        found = "a file, not a folder"
+    elif not (path / TRAINER_STATE_FILE).is_file():
+        found = f"a folder without {TRAINER_STATE_FILE}"
+    else:
+        return
+    raise ValueError(
+        f"--resume_from_checkpoint {checkpoint!r} must be a Trainer checkpoint folder (checkpoint-N, holding "
+        f"{TRAINER_STATE_FILE}), found {found}.{_checkpoints_note(args.output_dir)} Nothing in --output_dir was "
+        "changed."
+    )
+
+
+class SetAsidePreviousResults(TrainerCallback):
+    """Move a finished run's ``results.json`` to :data:`PREVIOUS_RESULTS_FILE` when training begins (after the
+    model, the data and a resumed checkpoint have loaded), on the main process; :func:`discard_previous_results`
+    removes it once the new ``results.json`` is written."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Set the old ``results.json`` aside: from here on the folder holds a run in progress."""
+        if args.process_index != 0:
+            return
+        finished = Path(args.output_dir) / RESULTS_FILE
+        if finished.is_file():
+            aside = finished.with_name(PREVIOUS_RESULTS_FILE)
+            os.replace(finished, aside)
+            logger.warning("Moved %s of the previous run to %s until this run writes its own.", finished, aside)
+
+
+def discard_previous_results(output_dir: str | Path) -> None:
+    """Remove the previous run's set-aside ``results.json`` (call it once the new one is written)."""
+    (Path(output_dir) / PREVIOUS_RESULTS_FILE).unlink(missing_ok=True)
+
+
+def remove_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Remove the Trainer's ``checkpoint-*`` folders (optimizer, scheduler and RNG states) from a finished run's
+    ``output_dir``; the final model beside them stays. Returns what was removed."""
+    removed = sorted(path for path in Path(output_dir).glob("checkpoint-*") if path.is_dir())
+    for path in removed:
+        shutil.rmtree(path)
+    if removed:
+        logger.info("Removed the Trainer checkpoints %s (--keep_checkpoints keeps them).", [p.name for p in removed])
+    return removed
