@@ -64,7 +64,13 @@ def _push(args: argparse.Namespace) -> str:
     )
     message = f"Pushed {args.output_dir} to {url}"
     if args.space:
-        message += f"\nDemo Space: {space_url(args.space_id or default_space_id(args.repo_id))}"
+        from huggingface_hub import HfApi
+
+        from .hub.push import full_repo_id
+
+        # A bare NAME went to the token user's namespace, and so did its Space.
+        repo_id = args.space_id or default_space_id(full_repo_id(HfApi(token=args.token), args.repo_id))
+        message += f"\nDemo Space: {space_url(repo_id)}"
     return message
 
 

@@ -99,6 +99,17 @@ def test_push_of_a_bare_name_goes_to_the_token_users_namespace(run_dir, monkeypa
     assert "app.py" in hub.spaces[f"{full}-demo"]
 
 
+def test_the_cli_names_the_space_in_the_users_namespace(run_dir, monkeypatch, capsys):
+    from hf_robattr.cli import main
+
+    hub = FakeHub(monkeypatch)
+    publish_run(run_dir, repo_id="my-model")
+    assert main(["push", str(run_dir), "my-model", "--space", "--token", "hf_fake"]) == 0
+    out = capsys.readouterr().out
+    assert f"Demo Space: https://huggingface.co/spaces/{USER}/my-model-demo" in out, out
+    assert (f"{USER}/my-model-demo", "space") in hub.repos
+
+
 def test_push_of_an_org_name_asks_no_namespace(run_dir, monkeypatch):
     hub = FakeHub(monkeypatch)
     publish_run(run_dir, repo_id="org/tiny")
