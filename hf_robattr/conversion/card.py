@@ -145,7 +145,8 @@ def build_conversion_card(
     :class:`~hf_robattr.conversion.record.ConversionRecord`, or the ``results.json`` object).
 
     ``model_name`` titles the card (default: the repo name, else ``<teacher>-kernel-<feature map>``). The usage
-    snippet loads ``repo_id`` when it is known, else ``folder`` (where the model was saved)."""
+    snippet loads ``repo_id`` when it names its namespace (``ORG/NAME``), else ``folder`` (where the model was
+    saved)."""
     record = results if isinstance(results, ConversionRecord) else ConversionRecord.from_json(dict(results))
     teacher = record.teacher.name_or_path or "a softmax checkpoint"
     student, data = record.student, record.data
@@ -164,7 +165,8 @@ def build_conversion_card(
         eval_results=_eval_results(record, task_type, eval_name) or None,
         pipeline_tag=task_type,
     )
-    usage_id = repo_id or folder or "PATH_TO_THIS_FOLDER"
+    # A bare NAME is pushed to the token user's namespace, unknown until the push (which rewrites the snippet).
+    usage_id = (repo_id if repo_id and "/" in repo_id else None) or folder or "PATH_TO_THIS_FOLDER"
     auto_class = {
         "base": "AutoModel",
         "classification": "AutoModelForSequenceClassification"

@@ -130,3 +130,15 @@ def test_a_partial_data_description_writes_only_what_was_given(given, written):
 def test_an_older_file_with_some_split_keys_round_trips_exactly():
     old = {"data": {"num_examples": 8, "dataset": "mine", "train_split": "train", "split_seed": None}}
     assert ConversionRecord.from_json(old).to_json()["data"] == old["data"]
+
+
+@pytest.mark.parametrize(
+    ("repo_id", "loads"),
+    [("org/bert_kernel", "org/bert_kernel"), ("bert_kernel", "/tmp/out/bert_kernel"), (None, "/tmp/out/bert_kernel")],
+    ids=["org-name", "bare-name", "no-id"],
+)
+def test_the_cards_snippet_loads_a_full_repo_id_or_the_folder(repo_id, loads):
+    """A bare NAME lands in the token user's namespace, unknown before the push: the snippet loads the folder."""
+    record = ConversionRecord.from_json(json.loads((FIXTURES / "results_bert_conversion_a224fa2.json").read_text()))
+    card = build_conversion_card(record, family="bert", task="base", repo_id=repo_id, folder="/tmp/out/bert_kernel")
+    assert f'from_pretrained("{loads}", trust_remote_code=True)' in str(card)
