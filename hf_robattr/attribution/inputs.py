@@ -231,13 +231,8 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
             extra["position_ids"] = positions
     mask = extra.get("attention_mask", tensors.get("attention_mask"))
     token_mask = (mask if mask is not None else torch.ones(embeds.shape[:2], device=embeds.device)).to(embeds.dtype)
-    special = special_tokens(model, tensors, token_mask.shape).to(token_mask.device)
-    word_mask = token_mask * (~special).to(token_mask.dtype)
-    named = (
-        SPECIAL_TOKENS_MASK in tensors
-        or "input_ids" not in tensors
-        or bool(set(special_token_ids(model)) - padding_ids(model))
-    )
+    special, named = special_tokens(model, tensors, token_mask.shape)
+    word_mask = token_mask * (~special.to(token_mask.device)).to(token_mask.dtype)
     return PreparedInputs(
         embeds.detach(),
         TEXT,

@@ -72,8 +72,12 @@ def saved_tokenizer_special_ids(name_or_path: str) -> tuple[int, ...]:
     return tuple(sorted({i for i in ids if isinstance(i, int) and i >= 0}))
 
 
-def special_tokens(model: nn.Module, tensors: Mapping[str, torch.Tensor], shape: torch.Size) -> torch.Tensor:
-    """``[B, T]`` boolean: which tokens are special (see :func:`prepare_inputs` for the sources)."""
+def special_tokens(
+    model: nn.Module, tensors: Mapping[str, torch.Tensor], shape: torch.Size
+) -> tuple[torch.Tensor, bool]:
+    """``[B, T]`` boolean: which tokens are special (see :func:`prepare_inputs` for the sources), and whether anything
+    named them: a ``special_tokens_mask``, embeddings given without ids (no token is special), or special ids beyond
+    padding. False means every real token counts as a word only because nothing said otherwise."""
     given = tensors.get(SPECIAL_TOKENS_MASK)
     if given is not None:
         if given.shape != shape:
@@ -81,9 +85,10 @@ def special_tokens(model: nn.Module, tensors: Mapping[str, torch.Tensor], shape:
                 f"`inputs['{SPECIAL_TOKENS_MASK}']` must have the tokens' shape {list(shape)} (1 for a special "
                 f"token); got {list(given.shape)}."
             )
-        return given.bool()
+        return given.bool(), True
     ids = tensors.get("input_ids")
     if ids is None:
-        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device)
-    special = torch.tensor(special_token_ids(model), dtype=ids.dtype, device=ids.device)
-    return torch.isin(ids, special)
+        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device), True
+    known = special_token_ids(model)
+    special = torch.tensor(known, dtype=ids.dtype, device=ids.device)
+    return torch.isin(ids, special), bool(set(known) - padding_ids(model))
