@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -42,15 +42,19 @@ def slice_batch(batch: torch.Tensor | Mapping[str, Any], start: int, stop: int) 
     return {key: value[start:stop] for key, value in batch.items()}
 
 
+def stack_rows(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Rows stacked into one tensor; token rows of different lengths right-padded with 0 (the attention mask is
+    padded with 0 too, so the padding is masked out wherever a mask is built or given)."""
+    if len({row.shape for row in rows}) > 1:
+        return torch.nn.utils.rnn.pad_sequence(list(rows), batch_first=True, padding_value=0)
+    return torch.stack(list(rows))
+
+
 def _column(values: Any) -> torch.Tensor:
     if isinstance(values, torch.Tensor):
         return values
     if isinstance(values, list | tuple) and values and isinstance(values[0], torch.Tensor | list):
-        rows = [torch.as_tensor(row) for row in values]
-        if len({row.shape for row in rows}) > 1:
-            # Unpadded token columns: right-pad with 0 (the attention mask is padded with 0 too).
-            return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0)
-        return torch.stack(rows)
+        return stack_rows([torch.as_tensor(row) for row in values])
     return torch.as_tensor(values)
 
 

@@ -34,7 +34,7 @@ from hf_robattr.attribution.inputs import IMAGE, PreparedInputs, prepare_inputs
 from hf_robattr.attribution.random_streams import ExampleStreams
 
 from .batch_scoring import RobustnessScorer
-from .batching import iter_batches, move, slice_batch
+from .batching import iter_batches, move, slice_batch, stack_rows
 from .config import RobustnessConfig
 from .perturbations import ball_radius, range_projector, sample_ball, scored_inputs
 from .perturbed_maps import perturbed_explanations
@@ -81,14 +81,8 @@ RULE = (
 
 
 def _padded_cat(parts: list[torch.Tensor]) -> torch.Tensor:
-    """Rows of several batches in one; token columns of different lengths right-padded with 0 (as
-    :func:`~.batching.iter_batches` pads unpadded columns)."""
-    if parts[0].dim() >= 2 and len({part.shape[1] for part in parts}) > 1:
-        longest = max(part.shape[1] for part in parts)
-        parts = [
-            torch.nn.functional.pad(part, (0, 0) * (part.dim() - 2) + (0, longest - part.shape[1])) for part in parts
-        ]
-    return torch.cat(parts)
+    """Rows of several batches in one, padded as :func:`~.batching.iter_batches` pads unpadded columns."""
+    return stack_rows([row for part in parts for row in part])
 
 
 def _first_examples(inputs: Any, count: int) -> tuple[Any, torch.Tensor] | None:
