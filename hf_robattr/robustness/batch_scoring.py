@@ -183,17 +183,15 @@ class RobustnessScorer:
             # stream, keyed by the seed, its index and the method: the same whatever batch or process scores it.
             streams = ExampleStreams.keyed(self.config.seed, ids, name)
             chance_streams = ExampleStreams.keyed(self.config.seed, ids, f"{name}/chance")
-            scores, method_maps, method_skipped = self._score_method(
-                method,
-                prepared.with_streams(streams),
-                targets,
-                labels,
-                wanted,
-                ~unperturbable,
-                keep_maps,
-                chance_streams,
-                ids,
-            )
+            try:
+                scores, method_maps, method_skipped = self._score_method(
+                    method, prepared.with_streams(streams), targets, labels, wanted, ~unperturbable, keep_maps,
+                    chance_streams, ids,
+                )  # fmt: skip
+            except ValueError as error:
+                if str(error).startswith("`k` must be"):  # a map size is only known per method: name it
+                    raise ValueError(f"method {name!r}: {error}") from error
+                raise
             per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
             skipped[name] = method_skipped.cpu()
             if method_maps is not None:

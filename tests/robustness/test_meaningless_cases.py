@@ -115,6 +115,12 @@ def test_integer_k_longer_than_a_text_is_cut_to_its_length(bert, text_batch):
     assert result["saliency/topk_intersection"] == pytest.approx(1.0)
 
 
+def test_integer_k_larger_than_an_image_map_names_the_method(vit, images):
+    # 64 pixels fit k = 20, the 16 patches of the attention map do not: the error says which method ran out.
+    with pytest.raises(ValueError, match=r"method 'raw_attention': `k` must be between 1 and .* \(16\); got 20"):
+        _run(vit, images, k=20, methods=("saliency", "raw_attention"), measures=("topk_intersection",))
+
+
 def test_sensitivity_draws_stay_in_the_input_range():
     x = torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     x[:, :, 0, 0], x[:, :, 0, 1] = 0.0, 1.0
