@@ -34,6 +34,9 @@ __all__ = [
 
 PREVIOUS_RESULTS_FILE = f"{RESULTS_FILE}.previous"
 """Where a finished run's ``results.json`` waits while a rerun trains in its folder (not read as a run record)."""
+LAST_CHECKPOINT = ("last", "true")
+"""Values of ``--resume_from_checkpoint`` that mean the last ``checkpoint-N`` in ``--output_dir`` (as
+``Trainer.train(resume_from_checkpoint=True)`` does)."""
 TRAINER_STATE_FILE = "trainer_state.json"  # what ``Trainer.train`` reads from every checkpoint it resumes
 
 logger = logging.getLogger(__name__)
@@ -64,7 +67,8 @@ def _checkpoints_note(output_dir: str | None) -> str:
 
 def check_resume_checkpoint(args: Any) -> None:
     """Check that ``--resume_from_checkpoint`` (when set) names a Trainer checkpoint folder: a directory holding
-    ``trainer_state.json``. Runs before anything in the output folder changes.
+    ``trainer_state.json``; ``last`` (or ``true``) is replaced by the last ``checkpoint-N`` in ``--output_dir``.
+    Runs before anything in the output folder changes.
 
     Raises:
         ValueError: naming ``--resume_from_checkpoint``, what was found there and the checkpoints ``--output_dir``
@@ -73,6 +77,16 @@ def check_resume_checkpoint(args: Any) -> None:
     checkpoint = args.resume_from_checkpoint
     if not checkpoint:
         return
+    if str(checkpoint).lower() in LAST_CHECKPOINT:
+        last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+        if last is None:
+            where = _checkpoints_note(args.output_dir) or f" --output_dir {args.output_dir!r} does not exist."
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint} resumes the last checkpoint in --output_dir, and there is "
+                f"none:{where} Nothing in --output_dir was changed."
+            )
+        logger.info("Resuming from the last checkpoint in --output_dir: %s", last)
+        args.resume_from_checkpoint = checkpoint = last
     path = Path(checkpoint)
     if not path.exists():
         found = "no such folder"

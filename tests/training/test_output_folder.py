@@ -88,6 +88,24 @@ def test_a_checkpoint_that_fails_to_load_keeps_results_json_and_a_good_one_repla
     assert not (folder / PREVIOUS_RESULTS_FILE).exists()
 
 
+@pytest.mark.parametrize("value", ["last", "True"])
+def test_last_names_the_last_checkpoint_in_the_output_folder(tmp_path, value):
+    """``--resume_from_checkpoint last`` (or ``True``, as ``Trainer.train`` reads a bool) resolves to the newest
+    checkpoint-N, the one ``get_last_checkpoint`` picks, before anything runs; with none there it is refused."""
+    folder = tmp_path / "out"
+    args = image_run(tmp_path, resume_from_checkpoint=value)[2]
+    with pytest.raises(ValueError, match=f"--resume_from_checkpoint {value} resumes the last.*'.*out' does not exist"):
+        check_resume_checkpoint(args)
+    finished_folder(tmp_path)
+    with pytest.raises(ValueError, match=r"and there is none: --output_dir '.*out' holds no checkpoint-\* folder"):
+        check_resume_checkpoint(args)
+    for step in (2, 10, 9):
+        (folder / f"checkpoint-{step}").mkdir()
+        (folder / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    check_resume_checkpoint(args)
+    assert args.resume_from_checkpoint == str(folder / "checkpoint-10")
+
+
 def test_a_rerun_that_fails_after_training_began_sets_the_old_results_aside(tmp_path, monkeypatch):
     """Once training has begun the old results.json no longer claims the folder, but it is not lost."""
 
