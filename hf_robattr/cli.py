@@ -14,6 +14,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from .extras import install_hint
+
 
 USAGE_ERROR = 2
 
@@ -88,12 +90,14 @@ def _demo(args: argparse.Namespace) -> str:
     try:
         import gradio  # noqa: F401
     except ImportError as error:
-        raise CommandError(
-            f"the demo needs Gradio ({error}); install it with: pip install 'hf_robattr[demo]'"
-        ) from error
+        raise CommandError(f"the demo needs Gradio ({error}); install it with: {install_hint('demo')}") from error
     from .demo import launch_demo, load_demo_model
+    from .demo.app import mixed_kinds_error
 
     models = [load_demo_model(source) for source in [args.model, args.model2] if source]
+    mixed = mixed_kinds_error(models)
+    if mixed:
+        raise CommandError(mixed)
     launch_demo(models, server_name=args.host, server_port=args.port, share=args.share)
     return "Demo closed."
 
@@ -109,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    card = commands.add_parser("card", help="(re)generate OUTPUT_DIR/README.md and its pictures from results.json")
+    card = commands.add_parser(
+        "card", help="(re)generate OUTPUT_DIR/README.md and its training-curve picture from results.json"
+    )
     card.add_argument("output_dir", metavar="OUTPUT_DIR", help="a finished run folder with results.json")
     card.add_argument("--model_id", "--model-id", help="the Hub repo id ORG/NAME used in the usage snippet")
     card.add_argument("--model_name", "--model-name", help="the card title")
@@ -149,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     metric.set_defaults(handler=_push_metric)
 
     demo = commands.add_parser(
-        "demo", help="open the attribution explorer (Gradio; pip install 'hf_robattr[demo]') on one or two models"
+        "demo", help="open the attribution explorer (Gradio: the `demo` extra) on one or two models"
     )
     demo.add_argument("model", metavar="MODEL", help="a run folder or a Hub model id")
     demo.add_argument("model2", metavar="MODEL2", nargs="?", help="a second model, shown side by side")

@@ -120,6 +120,14 @@ def test_demo_on_a_folder_without_a_model(tmp_path, capsys):
     assert "neither an existing folder nor a Hub model id" in _one_line_error(capsys)
 
 
+def test_demo_without_gradio_says_how_to_install_the_extra(tmp_path, capsys, monkeypatch):
+    # hf_robattr is not on PyPI: the hint installs the extra from a clone, never `pip install 'hf_robattr[demo]'`.
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` raise ImportError
+    assert main(["demo", str(tmp_path)]) == 2
+    line = _one_line_error(capsys)
+    assert "needs Gradio" in line and "pip install -e '.[demo]' in a clone of hf_robattr" in line
+
+
 def test_traceback_flag_shows_the_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         main(["--traceback", "card", str(tmp_path)])

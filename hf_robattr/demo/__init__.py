@@ -1,7 +1,7 @@
 """hf_robattr.demo: the attribution explorer, a Gradio page over one model or two side by side.
 
 ``hf-robattr demo MODEL [MODEL2]`` serves it; :func:`build_app` returns the ``gradio.Blocks`` (API endpoint
-``/explain``). Needs the ``demo`` extra: ``pip install 'hf_robattr[demo]'``.
+``/explain``). Needs the ``demo`` extra (``pip install -e '.[demo]'`` in a clone).
 """
 
 from .app import API_NAME, build_app, launch_demo

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..attribution import ATTRIBUTION_METHODS
+from ..extras import install_hint
 from ..robustness import ATTACKS, NORMS
 from .explain import PAGE_SETTINGS, explain, summary_markdown, token_highlights
 from .loading import IMAGE, TEXT, DemoInputError, DemoModel, DemoModelError, load_demo_model
@@ -16,9 +17,7 @@ from .loading import IMAGE, TEXT, DemoInputError, DemoModel, DemoModelError, loa
 try:
     import gradio as gr
 except ImportError as error:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        f"hf_robattr.demo needs Gradio ({error}); install it with: pip install 'hf_robattr[demo]'"
-    ) from error
+    raise ImportError(f"hf_robattr.demo needs Gradio ({error}); install it with: {install_hint('demo')}") from error
 
 
 logger = logging.getLogger(__name__)
@@ -46,14 +45,19 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
             errors.append(str(error))
     if len(models) == 2 and models[0].name == models[1].name:
         models[1].name += " (2)"  # two folders with the same name: tell their columns apart
-    kinds = {model.kind for model in models}
-    if len(kinds) > 1:
-        errors.append(
-            "The two models take different inputs (" + " and ".join(f"{m.name}: {m.kind}" for m in models) + "); "
-            "compare models of the same kind."
-        )
+    mixed = mixed_kinds_error(models)
+    if mixed:
+        errors.append(mixed)
         models = []
     return models, errors
+
+
+def mixed_kinds_error(models: Sequence[DemoModel]) -> str | None:
+    """The message for models that take different inputs (an image and a text model), or ``None``."""
+    if len({model.kind for model in models}) < 2:
+        return None
+    kinds = " and ".join(f"{model.name}: {model.kind}" for model in models)
+    return f"The two models take different inputs ({kinds}); compare models of the same kind."
 
 
 def _choices() -> dict[str, list[str]]:

@@ -94,7 +94,7 @@ def demo_section(space_id: str) -> str:
     return (
         f"Explore this model's attributions in the browser: [{space_id}]({space_url(space_id)}) shows the clean and "
         "the attacked attribution maps of any input, with its robustness scores (choose the method, the attack and "
-        "epsilon). Run the same explorer locally with `hf-robattr demo MODEL` (`pip install 'hf_robattr[demo]'`)."
+        "epsilon). Run the same explorer locally with `hf-robattr demo MODEL` (the `demo` extra of hf_robattr)."
     )
 
 

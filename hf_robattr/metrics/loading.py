@@ -9,7 +9,7 @@ slow and at worst hang on a network that drops packets, and a fresh cache holds 
 ``attribution_robustness`` is served from :func:`metric_path` through evaluate's own ``LocalEvaluationModuleFactory``:
 no network, any working directory, any (fresh) module cache. It runs as soon as ``evaluate`` is imported, in three
 ways: ``import hf_robattr``; importing this package; and, in a process that imports neither, the start-up hook an
-install puts in ``site-packages`` (``hf-robattr-startup.pth``, see ``hf_robattr/_build.py`` and
+install puts in ``site-packages`` (``hf_robattr-startup.pth``, see ``hf_robattr/_build.py`` and
 ``hf_robattr/_lazy.py``), so a plain ``evaluate.load("attribution_robustness")`` works after ``pip install``.
 
 Precedence: a local ``./attribution_robustness/attribution_robustness.py`` still wins, as evaluate documents, and

@@ -80,7 +80,7 @@ def explain_examples(
 
     The scores are those of ``evaluate_attribution_robustness(model, inputs, config, return_per_sample=True)`` for
     ``method`` and ``measures``, and the maps are the ones they were computed from
-    (:class:`~hf_robattr.RobustnessScorer` with ``keep_maps=True``).
+    (:meth:`~hf_robattr.RobustnessScorer.score_batch` with ``keep_maps=True``).
 
     Args:
         model: an image or text classifier.

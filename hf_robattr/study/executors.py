@@ -10,7 +10,7 @@ recomputing a finished run.
   slot is pinned to one (``CUDA_VISIBLE_DEVICES``, round robin).
 - ``ray``: each run is a Ray task asking for ``threads`` CPUs and, where the cluster has GPUs, one GPU. Without
   ``ray_address`` a local Ray is started (and stopped afterwards); a Ray already initialised is used as it is.
-  Needs the ``ray`` extra (``pip install hf_robattr[ray]``); a multi-node cluster needs the study's output
+  Needs the ``ray`` extra (``pip install -e '.[ray]'`` in a clone); a multi-node cluster needs the study's output
   directory on a shared file system (the warm-start checkpoints are read from it).
 """
 
@@ -29,6 +29,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..extras import install_hint
 from .grid import RunSpec
 from .run import run_one, spec_record
 from .store import RunStore
@@ -150,7 +151,7 @@ def _ray(
     try:
         import ray
     except ImportError as error:
-        raise ImportError("--executor ray needs Ray: pip install 'hf_robattr[ray]'.") from error
+        raise ImportError(f"--executor ray needs Ray: {install_hint('ray')}.") from error
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, include_dashboard=False, ignore_reinit_error=True, logging_level="error")

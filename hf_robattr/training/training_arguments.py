@@ -194,7 +194,10 @@ class RobAttrTrainingArguments(TrainingArguments):
     )
     diagnostics_max_probes: int | None = field(
         default=None,
-        metadata={"help": "Draw more probes, up to this many, while the relative standard error is above 10%%."},
+        metadata={
+            "help": "Draw more probes, up to this many, while the relative standard error is above 10%% (default: 10 "
+            "x --diagnostics_num_probes)."
+        },
     )
     diagnostics_num_iterations: int = field(
         default=5, metadata={"help": "Power iterations (>= 2) for the top Hessian eigenvalue."}

@@ -80,6 +80,17 @@ def test_pages_that_cannot_show_a_model_say_why(tmp_path, vit, bert_run):
     assert "take different inputs" in text and "image" in text and "text" in text
 
 
+def test_cli_demo_refuses_models_of_different_kinds_before_launching(vit_run, bert_run, monkeypatch, capsys):
+    import hf_robattr.demo
+    from hf_robattr.cli import main
+
+    monkeypatch.setattr(hf_robattr.demo, "launch_demo", lambda *args, **kwargs: pytest.fail("launched"))
+    assert main(["demo", str(vit_run), str(bert_run)]) == 2
+    line = capsys.readouterr().err.strip().splitlines()[-1]  # after transformers' weight-loading bars
+    assert line.startswith("hf-robattr demo: error: The two models take different inputs")
+    assert ": image" in line and ": text" in line
+
+
 def test_settings_and_inputs_get_messages(vit, tmp_path):
     base = vit.config
     assert page_config(base, method="integrated_gradients", k=5.0, num_steps=3.0).k == 5
