@@ -42,7 +42,7 @@ from .perturbations import ball_radius, range_projector, sample_ball, scored_inp
 from .perturbed_maps import perturbed_explanations
 from .saturation import baseline_key
 from .sensitivity import SENSITIVITY_MEASURES, sensitivity_measures, sensitivity_ratio
-from .similarity import SIMILARITY_MEASURES, similarity_scores
+from .similarity import SIMILARITY_MEASURES, TopKCountError, similarity_scores
 
 
 @dataclass(frozen=True)
@@ -188,10 +188,8 @@ class RobustnessScorer:
                     method, prepared.with_streams(streams), targets, labels, wanted, ~unperturbable, keep_maps,
                     chance_streams, ids,
                 )  # fmt: skip
-            except ValueError as error:
-                if str(error).startswith("`k` must be"):  # a map size is only known per method: name it
-                    raise ValueError(f"method {name!r}: {error}") from error
-                raise
+            except TopKCountError as error:  # a map's size is only known per method: name it
+                raise TopKCountError(f"method {name!r}: {error}") from error
             per_sample.update({f"{name}/{measure}": values.detach().cpu() for measure, values in scores.items()})
             skipped[name] = method_skipped.cpu()
             if method_maps is not None:

@@ -19,6 +19,10 @@ def _flat(maps: torch.Tensor) -> torch.Tensor:
     return maps.reshape(maps.shape[0], -1)
 
 
+class TopKCountError(ValueError):
+    """An integer ``k`` larger than the attribution map it ranks (or below 1)."""
+
+
 def resolve_k(k: int | float, num_features: int) -> int:
     """``k`` as a feature count: an int >= 1 is a count, a float in (0, 1) a fraction of the features."""
     if isinstance(k, bool) or not isinstance(k, int | float):
@@ -28,7 +32,7 @@ def resolve_k(k: int | float, num_features: int) -> int:
             raise ValueError(f"`k` as a fraction must lie in (0, 1); got {k}.")
         return max(1, round(k * num_features))
     if not 1 <= k <= num_features:
-        raise ValueError(f"`k` must be between 1 and the number of features ({num_features}); got {k}.")
+        raise TopKCountError(f"`k` must be between 1 and the number of features ({num_features}); got {k}.")
     return int(k)
 
 
