@@ -96,16 +96,26 @@ class StudyArguments:
         unknown = [arm for arm in self.arms or () if arm not in names]
         if unknown:
             raise ValueError(f"--arms has unknown entries {unknown}; scale {self.scale!r} has {list(names)}.")
+        if self.arms:
+            self.arms = list(dict.fromkeys(self.arms))  # an arm named twice is run once
         for name in ("seeds", "max_runs", "threads_per_worker"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"--{name} must be >= 1, got {value}.")
         output = Path(self.output_dir).resolve()
-        if self.runs_archive and Path(self.runs_archive).resolve() in (output, output / "runs"):
-            raise ValueError(
-                f"--runs_archive {self.runs_archive} is --output_dir or its runs/ folder; give the archive a folder "
-                "of its own (e.g. docs/study-cpu/records with another --output_dir)."
-            )
+        if self.runs_archive:
+            archive = Path(self.runs_archive).resolve()
+            if archive in (output, output / "runs"):
+                raise ValueError(
+                    f"--runs_archive {self.runs_archive} is --output_dir or its runs/ folder; give the archive a "
+                    "folder of its own (e.g. docs/study-cpu/records with another --output_dir)."
+                )
+            study = next((folder for folder in (archive, archive.parent) if (folder / "study.json").is_file()), None)
+            if study is not None:
+                raise ValueError(
+                    f"--runs_archive {self.runs_archive} is inside the study folder {study} (it holds study.json): "
+                    "the archive would write into that study's runs. Give the archive a folder of its own."
+                )
         if self.ray_address is not None and self.executor != "ray":
             raise ValueError(f"--ray_address needs --executor ray (got --executor {self.executor}).")
 

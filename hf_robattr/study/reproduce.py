@@ -30,7 +30,7 @@ from .results import load_results
 from .rules_v3 import VERDICTS_V3
 from .run import run_one
 from .scales import StudySettings, get_settings
-from .store import RunStore
+from .store import RunStore, check_manifest
 from .sweep import choose_weights
 
 
@@ -146,6 +146,7 @@ def reproduce(args: StudyArguments, *, run_function: RunFunction = run_one) -> S
     directory = Path(args.output_dir)
     archive = RunArchive(args.runs_archive, settings.scale) if args.runs_archive else None
     no_runs = not any((directory / "runs").glob("*.json")) and not (archive and archive.stored_keys())
+    check_manifest(directory, settings.scale)  # before anything is read or written there
     if args.estimate_only and no_runs and render_from_results(directory):
         print(f"Report: {directory / 'report.md'}, re-rendered from {directory / RESULTS_NAME} (no runs to continue).")
         return StudyOutcome({}, [], 0, {}, str(directory / "report.md"), 0)

@@ -30,7 +30,7 @@ from hf_robattr.results_io import write_json_atomic
 from .archive import RunArchive, move_aside
 
 
-__all__ = ["RunStore", "StudyDirectoryError", "write_json"]
+__all__ = ["RunStore", "StudyDirectoryError", "check_manifest", "write_json"]
 
 logger = logging.getLogger(__name__)
 MANIFEST = "study.json"
@@ -75,22 +75,10 @@ class RunStore:
 
     def _open_manifest(self, scale: str) -> None:
         manifest = self.directory / MANIFEST
-        if not manifest.exists():
+        stored = check_manifest(self.directory, scale)
+        if stored is None:
             write_json(manifest, {"scale": scale, "format": FORMAT})
             return
-        stored = self._read(manifest)
-        if not (isinstance(stored, dict) and isinstance(stored.get("scale"), str)):
-            raise StudyDirectoryError(
-                f"--output_dir {self.directory}: {manifest} is not a study manifest ({_describe(manifest)}), so "
-                "the scale of the runs stored there is unknown. If the folder holds a study of this scale, write "
-                f'{{"scale": "{scale}", "format": {FORMAT}}} into {manifest} and rerun: its finished runs are kept. '
-                "Otherwise move the file away (or use another --output_dir) to start a new study there."
-            )
-        if stored["scale"] != scale:
-            raise StudyDirectoryError(
-                f"--output_dir {self.directory} holds a study of scale {stored['scale']!r}, not {scale!r}. "
-                "Use another --output_dir for this scale."
-            )
         if stored.get("format") != FORMAT:
             self.set_aside(manifest, f"a study manifest of format {stored.get('format')!r}, not {FORMAT}")
             write_json(manifest, {"scale": scale, "format": FORMAT})
@@ -179,6 +167,31 @@ class RunStore:
         if keys is None:
             keys = [path.stem for path in sorted(self.runs.glob("*.json"))]
         return [record for record in (self.load(key) for key in keys) if record is not None]
+
+
+def check_manifest(directory: str | os.PathLike, scale: str) -> dict[str, Any] | None:
+    """``directory``'s study manifest (``None`` when it has none), checked to be one of scale ``scale``.
+
+    Raises:
+        StudyDirectoryError: the manifest is damaged or names another scale; the message says how to recover.
+    """
+    manifest = Path(directory) / MANIFEST
+    if not manifest.exists():
+        return None
+    stored = RunStore._read(manifest)
+    if not (isinstance(stored, dict) and isinstance(stored.get("scale"), str)):
+        raise StudyDirectoryError(
+            f"--output_dir {directory}: {manifest} is not a study manifest ({_describe(manifest)}), so "
+            "the scale of the runs stored there is unknown. If the folder holds a study of this scale, write "
+            f'{{"scale": "{scale}", "format": {FORMAT}}} into {manifest} and rerun: its finished runs are kept. '
+            "Otherwise move the file away (or use another --output_dir) to start a new study there."
+        )
+    if stored["scale"] != scale:
+        raise StudyDirectoryError(
+            f"--output_dir {directory} holds a study of scale {stored['scale']!r}, not {scale!r}. "
+            "Use another --output_dir for this scale."
+        )
+    return stored
 
 
 def _describe(path: Path) -> str:

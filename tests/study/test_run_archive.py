@@ -167,6 +167,20 @@ def test_the_archive_cannot_be_the_output_folder_or_its_runs(archive):
         StudyArguments(output_dir="out", runs_archive=archive)
 
 
+@pytest.mark.parametrize("inside", ["", "runs"])
+def test_the_archive_cannot_be_another_studys_folder_or_its_runs(tmp_path, inside):
+    """An archive inside another study's folder would write archive.json among that study's runs."""
+    RunStore(tmp_path / "other", "ci")
+    with pytest.raises(ValueError, match=r"--runs_archive .* is inside the study folder .*other \(it holds study"):
+        StudyArguments(output_dir=str(tmp_path / "out"), runs_archive=str(tmp_path / "other" / inside))
+    assert sorted(p.name for p in (tmp_path / "other" / "runs").iterdir()) == []
+
+
+def test_an_arm_named_twice_is_run_once():
+    args = StudyArguments(output_dir="out", scale="ci", arms=["minilm", "vit", "minilm"])
+    assert args.arms == ["minilm", "vit"]
+
+
 def test_the_flag_reaches_the_parser():
     from transformers import HfArgumentParser
 

@@ -67,6 +67,22 @@ def test_a_damaged_manifest_is_refused_with_how_to_recover(tmp_path, content, de
     assert (tmp_path / "study.json").read_text() == content  # nothing touched
 
 
+def test_estimate_only_does_not_re_render_another_scales_report(tmp_path):
+    """A folder of a ci study with no runs left but its results.json.gz: --scale cpu --estimate_only refuses it
+    instead of re-rendering the ci report as if it were the cpu one."""
+    import shutil
+    from pathlib import Path
+
+    from hf_robattr.study import StudyArguments, reproduce
+
+    RunStore(tmp_path, "ci")
+    committed = Path(__file__).resolve().parents[2] / "docs" / "study-cpu" / "results.json.gz"
+    shutil.copy(committed, tmp_path / "results.json.gz")
+    with pytest.raises(StudyDirectoryError, match=r"holds a study of scale 'ci', not 'cpu'"):
+        reproduce(StudyArguments(output_dir=str(tmp_path), scale="cpu", estimate_only=True, progress=False))
+    assert not (tmp_path / "report.md").exists()
+
+
 def test_a_manifest_of_an_older_format_is_set_aside_and_rewritten(tmp_path, caplog):
     (tmp_path / "study.json").write_text('{"scale": "ci", "format": 1}')
     with caplog.at_level("WARNING"):
