@@ -14,8 +14,6 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from .extras import install_hint
-
 
 USAGE_ERROR = 2
 
@@ -87,6 +85,8 @@ def _push_metric(args: argparse.Namespace) -> str:
 
 
 def _demo(args: argparse.Namespace) -> str:
+    from .extras import install_hint
+
     try:
         import gradio  # noqa: F401
     except ImportError as error:
