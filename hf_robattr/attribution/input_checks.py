@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .argument_checks import is_integer
+
 
 __all__ = [
     "check_batch",
@@ -15,7 +17,9 @@ __all__ = [
     "check_modality",
     "check_pixels",
     "check_token_ids",
+    "check_token_length",
     "check_token_shapes",
+    "max_token_positions",
 ]
 
 
@@ -78,6 +82,48 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int | None) -> None:
             f"`{name}` holds ids in [{low}, {high}]; the model's embedding table has ids 0..{vocab_size - 1 if vocab_size else '?'}"
             ". Tokenize with the model's own tokenizer."
         )
+
+
+def _position_offset(model: nn.Module) -> int:
+    """Positions a model's embeddings never give a token: RoBERTa-style layers number tokens from
+    ``padding_idx + 1`` (found as ``hf_robattr.attribution.inputs`` finds them), others from 0."""
+    for module in model.modules():
+        padding_idx = getattr(module, "padding_idx", None)
+        if callable(getattr(module, "create_position_ids_from_input_ids", None)) and isinstance(padding_idx, int):
+            return padding_idx + 1
+    return 0
+
+
+def max_token_positions(model: nn.Module) -> int | None:
+    """The most tokens per example ``model`` can embed: ``config.max_position_embeddings``, less the offset of
+    positions numbered from ``padding_idx + 1`` (RoBERTa: 514 - 2 = 512).
+
+    ``None`` when the config has no ``max_position_embeddings`` or the model adds no absolute positions to its inputs
+    (``position_biased_input=False``, e.g. DeBERTa-v2/v3): the length is then not bounded by a position table.
+    """
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not is_integer(limit) or getattr(config, "position_biased_input", True) is False:
+        return None
+    return int(limit) - _position_offset(model)
+
+
+def check_token_length(model: nn.Module, ids: torch.Tensor, name: str = "inputs['input_ids']") -> None:
+    """``input_ids`` no longer than the model's position table (:func:`max_token_positions`): a longer batch would
+    fail inside the model's embeddings with a shape error that names neither the argument nor the limit."""
+    limit = max_token_positions(model)
+    if limit is None or ids.dim() < 2 or ids.shape[-1] <= limit:
+        return
+    config = model.config
+    offset = config.max_position_embeddings - limit
+    source = f"config.max_position_embeddings = {config.max_position_embeddings}"
+    if offset:
+        source += f", less {offset} for positions numbered from padding_idx + 1"
+    raise ValueError(
+        f"`{name}` holds {ids.shape[-1]} tokens per example (shape {list(ids.shape)}); "
+        f"{type(model).__name__} takes at most {limit} ({source}). Truncate when tokenizing: "
+        f"tokenizer(texts, truncation=True, max_length={limit})."
+    )
 
 
 def check_token_shapes(tensors: dict[str, torch.Tensor], shape: torch.Size, keys: tuple[str, ...]) -> None:

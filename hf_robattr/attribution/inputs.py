@@ -18,6 +18,7 @@ from .input_checks import (
     check_modality,
     check_pixels,
     check_token_ids,
+    check_token_length,
     check_token_shapes,
 )
 from .random_streams import ExampleStreams
@@ -213,6 +214,7 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
             raise TypeError("`model` must provide `get_input_embeddings()` to attribute text given as `input_ids`.")
         table = model.get_input_embeddings()
         check_token_ids(tensors["input_ids"], getattr(table, "num_embeddings", None))
+        check_token_length(model, tensors["input_ids"])
         embeds = table(tensors["input_ids"])
     else:
         raise ValueError(

@@ -65,8 +65,11 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
 
     Returns:
         The core's dict: ``"{method}/{measure}"`` floats, ``"num_samples"``, ``"num_skipped"``, and the nested
-        ``"saturated"``, ``"baselines"`` (and ``"epsilon_calibration"`` with ``epsilon="auto"``). An option passed as
-        ``None`` takes the core's default (the evaluate signature shows every option with a ``None`` default).
+        ``"saturated"``, ``"baselines"`` (and ``"epsilon_calibration"`` with ``epsilon="auto"``).
+
+    An option passed as ``None`` counts as not given (the evaluate signature shows every option with a ``None``
+    default): it takes ``config``'s value, else the core's default. A dataset encoded with ``tokenizer`` is truncated
+    to the tokens ``model`` can embed (see :func:`dataset_to_inputs`).
     """
     if model is None:
         raise ValueError("`model` is required: pass the classifier to score, e.g. `compute(model=model, inputs=...)`.")
@@ -79,9 +82,10 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
             "`inputs` is required: a pixel-values tensor, a tokenized batch, or a datasets.Dataset with an "
             "`image_processor` or `tokenizer`."
         )
+    model = unwrap_model(model)
     encoding = {name: options.pop(name) for name in ENCODING_OPTIONS if name in options}
     if _is_dataset(inputs) and (encoding.get("image_processor") is not None or encoding.get("tokenizer") is not None):
-        inputs, targets = dataset_to_inputs(inputs, **encoding)
+        inputs, targets = dataset_to_inputs(inputs, model=model, **encoding)
         if targets is not None:
             if options.get("targets") is not None:
                 raise ValueError("Pass either `targets` or `label_column`, not both.")
@@ -94,6 +98,7 @@ def compute_attribution_robustness(model: torch.nn.Module, inputs: Any, **option
 
     core = _scoring_core()
     _check_options(core, options)
-    defaults = {name: p.default for name, p in inspect.signature(core).parameters.items()}
-    options = {k: v for k, v in options.items() if v is not None or defaults.get(k) is None}
-    return core(unwrap_model(model), inputs, **options)
+    # ``None`` means "not given", for the core's own parameters and for the settings alike: passed on, a None setting
+    # would replace ``config``'s value (or fail validation, e.g. ``methods=None``).
+    options = {name: value for name, value in options.items() if value is not None}
+    return core(model, inputs, **options)

@@ -45,6 +45,41 @@ def test_options_passed_as_none_take_the_cores_defaults(image_model, pixel_value
     assert "per_sample" not in result
 
 
+def test_every_setting_passed_as_none_takes_its_default(image_model, pixel_values, fast_options):
+    """``methods=None``, ``attack=None``, ``num_steps=None``, ``k=None``... each failed validation in the core: a None
+    setting is now not passed on, so ``config``'s value (or the core's default) applies."""
+    progress = fast_options.pop("progress")
+    config = hf_robattr.RobustnessConfig(**fast_options)
+    unset = dict.fromkeys(hf_robattr.RobustnessConfig.field_names())
+    expected = hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, config, progress=progress)
+    metric = hf_robattr.AttributionRobustness()
+    result = metric.compute(model=image_model, inputs=pixel_values, config=config, progress=progress, **unset)
+    assert same(result, expected)
+    direct = hf_robattr.metrics.compute_attribution_robustness(
+        image_model, pixel_values, config=config, progress=progress, **unset
+    )
+    assert same(direct, expected)
+
+
+@pytest.mark.parametrize(
+    "unset",
+    [
+        pytest.param({"config": None}, id="config"),
+        pytest.param({"epsilon": None}, id="epsilon"),
+        pytest.param({"methods": None, "seed": None, "k": None}, id="settings"),
+    ],
+)
+def test_none_at_compute_keeps_the_load_time_settings(image_model, pixel_values, fast_options, unset):
+    """A None passed to ``compute`` counts as not given: it never replaces what ``evaluate.load`` was given (the
+    core's defaults, epsilon 8/255 and one method, would give other numbers)."""
+    settings = {key: value for key, value in fast_options.items() if key != "progress"}
+    metric = evaluate.load("attribution_robustness", **settings)
+    expected = hf_robattr.evaluate_attribution_robustness(image_model, pixel_values, **fast_options)
+    result = metric.compute(model=image_model, inputs=pixel_values, progress=False, **unset)
+    assert same(result, expected)
+    assert result["input_x_gradient/topk_intersection"] == expected["input_x_gradient/topk_intersection"]
+
+
 def test_every_option_reaches_the_core_unchanged(monkeypatch, image_model, pixel_values):
     seen = {}
 

@@ -1,12 +1,17 @@
 """Inputs of the wrong dtype, shape or modality are refused with the argument's name and what was expected, before
 they reach torch or transformers (whose own errors name neither)."""
 
+from types import SimpleNamespace
+
 import datasets
 import pytest
 import torch
+from tiny_models import padded_text_batch, tiny_bert
 from torch import nn
+from transformers import RobertaConfig, RobertaForSequenceClassification
 
 import hf_robattr
+from hf_robattr.attribution.input_checks import check_token_length, max_token_positions
 from hf_robattr.metrics.inputs import dataset_to_inputs
 
 
@@ -78,6 +83,45 @@ def test_valid_inputs_still_score(bert, text_batch):
     """The checks leave well-formed batches alone: integer ids of any integer dtype, a broadcast position row."""
     as_int32 = {key: value.to(torch.int32) for key, value in text_batch.items()}
     assert _score(bert, as_int32)["num_samples"] == len(text_batch["input_ids"])
+
+
+class _NoAbsolutePositions(nn.Linear):
+    """A model whose config has ``max_position_embeddings`` but adds no absolute positions (DeBERTa-v2/v3)."""
+
+    def __init__(self) -> None:
+        super().__init__(2, 2)
+        self.config = SimpleNamespace(max_position_embeddings=16, position_biased_input=False)
+
+
+def test_max_token_positions_reads_the_position_table(bert, vit):
+    assert max_token_positions(bert) == bert.config.max_position_embeddings == 16
+    # RoBERTa numbers positions from padding_idx + 1: 12 positions, padding_idx 3, so 8 tokens.
+    roberta = tiny_bert(RobertaConfig, RobertaForSequenceClassification, pad_token_id=3, max_position_embeddings=12)
+    assert max_token_positions(roberta) == 12 - 3 - 1
+    assert max_token_positions(vit) is None  # no such field: no limit
+    assert max_token_positions(_NoAbsolutePositions()) is None
+    assert max_token_positions(nn.Linear(2, 2)) is None
+
+
+def test_token_ids_longer_than_the_position_table_are_named(bert):
+    ids = torch.randint(1, 40, (2, 20))
+    with pytest.raises(
+        ValueError,
+        match=r"`inputs\['input_ids'\]` holds 20 tokens per example \(shape \[2, 20\]\); BertForSequenceClassification "
+        r"takes at most 16 \(config.max_position_embeddings = 16\).*max_length=16",
+    ):
+        check_token_length(bert, ids)
+    check_token_length(bert, ids[:, :16])  # at the limit
+    roberta = tiny_bert(RobertaConfig, RobertaForSequenceClassification, pad_token_id=1, max_position_embeddings=12)
+    with pytest.raises(ValueError, match=r"holds 11 tokens.*at most 10 .*less 2 for positions numbered from padding"):
+        check_token_length(roberta, ids[:, :11])
+    check_token_length(roberta, ids[:, :10])
+
+
+def test_the_core_refuses_token_ids_longer_than_the_position_table(bert):
+    """Without the check, BERT fails in its embeddings: "The expanded size of the tensor (20) must match ... (16)"."""
+    with pytest.raises(ValueError, match=r"`inputs\['input_ids'\]` holds 20 tokens per example.*at most 16"):
+        _score(bert, padded_text_batch((20, 12), seed=2, length=20))
 
 
 def test_a_one_logit_model_is_refused_before_scoring(images):

@@ -89,7 +89,8 @@ _KWARGS_DESCRIPTION = (
 Computes attribution-robustness scores of a classifier. Every argument except the dataset-encoding ones
 (image_processor, tokenizer, image_column, text_column, label_column, max_length) goes unchanged to
 hf_robattr.evaluate_attribution_robustness. Settings not given here come from the instance's defaults: those
-passed to evaluate.load("attribution_robustness", ...) (validated at load), else RobustnessConfig's.
+passed to evaluate.load("attribution_robustness", ...) (validated at load), else RobustnessConfig's. An argument
+passed as None counts as not given (config=None too: the load-time settings still apply).
 
 Args:
     model (`torch.nn.Module`): the classifier: an hf_robattr ViT/BERT, a transformers image or text classifier
@@ -99,7 +100,7 @@ Args:
         (mapping with `input_ids` and `attention_mask`); a `datasets.Dataset` with such columns or an iterable of
         such batches; or a `datasets.Dataset` of raw examples together with `image_processor` or `tokenizer`.
     config (`hf_robattr.RobustnessConfig` or `dict`, *optional*): all scoring settings in one validated object;
-        it replaces the instance's defaults, and the settings below override its fields.
+        it replaces the instance's defaults (None: keep them), and the settings below override its fields.
     targets (`torch.Tensor` of shape `[N]`, *optional*): class indices to attribute; default: the model's
         predictions.
     target_region (`torch.Tensor`, *optional*): boolean map for the "targeted" attack; default: the clean map's k
@@ -112,12 +113,14 @@ Args:
     + _settings_doc()
     + """
     image_processor (*optional*): with a `datasets.Dataset`: encodes `image_column` into `pixel_values`.
-    tokenizer (*optional*): with a `datasets.Dataset`: encodes `text_column` (padded, truncated to `max_length`).
+    tokenizer (*optional*): with a `datasets.Dataset`: encodes `text_column` (padded, truncated to `max_length`;
+        never longer than the model's position table).
     image_column (`str`, *optional*): image column; default the first of "image", "img", "pixel_values".
     text_column (`str`, *optional*): text column; default the first of "sentence", "text", "content", "review",
         "sentence1".
     label_column (`str`, *optional*): when given, its values are the targets.
-    max_length (`int`, *optional*): tokenizer truncation length.
+    max_length (`int`, *optional*): tokenizer truncation length (>= 1); default the tokenizer's `model_max_length`,
+        capped at what the model embeds: `config.max_position_embeddings`, less RoBERTa's `padding_idx + 1`.
 
 Returns:
     `dict` with, for every requested method `{method}` and measure, the mean over examples as a float and its
@@ -218,14 +221,16 @@ class AttributionRobustness(evaluate.Metric):
     def compute(self, *, model=None, inputs=None, **options):
         """Score the robustness of ``model``'s attributions on ``inputs``; every option goes to the core.
 
-        Settings not given here come from the instance's defaults (those given to ``evaluate.load``); a
-        ``config=`` passed here replaces them. Under torch.distributed every rank scores its shard of the examples
-        and returns the same dict.
+        Settings not given here, or given as ``None``, come from the instance's defaults (those given to
+        ``evaluate.load``); a ``config=`` passed here replaces them. Under torch.distributed every rank scores its
+        shard of the examples and returns the same dict.
         """
         return self._compute(model=model, inputs=inputs, **options)
 
     def _compute(self, *, model=None, inputs=None, **options):
-        options.setdefault("config", self.robustness_config)
+        # ``config=None`` (evaluate's signature default) means "not given": the load-time settings apply.
+        if options.get("config") is None:
+            options["config"] = self.robustness_config
         return hf_robattr.metrics.compute_attribution_robustness(model, inputs, **options)
 
     # The options ``_compute`` accepts, spelled out (evaluate's module tests require no bare ``**kwargs``); any other
