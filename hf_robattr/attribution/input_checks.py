@@ -3,6 +3,8 @@ wrong dtype, shape or modality fails here instead of deep inside torch or transf
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -20,6 +22,7 @@ __all__ = [
     "check_token_length",
     "check_token_shapes",
     "max_token_positions",
+    "padding_aware_numbering",
 ]
 
 
@@ -84,14 +87,22 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int | None) -> None:
         )
 
 
-def _position_offset(model: nn.Module) -> int:
-    """Positions a model's embeddings never give a token: RoBERTa-style layers number tokens from
-    ``padding_idx + 1`` (found as ``hf_robattr.attribution.inputs`` finds them), others from 0."""
+def padding_aware_numbering(model: nn.Module) -> tuple[Callable[..., torch.Tensor], int] | None:
+    """The embedding layer's ``create_position_ids_from_input_ids`` and ``padding_idx`` where it numbers positions
+    from the ids (RoBERTa: from ``padding_idx + 1``, padding kept at ``padding_idx``); ``None`` for plain
+    numbering from 0."""
     for module in model.modules():
+        make = getattr(module, "create_position_ids_from_input_ids", None)
         padding_idx = getattr(module, "padding_idx", None)
-        if callable(getattr(module, "create_position_ids_from_input_ids", None)) and isinstance(padding_idx, int):
-            return padding_idx + 1
-    return 0
+        if callable(make) and isinstance(padding_idx, int):
+            return make, padding_idx
+    return None
+
+
+def _position_offset(model: nn.Module) -> int:
+    """Positions a model's embeddings never give a token: ``padding_idx + 1`` under padding-aware numbering."""
+    numbering = padding_aware_numbering(model)
+    return 0 if numbering is None else numbering[1] + 1
 
 
 def max_token_positions(model: nn.Module) -> int | None:

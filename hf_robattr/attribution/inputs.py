@@ -20,6 +20,7 @@ from .input_checks import (
     check_token_ids,
     check_token_length,
     check_token_shapes,
+    padding_aware_numbering,
 )
 from .random_streams import ExampleStreams
 from .special_tokens import (  # noqa: F401  (re-exported: their home was here)
@@ -258,12 +259,11 @@ def _forward_keys(model: nn.Module) -> set[str] | None:
 def _padding_aware_positions(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor | None:
     """Position ids as an embedding layer that numbers positions from the ids (RoBERTa: from ``padding_idx + 1``,
     padding kept at ``padding_idx``) would make them; ``None`` for models that number positions plainly."""
-    for module in model.modules():
-        make = getattr(module, "create_position_ids_from_input_ids", None)
-        padding_idx = getattr(module, "padding_idx", None)
-        if callable(make) and isinstance(padding_idx, int):
-            return make(input_ids, padding_idx)
-    return None
+    numbering = padding_aware_numbering(model)
+    if numbering is None:
+        return None
+    make, padding_idx = numbering
+    return make(input_ids, padding_idx)
 
 
 def logits_from_output(output: Any) -> torch.Tensor:
