@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import PreTrainedModel
 
+from .checks import check_examples, count_shared_examples, dry_run
 from .config import ConversionConfig
 from .fidelity import measure_fidelity
-from .inputs import ExampleDataset, PaddingCollator, max_text_length, to_examples
+from .inputs import max_text_length, to_examples
 from .record import ConversionDataRecord, ConversionRecord, StageRecord, StudentRecord, TeacherRecord
 from .saving import save_conversion
 from .stages import StageInputs, run_attention_transfer, run_recovery
@@ -94,28 +94,11 @@ def _check_sizes(config: ConversionConfig, num_examples: int) -> None:
             )
 
 
-def _dry_run(teacher: PreTrainedModel, examples: list[dict], pad_token_id: int, argument: str = "inputs") -> None:
-    """Check that ``examples`` (the data passed as ``argument``) fit ``teacher`` before any training: every token id
-    lies in its vocabulary, and one teacher forward on two examples runs. ``ValueError`` names ``argument``."""
-    embeddings = teacher.get_input_embeddings()
-    if "input_ids" in examples[0] and isinstance(embeddings, torch.nn.Embedding):
-        vocab_size = embeddings.num_embeddings
-        for i, example in enumerate(examples):
-            ids = example["input_ids"]
-            if ids.numel() and not 0 <= int(ids.min()) <= int(ids.max()) < vocab_size:
-                raise ValueError(
-                    f"{argument} do not fit the model ({type(teacher).__name__}): {argument}[{i}] has token ids in "
-                    f"[{int(ids.min())}, {int(ids.max())}], but the vocabulary holds ids 0 to {vocab_size - 1}; "
-                    "tokenize with the model's own tokenizer."
-                )
-    dataset = ExampleDataset(examples[:2])
-    batch = PaddingCollator(pad_token_id)([dataset[i] for i in range(len(dataset))])
-    batch = {k: v.to(teacher.device) for k, v in batch.items() if k not in ("example_index", "labels")}
-    try:
-        with torch.no_grad():
-            teacher(**batch)
-    except (RuntimeError, ValueError, IndexError, TypeError) as error:
-        raise ValueError(f"{argument} do not fit the model ({type(teacher).__name__}): {error}") from error
+def _without_labels(examples: list[dict] | None) -> list[dict] | None:
+    """``examples`` without ``labels`` (a base model has no use for them: no task loss, no accuracy)."""
+    if examples is None:
+        return None
+    return [{key: value for key, value in example.items() if key != "labels"} for example in examples]
 
 
 def _cache_fits(teacher: PreTrainedModel, examples: list[dict]) -> bool:
@@ -181,11 +164,14 @@ def convert_to_kernel(
             ``ViTForImageClassification`` (plain transformers or RobAttr, softmax attention). It is not changed.
         inputs: the conversion data: texts (with ``tokenizer``), a tensor (``pixel_values`` / ``input_ids``), a
             mapping of batched tensors, or a dataset / list of example dicts. ``labels`` are used only by the
-            optional task loss.
+            optional task loss (a classifier's: one class id per example; a masked LM's: one token id or -100 per
+            token; a base model's are dropped).
         feature_map: ``"hedgehog"`` (learnable; the default unless ``config`` names another), ``"elu"``, ``"relu"``
             or ``"favor"``.
         tokenizer: tokenizes texts in ``inputs`` / ``eval_inputs``.
-        eval_inputs: held-out data (same forms) on which fidelity is measured after every stage.
+        eval_inputs: held-out data (same forms) on which fidelity is measured after every stage (with labels, the
+            accuracies too). ``results.json`` counts those equal to a conversion example
+            (``data.num_eval_examples_in_training``); the card calls them held out only when there are none.
         validation_inputs: held-out data (same forms) for the stages' stop rules (see
             :mod:`~hf_robattr.conversion.stopping`); default ``eval_inputs`` (then the reported fidelity is not
             independent of the rules; the records say which data decided). With neither, every step runs.
@@ -198,7 +184,9 @@ def convert_to_kernel(
     Raises:
         TypeError: ``model`` is not a supported ViT/BERT model, or an unknown setting is passed.
         ValueError: ``model`` already uses kernel attention, ``feature_map`` is unknown, a setting is out of range,
-            the data is empty or does not fit the model. All of these are raised before any training.
+            the data is empty or does not fit the model (every example of ``inputs``, ``eval_inputs`` and
+            ``validation_inputs`` is checked: token ids, lengths, masks, image sizes, labels; the message names the
+            argument and the example). All of these are raised before any training.
 
     Example::
 
@@ -210,7 +198,7 @@ def convert_to_kernel(
         >>> bert = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         ...                             intermediate_size=32))
         >>> ids = torch.randint(1, 50, (16, 12))
-        >>> result = convert_to_kernel(bert, ids, "hedgehog", eval_inputs=ids[:4], batch_size=8,
+        >>> result = convert_to_kernel(bert, ids[:12], "hedgehog", eval_inputs=ids[12:], batch_size=8,
         ...                            transfer_steps=5, recovery_steps=5, progress=False)
         >>> result.model.config.attention_type
         'kernel'
@@ -235,21 +223,27 @@ def convert_to_kernel(
     _check_sizes(config, len(examples))
 
     pair = build_model_pair(model, feature_map=config.feature_map, num_features=config.num_features)
+    if pair.task == "base":
+        examples, eval_examples, validation_examples = map(
+            _without_labels, (examples, eval_examples, validation_examples)
+        )
     pad_token_id = getattr(pair.teacher.config, "pad_token_id", None) or 0
-    for argument, checked in (
-        ("inputs", examples),
-        ("eval_inputs", eval_examples),
-        ("validation_inputs", validation_examples),
-    ):
-        if checked:
-            _dry_run(pair.teacher, checked, pad_token_id, argument)
+    checked = {"inputs": examples, "eval_inputs": eval_examples, "validation_inputs": validation_examples}
+    for argument, data in checked.items():
+        if data:
+            check_examples(pair.teacher, data, task=pair.task, argument=argument)
+    for argument, data in checked.items():
+        if data:
+            dry_run(pair.teacher, data, pad_token_id, argument)
     result = ConversionResult(
         model=pair.student,
         teacher=pair.teacher,
         config=config,
         teacher_name=pair.teacher.config._name_or_path or None,
         data=ConversionDataRecord(
-            num_examples=len(examples), num_eval_examples=len(eval_examples) if eval_examples else 0
+            num_examples=len(examples),
+            num_eval_examples=len(eval_examples) if eval_examples else 0,
+            num_eval_examples_in_training=count_shared_examples(examples, eval_examples) if eval_examples else None,
         ).to_json(),
     )
 

@@ -64,7 +64,12 @@ class ConversionDataArguments:
     )
     image_column: str | None = field(default=None, metadata={"help": "Image column (default: image, img, ...)."})
     label_column: str | None = field(
-        default=None, metadata={"help": "Label column, only used by --task_loss_weight (default: label/labels)."}
+        default=None,
+        metadata={
+            "help": "Label column of a classifier's data (default: label/labels): the accuracies of the fidelity "
+            "report and --task_loss_weight use it. Label names map to class ids through the model's label2id. Base "
+            "models and masked LMs ignore labels."
+        },
     )
     train_split_name: str = field(default="train", metadata={"help": "Split that the conversion trains on."})
     eval_split_name: str | None = field(

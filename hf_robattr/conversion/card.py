@@ -11,7 +11,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from hf_robattr.results_io import names_hub_repo
 
-from .record import ConversionRecord, StageRecord
+from .record import ConversionDataRecord, ConversionRecord, StageRecord
 
 
 __all__ = ["build_conversion_card"]
@@ -110,6 +110,47 @@ def _stage_line(what: str, planned: int, record: StageRecord | None) -> str:
     return f"{what}, {record.steps} of {planned} steps; {rule['decision']}. Rule: {rule['rule']}"
 
 
+def _rules_data(stages: dict[str, StageRecord]) -> set[str]:
+    """The arguments whose examples the stages' stop rules checked (``eval_inputs`` / ``validation_inputs``; their
+    ``data`` reads ``"N examples of <argument>"``)."""
+    return {
+        rule["data"].rsplit(" ", 1)[-1]
+        for record in stages.values()
+        if (rule := record.stop_rule) and rule.get("data")
+    }
+
+
+def _fidelity_data(data: ConversionDataRecord, stages: dict[str, StageRecord]) -> tuple[str, bool]:
+    """The card's line on the fidelity data, and whether it is held out from the conversion examples.
+
+    Held out: no fidelity example equals a conversion example (``num_eval_examples_in_training == 0``), or, in a
+    record written before that count, a recipe run (whose fidelity data is a held-out split). The line says whether
+    the stop rules were decided on these examples."""
+    count = data.num_eval_examples or 0
+    if not count:
+        return "none (no eval_inputs were given)", False
+    name = (data.splits and data.splits.eval_dataset) or "the eval_inputs passed to convert_to_kernel"
+    shared = data.num_eval_examples_in_training
+    held_out = shared == 0 or (shared is None and data.splits is not None and data.splits.eval_dataset is not None)
+    checked = _rules_data(stages)
+    if "eval_inputs" in checked:
+        rules = (
+            "the stop rules were decided on them (no validation_inputs), so they are not independent of when the "
+            "stages stopped"
+        )
+    elif checked:
+        rules = "the stop rules were decided on other data (validation_inputs)"
+    else:
+        rules = "no stop rule checked them"
+    if held_out and "eval_inputs" not in checked:
+        return f"{name}, {count} examples that the conversion never saw", True
+    if held_out:
+        return f"{name}, {count} held-out examples; {rules}", True
+    if shared is None:
+        return f"{name}, {count} examples, not checked against the conversion examples; {rules}", False
+    return f"{name}, {count} examples, {shared} of them also conversion examples (not held-out data); {rules}", False
+
+
 def _eval_results(record: ConversionRecord, task_type: str, dataset_name: str) -> list[EvalResult]:
     evals = []
     for stage, numbers in record.fidelity.items():
@@ -152,7 +193,7 @@ def build_conversion_card(
     student, data = record.student, record.data
     splits = data.splits
     feature_map = student.kernel_feature_map
-    eval_name = (splits and splits.eval_dataset) or "held-out data"
+    eval_name = (splits and splits.eval_dataset) or "eval_inputs"
     task_type = _TASK_TYPES[(family, task)]
     if model_name is None:
         model_name = repo_id.split("/")[-1] if repo_id else f"{Path(str(teacher)).name}-kernel-{feature_map}"
@@ -182,6 +223,8 @@ def build_conversion_card(
     stage_1 = _stage_line(transfer, settings.transfer_steps, stages.get("attention_transfer"))
     recovery_steps = settings.recovery_steps if settings.recovery != "none" else 0
     stage_2 = _stage_line(settings.recovery, recovery_steps, stages.get("recovery"))
+    fidelity_data, held_out = _fidelity_data(data, stages)
+    measured_on = f"{data.num_eval_examples} {'held-out ' if held_out else ''}examples"
     text = f"""# {model_name}
 
 `{teacher}` converted from softmax attention to **kernel (linear) attention** with the `{feature_map}` feature map by
@@ -206,7 +249,7 @@ code ships in this folder.
 - **Teacher:** `{teacher}` ({record.teacher.architecture}, softmax attention).
 - **Student:** {student.architecture}, `attention_type="kernel"`, `kernel_feature_map="{feature_map}"`.
 - **Conversion data:** {conversion_data}{fingerprint}, {data.num_examples} examples.
-- **Fidelity data:** {eval_name}, {data.num_eval_examples} examples that the conversion never saw.
+- **Fidelity data:** {fidelity_data}.
 - **Stage 1:** {stage_1}.
 - **Stage 2:** {stage_2}.
 - **Seed:** {settings.seed}. All settings are in `results.json` (`conversion`).
@@ -223,7 +266,7 @@ Attention KL per layer (teacher row || student row, nats, mean over heads and to
 
 ## Limitations
 
-Fidelity is measured on the {data.num_eval_examples} held-out examples above; inputs far from the conversion
+Fidelity is measured on the {measured_on} above; inputs far from the conversion
 data may be reproduced less faithfully. Kernel attention weights are not softmax weights: attention-based attributions
 of this model differ from the teacher's.
 

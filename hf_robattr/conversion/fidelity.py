@@ -67,9 +67,15 @@ def measure_fidelity(
     * classifiers and masked LM: ``top1_agreement`` (per real token for masked LM) and ``logit_kl``; with labels,
       ``teacher_accuracy``, ``student_accuracy`` and ``accuracy_drop`` (teacher minus student);
     * ``num_examples``.
+
+    Raises:
+        ValueError: no examples, or ``labels`` whose shape does not match the predictions (a classifier predicts one
+            class per example, a masked LM one token per input token); a base model's labels are ignored.
     """
     if not examples:
         raise ValueError("measure_fidelity needs at least one example.")
+    if task != "base":
+        _check_label_shapes(examples, task)
     device = torch.device(device) if device is not None else next(student.parameters()).device
     teacher_mode, student_mode = teacher.training, student.training
     teacher.eval(), student.eval()
@@ -117,6 +123,22 @@ def measure_fidelity(
             result["accuracy_drop"] = result["teacher_accuracy"] - result["student_accuracy"]
     result["num_examples"] = len(examples)
     return result
+
+
+def _check_label_shapes(examples: list[dict[str, torch.Tensor]], task: str) -> None:
+    """Refuse labels that are not one per prediction: a 0-d class id per example (classifier), or one per token of
+    ``input_ids`` (masked LM)."""
+    for index, example in enumerate(examples):
+        labels = example.get("labels")
+        if labels is None:
+            continue
+        expected = tuple(example["input_ids"].shape) if task == "masked_lm" else ()
+        if tuple(labels.shape) != expected:
+            kind = "one token id (or -100) per input token" if task == "masked_lm" else "one class id per example"
+            raise ValueError(
+                f"measure_fidelity: examples[{index}] has labels of shape {tuple(labels.shape)}, but a {task} model's "
+                f"predictions for it have shape {expected}: labels must be {kind}."
+            )
 
 
 def _accumulate(sums: dict[str, Any], name: str, per_layer: list[torch.Tensor]) -> None:

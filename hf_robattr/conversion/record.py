@@ -70,18 +70,26 @@ class DataSplitsRecord(JsonSection):
 
 @dataclass
 class ConversionDataRecord(JsonSection):
-    """``"data"``: how many examples the conversion trained on and measured fidelity on, the data set's name when
-    known, the recipe's :class:`DataSplitsRecord`, and what a caller of ``save_pretrained(data=...)`` added
-    (``extra``). Fields left ``None`` are not written (a description of the data, before the conversion counted its
-    examples, has no sizes)."""
+    """``"data"``: how many examples the conversion trained on and measured fidelity on, how many of the latter equal
+    a training example (``num_eval_examples_in_training``: 0 when the fidelity data is held out; ``None`` when not
+    counted, e.g. without fidelity data or in an older record), the data set's name when known, the recipe's
+    :class:`DataSplitsRecord`, and what a caller of ``save_pretrained(data=...)`` added (``extra``). Fields left
+    ``None`` are not written (a description of the data, before the conversion counted its examples, has no
+    sizes)."""
 
     num_examples: int | None = None
     num_eval_examples: int | None = None
+    num_eval_examples_in_training: int | None = None
     dataset: str | None = None
     splits: DataSplitsRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("num_examples", "num_eval_examples", "dataset")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "num_examples",
+        "num_eval_examples",
+        "num_eval_examples_in_training",
+        "dataset",
+    )
     _FLATTENED: ClassVar[dict[str, type[JsonSection]]] = {"splits": DataSplitsRecord}
 
     def merged(self, data: ConversionDataRecord | Mapping[str, Any]) -> ConversionDataRecord:

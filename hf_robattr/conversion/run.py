@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -38,7 +39,9 @@ from .api import ConversionResult, convert_to_kernel
 from .arguments import ConversionDataArguments, ConversionModelArguments, ConversionOutputArguments
 from .config import ConversionConfig
 from .inputs import max_text_length, to_examples
+from .labels import encode_labels
 from .record import ConversionDataRecord, DataSplitsRecord
+from .student import model_task
 from .summary import conversion_summary
 
 
@@ -64,8 +67,24 @@ _AUTO_CLASSES = {
 }
 
 
-def check_conversion_output_dir(args: ConversionOutputArguments) -> None:
-    """Refuse a folder that holds a finished conversion unless ``--overwrite_output_dir``."""
+def _is_checkpoint_folder(output_dir: str, model_name_or_path: str) -> bool:
+    """Whether ``output_dir`` is the local folder ``model_name_or_path`` loads from (however either is spelled:
+    relative, ``~``, a trailing slash, a symbolic link)."""
+    checkpoint, output = Path(model_name_or_path).expanduser(), Path(output_dir).expanduser()
+    return checkpoint.is_dir() and output.exists() and os.path.samefile(checkpoint, output)
+
+
+def check_conversion_output_dir(args: ConversionOutputArguments, model_name_or_path: str | None = None) -> None:
+    """Refuse, before anything is loaded or written, an ``--output_dir`` that is the checkpoint folder
+    ``model_name_or_path`` (``--model_name_or_path``: saving would overwrite the softmax teacher, so not even
+    ``--overwrite_output_dir`` allows it), and a folder that holds a finished conversion unless
+    ``--overwrite_output_dir``."""
+    if model_name_or_path is not None and _is_checkpoint_folder(args.output_dir, model_name_or_path):
+        raise ValueError(
+            f"--output_dir {args.output_dir} is the checkpoint folder --model_name_or_path {model_name_or_path}: "
+            "saving the converted model there would overwrite the softmax teacher it is converted from "
+            "(--overwrite_output_dir does not allow this). Choose another --output_dir."
+        )
     if (Path(args.output_dir) / RESULTS_FILE).exists() and not args.overwrite_output_dir:
         raise ValueError(
             f"--output_dir {args.output_dir} already holds a finished run ({RESULTS_FILE}); pass "
@@ -224,7 +243,7 @@ def _label_column(args: ConversionDataArguments, dataset: Dataset) -> str | None
     return next((c for c in ("label", "labels") if c in dataset.column_names), None)
 
 
-def _text_examples(dataset: Dataset, args, tokenizer, max_length: int, labels: bool) -> list[dict[str, torch.Tensor]]:
+def _text_examples(dataset: Dataset, args, tokenizer, max_length: int) -> list[dict[str, torch.Tensor]]:
     column = resolve_column(
         dataset,
         args.text_column,
@@ -232,34 +251,28 @@ def _text_examples(dataset: Dataset, args, tokenizer, max_length: int, labels: b
         candidates=("text", *TEXT_COLUMN_CANDIDATES),
         purpose="text",
     )
-    examples = to_examples(list(dataset[column]), family="bert", tokenizer=tokenizer, max_length=max_length)
-    label_column = _label_column(args, dataset) if labels else None
-    if label_column is not None:
-        for example, label in zip(examples, dataset[label_column]):
-            example["labels"] = torch.tensor(label)
-    return examples
+    return to_examples(list(dataset[column]), family="bert", tokenizer=tokenizer, max_length=max_length)
 
 
-def _image_examples(dataset: Dataset, args, processor, model_config, labels: bool) -> list[dict[str, torch.Tensor]]:
+def _image_examples(dataset: Dataset, args, processor, model_config) -> list[dict[str, torch.Tensor]]:
     column = resolve_column(
         dataset, args.image_column, argument="--image_column", candidates=IMAGE_COLUMN_CANDIDATES, purpose="images"
     )
-    label_column = _label_column(args, dataset) if labels else None
-    if label_column is None:
-        dataset, label_column = dataset.add_column("__no_label__", [0] * len(dataset)), "__no_label__"
     transform = ImageClassificationTransform(
         image_column=column,
-        label_column=label_column,
+        label_column="__no_label__",  # the labels are encoded apart (_labels)
         image_size=model_config.image_size,
         num_channels=model_config.num_channels,
         image_processor=processor,
     )
-    batch = dataset.with_transform(transform)[:]
-    examples = to_examples({"pixel_values": torch.stack(batch["pixel_values"]), "labels": torch.tensor(batch["labels"])},
-                           family="vit")  # fmt: skip
-    if label_column == "__no_label__":
-        examples = [{k: v for k, v in e.items() if k != "labels"} for e in examples]
-    return examples
+    batch = dataset.add_column("__no_label__", [0] * len(dataset)).with_transform(transform)[:]
+    return to_examples({"pixel_values": torch.stack(batch["pixel_values"])}, family="vit")
+
+
+def _labels(dataset: Dataset, args, model_config: Any, split: str) -> list[int | float] | None:
+    """A classifier's labels of ``dataset`` as its class ids (None when the data has no label column)."""
+    column = _label_column(args, dataset)
+    return None if column is None else encode_labels(dataset, column, model_config, split=split)
 
 
 def load_conversion_data(
@@ -272,10 +285,16 @@ def load_conversion_data(
     max_length: int = 64,
     train_labels: bool = False,
     teacher: dict[str, Any] | None = None,
+    task: str | None = None,
 ) -> ConversionData:
-    """Conversion examples, held-out examples (with labels when the data has them), a description of the data
-    (name, splits, sizes, and the prose fingerprint for ``english_prose``) and the validation examples of the stop
-    rule (:class:`ConversionData`).
+    """Conversion examples, held-out examples, a description of the data (name, splits, sizes, and the prose
+    fingerprint for ``english_prose``) and the validation examples of the stop rule (:class:`ConversionData`).
+
+    Labels are read only for a classifier (``task``, default: read from ``model_config``'s architectures), which
+    uses them: on the held-out examples (accuracies) and, with ``train_labels``, on the conversion examples (task
+    loss). They become the model's class ids (:func:`~hf_robattr.conversion.labels.encode_labels`: label names
+    through its ``label2id``); a label it does not know fails naming ``--label_column``. Other models (base, masked
+    LM) get no labels, whatever the data holds.
 
     ``teacher`` (:func:`teacher_run`) supplies the data set and split seed of the teacher's own training run, unless
     ``args`` names them."""
@@ -289,10 +308,17 @@ def load_conversion_data(
     validation = _validation(args, splits)
     train, evaluation, eval_name = _train_and_eval(args, splits, seed)
 
-    def examples(split: Dataset, labels: bool) -> list[dict[str, torch.Tensor]]:
+    classifier = (task or _task(model_config, "auto")) == "classification"
+
+    def examples(split: Dataset, labels: bool, name: str) -> list[dict[str, torch.Tensor]]:
+        encoded = _labels(split, args, model_config, name) if labels and classifier else None
         if family == "bert":
-            return _text_examples(split, args, processor, max_length, labels)
-        return _image_examples(split, args, processor, model_config, labels)
+            built = _text_examples(split, args, processor, max_length)
+        else:
+            built = _image_examples(split, args, processor, model_config)
+        for example, label in zip(built, encoded or ()):
+            example["labels"] = torch.tensor(label)
+        return built
 
     prose = name == PROSE
     described = DataSplitsRecord(
@@ -305,10 +331,10 @@ def load_conversion_data(
         sources=sorted(set(splits["train"]["source"])) if prose else None,
     )
     return ConversionData(
-        examples(train, train_labels),
-        examples(evaluation, True),
+        examples(train, train_labels, args.train_split_name),
+        examples(evaluation, True, eval_name),
         ConversionDataRecord(dataset=name, splits=described),
-        examples(validation, False) if validation is not None else None,
+        examples(validation, False, "validation") if validation is not None else None,
     )
 
 
@@ -320,7 +346,7 @@ def run_conversion(
 ) -> ConversionResult:
     """Load, convert, and (on the main process) save the Hub folder, push it when asked and print a summary; return
     the result."""
-    check_conversion_output_dir(output_args)
+    check_conversion_output_dir(output_args, model_args.model_name_or_path)
     model, processor, family = load_teacher(model_args)
     data = load_conversion_data(
         data_args,
@@ -331,6 +357,7 @@ def run_conversion(
         max_length=config.max_length,
         train_labels=config.task_loss_weight > 0,
         teacher=teacher_run(model_args.model_name_or_path),
+        task=model_task(model),
     )
     logger.info("Converting %s on %d examples (%s)", model_args.model_name_or_path, len(data.train), data.info.dataset)
     result = convert_to_kernel(

@@ -12,6 +12,10 @@ The rules, per task, on held-out examples (the ``validation_inputs`` of
   targets are met; at the end it keeps the best checked weights (the transfer's own when no check beat them; on a
   tie, the later ones).
 
+A check whose measures are not finite (the student diverged: NaN or infinite outputs) never counts as a gain: recovery
+goes on to its plateau stop and then restores its best checked weights; attention transfer stops at such a check and
+restores the weights of its last finite check (the plain swap's own when there is none).
+
 Base models (sentence or image embeddings) have no target: how faithful an embedding is depends on the data it is
 used on, which the conversion does not see, so both stages run their steps, recovery for as long as it improves.
 """
@@ -19,6 +23,7 @@ used on, which the conversion does not see, so both stages run their steps, reco
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,10 +77,12 @@ class FidelityCheck:
             for batch in _batches(examples, batch_size, PaddingCollator(pad_token_id))
         ]
         self.num_examples = len(examples)
-        self.teacher_side = [self._read(teacher, batch) for batch in self.batches]
+        self.teacher_side = [self._read(teacher, batch)[0] for batch in self.batches]
 
     @torch.no_grad()
-    def _read(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _read(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, bool]:
+        """The model's pooled embeddings (base) or top-1 predictions on ``batch``, and whether its outputs are all
+        finite (the argmax of NaN logits is a valid index, so predictions alone would hide a diverged model)."""
         device = next(model.parameters()).device  # the Trainer may have moved the student since
         batch = {k: v.to(device) for k, v in batch.items()}
         mode = model.training
@@ -85,15 +92,17 @@ class FidelityCheck:
         finally:
             model.train(mode)
         if self.task == "base":
-            return (
-                pooled_embedding(outputs.last_hidden_state, batch.get("attention_mask"), family=self.family)
-                .float()
-                .cpu()
-            )
-        return outputs.logits.argmax(-1).cpu()
+            embedding = pooled_embedding(outputs.last_hidden_state, batch.get("attention_mask"), family=self.family)
+            return embedding.float().cpu(), bool(torch.isfinite(embedding).all())
+        return outputs.logits.argmax(-1).cpu(), bool(torch.isfinite(outputs.logits).all())
 
     def __call__(self, student: nn.Module) -> dict[str, float]:
-        student_side = [self._read(student, batch) for batch in self.batches]
+        student_side = []
+        for batch in self.batches:
+            predictions, finite = self._read(student, batch)
+            if not finite:  # a diverged student: every measure is NaN, which no rule counts as a gain
+                return {name: math.nan for name in RULE_MEASURES[self.task]}
+            student_side.append(predictions)
         if self.task == "base":
             numbers = _embedding_fidelity(torch.cat(self.teacher_side), torch.cat(student_side))
             return {name: numbers[name] for name in RULE_MEASURES["base"] if numbers[name] is not None}
@@ -140,10 +149,17 @@ class StopRule:
         """Whether ``values`` reach every target (False without targets)."""
         return bool(self.targets) and all(values.get(name, -1.0) >= value for name, value in self.targets.items())
 
+    def diverged(self, values: dict[str, float]) -> bool:
+        """Whether one of the rule's measures in ``values`` is not finite (NaN: the student's outputs are not)."""
+        return any(not math.isfinite(values[name]) for name in self.measures if values.get(name) is not None)
+
     def score(self, values: dict[str, float]) -> float:
-        """The mean of the rule's measures in ``values``."""
-        present = [values[name] for name in self.measures if name in values]
-        return sum(present) / len(present) if present else float("-inf")
+        """The mean of the rule's measures in ``values``; ``-inf`` (below any check) when there are none or one is
+        not finite, so that a diverged check never counts as a gain."""
+        present = [values[name] for name in self.measures if values.get(name) is not None]
+        if not present or self.diverged(values):
+            return float("-inf")
+        return sum(present) / len(present)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record, with the rule's sentence."""
@@ -156,14 +172,16 @@ def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 class StopCallback(TrainerCallback):
     """Applies a :class:`StopRule` during a stage: checks the student every ``rule.check_steps`` steps, stops the
-    ``Trainer`` when the rule says so, and (with a plateau rule) restores the best checked trainable weights at the
-    end. ``baseline`` is the student's check before the stage."""
+    ``Trainer`` when the rule says so, and restores trainable weights at the end: with a plateau rule (recovery) those
+    of the best check; without one (attention transfer) those of the last finite check, when the last check diverged
+    (stage 1 stops at such a check). ``baseline`` is the student's check before the stage."""
 
     def __init__(self, rule: StopRule, check: FidelityCheck, student: nn.Module, baseline: dict[str, float]):
         self.rule, self.check, self.student = rule, check, student
         self.keeps_best = rule.patience is not None
         self.best_score, self.best_step = rule.score(baseline), 0
-        self.best_state = _trainable_state(student) if self.keeps_best else {}
+        # the weights a restore goes back to: the best check's (recovery), or the last finite check's (transfer)
+        self.saved_state, self.saved_step = _trainable_state(student), 0
         self.stale = 0
         rule.checks.append({"step": 0, **baseline})
 
@@ -173,15 +191,26 @@ class StopCallback(TrainerCallback):
             return control
         values = self.check(self.student)
         self.rule.checks.append({"step": step, **values})
-        score = self.rule.score(values)
+        logger.info("%s check at step %d: %s", self.rule.stage.capitalize(), step, values)
+        diverged = self.rule.diverged(values)
+        if diverged:
+            logger.warning("%s check at step %d is not finite: the student diverged.", self.rule.stage, step)
+        score = self.rule.score(values)  # -inf when diverged: no gain
         if score > self.best_score + self.rule.min_gain:
             self.best_score, self.best_step, self.stale = score, step, 0
-            self.best_state = _trainable_state(self.student) if self.keeps_best else {}
+            if self.keeps_best:
+                self.saved_state, self.saved_step = _trainable_state(self.student), step
         else:
             self.stale += 1
-        logger.info("%s check at step %d: %s", self.rule.stage.capitalize(), step, values)
+        if not self.keeps_best and not diverged:
+            self.saved_state, self.saved_step = _trainable_state(self.student), step
         if self.rule.meets_targets(values):
             self.rule.decision = f"stopped at step {step} of {state.max_steps}: the targets are met"
+            control.should_training_stop = True
+        elif not self.keeps_best and diverged:
+            self.rule.decision = (
+                f"stopped at step {step} of {state.max_steps}: the check is not finite (the student diverged)"
+            )
             control.should_training_stop = True
         elif self.keeps_best and self.stale >= self.rule.patience and step < state.max_steps:
             self.rule.decision = (
@@ -193,16 +222,18 @@ class StopCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         last = self.rule.checks[-1]
-        if self.keeps_best and self.rule.score(last) < self.best_score:
+        # recovery: the last check is not the best (a diverged one scores -inf); transfer: the last check diverged
+        restore = self.rule.score(last) < self.best_score if self.keeps_best else self.rule.diverged(last)
+        if restore:
             with torch.no_grad():
                 for name, parameter in self.student.named_parameters():
-                    if name in self.best_state:
-                        parameter.copy_(self.best_state[name])
+                    if name in self.saved_state:
+                        parameter.copy_(self.saved_state[name])
+            self.rule.kept_step = self.saved_step
         else:
-            self.best_step = last["step"]
-        self.rule.kept_step = self.best_step
+            self.rule.kept_step = last["step"]
         if not self.rule.decision:
             still = "the measures still improved" if self.keeps_best else "the targets were not met"
             self.rule.decision = f"ran all {state.global_step} steps: {still}"
-        self.best_state = {}
+        self.saved_state = {}
         return control

@@ -32,9 +32,11 @@ def conversion_headline(result: Any) -> list[str]:
             shown.append(
                 f"accuracy {100 * numbers['student_accuracy']:.1f}% (teacher {100 * numbers['teacher_accuracy']:.1f}%)"
             )
+        shared = result.data.get("num_eval_examples_in_training")
+        examples = "held-out examples" if not shared else f"eval examples ({shared} of them also conversion examples)"
         lines.append(
             f"Fidelity to the teacher after {_STAGE_NAMES.get(stage, stage)}, on {numbers.get('num_examples')} "
-            f"held-out examples: {', '.join(shown)}."
+            f"{examples}: {', '.join(shown)}."
         )
     for stage, record in result.stages.items():
         decision = (record.stop_rule or {}).get("decision")

@@ -20,13 +20,14 @@ QUICK = dict(
 )
 
 
-def sharp_teacher(model_class, seed: int = 0):
+def sharp_teacher(model_class, seed: int = 0, **overrides):
     """A tiny softmax model with weights redrawn where it matters: large query/key weights (attention far from
     uniform), value/output projections that move the residual stream, and an output head whose logits depend on the
-    input."""
+    input. ``overrides`` replace config fields (e.g. ``num_labels``)."""
     torch.manual_seed(seed)
     is_vit = model_class.__name__.startswith("ViT")
-    config = (ViTConfig if is_vit else BertConfig)(**(TINY_VIT if is_vit else TINY_BERT), tie_word_embeddings=False)
+    settings = {**(TINY_VIT if is_vit else TINY_BERT), **overrides}
+    config = (ViTConfig if is_vit else BertConfig)(**settings, tie_word_embeddings=False)
     model = model_class(config).eval()
     with torch.no_grad():
         for name, parameter in model.named_parameters():
@@ -39,10 +40,10 @@ def sharp_teacher(model_class, seed: int = 0):
     return model
 
 
-def save_tiny_checkpoint(model_class, folder, seed: int = 0):
-    """Save a tiny sharp softmax checkpoint (plain transformers classes) into ``folder``; BERT gets an offline
-    tokenizer of common English words (others map to [UNK])."""
-    model = sharp_teacher(model_class, seed=seed)
+def save_tiny_checkpoint(model_class, folder, seed: int = 0, **overrides):
+    """Save a tiny sharp softmax checkpoint (plain transformers classes, config ``overrides``) into ``folder``; BERT
+    gets an offline tokenizer of common English words (others map to [UNK])."""
+    model = sharp_teacher(model_class, seed=seed, **overrides)
     model.save_pretrained(folder)
     if not model_class.__name__.startswith("ViT"):
         from hf_robattr.data import build_offline_tokenizer

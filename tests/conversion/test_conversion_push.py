@@ -32,7 +32,7 @@ def test_a_bare_hub_model_id_is_pushed_to_the_users_namespace(recipe, tmp_path, 
         return SimpleNamespace(commit_url=f"https://huggingface.co/{repo_id}/commit/0123")
 
     monkeypatch.setattr(HfApi, "create_commit", create_commit)
-    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
+    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit", num_labels=4)  # synthetic_images
     out = tmp_path / "out"
     recipe.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(out), *QUICK_FLAGS,
                  "--push_to_hub", "true", "--hub_model_id", "vit-kernel"])  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 import torch
 from conversion_helpers import save_tiny_checkpoint
 from safetensors.torch import load_file
-from transformers import AutoModelForImageClassification, BertModel, ViTForImageClassification
+from transformers import AutoModelForImageClassification, BertModel, ViTForImageClassification, ViTModel
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_bert_on_your_own_text(recipe, bert_checkpoint, tmp_path, kind):
 
 
 def test_vit_classifier_on_synthetic_images(recipe, tmp_path, capsys):
-    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
+    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit", num_labels=4)  # the set's 4 classes
     out = tmp_path / "out"
     recipe.main(["--model_name_or_path", str(checkpoint), "--output_dir", str(out), *QUICK_FLAGS])
     results = json.loads((out / "results.json").read_text())
@@ -119,6 +119,24 @@ def test_bad_flags_fail_before_any_training(recipe, bert_checkpoint, tmp_path, m
             ["--model_name_or_path", str(bert_checkpoint), "--output_dir", str(tmp_path), *QUICK_FLAGS, *flags]
         )
     assert not (tmp_path / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+@pytest.mark.parametrize("spelling", ["as-given", "relative-slash", "symlink"])
+def test_the_output_folder_may_not_be_the_checkpoint_folder(recipe, tmp_path, monkeypatch, spelling, overwrite):
+    """Saving there would overwrite the softmax teacher (a plain checkpoint has no results.json to protect it): refused
+    before anything is loaded or written, even with --overwrite_output_dir, however the folder is spelled."""
+    checkpoint = save_tiny_checkpoint(ViTModel, tmp_path / "teacher")
+    (tmp_path / "link").symlink_to(checkpoint, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    output = {"as-given": str(checkpoint), "relative-slash": "./teacher/", "symlink": "link"}[spelling]
+    before = {path.name: path.read_bytes() for path in checkpoint.iterdir()}
+    monkeypatch.setattr("hf_robattr.conversion.run.load_teacher", lambda *a, **k: pytest.fail("the teacher loaded"))
+    flags = ["--model_name_or_path", str(checkpoint), "--output_dir", output, *QUICK_FLAGS]
+    with pytest.raises(ValueError, match=r"^--output_dir \S+ is the checkpoint folder --model_name_or_path \S+: .*"
+                                         r"\(--overwrite_output_dir does not allow this\)"):  # fmt: skip
+        recipe.main(flags + (["--overwrite_output_dir"] if overwrite else []))
+    assert {path.name: path.read_bytes() for path in checkpoint.iterdir()} == before
 
 
 def _free_port() -> int:
@@ -168,7 +186,7 @@ def test_vit_data_defaults_to_the_teachers_training_run(tmp_path):
     from hf_robattr.conversion.arguments import ConversionDataArguments
     from hf_robattr.conversion.run import load_conversion_data, teacher_run
 
-    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit")
+    checkpoint = save_tiny_checkpoint(ViTForImageClassification, tmp_path / "vit", num_labels=10)  # digits: 0-9
     record = {"dataset": {"name": "digits"}, "training": {"seed": 7}, "hyperparameters": {}}
     (checkpoint / "results.json").write_text(json.dumps(record))
     teacher = teacher_run(str(checkpoint))

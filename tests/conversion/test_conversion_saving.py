@@ -13,7 +13,8 @@ from conversion_helpers import QUICK
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
-from hf_robattr.conversion import convert_to_kernel
+from hf_robattr.conversion import ConversionConfig, ConversionRecord, build_conversion_card, convert_to_kernel
+from hf_robattr.conversion.record import ConversionDataRecord, StageRecord, StudentRecord
 
 
 _CHILD = textwrap.dedent(
@@ -103,3 +104,65 @@ def test_save_pretrained_writes_only_the_data_keys_given(teachers, images, tmp_p
     data = json.loads((folder / "results.json").read_text())["data"]
     assert data == {"num_examples": 64, "num_eval_examples": 0, "train_split": "train", "split_seed": 3}
     assert (folder / "README.md").is_file()
+
+
+def _fidelity_line(card: str) -> str:
+    return next(line for line in card.splitlines() if line.startswith("- **Fidelity data:**"))
+
+
+def test_the_card_calls_eval_inputs_held_out_only_when_no_conversion_example_is_among_them(
+    teachers, text_ids, tmp_path
+):
+    """The reviewer's case (the docstring example passed eval_inputs=ids[:4], a subset of inputs): the card said "4
+    examples that the conversion never saw" without checking."""
+    train, _ = text_ids
+    subset = {key: value[:4] for key, value in train.items()}
+    settings = {
+        **QUICK,
+        "transfer_steps": 2,
+        "recovery_steps": 2,
+        "transfer_check_steps": 1,
+        "recovery_check_steps": 1,
+    }
+    result = convert_to_kernel(teachers["bert_classifier"], train, eval_inputs=subset, **settings)
+    folder = result.save_pretrained(tmp_path / "subset")
+    assert json.loads((folder / "results.json").read_text())["data"]["num_eval_examples_in_training"] == 4
+    card = (folder / "README.md").read_text()
+    assert _fidelity_line(card) == (
+        "- **Fidelity data:** the eval_inputs passed to convert_to_kernel, 4 examples, 4 of them also conversion "
+        "examples (not held-out data); the stop rules were decided on them (no validation_inputs), so they are not "
+        "independent of when the stages stopped."
+    )
+    assert "never saw" not in card and "the 4 held-out examples" not in card
+
+
+_RULE = {"rule": "a rule", "decision": "ran all 2 steps: the measures still improved"}
+
+
+@pytest.mark.parametrize(
+    ("num_eval", "shared", "rules_on", "line"),
+    [
+        pytest.param(4, 0, "validation_inputs", "the eval_inputs passed to convert_to_kernel, 4 examples that the "
+                     "conversion never saw", id="held-out"),
+        pytest.param(4, 0, "eval_inputs", "the eval_inputs passed to convert_to_kernel, 4 held-out examples; the stop "
+                     "rules were decided on them (no validation_inputs), so they are not independent of when the "
+                     "stages stopped", id="held-out-but-the-rules-decided-on-them"),
+        pytest.param(4, 2, "validation_inputs", "the eval_inputs passed to convert_to_kernel, 4 examples, 2 of them "
+                     "also conversion examples (not held-out data); the stop rules were decided on other data "
+                     "(validation_inputs)", id="overlapping"),
+        pytest.param(4, None, None, "the eval_inputs passed to convert_to_kernel, 4 examples, not checked against the "
+                     "conversion examples; no stop rule checked them", id="an-older-record-of-a-library-call"),
+        pytest.param(0, None, None, "none (no eval_inputs were given)", id="no-eval-inputs"),
+    ],
+)  # fmt: skip
+def test_the_card_says_what_the_fidelity_data_is(num_eval, shared, rules_on, line):
+    stages = {"recovery": StageRecord(steps=2, stop_rule={**_RULE, "data": f"4 examples of {rules_on}"})}
+    record = ConversionRecord(
+        student=StudentRecord(architecture="RobAttrBertModel", kernel_feature_map="hedgehog"),
+        conversion=ConversionConfig().to_dict(),
+        data=ConversionDataRecord(num_examples=16, num_eval_examples=num_eval, num_eval_examples_in_training=shared),
+        stages=stages if rules_on else {},
+    )
+    card = str(build_conversion_card(record, family="bert", task="base"))
+    assert _fidelity_line(card) == f"- **Fidelity data:** {line}."
+    assert ("held-out examples above" in card) == (shared == 0)

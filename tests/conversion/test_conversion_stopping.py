@@ -141,3 +141,63 @@ def test_recovery_checks_on_the_eval_data_when_no_validation_data_is_given(teach
 def test_bad_stop_rule_settings_are_refused(field, value, words):
     with pytest.raises(ValueError, match=words):
         ConversionConfig(**{field: value})
+
+
+NAN = float("nan")
+
+
+def test_recovery_treats_a_diverged_check_as_no_gain_and_restores_its_best_weights():
+    student = nn.Linear(2, 2)
+    rule = _rule(targets={})
+    callback = StopCallback(rule, _ScriptedCheck([0.90, NAN, NAN, 0.99]), student, {"top1_agreement": 0.85})
+    assert _drive(callback, student, max_steps=10) == 3  # two checks in a row without a gain: the plateau stop
+    assert rule.kept_step == 1 and torch.all(student.weight == 1.0)  # not the NaN check's weights of step 3
+    assert rule.decision == "stopped at step 3 of 10: 2 checks in a row without a gain above 0.0001"
+    assert rule.score({"top1_agreement": NAN}) == float("-inf")
+
+
+def test_recovery_that_diverges_at_once_keeps_the_transfers_weights():
+    student = nn.Linear(2, 2)
+    with torch.no_grad():
+        student.weight.fill_(-1.0)
+    rule = _rule(targets={}, patience=3)
+    _drive(StopCallback(rule, _ScriptedCheck([NAN, NAN]), student, {"top1_agreement": 0.9}), student, 2)
+    assert rule.kept_step == 0 and torch.all(student.weight == -1.0)
+
+
+def test_attention_transfer_stops_at_a_diverged_check_and_keeps_its_last_finite_weights():
+    student = nn.Linear(2, 2)
+    rule = _rule(stage="attention transfer", patience=None, check_steps=2)
+    callback = StopCallback(rule, _ScriptedCheck([0.7, NAN, 0.99]), student, {"top1_agreement": 0.2})
+    assert _drive(callback, student, max_steps=10) == 4
+    assert rule.decision == "stopped at step 4 of 10: the check is not finite (the student diverged)"
+    assert rule.kept_step == 2 and torch.all(student.weight == 2.0)
+
+
+def test_a_classifier_with_non_finite_logits_checks_as_nan(teachers, text_ids):
+    """The argmax of NaN logits is a valid class, so top-1 agreement alone would hide a diverged classifier."""
+    from hf_robattr.conversion.inputs import to_examples
+
+    teacher = teachers["bert_classifier"]
+    check = stopping.FidelityCheck(
+        teacher, to_examples(text_ids[1], family="bert"), family="bert", task="classification", batch_size=8
+    )
+    assert check(teacher) == {"top1_agreement": 1.0}
+    diverged = teachers["bert_classifier"]
+    with torch.no_grad():
+        diverged.classifier.weight.fill_(NAN)
+    values = check(diverged)
+    assert list(values) == ["top1_agreement"] and values["top1_agreement"] != values["top1_agreement"]  # NaN
+
+
+def test_a_diverged_recovery_ends_with_the_transfers_finite_weights(teachers, text_ids):
+    train, held_out = text_ids
+    settings = {**QUICK, "transfer_steps": 4, "recovery_steps": 6, "recovery_check_steps": 2}
+    result = convert_to_kernel(teachers["bert"], train, eval_inputs=held_out, recovery="full",
+                               recovery_learning_rate=1e30, **settings)  # fmt: skip
+    rule = result.stages["recovery"].stop_rule
+    assert rule["checks"][-1]["embedding_cosine_mean"] != rule["checks"][-1]["embedding_cosine_mean"]  # diverged
+    assert rule["kept_step"] == 0
+    assert all(bool(torch.isfinite(p).all()) for p in result.model.parameters())
+    recovered, transferred = result.fidelity["recovery"], result.fidelity["attention_transfer"]
+    assert recovered["embedding_cosine_mean"] == pytest.approx(transferred["embedding_cosine_mean"])
