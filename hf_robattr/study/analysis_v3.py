@@ -11,6 +11,7 @@ model's usable runs, attention methods those outside degenerate cells: cells whe
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
@@ -23,6 +24,7 @@ from .checks_v3 import (
     Margin,
     PositiveControl,
     covariate_slope,
+    design_doublings,
     lack_of_fit_row,
     manipulation_check,
     margin_for,
@@ -113,9 +115,14 @@ class _Model:
         for method in methods:
             key, smaller, factor = value_keys(s, self.arm, method, measure)
             if not any(key in r.values for r in runs):
+                # untested, yet kept in its Holm family as a test that does not reject (as the rules state)
+                out.slopes[method] = cell_slope(x, [math.nan] * len(runs), cells, seeds)
+                out.margins[method] = math.nan
+                out.gates[method] = "untested: no run stored a value of this method and measure"
                 continue
             out.slopes[method] = cell_slope(x, measure_values(runs, key, sign), cells, seeds)
-            margin = margin_for(self.arm, self.attention, method, measure, runs, key, sign, s.margin)
+            doublings = design_doublings(s, self.arm)
+            margin = margin_for(self.arm, self.attention, method, measure, runs, key, sign, s.margin, doublings)
             out.margins[method] = margin.margin
             self.findings.margins.append(margin)
             self.findings.lack_of_fit.append(

@@ -10,7 +10,8 @@ blocks, ``x = log2(lr / B)``.
   measurable effect and every robustness verdict of that model is untested.
 - **Margin** (a pre-registered rule, not a number): a slope matters when, over the grid's span of ``D`` doublings of
   lr/B, it moves the measure by one seed-to-seed standard deviation: ``margin = run_sd / D``, per model, method and
-  measure, with ``run_sd`` the pooled within-cell standard deviation after seed effects
+  measure, with ``D`` the span of the arm's design grid (:func:`design_doublings`; never of the runs that happen to
+  be kept, which excluded or degenerate cells would shrink, and with them the bar a slope must clear), with ``run_sd`` the pooled within-cell standard deviation after seed effects
   (:func:`~.cell_effects.estimate_spread`). Why this scale: the seed-to-seed spread is what a reader sees when the
   same cell is trained again, so a gain smaller than one such spread over the whole grid cannot be told apart from
   retraining; the cell-to-cell spread is left out on purpose (it is what the cell random effect already charges to
@@ -55,6 +56,7 @@ __all__ = [
     "Margin",
     "PositiveControl",
     "covariate_slope",
+    "design_doublings",
     "lack_of_fit_row",
     "manipulation_check",
     "margin_for",
@@ -181,24 +183,32 @@ def manipulation_check(arm: str, attention: str, runs: Sequence[RunSummary], alp
     return ManipulationCheck(arm, attention, trace, eigen, p, passed, reason)
 
 
+def design_doublings(settings: StudySettings, arm: str) -> float:
+    """How many doublings of lr/B arm ``arm``'s grid spans: ``log2(max lr / min lr) + log2(max B / min B)`` (from
+    its lowest lr over its largest B to its highest lr over its smallest B)."""
+    grid = settings.arm(arm)[1]
+    lrs, batches = grid.learning_rates, grid.batch_sizes
+    return math.log2(max(lrs) / min(lrs)) + math.log2(max(batches) / min(batches))
+
+
 def margin_rule(
-    x: Sequence[float], y: Sequence[float], cells: Sequence, seeds: Sequence, fixed: float
+    x: Sequence[float], y: Sequence[float], cells: Sequence, seeds: Sequence, fixed: float, doublings: float
 ) -> tuple[float, float, float, str]:
-    """``(run_sd, doublings, margin, source)`` by the margin rule (see the module docstring)."""
-    finite = [v for v, w in zip(x, y) if math.isfinite(v) and math.isfinite(w)]
-    doublings = float(max(finite) - min(finite)) if finite else NAN
+    """``(run_sd, doublings, margin, source)`` by the margin rule (see the module docstring): ``doublings`` is the
+    design grid's span (:func:`design_doublings`)."""
     spread = estimate_spread(x, y, cells, seeds) if len(set(cells)) >= 3 else Spread(NAN, NAN)
     if math.isfinite(spread.run_sd) and spread.run_sd > 0 and doublings > 0:
         return spread.run_sd, doublings, spread.run_sd / doublings, "spread"
     return spread.run_sd, doublings, fixed, "fixed"
 
 
-def margin_for(arm: str, attention: str, method: str, measure: str, runs, key: str, sign: int, fixed: float) -> Margin:
+def margin_for(
+    arm: str, attention: str, method: str, measure: str, runs, key: str, sign: int, fixed: float, doublings: float
+) -> Margin:
     """The margin of one model, method and measure (see the module docstring)."""
     x, cells, seeds = xs_cells_seeds(runs)
-    return Margin(
-        arm, attention, method, measure, *margin_rule(x, measure_values(runs, key, sign), cells, seeds, fixed)
-    )
+    values = measure_values(runs, key, sign)
+    return Margin(arm, attention, method, measure, *margin_rule(x, values, cells, seeds, fixed, doublings))
 
 
 def positive_control(

@@ -60,7 +60,8 @@ SLOPE_TEST = "fixed-effects OLS slope on log2(lr/B), seed blocks"
 class ClaimTest:
     """The verdict on one claim for one model and method, with the numbers that decided it.
 
-    ``estimate`` / ``ci`` are the slope (claim 3: the interaction) per doubling of lr/B with its 95% CI; ``p`` is
+    ``estimate`` / ``ci`` are the slope (claim 3: the interaction) per doubling of lr/B with its CI (v2: 95%; v3: two-sided
+    at 1 - 2 alpha, matching its one-sided tests); ``p`` is
     the Holm-adjusted p-value of the test that decided the verdict (for inconclusive verdicts: of the claim's
     primary test); ``power`` is the power to detect a slope of ``margin``; ``power_equivalence`` (claim 2 only) the
     chance that the TOST shows equivalence when the true slope is 0.

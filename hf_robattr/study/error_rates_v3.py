@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from .cell_effects import Spread, cell_slope, estimate_spread, simulate_error_rates
-from .checks_v3 import margin_rule, measure_values, value_keys, xs_cells_seeds
+from .checks_v3 import design_doublings, margin_rule, measure_values, value_keys, xs_cells_seeds
 from .rules_v3 import decide_claim_3, decide_slope, untested_reason
 from .settings import StudySettings
 from .stats import slope_difference
@@ -110,25 +110,25 @@ def _draws(layout: _Layout, simulations: int, seed: int) -> list[tuple]:
     return drawn
 
 
-def _slope_rule(claim: int, settings: StudySettings):
+def _slope_rule(claim: int, settings: StudySettings, doublings: float):
     def decide(x, y, cells, blocks) -> str:
         slope = cell_slope(x, y, cells, blocks)
         if untested_reason(slope):
             return "untested"
-        margin = margin_rule(x, y, cells, blocks, settings.margin)[2]
+        margin = margin_rule(x, y, cells, blocks, settings.margin, doublings)[2]
         return decide_slope(claim, slope.p_above(0.0), slope.p_below(margin), settings.alpha)
 
     return decide
 
 
-def _claim_3_rule(settings: StudySettings, softmax: list[tuple]):
+def _claim_3_rule(settings: StudySettings, doublings: float, softmax: list[tuple]):
     studies = iter(softmax)
 
     def decide(x, y, cells, blocks) -> str:
         kernel, reference = cell_slope(x, y, cells, blocks), cell_slope(*next(studies))
         if untested_reason(kernel) or untested_reason(reference):
             return "untested"
-        margin = margin_rule(x, y, cells, blocks, settings.margin)[2]
+        margin = margin_rule(x, y, cells, blocks, settings.margin, doublings)[2]
         interaction = slope_difference(kernel, reference).p_above(0.0)
         return decide_claim_3(kernel.p_above(0.0), kernel.p_below(margin), interaction, settings.alpha)
 
@@ -138,7 +138,7 @@ def _claim_3_rule(settings: StudySettings, softmax: list[tuple]):
 def _replay(settings, arm, attention, rule, layout: _Layout, decide_for) -> list[ErrorRate]:
     n = settings.error_rate_simulations
     seed = zlib.crc32(f"{arm}/{attention}/{rule}".encode())
-    true_margin = layout.spread.run_sd / (max(layout.cell_x) - min(layout.cell_x))
+    true_margin = layout.spread.run_sd / design_doublings(settings, arm)
     rows = []
     for truth in (0.0, true_margin):
         rates = simulate_error_rates(
@@ -162,20 +162,30 @@ def rule_error_rates(
     of claim 1, the runs of claims 2 and 3)): claim 1 per model, claim 2 on the softmax model, claim 3 on the kernel
     model against the softmax one."""
     protocol = settings.protocol(arm)
+    doublings = design_doublings(settings, arm)
     rows: list[ErrorRate] = []
     layouts = {a: _layout(settings, arm, protocol.attention_methods, clean) for a, (_, clean) in models.items()}
     for attention, (runs, _) in models.items():
         gradient = _layout(settings, arm, protocol.gradient_methods, runs)
         if gradient is not None:
-            rows += _replay(settings, arm, attention, "claim 1", gradient, partial(_slope_rule, 1, settings))
+            rows += _replay(
+                settings, arm, attention, "claim 1", gradient, partial(_slope_rule, 1, settings, doublings)
+            )
         attention_layout = layouts[attention]
         if attention == "softmax" and attention_layout is not None:
-            rows += _replay(settings, arm, attention, "claim 2", attention_layout, partial(_slope_rule, 2, settings))
+            rows += _replay(
+                settings, arm, attention, "claim 2", attention_layout, partial(_slope_rule, 2, settings, doublings)
+            )
         softmax = layouts.get("softmax")
         if attention == "kernel" and attention_layout is not None and softmax is not None:
             seed = zlib.crc32(f"{arm}/softmax/claim 3".encode())
             draws = _draws(softmax, settings.error_rate_simulations, seed)
             rows += _replay(
-                settings, arm, attention, "claim 3", attention_layout, partial(_claim_3_rule, settings, draws)
+                settings,
+                arm,
+                attention,
+                "claim 3",
+                attention_layout,
+                partial(_claim_3_rule, settings, doublings, draws),
             )
     return rows

@@ -50,7 +50,10 @@ def _rows(tests: list[ClaimTest]) -> list[list[str]]:
     ]
 
 
-HEADER = ["model", "method", "verdict", "slope per doubling [95% CI]", "margin", "p (Holm)", "power", "runs"]
+def _header(alpha: float) -> list[str]:
+    # a one-sided test at alpha rejects exactly where the two-sided (1 - 2 alpha) interval excludes its bound
+    ci = f"{100 * (1 - 2 * alpha):g}% CI"
+    return ["model", "method", "verdict", f"slope per doubling [{ci}]", "margin", "p (Holm)", "power", "runs"]
 
 
 def claims_section_v3(analysis: Analysis) -> list[str]:
@@ -71,12 +74,15 @@ def claims_section_v3(analysis: Analysis) -> list[str]:
             chosen = [t for t in tests if t.measure == measure]
             if chosen:
                 oriented = "" if sign > 0 else " (negated: higher = more robust)"
-                lines += [f"{measure}{oriented}:", "", *table(HEADER, _rows(chosen))]
+                lines += [f"{measure}{oriented}:", "", *table(_header(analysis.settings.alpha), _rows(chosen))]
     lines += [
         "Slopes: each measure oriented so that higher = more robust, per doubling of lr/B, the line through the cell "
         "means after seed effects (a cell random effect; degrees of freedom = cells - 2). Claim 3's estimate is the "
         "interaction (kernel slope - softmax slope); its p is the larger of the kernel slope's RISES and the "
-        "interaction's, or the kernel slope's SMALL when contradicted. Power: the chance that RISES rejects at a true "
+        "interaction's, or the kernel slope's SMALL when contradicted. Claims 1 and 2 show the p of the claim's own "
+        "test (claim 1: RISES; claim 2: SMALL), or of the test that contradicted it. Intervals: two-sided at "
+        "1 - 2 x alpha, so that a one-sided test at alpha rejects where the interval excludes its bound (before "
+        "Holm). Power: the chance that RISES rejects at a true "
         "slope of the margin (equal to the chance that SMALL rejects at a true slope of 0), one-sided at alpha / "
         "methods; claim 3: the product of the kernel slope's and the interaction's.",
         "",

@@ -140,15 +140,16 @@ def claim_tests_v3(
             verdict, p = "untested", math.nan
         else:
             verdict = decide_slope(claim, rises[i], small[i], alpha, controls.get(method, False))
-            shown_small = verdict == ("contradicted" if claim == 1 else "supported")
-            p = small[i] if shown_small else rises[i]
+            # the claim's own test (claim 1: RISES, claim 2: SMALL), or the one that contradicted it
+            own, other = (rises[i], small[i]) if claim == 1 else (small[i], rises[i])
+            p = other if verdict == "contradicted" else own
             if claim == 2 and small[i] < alpha and not controls.get(method, False):
-                note, p = (NO_CONTROL if method not in controls else FAILED_CONTROL), small[i]
+                note = NO_CONTROL if method not in controls else FAILED_CONTROL
         power = power_one_sided(margin, slope.stderr, slope.df, level)
         tests.append(
             ClaimTest(
                 claim, model, method, measure, verdict, f"{RULE_V3} ({len(methods)} methods)", slope.estimate,
-                slope.ci(), p, margin, power, slope.n, slope=slope, gate=reasons[i], note=note,
+                slope.ci(1 - 2 * alpha), p, margin, power, slope.n, slope=slope, gate=reasons[i], note=note,
             )
         )  # fmt: skip
     return tests
@@ -193,13 +194,20 @@ def claim_3_tests_v3(
         tests.append(
             ClaimTest(
                 3, family, method, measure, verdict, f"{RULE_V3}; interaction kernel - softmax > 0 (one-sided)",
-                difference.estimate, difference.ci(), p, margin, power, difference.n, slope=slope,
+                difference.estimate, difference.ci(1 - 2 * alpha), p, margin, power, difference.n, slope=slope,
                 reference_slope=softmax[method], gate=reasons[i],
             )
         )  # fmt: skip
         pairs.append(
             Interaction(
-                family, method, measure, difference.estimate, difference.ci(), interaction[i], slope, softmax[method]
+                family,
+                method,
+                measure,
+                difference.estimate,
+                difference.ci(1 - 2 * alpha),
+                interaction[i],
+                slope,
+                softmax[method],
             )
         )
     return tests, pairs

@@ -187,6 +187,68 @@ def test_margins_come_from_the_seed_to_seed_spread(planted):
     assert claim.margin == margin.margin
 
 
+def test_the_margin_spans_the_design_grid_when_an_end_cell_is_excluded(settings, records):
+    """The lowest lr/B cell (lr 0.05, B 128) is excluded: the kept runs span 6 doublings, the margin still divides
+    the seed-to-seed SD by the grid's 8 (a shrunken span would raise the bar a slope must clear)."""
+    changed = _copy(records)
+    for record in changed:
+        excluded = "-lr0.05-b128-main" in record["key"]
+        record["fit"] = {"outcome": "above_band" if excluded else "in_band"}
+        record["status"] = "not_fit" if excluded else record["status"]
+    analysis = _analysis(settings, changed)
+    assert analysis.v3.excluded["vit"]["above_band"]
+    margins = [m for m in analysis.v3.margins if m.source == "spread"]
+    assert margins and all(m.doublings == 8.0 and m.margin == pytest.approx(m.run_sd / 8.0) for m in margins)
+    kept = {c.n for c in analysis.claims if c.claim == 1}
+    assert kept and max(kept) <= 40  # the 5 runs of the excluded cell are out
+
+
+def _holm(p_values):
+    """Holm's step-down adjustment, written out: the i-th smallest p times (m - i), running maximum, capped at 1."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (len(p_values) - rank) * p_values[i])
+        adjusted[i] = min(running, 1.0)
+    return adjusted
+
+
+def test_the_shown_p_is_the_claims_own_test_and_intervals_match_one_sided_tests(planted):
+    """Claim 1 shows RISES (SMALL where contradicted), claim 2 SMALL (RISES where contradicted); the interval is the
+    two-sided 1 - 2 alpha one, which excludes a bound exactly where the one-sided test at alpha rejects it."""
+    for claim in (1, 2):
+        for model in ("vit-softmax", "vit-kernel"):
+            tests = [c for c in _claims(planted, claim) if c.model == model]
+            if not tests or any(c.verdict == "untested" for c in tests):
+                continue
+            rises = _holm([c.slope.p_above(0.0) for c in tests])
+            small = _holm([c.slope.p_below(c.margin) for c in tests])
+            for c, r, s in zip(tests, rises, small):
+                own, other = (r, s) if claim == 1 else (s, r)
+                assert c.p == pytest.approx(other if c.verdict == "contradicted" else own)
+                low, high = c.ci
+                expected = stats.t.interval(0.90, c.slope.df, loc=c.slope.estimate, scale=c.slope.stderr)
+                assert (low, high) == pytest.approx(expected)
+                assert (low > 0) == (c.slope.p_above(0.0) < 0.05)
+    assert any(c.verdict == "inconclusive" for c in _claims(planted, 2))  # the SMALL p is shown there
+
+
+def test_a_method_no_run_scored_stays_in_its_holm_family(settings, records):
+    changed = _copy(records)
+    for record in changed:
+        record["robustness"].pop(f"topk|{MAIN}|integrated_gradients|topk_intersection")
+    analysis = _analysis(settings, changed)
+    tests = [c for c in _claims(analysis, 1) if c.model == "vit-softmax"]
+    assert {c.method for c in tests} == {"saliency", "input_x_gradient", "integrated_gradients"}
+    missing = next(c for c in tests if c.method == "integrated_gradients")
+    assert missing.verdict == "untested" and "no run stored a value" in missing.untested
+    assert all("(3 methods)" in c.test for c in tests)
+    scored = [c for c in tests if c is not missing]
+    # Holm over 3 tests, the untested one counted as p = 1
+    rises = _holm([c.slope.p_above(0.0) for c in scored] + [1.0])[:2]
+    assert [c.p for c in scored] == pytest.approx(rises)
+
+
 def test_a_zero_slope_under_a_huge_cell_spread_is_inconclusive(settings, records):
     rng = np.random.default_rng(5)
     cells = sorted({(r["cell"]["learning_rate"], r["cell"]["batch_size"]) for r in records})
