@@ -7,7 +7,9 @@ model's own cells (their ``log2(lr/B)``) and number of seeds, at the cell and ru
 replayed as the analysis runs it: the cell-means slope, and the margin *estimated from each simulated study* by the
 margin rule (:func:`~.checks_v3.margin_rule`), so the rates include what estimating the margin costs. Two truths per
 rule: a slope of 0 and a slope equal to the true margin (``run_sd / doublings``). Claim 3's softmax series is drawn
-from the softmax model's layout and spread with a true slope of 0 (claim 3 is tested only where claim 2 holds).
+from the softmax model's layout and spread with a true slope of 0 (claim 3 is tested only where claim 2 holds), and
+a third truth checks its interaction test: kernel and softmax slopes both at the kernel's true margin (an
+interaction of 0, so *supported* is the error).
 
 Of the family's methods, the one whose headline measure shows the largest cell spread relative to its run spread is
 used (the least favourable: the margin is in run-spread units, the slope's standard error grows with the cell
@@ -53,11 +55,14 @@ class ErrorRate:
     method: str = ""
     cells: int = 0
     seeds: int = 0
+    softmax_slope: float = 0.0  # claim 3: the true slope of the softmax series beside the kernel's
 
     @property
     def bounded(self) -> str:
         """The verdict whose rate the rule bounds at ``alpha`` at this truth: at a true slope of 0, claim 1 or 3
         *supported* or claim 2 *contradicted*; at the margin, claim 1 or 3 *contradicted* or claim 2 *supported*."""
+        if self.rule == "claim 3" and self.softmax_slope >= self.true_slope:
+            return "supported"  # a true interaction <= 0 (the slope of 0 included)
         return "contradicted" if (self.rule == "claim 2") == (self.true_slope == 0) else "supported"
 
     @property
@@ -96,8 +101,9 @@ def _layout(settings: StudySettings, arm: str, methods: Sequence[str], runs: Seq
     return _Layout(chosen[1], cell_x, len(set(seeds)), chosen[2])
 
 
-def _draws(layout: _Layout, simulations: int, seed: int) -> list[tuple]:
-    """``simulations`` studies drawn from ``layout`` with a true slope of 0 (``simulate_error_rates``'s model)."""
+def _draws(layout: _Layout, simulations: int, seed: int, slope: float = 0.0) -> list[tuple]:
+    """``simulations`` studies drawn from ``layout`` with a true slope of ``slope`` (``simulate_error_rates``'s
+    model)."""
     drawn: list[tuple] = []
 
     def keep(*study) -> str:
@@ -105,7 +111,7 @@ def _draws(layout: _Layout, simulations: int, seed: int) -> list[tuple]:
         return ""
 
     simulate_error_rates(
-        keep, layout.cell_x, seeds=layout.seeds, slope=0.0, spread=layout.spread, simulations=simulations, seed=seed
+        keep, layout.cell_x, seeds=layout.seeds, slope=slope, spread=layout.spread, simulations=simulations, seed=seed
     )
     return drawn
 
@@ -135,12 +141,14 @@ def _claim_3_rule(settings: StudySettings, doublings: float, softmax: list[tuple
     return decide
 
 
-def _replay(settings, arm, attention, rule, layout: _Layout, decide_for) -> list[ErrorRate]:
+def _replay(
+    settings, arm, attention, rule, layout: _Layout, decide_for, truths: Sequence[float] | None = None, softmax=0.0
+) -> list[ErrorRate]:
     n = settings.error_rate_simulations
     seed = zlib.crc32(f"{arm}/{attention}/{rule}".encode())
     true_margin = layout.spread.run_sd / design_doublings(settings, arm)
     rows = []
-    for truth in (0.0, true_margin):
+    for truth in (0.0, true_margin) if truths is None else truths:
         rates = simulate_error_rates(
             decide_for(), layout.cell_x, seeds=layout.seeds, slope=truth, spread=layout.spread, simulations=n,
             seed=seed,
@@ -149,7 +157,7 @@ def _replay(settings, arm, attention, rule, layout: _Layout, decide_for) -> list
         rows.append(
             ErrorRate(
                 arm, attention, settings.headline_measure, rule, truth, spread.cell_sd, spread.run_sd, n, rates,
-                layout.method, len(layout.cell_x), layout.seeds,
+                layout.method, len(layout.cell_x), layout.seeds, softmax,
             )
         )  # fmt: skip
     return rows
@@ -180,12 +188,12 @@ def rule_error_rates(
         if attention == "kernel" and attention_layout is not None and softmax is not None:
             seed = zlib.crc32(f"{arm}/softmax/claim 3".encode())
             draws = _draws(softmax, settings.error_rate_simulations, seed)
+            claim_3 = partial(_claim_3_rule, settings, doublings)
+            rows += _replay(settings, arm, attention, "claim 3", attention_layout, partial(claim_3, draws))
+            # both slopes at the kernel's true margin: the interaction is 0, so *supported* is the error
+            both = attention_layout.spread.run_sd / doublings
+            draws = _draws(softmax, settings.error_rate_simulations, seed, slope=both)
             rows += _replay(
-                settings,
-                arm,
-                attention,
-                "claim 3",
-                attention_layout,
-                partial(_claim_3_rule, settings, doublings, draws),
+                settings, arm, attention, "claim 3", attention_layout, partial(claim_3, draws), (both,), both
             )
     return rows

@@ -395,6 +395,12 @@ def test_the_error_rates_hold_on_the_planted_spread(planted):
         assert rate.cells == (8 if rate.rule == "claim 2" else 9)  # claim 2 without the degenerate softmax cell
         # 200 draws at a true rate of at most 0.05 (the margin estimated, so not exactly): below 0.05 + 4 SE
         assert rate.error <= 0.05 + 4 * math.sqrt(0.05 * 0.95 / rate.simulations), rate
+    # claim 3 at three truths: kernel 0, kernel at the margin, and both at the margin (interaction 0)
+    third = [e for e in rates if e.rule == "claim 3"]
+    assert [(e.true_slope > 0, e.softmax_slope > 0, e.bounded) for e in third] == [
+        (False, False, "supported"), (True, False, "contradicted"), (True, True, "supported"),
+    ]  # fmt: skip
+    assert third[2].softmax_slope == third[2].true_slope == third[1].true_slope
 
 
 def test_bad_analysis_settings_are_refused_by_name(settings):
