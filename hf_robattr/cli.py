@@ -36,6 +36,17 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _port(value: str) -> int:
+    """A TCP port number, 1-65535 (argparse reports anything else as a usage error, exit status 2)."""
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {port}")
+    return port
+
+
 def _card(args: argparse.Namespace) -> str:
     from .hub import save_model_card
 
@@ -159,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("model", metavar="MODEL", help="a run folder or a Hub model id")
     demo.add_argument("model2", metavar="MODEL2", nargs="?", help="a second model, shown side by side")
-    demo.add_argument("--port", type=int, default=None, help="the local port (default: 7860 or the next free one)")
+    demo.add_argument("--port", type=_port, default=None, help="the local port (default: 7860 or the next free one)")
     demo.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
     demo.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     demo.set_defaults(handler=_demo)

@@ -128,6 +128,14 @@ def test_demo_without_gradio_says_how_to_install_the_extra(tmp_path, capsys, mon
     assert "needs Gradio" in line and "pip install -e '.[demo]' in a clone of hf_robattr" in line
 
 
+@pytest.mark.parametrize("port", ["70000", "0", "http"])
+def test_demo_port_out_of_range_is_a_usage_error(tmp_path, capsys, port):
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", str(tmp_path), "--port", port])
+    assert exited.value.code == 2
+    assert "--port: must be a port number 1-65535" in capsys.readouterr().err
+
+
 def test_traceback_flag_shows_the_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         main(["--traceback", "card", str(tmp_path)])
