@@ -89,7 +89,7 @@ def _push_metric(args: argparse.Namespace) -> str:
     from .metrics import push_metric_space, write_metric_space
 
     if args.local_dir:
-        script = write_metric_space(args.local_dir, args.repo_id)
+        script = write_metric_space(args.local_dir, args.repo_id, overwrite=args.overwrite)
         return f"Metric Space written to {script.parent}; upload it with: hf-robattr push-metric {args.repo_id}"
     url = push_metric_space(args.repo_id, token=args.token, private=args.private)
     return f"Pushed the metric Space to {url}\nLoad it with: evaluate.load({args.repo_id!r})"
@@ -163,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     metric.add_argument("--token", help="a Hub token with write access (default: HF_TOKEN or the stored login)")
     metric.add_argument("--private", action="store_true", default=None, help="create the Space private")
     metric.add_argument("--local_dir", "--local-dir", help="only write the Space's files into this folder")
+    metric.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --local_dir: write into a folder that holds a model or another README.md (replacing them)",
+    )
     metric.set_defaults(handler=_push_metric)
 
     demo = commands.add_parser(

@@ -41,12 +41,23 @@ __all__ = [
 RESULTS_FILE = "results.json"
 """The name of a finished run's record in its output folder (training runs and conversions alike)."""
 
-_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+# huggingface_hub's own rules (``huggingface_hub.utils.validate_repo_id``), restated here to keep this module a leaf:
+# each part of ORG/NAME is 1-96 of [\w.-], starts and ends with a word character, has no "--" or "..", and the id
+# does not end with ".git".
+_REPO_PART = r"\b[\w.-]{1,96}\b"
+_REPO_ID = re.compile(rf"{_REPO_PART}/{_REPO_PART}", re.ASCII)
 
 
 def is_repo_id(value: Any) -> bool:
-    """Whether ``value`` is a string shaped like a Hub repo id, ``ORG/NAME``."""
-    return isinstance(value, str) and bool(_REPO_ID.match(value))
+    """Whether ``value`` is a Hub repo id ``ORG/NAME`` that the Hub accepts (the rules of huggingface_hub's
+    ``validate_repo_id``, with the namespace required): ``../vit``, ``org/name-`` and ``org/a..b`` are not."""
+    return (
+        isinstance(value, str)
+        and bool(_REPO_ID.fullmatch(value))
+        and "--" not in value
+        and ".." not in value
+        and not value.endswith(".git")
+    )
 
 
 def names_hub_repo(value: Any) -> bool:
@@ -55,11 +66,15 @@ def names_hub_repo(value: Any) -> bool:
 
 
 def check_repo_id(value: Any, argument: str, what: str = "") -> str:
-    """``value`` if it looks like ``ORG/NAME``, else ``ValueError`` naming ``argument`` (``what`` says what the id
-    names, e.g. ``"a Hub Space id"``)."""
+    """``value`` if it is a valid Hub repo id ``ORG/NAME`` (:func:`is_repo_id`), else ``ValueError`` naming
+    ``argument`` (``what`` says what the id names, e.g. ``"a Hub Space id"``)."""
     if not is_repo_id(value):
         kind = f" ({what})" if what else ""
-        raise ValueError(f"`{argument}` must look like 'ORG/NAME'{kind}, got {value!r}.")
+        raise ValueError(
+            f"`{argument}` must look like 'ORG/NAME'{kind}, got {value!r}: a Hub repo id takes letters, digits, "
+            "'-', '_' or '.', each part starting and ending with a letter or digit, no '--' or '..', at most 96 "
+            "characters per part."
+        )
     return value
 
 

@@ -136,6 +136,18 @@ def test_demo_port_out_of_range_is_a_usage_error(tmp_path, capsys, port):
     assert "--port: must be a port number 1-65535" in capsys.readouterr().err
 
 
+def test_push_metric_local_dir_keeps_a_model_card_unless_overwrite(tmp_path, capsys):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "README.md").write_text("# my model card")
+    assert main(["push-metric", "org/attribution_robustness", "--local_dir", str(folder)]) == 2
+    assert "overwrite" in _one_line_error(capsys)
+    assert (folder / "README.md").read_text() == "# my model card"
+    assert main(["push-metric", "org/attribution_robustness", "--local_dir", str(folder), "--overwrite"]) == 0
+    assert (folder / "README.md").read_text() != "# my model card"
+
+
 def test_traceback_flag_shows_the_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"results\.json"):
         main(["--traceback", "card", str(tmp_path)])

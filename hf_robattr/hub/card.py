@@ -101,7 +101,7 @@ def save_model_card(
         card_data: the card data; default: read from ``OUTPUT_DIR/results.json``.
         model: with ``inputs``, draw the attribution maps (clean beside attacked) of these samples.
         inputs: a few test samples (pixel values or a tokenized batch; the first 4 are drawn, attacked as in
-            ``robustness_config``); without them an existing ``attribution_maps.png`` is kept and shown.
+            ``robustness_config``, with the calibrated radius where it was ``epsilon="auto"``); without them an existing ``attribution_maps.png`` is kept and shown.
         tokenizer: for text models, labels the picture's bars with tokens.
         template: a Jinja template path; default: the packaged ``robattr_model_card.md``.
         **card_fields: user fields of :class:`RobAttrModelCardData` (``model_id``, ``tags``, ``language``...).
@@ -127,7 +127,7 @@ def save_model_card(
     if model is not None:
         try:
             draw_attribution_picture(
-                model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.robustness_settings, tokenizer=tokenizer
+                model, inputs, output_dir / ATTRIBUTION_PICTURE, card_data.scored_settings, tokenizer=tokenizer
             )
         except Exception as error:  # the card matters more than its picture: warn, then write the card without it
             logger.warning(

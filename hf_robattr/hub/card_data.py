@@ -155,6 +155,35 @@ class RobAttrModelCardData(ModelCardData):
                 f"{RESULTS_FILE}: 'robustness_config' is not a valid RobustnessConfig: {error}"
             ) from error
 
+    @property
+    def calibrated_epsilon(self) -> float | None:
+        """The radius the run calibrated when it was scored with ``epsilon="auto"``
+        (``robustness_config["epsilon_calibration"]["value"]``); ``None`` when it was not calibrated."""
+        if self.robustness_config.get("epsilon") != "auto":
+            return None
+        calibration = self.record.robustness_config.epsilon_calibration
+        value = calibration.get("value") if isinstance(calibration, dict) else None
+        return float(value) if _finite_number(value) and value > 0 else None
+
+    @property
+    def scored_settings(self) -> RobustnessConfig:
+        """:attr:`robustness_settings` with a numeric radius, to score or draw new inputs as the run did:
+        ``epsilon="auto"`` is replaced by the radius the run calibrated (:attr:`calibrated_epsilon`).
+
+        Raises:
+            ValueError: the run scored with ``epsilon="auto"`` but recorded no calibrated radius.
+        """
+        settings = self.robustness_settings
+        if settings.epsilon != "auto":
+            return settings
+        radius = self.calibrated_epsilon
+        if radius is None:
+            raise ValueError(
+                f"{RESULTS_FILE}: 'robustness_config' has epsilon='auto' but no calibrated radius; expected a "
+                "positive number at robustness_config['epsilon_calibration']['value']."
+            )
+        return settings.replace(epsilon=radius)
+
     def shown_settings(self) -> dict[str, Any]:
         """The scoring settings the card shows: the main ones, then any other that is not at its default (empty
         when the run recorded none)."""

@@ -219,7 +219,7 @@ def usage_section(data: RobAttrModelCardData, folder: str | None = None) -> str:
         loading = (
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer\n\n"
             f'model = AutoModelForSequenceClassification.from_pretrained("{repo}", trust_remote_code=True)\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("{repo}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo}", trust_remote_code=True)\n'
             'inputs = tokenizer(["a great film", "a dull film"], padding=True, return_tensors="pt")\n'
             "predictions = model(**inputs).logits.argmax(-1)\n"
         )
@@ -263,7 +263,10 @@ def pictures(data: RobAttrModelCardData, output_dir: Path) -> list[dict[str, str
     if (output_dir / ATTRIBUTION_PICTURE).is_file():
         settings = data.shown_settings()
         attack = f"the `{settings['attack']}` attack" if "attack" in settings else "the scored attack"
-        if "epsilon" in settings:
+        radius = data.calibrated_epsilon
+        if radius is not None:
+            attack += f" (epsilon={_fmt(radius)}, the radius calibrated by `epsilon='auto'`)"
+        elif "epsilon" in settings:
             attack += f" (epsilon={_fmt(settings['epsilon'])})"
         found.append(
             {

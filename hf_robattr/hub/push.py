@@ -136,7 +136,7 @@ def push_to_hub(
     if space_id is not None and not space:
         raise ValueError("`space_id` is set but `space=False`; pass `space=True` to create the Space.")
     if space_id is not None:
-        check_repo_id(space_id, "space_id")
+        check_repo_id(space_id, "space_id", "a Hub Space id")
     elif space:
         check_hub_model_id(default_space_id(repo_id), "`space_id` (default REPO_ID-demo)")
     folder = check_output_dir(output_dir)

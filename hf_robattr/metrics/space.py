@@ -23,6 +23,7 @@ import huggingface_hub
 from huggingface_hub import HfApi, SpaceCard
 
 from ..hub_upload import HubUploadError, upload_token
+from ..results_io import is_repo_id
 from .loading import METRIC_NAME, metric_path
 
 
@@ -31,6 +32,7 @@ __all__ = ["MetricSpaceError", "push_metric_space", "write_metric_space"]
 logger = logging.getLogger(__name__)
 
 _REPO_ID = re.compile(r"^[\w.-]+/([A-Za-z_][A-Za-z0-9_]*)$")
+_MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
 
 
 class MetricSpaceError(HubUploadError):
@@ -40,7 +42,7 @@ class MetricSpaceError(HubUploadError):
 def _space_name(repo_id: str | None) -> str:
     if repo_id is None:
         return METRIC_NAME
-    match = _REPO_ID.match(repo_id) if isinstance(repo_id, str) else None
+    match = _REPO_ID.match(repo_id) if is_repo_id(repo_id) else None
     if match is None:
         raise ValueError(
             f"`repo_id` must look like 'ORG/NAME' with NAME a Python identifier (evaluate imports the Space's NAME.py "
@@ -83,20 +85,52 @@ def _index_html(card: SpaceCard, repo_id: str | None) -> str:
     )
 
 
-def write_metric_space(folder: str | Path, repo_id: str | None = None) -> Path:
+def _check_folder(folder: Path, overwrite: bool) -> None:
+    """Refuse a folder holding a model (its card would be replaced) or a README.md that is not a static Space card
+    (as :func:`write_metric_space` writes it), unless ``overwrite``."""
+    if overwrite or not folder.is_dir():
+        return
+    found = sorted({path.name for pattern in _MODEL_FILES for path in folder.glob(pattern) if path.is_file()})
+    if found:
+        raise FileExistsError(
+            f"`folder`={str(folder)!r} holds a model ({', '.join(found)}): writing the metric Space there would "
+            "replace its README.md (the model card). Use an empty folder, or pass overwrite=True."
+        )
+    readme = folder / "README.md"
+    if readme.is_file():
+        try:
+            data = SpaceCard.load(readme).data
+            ours = getattr(data, "sdk", None) == "static" and getattr(data, "app_file", None) == "index.html"
+        except Exception:  # not a card at all: not ours either
+            ours = False
+        if not ours:
+            raise FileExistsError(
+                f"`folder`={str(folder)!r} has a README.md that is not a metric Space card written by hf_robattr; "
+                "it would be overwritten. Use an empty folder, or pass overwrite=True."
+            )
+
+
+def write_metric_space(folder: str | Path, repo_id: str | None = None, *, overwrite: bool = False) -> Path:
     """Write the metric's Space into ``folder`` (created if missing): ``NAME.py`` (the packaged script),
     ``README.md`` (its metric card, with the Space settings) and ``index.html``.
 
     Args:
-        folder: the folder to write.
+        folder: the folder to write. A folder holding a model (``config.json``, weights) or a ``README.md`` other
+            than a metric Space card is refused, unless ``overwrite``.
         repo_id: the Space ``ORG/NAME`` it will be pushed to (names the script ``NAME.py`` and fills the card's
             loading line); default: ``attribution_robustness.py`` and a placeholder.
+        overwrite: write even into a folder with a model or a foreign ``README.md`` (which is replaced).
 
     Returns:
         The path of the script.
+
+    Raises:
+        ValueError: ``repo_id`` is not ``ORG/NAME`` with ``NAME`` a Python identifier.
+        FileExistsError: ``folder`` holds a model or a foreign ``README.md`` and ``overwrite`` is not set.
     """
     name = _space_name(repo_id)
     folder = Path(folder)
+    _check_folder(folder, overwrite)
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / f"{name}.py"
     shutil.copyfile(metric_path(), script)

@@ -147,6 +147,15 @@ def test_text_model_card(run_dir, results):
     assert "https://huggingface.co/datasets/stanfordnlp/sst2" in card.text
 
 
+def test_text_card_usage_snippet_loads_the_tokenizer_with_remote_code(run_dir, results):
+    """The tokenizer line passes ``trust_remote_code=True`` too: without it the snippet stops at a prompt."""
+    results["model"]["architecture"] = "RobAttrBertForSequenceClassification"
+    usage = _usage(build_model_card(RobAttrModelCardData.from_results(results, model_id="org/bert"), run_dir).text)
+    assert 'AutoTokenizer.from_pretrained("org/bert", trust_remote_code=True)' in usage
+    loading = [line for line in usage.splitlines() if ".from_pretrained(" in line]
+    assert len(loading) == 2 and all("trust_remote_code=True" in line for line in loading)
+
+
 def test_attribution_picture_from_model_and_samples(run_dir):
     from transformers import AutoModelForImageClassification
 

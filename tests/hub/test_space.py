@@ -72,7 +72,7 @@ def test_push_with_space(run_dir, fake_hub):
     assert space_repo["repo_type"] == "space" and space_repo["space_sdk"] == "gradio"
     assert space["repo_id"] == "org/tiny-demo" and space["repo_type"] == "space"
     assert set(space["files"]) == {"app.py", "requirements.txt", "README.md"}
-    assert 'os.environ.get("HF_ROBATTR_MODEL", "org/tiny")' in space["files"]["app.py"]
+    assert "MODEL = os.environ.get(\"HF_ROBATTR_MODEL\") or 'org/tiny'" in space["files"]["app.py"]
     assert space["files"]["requirements.txt"] == "hf_robattr[demo]==0.1.0\n"
     # the local card now matches the pushed one
     assert (run_dir / "README.md").read_text() == pushed_card
@@ -141,3 +141,87 @@ def test_a_card_written_before_the_repo_id_was_known_is_pushed_loading_the_repo(
     pushed = dict(fake_hub.calls)["create_commit"]["files"]["README.md"].decode()
     assert 'from_pretrained("org/tiny", trust_remote_code=True)' in pushed and str(run_dir) not in pushed
     assert (run_dir / "README.md").read_text() == pushed
+
+
+@pytest.mark.parametrize("space_id", ["org/a..b", "../vit", "org/name-", "org/a--b", "org/x.git"])
+def test_an_invalid_space_id_is_refused_before_anything_is_pushed(run_dir, fake_hub, space_id):
+    save_model_card(run_dir)
+    with pytest.raises(ValueError, match=r"`space_id` must look like 'ORG/NAME' \(a Hub Space id\), got"):
+        push_to_hub(run_dir, "org/tiny", token="hf_x", space=True, space_id=space_id)
+    assert fake_hub.calls == []
+
+
+@pytest.mark.parametrize("model_id", ["../vit", "org/name-", "org/a..b"])
+def test_the_card_refuses_a_model_id_the_hub_refuses(run_dir, model_id):
+    with pytest.raises(ValueError, match=r"`model_id` must look like 'ORG/NAME'"):
+        save_model_card(run_dir, model_id=model_id)
+
+
+def test_write_space_refuses_a_model_folder_unless_asked(run_dir):
+    card = save_model_card(run_dir).read_text()
+    with pytest.raises(FileExistsError, match=r"`folder`=.*holds a model \(config\.json, model\.safetensors\)"):
+        write_space(run_dir, "org/tiny", requirement="x")
+    assert (run_dir / "README.md").read_text() == card and not (run_dir / "app.py").exists()
+    write_space(run_dir, "org/tiny", requirement="x", overwrite=True)
+    assert SpaceCard.load(run_dir / "README.md").data.sdk == "gradio"
+
+
+def test_write_space_refuses_a_foreign_readme_but_rewrites_its_own(tmp_path):
+    (tmp_path / "README.md").write_text("# my notes\n")
+    with pytest.raises(FileExistsError, match=r"README\.md that is not a gradio Space card"):
+        write_space(tmp_path, "org/tiny", requirement="x")
+    assert (tmp_path / "README.md").read_text() == "# my notes\n"
+    space = write_space(tmp_path / "space", "org/tiny", requirement="x")
+    write_space(space, "org/other", requirement="x")  # its own Space card: rewritten
+    assert SpaceCard.load(space / "README.md").data.models == ["org/other"]
+
+
+def test_pushing_with_another_space_replaces_the_demo_section(run_dir, fake_hub):
+    save_model_card(run_dir, model_id="org/tiny")
+    push_to_hub(run_dir, "org/tiny", token="hf_x", space=True, space_id="org/first")
+    push_to_hub(run_dir, "org/tiny", token="hf_x", space=True, space_id="org/second")
+    text = (run_dir / "README.md").read_text()
+    assert text.count("## Demo") == 1 and space_url("org/first") not in text and space_url("org/second") in text
+    assert text.index("## Demo") < text.index("## Usage")
+    at_end = card_with_space_link(card_with_space_link("# Card\n", "org/a"), "org/b")
+    assert at_end.count("## Demo") == 1 and space_url("org/b") in at_end and space_url("org/a") not in at_end
+
+
+def _run_app(app: str, monkeypatch, env: str | None) -> str:
+    """The model the generated ``app.py`` builds its explorer on, with ``HF_ROBATTR_MODEL`` set to ``env``."""
+    import sys
+    import types
+
+    built = []
+    fake_demo = types.ModuleType("hf_robattr.demo")
+    fake_demo.build_app = built.append
+    monkeypatch.setitem(sys.modules, "hf_robattr.demo", fake_demo)
+    if env is None:
+        monkeypatch.delenv("HF_ROBATTR_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("HF_ROBATTR_MODEL", env)
+    exec(compile(app, "app.py", "exec"), {"__name__": "space_app"})
+    return built[0]
+
+
+def test_space_app_ignores_an_empty_model_variable(tmp_path, monkeypatch):
+    app = (write_space(tmp_path / "space", "org/tiny", requirement="x") / "app.py").read_text()
+    assert _run_app(app, monkeypatch, "") == "org/tiny"
+    assert _run_app(app, monkeypatch, None) == "org/tiny"
+    assert _run_app(app, monkeypatch, "other/model") == "other/model"
+
+
+def test_space_for_a_local_folder_quotes_it_and_links_nothing(tmp_path, monkeypatch):
+    model = tmp_path / 'C:\\Users\\new "vit"'
+    model.mkdir()
+    space = write_space(tmp_path / "space", str(model), requirement="x")
+    assert _run_app((space / "app.py").read_text(), monkeypatch, None) == str(model)
+    card = SpaceCard.load(space / "README.md")
+    assert card.data.models is None and "huggingface.co/" not in card.text
+
+
+@pytest.mark.parametrize("model_id", ["../vit", "org/name-", "org/a..b", "no-such-folder"])
+def test_space_refuses_a_model_that_is_neither_a_hub_id_nor_a_folder(tmp_path, model_id):
+    with pytest.raises(ValueError, match=r"`model_id` must be a Hub model id 'ORG/NAME'.*or an existing local"):
+        write_space(tmp_path / "space", model_id, requirement="x")
+    assert not (tmp_path / "space").exists()

@@ -48,6 +48,26 @@ def test_a_space_id_evaluate_cannot_import_is_refused(tmp_path, repo_id):
         hf_robattr.write_metric_space(tmp_path, repo_id)
 
 
+def test_the_metric_space_refuses_a_model_folder_or_a_foreign_readme(tmp_path):
+    """``push-metric --local_dir outputs/vit`` must not replace the run's model card with the metric card."""
+    model = tmp_path / "vit"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "README.md").write_text("# the model card\n")
+    with pytest.raises(FileExistsError, match=r"`folder`=.*holds a model \(config\.json\)"):
+        hf_robattr.write_metric_space(model, REPO_ID)
+    assert (model / "README.md").read_text() == "# the model card\n"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("# my notes\n")
+    with pytest.raises(FileExistsError, match=r"README\.md that is not a metric Space card"):
+        hf_robattr.write_metric_space(notes, REPO_ID)
+    assert hf_robattr.write_metric_space(notes, REPO_ID, overwrite=True).is_file()
+    hf_robattr.write_metric_space(notes, REPO_ID)  # its own card now: rewritten
+    with pytest.raises(ValueError, match="`repo_id` must look like"):
+        hf_robattr.write_metric_space(tmp_path / "x", "../attribution_robustness")
+
+
 class _SpaceServer(http.server.SimpleHTTPRequestHandler):
     """Serves ``/spaces/ORG/NAME/resolve/main/FILE`` from one folder, as the Hub serves a Space's files (only the
     ``main`` revision: evaluate first asks for its own version tag, which a Space does not have)."""
