@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,14 @@ from typing import Any
 from ..attribution import ATTRIBUTION_METHODS
 from ..extras import install_hint
 from ..robustness import ATTACKS, NORMS
-from .explain import PAGE_SETTINGS, explain, summary_markdown, token_highlights
+from .explain import (
+    NUM_STEPS_RANGE,
+    PAGE_SETTINGS,
+    explain,
+    mixed_kinds_error,
+    summary_markdown,
+    token_highlights,
+)
 from .loading import IMAGE, TEXT, DemoInputError, DemoModel, DemoModelError, load_demo_model
 
 
@@ -36,7 +44,7 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
     models, errors = [], []
     for source in sources:
         if isinstance(source, DemoModel):
-            models.append(source)
+            models.append(dataclasses.replace(source))  # a copy: renaming a column never renames the caller's model
             continue
         try:
             models.append(load_demo_model(source))
@@ -44,20 +52,14 @@ def _load_all(sources: Sequence[DemoModel | str | Path]) -> tuple[list[DemoModel
             logger.warning("%s", error)
             errors.append(str(error))
     if len(models) == 2 and models[0].name == models[1].name:
-        models[1].name += " (2)"  # two folders with the same name: tell their columns apart
+        models[1] = dataclasses.replace(
+            models[1], name=f"{models[1].name} (2)"
+        )  # two folders with the same name: tell their columns apart
     mixed = mixed_kinds_error(models)
     if mixed:
         errors.append(mixed)
         models = []
     return models, errors
-
-
-def mixed_kinds_error(models: Sequence[DemoModel]) -> str | None:
-    """The message for models that take different inputs (an image and a text model), or ``None``."""
-    if len({model.kind for model in models}) < 2:
-        return None
-    kinds = " and ".join(f"{model.name}: {model.kind}" for model in models)
-    return f"The two models take different inputs ({kinds}); compare models of the same kind."
 
 
 def _choices() -> dict[str, list[str]]:
@@ -116,7 +118,7 @@ def build_app(
                 with gr.Accordion("More settings", open=False):
                     norm = gr.Radio(choices["norm"], value=config.norm, label="Norm of the ball")
                     k = gr.Number(value=config.k, label="k: top-k size (a count, or a fraction in (0, 1))")
-                    num_steps = gr.Slider(1, 100, value=config.num_steps, step=1, label="Attack steps")
+                    num_steps = gr.Slider(*NUM_STEPS_RANGE, value=config.num_steps, step=1, label="Attack steps")
                 run = gr.Button("Explain", variant="primary", elem_id="explain")
             with gr.Column(scale=2):
                 picture = gr.Image(

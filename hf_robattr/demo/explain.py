@@ -37,6 +37,55 @@ class DemoResult:
     scores: dict[str, Any]
 
 
+# The page's limits on its numeric settings (its sliders and number boxes); the explain path checks them too, since
+# the /explain API of an image model skips Gradio's own checks.
+NUM_STEPS_RANGE = (1, 100)
+MIN_EPSILON = 0.0  # exclusive: the radius must be positive
+
+
+def _number(name: str, value: Any) -> float:
+    """A page setting as a finite number, or :class:`DemoInputError` naming ``name`` and what is expected."""
+    if isinstance(value, bool):
+        raise DemoInputError(f"Invalid setting: `{name}` must be a number, got the boolean {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise DemoInputError(f"Invalid setting: `{name}` must be a number, got {value!r}.") from error
+    if not math.isfinite(number):
+        raise DemoInputError(f"Invalid setting: `{name}` must be a finite number, got {value!r}.")
+    return number
+
+
+def _page_numbers(epsilon: Any, k: Any, num_steps: Any) -> dict[str, Any]:
+    """The numeric page settings given (``None`` or ``""`` keeps the base value), checked against the page's
+    limits."""
+    changes: dict[str, Any] = {}
+    if epsilon is not None and epsilon != "":
+        if isinstance(epsilon, str) and epsilon.strip().lower() == "auto":
+            raise DemoInputError(
+                "Invalid setting: `epsilon` must be a positive number; the page does not calibrate 'auto' (a run "
+                "scored with 'auto' starts the page from the radius it calibrated)."
+            )
+        changes["epsilon"] = _number("epsilon", epsilon)
+        if changes["epsilon"] <= MIN_EPSILON:
+            raise DemoInputError(f"Invalid setting: `epsilon` must be a positive number, got {epsilon!r}.")
+    if k is not None and k != "":
+        number = _number("k", k)
+        if number <= 0 or (number >= 1 and not number.is_integer()):
+            raise DemoInputError(
+                f"Invalid setting: `k` must be a count (integer >= 1) or a fraction in (0, 1), got {k!r}."
+            )
+        changes["k"] = int(number) if number >= 1 else number
+    if num_steps is not None and num_steps != "":
+        number, (low, high) = _number("num_steps", num_steps), NUM_STEPS_RANGE
+        if not number.is_integer() or not low <= number <= high:
+            raise DemoInputError(
+                f"Invalid setting: `num_steps` must be a whole number from {low} to {high}, got {num_steps!r}."
+            )
+        changes["num_steps"] = int(number)
+    return changes
+
+
 def page_config(
     base: RobustnessConfig,
     *,
@@ -47,23 +96,31 @@ def page_config(
     k: float | None = None,
     num_steps: float | None = None,
 ) -> RobustnessConfig:
-    """``base`` with the page's settings (``None`` keeps the base value); a bad value raises :class:`DemoInputError`
-    with the config's own message (it names the setting and what is allowed)."""
+    """``base`` with the page's settings (``None`` keeps the base value).
+
+    ``epsilon`` must be a positive number (not ``"auto"``), ``k`` a count or a fraction in (0, 1), ``num_steps`` a
+    whole number in :data:`NUM_STEPS_RANGE`; booleans are refused. A bad value raises :class:`DemoInputError`
+    naming the setting and what is allowed."""
     changes: dict[str, Any] = {}
     if method:
         changes["methods"] = (method,)
         changes["method_kwargs"] = {name: kw for name, kw in base.method_kwargs.items() if name == method}
-    for name, value in (("attack", attack), ("epsilon", epsilon), ("norm", norm)):
+    for name, value in (("attack", attack), ("norm", norm)):
         if value is not None and value != "":
             changes[name] = value
-    for name, value in (("k", k), ("num_steps", num_steps)):
-        if value is not None and value != "":
-            number = float(value)
-            changes[name] = int(number) if number >= 1 and number.is_integer() else number
+    changes.update(_page_numbers(epsilon, k, num_steps))
     try:
         return base.replace(**changes)
     except (TypeError, ValueError) as error:
         raise DemoInputError(f"Invalid setting: {error}") from error
+
+
+def mixed_kinds_error(models: Sequence[DemoModel]) -> str | None:
+    """The message for models that take different inputs (an image and a text model), or ``None``."""
+    if len({model.kind for model in models}) < 2:
+        return None
+    kinds = " and ".join(f"{model.name}: {model.kind}" for model in models)
+    return f"The two models take different inputs ({kinds}); compare models of the same kind."
 
 
 def _finite(value: float | None) -> float | None:
@@ -95,8 +152,11 @@ def model_scores(demo_model: DemoModel, explained: ExplainedExamples, inputs: An
     }
     tokens = _tokens(demo_model, inputs)
     if tokens is not None:
+        # exactly the positions the scorer leaves out are hidden ([CLS]/[SEP]..., never [UNK])
+        scored = explained.token_mask[0].bool().tolist() if explained.token_mask is not None else [True] * len(tokens)
         record["tokens"] = tokens
-        record["special_tokens"] = sorted(set(tokens) & set(demo_model.tokenizer.all_special_tokens))
+        record["scored_tokens"] = scored
+        record["special_tokens"] = sorted({token for token, kept in zip(tokens, scored) if not kept})
     return record
 
 
@@ -116,10 +176,13 @@ def explain(
         "label_preserving_point_found", "scores", "clean_map", "attacked_map", "tokens"?}]}``.
 
     Raises:
-        DemoInputError: an empty sentence, an unreadable image, or an invalid setting.
+        DemoInputError: an empty sentence, an unreadable image, an invalid setting, or models of different kinds.
     """
     if not models:
         raise DemoInputError("No model to explain with.")
+    mixed = mixed_kinds_error(models)
+    if mixed:
+        raise DemoInputError(mixed)
     config = page_config(models[0].config, **settings)
     report = progress or (lambda fraction, message: None)
     notes: list[str] = []
@@ -169,7 +232,7 @@ def summary_markdown(scores: dict[str, Any]) -> str:
         cells = []
         for m in models:
             value = m["scores"].get(name)
-            cells.append("left out" if value is None else f"{value:.3f}")
+            cells.append("left out" if value is None else f"{value:.3g}")  # 3 significant digits: 3e-4 stays
         lines.append(f"| {MEASURE_LABELS[name]} | " + " | ".join(cells) + " |")
     text = "\n".join(lines)
     left_out = [m["name"] for m in models if m.get("left_out")]
@@ -190,10 +253,15 @@ def summary_markdown(scores: dict[str, Any]) -> str:
 
 
 def token_highlights(record: dict[str, Any], which: str) -> list[tuple[str, float]]:
-    """``[(token, weight in [0, 1])]`` of one model's clean or attacked map (special tokens hidden), for colouring
-    the tokens on the page; both maps share the clean and attacked maximum."""
-    tokens, special = record.get("tokens") or [], set(record.get("special_tokens") or [])
-    keep = [i for i, token in enumerate(tokens) if token not in special]
+    """``[(token, weight in [0, 1])]`` of one model's clean or attacked map (the tokens the scorer leaves out, e.g.
+    [CLS]/[SEP], hidden; [UNK] shown), for colouring the tokens on the page; both maps share the clean and attacked
+    maximum."""
+    tokens = record.get("tokens") or []
+    scored = record.get("scored_tokens")
+    if scored is None:  # an older record: hide by the special tokens' text
+        special = set(record.get("special_tokens") or [])
+        scored = [token not in special for token in tokens]
+    keep = [i for i, kept in enumerate(scored) if kept]
     clean, attacked = record["clean_map"], record["attacked_map"]
     top = max([abs(values[i]) for values in (clean, attacked) for i in keep] or [1.0]) or 1.0
     values = clean if which == "clean" else attacked

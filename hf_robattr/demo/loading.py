@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,11 @@ from transformers import (
 )
 
 from .. import models  # noqa: F401 - registers the kernel-attention models with the Auto classes
+from ..conversion.record import ConversionRecord
 from ..data import EMBEDDED_DATASETS, load_embedded_dataset
 from ..hub.card_data import RobAttrModelCardData
 from ..hub.push import missing_model_files
-from ..results_io import RESULTS_FILE, names_hub_repo
+from ..results_io import RESULTS_FILE, names_hub_repo, read_json
 from ..robustness import RobustnessConfig
 
 
@@ -145,29 +147,93 @@ def _load(folder: Path, source: str | Path) -> tuple[torch.nn.Module, str, Any, 
 
 def _scoring_defaults(folder: Path) -> tuple[RobustnessConfig, dict[str, Any], list[str]]:
     """The run's robustness settings and dataset section from ``results.json`` (defaults, with a note, if it is
-    missing or unreadable)."""
+    missing or unreadable; the teacher's settings, with a note, for a conversion folder)."""
     if not (folder / RESULTS_FILE).is_file():
         return RobustnessConfig(), {}, []
+    conversion = _conversion_record(folder)
+    if conversion is not None:
+        return _conversion_defaults(folder, conversion)
     try:
         data = RobAttrModelCardData.from_output_dir(folder)
-        return data.robustness_settings, data.dataset, []
+        config, notes = _calibrated(data.robustness_settings, data.robustness_config)
+        return config, data.dataset, notes
     except (ValueError, TypeError) as error:
         note = f"{RESULTS_FILE} could not be read ({error}); the settings start from the library defaults."
         logger.warning(note)
         return RobustnessConfig(), {}, [note]
 
 
-def _folder_examples(folder: Path, kind: str) -> list[str]:
+def _calibrated(config: RobustnessConfig, section: dict[str, Any]) -> tuple[RobustnessConfig, list[str]]:
+    """``config`` with ``epsilon="auto"`` replaced by the radius the run calibrated
+    (``robustness_config["epsilon_calibration"]["value"]``), or by the modality's default radius when the run
+    recorded none; a note for the page either way."""
+    if config.epsilon != "auto":
+        return config, []
+    calibration = section.get("epsilon_calibration")
+    value = calibration.get("value") if isinstance(calibration, dict) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        note = (
+            f"The run scored with epsilon='auto'; the page starts from the radius it calibrated, {value:.4g} "
+            f"({RESULTS_FILE}: robustness_config.epsilon_calibration.value)."
+        )
+        return config.replace(epsilon=float(value)), [note]
+    note = (
+        f"The run scored with epsilon='auto' but {RESULTS_FILE} records no calibrated radius "
+        "(robustness_config.epsilon_calibration.value); the page starts from the default radius."
+    )
+    return config.replace(epsilon=None), [note]
+
+
+def _conversion_record(folder: Path) -> ConversionRecord | None:
+    """The conversion record of a folder written by ``save_conversion`` (``recipes/convert_to_kernel.py``), or
+    ``None`` when ``results.json`` is a run's (or unreadable: the run reader then says why)."""
+    try:
+        raw = read_json(folder / RESULTS_FILE)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or "robustness_config" in raw or not {"teacher", "student"} <= raw.keys():
+        return None
+    try:
+        return ConversionRecord.from_json(raw)
+    except (TypeError, ValueError):
+        return None
+
+
+def _conversion_defaults(folder: Path, record: ConversionRecord) -> tuple[RobustnessConfig, dict[str, Any], list[str]]:
+    """The settings of a converted model: its teacher's scored settings when the teacher is a local run folder with
+    a readable ``results.json``, else the library defaults; the dataset the conversion used, for examples."""
+    dataset = {"name": record.data.dataset} if record.data.dataset else {}
+    teacher = record.teacher.name_or_path
+    about = f"{folder.name} is a kernel-attention conversion of {teacher or 'a softmax model'}"
+    teacher_folder = Path(teacher).expanduser() if teacher else None
+    teacher_run = teacher_folder is not None and (teacher_folder / RESULTS_FILE).is_file()
+    if teacher_run and _conversion_record(teacher_folder) is None:  # the teacher is a run folder, not a conversion
+        config, _, teacher_notes = _scoring_defaults(teacher_folder)
+        if not any("could not be read" in note for note in teacher_notes):
+            note = f"{about}; the settings start from the teacher's ({teacher_folder / RESULTS_FILE})."
+            return config, dataset, [note, *teacher_notes]
+    note = f"{about}; its {RESULTS_FILE} records the conversion, not scoring settings: the library defaults are used."
+    return RobustnessConfig(), dataset, [note]
+
+
+def _folder_examples(folder: Path, kind: str) -> tuple[list[str], list[str]]:
+    """Example inputs from ``examples/`` and notes for the page (an unreadable ``sentences.txt``)."""
     examples = folder / "examples"
     if not examples.is_dir():
-        return []
+        return [], []
     if kind == IMAGE:
-        return sorted(str(p) for p in examples.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:MAX_EXAMPLES]
+        images = sorted(str(p) for p in examples.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        return images[:MAX_EXAMPLES], []
     sentences = examples / "sentences.txt"
     if not sentences.is_file():
-        return []
-    lines = [line.strip() for line in sentences.read_text(encoding="utf-8").splitlines()]
-    return [line for line in lines if line][:MAX_EXAMPLES]
+        return [], []
+    try:
+        lines = [line.strip() for line in sentences.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as error:
+        note = f"The examples in {sentences} could not be read ({error}); save it as UTF-8 text, one sentence a line."
+        logger.warning(note)
+        return [], [note]
+    return [line for line in lines if line][:MAX_EXAMPLES], []
 
 
 def _dataset_examples(dataset: dict[str, Any], kind: str) -> list[str]:
@@ -213,7 +279,8 @@ def load_demo_model(source: str | Path, *, name: str | None = None) -> DemoModel
     model, kind, tokenizer, processor = _load(folder, source)
     config, dataset, notes = _scoring_defaults(folder)
     config = config.resolved(kind)  # the page shows the radius it uses
-    examples = _folder_examples(folder, kind)
+    examples, example_notes = _folder_examples(folder, kind)
+    notes += example_notes
     if not examples:
         try:
             examples = _dataset_examples(dataset, kind)

@@ -45,12 +45,14 @@ def example_caption(explained: ExplainedExamples, index: int, model: Any, prefix
 def tokens_without_special(
     explained: ExplainedExamples, input_ids: torch.Tensor, tokenizer: Any
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[list[str]]]:
-    """Per example: the clean and attacked maps and the tokens, without [CLS]/[SEP]/[PAD]-like positions (they
-    dwarf the words)."""
-    special = set(getattr(tokenizer, "all_special_ids", []))
+    """Per example: the clean and attacked maps and the tokens at exactly the positions the scorer scores
+    (``explained.token_mask``): [CLS]/[SEP]/[PAD]-like positions are hidden (they dwarf the words), while
+    out-of-vocabulary words ([UNK]) are scored and so shown."""
+    mask = explained.token_mask
     clean_rows, attacked_rows, token_rows = [], [], []
     for row, ids in enumerate(input_ids.tolist()):
-        keep = [position for position, token_id in enumerate(ids) if token_id not in special] or list(range(len(ids)))
+        scored = mask[row].bool().tolist() if mask is not None else [True] * len(ids)
+        keep = [position for position, kept in enumerate(scored[: len(ids)]) if kept] or list(range(len(ids)))
         clean_rows.append(explained.maps.clean_maps[row, keep])
         attacked_rows.append(explained.maps.attacked_maps[row, keep])
         token_rows.append(tokenizer.convert_ids_to_tokens([ids[p] for p in keep]))
