@@ -21,7 +21,6 @@ from transformers import (
 )
 
 from .. import models  # noqa: F401 - registers the kernel-attention models with the Auto classes
-from ..conversion.record import ConversionRecord
 from ..data import EMBEDDED_DATASETS, load_embedded_dataset
 from ..hub.card_data import RobAttrModelCardData
 from ..hub.push import missing_model_files
@@ -184,26 +183,31 @@ def _calibrated(config: RobustnessConfig, section: dict[str, Any]) -> tuple[Robu
     return config.replace(epsilon=None), [note]
 
 
-def _conversion_record(folder: Path) -> ConversionRecord | None:
-    """The conversion record of a folder written by ``save_conversion`` (``recipes/convert_to_kernel.py``), or
-    ``None`` when ``results.json`` is a run's (or unreadable: the run reader then says why)."""
+def _conversion_record(folder: Path) -> dict[str, Any] | None:
+    """The ``results.json`` of a folder written by ``save_conversion`` (``recipes/convert_to_kernel.py``: its
+    ``teacher`` and ``student`` sections, no ``robustness_config``), read as plain JSON (the demo does not import
+    the conversion package), or ``None`` when it is a run's (or unreadable: the run reader then says why)."""
     try:
         raw = read_json(folder / RESULTS_FILE)
     except (OSError, ValueError):
         return None
     if not isinstance(raw, dict) or "robustness_config" in raw or not {"teacher", "student"} <= raw.keys():
         return None
-    try:
-        return ConversionRecord.from_json(raw)
-    except (TypeError, ValueError):
-        return None
+    return raw
 
 
-def _conversion_defaults(folder: Path, record: ConversionRecord) -> tuple[RobustnessConfig, dict[str, Any], list[str]]:
+def _section(record: dict[str, Any], name: str) -> dict[str, Any]:
+    value = record.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _conversion_defaults(folder: Path, record: dict[str, Any]) -> tuple[RobustnessConfig, dict[str, Any], list[str]]:
     """The settings of a converted model: its teacher's scored settings when the teacher is a local run folder with
     a readable ``results.json``, else the library defaults; the dataset the conversion used, for examples."""
-    dataset = {"name": record.data.dataset} if record.data.dataset else {}
-    teacher = record.teacher.name_or_path
+    name = _section(record, "data").get("dataset")
+    dataset = {"name": name} if isinstance(name, str) and name else {}
+    teacher = _section(record, "teacher").get("name_or_path")
+    teacher = teacher if isinstance(teacher, str) else None
     about = f"{folder.name} is a kernel-attention conversion of {teacher or 'a softmax model'}"
     teacher_folder = Path(teacher).expanduser() if teacher else None
     teacher_run = teacher_folder is not None and (teacher_folder / RESULTS_FILE).is_file()
