@@ -8,10 +8,12 @@ each other.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import huggingface_hub
 
 
-__all__ = ["HubUploadError", "upload_token"]
+__all__ = ["MODEL_FILES", "HubUploadError", "check_space_folder", "upload_token"]
 
 
 class HubUploadError(RuntimeError):
@@ -43,3 +45,48 @@ def upload_token(
             f"Cannot push {target}: no Hugging Face token. Set HF_TOKEN, pass `token=`, or run `hf auth login`.{after}"
         )
     return token
+
+
+MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
+"""What marks a folder as holding a model: a Space written there would replace its card."""
+
+
+def check_space_folder(
+    folder: Path,
+    *,
+    argument: str,
+    sdk: str,
+    app_file: str,
+    overwrite: bool,
+    kind: str | None = None,
+    model_files: tuple[str, ...] = MODEL_FILES,
+) -> None:
+    """Refuse to write a Space into ``folder`` when that would destroy something: a model (``model_files``: its
+    config or weights; the Space's ``README.md`` would replace the model card), or a ``README.md`` that is not a
+    Space card of the same kind (``sdk`` and ``app_file``, as the same writer sets them), unless ``overwrite``.
+    ``kind`` names the Space in the messages (default: ``sdk``).
+
+    Raises:
+        FileExistsError: naming ``argument``, what was found and ``overwrite=True``.
+    """
+    if overwrite or not folder.is_dir():
+        return
+    kind = kind or sdk
+    found = sorted({path.name for pattern in model_files for path in folder.glob(pattern) if path.is_file()})
+    if found:
+        raise FileExistsError(
+            f"`{argument}`={str(folder)!r} holds a model ({', '.join(found)}): writing a Space there would replace "
+            "its README.md (the model card). Write the Space into an empty folder, or pass overwrite=True."
+        )
+    readme = folder / "README.md"
+    if readme.is_file():
+        try:
+            data = huggingface_hub.SpaceCard.load(readme).data
+            ours = getattr(data, "sdk", None) == sdk and getattr(data, "app_file", None) == app_file
+        except Exception:  # not a card at all: not ours either
+            ours = False
+        if not ours:
+            raise FileExistsError(
+                f"`{argument}`={str(folder)!r} has a README.md that is not a {kind} Space card written by hf_robattr; "
+                "it would be overwritten. Write the Space into an empty folder, or pass overwrite=True."
+            )

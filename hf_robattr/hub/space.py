@@ -15,6 +15,7 @@ from pathlib import Path
 
 from huggingface_hub import SpaceCard, SpaceCardData
 
+from ..hub_upload import check_space_folder
 from ..results_io import is_repo_id
 
 
@@ -40,7 +41,6 @@ demo = build_app(MODEL)
 if __name__ == "__main__":
     demo.launch()
 '''
-MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
 """What makes a folder a model repo: ``write_space`` refuses to write its Space into one."""
 
 
@@ -99,44 +99,6 @@ def demo_section(space_id: str) -> str:
         "the attacked attribution maps of any input, with its robustness scores (choose the method, the attack and "
         "epsilon). Run the same explorer locally with `hf-robattr demo MODEL` (the `demo` extra of hf_robattr)."
     )
-
-
-def check_space_folder(
-    folder: Path,
-    *,
-    argument: str,
-    sdk: str,
-    app_file: str,
-    overwrite: bool,
-    model_files: tuple[str, ...] = MODEL_FILES,
-) -> None:
-    """Refuse to write a Space into ``folder`` when that would destroy something: a model (``model_files``: its
-    config or weights; the Space's ``README.md`` would replace the model card), or a ``README.md`` that is not a
-    Space card of the same kind (``sdk`` and ``app_file``, as the same writer sets them), unless ``overwrite``.
-
-    Raises:
-        FileExistsError: naming ``argument``, what was found and ``overwrite=True``.
-    """
-    if overwrite or not folder.is_dir():
-        return
-    found = sorted({path.name for pattern in model_files for path in folder.glob(pattern) if path.is_file()})
-    if found:
-        raise FileExistsError(
-            f"`{argument}`={str(folder)!r} holds a model ({', '.join(found)}): writing a Space there would replace "
-            "its README.md (the model card). Write the Space into an empty folder, or pass overwrite=True."
-        )
-    readme = folder / "README.md"
-    if readme.is_file():
-        try:
-            data = SpaceCard.load(readme).data
-            ours = getattr(data, "sdk", None) == sdk and getattr(data, "app_file", None) == app_file
-        except Exception:  # not a card at all: not ours either
-            ours = False
-        if not ours:
-            raise FileExistsError(
-                f"`{argument}`={str(folder)!r} has a README.md that is not a {sdk} Space card written by hf_robattr; "
-                "it would be overwritten. Write the Space into an empty folder, or pass overwrite=True."
-            )
 
 
 def _model_reference(model_id: str) -> tuple[bool, str]:

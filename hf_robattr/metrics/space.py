@@ -22,7 +22,7 @@ from pathlib import Path
 import huggingface_hub
 from huggingface_hub import HfApi, SpaceCard
 
-from ..hub_upload import HubUploadError, upload_token
+from ..hub_upload import HubUploadError, check_space_folder, upload_token
 from ..results_io import is_repo_id
 from .loading import METRIC_NAME, metric_path
 
@@ -32,7 +32,6 @@ __all__ = ["MetricSpaceError", "push_metric_space", "write_metric_space"]
 logger = logging.getLogger(__name__)
 
 _REPO_ID = re.compile(r"^[\w.-]+/([A-Za-z_][A-Za-z0-9_]*)$")
-_MODEL_FILES = ("config.json", "*.safetensors", "*.bin")
 
 
 class MetricSpaceError(HubUploadError):
@@ -85,31 +84,6 @@ def _index_html(card: SpaceCard, repo_id: str | None) -> str:
     )
 
 
-def _check_folder(folder: Path, overwrite: bool) -> None:
-    """Refuse a folder holding a model (its card would be replaced) or a README.md that is not a static Space card
-    (as :func:`write_metric_space` writes it), unless ``overwrite``."""
-    if overwrite or not folder.is_dir():
-        return
-    found = sorted({path.name for pattern in _MODEL_FILES for path in folder.glob(pattern) if path.is_file()})
-    if found:
-        raise FileExistsError(
-            f"`folder`={str(folder)!r} holds a model ({', '.join(found)}): writing the metric Space there would "
-            "replace its README.md (the model card). Use an empty folder, or pass overwrite=True."
-        )
-    readme = folder / "README.md"
-    if readme.is_file():
-        try:
-            data = SpaceCard.load(readme).data
-            ours = getattr(data, "sdk", None) == "static" and getattr(data, "app_file", None) == "index.html"
-        except Exception:  # not a card at all: not ours either
-            ours = False
-        if not ours:
-            raise FileExistsError(
-                f"`folder`={str(folder)!r} has a README.md that is not a metric Space card written by hf_robattr; "
-                "it would be overwritten. Use an empty folder, or pass overwrite=True."
-            )
-
-
 def write_metric_space(folder: str | Path, repo_id: str | None = None, *, overwrite: bool = False) -> Path:
     """Write the metric's Space into ``folder`` (created if missing): ``NAME.py`` (the packaged script),
     ``README.md`` (its metric card, with the Space settings) and ``index.html``.
@@ -130,7 +104,9 @@ def write_metric_space(folder: str | Path, repo_id: str | None = None, *, overwr
     """
     name = _space_name(repo_id)
     folder = Path(folder)
-    _check_folder(folder, overwrite)
+    check_space_folder(
+        folder, argument="folder", sdk="static", app_file="index.html", overwrite=overwrite, kind="metric"
+    )
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / f"{name}.py"
     shutil.copyfile(metric_path(), script)
