@@ -27,11 +27,17 @@ def parse_arguments(
 
     ``defaults`` replace the dataclasses' own defaults for this parser (a recipe's choices, e.g. BERT's
     ``optimizer="adamw"``), for flags and JSON files alike. Every dataclass validates itself when built, so a bad
-    value raises here (``ValueError``/``TypeError`` naming the flag), before any data or model is loaded; an unknown
-    flag (named, with the closest valid one) or a value argparse cannot read exits with status 2 and the usage, as
-    argparse does. Unknown keys in a JSON file are an error too (``ValueError``).
+    value fails here, before any data or model is loaded: called with ``argv`` (from Python) it raises the
+    ``ValueError``/``TypeError`` naming the flag; reading ``sys.argv`` (a recipe run from a shell) it prints the
+    usage and that message and exits with status 2, as argparse does. An unknown flag (named, with the closest
+    valid one) or a value argparse cannot read always exits with status 2. Unknown keys in a JSON file are an error
+    too (``ValueError``).
     """
-    argv = sys.argv[1:] if argv is None else argv
+    if argv is None:
+        try:
+            return parse_arguments(parser, sys.argv[1:], defaults=defaults)
+        except (ValueError, TypeError) as error:  # the dataclasses' checks: a usage error on a command line
+            parser.error(str(error))  # prints the usage, exits with status 2
     defaults = dict(defaults or {})
     if len(argv) == 1 and argv[0].endswith(".json"):
         with open(os.path.abspath(argv[0]), encoding="utf-8") as handle:

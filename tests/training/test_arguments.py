@@ -145,6 +145,35 @@ def test_an_unknown_flag_exits_with_status_2_naming_it(tmp_path, capsys, argv, n
     assert "Traceback" not in err and "HfArgumentParser" not in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        pytest.param(["--regularizer_weight", "-1"], "--regularizer_weight must be >= 0", id="flag"),
+        pytest.param(["--optimizer", "lion"], "--optimizer 'lion'", id="choice"),
+    ],
+)
+def test_a_bad_value_on_the_command_line_exits_2_without_a_traceback(tmp_path, capsys, monkeypatch, argv, named):
+    """Read from ``sys.argv`` (a shell), a value the dataclasses refuse is a usage error; from Python it raises."""
+    monkeypatch.setattr("sys.argv", ["train_vit.py", "--output_dir", str(tmp_path), *argv])
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments(parser())
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage:") and named in err and "Traceback" not in err
+    with pytest.raises(ValueError, match=named):
+        parse_arguments(parser(), ["--output_dir", str(tmp_path), *argv])
+
+
+def test_a_bad_json_value_on_the_command_line_exits_2(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"output_dir": str(tmp_path), "max_steps": "four"}))
+    monkeypatch.setattr("sys.argv", ["train_vit.py", str(path)])
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments(parser())
+    assert exit_.value.code == 2
+    assert "--max_steps must be an int, got 'four'" in capsys.readouterr().err
+
+
 def test_a_recipe_exits_with_status_2_on_an_unknown_flag(tmp_path, capsys):
     from script_modules import load_script
 
