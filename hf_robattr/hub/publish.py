@@ -58,17 +58,18 @@ def publish_run(
 def publish_run_result(run: RunResult, args: Any, *, tokenizer: Any = None) -> Path | None:
     """:func:`publish_run` for a finished :func:`~hf_robattr.training.run_pipeline` run, on the main process only.
 
-    The card's pictures explain a few test inputs of ``run``; ``args`` (the training arguments) give the output
+    The card's pictures explain a few test inputs of ``run`` (none for a diverged run); ``args`` (the training arguments) give the output
     folder and the Hub settings (``--hub_token``, ``--hub_private_repo``). The folder is pushed when the run asked
     for it (``run.push_requested``, to ``--hub_model_id``). Calling it again writes the same card (and pushes the
     same folder again). Returns the card's path (``None`` on the other processes).
     """
     if not run.is_main_process:
         return None
+    explained = not run.record.training.diverged  # a diverged model's maps are NaN: no picture
     return publish_run(
         args.output_dir,
-        model=run.model,
-        inputs=run.data.sample_inputs(),
+        model=run.model if explained else None,
+        inputs=run.data.sample_inputs() if explained else None,
         tokenizer=tokenizer,
         repo_id=run.record.hub.repo_id if run.push_requested else args.hub_model_id,
         push=run.push_requested,

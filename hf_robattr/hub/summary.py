@@ -76,6 +76,11 @@ def training_headline(results: RunRecord | dict[str, Any]) -> list[str]:
         lines.append(f"Attribution robustness{where}" + (f" ({how})" if how else "") + ": " + "; ".join(parts) + ".")
         if saturated:
             lines.append("Saturated measures (all of them in results.json): " + saturation_note(saturated))
+    elif record.training.diverged:
+        lines.append(
+            f"Training diverged at step {record.training.diverged_at_step} (--divergence_loss "
+            f"{record.training.divergence_loss}): attribution robustness was not scored."
+        )
     elif not isinstance(results, dict) or results.get("robustness") is not None:  # scoring ran, nothing to show
         lines.append("Attribution robustness was not scored (--robustness_num_examples 0).")
     return lines

@@ -338,18 +338,27 @@ def run_pipeline(
     test_metrics = trainer.evaluate(data.test, metric_key_prefix="test")
     trainer.log_metrics("test", test_metrics)
     model = trainer.accelerator.unwrap_model(trainer.model)
+    divergence = _registered(trainer, DivergenceCallback)
+    diverged = divergence is not None and divergence.diverged
+    if diverged:  # a blown-up model has nothing to explain: the record says so instead of a crash in scoring
+        logger.warning(
+            "Training diverged at step %s (--divergence_loss %s): attribution robustness and diagnostics are not "
+            "computed; results.json records the divergence.",
+            divergence.diverged_at_step,
+            divergence.limit,
+        )
     # Every process scores (under a distributed launch each takes a shard of the examples and all get the result).
     scores = score_test_robustness(
         model,
         data,
         config,
-        num_examples=training_args.robustness_num_examples,
+        num_examples=0 if diverged else training_args.robustness_num_examples,
         device=training_args.device,
         progress=trainer.is_world_process_zero() and not training_args.disable_tqdm,
     )
     logger.info("Attribution robustness on the test split: %s", scores)
     diagnostics = None
-    if training_args.diagnostics_at_end:
+    if training_args.diagnostics_at_end and not diverged:
         batch = diagnostics_batch(
             data.train, data.collator, training_args.diagnostics_batch_size, training_args.device
         )
@@ -372,7 +381,7 @@ def run_pipeline(
         robustness=scores,
         robustness_config=config.to_dict(),
         stop=_registered(trainer, TargetLossCallback),
-        divergence=_registered(trainer, DivergenceCallback),
+        divergence=divergence,
         train_runtime=train_result.metrics.get("train_runtime"),
         diagnostics=diagnostics,
         push_to=push_to,

@@ -96,6 +96,21 @@ def test_the_recipe_ends_with_where_things_are_the_scores_and_what_next_and_no_p
         assert line in summary, line
 
 
+def test_a_diverged_run_is_recorded_not_scored(recipes, tmp_path, capsys):
+    """A run stopped by --divergence_loss has nothing to explain (its maps are NaN or zero): it is saved and recorded
+    as diverged, and the recipe ends with its summary instead of failing in the scorer."""
+    folder = tmp_path / "run"
+    flags = ["--learning_rate", "1e30", "--logging_steps", "1", "--divergence_loss", "5", "--diagnostics_at_end"]
+    recipes["train_vit"].main(["--output_dir", str(folder), *QUICK, *flags])
+    results = json.loads((folder / "results.json").read_text())
+    assert results["training"]["diverged"] is True and results["training"]["diverged_at_step"] >= 1
+    assert not results.get("robustness") and not results.get("diagnostics")
+    assert (folder / "model.safetensors").is_file() and (folder / "README.md").is_file()
+    assert not list(folder.glob("*attribution*.png"))  # no picture of NaN maps
+    out = capsys.readouterr().out
+    assert f"Training diverged at step {results['training']['diverged_at_step']} (--divergence_loss 5.0)" in out
+
+
 @pytest.mark.parametrize(
     ("flags", "accelerator", "pinned"),
     [
