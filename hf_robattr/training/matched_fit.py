@@ -53,6 +53,13 @@ class MatchedFitCallback(TargetLossCallback):
     ``(examples, loss)``, rollback probes included).
     """
 
+    FLAGS = {
+        **TargetLossCallback.FLAGS,
+        "band": "--target_loss_band",
+        "min_examples": "--target_min_examples",
+        "snapshot_every_examples": "--target_snapshot_every_examples",
+    }
+
     def __init__(
         self,
         target: float,

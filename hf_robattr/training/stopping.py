@@ -68,6 +68,14 @@ class TargetLossCallback(TrainerCallback, ExportableState):
     Checks are logged as ``matched_fit/train_loss``.
     """
 
+    # The training flag behind each saved argument (a resumed run must ask for the checkpoint's values).
+    FLAGS = {
+        "target": "--target_train_loss",
+        "num_examples": "--target_loss_examples",
+        "check_every_examples": "--target_check_every_examples",
+        "batch_size": "--target_loss_batch_size",
+    }
+
     def __init__(
         self,
         target: float,
@@ -214,6 +222,8 @@ class DivergenceCallback(TrainerCallback, ExportableState):
     (``logging_nan_inf_filter``), so a NaN run can log finite losses. Checks run at every log, on every process
     alike (the logged loss is averaged across processes, DDP parameters agree), so all processes stop together.
     """
+
+    FLAGS = {"limit": "--divergence_loss"}
 
     def __init__(self, limit: float) -> None:
         if not limit > 0:

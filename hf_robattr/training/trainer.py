@@ -116,10 +116,36 @@ class RobAttrTrainer(Trainer):
         self._bind_callbacks()
 
     def _load_callback_state(self) -> None:
-        """``Trainer``'s restore of stateful callbacks from a checkpoint (it builds new callback objects), then
-        bind the new ones to this trainer."""
+        """``Trainer``'s restore of stateful callbacks from a checkpoint (it builds new callback objects from the
+        checkpoint's arguments), then bind the new ones to this trainer. A callback whose arguments in the checkpoint
+        differ from this run's (e.g. another ``--target_train_loss``) is refused first: restored, it would silently
+        keep the checkpoint's values while the run's record states the new ones."""
+        if self.args.restore_callback_states_from_checkpoint:
+            self._refuse_changed_callback_arguments()
         super()._load_callback_state()
         self._bind_callbacks()
+
+    def _refuse_changed_callback_arguments(self) -> None:
+        changed = []
+        for callback in self.callback_handler.callbacks:
+            flags, stored = (
+                getattr(callback, "FLAGS", None),
+                self.state.stateful_callbacks.get(type(callback).__name__),
+            )
+            if not flags or not stored:
+                continue
+            saved = (stored[0] if isinstance(stored, list) else stored).get("args", {})
+            current = callback.state()["args"]
+            changed += [
+                f"{flags.get(name, name)} {saved[name]!r} in the checkpoint, {value!r} now"
+                for name, value in current.items()
+                if name in saved and saved[name] != value
+            ]
+        if changed:
+            raise ValueError(
+                f"--resume_from_checkpoint: the checkpoint was trained with other stopping settings ({'; '.join(changed)}). "
+                "Resume with the checkpoint's values, or start a new run without --resume_from_checkpoint."
+            )
 
     def _prepare_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """``Trainer._prepare_inputs`` without the annotation columns (ground-truth masks, rationales): they ride

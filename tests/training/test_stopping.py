@@ -78,6 +78,37 @@ def test_state_restores_after_resume(tmp_path, make_vit):
 
 
 @pytest.mark.parametrize(
+    ("callback", "flag"),
+    [
+        pytest.param(
+            TargetLossCallback(100.0, num_examples=8, check_every_examples=8), "--target_train_loss", id="target"
+        ),
+        pytest.param(
+            TargetLossCallback(1e-9, num_examples=4, check_every_examples=8), "--target_loss_examples", id="examples"
+        ),
+        pytest.param(DivergenceCallback(7.0), "--divergence_loss", id="divergence"),
+    ],
+)
+def test_a_resume_with_other_stopping_settings_is_refused(tmp_path, make_vit, callback, flag):
+    """Transformers rebuilds a saved callback from the checkpoint's arguments: resumed with another target, the run
+    would stop by the old one while its record states the new one. Refused, naming the flag and both values."""
+    options = {"max_steps": 4, "logging_steps": 1, "save_strategy": "steps", "save_steps": 2}
+    saved = [TargetLossCallback(1e-9, num_examples=8, check_every_examples=8), DivergenceCallback(20.0)]
+    train(tmp_path / "first", make_vit, saved, **options)
+    others = [cb for cb in saved if type(cb) is not type(callback)]
+    trainer = RobAttrTrainer(
+        model=make_vit().float().train(),
+        args=make_args(tmp_path / "resumed", max_steps=4, logging_steps=1),
+        train_dataset=image_dataset(),
+        data_collator=default_data_collator,
+        callbacks=[*others, callback],
+    )
+    with pytest.raises(ValueError, match=rf"{flag} .* in the checkpoint, .* now.*start a new run"):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-2"))
+    assert trainer.state.global_step == 2  # refused before any step
+
+
+@pytest.mark.parametrize(
     ("logs", "diverged"),
     [
         pytest.param({"loss": 5.0}, False, id="finite-below"),
