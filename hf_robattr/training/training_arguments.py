@@ -3,6 +3,7 @@ matched-fit stop rule, diagnostics and the recipe's robustness scoring size."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,8 @@ OPTIMIZERS: dict[str, tuple[str, str]] = {
     "momentum_sgd": ("sgd", "momentum={momentum}"),
     "adamw": ("adamw_torch", ""),
 }
+# TrainingArguments' own default ``optim``: any other value was asked for, and --optimizer decides it here.
+_TRAINER_OPTIM = next(f.default for f in dataclasses.fields(TrainingArguments) if f.name == "optim")
 DIAGNOSTICS = ("sharpness", "input_curvature", "attribution_robustness", "attention_entropy")
 
 
@@ -255,8 +258,14 @@ class RobAttrTrainingArguments(TrainingArguments):
         if self.dataloader_pin_memory is None:
             self.dataloader_pin_memory = not self.use_cpu and has_accelerator()
         optim, optim_args = OPTIMIZERS[self.optimizer]
-        self.optim = optim
-        self.optim_args = optim_args.format(momentum=self.momentum) or None
+        optim_args = optim_args.format(momentum=self.momentum) or None
+        if (self.optim, self.optim_args) not in ((_TRAINER_OPTIM, None), (optim, optim_args)):
+            raise ValueError(
+                f"--optim {self.optim} / --optim_args {self.optim_args} are set by --optimizer here (--optimizer "
+                f"{self.optimizer} trains with optim {optim!r}, optim_args {optim_args!r}); choose the regime with "
+                f"--optimizer {{{', '.join(OPTIMIZERS)}}} and --momentum, not --optim."
+            )
+        self.optim, self.optim_args = optim, optim_args
         super().__post_init__()
 
     @property

@@ -76,6 +76,10 @@ def test_cli_and_json_parse_the_same(tmp_path):
         pytest.param(["--target_train_loss", "0"], r"--target_train_loss must be > 0", id="target"),
         pytest.param(["--diagnostics_num_probes", "1"], r"--diagnostics_num_probes must be >= 2", id="probes"),
         pytest.param(["--hidden_size", "30", "--num_attention_heads", "4"], r"--hidden_size \(30\)", id="heads"),
+        pytest.param(["--optim", "adafactor"], r"--optim adafactor .*set by --optimizer", id="optim"),
+        pytest.param(
+            ["--optim_args", "momentum=0.5"], r"--optim_args momentum=0.5 .*set by --optimizer", id="optim-args"
+        ),
     ],
 )
 def test_bad_arguments_fail_fast_naming_the_argument(tmp_path, argv, match):
@@ -216,3 +220,11 @@ def test_a_feature_map_alone_on_a_checkpoint_follows_its_attention(tmp_path, att
     else:
         check_run_arguments(model_args, ImageDataArguments(), training_args)
     assert not (tmp_path / "out").exists()
+
+
+def test_optim_flags_that_agree_with_the_regime_are_accepted(tmp_path):
+    """--optimizer decides optim/optim_args; passing the same values again (e.g. a saved training_args.json) is fine."""
+    *_, args = parse_arguments(
+        parser(), ["--output_dir", str(tmp_path), "--optim", "sgd", "--optim_args", "momentum=0"]
+    )
+    assert (args.optim, args.optim_args) == ("sgd", "momentum=0")
