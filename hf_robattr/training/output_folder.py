@@ -42,14 +42,49 @@ TRAINER_STATE_FILE = "trainer_state.json"  # what ``Trainer.train`` reads from e
 logger = logging.getLogger(__name__)
 
 
+def _resumes_in(checkpoint: Any, folder: Path) -> bool:
+    """Whether ``--resume_from_checkpoint`` continues the run of ``folder``: ``last``, or a checkpoint inside it."""
+    if not checkpoint:
+        return False
+    if str(checkpoint).lower() in LAST_CHECKPOINT:
+        return True
+    return Path(checkpoint).resolve().is_relative_to(folder.resolve())
+
+
 def refuse_finished_run(args: Any) -> None:
-    """Refuse an ``output_dir`` that holds a finished run (its ``results.json``) unless ``--overwrite_output_dir``
-    or ``--resume_from_checkpoint`` says what to do with it."""
-    finished = Path(args.output_dir) / RESULTS_FILE
-    if finished.is_file() and not (args.overwrite_output_dir or args.resume_from_checkpoint):
+    """Refuse an ``output_dir`` that holds a run, finished (its ``results.json``) or interrupted (``checkpoint-*``
+    folders), or anything else, unless ``--overwrite_output_dir`` says to replace it or ``--resume_from_checkpoint``
+    continues it (``last``, or a checkpoint inside ``output_dir``: one from another folder continues that run, not
+    this one). An empty or missing folder is always taken."""
+    folder = Path(args.output_dir)
+    if args.overwrite_output_dir or _resumes_in(args.resume_from_checkpoint, folder) or not folder.is_dir():
+        return
+    elsewhere = (
+        f" --resume_from_checkpoint {args.resume_from_checkpoint} is outside --output_dir, so it does not continue "
+        "this folder's run."
+        if args.resume_from_checkpoint
+        else ""
+    )
+    finished = folder / RESULTS_FILE
+    if finished.is_file():
         raise ValueError(
-            f"--output_dir {args.output_dir!r} holds a finished run ({finished} exists). Pass --overwrite_output_dir "
-            "to replace it, --resume_from_checkpoint to continue it, or choose another --output_dir."
+            f"--output_dir {args.output_dir!r} holds a finished run ({finished} exists).{elsewhere} Pass "
+            "--overwrite_output_dir to replace it, --resume_from_checkpoint to continue it, or choose another "
+            "--output_dir."
+        )
+    last = get_last_checkpoint(str(folder))
+    if last is not None:
+        raise ValueError(
+            f"--output_dir {args.output_dir!r} holds an unfinished run (its last checkpoint is {last}).{elsewhere} "
+            "Pass --resume_from_checkpoint last to continue it, --overwrite_output_dir to start over (its "
+            "checkpoints are removed when the new run ends), or choose another --output_dir."
+        )
+    if any(folder.iterdir()):
+        shown = sorted(path.name for path in folder.iterdir())
+        raise ValueError(
+            f"--output_dir {args.output_dir!r} is not empty ({', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''})"
+            f" and holds no run; the run writes its model, README.md and results.json there.{elsewhere} Pass "
+            "--overwrite_output_dir to write into it anyway, or choose another --output_dir."
         )
 
 

@@ -32,16 +32,19 @@ def test_a_finished_run_is_refused(recipes, tmp_path):
 @pytest.mark.parametrize(
     ("overwrite", "resume", "refused"),
     [
-        pytest.param(False, None, True, id="neither"),
-        pytest.param(True, None, False, id="overwrite"),
-        pytest.param(False, "run/checkpoint-2", False, id="resume"),
+        pytest.param(False, None, "holds a finished run", id="neither"),
+        pytest.param(True, None, None, id="overwrite"),
+        pytest.param(False, "run/checkpoint-2", None, id="resume-inside"),
+        pytest.param(False, "last", None, id="resume-last"),
+        pytest.param(False, "other/checkpoint-2", "is outside --output_dir", id="resume-from-another-run"),
     ],
 )
 def test_check_output_dir(tmp_path, overwrite, resume, refused):
     folder = finished_run(tmp_path / "run")
+    resume = str(tmp_path / resume) if resume and "/" in resume else resume
     args = types.SimpleNamespace(output_dir=str(folder), overwrite_output_dir=overwrite, resume_from_checkpoint=resume)
     if refused:
-        with pytest.raises(ValueError, match="--overwrite_output_dir"):
+        with pytest.raises(ValueError, match=f"{refused}.*--overwrite_output_dir"):
             refuse_finished_run(args)
     else:
         refuse_finished_run(args)
@@ -63,6 +66,33 @@ def test_overwrite_saves_the_model_before_a_failing_evaluation(recipes, tmp_path
     assert not (folder / "results.json").exists()
     model = AutoModelForImageClassification.from_pretrained(folder)
     assert model.config.num_labels == 4 and (folder / "preprocessor_config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(
+            "checkpoint-2/trainer_state.json",
+            r"holds an unfinished run .*checkpoint-2.*--resume_from_checkpoint last",
+            id="interrupted",
+        ),
+        pytest.param("README.md", r"is not empty \(README.md\) and holds no run", id="user-files"),
+    ],
+)
+def test_an_interrupted_run_or_other_files_are_not_overwritten_unless_asked(tmp_path, content, message):
+    """Rerunning an interrupted run's command without --resume_from_checkpoint would train from scratch and remove
+    its checkpoints at the end; a folder of the user's own files would lose its README.md to the card."""
+    folder = tmp_path / "run"
+    (folder / content).parent.mkdir(parents=True)
+    (folder / content).write_text("{}")
+    args = types.SimpleNamespace(output_dir=str(folder), overwrite_output_dir=False, resume_from_checkpoint=None)
+    with pytest.raises(ValueError, match=message):
+        refuse_finished_run(args)
+    refuse_finished_run(types.SimpleNamespace(**{**vars(args), "overwrite_output_dir": True}))
+    (folder / content).unlink()
+    if content.startswith("checkpoint"):
+        (folder / content).parent.rmdir()
+    refuse_finished_run(args)  # an empty folder is taken
 
 
 def test_a_finished_run_keeps_no_trainer_checkpoints_unless_asked(recipes, tmp_path):

@@ -73,7 +73,7 @@ def test_a_checkpoint_that_fails_to_load_keeps_results_json_and_a_good_one_repla
     run_pipeline(*image_run(tmp_path, **kept))
     folder = tmp_path / "out"
     before = (folder / "results.json").read_bytes()
-    broken = tmp_path / "broken-checkpoint"
+    broken = folder / "broken-checkpoint"  # inside: a checkpoint from elsewhere would not continue this run
     shutil.copytree(folder / "checkpoint-1", broken)
     for weights in broken.glob("*.safetensors"):
         weights.unlink()
