@@ -152,7 +152,11 @@ def check_run_arguments(
         )
     if isinstance(data_args, TextDataArguments) and robustness is not None:
         check_measures_for_text(robustness.measures, argument="--robustness_measures")
-    if robustness is not None and training_args.robustness_num_examples:
+    scores_attributions = training_args.robustness_num_examples or (  # the diagnostic scores with the same k
+        "attribution_robustness" in training_args.diagnostics
+        and (training_args.diagnostics_at_end or training_args.diagnostics_steps)
+    )
+    if robustness is not None and scores_attributions:
         _check_topk_count(model_args, data_args, robustness)
     _check_feature_map_use(model_args)
     refuse_finished_run(training_args)

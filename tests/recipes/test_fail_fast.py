@@ -37,6 +37,13 @@ BAD_FLAGS = [
     # a top-k count no map can hold: the 32x32 image's 1024 pixels (saliency), its 64 patches (attention maps)
     ("train_vit", ["--robustness_k", "5000"], ValueError, r"_k 5000 .* saliency ranks 1024 .*count <= 1024"),
     ("train_vit", ["--robustness_k", "99", "--robustness_methods", "rollout"], ValueError, r"rollout ranks 64 \("),
+    # the attribution_robustness diagnostic scores with the same k, also when the recipe's own scoring is off
+    (
+        "train_vit",
+        ["--robustness_k", "5000", "--robustness_num_examples", "0", "--diagnostics_at_end"],
+        ValueError,
+        r"_k 5000 .* saliency ranks 1024",
+    ),
     ("train_bert", ["--max_seq_length", "0"], ValueError, "--max_seq_length must be >= 1, got 0"),
     ("train_bert", ["--max_seq_length", "2"], ValueError, r"--max_seq_length \(2\) must be > 2"),
     ("train_bert", ["--max_position_embeddings", "4"], ValueError, r"--max_position_embeddings \(4\) must be >= "),
