@@ -302,7 +302,8 @@ def run_pipeline(
         training_args: the :class:`RobAttrTrainingArguments`.
         robustness: the scoring settings.
         callbacks: extra ``TrainerCallback`` objects, added after the ones the arguments ask for.
-        save_model: ``False`` writes nothing (no weights, no ``results.json``); the model is only returned.
+        save_model: ``False`` writes no final weights and no ``results.json``: the model is only returned. The
+            Trainer's own ``checkpoint-N`` folders still follow ``--save_strategy`` (``"no"`` writes nothing).
         data: prepared data to use instead of loading ``data_args`` (e.g. cached across runs).
 
     Returns:
