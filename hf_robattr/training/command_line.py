@@ -40,17 +40,40 @@ def parse_arguments(
             parser.error(str(error))  # prints the usage, exits with status 2
     defaults = dict(defaults or {})
     if len(argv) == 1 and argv[0].endswith(".json"):
-        with open(os.path.abspath(argv[0]), encoding="utf-8") as handle:
-            values = json.load(handle)
-        if not isinstance(values, dict):
-            raise ValueError(f"{argv[0]} must hold a JSON object of arguments, got {type(values).__name__}.")
-        return parser.parse_dict({**defaults, **values}, allow_extra_keys=False)
+        return parser.parse_dict({**defaults, **_read_json_arguments(parser, argv[0])}, allow_extra_keys=False)
     parser.set_defaults(**defaults)
     # before the dataclasses validate: a misspelt --output_dir must be named as such, not as a missing one
     _, unknown = parser.parse_known_args(args=argv)
     if unknown:
         parser.error(_unknown_arguments_message(parser, unknown))  # prints the usage, exits with status 2
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def _read_json_arguments(parser: HfArgumentParser, path: str) -> dict[str, Any]:
+    """The arguments object of a JSON file, its keys checked against the parser's (with the closest valid one)."""
+    try:
+        with open(os.path.abspath(path), encoding="utf-8") as handle:
+            values = json.load(handle)
+    except FileNotFoundError:
+        raise ValueError(
+            f"{path}: no such file (a single .json argument is read as the file of all arguments)."
+        ) from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}.") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a JSON object of arguments, got {type(values).__name__}.")
+    names = [action.dest for action in parser._actions if action.dest != "help"]
+    unknown = [key for key in values if key not in names]
+    if unknown:
+        hints = [
+            f"{key}: did you mean {close[0]}?"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, names, n=1))
+        ]
+        raise ValueError(f"{path} has unknown keys {unknown}" + (f" ({'; '.join(hints)})" if hints else "") + ".")
+    if isinstance(values.get("resume_from_checkpoint"), bool):  # JSON's true/false for the flag's "true"/none
+        values["resume_from_checkpoint"] = "last" if values["resume_from_checkpoint"] else None
+    return values
 
 
 def _unknown_arguments_message(parser: HfArgumentParser, unknown: list[str]) -> str:

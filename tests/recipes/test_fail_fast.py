@@ -96,7 +96,12 @@ def test_no_output_dir_is_an_error(recipes, tmp_path, monkeypatch):
         pytest.param({"max_steps": "four"}, TypeError, r"--max_steps must be an int, got 'four' \(str\)", id="str"),
         pytest.param({"use_cpu": "yes"}, TypeError, "--use_cpu must be a bool", id="bool"),
         pytest.param({"learning_rate": [0.1]}, TypeError, "--learning_rate must be a float or null", id="list"),
-        pytest.param({"hidden_sise": 64}, ValueError, "hidden_sise", id="unknown-key"),
+        pytest.param(
+            {"hidden_sise": 64},
+            ValueError,
+            r"unknown keys \['hidden_sise'\] \(hidden_sise: did you mean hidden_size",
+            id="unknown-key",
+        ),
     ],
 )
 def test_json_arguments_are_checked_too(recipes, tmp_path, values, error, match):
@@ -126,3 +131,32 @@ def test_a_topk_count_is_checked_against_a_checkpoints_own_image_and_patch_size(
     with pytest.raises(ValueError, match=r"rollout ranks 4 \(a 8x8 image has 64 pixels and 4 patches of 4x4"):
         recipes["train_vit"].main([*argv, "--robustness_k", "5", "--robustness_methods", "rollout"])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        pytest.param(
+            '{"output_dir": "x",\n}', r"args.json is not valid JSON: Expecting property name", id="malformed"
+        ),
+        pytest.param(None, r"args.json: no such file", id="missing"),
+    ],
+)
+def test_an_unreadable_json_file_is_named(recipes, tmp_path, text, match):
+    path = tmp_path / "args.json"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        recipes["train_vit"].main([str(path)])
+
+
+def test_json_true_resumes_the_last_checkpoint_as_the_flag_does(tmp_path):
+    from transformers import HfArgumentParser
+
+    from hf_robattr.training import RobAttrTrainingArguments, parse_arguments
+
+    path = tmp_path / "args.json"
+    for value, expected in ((True, "last"), (False, None)):
+        path.write_text(json.dumps({"output_dir": str(tmp_path / "out"), "resume_from_checkpoint": value}))
+        (args,) = parse_arguments(HfArgumentParser(RobAttrTrainingArguments), [str(path)])
+        assert args.resume_from_checkpoint == expected
