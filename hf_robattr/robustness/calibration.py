@@ -11,7 +11,8 @@ data, the radius at which *random* noise starts to matter, so that the attack ha
 It is found by bisection on a log scale (:data:`BISECTION_STEPS` halvings of [hi / 2^20, hi], ``hi`` the inputs' value
 range for images, 1 (the embedding's own norm) for text) on the first :data:`CALIBRATION_EXAMPLES` examples, with
 the same draws at every radius (common random numbers, from the examples' streams keyed by ``seed``): the same seed
-gives the same radius.
+gives the same radius. A method's own randomness (SmoothGrad's noise) is common too: each perturbed copy of an
+example draws the noise its clean map drew, so only the input moves.
 
 Why 5%: random noise is a weak perturbation; the attack at the same radius moves maps 5-15 times as much. On the
 trained controls of the test suite (a ViT on digits, a BERT on sentences) a radius that moves maps by 5% under
@@ -120,21 +121,30 @@ def _median_change(
     scorer: RobustnessScorer,
     method_name: str,
     prepared: PreparedInputs,
+    ids: torch.Tensor,
     targets: torch.Tensor | None,
     unit: torch.Tensor,
     radius: float,
 ) -> float:
     """Median over examples of the mean relative map change at ``radius`` (``unit``: draws at radius 1) of the maps
     of ``targets`` (default: the predictions); examples whose every draw flips the label count as moved without
-    bound, examples whose clean map is all zeros (nothing to move) are left out."""
+    bound, examples whose clean map is all zeros (nothing to move) are left out.
+
+    A method's own randomness (SmoothGrad's noise) is drawn afresh from streams keyed by the seed, the example
+    (``ids``) and the method at every radius, and every perturbed copy of an example draws what its clean map drew:
+    only the input moves, so the change falls to 0 with the radius and the same seed gives the same radius."""
     method = scorer.methods[method_name]
+    key, seed, samples = f"{method_name}/epsilon-auto", scorer.config.seed, unit.shape[1]
     with torch.no_grad():
-        clean = method.explain(scorer.model, prepared, targets)
+        clean = method.explain(scorer.model, prepared.with_streams(ExampleStreams.keyed(seed, ids, key)), targets)
     labels, clean_maps = clean.logits.argmax(dim=1), prepared.words_only(clean.maps)
     x = prepared.features.detach().unsqueeze(1)
     offsets = range_projector(prepared, scorer.config.input_range)(x + radius * unit) - x
     explained = labels if targets is None else targets
-    maps, logits = perturbed_explanations(scorer.model, method, prepared, explained, offsets, scorer.config.batch_size)
+    copies = ExampleStreams.keyed(seed, ids.repeat_interleave(samples), key)
+    maps, logits = perturbed_explanations(
+        scorer.model, method, prepared, explained, offsets, scorer.config.batch_size, streams=copies
+    )
     ratio = sensitivity_ratio(clean_maps, prepared.words_only(maps))
     valid = logits.argmax(dim=2) == labels.unsqueeze(1)
     total = torch.where(valid, ratio, torch.zeros_like(ratio)).sum(dim=1)
@@ -194,8 +204,10 @@ def calibrate_epsilon(
     """
     if not 0 < target < 1:
         raise ValueError(f"`target` must be a fraction of the map's norm in (0, 1); got {target!r}.")
-    config = config.replace(epsilon=1.0)
     names = tuple(methods or config.methods)
+    # the scorer builds the methods asked for here, with their options from ``config``
+    options = {name: value for name, value in config.method_kwargs.items() if name in names}
+    config = config.replace(epsilon=1.0, methods=names, method_kwargs=options)
     first = _first_examples(inputs, CALIBRATION_EXAMPLES)
     if first is None:
         raise ValueError("`inputs` holds no examples to calibrate epsilon on.")
@@ -216,7 +228,7 @@ def calibrate_epsilon(
         unit = sample_ball(prepared.with_streams(streams), radius, config.norm, CALIBRATION_DRAWS)
         high = _upper_radius(prepared, config)
         for name in names:
-            change = lambda radius, name=name: _median_change(scorer, name, prepared, chosen, unit, radius)  # noqa: E731
+            change = lambda radius, name=name: _median_change(scorer, name, prepared, ids, chosen, unit, radius)  # noqa: E731
             if change(high) < target:
                 stuck[name] = high
                 continue

@@ -44,6 +44,32 @@ def test_the_radius_is_where_noise_moves_the_map_by_the_target():
     assert calibration.draws == CALIBRATION_DRAWS and "bisection" in calibration.rule
 
 
+def test_smoothgrad_noise_is_common_to_the_clean_and_perturbed_maps():
+    """SmoothGrad of the quadratic model is its saliency at the noisy points, a + 2b (x + mean noise): with the same
+    noise in the clean and the perturbed maps only the input moves, so its radius is saliency's. With fresh noise per
+    map its own sampling noise (here about 10% of the map) already exceeds the target at any radius and the radius
+    fell to the bottom of the search (2^-20 of the range), and it changed with the global torch seed."""
+    model = Quadratic(64, 0.5)
+    images = torch.rand(16, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    config = RobustnessConfig(
+        methods=("saliency", "smoothgrad"), method_kwargs={"smoothgrad": {"n_samples": 4}}, input_range=(-10.0, 10.0)
+    )
+    radii = []
+    for global_seed in (0, 1):
+        torch.manual_seed(global_seed)
+        radii.append(calibrate_epsilon(model, images, config).per_method)
+    assert radii[0] == radii[1]
+    assert radii[0]["smoothgrad"] == pytest.approx(radii[0]["saliency"], rel=0.05)
+
+
+def test_methods_outside_the_config_are_calibrated_with_their_options(vit, images):
+    config = RobustnessConfig(methods=("saliency",))
+    calibration = calibrate_epsilon(vit, images, config, methods=("smoothgrad",))
+    assert set(calibration.per_method) == {"smoothgrad"}
+    both = config.replace(methods=("saliency", "smoothgrad"))
+    assert calibrate_epsilon(vit, images, both, methods=("smoothgrad",)).per_method == calibration.per_method
+
+
 def test_the_same_seed_gives_the_same_radius(vit, images):
     config = RobustnessConfig(seed=4)
     first, again = (calibrate_epsilon(vit, images, config).value for _ in range(2))
