@@ -181,12 +181,15 @@ class RobustnessScorer:
         for name, method in self.methods.items():
             # Every draw for an example (noise of SmoothGrad, attack starts, sensitivity samples) comes from its own
             # stream, keyed by the seed, its index and the method: the same whatever batch or process scores it.
+            # The sensitivity samples have a stream of their own, so the attack's draws (its restarts, SmoothGrad's
+            # noise at every step) do not shift them: they are the same whatever attack runs, as sensitivity_family's.
             streams = ExampleStreams.keyed(self.config.seed, ids, name)
+            sample_streams = ExampleStreams.keyed(self.config.seed, ids, f"{name}/sensitivity")
             chance_streams = ExampleStreams.keyed(self.config.seed, ids, f"{name}/chance")
             try:
                 scores, method_maps, method_skipped = self._score_method(
                     method, prepared.with_streams(streams), targets, labels, wanted, ~unperturbable, keep_maps,
-                    chance_streams, ids,
+                    (sample_streams, chance_streams), ids,
                 )  # fmt: skip
             except TopKCountError as error:  # a map's size is only known per method: name it
                 raise TopKCountError(f"method {name!r}: {error}") from error
@@ -230,7 +233,7 @@ class RobustnessScorer:
         measures: Sequence[str],
         perturbable: torch.Tensor,
         keep_maps: bool,
-        chance_streams: ExampleStreams,
+        side_streams: tuple[ExampleStreams, ExampleStreams],
         example_ids: torch.Tensor,
     ) -> tuple[dict[str, torch.Tensor], AttackedMaps | None, torch.Tensor]:
         """Per-example values of ``measures`` for one method (NaN where an example is left out), its maps (with
@@ -260,7 +263,7 @@ class RobustnessScorer:
                 labels[rows],
                 clean_maps[rows],
                 measures,
-                chance_streams.select(rows),
+                tuple(streams.select(rows) for streams in side_streams),
                 example_ids[rows.to(example_ids.device)],
             )
             for measure, values in part_scores.items():
@@ -345,12 +348,14 @@ class RobustnessScorer:
         labels: torch.Tensor,
         clean_maps: torch.Tensor,
         measures: Sequence[str],
-        chance_streams: ExampleStreams,
+        side_streams: tuple[ExampleStreams, ExampleStreams],
         example_ids: torch.Tensor,
     ) -> tuple[dict[str, torch.Tensor], Any]:
         """The measures on examples that can be scored (``example_ids``: their indices in the whole input): attack +
-        similarity, then the sampled sensitivity family and the baselines."""
+        similarity, then the sampled sensitivity family and the baselines (``side_streams``: the streams of the
+        samples and of the chance baseline)."""
         model, config = self.model, self.config
+        sample_streams, chance_streams = side_streams
         scores: dict[str, torch.Tensor] = {}
         wanted = set(measures)
         result = None
@@ -375,11 +380,12 @@ class RobustnessScorer:
         # attack_sensitivity alone still needs the draws: its noise baseline is the worst of them.
         if sensitivity_names or similarity_names or "attack_sensitivity" in wanted:
             x = prepared.features
-            radius = ball_radius(prepared, config.epsilon, config.norm)
-            offsets = sample_ball(prepared, radius, config.norm, config.num_samples)
+            sampled = prepared.with_streams(sample_streams)
+            radius = ball_radius(sampled, config.epsilon, config.norm)
+            offsets = sample_ball(sampled, radius, config.norm, config.num_samples)
             # The draws stay in the valid input range, like the attacks' points.
-            offsets = range_projector(prepared, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
-            maps, logits = perturbed_explanations(model, method, prepared, targets, offsets, config.batch_size)
+            offsets = range_projector(sampled, config.input_range)(x.unsqueeze(1) + offsets) - x.unsqueeze(1)
+            maps, logits = perturbed_explanations(model, method, sampled, targets, offsets, config.batch_size)
             maps = prepared.words_only(maps)
             valid = logits.argmax(dim=2) == labels.unsqueeze(1)
             if sensitivity_names:

@@ -73,11 +73,14 @@ def sensitivity_family(
         target_ids = None
         if targets is not None:
             target_ids = resolve_targets(targets, None, prepared.batch_size, prepared.features.device)
-        # Each example's draws come from its own stream (keyed by the seed, its index and the method), in the order
-        # evaluate_attribution_robustness uses: the clean explanation, then the samples.
-        prepared = prepared.with_streams(ExampleStreams.keyed(config.seed, range(prepared.batch_size), name))
+        # Each example's draws come from its own streams (keyed by the seed, its index and the method), as in
+        # evaluate_attribution_robustness: the clean explanation from the method's, the samples (and the noise of
+        # their explanations) from the method's "/sensitivity" stream.
+        ids = range(prepared.batch_size)
+        clean_prepared = prepared.with_streams(ExampleStreams.keyed(config.seed, ids, name))
+        prepared = prepared.with_streams(ExampleStreams.keyed(config.seed, ids, f"{name}/sensitivity"))
         # The clean pass also gives the labels to keep (and the targets, if none were given).
-        clean_result = runner.explain(model, prepared, target_ids)
+        clean_result = runner.explain(model, clean_prepared, target_ids)
         clean, labels = prepared.words_only(clean_result.maps), clean_result.logits.argmax(dim=1)
         target_ids = labels if target_ids is None else target_ids
         if perturbations is None:

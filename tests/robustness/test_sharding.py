@@ -174,12 +174,22 @@ def test_an_example_scores_the_same_alone_and_in_a_batch(vit64, images64):
     assert alone.maps["saliency"].clean_maps.shape == (1, 8, 8)
 
 
-def test_sensitivity_family_equals_the_core(vit64, images64):
-    measures = ("max_sensitivity", "avg_sensitivity", "local_lipschitz", "relative_input_stability")
+SENSITIVITY = ("max_sensitivity", "avg_sensitivity", "local_lipschitz", "relative_input_stability")
+
+
+@pytest.mark.parametrize(
+    "scoring",
+    [
+        pytest.param({"measures": SENSITIVITY}, id="sensitivity-only"),
+        pytest.param({"num_steps": 2}, id="after-the-attack"),  # the attack's draws must not shift the samples'
+        pytest.param({"num_steps": 2, "restarts": 2}, id="after-restarts"),
+    ],
+)
+def test_sensitivity_family_equals_the_core(vit64, images64, scoring):
     options = dict(methods="smoothgrad", method_kwargs={"smoothgrad": {"n_samples": 2}}, epsilon=0.1, seed=3)
-    family = hf_robattr.sensitivity_family(vit64, images64, measures=measures, **options)
+    family = hf_robattr.sensitivity_family(vit64, images64, measures=SENSITIVITY, **options)
     core = hf_robattr.evaluate_attribution_robustness(
-        vit64, images64, measures=measures, return_per_sample=True, progress=False, **options
+        vit64, images64, return_per_sample=True, progress=False, **options, **scoring
     )
-    for name in measures:
+    for name in SENSITIVITY:
         assert family[name].tolist() == pytest.approx(core["per_sample"][f"smoothgrad/{name}"], abs=1e-6), name
