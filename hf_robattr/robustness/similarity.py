@@ -303,9 +303,14 @@ def similarity_scores(
     ranking; a fractional ``k`` is a fraction of each text's counted tokens (at least 1), an integer ``k`` longer
     than that is cut to it.
     """
-    measure_kwargs = {"topk_intersection": {"k": k}}
-    if token_mask is None or bool(token_mask.all()):
-        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **measure_kwargs.get(name, {})) for name in names}
+    if token_mask is None:
+        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **({"k": k} if name == "topk_intersection" else {}))
+                for name in names}  # fmt: skip
+    if bool(token_mask.all()):  # every token counts: one group of the full width
+        width = clean.flatten(1).shape[1]
+        kept = {"k": min(k, width) if isinstance(k, int) else k}
+        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **(kept if name == "topk_intersection" else {}))
+                for name in names}  # fmt: skip
     real = token_mask.bool()
     lengths = real.sum(dim=1)
     scores = {name: clean.new_full((clean.shape[0],), torch.nan) for name in names}

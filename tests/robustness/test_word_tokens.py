@@ -126,6 +126,20 @@ def test_an_integer_k_larger_than_the_words_is_cut_to_them(framed_bert):
     assert result["saliency/topk_intersection"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("mode", ["exclude", "include"])
+def test_an_integer_k_is_cut_also_when_every_token_counts(framed_bert, mode):
+    """Equal lengths and no padding (with "include", every token is a word): the one-group shortcut cuts k too."""
+    batch = framed_batch((6, 6))
+    result = hf_robattr.evaluate_attribution_robustness(
+        framed_bert, batch, k=50, special_tokens=mode, measures=("topk_intersection",), attack="targeted", **FAST
+    )
+    assert result["saliency/topk_intersection"] == pytest.approx(1.0)
+    clean = torch.tensor([[3.0, 2, 1]])
+    assert similarity_scores(clean, clean.flip(1), ("topk_intersection",), 9, torch.ones(1, 3))[
+        "topk_intersection"
+    ].item() == pytest.approx(1.0)
+
+
 def test_a_map_where_sep_dominates_is_ranked_over_words():
     # Clean: words 5 > 4 > 3 > 2 > 1; attacked: the reverse; [SEP] (100) tops both. Over words the top 2 swap
     # completely and the ranking reverses; counting [SEP] hides half of it.
