@@ -8,8 +8,9 @@ inputs ``x'_s`` (all flattened per example, norms are Euclidean / Frobenius):
 - ``avg_sensitivity``: the same ratio averaged over ``s``. Range [0, inf).
 - ``local_lipschitz`` = max_s ``||a - a'_s|| / ||x - x'_s||`` (Alvarez-Melis & Jaakkola 2018; Quantus
   ``LocalLipschitzEstimate``). Range [0, inf).
-- ``relative_input_stability`` = max_s ``||(a - a'_s) / a|| / max(||(x - x'_s) / x||, eps)`` (Agarwal et al. 2022,
-  with Quantus' guard: zero entries of ``a`` and ``x`` divide by ``eps = 1e-6``). Range [0, inf).
+- ``relative_input_stability`` = max_s ``||(a - a'_s) / a|| / ||(x - x'_s) / x||`` (Agarwal et al. 2022, with
+  Quantus' guards: zero entries of ``a`` and ``x`` divide by ``eps = 1e-6``, and a denominator of exactly 0
+  becomes ``eps``; it is not a floor, so a tiny nonzero denominator gives a huge value). Range [0, inf).
 
 Perturbed samples flagged in ``valid=False`` (e.g. whose label flipped) are left out of the max/mean; an example with
 no valid sample gets NaN.
@@ -47,7 +48,8 @@ def lipschitz_ratio(
 def relative_input_stability_ratio(
     clean: torch.Tensor, perturbed: torch.Tensor, *, inputs: torch.Tensor, perturbed_inputs: torch.Tensor
 ) -> torch.Tensor:
-    """``||(a - a') / a|| / max(||(x - x') / x||, eps)`` with Quantus' zero guards: ``[B, S]``."""
+    """``||(a - a') / a|| / ||(x - x') / x||`` with Quantus' zero guards (eps for zero entries of ``a`` and ``x``, and
+    for a denominator of exactly 0): ``[B, S]``."""
     safe_a = clean + (clean == 0) * EPS_MIN
     safe_x = inputs + (inputs == 0) * EPS_MIN
     numerator = _flat((clean.unsqueeze(1) - perturbed) / safe_a.unsqueeze(1), 2).norm(dim=2)
