@@ -40,8 +40,10 @@ def _clean(example: Mapping[str, Any], argument: str) -> dict[str, torch.Tensor]
 
 def _strip_padding(example: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Cut a right-padded text example to its last real token (padding is re-added per batch)."""
-    mask = example.get("attention_mask")
+    mask, ids = example.get("attention_mask"), example.get("input_ids")
     if mask is None or mask.dim() != 1 or not bool(mask.any()):
+        return example
+    if ids is not None and ids.shape != mask.shape:  # left whole for the checks to refuse, never cut by a bad mask
         return example
     length = int(torch.nonzero(mask).max()) + 1
     return {
@@ -142,13 +144,6 @@ def _checked(examples: list[dict[str, torch.Tensor]], family: str, argument: str
             )
         if example[required].numel() == 0:
             raise ValueError(f"{argument}[{i}] has an empty {required!r}.")
-        for key in ("attention_mask", "token_type_ids"):  # before padding is cut by the mask
-            value, ids = example.get(key), example.get("input_ids")
-            if value is not None and ids is not None and value.shape != ids.shape:
-                raise ValueError(
-                    f"{argument}[{i}] has {key} of shape {tuple(value.shape)} for input_ids of shape "
-                    f"{tuple(ids.shape)}; expected one value per token."
-                )
         pixels = example.get("pixel_values")
         if pixels is not None and (not pixels.is_floating_point() or not bool(torch.isfinite(pixels).all())):
             raise ValueError(f"{argument}[{i}]: pixel_values must be finite floats, got dtype {pixels.dtype}.")

@@ -102,6 +102,8 @@ BAD_DATA = {
     "mask-of-another-length": ("bert", "validation_inputs", _with(_texts(attention_mask=MASK), LATE,
                                attention_mask=torch.ones(9, dtype=torch.long)),
                                r"validation_inputs\[9\] has attention_mask of shape \(9,\) for input_ids of shape"),
+    "shorter-mask": ("bert", "inputs", _with(_texts(attention_mask=MASK), LATE, attention_mask=torch.ones(3, dtype=torch.long)),
+                     r"inputs\[9\] has attention_mask of shape \(3,\) for input_ids of shape"),
     "float-ids": ("bert", "inputs", _with(_texts(), LATE, input_ids=torch.rand(8) * 30),
                   r"inputs\[9\] has input_ids of shape \(8,\) and dtype torch.float32; expected one sequence of "
                   r"integer token ids"),
