@@ -175,16 +175,17 @@ def test_special_tokens_move_only_when_included(framed_bert, mode):
 
 
 # Per-example values of the code before `special_tokens` existed (commit 3f4ceb4, which ranked every real token), for
-# `framed_bert` on framed_batch((9, 6, 4)) under the settings of the test below.
+# `framed_bert` on framed_batch((9, 6, 4)) under the settings of the test below. The max_sensitivity values were
+# re-pinned when the sensitivity samples got a stream of their own (no longer shifted by the attack's draws).
 BEFORE_THE_SETTING = {
     "saliency/topk_intersection": [0.6666666865348816, 1.0, 1.0],
     "saliency/kendall_tau": [0.9444444179534912, 1.0, 1.0],
     "saliency/spearman": [0.9833332896232605, 1.0000001192092896, 1.0],
-    "saliency/max_sensitivity": [0.0030116960406303406, 0.007660093251615763, 0.0066326637752354145],
+    "saliency/max_sensitivity": [0.003296267706900835, 0.006592576391994953, 0.004567648284137249],
     "rollout/topk_intersection": [1.0, 1.0, 1.0],
     "rollout/kendall_tau": [0.9444444179534912, 1.0, 1.0],
     "rollout/spearman": [0.9833332896232605, 1.0000001192092896, 1.0],
-    "rollout/max_sensitivity": [7.523818931076676e-05, 0.0001179460232378915, 6.839344860054553e-05],
+    "rollout/max_sensitivity": [7.289190398296341e-05, 0.0001425114751327783, 7.649519830010831e-05],
 }
 
 
@@ -202,10 +203,18 @@ def _per_sample(model, mode):
     return {key: result["per_sample"][key] for key in BEFORE_THE_SETTING}
 
 
+# max_sensitivity is ||a - a'|| / ||a|| of float32 maps that agree to ~3 digits: the difference keeps the rounding of
+# a and a' (a few float32 ulps of ||a||, set by the CPU's kernels) however small it is, so the ratio is pinned to an
+# absolute 32 float32 eps (measured drift under ATEN_CPU_CAPABILITY=default: 3.3e-7, 2.7 eps). The rank measures
+# have no tie within rounding on this batch and keep 1e-6.
+FLOAT32_EPS = torch.finfo(torch.float32).eps
+
+
 def test_include_gives_the_numbers_from_before_the_setting(framed_bert):
     included = _per_sample(framed_bert, "include")
     for key, values in BEFORE_THE_SETTING.items():
-        assert included[key] == pytest.approx(values, rel=1e-6, abs=1e-7), key
+        absolute = 32 * FLOAT32_EPS if key.endswith("max_sensitivity") else 1e-7
+        assert included[key] == pytest.approx(values, rel=1e-6, abs=absolute), key
 
 
 def test_exclude_moves_the_numbers(framed_bert):
