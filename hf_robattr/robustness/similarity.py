@@ -47,7 +47,8 @@ def token_counts(k: int | float, word_mask: torch.Tensor) -> list[int]:
     """``k`` as a count for each text (row of ``word_mask``, 1 for the tokens that are ranked: its word tokens by
     default): a fraction of them (at least 1), or an integer ``k`` cut to their number.
 
-    Example: ``k=0.2`` on a text of 10 words between [CLS] and [SEP] gives 2 slots.
+    Example: ``k=0.2`` on a text of 10 word tokens (subword pieces count one by one) between [CLS] and [SEP] gives
+    2 slots.
     """
     lengths = word_mask.bool().sum(dim=1).tolist()
     return [resolve_k(min(k, length) if isinstance(k, int) else k, length) for length in lengths]
