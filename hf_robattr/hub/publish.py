@@ -58,8 +58,8 @@ def publish_run(
 def publish_run_result(run: RunResult, args: Any, *, tokenizer: Any = None) -> Path | None:
     """:func:`publish_run` for a finished :func:`~hf_robattr.training.run_pipeline` run, on the main process only.
 
-    The card's pictures explain a few test inputs of ``run`` (none for a diverged run); ``args`` (the training arguments) give the output
-    folder and the Hub settings (``--hub_token``, ``--hub_private_repo``). The folder is pushed when the run asked
+    The card's pictures explain a few test inputs of ``run`` (none for a diverged run); ``args`` (the training
+    arguments) give the output folder and the Hub settings (``--hub_token``, ``--hub_private_repo``). The folder is pushed when the run asked
     for it (``run.push_requested``, to ``--hub_model_id``). Calling it again writes the same card (and pushes the
     same folder again). Returns the card's path (``None`` on the other processes).
     """

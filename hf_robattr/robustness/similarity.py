@@ -304,13 +304,10 @@ def similarity_scores(
     ranking; a fractional ``k`` is a fraction of each text's counted tokens (at least 1), an integer ``k`` longer
     than that is cut to it.
     """
-    if token_mask is None:
+    if token_mask is None or bool(token_mask.all()):  # one group of the full width
+        if token_mask is not None and isinstance(k, int):  # every token counts: a longer k is cut, as per group
+            k = min(k, clean.flatten(1).shape[1])
         return {name: SIMILARITY_MEASURES[name](clean, perturbed, **({"k": k} if name == "topk_intersection" else {}))
-                for name in names}  # fmt: skip
-    if bool(token_mask.all()):  # every token counts: one group of the full width
-        width = clean.flatten(1).shape[1]
-        kept = {"k": min(k, width) if isinstance(k, int) else k}
-        return {name: SIMILARITY_MEASURES[name](clean, perturbed, **(kept if name == "topk_intersection" else {}))
                 for name in names}  # fmt: skip
     real = token_mask.bool()
     lengths = real.sum(dim=1)

@@ -65,12 +65,7 @@ def _read_json_arguments(parser: HfArgumentParser, path: str) -> dict[str, Any]:
     names = [action.dest for action in parser._actions if action.dest != "help"]
     unknown = [key for key in values if key not in names]
     if unknown:
-        hints = [
-            f"{key}: did you mean {close[0]}?"
-            for key in unknown
-            if (close := difflib.get_close_matches(key, names, n=1))
-        ]
-        raise ValueError(f"{path} has unknown keys {unknown}" + (f" ({'; '.join(hints)})" if hints else "") + ".")
+        raise ValueError(f"{path} has unknown keys {unknown}{_closest_hints(unknown, names)}.")
     if isinstance(values.get("resume_from_checkpoint"), bool):  # JSON's true/false for the flag's "true"/none
         values["resume_from_checkpoint"] = "last" if values["resume_from_checkpoint"] else None
     return values
@@ -79,13 +74,18 @@ def _read_json_arguments(parser: HfArgumentParser, path: str) -> dict[str, Any]:
 def _unknown_arguments_message(parser: HfArgumentParser, unknown: list[str]) -> str:
     """What argparse says of unrecognized arguments, with the closest valid flag for each unknown one."""
     flags = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
-    hints = []
-    for argument in unknown:
-        name = argument.split("=", 1)[0]
-        close = difflib.get_close_matches(name, flags, n=1) if name.startswith("-") else []
-        if close:
-            hints.append(f"{name}: did you mean {close[0]}?")
-    return f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else "")
+    names = [argument.split("=", 1)[0] for argument in unknown]
+    return f"unrecognized arguments: {' '.join(unknown)}" + _closest_hints(
+        [n for n in names if n.startswith("-")], flags
+    )
+
+
+def _closest_hints(names: list[str], valid: list[str]) -> str:
+    """`` (NAME: did you mean VALID?; ...)`` for each name with a close valid one, or nothing."""
+    hints = [
+        f"{name}: did you mean {close[0]}?" for name in names if (close := difflib.get_close_matches(name, valid, n=1))
+    ]
+    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def setup_logging(training_args: TrainingArguments) -> None:

@@ -79,8 +79,8 @@ def refuse_finished_run(args: Any) -> None:
             "Pass --resume_from_checkpoint last to continue it, --overwrite_output_dir to start over (its "
             "checkpoints are removed when the new run ends), or choose another --output_dir."
         )
-    if any(folder.iterdir()):
-        shown = sorted(path.name for path in folder.iterdir())
+    shown = sorted(path.name for path in folder.iterdir())
+    if shown:
         raise ValueError(
             f"--output_dir {args.output_dir!r} is not empty ({', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''})"
             f" and holds no run; the run writes its model, README.md and results.json there.{elsewhere} Pass "
