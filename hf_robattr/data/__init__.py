@@ -1,4 +1,4 @@
-"""hf_robattr.data: Hub datasets by name, embedded offline defaults, transforms and an offline tokenizer."""
+"""hf_robattr.data: Hub datasets by name, embedded offline defaults, transforms (and their cache), an offline tokenizer."""
 
 from .embedded import (
     EMBEDDED_DATASETS,
@@ -22,6 +22,7 @@ from .loading import (
     truncate_dataset,
 )
 from .prose import PROSE_SOURCES, english_prose, prose_fingerprint
+from .tensor_cache import DEFAULT_IMAGE_CACHE_BYTES, IMAGE_TENSOR_CACHE, TensorCache
 from .tokenizer import SPECIAL_TOKENS, build_offline_tokenizer
 from .transforms import (
     ANNOTATION_KEYS,
@@ -36,9 +37,11 @@ from .transforms import (
 
 __all__ = [
     "ANNOTATION_KEYS",
+    "DEFAULT_IMAGE_CACHE_BYTES",
     "EMBEDDED_DATASETS",
     "GENERATED_DATASETS",
     "IMAGE_COLUMN_CANDIDATES",
+    "IMAGE_TENSOR_CACHE",
     "MASK_COLUMN",
     "PROSE_SOURCES",
     "RATIONALE_COLUMN",
@@ -48,6 +51,7 @@ __all__ = [
     "TEXT_COLUMN_CANDIDATES",
     "DataCollatorWithAnnotations",
     "ImageClassificationTransform",
+    "TensorCache",
     "TextClassificationTransform",
     "build_offline_tokenizer",
     "english_prose",

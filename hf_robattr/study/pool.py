@@ -77,7 +77,8 @@ def evaluation_pool(protocol: ArmProtocol, processor: Any, split: str = "test") 
             image_processor=processor,
             mask_column="mask" if "mask" in raw.column_names else None,
         )
-        rows = [raw.with_transform(transform)[i] for i in range(len(raw))]
+        attached = transform.attach(raw)
+        rows = [attached[i] for i in range(len(raw))]
         batch = {key: torch.stack([torch.as_tensor(row[key]) for row in rows]) for key in rows[0]}
         return EvalPool(model_inputs(batch), batch["labels"].long(), batch.get("masks"), split)
     raw, column, label = _raw_split(protocol, split, protocol.eval_pool, TEXT_COLUMN_CANDIDATES, "text")

@@ -92,7 +92,9 @@ def prepare_image_data(
     With ``image_processor`` (a checkpoint's own) and ``transform_with_processor``, the processor resizes and
     normalises; otherwise the built-in transform does (resize to ``image_size``, map ``[0, 1]`` to ``[-1, 1]``),
     which the processor of a from-scratch model mirrors. ``image_processor`` is kept as the data's ``processor``
-    (saved with the model). ``seed`` fixes generated sets and carved splits.
+    (saved with the model). ``seed`` fixes generated sets and carved splits. The image columns stay encoded and the
+    transformed tensors are memoised (see :meth:`~hf_robattr.data.ImageClassificationTransform.attach`), so later
+    epochs and runs in the process do not decode or transform an image again.
     """
     splits, image_column, label_column = _load(data_args, seed, input_column=data_args.image_column)
     transform = ImageClassificationTransform(
@@ -103,8 +105,7 @@ def prepare_image_data(
         mask_column=MASK_COLUMN if MASK_COLUMN in splits["train"].column_names else None,
     )
     parts = {
-        split: truncate_dataset(splits[split], limit).with_transform(transform)
-        for split, limit in _limits(data_args).items()
+        split: transform.attach(truncate_dataset(splits[split], limit)) for split, limit in _limits(data_args).items()
     }
     return PreparedData(
         **parts,
