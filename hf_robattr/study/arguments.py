@@ -42,7 +42,11 @@ class StudyArguments:
         default=None, metadata={"help": "--executor ray: the cluster's address (default: start a local Ray)."}
     )
     num_workers: int = field(
-        default=1, metadata={"help": "Local parallel worker processes (spawn); 0 or 1 runs in this process."}
+        default=1,
+        metadata={
+            "help": "Local parallel worker processes (forked from a forkserver that imported torch once); 0 or 1 runs in this "
+            "process."
+        },
     )
     threads_per_worker: int | None = field(
         default=None, metadata={"help": "Torch threads (Ray: CPUs) per run (default: cpu_count // num_workers)."}

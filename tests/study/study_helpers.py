@@ -103,8 +103,10 @@ def sometimes_failing_run(spec: RunSpec, checkpoint=None) -> dict:
 
 
 def pid_run(spec: RunSpec, checkpoint=None) -> dict:
-    """:func:`fake_run` plus the id of the process that ran it and how many objects it had frozen."""
+    """:func:`fake_run` plus the id of the process that ran it, how many objects it had frozen, and the value of the
+    environment variable ``HF_ROBATTR_PROBE``."""
     import gc
     import os
 
-    return {**fake_run(spec, checkpoint), "pid": os.getpid(), "frozen": gc.get_freeze_count()}
+    probe = os.environ.get("HF_ROBATTR_PROBE")
+    return {**fake_run(spec, checkpoint), "pid": os.getpid(), "frozen": gc.get_freeze_count(), "probe": probe}

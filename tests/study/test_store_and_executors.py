@@ -126,10 +126,14 @@ def test_spawned_workers_resume_without_recomputing(tmp_path, specs):
 
 
 @pytest.mark.slow
-def test_worker_processes_are_replaced_after_a_few_runs(tmp_path, specs):
+def test_worker_processes_are_replaced_after_a_few_runs(tmp_path, specs, monkeypatch):
     store = RunStore(tmp_path, "ci")
     jobs = [(s, None) for s in specs[: 2 * RUNS_PER_PROCESS + 1]]
+    run_jobs(jobs[:1], RunStore(tmp_path / "first", "ci"), num_workers=2, run_function=pid_run, progress=False)
+    # the workers see the environment of this process as it is now, not as it was when their forkserver started
+    monkeypatch.setenv("HF_ROBATTR_PROBE", str(tmp_path))
     run_jobs(jobs, store, num_workers=2, run_function=pid_run, progress=False)
+    assert {store.load(spec.key)["probe"] for spec, _ in jobs} == {str(tmp_path)}
     pids = [store.load(spec.key)["pid"] for spec, _ in jobs]
     assert max(pids.count(pid) for pid in set(pids)) <= RUNS_PER_PROCESS and len(set(pids)) >= 3
     # each worker froze torch's and transformers' objects out of the garbage collections before its first run
