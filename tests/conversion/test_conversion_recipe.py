@@ -3,15 +3,12 @@ arguments, a finished folder kept, and a 2-process accelerate launch equal to on
 
 import importlib.util
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conversion_helpers import save_tiny_checkpoint
+from forked_launch import accelerate_launch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, BertModel, ViTForImageClassification, ViTModel
 
@@ -139,21 +136,12 @@ def test_the_output_folder_may_not_be_the_checkpoint_folder(recipe, tmp_path, mo
     assert {path.name: path.read_bytes() for path in checkpoint.iterdir()} == before
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_launch_equals_one_process_with_the_global_batch(recipe, bert_checkpoint, tmp_path):
     """2 ranks x 4 examples per step = 1 process x 8: the same converted weights (both stages, padded text)."""
     common = ["--model_name_or_path", str(bert_checkpoint), *QUICK_FLAGS, "--feature_map", "elu"]  # q/k LoRA + LoRA
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), str(RECIPE), "--output_dir", str(tmp_path / "ddp"), *common]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    launch = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    env = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    launch = accelerate_launch(RECIPE, ["--output_dir", str(tmp_path / "ddp"), *common], env=env, cwd=ROOT)
     assert launch.returncode == 0, launch.stdout[-3000:] + launch.stderr[-5000:]
     recipe.main(["--output_dir", str(tmp_path / "single"), *common])
 

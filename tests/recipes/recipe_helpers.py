@@ -1,12 +1,9 @@
 """Helpers to run the recipes in-process (``main(argv)``) and as a 2-process ``accelerate launch``."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
+from forked_launch import Launched, accelerate_launch
 from safetensors.torch import load_file
 from script_modules import load_script
 
@@ -34,24 +31,11 @@ def load_recipe(name: str):
     return load_script(RECIPES / f"{name}.py", f"recipe_{name}")
 
 
-def free_port() -> int:
-    """A TCP port that is free now (so parallel test workers do not collide on a fixed one)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def launch_two_processes(recipe: str, argv: list[str], timeout: int = 900) -> subprocess.CompletedProcess:
-    """``accelerate launch`` the recipe on 2 CPU processes (gloo DDP), as documented in the README."""
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch",
-        "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()),
-        str(RECIPES / f"{recipe}.py"), *argv,
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+def launch_two_processes(recipe: str, argv: list[str], timeout: int = 900) -> Launched:
+    """``accelerate launch`` the recipe on 2 CPU processes (gloo DDP), as documented in the README (the ranks forked
+    from a preloaded forkserver: ``tests/forked_launch.py``)."""
+    env = {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = accelerate_launch(RECIPES / f"{recipe}.py", argv, env=env, cwd=ROOT, timeout=timeout)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 

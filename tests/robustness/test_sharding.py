@@ -11,6 +11,7 @@ import datasets
 import pytest
 import torch
 import torch.distributed as dist
+from forked_launch import start_ranks
 from result_helpers import flat_numbers
 from tiny_models import tiny_bert, tiny_vit
 
@@ -115,7 +116,7 @@ def _assert_same(got: dict, expected: dict, label: str) -> None:
 def test_two_processes_give_the_numbers_of_one(tmp_path):
     manager = torch.multiprocessing.Manager()
     results = manager.dict()
-    torch.multiprocessing.spawn(_worker, args=(2, str(tmp_path / "rendezvous"), results), nprocs=2)
+    start_ranks(_worker, (2, str(tmp_path / "rendezvous"), results), nprocs=2)
     expected = score_cases(batch_size=4)
     assert sorted(results) == [0, 1]
     for rank in (0, 1):

