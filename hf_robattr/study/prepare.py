@@ -6,7 +6,10 @@
   record exists is reused (resumable); a half-written one is trained again.
 - Pretrained arms: softmax cells start from the pretrained checkpoint; kernel cells from it converted to kernel
   attention once by :func:`hf_robattr.convert_to_kernel` (attention transfer on the library's offline English
-  prose, options from the protocol's ``conversion``), saved under ``<output_dir>/checkpoints/`` and reused.
+  prose, options from the protocol's ``conversion``), saved under ``<output_dir>/checkpoints/`` and reused. With
+  ``pretrained_layers`` set, "the pretrained checkpoint" is a copy of it truncated to its first N encoder layers
+  (model, config and processor), written once under ``<output_dir>/checkpoints/<arm>-softmax-<fingerprint>/`` with a
+  ``truncation_record.json`` (written last: a half-written copy is made again).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoImageProcessor, AutoTokenizer, BertModel, ViTModel
+import transformers
+from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, BertModel, ViTModel
 
 from hf_robattr.conversion import convert_to_kernel, english_prose
 from hf_robattr.training import run_pipeline
@@ -40,6 +44,7 @@ __all__ = ["CheckpointStartRecord", "StartPoint", "WarmStartRecord", "prepare_st
 logger = logging.getLogger(__name__)
 RECORD = "warm_start.json"
 CONVERSION_RECORD = "conversion_record.json"
+TRUNCATION_RECORD = "truncation_record.json"
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,16 @@ class WarmStartRecord:
 class CheckpointStartRecord:
     """The record of a start point made from a pretrained checkpoint: its Hub id or folder, and, for a kernel start
     point, the conversion (``conversion_record.json``): its options, how many examples trained it, the
-    :func:`~hf_robattr.conversion.measure_fidelity` numbers per stage and its wall time."""
+    :func:`~hf_robattr.conversion.measure_fidelity` numbers per stage and its wall time. ``pretrained_layers``: the
+    checkpoint was truncated to its first N encoder layers (``truncation_record.json``; left out of the JSON while
+    ``None``, so older records are written as they were)."""
 
     checkpoint: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     num_texts: int | None = None
     fidelity: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float | None = None
+    pretrained_layers: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CheckpointStartRecord:
@@ -129,8 +137,11 @@ class CheckpointStartRecord:
         return cls(**{spec.name: data[spec.name] for spec in fields(cls) if spec.name in data})
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON object, its keys in field order."""
-        return asdict(self)
+        """The JSON object, its keys in field order (``pretrained_layers`` only where set)."""
+        data = asdict(self)
+        if self.pretrained_layers is None:
+            del data["pretrained_layers"]
+        return data
 
     @property
     def embedding_cosine(self) -> float | None:
@@ -146,8 +157,9 @@ def start_key(arm: str, attention_type: str) -> str:
 
 
 def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
-    """The arm's pretrained checkpoint converted to kernel attention (once; ``conversion_record.json``, written
-    last, marks the folder done). Text models convert on the library's offline English prose, image models on the
+    """The arm's pretrained checkpoint (truncated first where ``pretrained_layers`` is set: the softmax cells'
+    start point is the teacher) converted to kernel attention (once; ``conversion_record.json``, written last, marks
+    the folder done). Text models convert on the library's offline English prose, image models on the
     arm's training images. ``conversion`` options ``num_texts`` / ``num_eval_texts`` choose how many examples train
     / measure it; the others go to :func:`hf_robattr.convert_to_kernel`."""
     folder = directory / "checkpoints" / f"{protocol.arm}-kernel-{protocol.fingerprint('kernel')}"
@@ -161,7 +173,8 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
     options = dict(protocol.conversion)
     num_texts = options.pop("num_texts", None)
     num_eval_texts = options.pop("num_eval_texts", 64)
-    teacher, processor, inputs, held_out = _conversion_data(protocol, num_texts, num_eval_texts)
+    teacher_path = _pretrained_start(protocol, directory, train).checkpoint
+    teacher, processor, inputs, held_out = _conversion_data(protocol, teacher_path, num_texts, num_eval_texts)
     logger.info("Converting %s to kernel attention (%d examples, %s)", protocol.pretrained, len(inputs), options)
     start = time.perf_counter()
     tokenizer = processor if protocol.model == "bert" else None
@@ -171,7 +184,12 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
         )
         result.save_pretrained(folder, processor=processor)
     record = CheckpointStartRecord(
-        protocol.pretrained, dict(protocol.conversion), len(inputs), result.fidelity, time.perf_counter() - start
+        protocol.pretrained,
+        dict(protocol.conversion),
+        len(inputs),
+        result.fidelity,
+        time.perf_counter() - start,
+        protocol.pretrained_layers,
     ).to_json()
     done.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     return StartPoint(protocol.arm, "kernel", str(folder), "converted", record)
@@ -207,9 +225,57 @@ def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: b
     return StartPoint(protocol.arm, attention, str(folder), "warm_start", record)
 
 
-def _conversion_data(protocol: ArmProtocol, size: int | None, eval_size: int) -> tuple[Any, Any, Any, Any]:
-    """The softmax teacher, its processor, and the conversion's training and held-out inputs."""
+@contextlib.contextmanager
+def _quiet_loading():
+    """Transformers' warnings off: a truncated load reports the layers it leaves out as unexpected weights."""
+    level = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(level)
+
+
+def _pretrained_start(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
+    """The softmax cells' start point of a pretrained arm: the checkpoint itself, or, with ``pretrained_layers``, a
+    copy of it truncated to its first N encoder layers (written once; ``truncation_record.json``, written last,
+    marks the folder done). Also the teacher of the kernel cells' conversion."""
+    layers = protocol.pretrained_layers
     path = resolve_checkpoint(protocol.pretrained)
+    if layers is None:
+        return StartPoint(
+            protocol.arm, "softmax", path, "pretrained", CheckpointStartRecord(protocol.pretrained).to_json()
+        )
+    folder = directory / "checkpoints" / f"{protocol.arm}-softmax-{protocol.fingerprint('softmax')}"
+    done = folder / TRUNCATION_RECORD
+    if done.is_file():
+        return StartPoint(protocol.arm, "softmax", str(folder), "pretrained", json.loads(done.read_text()))
+    if not train:
+        return StartPoint(protocol.arm, "softmax", None, "pending", {}, "the truncated checkpoint is not written yet")
+    if folder.exists():
+        shutil.rmtree(folder)  # an interrupted copy: write it again
+    config = AutoConfig.from_pretrained(path)
+    if layers > getattr(config, "num_hidden_layers", layers):  # more would start new layers at random, silently
+        raise ValueError(
+            f"ArmProtocol.pretrained_layers {layers} exceeds the {config.num_hidden_layers} encoder layers of "
+            f"{protocol.pretrained!r}."
+        )
+    logger.info("Truncating %s to its first %d encoder layers", protocol.pretrained, layers)
+    architectures = config.architectures or []
+    model_class = getattr(transformers, architectures[0], AutoModel) if architectures else AutoModel
+    with _quiet_loading():
+        model_class.from_pretrained(path, num_hidden_layers=layers).save_pretrained(folder)
+    processor = AutoTokenizer if protocol.model == "bert" else AutoImageProcessor
+    processor.from_pretrained(path).save_pretrained(folder)
+    record = CheckpointStartRecord(protocol.pretrained, pretrained_layers=layers).to_json()
+    done.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return StartPoint(protocol.arm, "softmax", str(folder), "pretrained", record)
+
+
+def _conversion_data(
+    protocol: ArmProtocol, path: str | None, size: int | None, eval_size: int
+) -> tuple[Any, Any, Any, Any]:
+    """The softmax teacher (from ``path``), its processor, and the conversion's training and held-out inputs."""
     if protocol.model == "bert":
         prose = english_prose()
         texts = list(prose["train"]["text"])[:size]
@@ -247,13 +313,7 @@ def prepare_start_points(
             elif protocol.pretrained is None:
                 point = StartPoint(name, attention, None, "scratch", {}, "")
             elif attention == "softmax":
-                point = StartPoint(
-                    name,
-                    attention,
-                    resolve_checkpoint(protocol.pretrained),
-                    "pretrained",
-                    CheckpointStartRecord(protocol.pretrained).to_json(),
-                )
+                point = _pretrained_start(protocol, directory, train)
             else:
                 point = _converted(protocol, directory, train)
             points[start_key(name, attention)] = point

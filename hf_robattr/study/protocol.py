@@ -22,13 +22,15 @@ GRADIENT_FAMILIES = ("saliency", "input_x_gradient", "integrated_gradients")
 ATTENTION_FAMILIES = ("raw_attention", "rollout", "grad_attention")
 # How a run's training ends (ArmProtocol.fit_rule): v2's one-sided matched fit, v3's two-sided one, a fixed budget.
 FIT_RULES = ("target", "band", "budget")
-# Fields added after v2, left out of the fingerprint at these values (what v2 ran), so v2 runs keep theirs.
+# Fields added after v2, left out of the fingerprint at these values (what v2 ran), so v2 runs keep theirs (and
+# v3's runs theirs: pretrained_layers came after v3).
 _V3_DEFAULTS = {
     "fit_rule": "target",
     "budget_examples": None,
     "snapshot_every_examples": 0,
     "max_grad_norm": 1.0,
     "min_fit_examples": 0,
+    "pretrained_layers": None,
 }
 
 
@@ -51,7 +53,10 @@ class ArmProtocol:
 
     Training (plain SGD clips gradients at ``max_grad_norm``; 0: no clipping) starts from ``warm_start``'s
     checkpoint, the ``pretrained`` checkpoint, or scratch, and ends by ``fit_rule``; every rule records the true
-    training loss (eval mode, on the first ``fit_examples`` training examples) at the stop:
+    training loss (eval mode, on the first ``fit_examples`` training examples) at the stop. ``pretrained_layers``
+    keeps only the first N encoder layers of the ``pretrained`` checkpoint (``None``: all of them): a truncated copy,
+    written once into the study's ``checkpoints/`` folder, is the softmax cells' start point and the teacher of the
+    kernel cells' conversion (the ``ci`` scale's way to keep a pretrained arm's every code path, cheaply).
 
     - ``target`` (v2): stop at the first check (every ``fit_every_examples`` training examples) where that loss is
       <= ``target_loss`` (at most ``max_epochs``); a run whose loss at the stop misses the target by more than
@@ -82,6 +87,8 @@ class ArmProtocol:
     dataset: str
     dataset_size: int | None = None
     pretrained: str | None = None
+    # omitted from results.json while None, so that files written before the field keep their bytes
+    pretrained_layers: int | None = field(default=None, metadata={"omit_none": True})
     warm_start: WarmStart | None = None
     image_size: int = 32
     patch_size: int = 4
@@ -159,6 +166,15 @@ class ArmProtocol:
             raise ValueError(
                 f"ArmProtocol.min_fit_examples applies only to fit_rule 'band' (0 otherwise), got "
                 f"{self.min_fit_examples} with fit_rule {self.fit_rule!r}."
+            )
+        if self.pretrained_layers is not None and self.pretrained_layers < 1:
+            raise ValueError(
+                f"ArmProtocol.pretrained_layers must be >= 1 (None: every layer), got {self.pretrained_layers}."
+            )
+        if self.pretrained_layers is not None and self.pretrained is None:
+            raise ValueError(
+                f"ArmProtocol.pretrained_layers applies only to a pretrained checkpoint (pretrained is None), got "
+                f"{self.pretrained_layers}."
             )
         unknown = [m for m in self.sweep_methods if m not in self.methods]
         if unknown:

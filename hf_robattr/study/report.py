@@ -163,13 +163,19 @@ def _fit_rule(p: ArmProtocol) -> str:
     )
 
 
+def truncation(layers: int | None) -> str:
+    """What follows a pretrained checkpoint's name where it was truncated to its first ``layers`` encoder layers
+    (:attr:`ArmProtocol.pretrained_layers`; ``None``: nothing)."""
+    return "" if layers is None else f" truncated to its first {layers} encoder layer{'s' if layers > 1 else ''}"
+
+
 def _arm_lines(protocol: ArmProtocol, grid: object) -> list[str]:
     p = protocol
     start = (
         f"AdamW warm start (lr {p.warm_start.learning_rate:g}, B {p.warm_start.batch_size}) to a training loss of {p.warm_start.target_loss:g}, "
         "one per attention type, shared by every cell"
         if p.warm_start
-        else f"pretrained `{p.pretrained}`"
+        else f"pretrained `{p.pretrained}`{truncation(p.pretrained_layers)}"
         if p.pretrained
         else "from scratch"
     )

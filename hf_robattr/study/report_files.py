@@ -11,7 +11,7 @@ from .analysis import Analysis, analyse, reanalyse
 from .estimate import format_duration
 from .plots import write_plots
 from .prepare import CheckpointStartRecord, StartPoint, WarmStartRecord
-from .report import render_report
+from .report import render_report, truncation
 from .results import load_results, save_results
 from .scales import StudySettings
 
@@ -34,10 +34,12 @@ def _describe(point: StartPoint) -> str:
     if point.kind == "converted":
         converted = CheckpointStartRecord.from_json(point.record)
         cosine = converted.embedding_cosine
-        text = f"`{converted.checkpoint}` converted to kernel attention ({converted.options})"
+        source = f"`{converted.checkpoint}`{truncation(converted.pretrained_layers)}"
+        text = f"{source} converted to kernel attention ({converted.options})"
         return text + (f", held-out embedding cosine to the softmax model {cosine:.3f}" if cosine is not None else "")
     if point.kind == "pretrained":
-        return f"pretrained `{CheckpointStartRecord.from_json(point.record).checkpoint}`"
+        record = CheckpointStartRecord.from_json(point.record)
+        return f"pretrained `{record.checkpoint}`{truncation(record.pretrained_layers)}"
     if point.kind == "unavailable":
         return f"**not run**: {point.reason}"
     return point.kind

@@ -2,7 +2,8 @@
 
 - ``ci``: a smoke test of every code path (tiny models, a few examples); its numbers mean nothing. Its ``vit`` arm
   runs v2's paths (AdamW warm start, one-sided matched fit, AdamW and explicit baselines with their weight sweep),
-  ``digits`` v3's two-sided matched fit from scratch, ``minilm`` a fixed budget on the pretrained checkpoint.
+  ``digits`` v3's two-sided matched fit from scratch, ``minilm`` a fixed budget on the pretrained checkpoint
+  truncated to its first 2 encoder layers (``ArmProtocol.pretrained_layers``).
 - ``cpu``: study v3 (:mod:`~hf_robattr.study.scale_cpu`), about 13 CPU hours: a one-layer ViT on
   ``marked_objects`` trained by plain SGD from scratch over a 3 x 3 grid of lr x B, at matched fit (main arm) and at
   a fixed budget, and MiniLM fine-tuned to a matched fit after at least one epoch; ``cpu_v2``: study v2
@@ -92,6 +93,7 @@ _CI = StudySettings(
         (
             ArmProtocol(
                 **MINILM_ARM,
+                pretrained_layers=2,  # MiniLM's first 2 of 6 layers: every code path, a third of the cost
                 dataset_size=200,
                 max_seq_length=16,
                 fit_rule="budget",  # a fixed budget keeps ci fast (the cpu scale fits MiniLM to a band after an epoch)
