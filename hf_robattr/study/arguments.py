@@ -44,8 +44,8 @@ class StudyArguments:
     num_workers: int = field(
         default=1,
         metadata={
-            "help": "Local parallel worker processes (forked from a forkserver that imported torch once); 0 or 1 runs in this "
-            "process."
+            "help": "Local parallel worker processes (on Linux forked from a forkserver that imported torch once); "
+            "0 or 1 runs in this process."
         },
     )
     threads_per_worker: int | None = field(

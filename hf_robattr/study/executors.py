@@ -10,7 +10,8 @@ recomputing a finished run.
   slot is pinned to one (``CUDA_VISIBLE_DEVICES``, round robin). Workers are forked from a ``forkserver`` that
   imported torch, transformers, datasets and the run function's module once (spawned, each new worker spent ~8
   CPU-seconds importing them); a worker gets the study process's environment as it is when the worker starts, as
-  a spawned one would. Where there is no ``forkserver`` (Windows), workers are spawned.
+  a spawned one would. Elsewhere than on Linux (macOS, whose system libraries are not safe to fork, and Windows)
+  workers are spawned.
 - ``ray``: each run is a Ray task asking for ``threads`` CPUs and, where the cluster has GPUs, one GPU. Without
   ``ray_address`` a local Ray is started (and stopped afterwards); a Ray already initialised is used as it is.
   Needs the ``ray`` extra (``pip install -e '.[ray]'`` in a clone); a multi-node cluster needs the study's output
@@ -25,6 +26,7 @@ import importlib
 import io
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -67,10 +69,10 @@ def _quiet(threads: int) -> None:
 
 
 def _worker_context(module: str) -> multiprocessing.context.BaseContext:
-    """``forkserver`` with torch, transformers, datasets and ``module`` imported in the server, or ``spawn`` where
-    the platform has no ``forkserver``. The server imports them once and never runs torch code (no thread pool, no
-    CUDA), so its forks start clean."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
+    """On Linux, ``forkserver`` with torch, transformers, datasets and ``module`` imported in the server; elsewhere
+    ``spawn``. The server imports them once and never runs torch code (no thread pool, no CUDA), so its forks start
+    clean."""
+    if not sys.platform.startswith("linux"):
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["torch", "transformers", "datasets", module])  # no effect once it runs

@@ -138,3 +138,11 @@ def test_worker_processes_are_replaced_after_a_few_runs(tmp_path, specs, monkeyp
     assert max(pids.count(pid) for pid in set(pids)) <= RUNS_PER_PROCESS and len(set(pids)) >= 3
     # each worker froze torch's and transformers' objects out of the garbage collections before its first run
     assert min(store.load(spec.key)["frozen"] for spec, _ in jobs) > 100_000
+
+
+@pytest.mark.parametrize(("platform", "method"), [("linux", "forkserver"), ("darwin", "spawn"), ("win32", "spawn")])
+def test_workers_are_forked_from_a_forkserver_on_linux_only(monkeypatch, platform, method):
+    from hf_robattr.study import executors
+
+    monkeypatch.setattr(executors.sys, "platform", platform)
+    assert executors._worker_context("study_helpers").get_start_method() == method
