@@ -50,18 +50,22 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_EVALUATE
 export TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 export TRANSFORMERS_VERBOSITY="${TRANSFORMERS_VERBOSITY:-warning}"
 
-has_torch() { "$1" -c 'import torch' >/dev/null 2>&1; }
-sees_cuda() { "$1" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' >/dev/null 2>&1; }
+# One start of a candidate Python (importing torch takes seconds): "<torch version> <1 if it sees CUDA, else 0>",
+# nothing when it has no torch.
+probe() { "$1" -c 'import torch; print(torch.__version__, int(torch.cuda.is_available()))' 2>/dev/null | tail -n 1; }
 
 # The first Python with torch (unless --smoke: the first whose torch sees CUDA, if any does).
 candidates=("${GPU_CHECK_PYTHON:-}")
 [ -n "${GPU_CHECK_PYTHON:-}" ] || candidates=("$PWD/.venv/bin/python" "$(command -v python3 || true)")
 python=""
+found=""
 for candidate in "${candidates[@]}"; do
-    [ -n "$candidate" ] && [ -x "$candidate" ] && has_torch "$candidate" || continue
-    [ -n "$python" ] || python=$candidate
-    if [ $mode = gpu ] && sees_cuda "$candidate"; then
+    [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+    answer=$(probe "$candidate") && [ -n "$answer" ] || continue
+    [ -n "$python" ] || { python=$candidate; found=$answer; }
+    if [ $mode = gpu ] && [ "${answer##* }" = 1 ]; then
         python=$candidate
+        found=$answer
         break
     fi
     [ $mode = smoke ] && break
@@ -71,9 +75,8 @@ if [ -z "$python" ]; then
     exit 2
 fi
 
-if [ $mode = gpu ] && [ $dry_run = 0 ] && ! sees_cuda "$python"; then
-    torch_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
-    echo "gpu_check: no GPU present (torch $torch_version at $python sees no CUDA device): nothing checked; 'bash benchmarks/gpu_check.sh --smoke' runs the checks at tiny sizes on the CPU."
+if [ $mode = gpu ] && [ $dry_run = 0 ] && [ "${found##* }" != 1 ]; then
+    echo "gpu_check: no GPU present (torch ${found% *} at $python sees no CUDA device): nothing checked; 'bash benchmarks/gpu_check.sh --smoke' runs the checks at tiny sizes on the CPU."
     exit 0
 fi
 
