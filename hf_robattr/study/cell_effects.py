@@ -262,7 +262,8 @@ def simulate_error_rates(
     """How often ``decide`` returns each verdict on data simulated from the module's model: one run per cell and
     seed, cells at ``cell_x``, true slope ``slope``, cell and run scatter ``spread`` (seed effects are drawn too: a
     rule must not depend on them). ``decide(x, y, cells, blocks)`` returns a verdict string; the result maps each
-    verdict seen to its share of ``simulations``."""
+    verdict seen to its share of ``simulations``. A ``decide`` with a ``batch(x, ys, cells, blocks)`` attribute is
+    given all the studies at once (one row of ``ys`` each, drawn in the same order) and returns their verdicts."""
     if simulations < 1 or seeds < 1:
         raise ValueError(f"`simulations` and `seeds` must be >= 1, got {simulations} and {seeds}.")
     if not (np.isfinite(spread.cell_sd) and np.isfinite(spread.run_sd)) or min(spread.cell_sd, spread.run_sd) < 0:
@@ -272,12 +273,17 @@ def simulate_error_rates(
     x = np.tile(grid, seeds)
     cells = list(np.tile(np.arange(grid.size), seeds))
     blocks = list(np.repeat(np.arange(seeds), grid.size))
+    batch = getattr(decide, "batch", None)
+    drawn = np.empty((simulations, x.size))
     counts: dict[str, int] = {}
-    for _ in range(simulations):
+    for i in range(simulations):
         cell_effect = rng.normal(0.0, spread.cell_sd, grid.size)
         seed_effect = rng.normal(0.0, spread.run_sd, seeds)
         y = slope * x + np.tile(cell_effect, seeds) + np.repeat(seed_effect, grid.size)
-        y = y + rng.normal(0.0, spread.run_sd, x.size)
-        verdict = decide(list(x), list(y), cells, blocks)
+        drawn[i] = y = y + rng.normal(0.0, spread.run_sd, x.size)
+        if batch is None:
+            verdict = decide(list(x), list(y), cells, blocks)
+            counts[verdict] = counts.get(verdict, 0) + 1
+    for verdict in batch(x, drawn, cells, blocks) if batch is not None else ():
         counts[verdict] = counts.get(verdict, 0) + 1
     return {verdict: count / simulations for verdict, count in sorted(counts.items())}

@@ -26,6 +26,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
+import numpy as np
+from scipy import special
+
+from .batched_rules import batch_slopes, decide_rows, layout_of, margins, near
 from .cell_effects import Spread, cell_slope, estimate_spread, simulate_error_rates
 from .checks_v3 import design_doublings, margin_rule, measure_values, value_keys, xs_cells_seeds
 from .rules_v3 import decide_claim_3, decide_slope, untested_reason
@@ -124,20 +128,66 @@ def _slope_rule(claim: int, settings: StudySettings, doublings: float):
         margin = margin_rule(x, y, cells, blocks, settings.margin, doublings)[2]
         return decide_slope(claim, slope.p_above(0.0), slope.p_below(margin), settings.alpha)
 
+    def batch(x, ys, cells, blocks) -> list[str]:
+        """``decide`` on every row of ``ys`` (see :mod:`.batched_rules`)."""
+        layout = layout_of(x, cells, blocks)
+        if layout is None:
+            return [decide(list(x), list(y), cells, blocks) for y in ys]
+        slopes = batch_slopes(layout, ys)
+        margin, sure = margins(layout, slopes, np.abs(ys).max(axis=1), settings.margin, doublings)
+        rises, small = slopes.p_above(0.0), slopes.p_below(margin)
+        clear = slopes.clear & sure & ~near(rises, settings.alpha) & ~near(small, settings.alpha)
+        return decide_rows(
+            clear,
+            lambda i: decide_slope(claim, float(rises[i]), float(small[i]), settings.alpha),
+            lambda i: decide(list(x), list(ys[i]), cells, blocks),
+        )
+
+    decide.batch = batch
     return decide
 
 
 def _claim_3_rule(settings: StudySettings, doublings: float, softmax: list[tuple]):
     studies = iter(softmax)
 
-    def decide(x, y, cells, blocks) -> str:
-        kernel, reference = cell_slope(x, y, cells, blocks), cell_slope(*next(studies))
+    def decide_against(x, y, cells, blocks, reference: tuple) -> str:
+        kernel, reference = cell_slope(x, y, cells, blocks), cell_slope(*reference)
         if untested_reason(kernel) or untested_reason(reference):
             return "untested"
         margin = margin_rule(x, y, cells, blocks, settings.margin, doublings)[2]
         interaction = slope_difference(kernel, reference).p_above(0.0)
         return decide_claim_3(kernel.p_above(0.0), kernel.p_below(margin), interaction, settings.alpha)
 
+    def decide(x, y, cells, blocks) -> str:
+        return decide_against(x, y, cells, blocks, next(studies))
+
+    def batch(x, ys, cells, blocks) -> list[str]:
+        """``decide`` on every row of ``ys``, row ``i`` against the ``i``-th softmax study (see
+        :mod:`.batched_rules`)."""
+        references = [next(studies) for _ in range(len(ys))]
+        first = references[0]  # (x, y, cells, blocks), as _draws keeps them
+        layout, reference_layout = layout_of(x, cells, blocks), layout_of(first[0], first[2], first[3])
+        same = all(r[0] == first[0] and r[2] == first[2] and r[3] == first[3] for r in references)
+        if layout is None or reference_layout is None or not same:
+            return [decide_against(list(x), list(y), cells, blocks, r) for y, r in zip(ys, references)]
+        kernel = batch_slopes(layout, ys)
+        reference = batch_slopes(reference_layout, np.asarray([r[1] for r in references], dtype=float))
+        margin, sure = margins(layout, kernel, np.abs(ys).max(axis=1), settings.margin, doublings)
+        rises, small = kernel.p_above(0.0), kernel.p_below(margin)
+        va, vb = kernel.stderr**2, reference.stderr**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            df = (va + vb) ** 2 / (va**2 / kernel.df + vb**2 / reference.df)
+            interaction = special.stdtr(df, -(kernel.estimate - reference.estimate) / np.sqrt(va + vb))
+        clear = kernel.clear & reference.clear & sure
+        for p in (rises, small, interaction):
+            clear &= ~near(p, settings.alpha)
+        return decide_rows(
+            clear,
+            lambda i: decide_claim_3(float(rises[i]), float(small[i]), float(interaction[i]), settings.alpha),
+            lambda i: decide_against(list(x), list(ys[i]), cells, blocks, references[i]),
+        )
+
+    decide.batch = batch
     return decide
 
 
