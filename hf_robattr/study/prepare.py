@@ -29,6 +29,7 @@ import transformers
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer, BertModel, ViTModel
 
 from hf_robattr.conversion import convert_to_kernel, english_prose
+from hf_robattr.data import PROSE_SOURCES
 from hf_robattr.training import run_pipeline
 from hf_robattr.training.record import TrainingRecord
 
@@ -161,7 +162,8 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
     start point is the teacher) converted to kernel attention (once; ``conversion_record.json``, written last, marks
     the folder done). Text models convert on the library's offline English prose, image models on the
     arm's training images. ``conversion`` options ``num_texts`` / ``num_eval_texts`` choose how many examples train
-    / measure it; the others go to :func:`hf_robattr.convert_to_kernel`."""
+    / measure it and ``prose_sources`` which prose (default: all of :data:`~hf_robattr.data.PROSE_SOURCES`, whose
+    first harvest on a machine takes a minute or more); the others go to :func:`hf_robattr.convert_to_kernel`."""
     folder = directory / "checkpoints" / f"{protocol.arm}-kernel-{protocol.fingerprint('kernel')}"
     done = folder / CONVERSION_RECORD
     if done.is_file():
@@ -173,8 +175,9 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
     options = dict(protocol.conversion)
     num_texts = options.pop("num_texts", None)
     num_eval_texts = options.pop("num_eval_texts", 64)
+    sources = tuple(options.pop("prose_sources", PROSE_SOURCES))
     teacher_path = _pretrained_start(protocol, directory, train).checkpoint
-    teacher, processor, inputs, held_out = _conversion_data(protocol, teacher_path, num_texts, num_eval_texts)
+    teacher, processor, inputs, held_out = _conversion_data(protocol, teacher_path, num_texts, num_eval_texts, sources)
     logger.info("Converting %s to kernel attention (%d examples, %s)", protocol.pretrained, len(inputs), options)
     start = time.perf_counter()
     tokenizer = processor if protocol.model == "bert" else None
@@ -185,7 +188,7 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
         result.save_pretrained(folder, processor=processor)
     record = CheckpointStartRecord(
         protocol.pretrained,
-        dict(protocol.conversion),
+        json.loads(json.dumps(dict(protocol.conversion))),  # as it reads back (tuples are lists)
         len(inputs),
         result.fidelity,
         time.perf_counter() - start,
@@ -273,11 +276,12 @@ def _pretrained_start(protocol: ArmProtocol, directory: Path, train: bool) -> St
 
 
 def _conversion_data(
-    protocol: ArmProtocol, path: str | None, size: int | None, eval_size: int
+    protocol: ArmProtocol, path: str | None, size: int | None, eval_size: int, sources: tuple[str, ...]
 ) -> tuple[Any, Any, Any, Any]:
-    """The softmax teacher (from ``path``), its processor, and the conversion's training and held-out inputs."""
+    """The softmax teacher (from ``path``), its processor, and the conversion's training and held-out inputs (text:
+    the English prose of ``sources``)."""
     if protocol.model == "bert":
-        prose = english_prose()
+        prose = english_prose(sources=sources)
         texts = list(prose["train"]["text"])[:size]
         return (
             BertModel.from_pretrained(path),

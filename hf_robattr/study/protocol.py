@@ -79,7 +79,8 @@ class ArmProtocol:
     ``hessian_probes`` until the relative stderr is <= 10%, at most ``hessian_max_probes``). Runs that check the
     attack's saturation also score ``saturation_methods`` on the first ``saturation_examples`` of the pool at the
     main radius under each (steps, restarts) of ``saturation_budgets``. ``conversion`` holds the options of the
-    softmax-to-kernel conversion of a pretrained arm (part of the kernel cells' fingerprint only).
+    softmax-to-kernel conversion of a pretrained arm (part of the kernel cells' fingerprint only; ``prose_sources``:
+    the English prose a text arm converts on, default all of :data:`~hf_robattr.data.PROSE_SOURCES`).
     """
 
     arm: str
@@ -179,6 +180,16 @@ class ArmProtocol:
         unknown = [m for m in self.sweep_methods if m not in self.methods]
         if unknown:
             raise ValueError(f"ArmProtocol.sweep_methods {unknown} are not among the arm's methods {self.methods}.")
+        sources = dict(self.conversion).get("prose_sources", ())
+        if sources:
+            from hf_robattr.data import PROSE_SOURCES  # imports datasets: only where a protocol names sources
+
+        unknown = [s for s in sources if s not in PROSE_SOURCES] if not isinstance(sources, str) else [sources]
+        if unknown:
+            raise ValueError(
+                f"ArmProtocol.conversion's prose_sources must be a sequence of names among {list(PROSE_SOURCES)}, "
+                f"got {unknown}."
+            )
 
     @property
     def methods(self) -> tuple[str, ...]:

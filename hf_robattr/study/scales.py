@@ -117,6 +117,7 @@ _CI = StudySettings(
                     ("batch_size", 4),
                     ("num_texts", 16),
                     ("num_eval_texts", 4),
+                    ("prose_sources", ("pydoc_topics",)),  # read at once; all sources: a minute's harvest per machine
                 ),
             ),
             ArmGrid(

@@ -8,9 +8,10 @@ from conversion_helpers import sharp_teacher
 from transformers import BertForMaskedLM, BertForSequenceClassification, BertModel, ViTForImageClassification, ViTModel
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def _prose_cache(tmp_path_factory):
-    """Harvested prose goes to a temporary cache, not the user's."""
+    """Harvested prose goes to a temporary cache, not the user's, for this package's tests only (a session fixture
+    kept it for every later test of the worker, whose first use of all the prose then harvested it again)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HF_ROBATTR_CACHE", str(tmp_path_factory.mktemp("prose_cache")))
         yield

