@@ -121,6 +121,11 @@ def _t_sf(t: float, df: float) -> float:
     return float(special.stdtr(df, -t))
 
 
+def _t_ppf(q: float, df: float) -> float:
+    """``scipy.stats.t.ppf(q, df)`` for a finite ``df >= 1`` (see :func:`_t_cdf`; the same value to the bit)."""
+    return float(special.stdtrit(df, q))
+
+
 @dataclass(frozen=True)
 class Slope:
     """A slope estimate with its standard error and the degrees of freedom of its t distribution.
@@ -158,7 +163,7 @@ class Slope:
         _check_level(confidence, "confidence")
         if not self.valid:
             return (NAN, NAN)
-        half = stats.t.ppf(0.5 + confidence / 2, self.df) * self.stderr
+        half = _t_ppf(0.5 + confidence / 2, self.df) * self.stderr
         return (self.estimate - half, self.estimate + half)
 
     @property
@@ -360,7 +365,7 @@ def power_two_sided(effect: float, stderr: float, df: float, alpha: float = 0.05
     _check_level(alpha, "alpha")
     if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
         return NAN
-    critical = stats.t.ppf(1 - alpha / 2, df)
+    critical = _t_ppf(1 - alpha / 2, df)
     shift = effect / stderr
     return float(stats.nct.sf(critical, df, shift) + stats.nct.cdf(-critical, df, shift))
 
@@ -371,7 +376,7 @@ def power_one_sided(effect: float, stderr: float, df: float, alpha: float = 0.05
     _check_level(alpha, "alpha")
     if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
         return NAN
-    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, effect / stderr))
+    return float(stats.nct.sf(_t_ppf(1 - alpha, df), df, effect / stderr))
 
 
 def power_tost(margin: float, stderr: float, df: float, alpha: float = 0.05, effect: float = 0.0) -> float:
@@ -381,7 +386,7 @@ def power_tost(margin: float, stderr: float, df: float, alpha: float = 0.05, eff
     _check_level(alpha, "alpha")
     if not (math.isfinite(stderr) and stderr > 0 and math.isfinite(df) and df >= 1):
         return NAN
-    critical = stats.t.ppf(1 - alpha, df)
+    critical = _t_ppf(1 - alpha, df)
     upper = (margin - effect) / stderr - critical
     lower = (-margin - effect) / stderr + critical
     return float(max(0.0, stats.norm.cdf(upper) - stats.norm.cdf(lower)))
