@@ -215,8 +215,9 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> MeanCI:
     sem = float(stats.sem(array))
     if sem == 0:
         return MeanCI(mean, mean, mean, n)
-    low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=sem)
-    return MeanCI(mean, float(low), float(high), n)
+    # scipy.stats.t.interval's arithmetic, without the distribution object's argument handling (same values to the bit)
+    low, high = (_t_ppf(q, n - 1) * sem + mean for q in ((1.0 - confidence) / 2, (1.0 + confidence) / 2))
+    return MeanCI(mean, low, high, n)
 
 
 def difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> Difference:

@@ -229,6 +229,13 @@ def test_slope_p_values_are_scipys_t_distribution_bit_for_bit(df):
         assert slope.p_above(bound) == float(stats.t.sf((0.3 - bound) / 0.17, df))
     assert slope.p_value == float(2 * stats.t.sf(0.3 / 0.17, df))
     assert math.isnan(slope.p_below(math.nan))
+    values = [0.31, 0.27, 0.4, 0.35, 0.29, 0.33]
+    for confidence in (0.5, 0.95):  # mean_ci's interval: scipy's t.interval to the bit
+        found, expected = (
+            mean_ci(values, confidence),
+            stats.t.interval(confidence, 5, np.mean(values), stats.sem(values)),
+        )
+        assert (found.low, found.high) == tuple(map(float, expected))
     for confidence in (0.5, 0.9, 0.95, 0.999):  # the interval's quantile, scipy's t.ppf to the bit
         half = float(stats.t.ppf(0.5 + confidence / 2, df)) * 0.17
         assert slope.ci(confidence) == (0.3 - half, 0.3 + half)
