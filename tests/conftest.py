@@ -14,13 +14,9 @@ import os
 import shutil
 from pathlib import Path
 
-import huggingface_hub
 import pytest
-import torch
 from collection_guard import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (hooks)
-from run_folders import save_run_folder
 from scheduling import HEAVY_FIRST, ONE_WORKER_PACKAGES
-from tiny_models import tiny_bert, tiny_vit
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,9 +26,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 
-_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-if _workers > 1:
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers))
+# torch and transformers are imported where a test needs them, not here: the xdist controller, which runs no test,
+# loads this file before it starts the workers, and importing them cost it ~6 s of wall time at every run's start.
+
+
+def pytest_configure(config):
+    """A worker's equal share of the cores for torch's intra-op threads (before any test module is imported)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marker into the scheduling group
@@ -84,6 +88,8 @@ def _restore_logging(baseline: dict[logging.Logger, tuple[int, bool, bool]]) -> 
 @pytest.fixture(scope="session", autouse=True)
 def _process_baseline():
     """Torch's thread count and every logger's state as the session starts, before any fixture ran code under test."""
+    import torch
+
     return torch.get_num_threads(), _logger_states()
 
 
@@ -94,6 +100,8 @@ def _process_state_restored(_process_baseline):
     ``dictConfig``'s ``disable_existing_loggers``, which silences every logger made so far. A test's float reductions
     and the warnings it reads must not depend on which tests ran before it on its worker, so the session's baseline is
     restored before each test (a session or module fixture set up for it may have just run a recipe) and after it."""
+    import torch
+
     threads, loggers = _process_baseline
     torch.set_num_threads(threads)
     _restore_logging(loggers)
@@ -104,11 +112,15 @@ def _process_state_restored(_process_baseline):
 
 @pytest.fixture(scope="session")
 def _vit_session():
+    from tiny_models import tiny_vit
+
     return tiny_vit()
 
 
 @pytest.fixture(scope="session")
 def _bert_session():
+    from tiny_models import tiny_bert
+
     return tiny_bert()
 
 
@@ -125,11 +137,15 @@ def bert(_bert_session):
 @pytest.fixture
 def online(monkeypatch):
     """Pretend HF_HUB_OFFLINE is unset (the suite sets it), so that a push reaches its network error path."""
+    import huggingface_hub
+
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
 
 
 @pytest.fixture(scope="session")
 def _session_run_dir(tmp_path_factory) -> Path:
+    from run_folders import save_run_folder
+
     return save_run_folder(tmp_path_factory.mktemp("run"))
 
 
