@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from .cell_effects import _design, _indicators
 from .stats import RESOLUTION
 
 
@@ -49,28 +50,20 @@ class Layout:
         return self.cell_x.size
 
 
-def _indices(labels: Sequence[Hashable]) -> tuple[int, np.ndarray]:
-    positions = {level: i for i, level in enumerate(dict.fromkeys(labels))}  # first appearance, as cell_effects
-    return len(positions), np.asarray([positions[label] for label in labels], dtype=int)
-
-
 def layout_of(x: Sequence[float], cells: Sequence[Hashable], blocks: Sequence[Hashable]) -> Layout | None:
     """The shared layout of studies with runs at ``x`` in ``cells`` and ``blocks``; ``None`` where a run's ``x``
     is not finite or a cell's runs disagree on ``x`` (the one-study path handles, or refuses, those)."""
     xs = np.asarray(x, dtype=float)
     if not np.all(np.isfinite(xs)) or not len(xs) == len(cells) == len(blocks):
         return None
-    k, cell_index = _indices(cells)
-    b, block_index = _indices(blocks)
+    levels, cell_index = _indicators(list(cells))
+    block_levels, block_index = _indicators(list(blocks))
+    k, b = len(levels), len(block_levels)
     first = np.unique(cell_index, return_index=True)[1]
     cell_x = xs[first]
     if np.any(xs != cell_x[cell_index]):
         return None
-    design = np.zeros((xs.size, k + b - 1))
-    design[np.arange(xs.size), cell_index] = 1.0
-    for level in range(1, b):
-        design[block_index == level, k + level - 1] = 1.0
-        design[block_index == 0, k + level - 1] = -1.0
+    design = _design(cell_index.tobytes(), block_index.tobytes(), k, b)  # the one-study fit's design
     full_rank = np.linalg.matrix_rank(design) == design.shape[1]
     counts = np.bincount(cell_index, minlength=k)
     return Layout(cell_index, block_index, cell_x, counts, design if full_rank else None)

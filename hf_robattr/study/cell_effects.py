@@ -273,17 +273,18 @@ def simulate_error_rates(
     x = np.tile(grid, seeds)
     cells = list(np.tile(np.arange(grid.size), seeds))
     blocks = list(np.repeat(np.arange(seeds), grid.size))
-    batch = getattr(decide, "batch", None)
     drawn = np.empty((simulations, x.size))
-    counts: dict[str, int] = {}
     for i in range(simulations):
         cell_effect = rng.normal(0.0, spread.cell_sd, grid.size)
         seed_effect = rng.normal(0.0, spread.run_sd, seeds)
         y = slope * x + np.tile(cell_effect, seeds) + np.repeat(seed_effect, grid.size)
-        drawn[i] = y = y + rng.normal(0.0, spread.run_sd, x.size)
-        if batch is None:
-            verdict = decide(list(x), list(y), cells, blocks)
-            counts[verdict] = counts.get(verdict, 0) + 1
-    for verdict in batch(x, drawn, cells, blocks) if batch is not None else ():
+        drawn[i] = y + rng.normal(0.0, spread.run_sd, x.size)
+    batch = getattr(decide, "batch", None)
+    if batch is not None:
+        verdicts = batch(x, drawn, cells, blocks)
+    else:
+        verdicts = [decide(list(x), list(y), cells, blocks) for y in drawn]
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
         counts[verdict] = counts.get(verdict, 0) + 1
     return {verdict: count / simulations for verdict, count in sorted(counts.items())}

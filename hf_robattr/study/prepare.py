@@ -157,6 +157,22 @@ def start_key(arm: str, attention_type: str) -> str:
     return f"{arm}/{attention_type}"
 
 
+def _stored(
+    folder: Path, record: str, arm: str, attention: str, kind: str, train: bool, missing: str
+) -> StartPoint | None:
+    """The start point ``folder`` holds when its ``record`` (written last) marks it done; a ``pending`` one when it
+    is not and ``train`` is false (``missing`` says why); else ``None``, the folder of an interrupted attempt removed,
+    for the caller to make it now."""
+    done = folder / record
+    if done.is_file():
+        return StartPoint(arm, attention, str(folder), kind, json.loads(done.read_text()))
+    if not train:
+        return StartPoint(arm, attention, None, "pending", {}, missing)
+    if folder.exists():
+        shutil.rmtree(folder)
+    return None
+
+
 def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoint:
     """The arm's pretrained checkpoint (truncated first where ``pretrained_layers`` is set: the softmax cells'
     start point is the teacher) converted to kernel attention (once; ``conversion_record.json``, written last, marks
@@ -165,13 +181,10 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
     / measure it and ``prose_sources`` which prose (default: all of :data:`~hf_robattr.data.PROSE_SOURCES`, whose
     first harvest on a machine takes a minute or more); the others go to :func:`hf_robattr.convert_to_kernel`."""
     folder = directory / "checkpoints" / f"{protocol.arm}-kernel-{protocol.fingerprint('kernel')}"
-    done = folder / CONVERSION_RECORD
-    if done.is_file():
-        return StartPoint(protocol.arm, "kernel", str(folder), "converted", json.loads(done.read_text()))
-    if not train:
-        return StartPoint(protocol.arm, "kernel", None, "pending", {}, "the conversion has not run yet")
-    if folder.exists():
-        shutil.rmtree(folder)  # an interrupted conversion: run it again
+    missing = "the conversion has not run yet"
+    stored = _stored(folder, CONVERSION_RECORD, protocol.arm, "kernel", "converted", train, missing)
+    if stored is not None:
+        return stored
     options = dict(protocol.conversion)
     num_texts = options.pop("num_texts", None)
     num_eval_texts = options.pop("num_eval_texts", 64)
@@ -194,20 +207,17 @@ def _converted(protocol: ArmProtocol, directory: Path, train: bool) -> StartPoin
         time.perf_counter() - start,
         protocol.pretrained_layers,
     ).to_json()
-    done.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    (folder / CONVERSION_RECORD).write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
     return StartPoint(protocol.arm, "kernel", str(folder), "converted", record)
 
 
 def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: bool) -> StartPoint:
     warm = protocol.warm_start
     folder = directory / "checkpoints" / f"{protocol.arm}-{attention}-{protocol.fingerprint(attention)}"
-    record_path = folder / RECORD
-    if record_path.is_file():
-        return StartPoint(protocol.arm, attention, str(folder), "warm_start", json.loads(record_path.read_text()))
-    if not train:
-        return StartPoint(protocol.arm, attention, None, "pending", {}, "the warm-up has not been trained yet")
-    if folder.exists():
-        shutil.rmtree(folder)  # an interrupted warm-up: train it again
+    missing = "the warm-up has not been trained yet"
+    stored = _stored(folder, RECORD, protocol.arm, attention, "warm_start", train, missing)
+    if stored is not None:
+        return stored
     logger.info("Warm start of %s/%s: AdamW to a training loss of %g", protocol.arm, attention, warm.target_loss)
     spec = RunSpec(Cell(protocol.arm, attention, "adamw", warm.learning_rate, warm.batch_size), 0, protocol)
     args = training_arguments(
@@ -224,7 +234,7 @@ def _warm_start(protocol: ArmProtocol, attention: str, directory: Path, train: b
         result = run_pipeline(model_arguments(protocol, attention, None), data_arguments(protocol), args)
     seconds = time.perf_counter() - start
     record = WarmStartRecord.from_training(protocol, attention, result.record.training, seconds).to_json()
-    record_path.write_text(json.dumps(record, indent=1), encoding="utf-8")  # written last: marks the folder done
+    (folder / RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")  # written last: marks the folder done
     return StartPoint(protocol.arm, attention, str(folder), "warm_start", record)
 
 
@@ -250,13 +260,10 @@ def _pretrained_start(protocol: ArmProtocol, directory: Path, train: bool) -> St
             protocol.arm, "softmax", path, "pretrained", CheckpointStartRecord(protocol.pretrained).to_json()
         )
     folder = directory / "checkpoints" / f"{protocol.arm}-softmax-{protocol.fingerprint('softmax')}"
-    done = folder / TRUNCATION_RECORD
-    if done.is_file():
-        return StartPoint(protocol.arm, "softmax", str(folder), "pretrained", json.loads(done.read_text()))
-    if not train:
-        return StartPoint(protocol.arm, "softmax", None, "pending", {}, "the truncated checkpoint is not written yet")
-    if folder.exists():
-        shutil.rmtree(folder)  # an interrupted copy: write it again
+    missing = "the truncated checkpoint is not written yet"
+    stored = _stored(folder, TRUNCATION_RECORD, protocol.arm, "softmax", "pretrained", train, missing)
+    if stored is not None:
+        return stored
     config = AutoConfig.from_pretrained(path)
     if layers > getattr(config, "num_hidden_layers", layers):  # more would start new layers at random, silently
         raise ValueError(
@@ -271,7 +278,7 @@ def _pretrained_start(protocol: ArmProtocol, directory: Path, train: bool) -> St
     processor = AutoTokenizer if protocol.model == "bert" else AutoImageProcessor
     processor.from_pretrained(path).save_pretrained(folder)
     record = CheckpointStartRecord(protocol.pretrained, pretrained_layers=layers).to_json()
-    done.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    (folder / TRUNCATION_RECORD).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return StartPoint(protocol.arm, "softmax", str(folder), "pretrained", record)
 
 

@@ -3,25 +3,19 @@ every rank gets the whole result."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from forked_launch import free_port
 from metric_cases import FAST_OPTIONS, TinyImageClassifier
 
 import hf_robattr
 
 
 SCRIPT = Path(__file__).with_name("distributed_script.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -47,7 +41,7 @@ def test_two_process_launch_matches_one_process(tmp_path):
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(_free_port()), str(SCRIPT), str(launched),
+        "--main_process_port", str(free_port()), str(SCRIPT), str(launched),
     ]  # fmt: skip
     run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
