@@ -3,7 +3,7 @@
 Same model, inputs and noise for everyone. The core (``hf_robattr.robustness.sensitivity_family``) is timed against:
 
 - Quantus ``MaxSensitivity``, ``LocalLipschitzEstimate`` and ``RelativeInputStability`` at their default sample
-  counts (200) with ``quantus.explain`` over captum ``Saliency`` (summed over channels, as the core's maps are).
+  counts (200; ``--samples`` changes it) with ``quantus.explain`` over captum ``Saliency`` (summed over channels, as the core's maps are).
   Quantus draws noise inside; here it replays the draws the core gets, so values can be compared one to one.
   ``LocalLipschitzEstimate`` runs with ``normalise=False`` (its default normalises maps; the definition in the
   literature, and the core's, does not).
@@ -19,7 +19,7 @@ Timings are the fastest of ``--repeats`` interleaved runs (the CPU may be shared
 (64) ViT examples in 1 process and in 2 gloo processes (CPU, 1 thread each), fastest of ``--repeats`` calls after a
 warm-up, and checks that both give the same per-example values (target: >= 1.6x).
 
-    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--repeats 3] [--device cuda]
+    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--samples 200] [--repeats 3] [--device cuda]
     python benchmarks/robustness_throughput.py --sharding [--shard-examples 64] [--repeats 3]
 """
 
@@ -59,7 +59,7 @@ from hf_robattr.robustness import (  # noqa: E402
 )
 
 
-QUANTUS_SAMPLES = 200  # Quantus' default nr_samples for all three metrics
+QUANTUS_SAMPLES = 200  # Quantus' default nr_samples for all three metrics (--samples changes it)
 CAPTUM_SAMPLES, CAPTUM_RADIUS = 10, 0.02  # captum sensitivity_max defaults
 
 
@@ -133,16 +133,18 @@ def agreement(ours: torch.Tensor, theirs: np.ndarray) -> tuple[float, float]:
     return diff.max().item(), (diff / theirs_t[both].abs().clamp_min(1e-12)).max().item()
 
 
-def quantus_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int) -> list[str]:
+def quantus_table(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int, samples: int
+) -> list[str]:
     generator = torch.Generator().manual_seed(0)
-    uniform = ((torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
-    gaussian = (torch.randn((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 0.1).to(DEVICE)
+    uniform = ((torch.rand((x.shape[0], samples, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
+    gaussian = (torch.randn((x.shape[0], samples, *x.shape[1:]), generator=generator) * 0.1).to(DEVICE)
     explain = {"method": "Saliency", "reduce_axes": (1,)}
     x_np, y_np = x.cpu().numpy(), targets.cpu().numpy()
 
     def run_quantus(metric_cls: type, noise: torch.Tensor, **kwargs: object) -> Callable[[], object]:
         def run() -> object:
-            metric = metric_cls(perturb_func=replay(noise), disable_warnings=True, **kwargs)
+            metric = metric_cls(nr_samples=samples, perturb_func=replay(noise), disable_warnings=True, **kwargs)
             data = dict(x_batch=x_np, y_batch=y_np, explain_func=quantus.explain, explain_func_kwargs=explain)
             return metric(model=model, device=str(DEVICE), batch_size=x.shape[0], **data)
 
@@ -170,7 +172,7 @@ def quantus_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repe
     )
     times, results = fastest(runs, repeats)
     table = [
-        f"| Quantus metric ({QUANTUS_SAMPLES} samples, batch {x.shape[0]}) | Quantus s | core s | speed-up | max abs diff | max rel diff |",
+        f"| Quantus metric ({samples} samples, batch {x.shape[0]}) | Quantus s | core s | speed-up | max abs diff | max rel diff |",
         "|---|---|---|---|---|---|",
     ]
     for label, measure, *_ in rows:
@@ -229,11 +231,13 @@ def captum_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repea
     ]
 
 
-def floor_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int) -> list[str]:
+def floor_table(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeats: int, chunk: int, samples: int
+) -> list[str]:
     generator = torch.Generator().manual_seed(2)
-    noise = ((torch.rand((x.shape[0], QUANTUS_SAMPLES, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
+    noise = ((torch.rand((x.shape[0], samples, *x.shape[1:]), generator=generator) * 2 - 1) * 0.2).to(DEVICE)
     expanded = (x.unsqueeze(1) + noise).reshape(-1, *x.shape[1:])
-    expanded_targets = targets.repeat_interleave(QUANTUS_SAMPLES)
+    expanded_targets = targets.repeat_interleave(samples)
 
     def bare() -> None:
         # The same passes as the core: the clean batch, then B * S perturbed copies in chunks.
@@ -252,7 +256,7 @@ def floor_table(model: nn.Module, x: torch.Tensor, targets: torch.Tensor, repeat
         ),
     }
     times, _ = fastest(runs, repeats)
-    passes = x.shape[0] * (QUANTUS_SAMPLES + 1)
+    passes = x.shape[0] * (samples + 1)
     return [
         f"| whole family, {passes} forward+backward examples in chunks of {chunk} | bare loop s | core s | efficiency (bare / core) |",
         "|---|---|---|---|",
@@ -376,10 +380,19 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--chunk", type=int, default=400, help="perturbed examples per forward pass in the core")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=QUANTUS_SAMPLES,
+        help=f"perturbed samples per example of the Quantus comparison and the floor (default {QUANTUS_SAMPLES}, "
+        "Quantus' own default; fewer only to check the plumbing)",
+    )
     parser.add_argument("--sharding", action="store_true", help="time 1 vs 2 gloo processes instead (CPU)")
     parser.add_argument("--shard-examples", type=int, default=64, help="examples scored by --sharding")
     add_timing_options(parser)
     args = parser.parse_args()
+    if args.samples < 1:
+        parser.error(f"--samples must be at least 1, got {args.samples}")
     global CLOCK, DEVICE
     CLOCK, DEVICE = apply_timing_options(parser, args)
     if args.sharding:
@@ -396,9 +409,9 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}\n"
     )
     for table in (
-        quantus_table(model, x, targets, args.repeats, args.chunk),
+        quantus_table(model, x, targets, args.repeats, args.chunk, args.samples),
         captum_table(model, x, targets, args.repeats, args.chunk),
-        floor_table(model, x, targets, args.repeats, args.chunk),
+        floor_table(model, x, targets, args.repeats, args.chunk, args.samples),
         attack_table(model, x, targets, args.repeats),
     ):
         print("\n".join(table) + "\n")

@@ -102,7 +102,9 @@ def scoring(setup: Setup) -> Check:
         exclusive=True,
     )
     sizes = (
-        ["--device", "cuda", "--batch", "16", "--repeats", "3"] if setup.gpu else ["--batch", "2", "--repeats", "1"]
+        ["--device", "cuda", "--batch", "16", "--repeats", "3"]
+        if setup.gpu
+        else ["--batch", "2", "--samples", "10", "--repeats", "1"]
     )
     threads = [] if setup.gpu else ["--threads", "1"]
     check.runs = [setup.run(check.name, [str(script), *sizes, *threads])]

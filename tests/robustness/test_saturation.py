@@ -10,7 +10,7 @@ from torch import nn
 
 import hf_robattr
 from hf_robattr.attribution.random_streams import ExampleStreams
-from hf_robattr.robustness.baselines import CHANCE_SHUFFLES, shuffled
+from hf_robattr.robustness.baselines import CHANCE_RATIO_MEASURES, CHANCE_SHUFFLES, chance_scores, shuffled
 from hf_robattr.robustness.saturation import (
     MIN_EXAMPLES,
     SaturationWarning,
@@ -18,6 +18,7 @@ from hf_robattr.robustness.saturation import (
     measure_saturation,
     split_baselines,
 )
+from hf_robattr.robustness.similarity import SIMILARITY_MEASURES, similarity_scores
 
 
 def _values(*numbers):
@@ -103,6 +104,52 @@ def test_shuffles_keep_padding_in_place_and_are_seeded():
     assert torch.equal(first[0, 4:], maps[0, 4:]) and sorted(first[0, :4].tolist()) == maps[0, :4].tolist()
     assert sorted(first[1].tolist()) == maps[1].tolist()
     assert CHANCE_SHUFFLES >= 4
+
+
+def test_a_shuffle_moves_only_the_scored_features_wherever_they_sit():
+    maps = torch.arange(1, 25, dtype=torch.float32).view(3, 8)
+    mask = torch.tensor([[0, 1, 0, 1, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0, 0, 1]])
+    result = shuffled(maps, mask, ExampleStreams.keyed(1, [0, 1, 2], "x"))
+    keys = ExampleStreams.keyed(1, [0, 1, 2], "x").draw(
+        "rand", (8,), dtype=torch.float64, device="cpu", positions=mask
+    )
+    for row in range(3):
+        kept = mask[row] == 0
+        assert torch.equal(result[row, kept], maps[row, kept])
+        # the scored features in the order of their keys, put back into the scored slots (the rule, by hand)
+        slots = mask[row].nonzero().squeeze(1)
+        assert torch.equal(result[row, slots], maps[row, slots[keys[row, slots].argsort()]])
+    assert not torch.equal(result[1], maps[1])
+
+
+@pytest.mark.parametrize("text", [False, True], ids=["image-maps", "token-maps-with-padding"])
+def test_chance_scores_are_the_mean_over_shuffles_scored_one_at_a_time(text):
+    """The batched chance levels against the plain reference: each shuffle drawn in turn and scored on its own."""
+    generator = torch.Generator().manual_seed(4)
+    clean = torch.randn(5, 12, generator=generator) if text else torch.randn(5, 3, 6, 6, generator=generator)
+    mask = None
+    if text:
+        mask = torch.ones(5, 12, dtype=torch.long)
+        mask[:, 0] = 0
+        mask[torch.arange(5), 11 - torch.arange(5)] = 0
+    names = list(SIMILARITY_MEASURES)
+
+    def compare(a, b, rows_mask, measures):
+        return similarity_scores(a.abs(), b.abs(), measures, 0.25, rows_mask)
+
+    result = chance_scores(compare, clean, mask, ExampleStreams.keyed(2, range(5)), names, CHANCE_RATIO_MEASURES)
+    streams = ExampleStreams.keyed(2, range(5))
+    per_shuffle = []
+    for _ in range(CHANCE_SHUFFLES):
+        copy = shuffled(clean, mask, streams)
+        scores = compare(clean, copy, mask, names)
+        ratio = (copy - clean).flatten(1).norm(dim=1) / clean.flatten(1).norm(dim=1)
+        scores.update(dict.fromkeys(CHANCE_RATIO_MEASURES, ratio))
+        per_shuffle.append(scores)
+    assert set(result) == set(names) | set(CHANCE_RATIO_MEASURES)
+    for name, value in result.items():
+        expected = torch.stack([scores[name] for scores in per_shuffle]).mean(dim=0)
+        torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, equal_nan=True, msg=name)
 
 
 def _score(model, inputs, **options):
