@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import NamedTuple
 
@@ -235,19 +235,21 @@ def _cost_figure(analysis: Analysis, path: Path) -> bool:
     return True
 
 
-def write_plots(analysis: Analysis, directory: str | Path) -> list[str]:
-    """Write every figure into ``directory``; return the file names written."""
+def write_plots(analysis: Analysis, directory: str | Path, only: Collection[str] | None = None) -> list[str]:
+    """Write every figure into ``directory`` (or the ones named in ``only``); return the file names written (a figure
+    with nothing to draw is not written)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    figures: dict[str, Callable[[Path], bool]] = {}
     for arm in analysis.settings.arm_names:
-        for name, draw in (
-            (f"robustness_vs_strength_{arm}.png", _strength_figure),
-            (f"epsilon_sweep_{arm}.png", _epsilon_figure),
-        ):
-            if draw(analysis, arm, directory / name):
-                written.append(name)
-    for name, draw in (("preconditions.png", _preconditions_figure), ("training_cost.png", _cost_figure)):
-        if draw(analysis, directory / name):
-            written.append(name)
-    return written
+        figures[f"robustness_vs_strength_{arm}.png"] = lambda path, arm=arm: _strength_figure(analysis, arm, path)
+        figures[f"epsilon_sweep_{arm}.png"] = lambda path, arm=arm: _epsilon_figure(analysis, arm, path)
+    figures["preconditions.png"] = lambda path: _preconditions_figure(analysis, path)
+    figures["training_cost.png"] = lambda path: _cost_figure(analysis, path)
+    if only is not None:
+        if isinstance(only, str):
+            raise TypeError(f"`only` must be a collection of figure names, not the string {only!r}.")
+        unknown = sorted(set(only) - set(figures))
+        if unknown:
+            raise ValueError(f"`only` names no figure of this study: {unknown}; expected some of {sorted(figures)}.")
+    directory.mkdir(parents=True, exist_ok=True)
+    return [name for name, draw in figures.items() if (only is None or name in only) and draw(directory / name)]

@@ -133,9 +133,15 @@ def test_the_figure_draws_each_run_on_the_axes_of_its_rule(settings, records, tm
     sizes = {}
     for name, chosen in (("paired", records), ("both", records + pretrained)):
         analysis = analyse(chosen, settings, expected_runs=len(chosen))
-        assert "preconditions.png" in write_plots(analysis, tmp_path / name)
+        assert write_plots(analysis, tmp_path / name, only=["preconditions.png"]) == ["preconditions.png"]
+        assert [path.name for path in (tmp_path / name).iterdir()] == ["preconditions.png"]
         sizes[name] = Image.open(tmp_path / name / "preconditions.png").size
     assert sizes["both"][0] == 2 * sizes["paired"][0]  # a second panel for the absolute rule
+    with pytest.raises(ValueError, match=r"`only` names no figure of this study: \['preconditon.png'\]"):
+        write_plots(analysis, tmp_path / "typo", only=["preconditon.png"])
+    with pytest.raises(TypeError, match="collection of figure names"):
+        write_plots(analysis, tmp_path / "typo", only="preconditions.png")
+    assert not (tmp_path / "typo").exists()
 
 
 def test_a_missing_check_is_nan_and_survives_a_reload(settings, records, tmp_path):
