@@ -28,9 +28,16 @@ from hf_robattr.study.store import StudyDirectoryError
 from hf_robattr.training import parse_arguments
 
 
+def parse(argv: list[str] | None = None) -> StudyArguments:
+    """The study's arguments from ``argv`` (flags or one JSON file; ``sys.argv`` when ``None``), checked; nothing is
+    read or written."""
+    (args,) = parse_arguments(HfArgumentParser(StudyArguments), argv)
+    return args
+
+
 def main(argv: list[str] | None = None) -> StudyOutcome:
     """Parse the arguments (flags or one JSON file), run the study, write the report; return what it did."""
-    (args,) = parse_arguments(HfArgumentParser(StudyArguments), argv)
+    args = parse(argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.WARNING)
     return reproduce(args)
 

@@ -34,13 +34,20 @@ from hf_robattr.training import (
 logger = logging.getLogger(__name__)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Parse the arguments, run the pipeline (train, save, evaluate, score), write the model card (and push it with
-    ``--push_to_hub``), print a summary; return the results."""
+def parse(
+    argv: list[str] | None = None,
+) -> tuple[VisionModelArguments, ImageDataArguments, RobustnessArguments, RobAttrTrainingArguments]:
+    """The recipe's arguments from ``argv`` (``sys.argv`` when ``None``), checked; nothing is loaded or written."""
     parser = HfArgumentParser(
         (VisionModelArguments, ImageDataArguments, RobustnessArguments, RobAttrTrainingArguments)
     )
-    model_args, data_args, robustness_args, training_args = parse_arguments(parser, argv)
+    return parse_arguments(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Parse the arguments, run the pipeline (train, save, evaluate, score), write the model card (and push it with
+    ``--push_to_hub``), print a summary; return the results."""
+    model_args, data_args, robustness_args, training_args = parse(argv)
     setup_logging(training_args)
     logger.info("Training arguments: %s", training_args)
 
