@@ -3,7 +3,8 @@
 Same model, inputs and noise for everyone. The core (``hf_robattr.robustness.sensitivity_family``) is timed against:
 
 - Quantus ``MaxSensitivity``, ``LocalLipschitzEstimate`` and ``RelativeInputStability`` at their default sample
-  counts (200; ``--samples`` changes it) with ``quantus.explain`` over captum ``Saliency`` (summed over channels, as the core's maps are).
+  counts (200; ``--samples`` changes it) with ``quantus.explain`` over captum ``Saliency`` (summed over channels, as
+  the core's maps are).
   Quantus draws noise inside; here it replays the draws the core gets, so values can be compared one to one.
   ``LocalLipschitzEstimate`` runs with ``normalise=False`` (its default normalises maps; the definition in the
   literature, and the core's, does not).
@@ -19,7 +20,8 @@ Timings are the fastest of ``--repeats`` interleaved runs (the CPU may be shared
 (64) ViT examples in 1 process and in 2 gloo processes (CPU, 1 thread each), fastest of ``--repeats`` calls after a
 warm-up, and checks that both give the same per-example values (target: >= 1.6x).
 
-    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--samples 200] [--repeats 3] [--device cuda]
+    python benchmarks/robustness_throughput.py [--batch 16] [--image-size 32] [--repeats 3] [--device cuda]
+    python benchmarks/robustness_throughput.py --batch 2 --samples 10 --repeats 1   # the plumbing only (smoke)
     python benchmarks/robustness_throughput.py --sharding [--shard-examples 64] [--repeats 3]
 """
 
