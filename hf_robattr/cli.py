@@ -97,7 +97,12 @@ def _push_metric(args: argparse.Namespace) -> str:
 
 def _demo(args: argparse.Namespace) -> str:
     from .extras import install_hint
+    from .model_folders import local_source_problem
 
+    for source in filter(None, [args.model, args.model2]):  # a wrong folder fails before Gradio and torch load
+        problem = local_source_problem(source)
+        if problem:
+            raise CommandError(problem)
     try:
         import gradio  # noqa: F401
     except ImportError as error:

@@ -120,9 +120,29 @@ def test_demo_on_a_folder_without_a_model(tmp_path, capsys):
     assert "neither an existing folder nor a Hub model id" in _one_line_error(capsys)
 
 
+def test_a_folder_that_cannot_hold_a_model_fails_before_torch_and_gradio_load(tmp_path):
+    """The folder argument is checked first, in a fresh interpreter: the error comes without importing torch or
+    Gradio (~8 s), in the words the loader uses."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.txt").write_text("not a model")
+    code = (
+        "import sys\nfrom hf_robattr.cli import main\n"
+        f"codes = [main(['demo', {str(tmp_path / 'empty')!r}]), main(['demo', {str(tmp_path / 'notes.txt')!r}])]\n"
+        "print(codes, [name for name in ('torch', 'gradio', 'transformers') if name in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "[2, 2] []", result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("hf-robattr demo: error:")]
+    assert len(errors) == 2
+    assert "holds no model: missing config.json and model weights" in errors[0]
+    assert "is a file; expected a run folder or a Hub model id" in errors[1]
+
+
 def test_demo_without_gradio_says_how_to_install_the_extra(tmp_path, capsys, monkeypatch):
     # hf_robattr is not on PyPI: the hint installs the extra from a clone, never `pip install 'hf_robattr[demo]'`.
     monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` raise ImportError
+    (tmp_path / "config.json").write_text("{}")  # a folder that passes the first check: Gradio is asked for next
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert main(["demo", str(tmp_path)]) == 2
     line = _one_line_error(capsys)
     assert "needs Gradio" in line and "pip install -e '.[demo]' in a clone of hf_robattr" in line

@@ -23,7 +23,7 @@ from transformers import (
 from .. import models  # noqa: F401 - registers the kernel-attention models with the Auto classes
 from ..data import EMBEDDED_DATASETS, load_embedded_dataset
 from ..hub.card_data import RobAttrModelCardData
-from ..hub.push import missing_model_files
+from ..model_folders import folder_problem, local_source_problem
 from ..results_io import RESULTS_FILE, names_hub_repo, read_json
 from ..robustness import RobustnessConfig
 
@@ -91,10 +91,11 @@ class DemoModel:
 
 
 def _folder_of(source: str | Path) -> tuple[Path, str]:
+    problem = local_source_problem(source)
+    if problem:
+        raise DemoModelError(problem)
     path = Path(source).expanduser()
     if path.exists():
-        if not path.is_dir():
-            raise DemoModelError(f"MODEL={str(source)!r} is a file; expected a run folder or a Hub model id.")
         return path, path.resolve().name
     if not names_hub_repo(str(source)):
         raise DemoModelError(f"MODEL={str(source)!r} is neither an existing folder nor a Hub model id ('ORG/NAME').")
@@ -107,12 +108,9 @@ def _folder_of(source: str | Path) -> tuple[Path, str]:
 
 
 def _check_model_files(folder: Path, source: str | Path) -> None:
-    missing = missing_model_files(folder, required=("config.json",))
-    if missing:
-        raise DemoModelError(
-            f"MODEL={str(source)!r} holds no model: missing {' and '.join(missing)}. Pass the output_dir of a "
-            "`recipes/train_*.py` run or a folder written by `save_pretrained`."
-        )
+    problem = folder_problem(folder, source)
+    if problem:
+        raise DemoModelError(problem)
 
 
 def _is_image_config(config: Any) -> bool:

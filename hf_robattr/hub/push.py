@@ -10,6 +10,7 @@ import huggingface_hub
 from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..hub_upload import HubUploadError, upload_token
+from ..model_folders import missing_model_files
 from ..results_io import check_repo_id
 from ..training import check_hub_model_id
 from .card import card_with_repo_id
@@ -19,7 +20,6 @@ from .space import card_with_space_link, default_space_id, space_url, write_spac
 logger = logging.getLogger(__name__)
 
 REQUIRED_FILES = ("README.md", "config.json")
-WEIGHT_PATTERNS = ("*.safetensors", "*.bin")
 # Trainer checkpoints, local caches and pickles (training arguments, optimizer/RNG states) are not part of the model
 # repo: a pickle runs code when a user loads it, and ``training_args.bin`` can hold the Hub token.
 IGNORE_PATTERNS = [
@@ -64,20 +64,12 @@ def files_holding(secret: str, files: list[Path]) -> list[Path]:
     return found
 
 
-def missing_model_files(folder: Path, required: tuple[str, ...] = REQUIRED_FILES) -> list[str]:
-    """What ``folder`` lacks to be a model repo: the ``required`` files, and weights (``*.safetensors``)."""
-    missing = [name for name in required if not (folder / name).is_file()]
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_PATTERNS):
-        missing.append("model weights (*.safetensors)")
-    return missing
-
-
 def check_output_dir(output_dir: str | Path) -> Path:
     """Check that ``output_dir`` is a complete model repo: a card, a config and weights."""
     folder = Path(output_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"`output_dir`={str(output_dir)!r} is not a directory.")
-    missing = missing_model_files(folder)
+    missing = missing_model_files(folder, REQUIRED_FILES)
     if missing:
         raise FileNotFoundError(
             f"`output_dir`={str(output_dir)!r} is not a complete model repo: missing {missing}. Save the model with "
