@@ -53,8 +53,9 @@ class PreparedInputs:
     to; 0 at padding), and ``word_mask``, 1 for the real tokens that are not special tokens ([CLS], [SEP], <s>, </s>,
     ...): the tokens that robustness scores rank and perturb (see :func:`prepare_inputs` for where it comes from). A
     text built without a ``word_mask`` counts every real token as a word. ``special_tokens_named`` is false for a text
-    given as ``input_ids`` whose special tokens nothing names (no ``special_tokens_mask``, and neither the model config
-    nor a tokenizer saved with the model names a [CLS], [SEP], <s> or </s> id): its word mask may hold them.
+    whose special tokens nothing names: no ``special_tokens_mask``, and either ``input_ids`` for which neither the model
+    config nor a tokenizer saved with the model names a [CLS], [SEP], <s> or </s> id, or ``inputs_embeds`` for a model
+    that has such ids (embeddings hold no ids to find them by). Its word mask may hold them.
     """
 
     features: torch.Tensor
@@ -172,7 +173,8 @@ def prepare_inputs(model: nn.Module, inputs: torch.Tensor | Mapping[str, Any]) -
     ``input_ids`` that the model config names (``cls_token_id``, ``sep_token_id``, ``bos_token_id``, ``eos_token_id``,
     ``pad_token_id``, where set), or, where it names none but padding (BERT-style configs), the special ids of the
     tokenizer saved with the model (``config.name_or_path``, read from local files only); else, for ``inputs_embeds``
-    alone, every real token is a word.
+    alone, every real token is a word (and ``special_tokens="exclude"`` warns when the model has special tokens: pass
+    ``special_tokens_mask`` with the embeddings).
 
     Raises ``ValueError`` with the argument's name for NaN values, empty batches, mismatched batch sizes, a
     ``special_tokens_mask`` of the wrong shape or unknown layouts.

@@ -76,8 +76,10 @@ def special_tokens(
     model: nn.Module, tensors: Mapping[str, torch.Tensor], shape: torch.Size
 ) -> tuple[torch.Tensor, bool]:
     """``[B, T]`` boolean: which tokens are special (see :func:`prepare_inputs` for the sources), and whether anything
-    named them: a ``special_tokens_mask``, embeddings given without ids (no token is special), or special ids beyond
-    padding. False means every real token counts as a word only because nothing said otherwise."""
+    named them: a ``special_tokens_mask``, or special ids beyond padding read from ``input_ids``. False means every
+    real token counts as a word only because nothing said otherwise: ids whose special tokens nothing names, or
+    ``inputs_embeds`` without a mask for a model that frames its texts with special tokens (the embeddings hold no
+    ids to find them by). Embeddings for a model that names no special token beyond padding have none to name."""
     given = tensors.get(SPECIAL_TOKENS_MASK)
     if given is not None:
         if given.shape != shape:
@@ -87,8 +89,9 @@ def special_tokens(
             )
         return given.bool(), True
     ids = tensors.get("input_ids")
-    if ids is None:
-        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device), True
     known = special_token_ids(model)
+    if ids is None:
+        framed = bool(set(known) - padding_ids(model))
+        return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device), not framed
     special = torch.tensor(known, dtype=ids.dtype, device=ids.device)
     return torch.isin(ids, special), bool(set(known) - padding_ids(model))

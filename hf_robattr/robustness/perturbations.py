@@ -30,11 +30,12 @@ class SpecialTokensWarning(UserWarning):
 def _words_only(prepared: PreparedInputs) -> PreparedInputs:
     if not prepared.special_tokens_named:
         warnings.warn(
-            "special_tokens='exclude', but nothing names this text's special tokens: no `special_tokens_mask` in "
-            "the inputs, and neither the model config nor a tokenizer saved with the model names a [CLS]/[SEP]/<s>/"
-            "</s> id, so they are scored as words. Tokenize with `return_special_tokens_mask=True`, pass "
-            "`tokenizer=` to the metric, or set the ids on the config (e.g. model.config.cls_token_id = "
-            "tokenizer.cls_token_id; likewise sep_token_id).",
+            "special_tokens='exclude', but nothing names this text's special tokens, so [CLS]/[SEP]/<s>/</s> are "
+            "scored as words: the inputs hold no `special_tokens_mask`, and either they are `inputs_embeds` (which "
+            "hold no ids to find them by) or neither the model config nor a tokenizer saved with the model names "
+            "their ids. Tokenize with `return_special_tokens_mask=True` and pass the mask (with `inputs_embeds`, "
+            "the only way), pass `tokenizer=` to the metric, or set the ids on the config (e.g. "
+            "model.config.cls_token_id = tokenizer.cls_token_id; likewise sep_token_id).",
             SpecialTokensWarning,
             stacklevel=2,
         )

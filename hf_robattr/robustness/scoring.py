@@ -48,8 +48,9 @@ def evaluate_attribution_robustness(
     Args:
         model: a transformers image/text classifier or a plain module mapping pixel values to logits (DDP and
             ``torch.compile`` wrappers are unwrapped).
-        inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids``, ``attention_mask``, optionally
-            the tokenizer's ``special_tokens_mask``, which tells word tokens from special ones); a
+        inputs: pixel values ``[N, C, H, W]``; a tokenized mapping (``input_ids`` or ``inputs_embeds``,
+            ``attention_mask``, optionally the tokenizer's ``special_tokens_mask``, which tells word tokens from
+            special ones and is the only way to with ``inputs_embeds``); a
             ``datasets.Dataset`` with such columns; or an iterable of such batches.
         config: the scoring settings (:class:`RobustnessConfig`, or a dict of its fields; default: the defaults).
         targets: class indices ``[N]`` to explain, or one index for all (default: the model's predictions).

@@ -77,12 +77,42 @@ def test_embeddings_without_ids_count_every_real_token_unless_told(framed_bert):
     embeds = framed_bert.get_input_embeddings()(batch["input_ids"]).detach()
     plain = prepare_inputs(framed_bert, {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"]})
     assert torch.equal(plain.word_mask, plain.token_mask)
+    # the model frames its texts with [CLS]/[SEP], and embeddings hold no ids to find them by: not named
+    assert not plain.special_tokens_named
     special = ((batch["input_ids"] == CLS) | (batch["input_ids"] == SEP)).long()
     told = prepare_inputs(
         framed_bert,
         {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"], "special_tokens_mask": special},
     )
     torch.testing.assert_close(told.word_mask, _expected_words(batch))
+    assert told.special_tokens_named
+
+
+def test_embeddings_without_a_mask_warn_where_the_model_has_special_tokens(framed_bert):
+    """The embeddings path warns as the ids path does when [CLS]/[SEP] would be scored as words; the mask, or a model
+    with no special token beyond padding, silences it."""
+    from hf_robattr.robustness.perturbations import SpecialTokensWarning
+
+    batch = framed_batch((9, 6, 7))
+    embeds = framed_bert.get_input_embeddings()(batch["input_ids"]).detach()
+    inputs = {"inputs_embeds": embeds, "attention_mask": batch["attention_mask"]}
+    with pytest.warns(SpecialTokensWarning, match="`inputs_embeds`.*the only way"):
+        hf_robattr.evaluate_attribution_robustness(framed_bert, inputs, methods=("saliency",), **FAST)
+    special = ((batch["input_ids"] == CLS) | (batch["input_ids"] == SEP)).long()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SpecialTokensWarning)
+        told = {**inputs, "special_tokens_mask": special}
+        by_embeds = hf_robattr.evaluate_attribution_robustness(framed_bert, told, methods=("saliency",), **FAST)
+        by_ids = hf_robattr.evaluate_attribution_robustness(framed_bert, batch, methods=("saliency",), **FAST)
+        hf_robattr.evaluate_attribution_robustness(
+            framed_bert, inputs, methods=("saliency",), special_tokens="include", **FAST
+        )
+    for key in ("saliency/topk_intersection", "saliency/kendall_tau"):  # the mask makes embeddings score as ids do
+        assert by_embeds[key] == pytest.approx(by_ids[key], rel=1e-5, nan_ok=True), key
+    unframed = tiny_bert(attn_implementation="eager")  # names only padding, and no tokenizer is saved with it
+    assert prepare_inputs(
+        unframed, {"inputs_embeds": embeds[:, :, : unframed.config.hidden_size]}
+    ).special_tokens_named
 
 
 def test_a_special_tokens_mask_of_the_wrong_shape_is_refused(framed_bert):
