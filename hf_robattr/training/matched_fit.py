@@ -36,7 +36,9 @@ class MatchedFitCallback(TargetLossCallback):
 
     - inside the band ``[target (1 - band), target (1 + band)]``: training stops there;
     - below it: the copies since the previous check (and that check's weights) are searched by bisection for the
-      one whose loss is closest to the target (in ``|log(loss / target)|``), which is loaded; training stops;
+      one whose loss is closest to the target (in ``|log(loss / target)|``), which is loaded; training stops. The
+      bisection assumes the true loss falls from copy to copy: where it bounces between checks (a large learning
+      rate), the copy found is the closest of those it measured, not always the closest of all;
     - above it: training goes on, and the copies are dropped.
 
     When training ends (its step or epoch budget) with the last loss above the band, the run stays where it is. The
@@ -213,7 +215,8 @@ class MatchedFitCallback(TargetLossCallback):
             rolled_back=self.rolled_back,
             train_examples_at_stop=self.stop_examples,
             target_min_examples=self.min_examples,
-            fit_checks=[[examples, loss] for examples, loss in sorted(self.checks)],
+            # a resumed run restores its checks from JSON as lists, and appends tuples: compare them as tuples
+            fit_checks=[[examples, loss] for examples, loss in sorted(tuple(check) for check in self.checks)],
         )
         return dataclasses.replace(super().fit_record(), band=band)
 

@@ -158,9 +158,9 @@ class RobAttrTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "Two-sided matched fit: end on the checkpoint whose true training loss is closest to "
-            "--target_train_loss (rolling back past an overshoot), and record whether it lies within +- this "
-            "relative band (e.g. 0.1); see MatchedFitCallback. Default: the one-sided rule (stop at the first "
-            "check <= the target)."
+            "--target_train_loss (rolling back past an overshoot, by bisection over the copies since the last check, "
+            "which assumes the loss falls between checks), and record whether it lies within +- this relative band "
+            "(e.g. 0.1); see MatchedFitCallback. Default: the one-sided rule (stop at the first check <= the target)."
         },
     )
     target_min_examples: int = field(
@@ -250,6 +250,13 @@ class RobAttrTrainingArguments(TrainingArguments):
         check_range("--target_loss_band", self.target_loss_band, above=0, below=1)
         if self.target_loss_band is not None and self.target_train_loss is None:
             raise ValueError("--target_loss_band needs --target_train_loss (the centre of the band).")
+        if self.target_train_loss is not None and self.load_best_model_at_end:
+            # The Trainer would load its best checkpoint after the matched fit stopped (or rolled back), and the
+            # saved model would not be the one whose fit results.json records.
+            raise ValueError(
+                "--load_best_model_at_end cannot be combined with --target_train_loss: the model must end on the "
+                "matched-fit weights, not on the best evaluation checkpoint. Drop one of the two."
+            )
         check_range("--divergence_loss", self.divergence_loss, above=0)
         if self.hub_model_id is not None:
             check_hub_model_id(self.hub_model_id, "--hub_model_id")

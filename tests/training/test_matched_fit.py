@@ -165,8 +165,30 @@ def test_bad_band_options(kwargs, match):
         pytest.param({"target_loss_band": 0.1}, "--target_loss_band needs --target_train_loss", id="no-target"),
         pytest.param({"target_train_loss": 0.1, "target_loss_band": 1.5}, "--target_loss_band", id="band"),
         pytest.param({"target_min_examples": -1}, "--target_min_examples", id="min"),
+        pytest.param(
+            {
+                "target_train_loss": 0.1,
+                "load_best_model_at_end": True,
+                "eval_strategy": "steps",
+                "save_strategy": "steps",
+            },
+            "--load_best_model_at_end cannot be combined with --target_train_loss",
+            id="load-best",
+        ),
     ],
 )
 def test_bad_band_arguments_name_the_flag(tmp_path, flags, match):
     with pytest.raises(ValueError, match=match):
         RobAttrTrainingArguments(output_dir=str(tmp_path), **flags)
+
+
+def test_a_resumed_run_records_its_checks_in_order():
+    """A checkpoint stores the checks as JSON lists; the resumed run appends tuples: the record sorts both."""
+    import json
+
+    saved = json.loads(json.dumps(MatchedFitCallback(1.0, **OPTIONS).state()))
+    resumed = MatchedFitCallback(**saved["args"])
+    for name, value in {**saved["attributes"], "checks": [[16, 1.5], [32, 1.2]]}.items():
+        setattr(resumed, name, value)  # as the Trainer restores a callback's state from a checkpoint
+    resumed.checks.append((24, 1.3))
+    assert resumed.fit_record().band.fit_checks == [[16, 1.5], [24, 1.3], [32, 1.2]]
