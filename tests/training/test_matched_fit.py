@@ -192,3 +192,29 @@ def test_a_resumed_run_records_its_checks_in_order():
         setattr(resumed, name, value)  # as the Trainer restores a callback's state from a checkpoint
     resumed.checks.append((24, 1.3))
     assert resumed.fit_record().band.fit_checks == [[16, 1.5], [24, 1.3], [32, 1.2]]
+
+
+def test_resuming_after_the_fit_ended_is_refused(tmp_path):
+    """A checkpoint saved at the stop holds the callback's outcome: resumed, the run would take one more step before
+    the callback stopped it, past the fit its record states. Refused before any step."""
+    curve = [3.0, 2.5, 2.0, 1.8, 1.5, 1.3, 1.0, 0.8, 0.5, 0.4, 0.3]
+    data = Dataset.from_dict({"pixel_values": torch.zeros(16, 3, 8, 8).numpy(), "labels": [0] * 16})
+    data = data.with_format("torch")
+
+    def trainer(folder):
+        args = make_args(folder, learning_rate=1.0, max_steps=10, logging_steps=1, max_grad_norm=0.0)
+        args.save_strategy, args.save_steps = "steps", 1
+        return RobAttrTrainer(
+            model=PlantedCurve(curve), args=args, train_dataset=data, data_collator=default_data_collator,
+            callbacks=[MatchedFitCallback(1.0, **OPTIONS)],
+        )  # fmt: skip
+
+    first = trainer(tmp_path / "first")
+    first.train()
+    assert first.state.global_step == 8 and first.model.t.item() == 6.0  # rolled back at the check of step 8
+    again = trainer(tmp_path / "again")
+    with pytest.raises(
+        ValueError, match=r"saved after the run's matched fit ended \(in_band, the weights of step 6\)"
+    ):
+        again.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-8"))
+    assert again.state.global_step == 8 and again.model.t.item() == 6.0  # no step taken
