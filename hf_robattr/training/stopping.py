@@ -156,6 +156,16 @@ class TargetLossCallback(TrainerCallback, ExportableState):
         self.trainer.log({"matched_fit/train_loss": self.loss, "matched_fit/examples": float(examples)})
         control.should_log = should_log
 
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        """Refuse to resume from a checkpoint saved after the target was reached: the run would take a step past it
+        before stopping."""
+        if self.reached:
+            raise ValueError(
+                f"This checkpoint was saved after the run reached --target_train_loss {self.target:g} (at step "
+                f"{self.reached_at_step}): resuming would train past it. The finished model is the one saved in the "
+                "run's output_dir; start a new run to train again."
+            )
+
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         """Check when this step crossed a multiple of ``check_every_examples``; stop once the target is reached."""
         if self.trainer is None:

@@ -77,6 +77,26 @@ def test_state_restores_after_resume(tmp_path, make_vit):
     assert restored.record() == pytest.approx(straight.record())
 
 
+def test_resuming_after_the_target_was_reached_is_refused(tmp_path, make_vit):
+    """The checkpoint at the stop holds ``reached``: resumed, the run would take a step past the target before the
+    callback stopped it. Refused before any step."""
+    options = {"max_steps": 6, "logging_steps": 1, "save_strategy": "steps", "save_steps": 2}
+    first = train(
+        tmp_path / "first", make_vit, [TargetLossCallback(50.0, num_examples=8, check_every_examples=8)], **options
+    )
+    assert first.state.global_step == 2
+    trainer = RobAttrTrainer(
+        model=make_vit().float().train(),
+        args=make_args(tmp_path / "resumed", max_steps=6, logging_steps=1),
+        train_dataset=image_dataset(),
+        data_collator=default_data_collator,
+        callbacks=[TargetLossCallback(50.0, num_examples=8, check_every_examples=8)],
+    )
+    with pytest.raises(ValueError, match=r"reached --target_train_loss 50 \(at step 2\): resuming would train past"):
+        trainer.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-2"))
+    assert trainer.state.global_step == 2
+
+
 @pytest.mark.parametrize(
     ("callback", "flag"),
     [
