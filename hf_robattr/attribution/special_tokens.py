@@ -90,8 +90,8 @@ def special_tokens(
         return given.bool(), True
     ids = tensors.get("input_ids")
     known = special_token_ids(model)
-    if ids is None:
-        framed = bool(set(known) - padding_ids(model))
+    framed = bool(set(known) - padding_ids(model))  # the model has special tokens beyond padding
+    if ids is None:  # embeddings hold no ids to find them by: named only when there are none
         return torch.zeros(shape, dtype=torch.bool, device=tensors["inputs_embeds"].device), not framed
     special = torch.tensor(known, dtype=ids.dtype, device=ids.device)
-    return torch.isin(ids, special), bool(set(known) - padding_ids(model))
+    return torch.isin(ids, special), framed

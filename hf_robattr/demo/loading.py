@@ -91,6 +91,7 @@ class DemoModel:
 
 
 def _folder_of(source: str | Path) -> tuple[Path, str]:
+    """The folder holding the model of ``source`` (downloaded for a Hub id) and its name on the page."""
     problem = local_source_problem(source)
     if problem:
         raise DemoModelError(problem)
@@ -104,13 +105,10 @@ def _folder_of(source: str | Path) -> tuple[Path, str]:
         folder = snapshot_download(str(source), allow_patterns=_HUB_FILES)
     except Exception as error:  # offline, not found, gated: every Hub error means "cannot show this model"
         raise DemoModelError(f"Could not download the model {source!r} from the Hub: {error}") from error
-    return Path(folder), str(source)
-
-
-def _check_model_files(folder: Path, source: str | Path) -> None:
-    problem = folder_problem(folder, source)
+    problem = folder_problem(Path(folder), source)  # a local folder was checked above
     if problem:
         raise DemoModelError(problem)
+    return Path(folder), str(source)
 
 
 def _is_image_config(config: Any) -> bool:
@@ -277,7 +275,6 @@ def load_demo_model(source: str | Path, *, name: str | None = None) -> DemoModel
             no weights), the model cannot be loaded, or a text model has no tokenizer.
     """
     folder, default_name = _folder_of(source)
-    _check_model_files(folder, source)
     model, kind, tokenizer, processor = _load(folder, source)
     config, dataset, notes = _scoring_defaults(folder)
     config = config.resolved(kind)  # the page shows the radius it uses

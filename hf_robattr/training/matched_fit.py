@@ -159,18 +159,18 @@ class MatchedFitCallback(TargetLossCallback):
         control.should_log = should_log
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        """Keep the starting weights (the copy an overshoot at the first check can roll back to); refuse to resume
-        from a checkpoint saved after the fit ended (the run would take a step past it before stopping)."""
+        """Keep the starting weights (the copy an overshoot at the first check can roll back to); a resume from a
+        checkpoint saved after the fit ended is refused (:meth:`TargetLossCallback.on_train_begin`)."""
         if self.trainer is None:
             raise RuntimeError("MatchedFitCallback needs a RobAttrTrainer (it binds the callback to itself).")
-        if self.outcome is not None:
-            raise ValueError(
-                f"This checkpoint was saved after the run's matched fit ended ({self.outcome}, the weights of step "
-                f"{self.loss_step}): resuming would train past the fit. The finished model is the one saved in the "
-                "run's output_dir; start a new run to train again."
-            )
-        if self.outcome is None and not self._snapshots and self.min_examples == 0:
+        super().on_train_begin(args, state, control, **kwargs)
+        if not self._snapshots and self.min_examples == 0:
             self._keep(state.global_step, state.global_step * _total_batch_size(args))
+
+    def _ended(self) -> str | None:
+        if self.outcome is None:
+            return None
+        return f"the run's matched fit ended ({self.outcome}, the weights of step {self.loss_step})"
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         """Keep a copy, check, and stop (or roll back) as the class docstring says."""

@@ -156,14 +156,20 @@ class TargetLossCallback(TrainerCallback, ExportableState):
         self.trainer.log({"matched_fit/train_loss": self.loss, "matched_fit/examples": float(examples)})
         control.should_log = should_log
 
+    def _ended(self) -> str | None:
+        """How this run's stop already happened (a state restored from a checkpoint saved after it), or ``None``."""
+        if not self.reached:
+            return None
+        return f"the run reached --target_train_loss {self.target:g} (at step {self.reached_at_step})"
+
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        """Refuse to resume from a checkpoint saved after the target was reached: the run would take a step past it
-        before stopping."""
-        if self.reached:
+        """Refuse to resume from a checkpoint saved after the stop: the run would take a step past it before
+        stopping again."""
+        ended = self._ended()
+        if ended:
             raise ValueError(
-                f"This checkpoint was saved after the run reached --target_train_loss {self.target:g} (at step "
-                f"{self.reached_at_step}): resuming would train past it. The finished model is the one saved in the "
-                "run's output_dir; start a new run to train again."
+                f"This checkpoint was saved after {ended}: resuming would train past it. The finished model is the "
+                "one saved in the run's output_dir; start a new run to train again."
             )
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
