@@ -24,23 +24,24 @@ def missing_model_files(folder: Path, required: Sequence[str]) -> list[str]:
     return missing
 
 
-def folder_problem(folder: Path, source: str | Path, argument: str = "MODEL") -> str | None:
-    """Why ``folder`` (given as ``source``) holds no model a ``from_pretrained`` can load, or ``None``."""
+def folder_problem(folder: Path, source: str | Path) -> str | None:
+    """Why ``folder`` (given as ``source``, the ``MODEL`` argument) holds no model a ``from_pretrained`` can load, or
+    ``None``."""
     missing = missing_model_files(folder, ("config.json",))
     if not missing:
         return None
     return (
-        f"{argument}={str(source)!r} holds no model: missing {' and '.join(missing)}. Pass the output_dir of a "
+        f"MODEL={str(source)!r} holds no model: missing {' and '.join(missing)}. Pass the output_dir of a "
         "`recipes/train_*.py` run or a folder written by `save_pretrained`."
     )
 
 
-def local_source_problem(source: str | Path, argument: str = "MODEL") -> str | None:
+def local_source_problem(source: str | Path) -> str | None:
     """Why the existing path ``source`` cannot be a model (a file, or a folder without one), or ``None``: also for a
     path that does not exist, which may be a Hub id (the loader decides)."""
     path = Path(source).expanduser()
     if not path.exists():
         return None
     if not path.is_dir():
-        return f"{argument}={str(source)!r} is a file; expected a run folder or a Hub model id."
-    return folder_problem(path, source, argument)
+        return f"MODEL={str(source)!r} is a file; expected a run folder or a Hub model id."
+    return folder_problem(path, source)
