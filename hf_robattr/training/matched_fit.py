@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from .record import FitBandRecord, MatchedFitRecord
 from .stopping import TargetLossCallback, _total_batch_size
@@ -201,7 +203,8 @@ class MatchedFitCallback(TargetLossCallback):
             self._keep(state.global_step, examples)
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        """Out of budget: measure the last weights (rolling back if they overshot since the last check)."""
+        """Out of budget: measure the last weights (rolling back if they overshot since the last check; a checkpoint
+        of the last step then records the outcome)."""
         if self.trainer is None or self.outcome is not None:
             return
         examples = state.global_step * _total_batch_size(args)
@@ -210,6 +213,19 @@ class MatchedFitCallback(TargetLossCallback):
         if not checked:
             self.checks.append((examples, loss))
         self._settle(args, state, loss, examples)
+        if self.rolled_back:
+            self._mark_last_checkpoint(args, state)
+
+    def _mark_last_checkpoint(self, args: TrainingArguments, state: TrainerState) -> None:
+        """A checkpoint saved at the last step holds the weights from before this rollback, and no outcome: write
+        the outcome into its state, so that resuming it is refused (:meth:`on_train_begin`) as after a stop at a
+        check, instead of ending on weights this run did not keep."""
+        path = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / "trainer_state.json"
+        if not state.is_world_process_zero or not path.is_file():
+            return
+        saved = TrainerState.load_from_json(str(path))
+        saved.stateful_callbacks[type(self).__name__] = self.state()  # one matched fit per Trainer
+        saved.save_to_json(str(path))
 
     def fit_record(self) -> MatchedFitRecord:
         """:class:`TargetLossCallback`'s, with the band: its edges, the outcome, whether the run was rolled back,

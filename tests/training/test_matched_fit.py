@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 from datasets import Dataset
+from safetensors.torch import load_file
 from torch import nn
 from training_helpers import make_args
 from transformers import default_data_collator
@@ -218,3 +219,35 @@ def test_resuming_after_the_fit_ended_is_refused(tmp_path):
     ):
         again.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-8"))
     assert again.state.global_step == 8 and again.model.t.item() == 6.0  # no step taken
+
+
+def test_a_checkpoint_saved_before_an_end_of_budget_rollback_is_refused_too(tmp_path):
+    """Out of budget at step 7 (the last check at step 4): the checkpoint of step 7 is saved before the rollback to
+    step 6, so it holds step 7's weights. Its state gets the outcome: resumed, it is refused instead of ending on
+    weights the run did not keep."""
+    curve = [3.0, 2.5, 2.0, 1.8, 1.5, 1.3, 1.0, 0.8, 0.5]
+    data = Dataset.from_dict({"pixel_values": torch.zeros(16, 3, 8, 8).numpy(), "labels": [0] * 16})
+    data = data.with_format("torch")
+
+    def trainer(folder, max_steps):
+        args = make_args(folder, learning_rate=1.0, max_steps=max_steps, logging_steps=1, max_grad_norm=0.0)
+        args.save_strategy, args.save_steps = "steps", 1
+        return RobAttrTrainer(
+            model=PlantedCurve(curve), args=args, train_dataset=data, data_collator=default_data_collator,
+            callbacks=[MatchedFitCallback(1.0, **OPTIONS)],
+        )  # fmt: skip
+
+    first = trainer(tmp_path / "first", 7)
+    first.train()
+    assert first.model.t.item() == 6.0  # rolled back at the end
+    checkpoint = tmp_path / "first" / "checkpoint-7"
+    assert load_file(checkpoint / "model.safetensors")["t"].item() == 7.0  # saved before the rollback
+    again = trainer(tmp_path / "again", 7)
+    with pytest.raises(ValueError, match=r"matched fit ended \(in_band, the weights of step 6\)"):
+        again.train(resume_from_checkpoint=str(checkpoint))
+    # a checkpoint saved before any rollback keeps no outcome: a longer budget can still continue from it
+    no_rollback = trainer(tmp_path / "short", 3)
+    no_rollback.train()
+    longer = trainer(tmp_path / "longer", 7)
+    longer.train(resume_from_checkpoint=str(tmp_path / "short" / "checkpoint-3"))
+    assert longer.callback_handler.callbacks[-1].record()["fit_outcome"] == "in_band"
