@@ -39,20 +39,33 @@ class PlantedCurve(nn.Module):
         return SequenceClassifierOutput(loss=-self.t + 0 * pixel_values.sum(), logits=logits)
 
 
-def planted_run(tmp_path, curve, callback, *, max_steps):
+def planted_trainer(folder, curve, callback, *, max_steps, save_every_step=False):
     data = Dataset.from_dict({"pixel_values": torch.zeros(16, 3, 8, 8).numpy(), "labels": [0] * 16})
     data = data.with_format("torch")
-    args = make_args(tmp_path, learning_rate=1.0, max_steps=max_steps, logging_steps=1, max_grad_norm=0.0)
-    trainer = RobAttrTrainer(
+    args = make_args(folder, learning_rate=1.0, max_steps=max_steps, logging_steps=1, max_grad_norm=0.0)
+    if save_every_step:
+        args.save_strategy, args.save_steps = "steps", 1
+    return RobAttrTrainer(
         model=PlantedCurve(curve), args=args, train_dataset=data, data_collator=default_data_collator,
         callbacks=[callback],
     )  # fmt: skip
+
+
+def planted_run(tmp_path, curve, callback, *, max_steps):
+    trainer = planted_trainer(tmp_path, curve, callback, max_steps=max_steps)
     trainer.train()
     return trainer, callback.record()
 
 
 # batch 4: a check every 4 steps (16 examples), a copy of the weights at every step (4 examples)
 OPTIONS = {"band": 0.1, "num_examples": 8, "check_every_examples": 16, "snapshot_every_examples": 4}
+
+
+def checkpointing_trainer(folder, curve, *, max_steps):
+    """A matched fit at target 1 with the options above, saving a Trainer checkpoint at every step."""
+    return planted_trainer(
+        folder, curve, MatchedFitCallback(1.0, **OPTIONS), max_steps=max_steps, save_every_step=True
+    )
 
 
 def test_a_crossing_between_checks_rolls_back_to_the_closest_copy(tmp_path):
@@ -199,21 +212,10 @@ def test_resuming_after_the_fit_ended_is_refused(tmp_path):
     """A checkpoint saved at the stop holds the callback's outcome: resumed, the run would take one more step before
     the callback stopped it, past the fit its record states. Refused before any step."""
     curve = [3.0, 2.5, 2.0, 1.8, 1.5, 1.3, 1.0, 0.8, 0.5, 0.4, 0.3]
-    data = Dataset.from_dict({"pixel_values": torch.zeros(16, 3, 8, 8).numpy(), "labels": [0] * 16})
-    data = data.with_format("torch")
-
-    def trainer(folder):
-        args = make_args(folder, learning_rate=1.0, max_steps=10, logging_steps=1, max_grad_norm=0.0)
-        args.save_strategy, args.save_steps = "steps", 1
-        return RobAttrTrainer(
-            model=PlantedCurve(curve), args=args, train_dataset=data, data_collator=default_data_collator,
-            callbacks=[MatchedFitCallback(1.0, **OPTIONS)],
-        )  # fmt: skip
-
-    first = trainer(tmp_path / "first")
+    first = checkpointing_trainer(tmp_path / "first", curve, max_steps=10)
     first.train()
     assert first.state.global_step == 8 and first.model.t.item() == 6.0  # rolled back at the check of step 8
-    again = trainer(tmp_path / "again")
+    again = checkpointing_trainer(tmp_path / "again", curve, max_steps=10)
     with pytest.raises(
         ValueError, match=r"saved after the run's matched fit ended \(in_band, the weights of step 6\)"
     ):
@@ -226,28 +228,17 @@ def test_a_checkpoint_saved_before_an_end_of_budget_rollback_is_refused_too(tmp_
     step 6, so it holds step 7's weights. Its state gets the outcome: resumed, it is refused instead of ending on
     weights the run did not keep."""
     curve = [3.0, 2.5, 2.0, 1.8, 1.5, 1.3, 1.0, 0.8, 0.5]
-    data = Dataset.from_dict({"pixel_values": torch.zeros(16, 3, 8, 8).numpy(), "labels": [0] * 16})
-    data = data.with_format("torch")
-
-    def trainer(folder, max_steps):
-        args = make_args(folder, learning_rate=1.0, max_steps=max_steps, logging_steps=1, max_grad_norm=0.0)
-        args.save_strategy, args.save_steps = "steps", 1
-        return RobAttrTrainer(
-            model=PlantedCurve(curve), args=args, train_dataset=data, data_collator=default_data_collator,
-            callbacks=[MatchedFitCallback(1.0, **OPTIONS)],
-        )  # fmt: skip
-
-    first = trainer(tmp_path / "first", 7)
+    first = checkpointing_trainer(tmp_path / "first", curve, max_steps=7)
     first.train()
     assert first.model.t.item() == 6.0  # rolled back at the end
     checkpoint = tmp_path / "first" / "checkpoint-7"
     assert load_file(checkpoint / "model.safetensors")["t"].item() == 7.0  # saved before the rollback
-    again = trainer(tmp_path / "again", 7)
+    again = checkpointing_trainer(tmp_path / "again", curve, max_steps=7)
     with pytest.raises(ValueError, match=r"matched fit ended \(in_band, the weights of step 6\)"):
         again.train(resume_from_checkpoint=str(checkpoint))
     # a checkpoint saved before any rollback keeps no outcome: a longer budget can still continue from it
-    no_rollback = trainer(tmp_path / "short", 3)
+    no_rollback = checkpointing_trainer(tmp_path / "short", curve, max_steps=3)
     no_rollback.train()
-    longer = trainer(tmp_path / "longer", 7)
+    longer = checkpointing_trainer(tmp_path / "longer", curve, max_steps=7)
     longer.train(resume_from_checkpoint=str(tmp_path / "short" / "checkpoint-3"))
     assert longer.callback_handler.callbacks[-1].record()["fit_outcome"] == "in_band"
