@@ -21,6 +21,7 @@ and is not :attr:`~Slope.valid`: its interval, p-values and power are NaN.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
@@ -229,7 +230,11 @@ def difference_ci(a: Sequence[float], b: Sequence[float], confidence: float = 0.
     difference = float(x.mean() - y.mean())
     if x.size < 2 or y.size < 2 or (np.ptp(x) == 0 and np.ptp(y) == 0):
         return Difference(difference, NAN, NAN, NAN, int(x.size), int(y.size))
-    result = stats.ttest_ind(x, y, equal_var=False)
+    with warnings.catch_warnings():
+        # One group of equal values (two seeds with the same accuracy): its variance is 0, which scipy computes from
+        # a mean rounded in the last bit, and warns about.
+        warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
+        result = stats.ttest_ind(x, y, equal_var=False)
     interval = result.confidence_interval(confidence)
     return Difference(
         difference, float(interval.low), float(interval.high), float(result.pvalue), int(x.size), int(y.size)

@@ -5,6 +5,7 @@ import math
 import warnings
 
 import pytest
+import scipy.stats
 import torch
 from torch import nn
 
@@ -71,6 +72,21 @@ def test_a_measure_that_can_rank_is_not_flagged():
     values = _values(0.6, 0.5, 0.55, 0.62, 0.58, 0.5)
     baselines = {"chance": _values(0.1, 0.1, 0.12, 0.1, 0.09, 0.1), "noise": _values(0.9, 0.85, 0.9, 0.95, 0.9, 0.88)}
     assert measure_saturation("topk_intersection", values, baselines) is None
+
+
+@pytest.mark.parametrize("margin", [1 / 3, 0.0, -0.25])
+def test_equal_margins_are_judged_as_scipy_judges_them_without_its_warning(margin):
+    """Every example ``margin`` better than chance (a top-k intersection of 1/3 against 0): scipy's t test gives
+    p = 0 (or NaN, or 1) and warns that the mean of equal values was rounded; the rule gives scipy's verdict, silently."""
+    values, chance = _values(*([0.2 + margin] * 6)), _values(*([0.2] * 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = scipy.stats.ttest_1samp((values - chance).numpy(), 0.0, alternative="greater").pvalue
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        saturation = measure_saturation("topk_intersection", values, {"chance": chance})
+    assert (saturation is None) == bool(p < 0.05) and (saturation is None) == (margin > 0)
+    assert saturation is None or saturation.kind == "floor"
 
 
 def test_too_few_examples_only_check_the_ceiling():
