@@ -29,11 +29,8 @@ def saturation_note(saturated: dict[str, Any]) -> str:
     items = []
     for key, record in saturated.items():
         record = record if isinstance(record, dict) else {}
-        count = (
-            f" ({record['examples']} of {record['scored']} examples)"
-            if record.get("examples") is not None and record.get("scored") is not None
-            else ""
-        )
+        judged = record.get("judged", record.get("scored"))  # records written before `judged` existed
+        count = f" ({record['examples']} of {judged} examples)" if None not in (record.get("examples"), judged) else ""
         items.append(f"`{key}` {where.get(record.get('kind'), 'saturated')}{count}")
     return (
         "; ".join(items) + ". A saturated measure cannot rank "

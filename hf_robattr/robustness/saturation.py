@@ -78,10 +78,14 @@ class Saturation:
 
     Attributes:
         kind: ``"ceiling"``, ``"floor"`` or ``"noise"`` (see the module docstring).
-        examples: how many scored examples sit there (for ``floor``/``noise``: score no better than the baseline).
+        examples: how many of the ``judged`` examples sit there (for ``floor``/``noise``: score no better than the
+            baseline).
         scored: how many examples were scored.
         mean: the measure's mean; baseline: the baseline's mean (``None`` for ``ceiling``).
         why: one sentence for a user.
+        judged: how many examples the rule compared: every scored one for ``ceiling``, those with a baseline score
+            for ``floor``, and for ``noise`` those less the examples at the perfect value under both (left to the
+            ceiling rule).
     """
 
     kind: str
@@ -90,6 +94,7 @@ class Saturation:
     mean: float
     baseline: float | None
     why: str
+    judged: int
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
@@ -154,7 +159,7 @@ def measure_saturation(
             "maps, so every model looks perfectly robust (epsilon may be too small for this model; try "
             "epsilon='auto')."
         )
-        return Saturation("ceiling", at_ceiling, count, mean, None, why)
+        return Saturation("ceiling", at_ceiling, count, mean, None, why, count)
     for kind in BASELINES:
         baseline = (baselines or {}).get(kind)
         if baseline is None:
@@ -178,9 +183,9 @@ def measure_saturation(
         )
         if stuck_here:
             base_mean = baseline[both].mean().item()
-            stuck = int((~better).sum())
-            why = _WHY[kind].format(mean=mean, base=base_mean, stuck=stuck, count=int(both.sum()))
-            return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why)
+            stuck, judged = int((~better).sum()), int(both.sum())
+            why = _WHY[kind].format(mean=mean, base=base_mean, stuck=stuck, count=judged)
+            return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why, judged)
     return None
 
 

@@ -76,9 +76,10 @@ def evaluate_attribution_robustness(
         Two nested entries say whether each measure can rank models on these inputs
         (:mod:`hf_robattr.robustness.saturation`): ``"saturated"`` maps each ``"{method}/{measure}"`` that sits at its
         ceiling or floor, or cannot be told from random noise, to ``{"kind", "examples", "scored", "mean",
-        "baseline", "why"}`` (read such a measure as untested; a :class:`SaturationWarning` and, with ``progress``, a
-        line say so too); ``"baselines"`` maps each measure to the means of its per-example baselines (``"chance"``:
-        the clean map against its shuffled copy; ``"noise"``: the worst uniform draw from the ball). With
+        "baseline", "why", "judged"}`` (read such a measure as untested; a :class:`SaturationWarning` and, with
+        ``progress``, a line say so too); ``"baselines"`` maps each measure to the means of its per-example
+        baselines (``"chance"``: the clean map against its shuffled copy; ``"noise"``: the worst uniform draw from
+        the ball). With
         ``return_per_sample`` the baselines' per-example values are in ``"per_sample"`` too, as
         ``"{method}/{measure}@chance"`` / ``"@noise"``. With ``epsilon="auto"``, ``"epsilon_calibration"`` holds the
         chosen radius and its rule (:class:`~hf_robattr.robustness.calibration.EpsilonCalibration`).

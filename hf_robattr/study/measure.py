@@ -248,9 +248,9 @@ _BUDGET = re.compile(r"^\d+x\d+$")  # the suffix of a saturation-budget measure,
 def saturation_flags(values: Mapping[str, list[float]]) -> dict[str, dict[str, Any]]:
     """``{value_key: saturation}`` for every stored measure that cannot rank models on this pool
     (:func:`hf_robattr.robustness.saturation.find_saturation` on the per-example values and their ``@chance`` /
-    ``@noise`` baselines; ``saturation`` is ``{"kind", "examples", "scored", "mean", "baseline", "why"}``). Measures
-    of the attack passes only: not the noise pass (a random attack, its own baseline) nor the saturation-budget
-    passes."""
+    ``@noise`` baselines; ``saturation`` is ``{"kind", "examples", "scored", "mean", "baseline", "why",
+    "judged"}``). Measures of the attack passes only: not the noise pass (a random attack, its own baseline) nor the
+    saturation-budget passes."""
     scores: dict[str, torch.Tensor] = {}
     baselines: dict[str, dict[str, torch.Tensor]] = {}
     for key, per_example in values.items():

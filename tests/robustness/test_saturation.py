@@ -89,6 +89,23 @@ def test_equal_margins_are_judged_as_scipy_judges_them_without_its_warning(margi
     assert saturation is None or saturation.kind == "floor"
 
 
+def test_the_noise_rule_counts_the_examples_it_judged():
+    """Examples at the perfect value under both the attack and noise are the ceiling rule's: the noise rule judges
+    the other 5 and flags 4 of them, and the record, its sentence and the run's end summary all say "4 of 5"."""
+    from hf_robattr.hub.summary import saturation_note
+
+    values = _values(1, 1, 1, 0.8, 0.7, 0.75, 0.8, 0.7)
+    baselines = {"chance": _values(*([0.1] * 8)), "noise": _values(1, 1, 1, 0.8, 0.7, 0.7, 0.8, 0.75)}
+    saturation = measure_saturation("topk_intersection", values, baselines)
+    assert (saturation.kind, saturation.examples, saturation.judged, saturation.scored) == ("noise", 4, 5, 8)
+    assert "in 4 of 5 examples" in saturation.why
+    assert "`saliency/topk_intersection` no worse than random noise (4 of 5 examples)" in saturation_note(
+        {"saliency/topk_intersection": saturation.to_dict()}
+    )
+    ceiling = measure_saturation("topk_intersection", _values(*([1.0] * 9), 0.5))
+    assert (ceiling.examples, ceiling.judged, ceiling.scored) == (9, 10, 10)
+
+
 def test_too_few_examples_only_check_the_ceiling():
     values = _values(*([0.0] * (MIN_EXAMPLES - 1)))
     assert measure_saturation("kendall_tau", values, {"chance": values.clone()}) is None

@@ -151,8 +151,9 @@ Returns:
         "per_sample": only with return_per_sample=True, the per-example values of every key above (and of the
             baselines, as "{method}/{measure}@chance" and "@noise").
     and three nested entries (not floats: flatten or drop them before logging the dict to a tracker):
-        "saturated": {"{method}/{measure}": {"kind", "examples", "scored", "mean", "baseline", "why"}} for each
-            measure at its ceiling or floor, or no better than random noise: read it as untested ({} when none).
+        "saturated": {"{method}/{measure}": {"kind", "examples", "scored", "mean", "baseline", "why", "judged"}}
+            for each measure at its ceiling or floor, or no better than random noise: read it as untested ({} when
+            none).
         "baselines": {"{method}/{measure}": {"chance": float, "noise": float}}, the means it is compared with.
         "epsilon_calibration": only with epsilon="auto", the chosen radius and its rule.
 
