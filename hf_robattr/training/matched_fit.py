@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,7 @@ class MatchedFitCallback(TargetLossCallback):
         # (step, examples, weights) since the last check, oldest first; the first one is that check's weights.
         self._snapshots: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._losses: dict[int, float] = {}  # step -> measured loss, for the copies held now
+        self._saved: tuple[int, Path] | None = None  # (step, folder) of the last checkpoint this run saved
 
     @property
     def low(self) -> float:
@@ -216,16 +218,26 @@ class MatchedFitCallback(TargetLossCallback):
         if self.rolled_back:
             self._mark_last_checkpoint(args, state)
 
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        """Note the checkpoint this run just saved (the one a rollback at the end of the budget marks)."""
+        # the Trainer's folder outside hyperparameter searches (their checkpoints are left unmarked)
+        self._saved = (state.global_step, Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+
     def _mark_last_checkpoint(self, args: TrainingArguments, state: TrainerState) -> None:
-        """A checkpoint saved at the last step holds the weights from before this rollback, and no outcome: write
-        the outcome into its state, so that resuming it is refused (:meth:`on_train_begin`) as after a stop at a
-        check, instead of ending on weights this run did not keep."""
-        path = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}" / "trainer_state.json"
-        if not state.is_world_process_zero or not path.is_file():
+        """The checkpoint this run saved at the last step holds the weights from before this rollback, and no
+        outcome: write the outcome into its state, so that resuming it is refused (:meth:`on_train_begin`) as after
+        a stop at a check, instead of ending on weights this run did not keep. Written where the Trainer wrote it
+        (``args.should_save``: every node's first process with ``save_on_each_node``), replaced atomically."""
+        if self._saved is None or self._saved[0] != state.global_step or not args.should_save:
+            return
+        path = self._saved[1] / "trainer_state.json"
+        if not path.is_file():
             return
         saved = TrainerState.load_from_json(str(path))
         saved.stateful_callbacks[type(self).__name__] = self.state()  # one matched fit per Trainer
-        saved.save_to_json(str(path))
+        partial = path.with_name(path.name + ".partial")
+        saved.save_to_json(str(partial))
+        os.replace(partial, path)
 
     def fit_record(self) -> MatchedFitRecord:
         """:class:`TargetLossCallback`'s, with the band: its edges, the outcome, whether the run was rolled back,

@@ -4,6 +4,7 @@ healthy scores are not), in the unit rule and end to end."""
 import math
 import warnings
 
+import numpy as np
 import pytest
 import scipy.stats
 import torch
@@ -13,10 +14,12 @@ import hf_robattr
 from hf_robattr.attribution.random_streams import ExampleStreams
 from hf_robattr.robustness.baselines import CHANCE_RATIO_MEASURES, CHANCE_SHUFFLES, chance_scores, shuffled
 from hf_robattr.robustness.saturation import (
+    ALPHA,
     MIN_EXAMPLES,
     SaturationWarning,
     find_saturation,
     measure_saturation,
+    shown_positive,
     split_baselines,
 )
 from hf_robattr.robustness.similarity import SIMILARITY_MEASURES, similarity_scores
@@ -87,6 +90,24 @@ def test_equal_margins_are_judged_as_scipy_judges_them_without_its_warning(margi
         saturation = measure_saturation("topk_intersection", values, {"chance": chance})
     assert (saturation is None) == bool(p < 0.05) and (saturation is None) == (margin > 0)
     assert saturation is None or saturation.kind == "floor"
+
+
+def test_the_floor_test_of_a_bounded_measure_is_scipys_t_test_without_its_warning():
+    """Equal, nearly equal (tiny spreads, tiny means) and ordinary margins: the verdict of scipy's one-sided t test
+    at ALPHA, and no warning."""
+    rng = np.random.default_rng(0)
+    cases = [np.full(6, 1 / 3), np.zeros(6), np.full(8, 1e-13), np.array([1e-13, 2e-13, 3e-13, 4e-13, 5e-13])]
+    cases += [
+        rng.normal(rng.normal(0.0, 1e-12), 10.0 ** rng.integers(-16, 0), size=rng.integers(MIN_EXAMPLES, 12))
+        for _ in range(300)
+    ]
+    for margin in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            p = scipy.stats.ttest_1samp(margin, 0.0, alternative="greater").pvalue
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert shown_positive(torch.from_numpy(margin), bounded=True) == bool(p < ALPHA), margin
 
 
 def test_the_noise_rule_counts_the_examples_it_judged():

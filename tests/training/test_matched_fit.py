@@ -1,7 +1,9 @@
 """Two-sided matched fit (MatchedFitCallback) on planted loss curves: the true training loss of a model is a planted
 function of its training step, so every check, rollback probe and restored copy of the weights can be told apart."""
 
+import json
 import math
+import shutil
 
 import pytest
 import torch
@@ -236,6 +238,18 @@ def test_a_checkpoint_saved_before_an_end_of_budget_rollback_is_refused_too(tmp_
     again = checkpointing_trainer(tmp_path / "again", curve, max_steps=7)
     with pytest.raises(ValueError, match=r"matched fit ended \(in_band, the weights of step 6\)"):
         again.train(resume_from_checkpoint=str(checkpoint))
+    # a checkpoint this run did not save (a leftover of an earlier run in the folder) is not marked
+    leftover = tmp_path / "leftover"
+    shutil.copytree(tmp_path / "first", leftover)
+    state = json.loads((leftover / "checkpoint-7" / "trainer_state.json").read_text())
+    state["stateful_callbacks"]["MatchedFitCallback"]["attributes"]["outcome"] = None
+    (leftover / "checkpoint-7" / "trainer_state.json").write_text(json.dumps(state))
+    unsaved = checkpointing_trainer(leftover, curve, max_steps=7)
+    unsaved.args.save_strategy = "no"
+    unsaved.train()
+    assert unsaved.model.t.item() == 6.0  # rolled back too
+    state = json.loads((leftover / "checkpoint-7" / "trainer_state.json").read_text())
+    assert state["stateful_callbacks"]["MatchedFitCallback"]["attributes"]["outcome"] is None
     # a checkpoint saved before any rollback keeps no outcome: a longer budget can still continue from it
     no_rollback = checkpointing_trainer(tmp_path / "short", curve, max_steps=3)
     no_rollback.train()
