@@ -24,7 +24,8 @@ on the same examples, two baselines per example:
 The floor test fits the measure: for the bounded similarities (in [-1, 1]; top-k sets are 0/1 per example for a
 one-word top-k) the mean difference against its standard error (a t test); for the unbounded shift and
 sensitivities, whose per-example values are heavy-tailed (one scrambled example can hold a sensitivity of 10 while
-the rest sit near 0.1), Wilcoxon's signed-rank test. The noise rule counts examples instead of testing: an attack
+the rest sit near 0.1), Wilcoxon's signed-rank test (examples exactly tied with chance dropped; with fewer than 5
+left it cannot reach 5%, and the floor's sentence says so). The noise rule counts examples instead of testing: an attack
 that helps in most examples is working even when a few examples cannot show it significantly. Both need at least
 :data:`MIN_EXAMPLES` scored examples; with fewer, only ``ceiling`` is checked.
 """
@@ -187,8 +188,20 @@ def measure_saturation(
             base_mean = baseline[both].mean().item()
             stuck, judged = int((~better).sum()), int(both.sum())
             why = _WHY[kind].format(mean=mean, base=base_mean, stuck=stuck, count=judged)
+            untied = int((margin.abs() > 1e-12).sum())
+            if kind == "chance" and measure not in BOUNDED and 0.5**untied >= ALPHA:
+                why += (
+                    f" Only {untied} examples differ from chance at all: too few for the signed-rank test to show "
+                    f"anything at the {ALPHA:g} level (it needs {_min_untied()}); score more examples."
+                )
             return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why, judged)
     return None
+
+
+def _min_untied() -> int:
+    """The fewest examples not tied with chance with which the one-sided signed-rank test can reach :data:`ALPHA`
+    (all of them better: p = 2^-n)."""
+    return next(n for n in range(1, 64) if 0.5**n < ALPHA)
 
 
 _WHY = {

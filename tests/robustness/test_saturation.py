@@ -110,6 +110,18 @@ def test_the_floor_test_of_a_bounded_measure_is_scipys_t_test_without_its_warnin
             assert shown_positive(torch.from_numpy(margin), bounded=True) == bool(p < ALPHA), margin
 
 
+def test_a_floor_from_too_few_untied_examples_says_so():
+    """4 of 6 examples clearly better than chance and 2 exactly at it: the signed-rank test drops the ties and cannot
+    reach 5% with 4 (p = 1/16, as scipy says), so the shift sits at the floor, and the sentence says why."""
+    values, chance = _values(0.1, 0.2, 0.15, 0.12, 2.0, 1.5), _values(2.0, 2.1, 1.9, 2.2, 2.0, 1.5)
+    assert scipy.stats.wilcoxon((chance - values)[:4].numpy(), alternative="greater").pvalue == 1 / 16
+    saturation = measure_saturation("center_of_mass_shift", values, {"chance": chance})
+    assert saturation.kind == "floor" and "Only 4 examples differ from chance at all" in saturation.why
+    assert "(it needs 5)" in saturation.why
+    six = measure_saturation("center_of_mass_shift", _values(0.1, 0.2, 0.15, 0.12, 0.3, 0.2), {"chance": chance})
+    assert six is None  # 6 untied examples, all better: p = 1/64
+
+
 def test_the_noise_rule_counts_the_examples_it_judged():
     """Examples at the perfect value under both the attack and noise are the ceiling rule's: the noise rule judges
     the other 5 and flags 4 of them, and the record, its sentence and the run's end summary all say "4 of 5"."""
