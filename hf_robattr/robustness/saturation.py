@@ -45,6 +45,10 @@ CEILING_SHARE = 0.9
 ALPHA = 0.05
 NOISE_SHARE = 0.5
 MIN_EXAMPLES = 5
+# Margins within TIE of 0 are ties with the baseline, which the signed-rank test drops; with all n examples left
+# better, its one-sided p is 2^-n, so it needs MIN_UNTIED of them to reach ALPHA.
+TIE = 1e-12
+MIN_UNTIED = next(n for n in range(1, 64) if 0.5**n < ALPHA)
 # Measures bounded in [-1, 1]: a t test of their mean difference; the others (unbounded): a signed-rank test.
 BOUNDED = ("topk_intersection", "kendall_tau", "spearman", "pearson", "cosine")
 
@@ -134,7 +138,7 @@ def shown_positive(margin: torch.Tensor, *, bounded: bool) -> bool:
             warnings.filterwarnings("ignore", "Precision loss occurred in moment calculation", RuntimeWarning)
             result = scipy.stats.ttest_1samp(values, 0.0, alternative="greater")
     else:
-        nonzero = values[np.abs(values) > 1e-12]
+        nonzero = values[np.abs(values) > TIE]
         if nonzero.size == 0:
             return False
         result = scipy.stats.wilcoxon(nonzero, alternative="greater")
@@ -188,20 +192,14 @@ def measure_saturation(
             base_mean = baseline[both].mean().item()
             stuck, judged = int((~better).sum()), int(both.sum())
             why = _WHY[kind].format(mean=mean, base=base_mean, stuck=stuck, count=judged)
-            untied = int((margin.abs() > 1e-12).sum())
-            if kind == "chance" and measure not in BOUNDED and 0.5**untied >= ALPHA:
+            untied = int((margin.abs() > TIE).sum())
+            if kind == "chance" and measure not in BOUNDED and untied < MIN_UNTIED:
                 why += (
                     f" Only {untied} examples differ from chance at all: too few for the signed-rank test to show "
-                    f"anything at the {ALPHA:g} level (it needs {_min_untied()}); score more examples."
+                    f"anything at the {ALPHA:g} level (it needs {MIN_UNTIED}); score more examples."
                 )
             return Saturation("floor" if kind == "chance" else "noise", stuck, count, mean, base_mean, why, judged)
     return None
-
-
-def _min_untied() -> int:
-    """The fewest examples not tied with chance with which the one-sided signed-rank test can reach :data:`ALPHA`
-    (all of them better: p = 2^-n)."""
-    return next(n for n in range(1, 64) if 0.5**n < ALPHA)
 
 
 _WHY = {

@@ -20,6 +20,7 @@ import torch
 from transformers import TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from .output_folder import TRAINER_STATE_FILE
 from .record import FitBandRecord, MatchedFitRecord
 from .stopping import TargetLossCallback, _total_batch_size
 
@@ -230,7 +231,7 @@ class MatchedFitCallback(TargetLossCallback):
         (``args.should_save``: every node's first process with ``save_on_each_node``), replaced atomically."""
         if self._saved is None or self._saved[0] != state.global_step or not args.should_save:
             return
-        path = self._saved[1] / "trainer_state.json"
+        path = self._saved[1] / TRAINER_STATE_FILE
         if not path.is_file():
             return
         saved = TrainerState.load_from_json(str(path))
