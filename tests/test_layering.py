@@ -25,7 +25,7 @@ ALLOWED = {
     "study": _BELOW_TRAINING | {"metrics", "hub", "figures", "conversion"},
 }
 # Top-level modules every package may import: they import no hf_robattr module (checked below).
-LEAF_MODULES = {"paper", "results_io", "hub_upload", "extras", "model_folders"}
+LEAF_MODULES = {"paper", "results_io", "hub_upload", "extras", "model_folders", "warning_types"}
 # evaluate loads the metric as a script, so it reaches the library through its top-level package.
 EXCEPTIONS = {("metrics/attribution_robustness/attribution_robustness.py", "hf_robattr")}
 

