@@ -1,10 +1,11 @@
 """Results-file I/O, the one home of what every layer that writes or reads a run folder shares: the file name
 (:data:`RESULTS_FILE`), the conversion to strict JSON (:func:`json_safe`), the atomic write
 (:func:`write_json_atomic`, :func:`write_results`), reading a record back (:func:`read_results`, :func:`json_section`),
-the typed records' bases (:class:`JsonRecord`, :class:`JsonSection`) and the Hub repo-id check (:func:`is_repo_id`, :func:`check_repo_id`,
-:func:`names_hub_repo`).
+the typed records' bases (:class:`JsonRecord`, :class:`JsonSection`) and the Hub repo-id checks (:func:`is_repo_id`,
+:func:`check_repo_id`, :func:`names_hub_repo`, :func:`check_hub_model_id`).
 
-A leaf module: it imports only the standard library, so ``robustness``, ``training``, ``hub``, ``conversion``,
+A leaf module: it imports only the standard library (``check_hub_model_id`` imports ``huggingface_hub`` when
+called), so ``robustness``, ``training``, ``hub``, ``conversion``,
 ``demo`` and ``study`` all import it without crossing a layer.
 """
 
@@ -25,6 +26,7 @@ __all__ = [
     "RESULTS_FILE",
     "JsonRecord",
     "JsonSection",
+    "check_hub_model_id",
     "check_repo_id",
     "describe_value",
     "is_repo_id",
@@ -63,6 +65,21 @@ def is_repo_id(value: Any) -> bool:
 def names_hub_repo(value: Any) -> bool:
     """Whether ``value`` names a Hub repo rather than a local folder: shaped ``ORG/NAME`` and no such path exists."""
     return is_repo_id(value) and not Path(value).exists()
+
+
+def check_hub_model_id(value: str, argument: str) -> str:
+    """``value`` if the Hub accepts it as a repo id (``huggingface_hub.utils.validate_repo_id``): ``NAME``, created in
+    the namespace of the token's user, or ``ORG/NAME``; else ``ValueError`` naming ``argument``."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except HFValidationError as error:
+        reason = str(error).split(": '")[0]
+        raise ValueError(
+            f"{argument} must be a Hub repo id, 'NAME' (in your namespace) or 'ORG/NAME', got {value!r}: {reason}."
+        ) from error
+    return value
 
 
 def check_repo_id(value: Any, argument: str, what: str = "") -> str:

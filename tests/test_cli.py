@@ -199,7 +199,8 @@ def test_cli_card_then_push_error(run_dir, online, monkeypatch, capsys):
 
 def test_console_script_push_error(run_dir, tmp_path):
     save_model_card(run_dir)
-    env = dict(os.environ, HF_ENDPOINT=UNREACHABLE, HF_TOKEN="hf_not_a_token")
+    # PYTHONPROFILEIMPORTTIME: every import is listed on stderr, so the test sees what the command loaded
+    env = dict(os.environ, HF_ENDPOINT=UNREACHABLE, HF_TOKEN="hf_not_a_token", PYTHONPROFILEIMPORTTIME="1")
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):  # either one puts huggingface_hub offline
         env.pop(name, None)
     script = Path(sys.executable).with_name("hf-robattr")
@@ -215,6 +216,11 @@ def test_console_script_push_error(run_dir, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = [line for line in result.stderr.splitlines() if line.startswith("hf-robattr push: error:")]
     assert "127.0.0.1:9" in line and "retry with" in line
+    imported = {
+        line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")
+    }
+    assert "huggingface_hub" in imported
+    assert not imported & {"torch", "transformers", "matplotlib"}  # the upload alone, not the card renderer
 
 
 def test_the_command_writes_the_space_or_says_in_one_line_what_is_wrong(tmp_path, capsys):

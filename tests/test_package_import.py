@@ -16,8 +16,12 @@ def run_python(code: str) -> str:
 
 
 def test_bare_import_loads_no_heavy_library():
+    """Nor do the warning categories (pytest-xdist's controller imports them to rebuild a recorded warning) or the
+    push (``hf-robattr push``)."""
     out = run_python(
         "import sys, hf_robattr, hf_robattr.cli\n"
+        "from hf_robattr.warning_types import SaturationWarning, SpecialTokensWarning\n"
+        "from hf_robattr.hub import HubPushError, push_to_hub\n"
         "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'evaluate', 'gradio') if m in sys.modules))"
     )
     assert out == "[]"
@@ -74,3 +78,23 @@ def test_unknown_attribute_is_an_attribute_error():
         assert "no_such_name" in str(error)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_the_hub_names_load_from_their_modules_on_first_use():
+    import hf_robattr.hub as hub
+
+    assert sorted(hub.__all__) == sorted(hub._HOMES) and set(hub.__all__) <= set(dir(hub))
+    for name in hub.__all__:
+        assert getattr(hub, name) is getattr(importlib.import_module(f"hf_robattr.hub.{hub._HOMES[name]}"), name)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        hub.no_such_name  # noqa: B018
+
+
+def test_the_warning_categories_are_the_scoring_cores():
+    from hf_robattr.robustness.perturbations import SpecialTokensWarning
+    from hf_robattr.robustness.saturation import SaturationWarning
+    from hf_robattr.warning_types import SaturationWarning as light_saturation
+    from hf_robattr.warning_types import SpecialTokensWarning as light_special_tokens
+
+    assert SaturationWarning is light_saturation and SpecialTokensWarning is light_special_tokens
+    assert SaturationWarning.__module__ == SpecialTokensWarning.__module__ == "hf_robattr.warning_types"

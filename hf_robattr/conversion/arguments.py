@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hf_robattr.data.prose import PROSE_SOURCES
-from hf_robattr.training import check_hub_model_id
+from hf_robattr.results_io import check_hub_model_id
 
 
 __all__ = ["MODEL_TASKS", "ConversionDataArguments", "ConversionModelArguments", "ConversionOutputArguments"]

@@ -1,13 +1,30 @@
-"""hf_robattr.hub: model cards with robustness results and pictures, and pushing a run folder to the Hub."""
+"""hf_robattr.hub: model cards with robustness results and pictures, and pushing a run folder to the Hub.
 
-from .callback import RobAttrModelCardCallback
-from .card import build_model_card, save_model_card, template_path
-from .card_data import RobAttrModelCardData
-from .publish import publish_run, publish_run_result, run_summary
-from .push import HubPushError, check_output_dir, push_to_hub
+The names load on first use, each from its own module: ``hf-robattr push`` imports the upload code alone, not the
+card renderer and Trainer callback (torch, transformers), so its answer, an error included, comes in about a
+second.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 
-__all__ = [
+_HOMES = {
+    "HubPushError": "push",
+    "RobAttrModelCardCallback": "callback",
+    "RobAttrModelCardData": "card_data",
+    "build_model_card": "card",
+    "check_output_dir": "push",
+    "publish_run": "publish",
+    "publish_run_result": "publish",
+    "push_to_hub": "push",
+    "run_summary": "publish",
+    "save_model_card": "card",
+    "template_path": "card",
+}
+__all__ = [  # spelt out: the API reference reads it from the source
     "HubPushError",
     "RobAttrModelCardCallback",
     "RobAttrModelCardData",
@@ -20,3 +37,23 @@ __all__ = [
     "save_model_card",
     "template_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
+
+
+if TYPE_CHECKING:
+    from .callback import RobAttrModelCardCallback
+    from .card import build_model_card, save_model_card, template_path
+    from .card_data import RobAttrModelCardData
+    from .publish import publish_run, publish_run_result, run_summary
+    from .push import HubPushError, check_output_dir, push_to_hub

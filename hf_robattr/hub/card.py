@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -46,18 +45,6 @@ def template_path(name: str = TEMPLATE_NAME) -> Path:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"Model card template {name!r} not found; looked in {[str(c) for c in candidates]}.")
-
-
-def card_with_repo_id(text: str, repo_id: str) -> str:
-    """The card text ``text`` with its "## Usage" section loading ``repo_id`` (a card written before the repo id was
-    known loads the run folder); the rest is unchanged."""
-    start = text.find("\n## Usage")
-    if start < 0:
-        return text
-    end = text.find("\n## ", start + 1)
-    end = len(text) if end < 0 else end
-    usage = re.sub(r'(from_pretrained\(|model=)"[^"]*"', lambda m: f'{m.group(1)}"{repo_id}"', text[start:end])
-    return text[:start] + usage + text[end:]
 
 
 def build_model_card(

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..results_io import is_repo_id
-from ..training import RunResult, check_hub_model_id
+from ..results_io import check_hub_model_id, is_repo_id
+from ..training import RunResult
 from .card import save_model_card
 from .push import push_to_hub
 from .summary import run_folder_summary, training_headline

@@ -11,9 +11,8 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from ..hub_upload import HubUploadError, upload_token
 from ..model_folders import missing_model_files
-from ..results_io import check_repo_id
-from ..training import check_hub_model_id
-from .card import card_with_repo_id
+from ..results_io import check_hub_model_id, check_repo_id
+from .card_usage import card_with_repo_id
 from .space import card_with_space_link, default_space_id, space_url, write_space
 
 

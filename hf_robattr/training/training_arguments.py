@@ -7,10 +7,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import torch
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
 from hf_robattr.attribution.argument_checks import check_choice, check_range, check_types
+from hf_robattr.results_io import check_hub_model_id
 
 from .regularizers import REGULARIZERS, get_regularizer
 
@@ -37,19 +37,6 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available() or bool(
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     )
-
-
-def check_hub_model_id(value: str, argument: str) -> str:
-    """``value`` if the Hub accepts it as a repo id (``huggingface_hub.utils.validate_repo_id``): ``NAME``, created in
-    the namespace of the token's user, or ``ORG/NAME``; else ``ValueError`` naming ``argument``."""
-    try:
-        validate_repo_id(value)
-    except HFValidationError as error:
-        reason = str(error).split(": '")[0]
-        raise ValueError(
-            f"{argument} must be a Hub repo id, 'NAME' (in your namespace) or 'ORG/NAME', got {value!r}: {reason}."
-        ) from error
-    return value
 
 
 @dataclass

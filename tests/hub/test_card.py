@@ -237,7 +237,7 @@ def test_a_git_install_gives_a_requirement_others_can_install(monkeypatch):
 
 
 def test_pushing_rewrites_a_folder_usage_snippet_to_the_repo_id(run_dir):
-    from hf_robattr.hub.card import card_with_repo_id
+    from hf_robattr.hub.card_usage import card_with_repo_id
 
     text = ModelCard.load(save_model_card(run_dir)).text
     pushed = card_with_repo_id(text, "org/tiny")
