@@ -17,6 +17,9 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 sys.path.append(str(REPO / "benchmarks" / "gpu"))
 
 import gpu_checks  # noqa: E402
+import gpu_judges  # noqa: E402
+import gpu_proc  # noqa: E402
+import launch_probe  # noqa: E402
 from gpu_tables import find_table, parse_tables  # noqa: E402
 
 
@@ -63,21 +66,54 @@ def test_an_unknown_check_name_is_refused_with_the_valid_ones():
     assert "'nope'" in result.stderr and "cuda_tests" in result.stderr and "study" in result.stderr
 
 
-# The smoke run's checks here: the four whose CPU run no other test covers. Left to other tests:
+# The smoke run's checks here: the three whose CPU run no other test covers. Left to other tests:
 # - ``cuda_tests`` runs the suite's CUDA tests, which run in the suite itself; the plugin that selects them and the
 #   judge of their junit file are tested in test_gpu_check_runner.py on planted tests.
 # - ``ddp`` launches the same recipe as ``fsdp`` with another config; on a CPU both run as MULTI_CPU (gloo), the same
 #   path. accelerate's reading of every config is tested in tests/recipes/test_accelerate_configs.py.
 # - ``train_vit`` (the recipe in one process) and ``study`` (the ci study, ``--max_runs 1``) run in tests/recipes and
 #   tests/study; their judges are tested in test_gpu_check_runner.py.
-# Every recipe command of both modes parses with the recipe's own parser (test_gpu_check_commands.py). Left out, the
-# four save ~45 of the smoke run's ~110 CPU-s. All eight: `bash benchmarks/gpu_check.sh --smoke`, before a GPU session.
-SMOKE_CHECKS = ["scoring", "attention", "bf16", "fsdp"]
+# - ``bf16`` runs its two commands through the launch probe in this process (below): the same probe, recipe and judge,
+#   without two interpreters' imports (~45 of the smoke run's CPU-s); the runner that starts a command is the one the
+#   checks here use.
+# Every recipe command of both modes parses with the recipe's own parser (test_gpu_check_commands.py). All eight:
+# `bash benchmarks/gpu_check.sh --smoke`, before a GPU session.
+SMOKE_CHECKS = ["scoring", "attention", "fsdp"]
 
 
 def test_the_smoke_run_leaves_out_only_checks_covered_elsewhere():
-    assert set(gpu_checks.BUILDERS) - set(SMOKE_CHECKS) == {"cuda_tests", "ddp", "train_vit", "study"}
+    assert set(gpu_checks.BUILDERS) - set(SMOKE_CHECKS) == {"cuda_tests", "ddp", "train_vit", "study", "bf16"}
     assert [name for name in gpu_checks.BUILDERS if name in SMOKE_CHECKS] == SMOKE_CHECKS  # the script's order
+
+
+def _run_in_process(run: gpu_proc.Run, capsys) -> None:
+    """``run``'s command (``python launch_probe.py RECIPE ARGS...``) in this process; its output goes to its log."""
+    assert Path(run.argv[1]) == Path(launch_probe.__file__)
+    argv, path = sys.argv, list(sys.path)
+    sys.argv = run.argv[1:]
+    try:
+        launch_probe.main()
+        run.returncode = 0
+    finally:
+        sys.argv, sys.path[:] = argv, path
+        captured = capsys.readouterr()
+        run.log.parent.mkdir(parents=True, exist_ok=True)
+        run.log.write_text(captured.out + captured.err)
+
+
+def test_the_bf16_check_passes_on_its_recipe_runs_and_fails_on_a_run_without_bf16(tmp_path, capsys):
+    """The bf16 check's two commands at smoke sizes, through the launch probe: the judge passes them and refuses the
+    pair when the run it reads as bf16 trained in fp32 (its probe line says so)."""
+    check = gpu_checks.bf16(gpu_checks.Setup("smoke", sys.executable, REPO, tmp_path))
+    fp32, bf16 = check.runs
+    assert "--bf16" in bf16.argv and "--bf16" not in fp32.argv
+    for run in check.runs:
+        _run_in_process(run, capsys)
+    outcome = check.judge(check.runs)
+    assert outcome.passed, outcome
+    assert "logged steps" in outcome.numbers and "mean gap" in outcome.numbers
+    with pytest.raises(gpu_judges.CheckFailed, match="trained with mixed precision 'no', not bf16"):
+        check.judge([fp32, fp32])
 
 
 @pytest.mark.slow
