@@ -86,6 +86,7 @@ def test_the_hub_names_load_from_their_modules_on_first_use():
     assert sorted(hub.__all__) == sorted(hub._HOMES) and set(hub.__all__) <= set(dir(hub))
     for name in hub.__all__:
         assert getattr(hub, name) is getattr(importlib.import_module(f"hf_robattr.hub.{hub._HOMES[name]}"), name)
+    assert hub.space is importlib.import_module("hf_robattr.hub.space")  # its modules too, as attributes
     with pytest.raises(AttributeError, match="no_such_name"):
         hub.no_such_name  # noqa: B018
 
