@@ -32,6 +32,7 @@ from .transforms import (
     ImageClassificationTransform,
     TextClassificationTransform,
     model_inputs,
+    processed_pixels,
 )
 
 
@@ -63,6 +64,7 @@ __all__ = [
     "make_synthetic_images",
     "make_synthetic_sentiment",
     "model_inputs",
+    "processed_pixels",
     "prose_fingerprint",
     "resolve_column",
     "split_dataset",

@@ -68,12 +68,28 @@ def _processor_fingerprint(processor: Any) -> str | None:
         return None
 
 
+def processed_pixels(processor: Any, images: Sequence[PILImage.Image], num_channels: int = 3) -> torch.Tensor:
+    """``processor``'s pixel values ``[N, C, H, W]`` (float32) for ``images``, with ``C = num_channels``.
+
+    Images go in as RGB, or as grayscale for a 1-channel model whose processor normalises one channel; a 1-channel
+    model with a 3-channel processor gets the mean of the 3 normalised channels (a grayscale checkpoint saved with an
+    RGB processor still reads its images).
+    """
+    mean = getattr(processor, "image_mean", None)
+    gray = num_channels == 1 and isinstance(mean, (list, tuple)) and len(mean) == 1
+    pixels = processor(images=[image.convert("L" if gray else "RGB") for image in images], return_tensors="pt")
+    pixels = torch.as_tensor(pixels["pixel_values"], dtype=torch.float32)
+    if num_channels == 1 and pixels.ndim == 4 and pixels.shape[1] == 3:
+        pixels = pixels.mean(dim=1, keepdim=True)
+    return pixels
+
+
 class ImageClassificationTransform:
     """Batch transform: images -> normalised ``pixel_values`` ``[C, H, W]``, labels -> ``labels``.
 
     Use with ``transform.attach(dataset)`` (or ``dataset.with_transform(transform)``). With an ``image_processor``
-    (from a checkpoint) it does the resizing and normalisation; otherwise images are converted to ``num_channels``
-    channels, resized to ``image_size`` (bilinear) and normalised with ``mean``/``std`` (per channel, on ``[0, 1]``
+    (from a checkpoint) it does the resizing and normalisation (:func:`processed_pixels`, ``num_channels``
+    channels); otherwise images are converted to ``num_channels`` channels, resized to ``image_size`` (bilinear) and normalised with ``mean``/``std`` (per channel, on ``[0, 1]``
     values). Images may be PIL images, arrays, file paths or encoded images (``{"bytes", "path"}``, as
     ``datasets.Image(decode=False)`` gives them).
 
@@ -143,9 +159,7 @@ class ImageClassificationTransform:
         return [self._mask(mask) for mask in masks]
 
     def _processed(self, images: list[PILImage.Image]) -> list[torch.Tensor]:
-        return list(
-            self.image_processor([image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"]
-        )
+        return list(processed_pixels(self.image_processor, images, self.num_channels))
 
     def _memoised(
         self,
@@ -176,7 +190,7 @@ class ImageClassificationTransform:
     def _transform(self, batch: dict[str, list[Any]], decoders: dict[str, Image]) -> dict[str, Any]:
         if self.image_processor is not None:
             fingerprint = _processor_fingerprint(self.image_processor)
-            settings = None if fingerprint is None else ("processor", fingerprint)
+            settings = None if fingerprint is None else ("processor", fingerprint, self.num_channels)
             compute = self._processed
         else:
             settings = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from ..data import ImageClassificationTransform
+from ..data import ImageClassificationTransform, processed_pixels
 from .loading import IMAGE, DemoInputError, DemoModel
 
 
@@ -54,10 +54,7 @@ def image_inputs(demo_model: DemoModel, value: Any) -> tuple[torch.Tensor, list[
             f"The image was resized from {image.size[0]}x{image.size[1]} to {size}x{size}, the model's input size."
         )
     if demo_model.image_processor is not None:
-        pixels = demo_model.image_processor(images=[image.convert("RGB")], return_tensors="pt")["pixel_values"]
-        pixels = torch.as_tensor(pixels, dtype=torch.float32)
-        if pixels.shape[1] != channels and channels == 1:
-            pixels = pixels.mean(dim=1, keepdim=True)
+        pixels = processed_pixels(demo_model.image_processor, [image], channels)
     else:  # the recipes' own transform: resize, [0, 1] -> [-1, 1]
         transform = ImageClassificationTransform(image_size=size, num_channels=channels)
         pixels = torch.stack(transform({"image": [image], "label": [0]})["pixel_values"])

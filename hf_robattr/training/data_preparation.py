@@ -86,12 +86,14 @@ def prepare_image_data(
     image_processor: Any = None,
     transform_with_processor: bool = True,
     seed: int = 0,
+    num_channels: int = 3,
 ) -> PreparedData:
     """Load ``data_args.dataset_name`` and attach the image transform (``pixel_values``, ``labels``) to each split.
 
     With ``image_processor`` (a checkpoint's own) and ``transform_with_processor``, the processor resizes and
     normalises; otherwise the built-in transform does (resize to ``image_size``, map ``[0, 1]`` to ``[-1, 1]``),
-    which the processor of a from-scratch model mirrors. ``image_processor`` is kept as the data's ``processor``
+    which the processor of a from-scratch model mirrors. Either way the pixels have the model's ``num_channels``
+    (1: grayscale, see :func:`~hf_robattr.data.processed_pixels`). ``image_processor`` is kept as the data's ``processor``
     (saved with the model). ``seed`` fixes generated sets and carved splits. The image columns stay encoded and the
     transformed tensors are memoised (see :meth:`~hf_robattr.data.ImageClassificationTransform.attach`), so later
     epochs and runs in the process do not decode or transform an image again.
@@ -101,6 +103,7 @@ def prepare_image_data(
         image_column=image_column,
         label_column=label_column,
         image_size=image_size,
+        num_channels=num_channels,
         image_processor=image_processor if transform_with_processor else None,
         mask_column=MASK_COLUMN if MASK_COLUMN in splits["train"].column_names else None,
     )

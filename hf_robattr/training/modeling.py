@@ -117,19 +117,20 @@ def name_special_tokens(config: Any, tokenizer: Any) -> None:
 
 def load_image_processor(args: VisionModelArguments) -> Any:
     """The checkpoint's image processor, or (from scratch, or a checkpoint without one) a ``ViTImageProcessor``
-    that resizes to the model's ``image_size`` and maps ``[0, 1]`` to ``[-1, 1]``, matching the recipes' own
-    transform."""
-    image_size = args.image_size
+    that resizes to the model's ``image_size`` and maps ``[0, 1]`` to ``[-1, 1]`` in each of its ``num_channels``,
+    matching the recipes' own transform."""
+    image_size, channels = args.image_size, 3
     if args.model_name_or_path is not None:
         try:
             return AutoImageProcessor.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
         except OSError:
             config = AutoConfig.from_pretrained(args.model_name_or_path, cache_dir=args.cache_dir)
             image_size = getattr(config, "image_size", image_size)
+            channels = getattr(config, "num_channels", channels)
     return ViTImageProcessorPil(
         size={"height": image_size, "width": image_size},
-        image_mean=[0.5, 0.5, 0.5],
-        image_std=[0.5, 0.5, 0.5],
+        image_mean=[0.5] * channels,
+        image_std=[0.5] * channels,
     )
 
 

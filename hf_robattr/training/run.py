@@ -223,15 +223,17 @@ def _check_topk_count(model_args: ModelArguments, data_args: DataArguments, robu
 
 
 def prepare_data(model_args: ModelArguments, data_args: DataArguments, processor: Any, *, seed: int) -> PreparedData:
-    """The prepared splits of the run's modality (images: the checkpoint's processor transforms them, a
-    from-scratch model uses the built-in transform; text: tokenised with ``processor``)."""
+    """The prepared splits of the run's modality (images: the checkpoint's processor transforms them into its
+    ``num_channels``, a from-scratch model uses the built-in transform; text: tokenised with ``processor``)."""
     if isinstance(model_args, VisionModelArguments):
+        checkpoint = None if model_args.model_name_or_path is None else _checkpoint_config(model_args)
         return prepare_image_data(
             data_args,
             image_size=model_args.image_size,
             image_processor=processor,
             transform_with_processor=model_args.model_name_or_path is not None,
             seed=seed,
+            num_channels=getattr(checkpoint, "num_channels", 3),
         )
     return prepare_text_data(data_args, tokenizer=processor, seed=seed)
 

@@ -10,7 +10,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from transformers import ViTImageProcessorPil, default_data_collator
 
-from hf_robattr.data import IMAGE_TENSOR_CACHE, ImageClassificationTransform, TensorCache, load_embedded_dataset
+from hf_robattr.data import (
+    IMAGE_TENSOR_CACHE,
+    ImageClassificationTransform,
+    TensorCache,
+    load_embedded_dataset,
+    processed_pixels,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -96,6 +102,23 @@ def test_processor_path_is_bit_identical_to_one_batched_processor_call(synthetic
         _same(attached[:]["pixel_values"], expected)
     other = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     assert ImageClassificationTransform(image_processor=other).attach(synthetic)[0]["pixel_values"].shape == (3, 8, 8)
+
+
+def test_a_one_channel_model_gets_grayscale_pixels_from_either_processor(synthetic):
+    """With a one-channel processor the images go in as grayscale (PIL's "L"), with an RGB one the three normalised
+    channels are averaged; the same memo serves a 3-channel transform of the same processor without mixing them."""
+    images = _decoded(synthetic, "image")
+    gray = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5], image_std=[0.5])
+    expected = gray([image.convert("L") for image in images], return_tensors="pt")["pixel_values"]
+    assert expected.shape[1] == 1
+    _same(processed_pixels(gray, images, num_channels=1), expected)
+    rgb = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    colour = rgb([image.convert("RGB") for image in images], return_tensors="pt")["pixel_values"]
+    _same(processed_pixels(rgb, images, num_channels=1), colour.mean(dim=1, keepdim=True))
+    _same(processed_pixels(rgb, images), colour)
+    for channels in (1, 3, 1):
+        row = ImageClassificationTransform(image_processor=rgb, num_channels=channels).attach(synthetic)[0]
+        assert row["pixel_values"].shape == (channels, 8, 8)
 
 
 def test_settings_are_part_of_the_key(synthetic):

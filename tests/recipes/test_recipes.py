@@ -8,7 +8,7 @@ import torch
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from recipe_helpers import QUICK, launch_two_processes, read_results, read_weights
-from transformers import AutoModelForImageClassification, AutoModelForSequenceClassification
+from transformers import AutoImageProcessor, AutoModelForImageClassification, AutoModelForSequenceClassification
 
 from hf_robattr import RobustnessConfig
 from hf_robattr.models import KernelSwapWarning, modeling_robattr_common
@@ -167,6 +167,29 @@ def test_bert_recipe_on_minilm_checkpoint_with_kernel_attention(recipes, tmp_pat
     assert results["model"]["model_name_or_path"] == str(minilm.get_model_path())
     model = AutoModelForSequenceClassification.from_pretrained(tmp_path)
     assert model.config.attention_type == "kernel" and model.config.num_hidden_layers == 6
+
+
+@pytest.mark.parametrize(
+    "processor", [pytest.param(False, id="no-processor"), pytest.param(True, id="gray-processor")]
+)
+def test_vit_recipe_on_a_one_channel_checkpoint(recipes, tmp_path, processor):
+    """A grayscale ViT checkpoint (``num_channels=1``) gets one-channel pixels: from its own one-channel processor,
+    or, without one, from the recipe's default processor made for its channels (saved with the run)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+
+    config = ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, num_labels=10, num_channels=1)  # fmt: skip
+    ViTForImageClassification(config).save_pretrained(tmp_path / "gray")
+    if processor:
+        size = {"height": 16, "width": 16}
+        ViTImageProcessorPil(size=size, image_mean=[0.5], image_std=[0.5]).save_pretrained(tmp_path / "gray")
+    argv = ["--output_dir", str(tmp_path / "out"), *QUICK, "--model_name_or_path", str(tmp_path / "gray")]
+    results = recipes["train_vit"].main([*argv, "--dataset_name", "digits"])
+    assert results["eval"]["accuracy"] >= 0 and results["robustness"]
+    saved = AutoImageProcessor.from_pretrained(tmp_path / "out")
+    assert len(saved.image_mean) == 1
+    model = AutoModelForImageClassification.from_pretrained(tmp_path / "out")
+    assert model.config.num_channels == 1
 
 
 def test_vit_recipe_on_a_plain_vit_checkpoint_and_digits(recipes, tmp_path):
