@@ -25,6 +25,7 @@ __all__ = [
     "ImageClassificationTransform",
     "TextClassificationTransform",
     "model_inputs",
+    "processed_pixels",
 ]
 
 # Columns the transforms add for attribution studies (ground truth, never model inputs): image masks, text rationales.
@@ -76,9 +77,12 @@ def processed_pixels(processor: Any, images: Sequence[PILImage.Image], num_chann
     RGB processor still reads its images).
     """
     mean = getattr(processor, "image_mean", None)
-    gray = num_channels == 1 and isinstance(mean, (list, tuple)) and len(mean) == 1
+    gray = num_channels == 1 and mean is not None and np.size(mean) == 1
     pixels = processor(images=[image.convert("L" if gray else "RGB") for image in images], return_tensors="pt")
-    pixels = torch.as_tensor(pixels["pixel_values"], dtype=torch.float32)
+    pixels = pixels["pixel_values"]
+    if isinstance(pixels, (list, tuple)):
+        pixels = torch.stack([torch.as_tensor(p) for p in pixels])
+    pixels = torch.as_tensor(pixels, dtype=torch.float32)
     if num_channels == 1 and pixels.ndim == 4 and pixels.shape[1] == 3:
         pixels = pixels.mean(dim=1, keepdim=True)
     return pixels

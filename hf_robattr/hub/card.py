@@ -22,6 +22,7 @@ from .card_sections import (
     training_section,
     usage_section,
 )
+from .card_usage import card_with_repo_id  # noqa: F401 (its home before hub/card_usage.py)
 from .space import demo_section
 
 

@@ -64,16 +64,18 @@ def _raw_split(protocol: ArmProtocol, split: str, size: int, candidates: tuple[s
     return part.select(range(min(size, len(part)))), column, label
 
 
-def evaluation_pool(protocol: ArmProtocol, processor: Any, split: str = "test") -> EvalPool:
+def evaluation_pool(protocol: ArmProtocol, processor: Any, split: str = "test", *, num_channels: int = 3) -> EvalPool:
     """The first ``protocol.eval_pool`` examples of ``split`` (``test``, or ``validation`` for the weight sweep),
     transformed as the pipeline transforms them (``processor``: the run's image processor, ``None`` for the
-    built-in image transform, or its tokenizer), with the evidence annotations where the dataset has them."""
+    built-in image transform, or its tokenizer; images in the model's ``num_channels``), with the evidence
+    annotations where the dataset has them."""
     if protocol.model == "vit":
         raw, column, label = _raw_split(protocol, split, protocol.eval_pool, IMAGE_COLUMN_CANDIDATES, "images")
         transform = ImageClassificationTransform(
             image_column=column,
             label_column=label,
             image_size=protocol.image_size,
+            num_channels=num_channels,
             image_processor=processor,
             mask_column="mask" if "mask" in raw.column_names else None,
         )

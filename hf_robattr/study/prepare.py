@@ -296,10 +296,11 @@ def _conversion_data(
             texts,
             list(prose["test"]["text"])[:eval_size],
         )
-    processor = AutoImageProcessor.from_pretrained(path)
-    train = evaluation_pool(replace(protocol, eval_pool=size or 1024), processor, "train")
-    held_out = evaluation_pool(replace(protocol, eval_pool=eval_size), processor, "validation")
-    return ViTModel.from_pretrained(path), processor, train.inputs["pixel_values"], held_out.inputs["pixel_values"]
+    processor, model = AutoImageProcessor.from_pretrained(path), ViTModel.from_pretrained(path)
+    channels = int(model.config.num_channels)
+    train = evaluation_pool(replace(protocol, eval_pool=size or 1024), processor, "train", num_channels=channels)
+    held_out = evaluation_pool(replace(protocol, eval_pool=eval_size), processor, "validation", num_channels=channels)
+    return model, processor, train.inputs["pixel_values"], held_out.inputs["pixel_values"]
 
 
 def prepare_start_points(

@@ -358,7 +358,8 @@ def _measure(
     protocol, model = spec.protocol, result.model
     # the pipeline transforms images with the checkpoint's processor, and from scratch with the built-in transform
     processor = result.data.processor if (protocol.model == "bert" or checkpoint is not None) else None
-    pool = evaluation_pool(protocol, processor, "test" if spec.role == "main" else "validation")
+    channels = int(getattr(model.config, "num_channels", 3))
+    pool = evaluation_pool(protocol, processor, "test" if spec.role == "main" else "validation", num_channels=channels)
     measure_start = time.perf_counter()
     predicted = predictions(model, pool.inputs)
     test_accuracy = result.record.eval.accuracy

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers  # noqa: F401 (imported at collection: its log handler then binds to no test's captured stream)
+from accelerate.state import AcceleratorState
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +98,7 @@ def _run_in_process(run: gpu_proc.Run, capsys) -> None:
         run.returncode = 0
     finally:
         sys.argv, sys.path[:] = argv, path
+        AcceleratorState._reset_state(reset_partial_state=True)  # the next Accelerator in this worker starts afresh
         captured = capsys.readouterr()
         run.log.parent.mkdir(parents=True, exist_ok=True)
         run.log.write_text(captured.out + captured.err)

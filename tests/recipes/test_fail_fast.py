@@ -5,6 +5,7 @@ import runpy
 import sys
 
 import pytest
+import transformers  # noqa: F401 (imported at collection: its log handler then binds to no test's captured stream)
 from recipe_helpers import QUICK, RECIPES
 
 
@@ -112,7 +113,6 @@ def test_json_arguments_are_checked_too(recipes, tmp_path, values, error, match)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow  # a fresh interpreter imports torch and transformers: 5 s alone, 25 s on a busy machine
 def test_command_line_typo_exits_nonzero_naming_the_valid_attacks(tmp_path, monkeypatch, capsys):
     """The issue's reproduction, as a user runs it (the script's ``__main__`` block, in this process): no training,
     no checkpoint, the valid names in the message."""

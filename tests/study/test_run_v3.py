@@ -134,6 +134,18 @@ def test_the_untrained_preconditions_are_those_of_the_same_seed_model(band_recor
     assert record["preconditions_untrained"] != record["preconditions"]
 
 
+def test_the_pool_gives_a_grayscale_model_one_channel_with_either_transform():
+    """The scoring pool reaches the model in its channels, as its training data did (``prepare_data``)."""
+    from transformers import ViTImageProcessorPil
+
+    protocol = ArmProtocol(**TINY)
+    gray = ViTImageProcessorPil(size={"height": 32, "width": 32}, image_mean=[0.5], image_std=[0.5])
+    for processor in (None, gray):
+        pool = evaluation_pool(protocol, processor, num_channels=1)
+        assert tuple(pool.inputs["pixel_values"].shape[1:]) == (1, 32, 32)
+    assert evaluation_pool(protocol, None).inputs["pixel_values"].shape[1] == 3
+
+
 def test_saturation_flags_read_scores_and_their_baselines():
     n = 12
     ramp = [0.1 + 0.05 * i for i in range(n)]
