@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image as PILImage
 from torch import nn
 
 from ..attribution.argument_checks import check_int, is_integer, is_real
 from ..attribution.input_checks import max_token_positions
-from ..data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, resolve_column
+from ..data import IMAGE_COLUMN_CANDIDATES, TEXT_COLUMN_CANDIDATES, processed_pixels, resolve_column
 
 
 def _column(dataset: Any, column: str | None, candidates: Sequence[str], argument: str, purpose: str) -> str:
@@ -57,7 +58,9 @@ def dataset_to_inputs(
 
     Args:
         dataset: the examples.
-        image_processor: a ``transformers`` image processor; encodes ``image_column`` into ``pixel_values``.
+        image_processor: a ``transformers`` image processor; encodes ``image_column`` into ``pixel_values`` (for a
+            grayscale ``model``, ``config.num_channels == 1``, in one channel: see
+            :func:`~hf_robattr.data.processed_pixels`).
         tokenizer: a ``transformers`` tokenizer; encodes ``text_column`` (padded, truncated: see ``max_length`` and
             ``model``), with its ``special_tokens_mask`` so that the scores leave special tokens out
             (``special_tokens="exclude"``).
@@ -86,7 +89,11 @@ def dataset_to_inputs(
         column = _column(dataset, image_column, IMAGE_COLUMN_CANDIDATES, "image_column", "image")
         # An ``Image`` column gives PIL images; a plain array column gives nested lists.
         images = [np.asarray(image) if isinstance(image, list) else image for image in dataset[column]]
-        inputs = image_processor(images=images, return_tensors="pt")["pixel_values"]
+        channels = getattr(getattr(model, "config", None), "num_channels", None)
+        if channels == 1 and all(isinstance(image, PILImage.Image) for image in images):
+            inputs = processed_pixels(image_processor, images, num_channels=1)  # a grayscale model
+        else:
+            inputs = image_processor(images=images, return_tensors="pt")["pixel_values"]
     else:
         column = _column(dataset, text_column, TEXT_COLUMN_CANDIDATES, "text_column", "text")
         encoded = tokenizer(

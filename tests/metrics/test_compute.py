@@ -133,6 +133,26 @@ def test_dataset_with_image_processor(image_model, fast_options):
     assert same(result, expected)
 
 
+def test_dataset_of_images_for_a_grayscale_model(fast_options):
+    """A one-channel model gets one-channel pixels from an RGB processor (the mean of its channels), as in training."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessorPil
+
+    torch.manual_seed(0)
+    config = ViTConfig(image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, num_labels=3, num_channels=1)  # fmt: skip
+    model = ViTForImageClassification(config).eval()
+    rng = np.random.default_rng(0)
+    pictures = [PIL.Image.fromarray(rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)) for _ in range(4)]
+    dataset = datasets.Dataset.from_dict({"image": pictures}, features=datasets.Features({"image": datasets.Image()}))
+    processor = ViTImageProcessorPil(size={"height": 8, "width": 8}, image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    result = hf_robattr.AttributionRobustness().compute(
+        model=model, inputs=dataset, image_processor=processor, **fast_options
+    )
+    rgb = processor(images=pictures, return_tensors="pt")["pixel_values"]
+    expected = hf_robattr.evaluate_attribution_robustness(model, rgb.mean(dim=1, keepdim=True), **fast_options)
+    assert same(result, expected)
+
+
 def test_dataset_of_tensors_goes_to_the_core_as_is(image_model, pixel_values, fast_options):
     dataset = datasets.Dataset.from_dict({"pixel_values": pixel_values.numpy()}).with_format("torch")
     result = hf_robattr.AttributionRobustness().compute(model=image_model, inputs=dataset, **fast_options)
