@@ -265,7 +265,9 @@ def _image_examples(dataset: Dataset, args, processor, model_config) -> list[dic
         num_channels=model_config.num_channels,
         image_processor=processor,
     )
-    batch = dataset.add_column("__no_label__", [0] * len(dataset)).with_transform(transform)[:]
+    # attach: the image column stays encoded and the tensors are memoised (a later conversion in the process does not
+    # decode and transform the same images again)
+    batch = transform.attach(dataset.add_column("__no_label__", [0] * len(dataset)))[:]
     return to_examples({"pixel_values": torch.stack(batch["pixel_values"])}, family="vit")
 
 

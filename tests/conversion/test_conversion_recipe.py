@@ -12,6 +12,8 @@ from forked_launch import accelerate_launch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, BertModel, ViTForImageClassification, ViTModel
 
+from hf_robattr.data import IMAGE_TENSOR_CACHE
+
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "convert_to_kernel.py"
@@ -187,6 +189,12 @@ def test_vit_data_defaults_to_the_teachers_training_run(tmp_path):
     assert train[0]["pixel_values"].shape == (3, 8, 8) and "labels" in held_out[0]
     # the stop rule's own held-out split (digits' validation), never the eval split
     assert info.splits.validation_dataset == "digits [validation]" and len(validation) == 4
+    # the images are memoised: the same conversion data again decodes and transforms none of them anew
+    hits = IMAGE_TENSOR_CACHE.hits
+    again, _, _, _ = load_conversion_data(args, family="vit", processor=None, model_config=model.config,
+                                          teacher=teacher)  # fmt: skip
+    assert IMAGE_TENSOR_CACHE.hits - hits >= len(train) + len(held_out) + len(validation)
+    assert all(torch.equal(a["pixel_values"], b["pixel_values"]) for a, b in zip(again, train, strict=True))
     _, _, chosen, _ = load_conversion_data(ConversionDataArguments(dataset_name="synthetic_images", split_seed=3,
                                         max_train_samples=5, max_eval_samples=3), family="vit", processor=None,
                                         model_config=model.config, teacher=teacher)  # fmt: skip
