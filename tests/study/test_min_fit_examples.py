@@ -5,6 +5,7 @@ so the records already stored for them) unchanged."""
 from dataclasses import replace
 
 import pytest
+from stored_fingerprints import STORED_FINGERPRINTS
 
 from hf_robattr.study import get_settings
 from hf_robattr.study.grid import Cell, RunSpec
@@ -13,20 +14,9 @@ from hf_robattr.study.report import _fit_rule
 from hf_robattr.study.run import training_arguments
 
 
-# (softmax, kernel) fingerprints computed on main before the field existed (b9d0d6c): the runs already stored for
-# these arms keep them. Only the cpu scale's minilm arm sets the field. (ci's minilm arm has other fingerprints since
-# it is truncated to 2 layers: tests/study/test_pretrained_layers.py pins them without the truncation.)
-PINNED = {
-    ("cpu", "vit"): ("e0e482e9bf8c", "e0e482e9bf8c"),
-    ("cpu", "vit_budget"): ("2254d2b2acff", "2254d2b2acff"),
-    ("cpu_v2", "vit"): ("9c12c168d3a5", "9c12c168d3a5"),
-    ("cpu_v2", "digits"): ("287bc325eda0", "287bc325eda0"),
-    ("cpu_v2", "minilm"): ("cfab8d355b00", "7596e2bced2f"),
-    ("ci", "vit"): ("5a20da889750", "5a20da889750"),
-    ("ci", "digits"): ("d310c1b33349", "d310c1b33349"),
-    ("gpu", "vit"): ("d71454c8a8e9", "86686b05e4f8"),
-    ("gpu", "text"): ("418cda571958", "7cf423e2ea1b"),
-}
+# The arms that do not set the field keep their stored fingerprints. Only the cpu scale's minilm arm sets it, and
+# ci's minilm arm has other fingerprints since it is truncated to 2 layers (tests/study/test_pretrained_layers.py).
+PINNED = {key: pins for key, pins in STORED_FINGERPRINTS.items() if key not in {("cpu", "minilm"), ("ci", "minilm")}}
 BAND = {"arm": "a", "model": "vit", "dataset": "marked_objects", "fit_rule": "band", "fit_tolerance": 0.1}
 
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from stored_fingerprints import STORED_FINGERPRINTS
 from transformers import AutoConfig, AutoTokenizer, BertModel
 
 from hf_robattr.study import get_settings
@@ -21,21 +22,8 @@ from hf_robattr.study.scale_cpu import MINILM_ARM
 from hf_robattr.study.scales import SCALES, StudySettings
 
 
-# (softmax, kernel) fingerprints of every arm computed before the field existed (b82431d): the runs stored for them
-# keep them. ci's minilm arm, the only one that sets the field, had these without it (and without prose_sources).
-PINNED = {
-    ("ci", "vit"): ("5a20da889750", "5a20da889750"),
-    ("ci", "digits"): ("d310c1b33349", "d310c1b33349"),
-    ("ci", "minilm"): ("3432ad39f7f9", "ec3cd9fb5d9e"),
-    ("cpu", "vit"): ("e0e482e9bf8c", "e0e482e9bf8c"),
-    ("cpu", "vit_budget"): ("2254d2b2acff", "2254d2b2acff"),
-    ("cpu", "minilm"): ("fd9f104404f1", "2ae10864f012"),
-    ("cpu_v2", "vit"): ("9c12c168d3a5", "9c12c168d3a5"),
-    ("cpu_v2", "digits"): ("287bc325eda0", "287bc325eda0"),
-    ("cpu_v2", "minilm"): ("cfab8d355b00", "7596e2bced2f"),
-    ("gpu", "vit"): ("d71454c8a8e9", "86686b05e4f8"),
-    ("gpu", "text"): ("418cda571958", "7cf423e2ea1b"),
-}
+# Every arm's stored fingerprints; ci's minilm arm, the only one that sets the field, had its own without it.
+PINNED = STORED_FINGERPRINTS
 # the cheapest conversion that still runs both stages
 TINY_CONVERSION = (
     ("feature_map", "hedgehog"),
