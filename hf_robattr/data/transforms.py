@@ -92,9 +92,9 @@ class ImageClassificationTransform:
     """Batch transform: images -> normalised ``pixel_values`` ``[C, H, W]``, labels -> ``labels``.
 
     Use with ``transform.attach(dataset)`` (or ``dataset.with_transform(transform)``). With an ``image_processor``
-    (from a checkpoint) it does the resizing and normalisation (:func:`processed_pixels`, ``num_channels``
-    channels); otherwise images are converted to ``num_channels`` channels, resized to ``image_size`` (bilinear) and normalised with ``mean``/``std`` (per channel, on ``[0, 1]``
-    values). Images may be PIL images, arrays, file paths or encoded images (``{"bytes", "path"}``, as
+    (from a checkpoint) it does the resizing and normalisation (:func:`processed_pixels`, in ``num_channels``
+    channels); otherwise images are converted to ``num_channels`` channels, resized to ``image_size`` (bilinear)
+    and normalised with ``mean``/``std`` (per channel, on ``[0, 1]`` values). Images may be PIL images, arrays, file paths or encoded images (``{"bytes", "path"}``, as
     ``datasets.Image(decode=False)`` gives them).
 
     With ``mask_column`` set, the ground-truth masks are resized the same way (nearest) and returned under
