@@ -53,9 +53,9 @@ class PreparedInputs:
     to; 0 at padding), and ``word_mask``, 1 for the real tokens that are not special tokens ([CLS], [SEP], <s>, </s>,
     ...): the tokens that robustness scores rank and perturb (see :func:`prepare_inputs` for where it comes from). A
     text built without a ``word_mask`` counts every real token as a word. ``special_tokens_named`` is false for a text
-    whose special tokens nothing names: no ``special_tokens_mask``, and either ``input_ids`` for which neither the model
-    config nor a tokenizer saved with the model names a [CLS], [SEP], <s> or </s> id, or ``inputs_embeds`` for a model
-    that has such ids (embeddings hold no ids to find them by). Its word mask may hold them.
+    whose special tokens nothing names: no ``special_tokens_mask``, and either ``input_ids`` for which neither the
+    model config nor a tokenizer saved with the model names a [CLS], [SEP], <s> or </s> id, or ``inputs_embeds`` for
+    a model that has such ids (embeddings hold no ids to find them by). Its word mask may hold them.
     """
 
     features: torch.Tensor

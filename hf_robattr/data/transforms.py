@@ -94,8 +94,8 @@ class ImageClassificationTransform:
     Use with ``transform.attach(dataset)`` (or ``dataset.with_transform(transform)``). With an ``image_processor``
     (from a checkpoint) it does the resizing and normalisation (:func:`processed_pixels`, in ``num_channels``
     channels); otherwise images are converted to ``num_channels`` channels, resized to ``image_size`` (bilinear)
-    and normalised with ``mean``/``std`` (per channel, on ``[0, 1]`` values). Images may be PIL images, arrays, file paths or encoded images (``{"bytes", "path"}``, as
-    ``datasets.Image(decode=False)`` gives them).
+    and normalised with ``mean``/``std`` (per channel, on ``[0, 1]`` values). Images may be PIL images, arrays,
+    file paths or encoded images (``{"bytes", "path"}``, as ``datasets.Image(decode=False)`` gives them).
 
     With ``mask_column`` set, the ground-truth masks are resized the same way (nearest) and returned under
     ``masks`` as ``[H, W]`` float tensors in ``[0, 1]`` (for attribution localisation, not for training).

@@ -60,7 +60,8 @@ class RobAttrModelCardData(ModelCardData):
         eval: ``accuracy``, ``loss``.
         robustness: flat ``"{method}/{measure}"`` floats from the scoring core (``num_samples`` included).
         robustness_saturated: the measures that cannot rank models on these inputs (``"{method}/{measure}"`` ->
-            the scorer's saturation record: ``kind``, ``examples``, ``judged``, ``scored``, ``why``); the card marks them.
+            the scorer's saturation record: ``kind``, ``examples``, ``judged``, ``scored``, ``why``); the card marks
+            them.
         robustness_config: the settings the robustness was scored with, as ``RobustnessConfig.to_dict()`` (plus
             the recipes' ``num_examples``); read them as a config with :attr:`robustness_settings`.
         hyperparameters: the non-default training arguments.

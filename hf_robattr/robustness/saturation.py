@@ -25,8 +25,8 @@ The floor test fits the measure: for the bounded similarities (in [-1, 1]; top-k
 one-word top-k) the mean difference against its standard error (a t test); for the unbounded shift and
 sensitivities, whose per-example values are heavy-tailed (one scrambled example can hold a sensitivity of 10 while
 the rest sit near 0.1), Wilcoxon's signed-rank test (examples exactly tied with chance dropped; with fewer than 5
-left it cannot reach 5%, and the floor's sentence says so). The noise rule counts examples instead of testing: an attack
-that helps in most examples is working even when a few examples cannot show it significantly. Both need at least
+left it cannot reach 5%, and the floor's sentence says so). The noise rule counts examples instead of testing: an
+attack that helps in most examples is working even when a few examples cannot show it significantly. Both need at least
 :data:`MIN_EXAMPLES` scored examples; with fewer, only ``ceiling`` is checked.
 """
 

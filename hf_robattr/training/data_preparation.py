@@ -95,8 +95,9 @@ def prepare_image_data(
     which the processor of a from-scratch model mirrors. Either way the pixels have the model's ``num_channels``
     (1: grayscale, see :func:`~hf_robattr.data.processed_pixels`). ``image_processor`` is kept as the data's
     ``processor`` (saved with the model). ``seed`` fixes generated sets and carved splits. The image columns stay
-    encoded and the transformed tensors are memoised (see :meth:`~hf_robattr.data.ImageClassificationTransform.attach`),
-    so later epochs and runs in the process do not decode or transform an image again.
+    encoded and the transformed tensors are memoised (see
+    :meth:`~hf_robattr.data.ImageClassificationTransform.attach`), so later epochs and runs in the process do not
+    decode or transform an image again.
     """
     splits, image_column, label_column = _load(data_args, seed, input_column=data_args.image_column)
     transform = ImageClassificationTransform(

@@ -80,7 +80,8 @@ def test_a_measure_that_can_rank_is_not_flagged():
 @pytest.mark.parametrize("margin", [1 / 3, 0.0, -0.25])
 def test_equal_margins_are_judged_as_scipy_judges_them_without_its_warning(margin):
     """Every example ``margin`` better than chance (a top-k intersection of 1/3 against 0): scipy's t test gives
-    p = 0 (or NaN, or 1) and warns that the mean of equal values was rounded; the rule gives scipy's verdict, silently."""
+    p = 0 (or NaN, or 1) and warns that the mean of equal values was rounded; the rule gives scipy's verdict,
+    silently."""
     values, chance = _values(*([0.2 + margin] * 6)), _values(*([0.2] * 6))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
